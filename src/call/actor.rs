@@ -1,0 +1,807 @@
+//! `CallActor`: one per call, supervised. It owns the call's state machine, the audio format decision, the
+//! outbound pacer and every timer, and it is the only place a call ends (`end_call`). It never touches a
+//! socket: the carrier and agent legs do, and report back.
+
+use super::elevenlabs_leg::{dial, AgentSocket, ElevenLabsLeg, LegSetup};
+use super::mcube_leg::McubeLeg;
+use super::messages::*;
+use super::{CallInfo, CallState, CallView, EndReason, TranscriptLine};
+use crate::audio::format::AudioFormat;
+use crate::audio::pacer::Pacer;
+use crate::audio::transcode::Transcoder;
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::metrics::Counters;
+use crate::protocol::elevenlabs::{self as el, ConversationInitiation};
+use crate::protocol::mcube::{CarrierWriter, StreamStart};
+use crate::registry::{CallRegistry, ReleaseSlot};
+use actix::prelude::*;
+use base64::Engine as _;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Most transcript lines kept on a live call.
+const MAX_TRANSCRIPT_LINES: usize = 500;
+/// Frames the pacer may fall behind before it stops catching up and restarts its clock.
+const MAX_PACING_LAG_FRAMES: u32 = 5;
+
+/// What every call needs from the process.
+#[derive(Clone)]
+pub struct CallDeps {
+    pub config: Arc<Config>,
+    pub registry: Addr<CallRegistry>,
+    pub counters: Arc<Counters>,
+}
+
+/// Per-call counters (plain integers: the call is single-threaded).
+#[derive(Debug, Default, Clone)]
+struct CallStats {
+    frames_in: u64,
+    frames_out: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    interruptions: u64,
+    stale_audio_dropped: u64,
+    inbound_dropped: u64,
+    upstream_reconnects: u64,
+    pacing_resyncs: u64,
+    bad_carrier_audio: u64,
+}
+
+/// Reconnects allowed within a sliding window from the first failure.
+#[derive(Debug, Default)]
+struct ReconnectBudget {
+    used: u32,
+    window_start: Option<Instant>,
+}
+
+impl ReconnectBudget {
+    fn allow(&mut self, now: Instant, max: u32, window: Duration) -> bool {
+        if !self.window_start.is_some_and(|s| now.duration_since(s) <= window) {
+            self.window_start = Some(now);
+            self.used = 0;
+        }
+        if self.used < max {
+            self.used += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The agent's formats and the conversions they imply.
+struct Bridge {
+    agent_in: AudioFormat,
+    agent_out: AudioFormat,
+    /// Carrier → agent; `None` passes the base64 through untouched.
+    upstream: Option<Transcoder>,
+    /// Agent → carrier; `None` queues the agent's bytes as they are.
+    downstream: Option<Transcoder>,
+}
+
+/// The carrier's stream once `start` has arrived.
+struct CarrierStream {
+    start: StreamStart,
+    writer: CarrierWriter,
+}
+
+pub struct CallActor {
+    info: CallInfo,
+    deps: CallDeps,
+    state: CallState,
+    started_at: SystemTime,
+    started: Instant,
+    restarted: bool,
+    carrier: Option<Addr<McubeLeg>>,
+    stream: Option<CarrierStream>,
+    agent: Option<Addr<ElevenLabsLeg>>,
+    /// Which agent connection is current; reports from older ones are ignored.
+    generation: u32,
+    failed_generation: u32,
+    agent_formats: Option<(AudioFormat, AudioFormat)>,
+    bridge: Option<Bridge>,
+    reconnect: ReconnectBudget,
+    /// Caller audio held while the agent is not ready, bounded.
+    pending_in: VecDeque<CarrierPayload>,
+    pending_in_bytes: usize,
+    /// Agent audio that arrived before the carrier's `start`, in the agent's format, bounded.
+    pending_out: Vec<u8>,
+    pacer: Pacer,
+    pace_timer: Option<SpawnHandle>,
+    next_due: Instant,
+    holding_partial: bool,
+    /// Audio was played since the last checkpoint.
+    unmarked_audio: bool,
+    checkpoint_seq: u64,
+    awaiting_checkpoint: Option<String>,
+    /// The agent ended the call; we are playing out what is queued.
+    playing_out: bool,
+    last_interruption: Option<i64>,
+    conversation_id: Option<String>,
+    transcript: VecDeque<TranscriptLine>,
+    end_reason: Option<EndReason>,
+    stats: CallStats,
+    frame_raw: Vec<u8>,
+    scratch: Vec<u8>,
+    b64: base64::engine::GeneralPurpose,
+}
+
+impl CallActor {
+    pub fn new(info: CallInfo, deps: CallDeps) -> Self {
+        let pacer = Self::pacer_for(&deps.config, AudioFormat::ULAW_8K);
+        CallActor {
+            info,
+            deps,
+            state: CallState::Connecting,
+            started_at: SystemTime::now(),
+            started: Instant::now(),
+            restarted: false,
+            carrier: None,
+            stream: None,
+            agent: None,
+            generation: 0,
+            failed_generation: 0,
+            agent_formats: None,
+            bridge: None,
+            reconnect: ReconnectBudget::default(),
+            pending_in: VecDeque::new(),
+            pending_in_bytes: 0,
+            pending_out: Vec::new(),
+            pacer,
+            pace_timer: None,
+            next_due: Instant::now(),
+            holding_partial: false,
+            unmarked_audio: false,
+            checkpoint_seq: 0,
+            awaiting_checkpoint: None,
+            playing_out: false,
+            last_interruption: None,
+            conversation_id: None,
+            transcript: VecDeque::new(),
+            end_reason: None,
+            stats: CallStats::default(),
+            frame_raw: Vec::new(),
+            scratch: Vec::new(),
+            b64: base64::engine::general_purpose::STANDARD,
+        }
+    }
+
+    /// Starts the call under a supervisor on the current arbiter.
+    pub fn launch(info: CallInfo, deps: CallDeps) -> Addr<CallActor> {
+        actix::Supervisor::start(move |_| CallActor::new(info, deps))
+    }
+
+    fn pacer_for(config: &Config, format: AudioFormat) -> Pacer {
+        Pacer::new(format.bytes_for_ms(config.calls.frame_ms), format.bytes_for_ms(config.calls.outbound_queue_ms))
+    }
+
+    fn cfg(&self) -> &Config {
+        &self.deps.config
+    }
+
+    fn carrier_format(&self) -> AudioFormat {
+        self.stream.as_ref().map_or(AudioFormat::ULAW_8K, |s| s.start.format)
+    }
+
+    fn send_carrier(&self, text: String) {
+        if let Some(c) = &self.carrier {
+            c.do_send(SendToCarrier { text });
+        }
+    }
+
+    fn send_agent(&self, text: String) {
+        if let Some(a) = &self.agent {
+            a.do_send(SendToAgent { text });
+        }
+    }
+
+    fn is_over(&self) -> bool {
+        self.state == CallState::Ended
+    }
+
+    // ----- ending: the only way out ------------------------------------------------------------------
+
+    /// Ends the call: tells the carrier (terminate, when its socket may still be up), closes the agent with
+    /// 1000, stops both legs and this actor. `stopped` then releases the slot.
+    fn end_call(&mut self, ctx: &mut Context<Self>, reason: EndReason) {
+        if self.is_over() {
+            return;
+        }
+        self.state = CallState::Ended;
+        self.end_reason = Some(reason);
+        if let Some(carrier) = self.carrier.take() {
+            if reason.carrier_still_there() {
+                if let Some(s) = &self.stream {
+                    carrier.do_send(SendToCarrier { text: s.writer.terminate() });
+                }
+            }
+            carrier.do_send(CloseCarrier { code: 1000 });
+        }
+        if let Some(agent) = self.agent.take() {
+            agent.do_send(CloseAgent);
+        }
+        ctx.stop();
+    }
+
+    // ----- the agent connection -----------------------------------------------------------------------
+
+    fn initiation(&self) -> String {
+        let i = &self.info;
+        ConversationInitiation::for_call(&[
+            ("caller_number", &i.from),
+            ("called_number", &i.to),
+            ("call_id", &i.call_id),
+            ("direction", &i.direction),
+        ])
+        .to_json()
+    }
+
+    fn connect_agent(&mut self, ctx: &mut Context<Self>) {
+        if self.is_over() || self.playing_out {
+            return;
+        }
+        self.generation += 1;
+        let generation = self.generation;
+        self.agent_formats = None;
+        self.bridge = None;
+        self.last_interruption = None;
+        let el_cfg = self.cfg().elevenlabs.clone();
+        let agent_id = el_cfg.agent_id.clone().unwrap_or_default();
+        let deadline = Duration::from_millis(el_cfg.connect_timeout_ms + el_cfg.metadata_timeout_ms);
+        ctx.spawn(
+            async move { dial(&el_cfg, &agent_id).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| act.on_dialed(res, generation, ctx)),
+        );
+        ctx.run_later(deadline, move |act, ctx| {
+            if act.generation == generation && act.agent_formats.is_none() {
+                act.agent_failed(ctx, generation, None, "no conversation_initiation_metadata in time".into());
+            }
+        });
+    }
+
+    fn on_dialed(&mut self, res: Result<AgentSocket, GatewayError>, generation: u32, ctx: &mut Context<Self>) {
+        if generation != self.generation || self.is_over() || generation <= self.failed_generation {
+            return; // a late answer for a connection we gave up on: dropping the socket closes it
+        }
+        match res {
+            Ok(socket) => {
+                let calls = &self.cfg().calls;
+                let setup = LegSetup {
+                    call_id: self.info.call_id.clone(),
+                    call: ctx.address().downgrade(),
+                    generation,
+                    counters: self.deps.counters.clone(),
+                    initiation: self.initiation(),
+                    heartbeat: Duration::from_millis(calls.heartbeat_interval_ms),
+                    peer_timeout: Duration::from_millis(calls.peer_timeout_ms),
+                    max_message_bytes: self.cfg().elevenlabs.max_frame_bytes,
+                };
+                self.agent = Some(ElevenLabsLeg::start(socket, setup));
+            }
+            Err(e) => {
+                self.deps.counters.upstream_connect_failures.inc();
+                self.agent_failed(ctx, generation, None, e.to_string());
+            }
+        }
+    }
+
+    /// The current agent connection failed or ended: play out (1000), give up (1008), or reconnect within
+    /// the budget; past the budget the call ends.
+    fn agent_failed(&mut self, ctx: &mut Context<Self>, generation: u32, close_code: Option<u16>, detail: String) {
+        if generation != self.generation || generation <= self.failed_generation || self.is_over() {
+            return;
+        }
+        self.failed_generation = generation;
+        if let Some(agent) = self.agent.take() {
+            agent.do_send(CloseAgent);
+        }
+        self.agent_formats = None;
+        self.bridge = None;
+        let call_id = &self.info.call_id;
+        match close_code {
+            Some(1000) => {
+                log::info!("call_id={call_id} elevenlabs ended the conversation; playing out queued audio");
+                self.begin_playout(ctx);
+            }
+            Some(1008) => {
+                log::warn!("call_id={call_id} elevenlabs refused the conversation (1008): {detail}");
+                self.end_call(ctx, EndReason::ElevenlabsRejected);
+            }
+            _ => {
+                let el = &self.cfg().elevenlabs;
+                let (max, window) = (el.reconnect_attempts, Duration::from_millis(el.reconnect_window_ms));
+                if self.reconnect.allow(Instant::now(), max, window) {
+                    let attempt = self.reconnect.used;
+                    log::warn!("call_id={call_id} elevenlabs: {detail} (code {close_code:?}); reconnect attempt {attempt}/{max}");
+                    self.stats.upstream_reconnects += 1;
+                    self.deps.counters.upstream_reconnects.inc();
+                    let backoff = Duration::from_millis(100 * u64::from(attempt));
+                    ctx.run_later(backoff, |act, ctx| act.connect_agent(ctx));
+                } else {
+                    log::warn!("call_id={call_id} elevenlabs: {detail} (code {close_code:?}); reconnect budget spent, ending the call");
+                    self.end_call(ctx, EndReason::ElevenlabsUnavailable);
+                }
+            }
+        }
+    }
+
+    // ----- bridging -----------------------------------------------------------------------------------
+
+    /// Once both the carrier's `start` and the agent's metadata are known: decide the conversions, then
+    /// flush what was held.
+    fn try_bridge(&mut self, ctx: &mut Context<Self>) {
+        let (Some(stream), Some((agent_in, agent_out))) = (&self.stream, self.agent_formats) else { return };
+        let carrier = stream.start.format;
+        let convert = |from: AudioFormat, to: AudioFormat| (from != to).then(|| Transcoder::new(from, to));
+        self.bridge = Some(Bridge {
+            agent_in,
+            agent_out,
+            upstream: convert(carrier, agent_in),
+            downstream: convert(agent_out, carrier),
+        });
+        if self.state == CallState::Connecting {
+            self.state = CallState::Active;
+        }
+        log::info!(
+            "call_id={} bridging carrier {} <-> agent in {} / out {}",
+            self.info.call_id,
+            carrier.elevenlabs_name(),
+            agent_in.elevenlabs_name(),
+            agent_out.elevenlabs_name()
+        );
+        while let Some(p) = self.pending_in.pop_front() {
+            self.forward_upstream(p);
+        }
+        self.pending_in_bytes = 0;
+        let held = std::mem::take(&mut self.pending_out);
+        if !held.is_empty() {
+            self.enqueue_downstream(&held, ctx);
+        }
+    }
+
+    fn hold_inbound(&mut self, payload: CarrierPayload) {
+        let limit = self.carrier_format().bytes_for_ms(self.cfg().calls.inbound_buffer_ms) * 4 / 3 + 64;
+        self.pending_in_bytes += payload_len(&payload);
+        self.pending_in.push_back(payload);
+        while self.pending_in_bytes > limit {
+            match self.pending_in.pop_front() {
+                Some(old) => {
+                    self.pending_in_bytes -= payload_len(&old);
+                    self.stats.inbound_dropped += 1;
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn forward_upstream(&mut self, payload: CarrierPayload) {
+        let Some(bridge) = self.bridge.as_mut() else { return };
+        let mut text = String::new();
+        match (&mut bridge.upstream, payload) {
+            (None, CarrierPayload::Base64(b64)) => el::write_user_audio_chunk(&b64, &mut text),
+            (None, CarrierPayload::Raw(raw)) => el::write_user_audio_chunk(&self.b64.encode(&raw), &mut text),
+            (Some(tc), payload) => {
+                let raw = match payload {
+                    CarrierPayload::Raw(raw) => raw.to_vec(),
+                    CarrierPayload::Base64(b64) => match self.b64.decode(b64.as_bytes()) {
+                        Ok(raw) => raw,
+                        Err(_) => {
+                            self.stats.bad_carrier_audio += 1;
+                            return;
+                        }
+                    },
+                };
+                self.scratch.clear();
+                tc.convert(&raw, &mut self.scratch);
+                el::write_user_audio_chunk(&self.b64.encode(&self.scratch), &mut text);
+            }
+        }
+        self.send_agent(text);
+    }
+
+    fn enqueue_downstream(&mut self, audio: &[u8], ctx: &mut Context<Self>) {
+        let Some(bridge) = self.bridge.as_mut() else { return };
+        match &mut bridge.downstream {
+            None => self.pacer.push(audio),
+            Some(tc) => {
+                self.scratch.clear();
+                tc.convert(audio, &mut self.scratch);
+                self.pacer.push(&self.scratch)
+            }
+        };
+        self.start_pacing(ctx);
+    }
+
+    // ----- pacing: one frame per frame period -----------------------------------------------------
+
+    fn start_pacing(&mut self, ctx: &mut Context<Self>) {
+        if self.pace_timer.is_none() && !self.pacer.is_empty() {
+            self.next_due = Instant::now();
+            self.pace_tick(ctx);
+        }
+    }
+
+    fn stop_pacing(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.pace_timer.take() {
+            ctx.cancel_future(h);
+        }
+        self.holding_partial = false;
+    }
+
+    fn pace_tick(&mut self, ctx: &mut Context<Self>) {
+        self.pace_timer = None;
+        let frame = self.cfg().calls.frame();
+        let now = Instant::now();
+        if now.saturating_duration_since(self.next_due) > frame * MAX_PACING_LAG_FRAMES {
+            self.stats.pacing_resyncs += 1;
+            self.next_due = now;
+        }
+        while self.next_due <= now {
+            if self.pacer.has_full_frame() || (self.holding_partial && !self.pacer.is_empty()) {
+                self.pacer.pop_frame(&mut self.frame_raw, true);
+                self.holding_partial = false;
+                self.play_frame();
+            } else if !self.pacer.is_empty() {
+                // Give the rest of the utterance one period to arrive before sending a short frame.
+                self.holding_partial = true;
+            } else {
+                self.holding_partial = false;
+                self.on_queue_drained(ctx);
+                return;
+            }
+            self.next_due += frame;
+        }
+        let delay = self.next_due.saturating_duration_since(now);
+        self.pace_timer = Some(ctx.run_later(delay, |act, ctx| act.pace_tick(ctx)));
+    }
+
+    fn play_frame(&mut self) {
+        let Some(stream) = &self.stream else { return };
+        let mut text = String::with_capacity(self.frame_raw.len() * 4 / 3 + 128);
+        let payload = self.b64.encode(&self.frame_raw);
+        stream.writer.play_audio(&payload, &mut text);
+        self.stats.frames_out += 1;
+        self.stats.bytes_out += self.frame_raw.len() as u64;
+        self.unmarked_audio = true;
+        self.send_carrier(text);
+    }
+
+    /// The queue ran dry: mark the end of what was played so the carrier tells us when it has been heard.
+    fn on_queue_drained(&mut self, ctx: &mut Context<Self>) {
+        if self.unmarked_audio {
+            if let Some(stream) = &self.stream {
+                self.checkpoint_seq += 1;
+                let name = format!("cp-{}", self.checkpoint_seq);
+                self.send_carrier(stream.writer.checkpoint(&name));
+                self.awaiting_checkpoint = Some(name);
+            }
+            self.unmarked_audio = false;
+        }
+        self.maybe_finish_playout(ctx);
+    }
+
+    fn begin_playout(&mut self, ctx: &mut Context<Self>) {
+        self.playing_out = true;
+        self.state = CallState::Ending;
+        let queued_ms = self.carrier_format().ms_for_bytes(self.pacer.len());
+        let limit = Duration::from_millis(queued_ms + self.cfg().calls.playout_timeout_ms);
+        ctx.run_later(limit, |act, ctx| {
+            log::info!("call_id={} play-out not acknowledged in time; terminating", act.info.call_id);
+            act.end_call(ctx, EndReason::AgentEnded);
+        });
+        if self.pace_timer.is_none() {
+            self.on_queue_drained(ctx);
+        }
+    }
+
+    fn maybe_finish_playout(&mut self, ctx: &mut Context<Self>) {
+        if self.playing_out && self.pacer.is_empty() && self.pace_timer.is_none() && self.awaiting_checkpoint.is_none() {
+            self.end_call(ctx, EndReason::AgentEnded);
+        }
+    }
+
+    fn record_line(&mut self, role: &'static str, text: String) {
+        if self.transcript.len() == MAX_TRANSCRIPT_LINES {
+            self.transcript.pop_front();
+        }
+        let at_ms = self.started.elapsed().as_millis() as u64;
+        self.transcript.push_back(TranscriptLine { role, text, at_ms });
+    }
+
+    fn last_line(&self, role: &str) -> Option<String> {
+        self.transcript.iter().rev().find(|l| l.role == role).map(|l| l.text.clone())
+    }
+
+    fn view(&self) -> CallView {
+        let fmt = |f: Option<AudioFormat>| f.map(|f| f.elevenlabs_name());
+        CallView {
+            call_id: self.info.call_id.clone(),
+            stream_id: self.stream.as_ref().and_then(|s| s.start.stream_id.clone()),
+            from: self.info.from.clone(),
+            to: self.info.to.clone(),
+            direction: self.info.direction.clone(),
+            state: self.state,
+            started_at: humantime::format_rfc3339_millis(self.started_at).to_string(),
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            frames_in: self.stats.frames_in,
+            frames_out: self.stats.frames_out,
+            bytes_in: self.stats.bytes_in,
+            bytes_out: self.stats.bytes_out,
+            interruptions: self.stats.interruptions,
+            upstream_reconnects: self.stats.upstream_reconnects,
+            conversation_id: self.conversation_id.clone(),
+            carrier_format: self.stream.as_ref().map(|s| s.start.format.elevenlabs_name()),
+            agent_input_format: fmt(self.bridge.as_ref().map(|b| b.agent_in)),
+            agent_output_format: fmt(self.bridge.as_ref().map(|b| b.agent_out)),
+            last_user_transcript: self.last_line("user"),
+            last_agent_response: self.last_line("agent"),
+            end_reason: self.end_reason,
+        }
+    }
+}
+
+fn payload_len(p: &CarrierPayload) -> usize {
+    match p {
+        CarrierPayload::Base64(b) => b.len(),
+        CarrierPayload::Raw(r) => r.len(),
+    }
+}
+
+impl Actor for CallActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if self.restarted {
+            self.end_call(ctx, EndReason::Internal);
+            return;
+        }
+        self.deps.counters.calls_started.inc();
+        let calls = &self.cfg().calls;
+        let (start_timeout, max_len) =
+            (Duration::from_millis(calls.start_timeout_ms), Duration::from_secs(calls.max_call_seconds));
+        ctx.run_later(start_timeout, |act, ctx| {
+            if act.stream.is_none() {
+                log::warn!("call_id={} carrier sent no start event in time", act.info.call_id);
+                act.end_call(ctx, EndReason::CarrierNoStart);
+            }
+        });
+        ctx.run_later(max_len, |act, ctx| act.end_call(ctx, EndReason::MaxDuration));
+        self.connect_agent(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.deps.counters.calls_ended.inc();
+        self.deps.registry.do_send(ReleaseSlot { call_id: self.info.call_id.clone() });
+        let s = &self.stats;
+        log::info!(
+            "call_id={} ended reason={} duration_ms={} frames_in={} frames_out={} interruptions={} reconnects={} stale_dropped={} inbound_dropped={} queue_dropped_bytes={}",
+            self.info.call_id,
+            self.end_reason.map_or("unknown", |r| r.as_str()),
+            self.started.elapsed().as_millis(),
+            s.frames_in,
+            s.frames_out,
+            s.interruptions,
+            s.upstream_reconnects,
+            s.stale_audio_dropped,
+            s.inbound_dropped,
+            self.pacer.dropped_bytes()
+        );
+    }
+}
+
+impl actix::Supervised for CallActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // A restarted call has lost its legs' trust: end it cleanly instead of bridging half a call.
+        log::error!("call_id={} call actor restarted by its supervisor; ending the call", self.info.call_id);
+        self.restarted = true;
+        self.state = CallState::Ending;
+    }
+}
+
+impl Handler<AttachCarrier> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttachCarrier, _: &mut Context<Self>) {
+        if self.is_over() {
+            msg.leg.do_send(CloseCarrier { code: 1000 });
+        } else {
+            self.carrier = Some(msg.leg);
+        }
+    }
+}
+
+impl Handler<CarrierStarted> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CarrierStarted, ctx: &mut Context<Self>) {
+        if self.stream.is_some() {
+            log::warn!("call_id={} carrier sent a second start; ignored", self.info.call_id);
+            return;
+        }
+        let start = msg.start;
+        let stream_id = start.stream_id.clone().unwrap_or_else(|| self.info.call_id.clone());
+        let writer = CarrierWriter::new(&stream_id, start.format);
+        self.pacer = Self::pacer_for(self.cfg(), start.format);
+        self.stream = Some(CarrierStream { start, writer });
+        self.try_bridge(ctx);
+    }
+}
+
+impl Handler<CarrierAudio> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CarrierAudio, _: &mut Context<Self>) {
+        self.stats.frames_in += 1;
+        self.stats.bytes_in += match &msg.payload {
+            CarrierPayload::Base64(b) => (b.len() * 3 / 4) as u64,
+            CarrierPayload::Raw(r) => r.len() as u64,
+        };
+        if self.bridge.is_some() && self.agent.is_some() {
+            self.forward_upstream(msg.payload);
+        } else if !self.playing_out {
+            self.hold_inbound(msg.payload);
+        }
+    }
+}
+
+impl Handler<CarrierPlayed> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CarrierPlayed, ctx: &mut Context<Self>) {
+        if msg.name.is_some() && msg.name == self.awaiting_checkpoint {
+            self.awaiting_checkpoint = None;
+            self.maybe_finish_playout(ctx);
+        }
+    }
+}
+
+impl Handler<CarrierDtmf> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CarrierDtmf, _: &mut Context<Self>) {
+        self.send_agent(el::contextual_update(&format!("The caller pressed DTMF key {}", msg.digit)));
+        self.record_line("dtmf", msg.digit);
+    }
+}
+
+impl Handler<CarrierGone> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CarrierGone, ctx: &mut Context<Self>) {
+        if !self.is_over() {
+            log::info!("call_id={} carrier leg ended: {}", self.info.call_id, msg.reason.as_str());
+        }
+        self.end_call(ctx, msg.reason);
+    }
+}
+
+impl Handler<AgentMetadata> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentMetadata, ctx: &mut Context<Self>) {
+        if msg.generation != self.generation || self.is_over() {
+            return;
+        }
+        let formats = (AudioFormat::from_elevenlabs(&msg.input_format), AudioFormat::from_elevenlabs(&msg.output_format));
+        let (Some(agent_in), Some(agent_out)) = formats else {
+            log::warn!(
+                "call_id={} elevenlabs announced formats we cannot bridge: in {} out {}",
+                self.info.call_id,
+                msg.input_format,
+                msg.output_format
+            );
+            self.end_call(ctx, EndReason::ElevenlabsBadFormat);
+            return;
+        };
+        log::info!("call_id={} elevenlabs conversation_id={}", self.info.call_id, msg.conversation_id);
+        self.conversation_id = Some(msg.conversation_id);
+        self.agent_formats = Some((agent_in, agent_out));
+        self.try_bridge(ctx);
+    }
+}
+
+impl Handler<AgentAudio> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentAudio, ctx: &mut Context<Self>) {
+        if msg.generation != self.generation || self.is_over() {
+            return;
+        }
+        if let (Some(last), Some(id)) = (self.last_interruption, msg.event_id) {
+            if id <= last {
+                self.stats.stale_audio_dropped += 1;
+                return;
+            }
+        }
+        if self.bridge.is_some() {
+            self.enqueue_downstream(&msg.audio, ctx);
+        } else {
+            let cap = self.agent_formats.map_or(0, |(_, out)| out.bytes_for_ms(self.cfg().calls.outbound_queue_ms));
+            let room = cap.saturating_sub(self.pending_out.len());
+            self.pending_out.extend_from_slice(&msg.audio[..msg.audio.len().min(room)]);
+        }
+    }
+}
+
+impl Handler<AgentInterruption> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentInterruption, ctx: &mut Context<Self>) {
+        if msg.generation != self.generation || self.is_over() {
+            return;
+        }
+        self.stats.interruptions += 1;
+        self.last_interruption = msg.event_id.or(self.last_interruption);
+        self.pacer.clear();
+        self.pending_out.clear();
+        self.stop_pacing(ctx);
+        self.unmarked_audio = false;
+        self.awaiting_checkpoint = None;
+        if let Some(stream) = &self.stream {
+            self.send_carrier(stream.writer.clear_audio());
+        }
+        self.record_line("interruption", String::new());
+    }
+}
+
+impl Handler<AgentTranscript> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentTranscript, _: &mut Context<Self>) {
+        self.record_line(msg.role, msg.text);
+    }
+}
+
+impl Handler<AgentToolCall> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentToolCall, _: &mut Context<Self>) {
+        // No client tools run on a phone gateway; answering keeps the agent from waiting for one.
+        let result = format!("client tool '{}' is not available on this phone gateway", msg.tool_name);
+        self.send_agent(el::client_tool_result(&msg.tool_call_id, &result, true));
+        self.record_line("tool_call", msg.tool_name);
+    }
+}
+
+impl Handler<AgentGone> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AgentGone, ctx: &mut Context<Self>) {
+        self.agent_failed(ctx, msg.generation, msg.close_code, msg.detail);
+    }
+}
+
+impl Handler<EndCall> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: EndCall, ctx: &mut Context<Self>) {
+        self.end_call(ctx, msg.reason);
+    }
+}
+
+impl Handler<DescribeCall> for CallActor {
+    type Result = MessageResult<DescribeCall>;
+
+    fn handle(&mut self, _: DescribeCall, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.view())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_budget_counts_within_the_window_and_renews_after_it() {
+        let mut b = ReconnectBudget::default();
+        let t0 = Instant::now();
+        let w = Duration::from_secs(5);
+        assert!(b.allow(t0, 2, w));
+        assert!(b.allow(t0 + Duration::from_secs(1), 2, w));
+        assert!(!b.allow(t0 + Duration::from_secs(2), 2, w));
+        assert!(b.allow(t0 + Duration::from_secs(10), 2, w), "a new window after a long healthy stretch");
+    }
+}

@@ -1,0 +1,309 @@
+//! `ElevenLabsLeg`: the outbound WebSocket to an ElevenLabs agent (awc, HTTP/1.1 only, no connection limit
+//! of its own). It dials (header key, signed URL, or none), sends the initiation first, answers pings itself,
+//! and turns agent messages into typed reports for its call. When it dies, the call decides what next.
+
+use super::actor::CallActor;
+use super::messages::*;
+use crate::config::{ElevenLabsAuth, ElevenLabsConfig};
+use crate::error::GatewayError;
+use crate::metrics::Counters;
+use crate::protocol::elevenlabs::{self as el, parse_agent_event, AgentEvent};
+use crate::ws_frames::{Assembled, Reassembler};
+use actix::io::{SinkWrite, WriteHandler};
+use actix::prelude::*;
+use actix::WeakAddr;
+use actix_codec::Framed;
+use awc::ws::{CloseCode, CloseReason, Codec, Frame, Message as WsMessage};
+use awc::BoxedSocket;
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, StreamExt};
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// An upgraded connection to the agent.
+pub type AgentSocket = Framed<BoxedSocket, Codec>;
+type AgentSink = SplitSink<AgentSocket, WsMessage>;
+
+thread_local! {
+    /// One client per worker thread (awc clients are not `Send`); its connector has no limit of its own
+    /// because the registry's cap is the limit, and awc's default of 100 would stall call 101.
+    static CLIENT: RefCell<Option<awc::Client>> = const { RefCell::new(None) };
+}
+
+fn agent_client(timeout: Duration) -> awc::Client {
+    CLIENT.with(|c| {
+        c.borrow_mut()
+            .get_or_insert_with(|| {
+                let connector = awc::Connector::new()
+                    .limit(0)
+                    .timeout(timeout)
+                    // A WebSocket cannot ride an h2 connection that the server may offer over TLS.
+                    .max_http_version(awc::http::Version::HTTP_11);
+                awc::Client::builder().connector(connector).timeout(timeout).finish()
+            })
+            .clone()
+    })
+}
+
+fn with_agent_id(url: &str, agent_id: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}agent_id={agent_id}")
+}
+
+/// Dials the agent and completes the upgrade, within the connect timeout.
+pub async fn dial(cfg: &ElevenLabsConfig, agent_id: &str) -> Result<AgentSocket, GatewayError> {
+    let timeout = Duration::from_millis(cfg.connect_timeout_ms);
+    let client = agent_client(timeout);
+    let url = match cfg.auth {
+        ElevenLabsAuth::SignedUrl => fetch_signed_url(&client, cfg, agent_id).await?,
+        _ => with_agent_id(&cfg.url, agent_id),
+    };
+    let mut req = client.ws(url).max_frame_size(cfg.max_frame_bytes);
+    if let (ElevenLabsAuth::Header, Some(key)) = (cfg.auth, cfg.api_key.as_deref()) {
+        req = req.set_header("xi-api-key", key);
+    }
+    match tokio::time::timeout(timeout, req.connect()).await {
+        Err(_) => Err(GatewayError::elevenlabs(format!("no WebSocket upgrade within {timeout:?}"))),
+        Ok(Err(e)) => Err(GatewayError::elevenlabs(format!("connect failed: {e}"))),
+        Ok(Ok((_, socket))) => Ok(socket),
+    }
+}
+
+/// `GET get-signed-url?agent_id=…` with the API key; the answer's `signed_url` is valid for 15 minutes.
+async fn fetch_signed_url(client: &awc::Client, cfg: &ElevenLabsConfig, agent_id: &str) -> Result<String, GatewayError> {
+    #[derive(serde::Deserialize)]
+    struct Signed {
+        signed_url: String,
+    }
+    let key = cfg.api_key.as_deref().unwrap_or_default();
+    let mut resp = client
+        .get(with_agent_id(&cfg.signed_url_endpoint, agent_id))
+        .insert_header(("xi-api-key", key))
+        .send()
+        .await
+        .map_err(|e| GatewayError::elevenlabs(format!("signed URL request failed: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(GatewayError::elevenlabs(format!("signed URL request answered {}", resp.status())));
+    }
+    let signed: Signed =
+        resp.json().await.map_err(|e| GatewayError::elevenlabs(format!("signed URL answer unreadable: {e}")))?;
+    Ok(signed.signed_url)
+}
+
+pub struct ElevenLabsLeg {
+    call_id: String,
+    call: WeakAddr<CallActor>,
+    generation: u32,
+    sink: SinkWrite<WsMessage, AgentSink>,
+    counters: Arc<Counters>,
+    initiation: String,
+    heartbeat: Duration,
+    peer_timeout: Duration,
+    last_seen: Instant,
+    reassembler: Reassembler,
+    close_code: Option<u16>,
+    detail: String,
+    b64: base64::engine::GeneralPurpose,
+}
+
+/// What a leg needs besides its socket.
+pub struct LegSetup {
+    pub call_id: String,
+    pub call: WeakAddr<CallActor>,
+    pub generation: u32,
+    pub counters: Arc<Counters>,
+    /// `conversation_initiation_client_data`, sent before anything else.
+    pub initiation: String,
+    pub heartbeat: Duration,
+    pub peer_timeout: Duration,
+    pub max_message_bytes: usize,
+}
+
+impl ElevenLabsLeg {
+    pub fn start(socket: AgentSocket, setup: LegSetup) -> Addr<ElevenLabsLeg> {
+        let (sink, stream) = socket.split();
+        ElevenLabsLeg::create(move |ctx| {
+            ctx.add_stream(stream);
+            ElevenLabsLeg {
+                call_id: setup.call_id,
+                call: setup.call,
+                generation: setup.generation,
+                sink: SinkWrite::new(sink, ctx),
+                counters: setup.counters,
+                initiation: setup.initiation,
+                heartbeat: setup.heartbeat,
+                peer_timeout: setup.peer_timeout,
+                last_seen: Instant::now(),
+                reassembler: Reassembler::new(setup.max_message_bytes),
+                close_code: None,
+                detail: "connection ended".into(),
+                b64: base64::engine::general_purpose::STANDARD,
+            }
+        })
+    }
+
+    fn to_call<M>(&self, msg: M)
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        CallActor: Handler<M>,
+    {
+        if let Some(call) = self.call.upgrade() {
+            call.do_send(msg);
+        }
+    }
+
+    fn send(&mut self, msg: WsMessage, ctx: &mut Context<Self>) {
+        if self.sink.write(msg).is_err() {
+            self.detail = "write to a closed socket".into();
+            ctx.stop();
+        }
+    }
+
+    fn on_text(&mut self, text: &[u8], ctx: &mut Context<Self>) {
+        let parsed = std::str::from_utf8(text).map_err(|e| e.to_string()).and_then(|t| parse_agent_event(t).map_err(|e| e.to_string()));
+        let event = match parsed {
+            Ok(ev) => ev,
+            Err(e) => {
+                self.counters.agent_bad_messages.inc();
+                log::warn!("call_id={} elevenlabs: unreadable message ignored: {e}", self.call_id);
+                return;
+            }
+        };
+        let generation = self.generation;
+        match event {
+            AgentEvent::Audio { audio_b64, event_id } => match self.b64.decode(audio_b64.as_bytes()) {
+                Ok(audio) => self.to_call(AgentAudio { generation, audio, event_id }),
+                Err(e) => {
+                    self.counters.agent_bad_messages.inc();
+                    log::warn!("call_id={} elevenlabs: audio with bad base64 dropped: {e}", self.call_id);
+                }
+            },
+            AgentEvent::Ping { event_id, .. } => self.send(WsMessage::Text(el::pong(event_id).into()), ctx),
+            AgentEvent::Metadata { conversation_id, agent_output_audio_format, user_input_audio_format } => {
+                self.to_call(AgentMetadata {
+                    generation,
+                    conversation_id,
+                    output_format: agent_output_audio_format,
+                    input_format: user_input_audio_format,
+                })
+            }
+            AgentEvent::Interruption { event_id } => self.to_call(AgentInterruption { generation, event_id }),
+            AgentEvent::AgentResponse { text } | AgentEvent::AgentResponseCorrection { text } => {
+                self.to_call(AgentTranscript { role: "agent", text })
+            }
+            AgentEvent::UserTranscript { text } => self.to_call(AgentTranscript { role: "user", text }),
+            AgentEvent::ClientToolCall { tool_name, tool_call_id } => {
+                self.to_call(AgentToolCall { tool_name, tool_call_id })
+            }
+            AgentEvent::Error { code, error_type, message } => {
+                log::warn!(
+                    "call_id={} elevenlabs: error event code={code:?} type={} message={}",
+                    self.call_id,
+                    error_type.as_deref().unwrap_or("-"),
+                    message.as_deref().unwrap_or("-")
+                );
+                self.detail = format!("error event {}", error_type.as_deref().unwrap_or("unknown"));
+            }
+            AgentEvent::Other { .. } => self.counters.agent_ignored_events.inc(),
+        }
+    }
+
+    fn check_heartbeat(&mut self, ctx: &mut Context<Self>) {
+        if !self.call.upgrade().is_some_and(|c| c.connected()) {
+            self.close_normally(ctx);
+        } else if self.last_seen.elapsed() > self.peer_timeout {
+            log::warn!("call_id={} elevenlabs: silent for {:?}", self.call_id, self.peer_timeout);
+            self.detail = "agent silent past the peer timeout".into();
+            ctx.stop();
+        } else {
+            self.send(WsMessage::Ping(Bytes::new()), ctx);
+        }
+    }
+
+    fn close_normally(&mut self, ctx: &mut Context<Self>) {
+        let _ = self.sink.write(WsMessage::Close(Some(CloseReason::from(CloseCode::Normal))));
+        self.sink.close();
+        self.detail = "closed by the gateway".into();
+        ctx.stop();
+    }
+}
+
+impl Actor for ElevenLabsLeg {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // The protocol requires the initiation before any audio.
+        let first = std::mem::take(&mut self.initiation);
+        self.send(WsMessage::Text(first.into()), ctx);
+        ctx.run_interval(self.heartbeat, |act, ctx| act.check_heartbeat(ctx));
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        let detail = std::mem::take(&mut self.detail);
+        self.to_call(AgentGone { generation: self.generation, close_code: self.close_code, detail });
+    }
+}
+
+impl WriteHandler<awc::error::WsProtocolError> for ElevenLabsLeg {
+    fn error(&mut self, err: awc::error::WsProtocolError, _: &mut Self::Context) -> Running {
+        self.detail = format!("write failed: {err}");
+        Running::Stop
+    }
+}
+
+impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for ElevenLabsLeg {
+    fn handle(&mut self, item: Result<Frame, awc::error::WsProtocolError>, ctx: &mut Self::Context) {
+        self.last_seen = Instant::now();
+        match item {
+            Ok(Frame::Text(text)) => self.on_text(&text, ctx),
+            Ok(Frame::Binary(_)) => self.counters.agent_ignored_events.inc(),
+            Ok(Frame::Continuation(part)) => match self.reassembler.push(part) {
+                Ok(Some(Assembled::Text(text))) => self.on_text(&text, ctx),
+                Ok(Some(Assembled::Binary(_))) | Ok(None) => {}
+                Err(e) => {
+                    self.detail = format!("fragmented message refused: {e}");
+                    self.close_normally(ctx);
+                }
+            },
+            Ok(Frame::Ping(p)) => self.send(WsMessage::Pong(p), ctx),
+            Ok(Frame::Pong(_)) => {}
+            Ok(Frame::Close(reason)) => {
+                self.close_code = reason.as_ref().map(|r| u16::from(r.code));
+                self.detail = format!(
+                    "agent closed: {}",
+                    reason.as_ref().and_then(|r| r.description.clone()).unwrap_or_default()
+                );
+                self.sink.close();
+                ctx.stop();
+            }
+            Err(e) => {
+                self.counters.agent_bad_messages.inc();
+                self.detail = format!("protocol error: {e}");
+                ctx.stop();
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Handler<SendToAgent> for ElevenLabsLeg {
+    type Result = ();
+
+    fn handle(&mut self, msg: SendToAgent, ctx: &mut Self::Context) {
+        self.send(WsMessage::Text(msg.text.into()), ctx);
+    }
+}
+
+impl Handler<CloseAgent> for ElevenLabsLeg {
+    type Result = ();
+
+    fn handle(&mut self, _: CloseAgent, ctx: &mut Self::Context) {
+        self.close_normally(ctx);
+    }
+}

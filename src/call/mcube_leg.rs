@@ -1,0 +1,196 @@
+//! `McubeLeg`: the carrier's inbound WebSocket (actix-web-actors). It turns frames into typed events for its
+//! call and writes what the call tells it to. It never ends the call itself: when it goes, it reports why.
+//! This is the only file that uses actix-web-actors (deprecated upstream), so moving off it is one file.
+
+use super::actor::CallActor;
+use super::messages::*;
+use super::EndReason;
+use crate::metrics::Counters;
+use crate::protocol::mcube::{parse_event, CarrierEvent};
+use crate::ws_frames::{Assembled, Reassembler, ReassemblyError};
+use actix::prelude::*;
+use actix::WeakAddr;
+use actix_web_actors::ws;
+use bytestring::ByteString;
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct McubeLeg {
+    call_id: String,
+    call: WeakAddr<CallActor>,
+    counters: Arc<Counters>,
+    heartbeat: Duration,
+    peer_timeout: Duration,
+    last_seen: Instant,
+    reassembler: Reassembler,
+    /// Why the leg is ending; reported to the call once, from `stopped`.
+    gone: Option<EndReason>,
+}
+
+impl McubeLeg {
+    pub fn new(
+        call_id: String,
+        call: WeakAddr<CallActor>,
+        counters: Arc<Counters>,
+        heartbeat: Duration,
+        peer_timeout: Duration,
+        max_message_bytes: usize,
+    ) -> Self {
+        McubeLeg {
+            call_id,
+            call,
+            counters,
+            heartbeat,
+            peer_timeout,
+            last_seen: Instant::now(),
+            reassembler: Reassembler::new(max_message_bytes),
+            gone: None,
+        }
+    }
+
+    fn to_call<M>(&self, msg: M)
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        CallActor: Handler<M>,
+    {
+        if let Some(call) = self.call.upgrade() {
+            call.do_send(msg);
+        }
+    }
+
+    /// Ends the leg with a close code, remembering why for the call.
+    fn finish(&mut self, ctx: &mut ws::WebsocketContext<Self>, reason: EndReason, close: Option<ws::CloseReason>) {
+        self.gone.get_or_insert(reason);
+        ctx.close(close);
+        ctx.stop();
+    }
+
+    fn on_text(&mut self, text: ByteString, ctx: &mut ws::WebsocketContext<Self>) {
+        match parse_event(&text) {
+            Ok(CarrierEvent::Media { payload, .. }) => {
+                let b64 = match payload {
+                    Cow::Borrowed(s) => text.slice_ref(s),
+                    Cow::Owned(s) => ByteString::from(s),
+                };
+                self.to_call(CarrierAudio { payload: CarrierPayload::Base64(b64) });
+            }
+            Ok(CarrierEvent::Start(start)) => self.to_call(CarrierStarted { start }),
+            Ok(CarrierEvent::PlayedStream { name }) => self.to_call(CarrierPlayed { name }),
+            Ok(CarrierEvent::Dtmf { digit }) => self.to_call(CarrierDtmf { digit }),
+            Ok(CarrierEvent::Stop) => {
+                self.gone = Some(EndReason::CarrierStop);
+                self.to_call(CarrierGone { reason: EndReason::CarrierStop });
+            }
+            Ok(CarrierEvent::Ignored { .. }) => {}
+            Ok(CarrierEvent::Unknown { event }) => {
+                self.counters.carrier_unknown_events.inc();
+                log::debug!("call_id={} carrier: ignoring unknown event '{event}'", self.call_id);
+            }
+            Err(e) => {
+                self.counters.carrier_bad_frames.inc();
+                log::warn!("call_id={} {e}; closing the carrier leg (1007)", self.call_id);
+                let close = ws::CloseReason { code: ws::CloseCode::Invalid, description: Some("unreadable frame".into()) };
+                self.finish(ctx, EndReason::CarrierProtocolError, Some(close));
+            }
+        }
+    }
+
+    fn on_reassembly_error(&mut self, e: ReassemblyError, ctx: &mut ws::WebsocketContext<Self>) {
+        self.counters.carrier_bad_frames.inc();
+        log::warn!("call_id={} carrier: {e}", self.call_id);
+        let code = match e {
+            ReassemblyError::TooLarge(_) => ws::CloseCode::Size,
+            ReassemblyError::OutOfSequence => ws::CloseCode::Protocol,
+        };
+        self.finish(ctx, EndReason::CarrierProtocolError, Some(code.into()));
+    }
+
+    fn check_heartbeat(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if !self.call.upgrade().is_some_and(|c| c.connected()) {
+            // The call is gone: never leave a zombie socket behind it.
+            self.finish(ctx, EndReason::CarrierHangup, Some(ws::CloseCode::Normal.into()));
+        } else if self.last_seen.elapsed() > self.peer_timeout {
+            log::warn!("call_id={} carrier: silent for {:?}, ending the call", self.call_id, self.peer_timeout);
+            self.finish(ctx, EndReason::CarrierTimeout, Some(ws::CloseCode::Away.into()));
+        } else {
+            ctx.ping(b"");
+        }
+    }
+}
+
+impl Actor for McubeLeg {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.heartbeat, |act, ctx| act.check_heartbeat(ctx));
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        let reason = self.gone.unwrap_or(EndReason::CarrierHangup);
+        self.to_call(CarrierGone { reason });
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
+    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_seen = Instant::now();
+        match msg {
+            Ok(ws::Message::Text(text)) => self.on_text(text, ctx),
+            Ok(ws::Message::Binary(bin)) => self.to_call(CarrierAudio { payload: CarrierPayload::Raw(bin) }),
+            Ok(ws::Message::Continuation(item)) => match self.reassembler.push(item) {
+                Ok(Some(Assembled::Text(b))) => match ByteString::try_from(b) {
+                    Ok(text) => self.on_text(text, ctx),
+                    Err(_) => {
+                        let close = ws::CloseReason { code: ws::CloseCode::Invalid, description: None };
+                        self.finish(ctx, EndReason::CarrierProtocolError, Some(close));
+                    }
+                },
+                Ok(Some(Assembled::Binary(bin))) => self.to_call(CarrierAudio { payload: CarrierPayload::Raw(bin) }),
+                Ok(None) => {}
+                Err(e) => self.on_reassembly_error(e, ctx),
+            },
+            Ok(ws::Message::Ping(p)) => ctx.pong(&p),
+            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Close(reason)) => {
+                log::info!("call_id={} carrier closed the WebSocket ({:?})", self.call_id, reason.as_ref().map(|r| r.code));
+                self.finish(ctx, EndReason::CarrierHangup, reason);
+            }
+            Err(e) => {
+                self.counters.carrier_bad_frames.inc();
+                log::warn!("call_id={} carrier: WebSocket protocol error: {e}", self.call_id);
+                let code = match e {
+                    ws::ProtocolError::Overflow => ws::CloseCode::Size,
+                    _ => ws::CloseCode::Protocol,
+                };
+                self.finish(ctx, EndReason::CarrierProtocolError, Some(code.into()));
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        // The socket ended without a close frame: the caller's side dropped.
+        self.gone.get_or_insert(EndReason::CarrierHangup);
+        ctx.stop();
+    }
+}
+
+impl Handler<SendToCarrier> for McubeLeg {
+    type Result = ();
+
+    fn handle(&mut self, msg: SendToCarrier, ctx: &mut Self::Context) {
+        ctx.text(msg.text);
+    }
+}
+
+impl Handler<CloseCarrier> for McubeLeg {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseCarrier, ctx: &mut Self::Context) {
+        // The call is ending this leg; do not report it back as a hang-up that the call must act on.
+        self.gone.get_or_insert(EndReason::CarrierHangup);
+        ctx.close(Some(ws::CloseCode::from(msg.code).into()));
+        ctx.stop();
+    }
+}

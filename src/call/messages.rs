@@ -1,0 +1,167 @@
+//! Messages between a call and its legs. Legs report what their peer did; only the call decides.
+
+use super::mcube_leg::McubeLeg;
+use super::{CallView, EndReason};
+use crate::protocol::mcube::StreamStart;
+use actix::prelude::*;
+use bytes::Bytes;
+use bytestring::ByteString;
+
+/// Caller audio as the carrier sent it.
+#[derive(Debug, Clone)]
+pub enum CarrierPayload {
+    /// Base64 text from a `media` event (a slice of the frame, not a copy).
+    Base64(ByteString),
+    /// A binary frame of raw audio in the stream's encoding.
+    Raw(Bytes),
+}
+
+/// The carrier's `start` event.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CarrierStarted {
+    /// Stream ids and media format.
+    pub start: StreamStart,
+}
+
+/// One frame of caller audio.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CarrierAudio {
+    /// The audio, undecoded.
+    pub payload: CarrierPayload,
+}
+
+/// The carrier played everything up to the named checkpoint.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CarrierPlayed {
+    /// The checkpoint's name, as we sent it.
+    pub name: Option<String>,
+}
+
+/// The caller pressed a key.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CarrierDtmf {
+    /// The key, as the carrier names it.
+    pub digit: String,
+}
+
+/// The carrier leg is over (or is going): stop, close, drop, timeout, unreadable frames.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CarrierGone {
+    /// How it ended, from the carrier's side.
+    pub reason: EndReason,
+}
+
+/// The carrier's WebSocket actor, attached right after the upgrade.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachCarrier {
+    /// The leg; the call holds the only strong address to it.
+    pub leg: Addr<McubeLeg>,
+}
+
+/// Text for the carrier's socket.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendToCarrier {
+    /// A complete protocol message.
+    pub text: String,
+}
+
+/// Close the carrier's socket and stop the leg.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseCarrier {
+    /// WebSocket close code.
+    pub code: u16,
+}
+
+/// `conversation_initiation_metadata` arrived.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentMetadata {
+    /// Which connection of this call it came from.
+    pub generation: u32,
+    pub conversation_id: String,
+    /// ElevenLabs' names, e.g. `ulaw_8000`, `pcm_16000`.
+    pub output_format: String,
+    pub input_format: String,
+}
+
+/// Agent audio, base64-decoded, in the agent's output format.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentAudio {
+    pub generation: u32,
+    /// Raw audio bytes.
+    pub audio: Vec<u8>,
+    /// The event id, compared with the last interruption's.
+    pub event_id: Option<i64>,
+}
+
+/// The caller barged in.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentInterruption {
+    pub generation: u32,
+    /// Audio with an event id up to this one is stale.
+    pub event_id: Option<i64>,
+}
+
+/// Something was said (user transcript or agent response).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentTranscript {
+    /// `user` or `agent`.
+    pub role: &'static str,
+    pub text: String,
+}
+
+/// The agent asked for a client tool we do not have.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentToolCall {
+    pub tool_name: String,
+    pub tool_call_id: String,
+}
+
+/// The agent's connection is over.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentGone {
+    pub generation: u32,
+    /// The close code ElevenLabs sent, if it sent one.
+    pub close_code: Option<u16>,
+    /// What happened, for the log and the record.
+    pub detail: String,
+}
+
+/// Text for the agent's socket.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendToAgent {
+    /// A complete protocol message.
+    pub text: String,
+}
+
+/// Close the agent's socket with 1000 and stop the leg.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseAgent;
+
+/// Ends a call from outside (admin, shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndCall {
+    /// Recorded as the call's end reason.
+    pub reason: EndReason,
+}
+
+/// The call's current view for `/calls`.
+#[derive(Message)]
+#[rtype(result = "CallView")]
+pub struct DescribeCall;

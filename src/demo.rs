@@ -1,0 +1,118 @@
+//! `websocket_api demo`: the whole system on one machine with nothing configured — the gateway, the agent
+//! simulator, and simulated Mcube calls through the real refurl + WebSocket path — printing what happened.
+
+use crate::config::{Config, ElevenLabsAuth};
+use crate::server::{self, Gateway};
+use crate::sim::agent::{self, AgentScript};
+use crate::sim::carrier::{run_call, CallReport, CallRequest};
+use futures_util::future::join_all;
+use std::time::Duration;
+
+/// The demo's outcome: every call bridged both ways, or not.
+pub struct DemoOutcome {
+    pub reports: Vec<CallReport>,
+    pub ok: bool,
+}
+
+fn demo_script() -> AgentScript {
+    AgentScript {
+        // ElevenLabs' default formats, so the demo shows the transcoding path too.
+        input_format: "pcm_16000".into(),
+        output_format: "pcm_16000".into(),
+        greeting_ms: 1500,
+        reply_after_user_ms: 2000,
+        reply_ms: 1500,
+        ping_interval_ms: 1000,
+        interrupt_after_ms: 1000,
+        transcripts: true,
+        ..AgentScript::default()
+    }
+}
+
+fn demo_config(agent_url: &str, calls: usize) -> Config {
+    let mut cfg = Config::default();
+    cfg.server.listen = "127.0.0.1:0".into();
+    cfg.server.public_url = String::new();
+    cfg.server.workers = 2;
+    cfg.calls.max_concurrent_calls = calls.max(1);
+    cfg.elevenlabs.url = agent_url.into();
+    cfg.elevenlabs.agent_id = Some("demo-agent".into());
+    cfg.elevenlabs.auth = ElevenLabsAuth::None;
+    cfg
+}
+
+/// Runs the demo: `calls` concurrent calls of `seconds` each.
+pub async fn run(calls: usize, seconds: f64) -> Result<DemoOutcome, String> {
+    let (sim, sim_server) = agent::start("127.0.0.1:0", demo_script()).map_err(|e| format!("agent simulator: {e}"))?;
+    actix_rt::spawn(sim_server);
+    let (gw, gw_server) =
+        server::start(demo_config(&sim.url, calls), false).map_err(|e| format!("gateway: {e}"))?;
+    actix_rt::spawn(gw_server);
+    println!("gateway        {} (refurl POST {}/mcube/call)", gw.addr, gw.http_url);
+    println!("agent sim      {} (formats pcm_16000 in/out: the gateway transcodes to/from 8 kHz μ-law)", sim.url);
+    println!("placing {calls} simulated Mcube call(s) of {seconds:.1} s each, 20 ms μ-law frames at real time\n");
+
+    let placed = (0..calls).map(|i| {
+        let base = gw.http_url.clone();
+        async move { run_call(&base, CallRequest::inbound(&format!("DEMO-{:03}", i + 1)), seconds, 20, i as u64 + 1).await }
+    });
+    let snapshot = async {
+        tokio::time::sleep(Duration::from_secs_f64((seconds / 2.0).max(0.5))).await;
+        print_calls_snapshot(&gw).await;
+    };
+    let (reports, ()) = futures_util::future::join(join_all(placed), snapshot).await;
+
+    println!("\n{:<10} {:>9} {:>12} {:>11} {:>8} {:>11} {:>9}", "call", "admitted", "frames→gw", "frames←gw", "clears", "terminated", "setup_ms");
+    for r in &reports {
+        println!(
+            "{:<10} {:>9} {:>12} {:>11} {:>8} {:>11} {:>9}",
+            r.call_id,
+            if r.admitted { "yes" } else { "no" },
+            r.frames_sent,
+            r.frames_heard,
+            r.clears,
+            r.terminated,
+            r.setup_ms.map_or("-".into(), |m| m.to_string())
+        );
+        if let Some(e) = r.error.as_ref().or(r.refused.as_ref()) {
+            println!("           problem: {e}");
+        }
+    }
+    let conns = sim.log.connections();
+    let chunks: u64 = conns.iter().map(|c| c.audio_chunks).sum();
+    let pongs: usize = conns.iter().map(|c| c.pongs.len()).sum();
+    let pings: usize = conns.iter().map(|c| c.pings_sent.len()).sum();
+    println!("\nagent side: {} conversation(s), {chunks} caller audio chunks received, {pongs}/{pings} pings answered", conns.len());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    print_calls_snapshot(&gw).await;
+    let ok = !reports.is_empty() && reports.iter().all(|r| r.admitted && r.frames_sent > 0 && r.frames_heard > 0) && chunks > 0;
+    println!("\n{}", if ok { "demo OK: every call bridged both ways" } else { "demo FAILED: a call was not bridged both ways" });
+    gw.server.stop(true).await;
+    sim.server.stop(false).await;
+    Ok(DemoOutcome { reports, ok })
+}
+
+async fn print_calls_snapshot(gw: &Gateway) {
+    let client = awc::Client::default();
+    match client.get(format!("{}/calls", gw.http_url)).send().await {
+        Ok(mut resp) => match resp.json::<serde_json::Value>().await {
+            Ok(v) => {
+                println!("GET /calls → active {} of {} (available {})", v["active"], v["max_concurrent_calls"], v["available"]);
+                for c in v["calls"].as_array().into_iter().flatten() {
+                    println!(
+                        "  {} state={} in={} out={} interruptions={} conversation={} agent_said={}",
+                        c["call_id"].as_str().unwrap_or("?"),
+                        c["state"].as_str().unwrap_or("?"),
+                        c["frames_in"],
+                        c["frames_out"],
+                        c["interruptions"],
+                        c["conversation_id"].as_str().unwrap_or("-"),
+                        c["last_agent_response"].as_str().unwrap_or("-")
+                    );
+                }
+            }
+            Err(e) => println!("GET /calls unreadable: {e}"),
+        },
+        Err(e) => println!("GET /calls failed: {e}"),
+    }
+}

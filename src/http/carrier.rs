@@ -1,0 +1,153 @@
+//! Carrier-facing endpoints (interface.md §3): the Mcube refurl webhook, which admits or refuses a call
+//! before anything else happens, and the media WebSocket, which is refused before the upgrade (no 101) when
+//! the token is bad or the call holds no slot.
+
+use super::{error_json, AppState};
+use crate::call::actor::{CallActor, CallDeps};
+use crate::call::mcube_leg::McubeLeg;
+use crate::call::messages::{AttachCarrier, EndCall};
+use crate::call::{CallInfo, EndReason};
+use crate::protocol::loose;
+use crate::registry::{AdmitCall, AttachCall, ClaimCall, Refusal};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Seconds a refused carrier is asked to wait before trying again.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// The refurl body, read tolerantly: camelCase or snake_case, numbers or strings.
+#[derive(Debug, Default, Deserialize)]
+struct RefurlBody {
+    #[serde(default, alias = "callId", alias = "callid", alias = "CallId", deserialize_with = "loose::opt_string")]
+    call_id: Option<String>,
+    #[serde(default, alias = "fromNumber", alias = "from_number", deserialize_with = "loose::opt_string")]
+    from: Option<String>,
+    #[serde(default, alias = "toNumber", alias = "to_number", deserialize_with = "loose::opt_string")]
+    to: Option<String>,
+    #[serde(default, alias = "callDirection", alias = "call_direction")]
+    direction: Option<String>,
+    #[serde(default, alias = "dialStatus", alias = "dial_status")]
+    dial_status: Option<String>,
+    #[serde(default, alias = "endTime", alias = "end_time")]
+    end_time: Option<serde_json::Value>,
+}
+
+fn refused(refusal: Refusal) -> HttpResponse {
+    let status = match refusal {
+        Refusal::NotAdmitted => StatusCode::NOT_FOUND,
+        Refusal::AlreadyConnected => StatusCode::CONFLICT,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let mut resp = error_json(status, refusal.as_str());
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Ok(v) = RETRY_AFTER_SECONDS.parse() {
+            resp.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
+        }
+    }
+    resp
+}
+
+/// Call ids end up in URLs and logs: keep them to a safe alphabet and length.
+fn valid_call_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+/// `POST /mcube/call`: admission (`dialStatus` CONNECTING or absent) or a hang-up/status report.
+pub async fn refurl(body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let parsed: RefurlBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            log::warn!("carrier: refurl body is not the expected JSON: {e}");
+            return error_json(StatusCode::BAD_REQUEST, "body must be a JSON object with callId");
+        }
+    };
+    let Some(call_id) = parsed.call_id.filter(|id| valid_call_id(id)) else {
+        return error_json(StatusCode::BAD_REQUEST, "missing or invalid callId");
+    };
+    let status = parsed.dial_status.as_deref().unwrap_or("CONNECTING");
+    if !status.eq_ignore_ascii_case("connecting") || parsed.end_time.is_some() {
+        log::info!("call_id={call_id} carrier status report: dialStatus={status}");
+        return HttpResponse::Ok().json(serde_json::json!({"status": "ok"}));
+    }
+    let info = CallInfo {
+        call_id: call_id.clone(),
+        from: parsed.from.unwrap_or_default(),
+        to: parsed.to.unwrap_or_default(),
+        direction: parsed.direction.unwrap_or_else(|| "inbound".into()),
+    };
+    match state.registry.send(AdmitCall { info }).await {
+        Ok(Ok(())) => {
+            let token = state.tokens.issue(&call_id);
+            let wss_url = format!("{}/ws/mcube/{call_id}?token={token}", state.public_url);
+            log::info!("call_id={call_id} admitted");
+            HttpResponse::Ok().json(serde_json::json!({ "wss_url": wss_url }))
+        }
+        Ok(Err(refusal)) => {
+            log::info!("call_id={call_id} refused: {}", refusal.as_str());
+            refused(refusal)
+        }
+        Err(_) => error_json(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MediaQuery {
+    #[serde(default)]
+    token: Option<String>,
+}
+
+/// `GET /ws/mcube/{call_id}`: token, then slot, then the upgrade; the call actor starts only after both.
+pub async fn media_socket(
+    req: HttpRequest,
+    payload: web::Payload,
+    path: web::Path<String>,
+    query: web::Query<MediaQuery>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let call_id = path.into_inner();
+    let cfg = &state.config;
+    if !valid_call_id(&call_id) {
+        return error_json(StatusCode::BAD_REQUEST, "invalid call id");
+    }
+    let token_ok = query.token.as_deref().is_some_and(|t| state.tokens.verify(&call_id, t));
+    if cfg.carrier.require_token && !token_ok {
+        log::warn!("call_id={call_id} carrier: WebSocket refused, missing or bad token");
+        return error_json(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    if let Err(e) = ws::handshake(&req) {
+        return HttpResponse::from_error(e);
+    }
+    let claim = ClaimCall { call_id: call_id.clone(), admit_unreserved: !cfg.carrier.require_token };
+    let info = match state.registry.send(claim).await {
+        Ok(Ok(info)) => info,
+        Ok(Err(refusal)) => {
+            log::info!("call_id={call_id} carrier: WebSocket refused: {}", refusal.as_str());
+            return refused(refusal);
+        }
+        Err(_) => return error_json(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
+    };
+    let deps = CallDeps { config: cfg.clone(), registry: state.registry.clone(), counters: state.counters.clone() };
+    let call = CallActor::launch(info, deps);
+    let leg = McubeLeg::new(
+        call_id.clone(),
+        call.downgrade(),
+        state.counters.clone(),
+        Duration::from_millis(cfg.calls.heartbeat_interval_ms),
+        Duration::from_millis(cfg.calls.peer_timeout_ms),
+        cfg.server.max_frame_bytes,
+    );
+    match ws::WsResponseBuilder::new(leg, &req, payload).frame_size(cfg.server.max_frame_bytes).start_with_addr() {
+        Ok((leg, resp)) => {
+            state.registry.do_send(AttachCall { call_id, call: call.downgrade() });
+            call.do_send(AttachCarrier { leg });
+            resp
+        }
+        Err(e) => {
+            call.do_send(EndCall { reason: EndReason::CarrierProtocolError });
+            HttpResponse::from_error(e)
+        }
+    }
+}

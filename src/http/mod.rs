@@ -1,0 +1,37 @@
+//! The HTTP surface: carrier endpoints (refurl webhook, media WebSocket), admin endpoints (`/calls`) and
+//! health checks, over one shared `AppState`.
+pub mod admin;
+pub mod carrier;
+pub mod health;
+
+use crate::carrier_token::CallTokens;
+use crate::config::Config;
+use crate::metrics::Counters;
+use crate::registry::CallRegistry;
+use actix::Addr;
+use actix_web::{web, HttpResponse};
+use std::sync::Arc;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub registry: Addr<CallRegistry>,
+    pub counters: Arc<Counters>,
+    pub tokens: CallTokens,
+    /// Base of the `wss_url` handed to the carrier (no trailing slash).
+    pub public_url: String,
+}
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/mcube/call", web::post().to(carrier::refurl))
+        .route("/ws/mcube/{call_id}", web::get().to(carrier::media_socket))
+        .route("/calls", web::get().to(admin::list_calls))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz));
+}
+
+/// `{"error": "..."}` with a status.
+pub fn error_json(status: actix_web::http::StatusCode, error: &str) -> HttpResponse {
+    HttpResponse::build(status).json(serde_json::json!({ "error": error }))
+}

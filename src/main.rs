@@ -1,0 +1,164 @@
+//! The `websocket_api` binary: parses the command line, loads the configuration (exit 64 listing every
+//! problem), and runs the chosen subcommand.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use websocket_api::config::Config;
+use websocket_api::sim::agent::{self, AgentScript};
+
+const EXIT_USAGE: u8 = 64;
+
+#[derive(Parser)]
+#[command(name = "websocket_api", version, about = "Mcube ↔ ElevenLabs media gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Configuration file (default: $WSAPI_CONFIG or config/websocket_api.toml).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Serve,
+    /// The whole system on this machine with nothing configured: gateway, agent simulator, simulated calls.
+    Demo {
+        #[arg(long, default_value_t = 3)]
+        calls: usize,
+        #[arg(long, default_value_t = 6.0)]
+        seconds: f64,
+    },
+    /// A standalone ElevenLabs Agents WebSocket server speaking the real protocol.
+    SimulateAgent {
+        #[arg(long, default_value = "127.0.0.1:7901")]
+        listen: String,
+        /// Both formats at once (e.g. ulaw_8000, pcm_16000); overridden by the two below.
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long)]
+        input_format: Option<String>,
+        #[arg(long)]
+        output_format: Option<String>,
+        /// Send the caller's audio back instead of tone replies.
+        #[arg(long)]
+        echo: bool,
+        /// End each conversation (close 1000) after this many milliseconds.
+        #[arg(long, default_value_t = 0)]
+        end_after_ms: u64,
+        /// Interrupt (barge-in) after this many milliseconds.
+        #[arg(long, default_value_t = 0)]
+        interrupt_after_ms: u64,
+    },
+    /// Validate the configuration and print the effective values (secrets redacted).
+    CheckConfig,
+}
+
+fn init_logging(level: &str) {
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).try_init();
+}
+
+fn load_config(cli_path: Option<&PathBuf>) -> Result<Config, ExitCode> {
+    let path = Config::resolve_path(cli_path.map(PathBuf::as_path));
+    let explicit = cli_path.is_some() || std::env::var_os("WSAPI_CONFIG").is_some();
+    Config::load(&path, explicit).map_err(|problems| {
+        eprint!("{}: {problems}", path.display());
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cli.config.as_ref()),
+        Command::CheckConfig => check_config(cli.config.as_ref()),
+        Command::Demo { calls, seconds } => demo(calls, seconds),
+        Command::SimulateAgent { listen, format, input_format, output_format, echo, end_after_ms, interrupt_after_ms } => {
+            let both = format.unwrap_or_else(|| "ulaw_8000".into());
+            let script = AgentScript {
+                input_format: input_format.unwrap_or_else(|| both.clone()),
+                output_format: output_format.unwrap_or(both),
+                echo,
+                end_after_ms,
+                interrupt_after_ms,
+                ..AgentScript::default()
+            };
+            simulate_agent(&listen, script)
+        }
+    }
+}
+
+fn serve(cli_path: Option<&PathBuf>) -> ExitCode {
+    let config = match load_config(cli_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let problems = config.serve_problems();
+    if !problems.is_empty() {
+        eprint!("{}", websocket_api::config::ConfigProblems(problems));
+        return ExitCode::from(EXIT_USAGE);
+    }
+    init_logging(&config.log.level);
+    let result = actix_rt::System::new().block_on(async move {
+        let (gw, server) = websocket_api::server::start(config, true)?;
+        log::info!("websocket_api listening on {} (carrier wss base {})", gw.addr, gw.public_url);
+        server.await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("websocket_api: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check_config(cli_path: Option<&PathBuf>) -> ExitCode {
+    match load_config(cli_path) {
+        Ok(config) => {
+            print!("{}", config.redacted_toml());
+            for p in config.serve_problems() {
+                println!("# note: {p}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn demo(calls: usize, seconds: f64) -> ExitCode {
+    init_logging("warn");
+    let outcome = actix_rt::System::new().block_on(websocket_api::demo::run(calls, seconds));
+    match outcome {
+        Ok(o) if o.ok => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("demo: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn simulate_agent(listen: &str, script: AgentScript) -> ExitCode {
+    init_logging("info");
+    let result = actix_rt::System::new().block_on(async move {
+        let (sim, server) = agent::start(listen, script)?;
+        println!("agent simulator: {} (signed URLs: {})", sim.url, sim.signed_url_endpoint);
+        server.await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("simulate-agent: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The Mcube carrier simulator: POSTs the refurl, opens the returned `wss_url`, sends `start` and 20 ms
+//! frames of caller audio, and reports what it hears back (`playAudio`, `checkpoint`, `clearAudio`,
+//! `terminate`, the close). Used by the demo, the tests and load generation.
+
+use crate::audio::codec::{decode_pcm16le, encode_ulaw};
+use crate::audio::format::{AudioFormat, Codec};
+use crate::audio::signal::SpeechLike;
+use actix_codec::Framed;
+use awc::ws::{Codec as WsCodec, Frame, Message as WsMessage};
+use awc::BoxedSocket;
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// The refurl POST's content.
+#[derive(Debug, Clone)]
+pub struct CallRequest {
+    pub call_id: String,
+    pub from: String,
+    pub to: String,
+    pub direction: String,
+}
+
+impl CallRequest {
+    pub fn inbound(call_id: &str) -> Self {
+        CallRequest {
+            call_id: call_id.into(),
+            from: "+914155551234".into(),
+            to: "+918001234567".into(),
+            direction: "inbound".into(),
+        }
+    }
+}
+
+/// The gateway's answer to the refurl.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admission {
+    Admitted { wss_url: String },
+    Refused { status: u16, retry_after: Option<String>, error: String },
+}
+
+fn client() -> awc::Client {
+    awc::Client::builder().timeout(Duration::from_secs(10)).finish()
+}
+
+/// POSTs the Mcube connect request.
+pub async fn post_refurl(http_base: &str, call: &CallRequest) -> Result<Admission, String> {
+    let body = json!({"callId": call.call_id, "callDirection": call.direction, "fromNumber": call.from,
+        "toNumber": call.to, "dialStatus": "CONNECTING", "callProvider": "MCUBE"});
+    let mut resp = client()
+        .post(format!("{http_base}/mcube/call"))
+        .send_json(&body)
+        .await
+        .map_err(|e| format!("refurl POST failed: {e}"))?;
+    let status = resp.status().as_u16();
+    let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let v: Value = resp.json().await.map_err(|e| format!("refurl answer unreadable: {e}"))?;
+    Ok(match (status, v["wss_url"].as_str()) {
+        (200, Some(url)) => Admission::Admitted { wss_url: url.to_string() },
+        _ => Admission::Refused { status, retry_after, error: v["error"].as_str().unwrap_or_default().to_string() },
+    })
+}
+
+/// What the carrier heard from the gateway.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Heard {
+    /// A `playAudio` frame, decoded.
+    Audio(Vec<u8>),
+    Checkpoint(String),
+    Clear,
+    Terminate,
+    /// Any other text.
+    Other(String),
+    /// The socket closed (with the gateway's close code, if it sent one).
+    Closed(Option<u16>),
+}
+
+/// An open media WebSocket to the gateway.
+pub struct CarrierConn {
+    tx: mpsc::UnboundedSender<WsMessage>,
+    heard: mpsc::UnboundedReceiver<(Instant, Heard)>,
+}
+
+/// Why the gateway refused the WebSocket upgrade.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpgradeRefused {
+    /// HTTP status, when the gateway answered one.
+    pub status: Option<u16>,
+    pub detail: String,
+}
+
+impl CarrierConn {
+    /// Opens the media socket. With `auto_ack`, every `checkpoint` is answered with `playedStream` as the
+    /// real carrier does once the audio before it has played.
+    pub async fn connect(wss_url: &str, auto_ack: bool) -> Result<CarrierConn, UpgradeRefused> {
+        let (_, socket) = client().ws(wss_url).max_frame_size(1 << 20).connect().await.map_err(|e| {
+            let status = match &e {
+                awc::error::WsClientError::InvalidResponseStatus(s) => Some(s.as_u16()),
+                _ => None,
+            };
+            UpgradeRefused { status, detail: e.to_string() }
+        })?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (heard_tx, heard) = mpsc::unbounded_channel();
+        let (sink, stream) = socket.split();
+        actix_rt::spawn(write_loop(sink, rx));
+        actix_rt::spawn(read_loop(stream, heard_tx, auto_ack.then(|| tx.clone())));
+        Ok(CarrierConn { tx, heard })
+    }
+
+    pub fn send_text(&self, text: String) {
+        let _ = self.tx.send(WsMessage::Text(text.into()));
+    }
+
+    /// The Mcube `start` event.
+    pub fn send_start(&self, call_id: &str, stream_id: &str, format: AudioFormat) {
+        let encoding = match format.codec {
+            Codec::Ulaw => "audio/x-mulaw",
+            Codec::Pcm16 => "audio/x-l16",
+        };
+        self.send_text(
+            json!({"event": "start", "sequenceNumber": 1, "start": {"callId": call_id, "streamId": stream_id,
+                "tracks": ["inbound"], "mediaFormat": {"encoding": encoding, "sampleRate": format.rate}}})
+            .to_string(),
+        );
+    }
+
+    /// A `media` event carrying `audio` as base64.
+    pub fn send_media(&self, audio: &[u8]) {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(audio);
+        self.send_text(format!("{{\"event\":\"media\",\"media\":{{\"track\":\"inbound\",\"payload\":\"{b64}\"}}}}"));
+    }
+
+    /// Raw audio as a binary frame.
+    pub fn send_binary(&self, audio: &[u8]) {
+        let _ = self.tx.send(WsMessage::Binary(Bytes::copy_from_slice(audio)));
+    }
+
+    /// Closes with `code` (the caller hangs up).
+    pub fn close(&self, code: u16) {
+        let _ = self.tx.send(WsMessage::Close(Some(awc::ws::CloseCode::from(code).into())));
+    }
+
+    /// The next thing heard, or `None` when nothing arrives within `timeout` or the socket is done.
+    pub async fn next(&mut self, timeout: Duration) -> Option<(Instant, Heard)> {
+        tokio::time::timeout(timeout, self.heard.recv()).await.ok().flatten()
+    }
+
+    /// Everything heard until the socket closes or `timeout` passes with nothing new.
+    pub async fn drain(&mut self, quiet: Duration) -> Vec<(Instant, Heard)> {
+        let mut all = Vec::new();
+        while let Some(h) = self.next(quiet).await {
+            let closed = matches!(h.1, Heard::Closed(_));
+            all.push(h);
+            if closed {
+                break;
+            }
+        }
+        all
+    }
+}
+
+type Sink = futures_util::stream::SplitSink<Framed<BoxedSocket, WsCodec>, WsMessage>;
+type Stream = futures_util::stream::SplitStream<Framed<BoxedSocket, WsCodec>>;
+
+async fn write_loop(mut sink: Sink, mut rx: mpsc::UnboundedReceiver<WsMessage>) {
+    while let Some(msg) = rx.recv().await {
+        let closing = matches!(msg, WsMessage::Close(_));
+        if sink.send(msg).await.is_err() || closing {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+async fn read_loop(mut stream: Stream, heard: mpsc::UnboundedSender<(Instant, Heard)>, ack: Option<mpsc::UnboundedSender<WsMessage>>) {
+    while let Some(frame) = stream.next().await {
+        let event = match frame {
+            Ok(Frame::Text(text)) => classify(&text, ack.as_ref()),
+            Ok(Frame::Close(reason)) => {
+                let _ = heard.send((Instant::now(), Heard::Closed(reason.map(|r| u16::from(r.code)))));
+                return;
+            }
+            Ok(_) => continue,
+            Err(_) => break,
+        };
+        if heard.send((Instant::now(), event)).is_err() {
+            return;
+        }
+    }
+    let _ = heard.send((Instant::now(), Heard::Closed(None)));
+}
+
+fn classify(text: &[u8], ack: Option<&mpsc::UnboundedSender<WsMessage>>) -> Heard {
+    let Ok(v) = serde_json::from_slice::<Value>(text) else {
+        return Heard::Other(String::from_utf8_lossy(text).into_owned());
+    };
+    match v["event"].as_str().unwrap_or_default() {
+        "playAudio" => {
+            let payload = v["media"]["payload"].as_str().unwrap_or_default();
+            Heard::Audio(base64::engine::general_purpose::STANDARD.decode(payload).unwrap_or_default())
+        }
+        "checkpoint" => {
+            let name = v["name"].as_str().unwrap_or_default().to_string();
+            if let Some(ack) = ack {
+                let played = json!({"event": "playedStream", "streamId": v["streamId"], "name": name});
+                let _ = ack.send(WsMessage::Text(played.to_string().into()));
+            }
+            Heard::Checkpoint(name)
+        }
+        "clearAudio" => Heard::Clear,
+        "terminate" => Heard::Terminate,
+        _ => Heard::Other(v.to_string()),
+    }
+}
+
+/// What one simulated call did, for the demo and load reports.
+#[derive(Debug, Clone, Default)]
+pub struct CallReport {
+    pub call_id: String,
+    pub admitted: bool,
+    pub refused: Option<String>,
+    pub frames_sent: u64,
+    pub frames_heard: u64,
+    pub audio_ms_heard: u64,
+    pub clears: u64,
+    pub checkpoints: u64,
+    pub terminated: bool,
+    pub close_code: Option<u16>,
+    /// Refurl POST → first agent audio heard.
+    pub setup_ms: Option<u64>,
+    pub error: Option<String>,
+}
+
+/// Places one call: refurl, WebSocket, `start`, then `seconds` of speech-like μ-law in `frame_ms` frames at
+/// real time while listening; hangs up (close 1000) at the end unless the gateway ended the call first.
+pub async fn run_call(http_base: &str, call: CallRequest, seconds: f64, frame_ms: u64, seed: u64) -> CallReport {
+    let mut report = CallReport { call_id: call.call_id.clone(), ..CallReport::default() };
+    let t0 = Instant::now();
+    let wss_url = match post_refurl(http_base, &call).await {
+        Ok(Admission::Admitted { wss_url }) => wss_url,
+        Ok(Admission::Refused { status, error, .. }) => {
+            report.refused = Some(format!("{status} {error}"));
+            return report;
+        }
+        Err(e) => {
+            report.error = Some(e);
+            return report;
+        }
+    };
+    report.admitted = true;
+    let mut conn = match CarrierConn::connect(&wss_url, true).await {
+        Ok(c) => c,
+        Err(e) => {
+            report.error = Some(e.detail);
+            return report;
+        }
+    };
+    conn.send_start(&call.call_id, &format!("stream-{}", call.call_id), AudioFormat::ULAW_8K);
+    let mut speech = SpeechLike::new(8000, seed);
+    let frame_samples = (8 * frame_ms) as usize;
+    let mut samples = Vec::with_capacity(frame_samples);
+    let mut ulaw = Vec::with_capacity(frame_samples);
+    let mut ticker = tokio::time::interval(Duration::from_millis(frame_ms));
+    let total_frames = (seconds * 1000.0 / frame_ms as f64) as u64;
+    let mut gateway_ended = false;
+    while report.frames_sent < total_frames && !gateway_ended {
+        tokio::select! {
+            _ = ticker.tick() => {
+                samples.clear();
+                ulaw.clear();
+                speech.next_frame(frame_samples, &mut samples);
+                encode_ulaw(&samples, &mut ulaw);
+                conn.send_media(&ulaw);
+                report.frames_sent += 1;
+            }
+            heard = conn.heard.recv() => match heard {
+                Some((at, h)) => gateway_ended = note(&mut report, at, t0, h),
+                None => gateway_ended = true,
+            }
+        }
+    }
+    if !gateway_ended {
+        conn.close(1000);
+    }
+    for (at, h) in conn.drain(Duration::from_millis(1500)).await {
+        note(&mut report, at, t0, h);
+    }
+    report
+}
+
+/// Records one heard event; true when the gateway ended the call.
+fn note(report: &mut CallReport, at: Instant, t0: Instant, heard: Heard) -> bool {
+    match heard {
+        Heard::Audio(bytes) => {
+            report.frames_heard += 1;
+            report.audio_ms_heard += bytes.len() as u64 / 8;
+            report.setup_ms.get_or_insert(at.duration_since(t0).as_millis() as u64);
+            false
+        }
+        Heard::Checkpoint(_) => {
+            report.checkpoints += 1;
+            false
+        }
+        Heard::Clear => {
+            report.clears += 1;
+            false
+        }
+        Heard::Terminate => {
+            report.terminated = true;
+            false
+        }
+        Heard::Other(_) => false,
+        Heard::Closed(code) => {
+            report.close_code = code;
+            true
+        }
+    }
+}
+
+/// PCM16 bytes to samples (for checks on what was heard in a linear format).
+pub fn pcm_samples(bytes: &[u8]) -> Vec<i16> {
+    let mut out = Vec::with_capacity(bytes.len() / 2);
+    decode_pcm16le(bytes, &mut out);
+    out
+}
