@@ -414,7 +414,8 @@ mod tests {
         let expected = sign_changes(&sig) as i64;
         let got = sign_changes(&out) as i64;
         assert!(
-            (got - expected).abs() <= 4,
+            // Gibbs ringing near each edge may add a few crossings; wrapping would add hundreds.
+            (got - expected).abs() <= 16,
             "got {got} sign changes, expected {expected}"
         );
         assert!(out.iter().any(|&s| s > 30000));

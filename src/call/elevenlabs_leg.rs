@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 pub type AgentSocket = Framed<BoxedSocket, Codec>;
 type AgentSink = SplitSink<AgentSocket, WsMessage>;
 
+/// How long a closing leg waits for the agent's answering close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
 thread_local! {
     /// One client per worker thread (awc clients are not `Send`); its connector has no limit of its own
     /// because the registry's cap is the limit, and awc's default of 100 would stall call 101.
@@ -105,6 +108,7 @@ pub struct ElevenLabsLeg {
     reassembler: Reassembler,
     close_code: Option<u16>,
     detail: String,
+    closing: bool,
     b64: base64::engine::GeneralPurpose,
 }
 
@@ -139,6 +143,7 @@ impl ElevenLabsLeg {
                 reassembler: Reassembler::new(setup.max_message_bytes),
                 close_code: None,
                 detail: "connection ended".into(),
+                closing: false,
                 b64: base64::engine::general_purpose::STANDARD,
             }
         })
@@ -212,6 +217,9 @@ impl ElevenLabsLeg {
     }
 
     fn check_heartbeat(&mut self, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
         if !self.call.upgrade().is_some_and(|c| c.connected()) {
             self.close_normally(ctx);
         } else if self.last_seen.elapsed() > self.peer_timeout {
@@ -223,11 +231,16 @@ impl ElevenLabsLeg {
         }
     }
 
+    /// Sends close 1000 and waits (bounded) for the agent's answering close, so the frame is really written
+    /// before the leg goes.
     fn close_normally(&mut self, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
         let _ = self.sink.write(WsMessage::Close(Some(CloseReason::from(CloseCode::Normal))));
-        self.sink.close();
         self.detail = "closed by the gateway".into();
-        ctx.stop();
+        ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
     }
 }
 
@@ -271,6 +284,10 @@ impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for ElevenLabsLeg
             Ok(Frame::Ping(p)) => self.send(WsMessage::Pong(p), ctx),
             Ok(Frame::Pong(_)) => {}
             Ok(Frame::Close(reason)) => {
+                if !self.closing {
+                    // Answer the agent's close, as RFC 6455 asks.
+                    let _ = self.sink.write(WsMessage::Close(reason.clone()));
+                }
                 self.close_code = reason.as_ref().map(|r| u16::from(r.code));
                 self.detail = format!(
                     "agent closed: {}",

@@ -157,6 +157,12 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
                 log::info!("call_id={} carrier closed the WebSocket ({:?})", self.call_id, reason.as_ref().map(|r| r.code));
                 self.finish(ctx, EndReason::CarrierHangup, reason);
             }
+            // Once the leg is ending, what is left in the socket (often an EOF after the close) is moot.
+            Err(_) if self.gone.is_some() => {}
+            Err(ws::ProtocolError::Io(e)) => {
+                log::info!("call_id={} carrier connection lost: {e}", self.call_id);
+                self.finish(ctx, EndReason::CarrierHangup, None);
+            }
             Err(e) => {
                 self.counters.carrier_bad_frames.inc();
                 log::warn!("call_id={} carrier: WebSocket protocol error: {e}", self.call_id);

@@ -256,7 +256,7 @@ pub enum ClientMessage<'a> {
 #[derive(Deserialize)]
 struct RawClient<'a> {
     #[serde(borrow, default)]
-    user_audio_chunk: Option<Cow<'a, str>>,
+    user_audio_chunk: Option<super::CowStr<'a>>,
     #[serde(rename = "type", default)]
     kind: Option<String>,
 }
@@ -265,7 +265,7 @@ struct RawClient<'a> {
 pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, AgentParseError> {
     let raw: RawClient<'_> = serde_json::from_str(text).map_err(|e| AgentParseError::NotJson(e.to_string()))?;
     if let Some(audio_b64) = raw.user_audio_chunk {
-        return Ok(ClientMessage::UserAudio { audio_b64 });
+        return Ok(ClientMessage::UserAudio { audio_b64: audio_b64.0 });
     }
     let kind = raw.kind.ok_or(AgentParseError::NoType)?;
     let full = || serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
@@ -336,7 +336,8 @@ mod tests {
 
     #[test]
     fn parses_server_events() {
-        let m = parse_agent_event(&metadata("conv_1", "ulaw_8000", "pcm_16000")).expect("meta");
+        let text = metadata("conv_1", "ulaw_8000", "pcm_16000");
+        let m = parse_agent_event(&text).expect("meta");
         assert_eq!(
             m,
             AgentEvent::Metadata {

@@ -3,7 +3,7 @@
 //! (`playAudio`, `checkpoint`, `clearAudio`, `terminate`). Plain serde, no I/O.
 
 use crate::audio::format::{AudioFormat, Codec};
-use crate::protocol::loose;
+use crate::protocol::{loose, CowStr};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -68,7 +68,7 @@ struct RawEvent<'a> {
 #[derive(Deserialize)]
 struct RawMedia<'a> {
     #[serde(borrow, default)]
-    payload: Option<Cow<'a, str>>,
+    payload: Option<CowStr<'a>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -109,7 +109,7 @@ pub fn parse_event(text: &str) -> Result<CarrierEvent<'_>, CarrierParseError> {
     let event = raw.event.ok_or(CarrierParseError::NoEvent)?;
     // "media" is the hot path: match it exactly before normalising the name.
     if event == "media" {
-        let payload = raw.media.and_then(|m| m.payload).ok_or(CarrierParseError::NoPayload)?;
+        let payload = raw.media.and_then(|m| m.payload).ok_or(CarrierParseError::NoPayload)?.0;
         return Ok(CarrierEvent::Media { payload, sequence: raw.sequence_number });
     }
     let normalized: String = event.chars().filter(|c| *c != '_').flat_map(char::to_lowercase).collect();

@@ -79,9 +79,19 @@ pub enum Heard {
 }
 
 /// An open media WebSocket to the gateway.
+/// Dropping it drops the socket at once, with no close frame: a caller whose line died.
 pub struct CarrierConn {
     tx: mpsc::UnboundedSender<WsMessage>,
     heard: mpsc::UnboundedReceiver<(Instant, Heard)>,
+    tasks: [tokio::task::JoinHandle<()>; 2],
+}
+
+impl Drop for CarrierConn {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 /// Why the gateway refused the WebSocket upgrade.
@@ -106,9 +116,9 @@ impl CarrierConn {
         let (tx, rx) = mpsc::unbounded_channel();
         let (heard_tx, heard) = mpsc::unbounded_channel();
         let (sink, stream) = socket.split();
-        actix_rt::spawn(write_loop(sink, rx));
-        actix_rt::spawn(read_loop(stream, heard_tx, auto_ack.then(|| tx.clone())));
-        Ok(CarrierConn { tx, heard })
+        let writer = actix_rt::spawn(write_loop(sink, rx));
+        let reader = actix_rt::spawn(read_loop(stream, heard_tx, auto_ack.then(|| tx.clone())));
+        Ok(CarrierConn { tx, heard, tasks: [writer, reader] })
     }
 
     pub fn send_text(&self, text: String) {

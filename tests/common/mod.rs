@@ -1,0 +1,202 @@
+//! Shared test harness: the real gateway on 127.0.0.1:0 with the agent simulator as ElevenLabs, a carrier
+//! client that dials through the real refurl + WebSocket path, and the ElevenLabs schema to validate what
+//! the gateway sent.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use websocket_api::config::{Config, ElevenLabsAuth};
+use websocket_api::server::{self, Gateway};
+use websocket_api::sim::agent::{self, AgentScript, AgentSimulator};
+use websocket_api::sim::carrier::{post_refurl, Admission, CallRequest, CarrierConn, Heard};
+
+pub struct Harness {
+    pub gw: Gateway,
+    pub sim: AgentSimulator,
+}
+
+/// A quiet agent: no greeting, no replies, no pings; tests switch on what they exercise.
+pub fn quiet_script() -> AgentScript {
+    AgentScript {
+        greeting_ms: 0,
+        reply_after_user_ms: 0,
+        ping_interval_ms: 0,
+        transcripts: false,
+        record: true,
+        ..AgentScript::default()
+    }
+}
+
+pub fn test_config(sim: &AgentSimulator) -> Config {
+    let mut cfg = Config::default();
+    cfg.server.listen = "127.0.0.1:0".into();
+    cfg.server.public_url = String::new();
+    cfg.server.workers = 1;
+    cfg.calls.max_concurrent_calls = 10;
+    cfg.calls.heartbeat_interval_ms = 500;
+    cfg.calls.peer_timeout_ms = 5_000;
+    cfg.calls.playout_timeout_ms = 3_000;
+    cfg.calls.reconcile_interval_ms = 500;
+    cfg.elevenlabs.url = sim.url.clone();
+    cfg.elevenlabs.signed_url_endpoint = sim.signed_url_endpoint.clone();
+    cfg.elevenlabs.agent_id = Some("agent_test".into());
+    cfg.elevenlabs.auth = ElevenLabsAuth::None;
+    cfg.elevenlabs.connect_timeout_ms = 2_000;
+    cfg.elevenlabs.metadata_timeout_ms = 2_000;
+    cfg
+}
+
+/// Starts the simulator with `script` and the gateway with the test config, adjusted by `tweak`.
+pub fn start(script: AgentScript, tweak: impl FnOnce(&mut Config)) -> Harness {
+    let (sim, sim_server) = agent::start("127.0.0.1:0", script).expect("agent simulator starts");
+    actix_rt::spawn(sim_server);
+    let mut cfg = test_config(&sim);
+    tweak(&mut cfg);
+    let (gw, gw_server) = server::start(cfg, false).expect("gateway starts");
+    actix_rt::spawn(gw_server);
+    Harness { gw, sim }
+}
+
+pub fn call(call_id: &str) -> CallRequest {
+    CallRequest::inbound(call_id)
+}
+
+/// Refurl POST that must be admitted; returns the `wss_url`.
+pub async fn admit(h: &Harness, call_id: &str) -> String {
+    match post_refurl(&h.gw.http_url, &call(call_id)).await.expect("refurl answers") {
+        Admission::Admitted { wss_url } => wss_url,
+        other => panic!("call {call_id} not admitted: {other:?}"),
+    }
+}
+
+/// Admits and opens the media socket (checkpoints acknowledged), without sending `start`.
+pub async fn dial(h: &Harness, call_id: &str) -> CarrierConn {
+    let url = admit(h, call_id).await;
+    CarrierConn::connect(&url, true).await.expect("media socket opens")
+}
+
+/// Polls `f` every 50 ms until it is true or `limit` passes; returns whether it became true.
+pub async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    f()
+}
+
+/// Everything heard during `span` (or until the socket closes).
+pub async fn listen(conn: &mut CarrierConn, span: Duration) -> Vec<Heard> {
+    let t0 = Instant::now();
+    let mut heard = Vec::new();
+    while let Some(left) = span.checked_sub(t0.elapsed()) {
+        match conn.next(left).await {
+            Some((_, h)) => {
+                let closed = matches!(h, Heard::Closed(_));
+                heard.push(h);
+                if closed {
+                    break;
+                }
+            }
+            None => break,
+        }
+    }
+    heard
+}
+
+pub fn audio_of(heard: &[Heard]) -> Vec<u8> {
+    heard.iter().filter_map(|h| if let Heard::Audio(a) = h { Some(a.as_slice()) } else { None }).flatten().copied().collect()
+}
+
+/// GET a JSON endpoint of the gateway.
+pub async fn get_json(h: &Harness, path: &str) -> (u16, Value) {
+    let mut resp = awc::Client::default().get(format!("{}{path}", h.gw.http_url)).send().await.expect("GET answers");
+    let status = resp.status().as_u16();
+    (status, resp.json::<Value>().limit(1 << 20).await.unwrap_or(Value::Null))
+}
+
+/// The live calls' `/calls` entry for `call_id`, if any.
+pub async fn call_view(h: &Harness, call_id: &str) -> Option<Value> {
+    let (_, v) = get_json(h, "/calls").await;
+    v["calls"].as_array()?.iter().find(|c| c["call_id"] == call_id).cloned()
+}
+
+/// Sends `n` frames of μ-law at real time (20 ms), from `frames`.
+pub async fn stream_frames(conn: &CarrierConn, frames: &[Vec<u8>]) {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for f in frames {
+        tick.tick().await;
+        conn.send_media(f);
+    }
+}
+
+// ----- the ElevenLabs schema ------------------------------------------------------------------------------
+
+/// Validators for both directions of specs/elevenlabs-agent.asyncapi.yaml (a copy with its MIT licence is
+/// in tests/fixtures).
+pub struct AgentSchema {
+    client_to_server: jsonschema::Validator,
+    server_to_client: jsonschema::Validator,
+}
+
+fn direction_schema(doc: &Value, op: &str) -> jsonschema::Validator {
+    let refs: Vec<Value> = doc["channels"]["AgentMessages"][op]["message"]["oneOf"]
+        .as_array()
+        .expect("channel lists its messages")
+        .iter()
+        .map(|m| {
+            let name = m["$ref"].as_str().expect("message $ref").rsplit('/').next().expect("name");
+            let payload = &doc["components"]["messages"][name]["payload"];
+            payload.clone()
+        })
+        .collect();
+    let schema = json!({ "oneOf": refs, "components": doc["components"].clone() });
+    jsonschema::validator_for(&schema).expect("the asyncapi payload schemas compile")
+}
+
+impl AgentSchema {
+    pub fn load() -> AgentSchema {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/elevenlabs-agent.asyncapi.yaml");
+        let text = std::fs::read_to_string(path).expect("schema fixture present");
+        let doc: Value = serde_yaml::from_str(&text).expect("schema is YAML");
+        AgentSchema {
+            client_to_server: direction_schema(&doc, "subscribe"),
+            server_to_client: direction_schema(&doc, "publish"),
+        }
+    }
+
+    fn check(v: &jsonschema::Validator, text: &str) -> Result<(), String> {
+        let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}: {text}"))?;
+        let errors: Vec<String> = v.iter_errors(&value).map(|e| e.to_string()).collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{text} fails the schema: {}", errors.join("; ")))
+        }
+    }
+
+    pub fn check_client_message(&self, text: &str) -> Result<(), String> {
+        Self::check(&self.client_to_server, text)
+    }
+
+    pub fn check_server_message(&self, text: &str) -> Result<(), String> {
+        Self::check(&self.server_to_client, text)
+    }
+}
+
+/// Every message the gateway sent to the simulator validates; returns how many were checked.
+pub fn assert_gateway_messages_valid(h: &Harness) -> usize {
+    let schema = AgentSchema::load();
+    let mut n = 0;
+    for conn in h.sim.log.connections() {
+        for text in &conn.received {
+            if let Err(e) = schema.check_client_message(text) {
+                panic!("connection {}: {e}", conn.index);
+            }
+            n += 1;
+        }
+    }
+    n
+}

@@ -1,0 +1,49 @@
+//! Caller hang-up (close, `stop`, or a dropped socket): the ElevenLabs leg is closed with 1000, the call
+//! actor stops and the slot is free again.
+mod common;
+
+use common::*;
+use std::time::Duration;
+use websocket_api::audio::format::AudioFormat;
+
+async fn hang_up_and_check(how: &str) {
+    let h = start(quiet_script(), |_| {});
+    let id = format!("HANG-{how}");
+    let conn = dial(&h, &id).await;
+    conn.send_start(&id, "s", AudioFormat::ULAW_8K);
+    let log = h.sim.log.clone();
+    assert!(eventually(Duration::from_secs(3), || log.connection_count() == 1).await);
+    assert!(call_view(&h, &id).await.is_some());
+    match how {
+        "close" => conn.close(1000),
+        "stop" => conn.send_text(r#"{"event":"stop","streamId":"s"}"#.into()),
+        _ => drop(conn),
+    }
+    let closed = eventually(Duration::from_secs(3), || log.connections()[0].client_close == Some(1000)).await;
+    assert!(closed, "{how}: ElevenLabs leg closed with 1000, got {:?}", log.connections()[0].client_close);
+    let mut free = false;
+    for _ in 0..30 {
+        let (_, calls) = get_json(&h, "/calls").await;
+        if calls["active"] == 0 {
+            free = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(free, "{how}: slot released");
+}
+
+#[actix_rt::test]
+async fn caller_close_ends_the_agent_leg() {
+    hang_up_and_check("close").await;
+}
+
+#[actix_rt::test]
+async fn caller_stop_event_ends_the_agent_leg() {
+    hang_up_and_check("stop").await;
+}
+
+#[actix_rt::test]
+async fn caller_socket_drop_ends_the_agent_leg() {
+    hang_up_and_check("drop").await;
+}

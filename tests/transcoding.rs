@@ -1,0 +1,64 @@
+//! Agent on ElevenLabs' default `pcm_16000`: the gateway transcodes μ-law 8 kHz ↔ PCM16 16 kHz both ways,
+//! and a known tone survives the round trip at the right pitch and length.
+mod common;
+
+use base64::Engine as _;
+use common::*;
+use std::time::Duration;
+use websocket_api::audio::codec::{decode_ulaw, encode_ulaw};
+use websocket_api::audio::format::AudioFormat;
+use websocket_api::audio::signal::{dominant_frequency, tone};
+use websocket_api::protocol::elevenlabs::{parse_client_message, ClientMessage};
+use websocket_api::sim::agent::AgentScript;
+use websocket_api::sim::carrier::pcm_samples;
+
+#[actix_rt::test]
+async fn a_tone_survives_the_round_trip_at_pitch_and_length() {
+    let script = AgentScript {
+        input_format: "pcm_16000".into(),
+        output_format: "pcm_16000".into(),
+        echo: true,
+        ..quiet_script()
+    };
+    let h = start(script, |_| {});
+    let mut conn = dial(&h, "PCM-1").await;
+    conn.send_start("PCM-1", "s", AudioFormat::ULAW_8K);
+    // One second of 1 kHz in 50 frames of 20 ms.
+    let frames: Vec<Vec<u8>> = (0..50u64)
+        .map(|i| {
+            let (mut pcm, mut ulaw) = (Vec::new(), Vec::new());
+            tone(1000.0, 8000, i * 160, 160, 12000, &mut pcm);
+            encode_ulaw(&pcm, &mut ulaw);
+            ulaw
+        })
+        .collect();
+    stream_frames(&conn, &frames).await;
+    let heard = listen(&mut conn, Duration::from_millis(1500)).await;
+
+    // What ElevenLabs received: PCM16 at 16 kHz, 1 kHz, one second long.
+    let conns = h.sim.log.connections();
+    let upstream: Vec<u8> = conns[0]
+        .received
+        .iter()
+        .filter_map(|t| match parse_client_message(t) {
+            Ok(ClientMessage::UserAudio { audio_b64 }) => {
+                base64::engine::general_purpose::STANDARD.decode(audio_b64.as_bytes()).ok()
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let wide = pcm_samples(&upstream);
+    assert!((wide.len() as i64 - 16_000).abs() <= 16, "16 kHz samples: {}", wide.len());
+    let f_up = dominant_frequency(&wide[1600..14400], 16_000);
+    assert!((f_up - 1000.0).abs() < 15.0, "pitch at ElevenLabs: {f_up}");
+
+    // What the carrier heard back: μ-law 8 kHz, 1 kHz, one second long, in 160-byte frames.
+    let down = audio_of(&heard);
+    assert!((down.len() as i64 - 8000).abs() <= 16, "8 kHz samples back: {}", down.len());
+    let mut pcm = Vec::new();
+    decode_ulaw(&down, &mut pcm);
+    let f_down = dominant_frequency(&pcm[800..7200], 8000);
+    assert!((f_down - 1000.0).abs() < 15.0, "pitch at the carrier: {f_down}");
+    assert_gateway_messages_valid(&h);
+}
