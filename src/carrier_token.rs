@@ -42,8 +42,13 @@ impl CallTokens {
     }
 
     fn issue_at(&self, call_id: &str, now: SystemTime) -> String {
-        let expires = (now + self.ttl).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        format!("{expires}.{}", hex::encode(self.mac(call_id, expires).finalize().into_bytes()))
+        let expires = (now + self.ttl)
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        format!(
+            "{expires}.{}",
+            hex::encode(self.mac(call_id, expires).finalize().into_bytes())
+        )
     }
 
     /// True when the token was issued for this call id and has not expired (constant-time compare).
@@ -52,8 +57,12 @@ impl CallTokens {
     }
 
     fn verify_at(&self, call_id: &str, token: &str, now: SystemTime) -> bool {
-        let Some((exp, sig)) = token.split_once('.') else { return false };
-        let (Ok(expires), Ok(sig)) = (exp.parse::<u64>(), hex::decode(sig)) else { return false };
+        let Some((exp, sig)) = token.split_once('.') else {
+            return false;
+        };
+        let (Ok(expires), Ok(sig)) = (exp.parse::<u64>(), hex::decode(sig)) else {
+            return false;
+        };
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         expires >= now && self.mac(call_id, expires).verify_slice(&sig).is_ok()
     }

@@ -142,7 +142,8 @@ impl Default for ElevenLabsConfig {
             url: "wss://api.elevenlabs.io/v1/convai/conversation".into(),
             agent_id: None,
             auth: ElevenLabsAuth::Header,
-            signed_url_endpoint: "https://api.elevenlabs.io/v1/convai/conversation/get-signed-url".into(),
+            signed_url_endpoint: "https://api.elevenlabs.io/v1/convai/conversation/get-signed-url"
+                .into(),
             connect_timeout_ms: 5_000,
             metadata_timeout_ms: 5_000,
             reconnect_attempts: 2,
@@ -162,7 +163,9 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig { url: "sqlite://data/websocket_api.db".into() }
+        DatabaseConfig {
+            url: "sqlite://data/websocket_api.db".into(),
+        }
     }
 }
 
@@ -188,7 +191,11 @@ pub struct CarrierConfig {
 
 impl Default for CarrierConfig {
     fn default() -> Self {
-        CarrierConfig { require_token: true, token_ttl_seconds: 30, secret: None }
+        CarrierConfig {
+            require_token: true,
+            token_ttl_seconds: 30,
+            secret: None,
+        }
     }
 }
 
@@ -203,7 +210,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into(), show_numbers: false }
+        LogConfig {
+            level: "info".into(),
+            show_numbers: false,
+        }
     }
 }
 
@@ -242,7 +252,12 @@ impl Config {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
-            Err(e) => return Err(ConfigProblems(vec![format!("cannot read {}: {e}", path.display())])),
+            Err(e) => {
+                return Err(ConfigProblems(vec![format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )]))
+            }
         };
         let env: Vec<(String, String)> = std::env::vars().collect();
         Config::from_parts(&text, &env)
@@ -269,7 +284,10 @@ impl Config {
 
     fn read_secrets(&mut self, env: &[(String, String)]) {
         let get = |name: &str| {
-            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty())
+            env.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty())
         };
         self.elevenlabs.api_key = get(ENV_ELEVENLABS_API_KEY);
         self.admin.token = get(ENV_ADMIN_TOKEN);
@@ -284,34 +302,59 @@ impl Config {
         };
         bad(
             self.server.listen.parse::<std::net::SocketAddr>().is_err(),
-            format!("server.listen: '{}' is not an address like 0.0.0.0:7900", self.server.listen),
+            format!(
+                "server.listen: '{}' is not an address like 0.0.0.0:7900",
+                self.server.listen
+            ),
         );
         let pu = &self.server.public_url;
         bad(
-            !pu.is_empty() && !(pu.starts_with("ws://") || pu.starts_with("wss://")),
+            !(pu.is_empty() || pu.starts_with("ws://") || pu.starts_with("wss://")),
             format!("server.public_url: '{pu}' must start with ws:// or wss:// (or be empty to derive it)"),
         );
-        bad(self.server.max_frame_bytes < 1024, "server.max_frame_bytes: must be at least 1024".into());
-        bad(self.calls.max_concurrent_calls == 0, "calls.max_concurrent_calls: must be at least 1".into());
+        bad(
+            self.server.max_frame_bytes < 1024,
+            "server.max_frame_bytes: must be at least 1024".into(),
+        );
+        bad(
+            self.calls.max_concurrent_calls == 0,
+            "calls.max_concurrent_calls: must be at least 1".into(),
+        );
         bad(
             !(5..=1000).contains(&self.calls.frame_ms),
-            format!("calls.frame_ms: {} is outside 5..=1000", self.calls.frame_ms),
+            format!(
+                "calls.frame_ms: {} is outside 5..=1000",
+                self.calls.frame_ms
+            ),
         );
         bad(
             self.calls.outbound_queue_ms < self.calls.frame_ms,
             "calls.outbound_queue_ms: must hold at least one frame".into(),
         );
         bad(
-            self.calls.heartbeat_interval_ms == 0 || self.calls.peer_timeout_ms <= self.calls.heartbeat_interval_ms,
+            self.calls.heartbeat_interval_ms == 0
+                || self.calls.peer_timeout_ms <= self.calls.heartbeat_interval_ms,
             "calls.peer_timeout_ms must be greater than calls.heartbeat_interval_ms (> 0)".into(),
         );
         for (name, v) in [
-            ("calls.admission_deadline_ms", self.calls.admission_deadline_ms),
+            (
+                "calls.admission_deadline_ms",
+                self.calls.admission_deadline_ms,
+            ),
             ("calls.start_timeout_ms", self.calls.start_timeout_ms),
             ("calls.max_call_seconds", self.calls.max_call_seconds),
-            ("calls.reconcile_interval_ms", self.calls.reconcile_interval_ms),
-            ("elevenlabs.connect_timeout_ms", self.elevenlabs.connect_timeout_ms),
-            ("elevenlabs.metadata_timeout_ms", self.elevenlabs.metadata_timeout_ms),
+            (
+                "calls.reconcile_interval_ms",
+                self.calls.reconcile_interval_ms,
+            ),
+            (
+                "elevenlabs.connect_timeout_ms",
+                self.elevenlabs.connect_timeout_ms,
+            ),
+            (
+                "elevenlabs.metadata_timeout_ms",
+                self.elevenlabs.metadata_timeout_ms,
+            ),
             ("carrier.token_ttl_seconds", self.carrier.token_ttl_seconds),
         ] {
             bad(v == 0, format!("{name}: must be greater than 0"));
@@ -322,12 +365,17 @@ impl Config {
             format!("elevenlabs.url: '{url}' must start with ws:// or wss://"),
         );
         bad(
-            self.elevenlabs.agent_id.as_deref().is_some_and(|a| a.trim().is_empty()),
+            self.elevenlabs
+                .agent_id
+                .as_deref()
+                .is_some_and(|a| a.trim().is_empty()),
             "elevenlabs.agent_id: must not be empty when set".into(),
         );
         let db = &self.database.url;
         bad(
-            !(db.starts_with("sqlite://") || db.starts_with("postgres://") || db.starts_with("postgresql://")),
+            !(db.starts_with("sqlite://")
+                || db.starts_with("postgres://")
+                || db.starts_with("postgresql://")),
             format!("database.url: '{db}' must be sqlite://PATH or postgres://…"),
         );
         bad(
@@ -350,8 +398,15 @@ impl Config {
 
     /// The effective configuration as TOML with secrets shown only as set/unset.
     pub fn redacted_toml(&self) -> String {
-        let body = toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
-        let secret = |s: &Option<String>| if s.is_some() { "set (redacted)" } else { "unset" };
+        let body =
+            toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
+        let secret = |s: &Option<String>| {
+            if s.is_some() {
+                "set (redacted)"
+            } else {
+                "unset"
+            }
+        };
         format!(
             "{body}\n# secrets (environment only)\n# {ENV_ELEVENLABS_API_KEY}: {}\n# {ENV_ADMIN_TOKEN}: {}\n# {ENV_CARRIER_SECRET}: {}\n",
             secret(&self.elevenlabs.api_key),
@@ -362,7 +417,11 @@ impl Config {
 }
 
 fn check_no_secrets_in_file(table: &toml::Table, problems: &mut Vec<String>) {
-    for (section, key) in [("elevenlabs", "api_key"), ("admin", "token"), ("carrier", "secret")] {
+    for (section, key) in [
+        ("elevenlabs", "api_key"),
+        ("admin", "token"),
+        ("carrier", "secret"),
+    ] {
         if table.get(section).and_then(|s| s.get(key)).is_some() {
             problems.push(format!(
                 "{section}.{key}: secrets are read from the environment only, remove it from the file"
@@ -377,10 +436,16 @@ fn secret_env_names() -> BTreeSet<&'static str> {
 
 /// `WSAPI__CALLS__MAX_CONCURRENT_CALLS=500` becomes `calls.max_concurrent_calls = 500`; values that parse as a
 /// TOML scalar (number, bool) keep that type, everything else is a string.
-fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)], problems: &mut Vec<String>) {
+fn apply_env_overrides(
+    table: &mut toml::Table,
+    env: &[(String, String)],
+    problems: &mut Vec<String>,
+) {
     let secrets = secret_env_names();
     for (name, raw) in env {
-        let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
         if secrets.contains(name.as_str()) {
             continue;
         }
@@ -397,7 +462,10 @@ fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)], proble
             Some(t) => {
                 t.insert(key.to_ascii_lowercase(), value);
             }
-            None => problems.push(format!("{name}: section '{}' is not a table", section.to_ascii_lowercase())),
+            None => problems.push(format!(
+                "{name}: section '{}' is not a table",
+                section.to_ascii_lowercase()
+            )),
         }
     }
 }
@@ -406,7 +474,9 @@ fn parse_env_value(raw: &str) -> toml::Value {
     let probe = format!("v = {raw}");
     match probe.parse::<toml::Table>() {
         Ok(mut t) => match t.remove("v") {
-            Some(v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_))) => v,
+            Some(
+                v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)),
+            ) => v,
             _ => toml::Value::String(raw.to_string()),
         },
         Err(_) => toml::Value::String(raw.to_string()),
@@ -442,7 +512,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -451,7 +524,10 @@ mod tests {
         assert_eq!(c.server.listen, "0.0.0.0:7900");
         assert_eq!(c.server.public_url, "ws://127.0.0.1:7900");
         assert_eq!(c.calls.max_concurrent_calls, 200);
-        assert_eq!(c.elevenlabs.url, "wss://api.elevenlabs.io/v1/convai/conversation");
+        assert_eq!(
+            c.elevenlabs.url,
+            "wss://api.elevenlabs.io/v1/convai/conversation"
+        );
         assert_eq!(c.elevenlabs.auth, ElevenLabsAuth::Header);
         assert_eq!(c.database.url, "sqlite://data/websocket_api.db");
         assert!(c.carrier.require_token);
@@ -482,7 +558,14 @@ mod tests {
         )
         .expect_err("invalid");
         let all = err.0.join("\n");
-        for needle in ["server.listen", "max_concurrent_calls", "frame_ms", "admin.token", "[bogus]", "ELEVENLABS_API_KEY"] {
+        for needle in [
+            "server.listen",
+            "max_concurrent_calls",
+            "frame_ms",
+            "admin.token",
+            "[bogus]",
+            "ELEVENLABS_API_KEY",
+        ] {
             assert!(all.contains(needle), "missing {needle} in {all}");
         }
         assert!(err.0.len() >= 6, "{all}");
@@ -496,20 +579,62 @@ mod tests {
         )
         .expect_err("invalid");
         let all = err.0.join("\n");
-        assert!(all.contains("[calls]") && all.contains("max_concurent_calls"), "{all}");
+        assert!(
+            all.contains("[calls]") && all.contains("max_concurent_calls"),
+            "{all}"
+        );
         assert!(all.contains("[server]"), "{all}");
+    }
+
+    const SHIPPED: &str = include_str!("../config/websocket_api.toml");
+
+    #[test]
+    fn shipped_file_is_valid_and_holds_the_defaults() {
+        let shipped = Config::from_parts(SHIPPED, &env(&[("ELEVENLABS_API_KEY", "k")])).expect("shipped file valid");
+        let defaults = Config::from_parts("", &env(&[("ELEVENLABS_API_KEY", "k")])).expect("defaults valid");
+        assert_eq!(toml::to_string(&shipped).ok(), toml::to_string(&defaults).ok());
+    }
+
+    #[test]
+    fn shipped_file_documents_every_key() {
+        let defaults = toml::Value::try_from(Config::default()).expect("serializes");
+        let mut documented = BTreeSet::new();
+        let mut section = String::new();
+        for line in SHIPPED.lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.to_string();
+            } else if let Some((key, _)) = line.trim_start_matches("# ").split_once(" = ") {
+                documented.insert(format!("{section}.{}", key.trim()));
+            }
+        }
+        let mut keys: Vec<String> = Vec::new();
+        for (section, table) in defaults.as_table().into_iter().flatten() {
+            for key in table.as_table().into_iter().flat_map(|t| t.keys()) {
+                keys.push(format!("{section}.{key}"));
+            }
+        }
+        keys.push("elevenlabs.agent_id".into());
+        for k in keys {
+            assert!(documented.contains(&k), "config/websocket_api.toml does not document {k}");
+        }
     }
 
     #[test]
     fn secrets_come_from_env_and_are_redacted() {
         let c = Config::from_parts(
             "",
-            &env(&[("ELEVENLABS_API_KEY", "sk_live_secret"), ("WSAPI__ADMIN__TOKEN", "admintok")]),
+            &env(&[
+                ("ELEVENLABS_API_KEY", "sk_live_secret"),
+                ("WSAPI__ADMIN__TOKEN", "admintok"),
+            ]),
         )
         .expect("valid");
         assert_eq!(c.admin.token.as_deref(), Some("admintok"));
         let shown = c.redacted_toml();
-        assert!(!shown.contains("sk_live_secret") && !shown.contains("admintok"), "{shown}");
+        assert!(
+            !shown.contains("sk_live_secret") && !shown.contains("admintok"),
+            "{shown}"
+        );
         assert!(shown.contains("set (redacted)"));
     }
 }

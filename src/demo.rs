@@ -43,18 +43,34 @@ fn demo_config(agent_url: &str, calls: usize) -> Config {
 
 /// Runs the demo: `calls` concurrent calls of `seconds` each.
 pub async fn run(calls: usize, seconds: f64) -> Result<DemoOutcome, String> {
-    let (sim, sim_server) = agent::start("127.0.0.1:0", demo_script()).map_err(|e| format!("agent simulator: {e}"))?;
+    let (sim, sim_server) =
+        agent::start("127.0.0.1:0", demo_script()).map_err(|e| format!("agent simulator: {e}"))?;
     actix_rt::spawn(sim_server);
     let (gw, gw_server) =
         server::start(demo_config(&sim.url, calls), false).map_err(|e| format!("gateway: {e}"))?;
     actix_rt::spawn(gw_server);
-    println!("gateway        {} (refurl POST {}/mcube/call)", gw.addr, gw.http_url);
-    println!("agent sim      {} (formats pcm_16000 in/out: the gateway transcodes to/from 8 kHz μ-law)", sim.url);
+    println!(
+        "gateway        {} (refurl POST {}/mcube/call)",
+        gw.addr, gw.http_url
+    );
+    println!(
+        "agent sim      {} (formats pcm_16000 in/out: the gateway transcodes to/from 8 kHz μ-law)",
+        sim.url
+    );
     println!("placing {calls} simulated Mcube call(s) of {seconds:.1} s each, 20 ms μ-law frames at real time\n");
 
     let placed = (0..calls).map(|i| {
         let base = gw.http_url.clone();
-        async move { run_call(&base, CallRequest::inbound(&format!("DEMO-{:03}", i + 1)), seconds, 20, i as u64 + 1).await }
+        async move {
+            run_call(
+                &base,
+                CallRequest::inbound(&format!("DEMO-{:03}", i + 1)),
+                seconds,
+                20,
+                i as u64 + 1,
+            )
+            .await
+        }
     });
     let snapshot = async {
         tokio::time::sleep(Duration::from_secs_f64((seconds / 2.0).max(0.5))).await;
@@ -62,7 +78,10 @@ pub async fn run(calls: usize, seconds: f64) -> Result<DemoOutcome, String> {
     };
     let (reports, ()) = futures_util::future::join(join_all(placed), snapshot).await;
 
-    println!("\n{:<10} {:>9} {:>12} {:>11} {:>8} {:>11} {:>9}", "call", "admitted", "frames→gw", "frames←gw", "clears", "terminated", "setup_ms");
+    println!(
+        "\n{:<10} {:>9} {:>12} {:>11} {:>8} {:>11} {:>9}",
+        "call", "admitted", "frames→gw", "frames←gw", "clears", "terminated", "setup_ms"
+    );
     for r in &reports {
         println!(
             "{:<10} {:>9} {:>12} {:>11} {:>8} {:>11} {:>9}",
@@ -85,8 +104,19 @@ pub async fn run(calls: usize, seconds: f64) -> Result<DemoOutcome, String> {
     println!("\nagent side: {} conversation(s), {chunks} caller audio chunks received, {pongs}/{pings} pings answered", conns.len());
     tokio::time::sleep(Duration::from_millis(300)).await;
     print_calls_snapshot(&gw).await;
-    let ok = !reports.is_empty() && reports.iter().all(|r| r.admitted && r.frames_sent > 0 && r.frames_heard > 0) && chunks > 0;
-    println!("\n{}", if ok { "demo OK: every call bridged both ways" } else { "demo FAILED: a call was not bridged both ways" });
+    let ok = !reports.is_empty()
+        && reports
+            .iter()
+            .all(|r| r.admitted && r.frames_sent > 0 && r.frames_heard > 0)
+        && chunks > 0;
+    println!(
+        "\n{}",
+        if ok {
+            "demo OK: every call bridged both ways"
+        } else {
+            "demo FAILED: a call was not bridged both ways"
+        }
+    );
     gw.server.stop(true).await;
     sim.server.stop(false).await;
     Ok(DemoOutcome { reports, ok })
@@ -97,7 +127,10 @@ async fn print_calls_snapshot(gw: &Gateway) {
     match client.get(format!("{}/calls", gw.http_url)).send().await {
         Ok(mut resp) => match resp.json::<serde_json::Value>().await {
             Ok(v) => {
-                println!("GET /calls → active {} of {} (available {})", v["active"], v["max_concurrent_calls"], v["available"]);
+                println!(
+                    "GET /calls → active {} of {} (available {})",
+                    v["active"], v["max_concurrent_calls"], v["available"]
+                );
                 for c in v["calls"].as_array().into_iter().flatten() {
                     println!(
                         "  {} state={} in={} out={} interruptions={} conversation={} agent_said={}",

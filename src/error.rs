@@ -33,12 +33,21 @@ pub struct GatewayError {
 
 impl GatewayError {
     pub fn carrier(message: impl Into<String>) -> Self {
-        GatewayError { side: Side::Carrier, message: message.into() }
+        GatewayError {
+            side: Side::Carrier,
+            message: message.into(),
+        }
     }
     pub fn elevenlabs(message: impl Into<String>) -> Self {
-        GatewayError { side: Side::ElevenLabs, message: message.into() }
+        GatewayError {
+            side: Side::ElevenLabs,
+            message: message.into(),
+        }
     }
     pub fn internal(message: impl Into<String>) -> Self {
-        GatewayError { side: Side::Internal, message: message.into() }
+        GatewayError {
+            side: Side::Internal,
+            message: message.into(),
+        }
     }
 }

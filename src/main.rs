@@ -10,7 +10,11 @@ use websocket_api::sim::agent::{self, AgentScript};
 const EXIT_USAGE: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "websocket_api", version, about = "Mcube ↔ ElevenLabs media gateway")]
+#[command(
+    name = "websocket_api",
+    version,
+    about = "Mcube ↔ ElevenLabs media gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -56,7 +60,8 @@ enum Command {
 }
 
 fn init_logging(level: &str) {
-    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).try_init();
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .try_init();
 }
 
 fn load_config(cli_path: Option<&PathBuf>) -> Result<Config, ExitCode> {
@@ -81,7 +86,15 @@ fn main() -> ExitCode {
         Command::Serve => serve(cli.config.as_ref()),
         Command::CheckConfig => check_config(cli.config.as_ref()),
         Command::Demo { calls, seconds } => demo(calls, seconds),
-        Command::SimulateAgent { listen, format, input_format, output_format, echo, end_after_ms, interrupt_after_ms } => {
+        Command::SimulateAgent {
+            listen,
+            format,
+            input_format,
+            output_format,
+            echo,
+            end_after_ms,
+            interrupt_after_ms,
+        } => {
             let both = format.unwrap_or_else(|| "ulaw_8000".into());
             let script = AgentScript {
                 input_format: input_format.unwrap_or_else(|| both.clone()),
@@ -109,7 +122,11 @@ fn serve(cli_path: Option<&PathBuf>) -> ExitCode {
     init_logging(&config.log.level);
     let result = actix_rt::System::new().block_on(async move {
         let (gw, server) = websocket_api::server::start(config, true)?;
-        log::info!("websocket_api listening on {} (carrier wss base {})", gw.addr, gw.public_url);
+        log::info!(
+            "websocket_api listening on {} (carrier wss base {})",
+            gw.addr,
+            gw.public_url
+        );
         server.await
     });
     match result {
@@ -151,7 +168,10 @@ fn simulate_agent(listen: &str, script: AgentScript) -> ExitCode {
     init_logging("info");
     let result = actix_rt::System::new().block_on(async move {
         let (sim, server) = agent::start(listen, script)?;
-        println!("agent simulator: {} (signed URLs: {})", sim.url, sim.signed_url_endpoint);
+        println!(
+            "agent simulator: {} (signed URLs: {})",
+            sim.url, sim.signed_url_endpoint
+        );
         server.await
     });
     match result {

@@ -115,7 +115,10 @@ impl CallRegistry {
         let removed = before - self.slots.len();
         self.counters.reservations_expired += expired as u64;
         if removed > expired {
-            log::warn!("registry reconcile freed {} slot(s) whose call actor was gone", removed - expired);
+            log::warn!(
+                "registry reconcile freed {} slot(s) whose call actor was gone",
+                removed - expired
+            );
             self.counters.reconciled += (removed - expired) as u64;
         }
     }
@@ -152,7 +155,11 @@ impl Handler<AdmitCall> for CallRegistry {
         let call_id = msg.info.call_id.clone();
         self.slots.insert(
             call_id.clone(),
-            Slot { info: msg.info, admitted_at: SystemTime::now(), state: SlotState::Reserved { deadline } },
+            Slot {
+                info: msg.info,
+                admitted_at: SystemTime::now(),
+                state: SlotState::Reserved { deadline },
+            },
         );
         self.counters.admitted += 1;
         // Expire this reservation promptly rather than waiting for the next reconcile.
@@ -195,10 +202,17 @@ impl Handler<ClaimCall> for CallRegistry {
             return Err(Refusal::NotAdmitted);
         }
         self.refuse_if_full()?;
-        let info = CallInfo { call_id: msg.call_id.clone(), ..CallInfo::default() };
+        let info = CallInfo {
+            call_id: msg.call_id.clone(),
+            ..CallInfo::default()
+        };
         self.slots.insert(
             msg.call_id,
-            Slot { info: info.clone(), admitted_at: SystemTime::now(), state: SlotState::Claimed },
+            Slot {
+                info: info.clone(),
+                admitted_at: SystemTime::now(),
+                state: SlotState::Claimed,
+            },
         );
         self.counters.admitted += 1;
         Ok(info)
@@ -318,5 +332,8 @@ impl Handler<Summarize> for CallRegistry {
 
 /// Asks one live call for its view, with a bound so a stuck call cannot stall `/calls`.
 pub async fn describe(call: Addr<CallActor>) -> Option<crate::call::CallView> {
-    call.send(DescribeCall).timeout(Duration::from_secs(1)).await.ok()
+    call.send(DescribeCall)
+        .timeout(Duration::from_secs(1))
+        .await
+        .ok()
 }

@@ -42,7 +42,10 @@ pub fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gateway, 
     .start();
     let counters = Arc::new(Counters::default());
     let state = web::Data::new(AppState {
-        tokens: CallTokens::new(config.carrier.secret.as_deref(), Duration::from_secs(config.carrier.token_ttl_seconds)),
+        tokens: CallTokens::new(
+            config.carrier.secret.as_deref(),
+            Duration::from_secs(config.carrier.token_ttl_seconds),
+        ),
         config: Arc::new(config.clone()),
         registry: registry.clone(),
         counters: counters.clone(),

@@ -31,7 +31,11 @@ pub struct Reassembler {
 
 impl Reassembler {
     pub fn new(max: usize) -> Self {
-        Reassembler { buf: BytesMut::new(), text: None, max }
+        Reassembler {
+            buf: BytesMut::new(),
+            text: None,
+            max,
+        }
     }
 
     /// Feeds one continuation item; returns the message once its last fragment has arrived.
@@ -61,7 +65,11 @@ impl Reassembler {
         let whole = self.buf.split().freeze();
         let is_text = self.text.take().unwrap_or(false);
         self.buf = BytesMut::new();
-        Ok(Some(if is_text { Assembled::Text(whole) } else { Assembled::Binary(whole) }))
+        Ok(Some(if is_text {
+            Assembled::Text(whole)
+        } else {
+            Assembled::Binary(whole)
+        }))
     }
 
     fn reset(&mut self) {
@@ -79,9 +87,21 @@ mod tests {
         let mut r = Reassembler::new(10);
         assert_eq!(r.push(Item::FirstText(Bytes::from_static(b"ab"))), Ok(None));
         assert_eq!(r.push(Item::Continue(Bytes::from_static(b"cd"))), Ok(None));
-        assert_eq!(r.push(Item::Last(Bytes::from_static(b"e"))), Ok(Some(Assembled::Text(Bytes::from_static(b"abcde")))));
-        assert_eq!(r.push(Item::Continue(Bytes::from_static(b"x"))), Err(ReassemblyError::OutOfSequence));
-        assert_eq!(r.push(Item::FirstBinary(Bytes::from_static(b"123456"))), Ok(None));
-        assert_eq!(r.push(Item::Last(Bytes::from_static(b"789012"))), Err(ReassemblyError::TooLarge(10)));
+        assert_eq!(
+            r.push(Item::Last(Bytes::from_static(b"e"))),
+            Ok(Some(Assembled::Text(Bytes::from_static(b"abcde"))))
+        );
+        assert_eq!(
+            r.push(Item::Continue(Bytes::from_static(b"x"))),
+            Err(ReassemblyError::OutOfSequence)
+        );
+        assert_eq!(
+            r.push(Item::FirstBinary(Bytes::from_static(b"123456"))),
+            Ok(None)
+        );
+        assert_eq!(
+            r.push(Item::Last(Bytes::from_static(b"789012"))),
+            Err(ReassemblyError::TooLarge(10))
+        );
     }
 }

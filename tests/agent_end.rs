@@ -10,17 +10,42 @@ use websocket_api::sim::carrier::Heard;
 
 #[actix_rt::test]
 async fn queued_audio_plays_out_before_terminate() {
-    let script = AgentScript { end_after_ms: 300, goodbye_ms: 1000, ..quiet_script() };
+    let script = AgentScript {
+        end_after_ms: 300,
+        goodbye_ms: 1000,
+        ..quiet_script()
+    };
     let h = start(script, |_| {});
     let mut conn = dial(&h, "END-1").await;
     conn.send_start("END-1", "s", AudioFormat::ULAW_8K);
     let heard = listen(&mut conn, Duration::from_secs(6)).await;
-    let t = heard.iter().position(|h| *h == Heard::Terminate).expect("terminate sent");
-    assert_eq!(audio_of(&heard[..t]).len(), 8000, "the whole 1 s goodbye played before terminate");
+    let t = heard
+        .iter()
+        .position(|h| *h == Heard::Terminate)
+        .expect("terminate sent");
+    assert_eq!(
+        audio_of(&heard[..t]).len(),
+        8000,
+        "the whole 1 s goodbye played before terminate"
+    );
     assert!(audio_of(&heard[t..]).is_empty(), "nothing after terminate");
-    let cp = heard[..t].iter().rposition(|h| matches!(h, Heard::Checkpoint(_))).expect("a checkpoint marks the end");
-    assert!(audio_of(&heard[cp..t]).is_empty(), "the checkpoint follows the last audio");
-    assert!(matches!(heard.last(), Some(Heard::Closed(Some(1000)))), "carrier socket closed 1000: {:?}", heard.last());
+    let cp = heard[..t]
+        .iter()
+        .rposition(|h| matches!(h, Heard::Checkpoint(_)))
+        .expect("a checkpoint marks the end");
+    assert!(
+        audio_of(&heard[cp..t]).is_empty(),
+        "the checkpoint follows the last audio"
+    );
+    assert!(
+        matches!(heard.last(), Some(Heard::Closed(Some(1000)))),
+        "carrier socket closed 1000: {:?}",
+        heard.last()
+    );
     assert!(h.sim.log.connections()[0].ended);
-    assert_eq!(h.sim.log.connection_count(), 1, "an agent that ends the call is not redialled");
+    assert_eq!(
+        h.sim.log.connection_count(),
+        1,
+        "an agent that ends the call is not redialled"
+    );
 }

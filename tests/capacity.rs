@@ -17,9 +17,15 @@ async fn call_over_the_cap_is_refused_until_a_slot_frees() {
     let log = h.sim.log.clone();
     assert!(eventually(Duration::from_secs(3), || log.connection_count() == 2).await);
 
-    let refused = post_refurl(&h.gw.http_url, &call("CAP-C")).await.expect("refurl answers");
+    let refused = post_refurl(&h.gw.http_url, &call("CAP-C"))
+        .await
+        .expect("refurl answers");
     match refused {
-        Admission::Refused { status, retry_after, error } => {
+        Admission::Refused {
+            status,
+            retry_after,
+            error,
+        } => {
             assert_eq!(status, 503);
             assert_eq!(error, "capacity");
             assert!(retry_after.is_some(), "Retry-After header on a 503");
@@ -28,10 +34,17 @@ async fn call_over_the_cap_is_refused_until_a_slot_frees() {
     }
     // No upgrade for a refused call: its socket is refused before any 101.
     let ws = format!("{}/ws/mcube/CAP-C", h.gw.public_url);
-    let err = CarrierConn::connect(&ws, true).await.err().expect("upgrade refused");
+    let err = CarrierConn::connect(&ws, true)
+        .await
+        .err()
+        .expect("upgrade refused");
     assert_eq!(err.status, Some(401));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(log.connection_count(), 2, "no upstream dial for the refused call");
+    assert_eq!(
+        log.connection_count(),
+        2,
+        "no upstream dial for the refused call"
+    );
     let (_, calls) = get_json(&h, "/calls").await;
     assert_eq!(calls["active"], 2);
     assert_eq!(calls["available"], 0);
@@ -41,7 +54,9 @@ async fn call_over_the_cap_is_refused_until_a_slot_frees() {
     let mut third = None;
     for _ in 0..40 {
         if let Ok(Admission::Admitted { wss_url }) = post_refurl(&gw_url, &call("CAP-C")).await {
-            let c = CarrierConn::connect(&wss_url, true).await.expect("admitted call connects");
+            let c = CarrierConn::connect(&wss_url, true)
+                .await
+                .expect("admitted call connects");
             c.send_start("CAP-C", "c", AudioFormat::ULAW_8K);
             third = Some(c);
             break;
@@ -60,9 +75,15 @@ async fn an_admitted_call_that_never_connects_gives_its_slot_back() {
         c.calls.admission_deadline_ms = 300;
     });
     let _unused = admit(&h, "GHOST").await;
-    assert!(matches!(post_refurl(&h.gw.http_url, &call("NEXT")).await, Ok(Admission::Refused { status: 503, .. })));
+    assert!(matches!(
+        post_refurl(&h.gw.http_url, &call("NEXT")).await,
+        Ok(Admission::Refused { status: 503, .. })
+    ));
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert!(matches!(post_refurl(&h.gw.http_url, &call("NEXT")).await, Ok(Admission::Admitted { .. })));
+    assert!(matches!(
+        post_refurl(&h.gw.http_url, &call("NEXT")).await,
+        Ok(Admission::Admitted { .. })
+    ));
 }
 
 #[actix_rt::test]
@@ -70,9 +91,21 @@ async fn media_socket_needs_the_token_of_its_call() {
     let h = start(quiet_script(), |_| {});
     let url = admit(&h, "TOK-1").await;
     let bad = url.replace("TOK-1?", "TOK-2?");
-    let err = CarrierConn::connect(&bad, true).await.err().expect("token of another call refused");
+    let err = CarrierConn::connect(&bad, true)
+        .await
+        .err()
+        .expect("token of another call refused");
     assert_eq!(err.status, Some(401));
     let tampered = format!("{}0", url);
-    assert_eq!(CarrierConn::connect(&tampered, true).await.err().map(|e| e.status), Some(Some(401)));
-    assert!(CarrierConn::connect(&url, true).await.is_ok(), "the right token opens the socket");
+    assert_eq!(
+        CarrierConn::connect(&tampered, true)
+            .await
+            .err()
+            .map(|e| e.status),
+        Some(Some(401))
+    );
+    assert!(
+        CarrierConn::connect(&url, true).await.is_ok(),
+        "the right token opens the socket"
+    );
 }

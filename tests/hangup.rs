@@ -19,8 +19,15 @@ async fn hang_up_and_check(how: &str) {
         "stop" => conn.send_text(r#"{"event":"stop","streamId":"s"}"#.into()),
         _ => drop(conn),
     }
-    let closed = eventually(Duration::from_secs(3), || log.connections()[0].client_close == Some(1000)).await;
-    assert!(closed, "{how}: ElevenLabs leg closed with 1000, got {:?}", log.connections()[0].client_close);
+    let closed = eventually(Duration::from_secs(3), || {
+        log.connections()[0].client_close == Some(1000)
+    })
+    .await;
+    assert!(
+        closed,
+        "{how}: ElevenLabs leg closed with 1000, got {:?}",
+        log.connections()[0].client_close
+    );
     let mut free = false;
     for _ in 0..30 {
         let (_, calls) = get_json(&h, "/calls").await;

@@ -12,25 +12,43 @@ use websocket_api::sim::carrier::Heard;
 async fn interruption_clears_the_carrier_and_drops_stale_audio() {
     // 3 s of greeting arrives at once; the agent is interrupted 500 ms in, then sends a stale chunk and
     // 400 ms of fresh speech.
-    let script = AgentScript { greeting_ms: 3000, interrupt_after_ms: 500, reply_ms: 400, ..quiet_script() };
+    let script = AgentScript {
+        greeting_ms: 3000,
+        interrupt_after_ms: 500,
+        reply_ms: 400,
+        ..quiet_script()
+    };
     let h = start(script, |_| {});
     let mut conn = dial(&h, "BARGE-1").await;
     conn.send_start("BARGE-1", "s", AudioFormat::ULAW_8K);
     let heard = listen(&mut conn, Duration::from_millis(2500)).await;
 
-    let clear_at = heard.iter().position(|h| *h == Heard::Clear).expect("clearAudio sent to the carrier");
+    let clear_at = heard
+        .iter()
+        .position(|h| *h == Heard::Clear)
+        .expect("clearAudio sent to the carrier");
     let before = audio_of(&heard[..clear_at]).len();
     let after = &heard[clear_at..];
     // 3000 ms were queued; only what played before the barge-in (~500 ms) may reach the carrier.
-    assert!(before < 8 * 1500, "{before} bytes played before the clear: the queue was not dropped");
+    assert!(
+        before < 8 * 1500,
+        "{before} bytes played before the clear: the queue was not dropped"
+    );
     assert!(before > 0, "some greeting played before the interruption");
     for h in after {
         if let Heard::Audio(a) = h {
-            assert!(!a.iter().all(|b| *b == STALE_MARKER), "stale audio played after the interruption");
+            assert!(
+                !a.iter().all(|b| *b == STALE_MARKER),
+                "stale audio played after the interruption"
+            );
         }
     }
     let fresh = audio_of(after).len();
-    assert_eq!(fresh, 8 * 400, "the fresh speech after the interruption plays in full");
+    assert_eq!(
+        fresh,
+        8 * 400,
+        "the fresh speech after the interruption plays in full"
+    );
     let view = call_view(&h, "BARGE-1").await.expect("call is live");
     assert_eq!(view["interruptions"], 1);
     assert_gateway_messages_valid(&h);

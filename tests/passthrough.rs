@@ -3,6 +3,7 @@
 //! the initiation with the caller's numbers.
 mod common;
 
+use base64::Engine as _;
 use common::*;
 use std::time::Duration;
 use websocket_api::audio::codec::encode_ulaw;
@@ -10,7 +11,6 @@ use websocket_api::audio::format::AudioFormat;
 use websocket_api::audio::signal::SpeechLike;
 use websocket_api::protocol::elevenlabs::{parse_client_message, ClientMessage};
 use websocket_api::sim::agent::AgentScript;
-use base64::Engine as _;
 
 fn speech_frames(n: usize) -> Vec<Vec<u8>> {
     let mut speech = SpeechLike::new(8000, 7);
@@ -26,7 +26,13 @@ fn speech_frames(n: usize) -> Vec<Vec<u8>> {
 
 #[actix_rt::test]
 async fn payload_bytes_identical_both_ways_and_initiation_first() {
-    let h = start(AgentScript { echo: true, ..quiet_script() }, |_| {});
+    let h = start(
+        AgentScript {
+            echo: true,
+            ..quiet_script()
+        },
+        |_| {},
+    );
     let mut conn = dial(&h, "PASS-1").await;
     conn.send_start("PASS-1", "stream-PASS-1", AudioFormat::ULAW_8K);
     let frames = speech_frames(50);
@@ -39,13 +45,18 @@ async fn payload_bytes_identical_both_ways_and_initiation_first() {
     assert_eq!(conns.len(), 1, "one upstream connection");
     let received = &conns[0].received;
     let first = parse_client_message(&received[0]).expect("first message parses");
-    let ClientMessage::Initiation(init) = first else { panic!("first message is not the initiation: {}", received[0]) };
+    let ClientMessage::Initiation(init) = first else {
+        panic!("first message is not the initiation: {}", received[0])
+    };
     assert_eq!(init.kind, "conversation_initiation_client_data");
     assert_eq!(init.dynamic_variables["caller_number"], "+914155551234");
     assert_eq!(init.dynamic_variables["called_number"], "+918001234567");
     assert_eq!(init.dynamic_variables["call_id"], "PASS-1");
     assert_eq!(init.dynamic_variables["direction"], "inbound");
-    let sent_b64: Vec<String> = frames.iter().map(|f| base64::engine::general_purpose::STANDARD.encode(f)).collect();
+    let sent_b64: Vec<String> = frames
+        .iter()
+        .map(|f| base64::engine::general_purpose::STANDARD.encode(f))
+        .collect();
     let upstream_b64: Vec<String> = received[1..]
         .iter()
         .filter_map(|t| match parse_client_message(t) {
@@ -53,19 +64,34 @@ async fn payload_bytes_identical_both_ways_and_initiation_first() {
             _ => None,
         })
         .collect();
-    assert_eq!(upstream_b64, sent_b64, "carrier payloads reach ElevenLabs untouched and in order");
+    assert_eq!(
+        upstream_b64, sent_b64,
+        "carrier payloads reach ElevenLabs untouched and in order"
+    );
 
     // ElevenLabs → carrier: the echoed audio, byte for byte, in 20 ms frames.
     let down = audio_of(&heard);
-    assert_eq!(down, frames.concat(), "agent audio reaches the carrier byte for byte");
-    assert!(heard.iter().all(|h| !matches!(h, websocket_api::sim::carrier::Heard::Audio(a) if a.len() != 160)));
+    assert_eq!(
+        down,
+        frames.concat(),
+        "agent audio reaches the carrier byte for byte"
+    );
+    assert!(heard
+        .iter()
+        .all(|h| !matches!(h, websocket_api::sim::carrier::Heard::Audio(a) if a.len() != 160)));
 
     assert!(assert_gateway_messages_valid(&h) >= 51);
 }
 
 #[actix_rt::test]
 async fn binary_carrier_frames_are_bridged_too() {
-    let h = start(AgentScript { echo: true, ..quiet_script() }, |_| {});
+    let h = start(
+        AgentScript {
+            echo: true,
+            ..quiet_script()
+        },
+        |_| {},
+    );
     let mut conn = dial(&h, "PASS-BIN").await;
     conn.send_start("PASS-BIN", "s", AudioFormat::ULAW_8K);
     let frames = speech_frames(10);

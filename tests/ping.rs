@@ -8,15 +8,27 @@ use websocket_api::sim::agent::AgentScript;
 
 #[actix_rt::test]
 async fn every_ping_gets_a_pong_with_its_event_id() {
-    let h = start(AgentScript { ping_interval_ms: 150, ..quiet_script() }, |_| {});
+    let h = start(
+        AgentScript {
+            ping_interval_ms: 150,
+            ..quiet_script()
+        },
+        |_| {},
+    );
     let conn = dial(&h, "PING-1").await;
     conn.send_start("PING-1", "s", AudioFormat::ULAW_8K);
     let log = h.sim.log.clone();
     let answered = eventually(Duration::from_secs(5), || {
-        log.connections().first().is_some_and(|c| c.pongs.len() >= 4)
+        log.connections()
+            .first()
+            .is_some_and(|c| c.pongs.len() >= 4)
     })
     .await;
-    assert!(answered, "pongs: {:?}", log.connections().first().map(|c| c.pongs.clone()));
+    assert!(
+        answered,
+        "pongs: {:?}",
+        log.connections().first().map(|c| c.pongs.clone())
+    );
     let c = &log.connections()[0];
     // Pongs echo the pings' ids, in order (the newest ping may still be in flight).
     assert_eq!(c.pongs[..], c.pings_sent[..c.pongs.len()]);

@@ -10,7 +10,8 @@ fn gateway_messages_validate() {
     let s = AgentSchema::load();
     let mut chunk = String::new();
     el::write_user_audio_chunk("AAECAw==", &mut chunk);
-    let init = el::ConversationInitiation::for_call(&[("caller_number", "+91"), ("call_id", "C")]).to_json();
+    let init = el::ConversationInitiation::for_call(&[("caller_number", "+91"), ("call_id", "C")])
+        .to_json();
     for msg in [
         chunk,
         init,
@@ -19,7 +20,8 @@ fn gateway_messages_validate() {
         el::contextual_update("The caller pressed DTMF key 5"),
         el::client_tool_result("tc_1", "not available", true),
     ] {
-        s.check_client_message(&msg).unwrap_or_else(|e| panic!("{e}"));
+        s.check_client_message(&msg)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -39,7 +41,8 @@ fn simulator_messages_validate() {
         el::client_tool_call("check_account", "tc_8", 8),
         el::error(1008, "invalid_message", "bad"),
     ] {
-        s.check_server_message(&msg).unwrap_or_else(|e| panic!("{e}"));
+        s.check_server_message(&msg)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -55,7 +58,9 @@ fn the_validator_rejects_broken_messages() {
     ] {
         assert!(s.check_client_message(bad).is_err(), "accepted {bad}");
     }
-    assert!(s.check_server_message(r#"{"type":"audio","audio_event":{"event_id":1}}"#).is_err());
+    assert!(s
+        .check_server_message(r#"{"type":"audio","audio_event":{"event_id":1}}"#)
+        .is_err());
     assert!(s
         .check_server_message(r#"{"type":"conversation_initiation_metadata","conversation_initiation_metadata_event":{"conversation_id":"c","agent_output_audio_format":"mp3","user_input_audio_format":"ulaw_8000"}}"#)
         .is_err());

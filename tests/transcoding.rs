@@ -41,24 +41,35 @@ async fn a_tone_survives_the_round_trip_at_pitch_and_length() {
         .received
         .iter()
         .filter_map(|t| match parse_client_message(t) {
-            Ok(ClientMessage::UserAudio { audio_b64 }) => {
-                base64::engine::general_purpose::STANDARD.decode(audio_b64.as_bytes()).ok()
-            }
+            Ok(ClientMessage::UserAudio { audio_b64 }) => base64::engine::general_purpose::STANDARD
+                .decode(audio_b64.as_bytes())
+                .ok(),
             _ => None,
         })
         .flatten()
         .collect();
     let wide = pcm_samples(&upstream);
-    assert!((wide.len() as i64 - 16_000).abs() <= 16, "16 kHz samples: {}", wide.len());
+    assert!(
+        (wide.len() as i64 - 16_000).abs() <= 16,
+        "16 kHz samples: {}",
+        wide.len()
+    );
     let f_up = dominant_frequency(&wide[1600..14400], 16_000);
     assert!((f_up - 1000.0).abs() < 15.0, "pitch at ElevenLabs: {f_up}");
 
     // What the carrier heard back: μ-law 8 kHz, 1 kHz, one second long, in 160-byte frames.
     let down = audio_of(&heard);
-    assert!((down.len() as i64 - 8000).abs() <= 16, "8 kHz samples back: {}", down.len());
+    assert!(
+        (down.len() as i64 - 8000).abs() <= 16,
+        "8 kHz samples back: {}",
+        down.len()
+    );
     let mut pcm = Vec::new();
     decode_ulaw(&down, &mut pcm);
     let f_down = dominant_frequency(&pcm[800..7200], 8000);
-    assert!((f_down - 1000.0).abs() < 15.0, "pitch at the carrier: {f_down}");
+    assert!(
+        (f_down - 1000.0).abs() < 15.0,
+        "pitch at the carrier: {f_down}"
+    );
     assert_gateway_messages_valid(&h);
 }

@@ -10,20 +10,33 @@ use websocket_api::sim::carrier::Heard;
 
 #[actix_rt::test]
 async fn a_drop_within_budget_reconnects_and_the_call_goes_on() {
-    let script = AgentScript { drop_first: 1, drop_after_ms: 300, greeting_ms: 400, ..quiet_script() };
+    let script = AgentScript {
+        drop_first: 1,
+        drop_after_ms: 300,
+        greeting_ms: 400,
+        ..quiet_script()
+    };
     let h = start(script, |_| {});
     let mut conn = dial(&h, "RECON-1").await;
     conn.send_start("RECON-1", "s", AudioFormat::ULAW_8K);
     let heard = listen(&mut conn, Duration::from_millis(2500)).await;
     assert_eq!(h.sim.log.connection_count(), 2, "one reconnect");
-    assert!(!heard.iter().any(|h| matches!(h, Heard::Terminate | Heard::Closed(_))), "the carrier leg stayed up");
+    assert!(
+        !heard
+            .iter()
+            .any(|h| matches!(h, Heard::Terminate | Heard::Closed(_))),
+        "the carrier leg stayed up"
+    );
     // Both greetings (before and after the drop) played.
     assert_eq!(audio_of(&heard).len(), 2 * 8 * 400);
     let view = call_view(&h, "RECON-1").await.expect("still live");
     assert_eq!(view["upstream_reconnects"], 1);
     assert_eq!(view["state"], "active");
     let conns = h.sim.log.connections();
-    assert!(conns[1].initiation.is_some(), "the new connection starts with the initiation");
+    assert!(
+        conns[1].initiation.is_some(),
+        "the new connection starts with the initiation"
+    );
     assert_gateway_messages_valid(&h);
 }
 
@@ -31,20 +44,34 @@ async fn expect_terminate(h: &Harness, id: &str) -> Vec<Heard> {
     let mut conn = dial(h, id).await;
     conn.send_start(id, "s", AudioFormat::ULAW_8K);
     let heard = listen(&mut conn, Duration::from_secs(8)).await;
-    let t = heard.iter().position(|h| *h == Heard::Terminate).expect("terminate sent to the carrier");
-    assert!(matches!(heard.get(t + 1), Some(Heard::Closed(_))), "then the carrier socket closed: {heard:?}");
+    let t = heard
+        .iter()
+        .position(|h| *h == Heard::Terminate)
+        .expect("terminate sent to the carrier");
+    assert!(
+        matches!(heard.get(t + 1), Some(Heard::Closed(_))),
+        "then the carrier socket closed: {heard:?}"
+    );
     heard
 }
 
 #[actix_rt::test]
 async fn drops_past_the_budget_terminate_the_call() {
-    let script = AgentScript { drop_first: 100, drop_after_ms: 100, ..quiet_script() };
+    let script = AgentScript {
+        drop_first: 100,
+        drop_after_ms: 100,
+        ..quiet_script()
+    };
     let h = start(script, |c| {
         c.elevenlabs.reconnect_attempts = 2;
         c.elevenlabs.reconnect_window_ms = 5_000;
     });
     expect_terminate(&h, "RECON-2").await;
-    assert_eq!(h.sim.log.connection_count(), 3, "first connection + 2 reconnects, then give up");
+    assert_eq!(
+        h.sim.log.connection_count(),
+        3,
+        "first connection + 2 reconnects, then give up"
+    );
     assert!(eventually(Duration::from_secs(2), || true).await);
     let (_, calls) = get_json(&h, "/calls").await;
     assert_eq!(calls["active"], 0, "slot released");
@@ -52,7 +79,10 @@ async fn drops_past_the_budget_terminate_the_call() {
 
 #[actix_rt::test]
 async fn refused_upgrades_past_the_budget_terminate_the_call() {
-    let script = AgentScript { refuse_first: 100, ..quiet_script() };
+    let script = AgentScript {
+        refuse_first: 100,
+        ..quiet_script()
+    };
     let h = start(script, |c| c.elevenlabs.reconnect_attempts = 2);
     expect_terminate(&h, "REFUSED-1").await;
     assert_eq!(h.sim.log.upgrades_refused(), 3);
@@ -64,7 +94,10 @@ async fn unreachable_elevenlabs_terminates_the_call() {
     let h = start(quiet_script(), |c| {
         // A port nothing listens on.
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        c.elevenlabs.url = format!("ws://{}/v1/convai/conversation", l.local_addr().expect("addr"));
+        c.elevenlabs.url = format!(
+            "ws://{}/v1/convai/conversation",
+            l.local_addr().expect("addr")
+        );
         drop(l);
     });
     expect_terminate(&h, "DEAD-1").await;

@@ -17,8 +17,14 @@ pub struct AudioFormat {
 }
 
 impl AudioFormat {
-    pub const ULAW_8K: AudioFormat = AudioFormat { codec: Codec::Ulaw, rate: 8000 };
-    pub const PCM_16K: AudioFormat = AudioFormat { codec: Codec::Pcm16, rate: 16000 };
+    pub const ULAW_8K: AudioFormat = AudioFormat {
+        codec: Codec::Ulaw,
+        rate: 8000,
+    };
+    pub const PCM_16K: AudioFormat = AudioFormat {
+        codec: Codec::Pcm16,
+        rate: 16000,
+    };
 
     /// The carrier's MIME encoding (`audio/x-mulaw`, `audio/x-l16`, …): "mulaw" anywhere means μ-law (always
     /// 8 kHz), anything else linear PCM16 at the given rate.
@@ -27,7 +33,10 @@ impl AudioFormat {
         if e.contains("mulaw") || e.contains("ulaw") || e.contains("pcmu") {
             AudioFormat::ULAW_8K
         } else {
-            AudioFormat { codec: Codec::Pcm16, rate: if rate == 0 { 8000 } else { rate } }
+            AudioFormat {
+                codec: Codec::Pcm16,
+                rate: if rate == 0 { 8000 } else { rate },
+            }
         }
     }
 
@@ -37,7 +46,10 @@ impl AudioFormat {
         let rate: u32 = rate.parse().ok()?;
         match codec {
             "ulaw" if rate == 8000 => Some(AudioFormat::ULAW_8K),
-            "pcm" if (8000..=48000).contains(&rate) => Some(AudioFormat { codec: Codec::Pcm16, rate }),
+            "pcm" if (8000..=48000).contains(&rate) => Some(AudioFormat {
+                codec: Codec::Pcm16,
+                rate,
+            }),
             _ => None,
         }
     }
@@ -74,7 +86,15 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for n in ["ulaw_8000", "pcm_8000", "pcm_16000", "pcm_22050", "pcm_24000", "pcm_44100", "pcm_48000"] {
+        for n in [
+            "ulaw_8000",
+            "pcm_8000",
+            "pcm_16000",
+            "pcm_22050",
+            "pcm_24000",
+            "pcm_44100",
+            "pcm_48000",
+        ] {
             let f = AudioFormat::from_elevenlabs(n).expect(n);
             assert_eq!(f.elevenlabs_name(), n);
         }
@@ -85,8 +105,14 @@ mod tests {
 
     #[test]
     fn carrier_encodings_and_sizes() {
-        assert_eq!(AudioFormat::from_carrier_encoding("audio/x-mulaw", 16000), AudioFormat::ULAW_8K);
-        assert_eq!(AudioFormat::from_carrier_encoding("audio/x-l16", 16000), AudioFormat::PCM_16K);
+        assert_eq!(
+            AudioFormat::from_carrier_encoding("audio/x-mulaw", 16000),
+            AudioFormat::ULAW_8K
+        );
+        assert_eq!(
+            AudioFormat::from_carrier_encoding("audio/x-l16", 16000),
+            AudioFormat::PCM_16K
+        );
         assert_eq!(AudioFormat::ULAW_8K.bytes_for_ms(20), 160);
         assert_eq!(AudioFormat::PCM_16K.bytes_for_ms(20), 640);
         assert_eq!(AudioFormat::PCM_16K.ms_for_bytes(640), 20);

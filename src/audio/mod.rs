@@ -1,8 +1,8 @@
 //! Audio work for the bridge: G.711 μ-law and PCM16 codecs, resampling between telephony rates, formats,
 //! the per-call transcoder and the real-time pacer. Plain functions and structs, no I/O.
 pub mod codec;
-pub mod resample;
-pub mod signal;
 pub mod format;
 pub mod pacer;
+pub mod resample;
+pub mod signal;
 pub mod transcode;

@@ -15,7 +15,12 @@ impl Pacer {
     /// `frame_bytes`: one frame; `max_bytes`: the most it holds (at least one frame).
     pub fn new(frame_bytes: usize, max_bytes: usize) -> Self {
         let frame_bytes = frame_bytes.max(1);
-        Pacer { queue: VecDeque::new(), frame_bytes, max_bytes: max_bytes.max(frame_bytes), dropped_bytes: 0 }
+        Pacer {
+            queue: VecDeque::new(),
+            frame_bytes,
+            max_bytes: max_bytes.max(frame_bytes),
+            dropped_bytes: 0,
+        }
     }
 
     /// Queues audio; what does not fit is dropped and counted. Returns the bytes dropped.
@@ -86,7 +91,10 @@ mod tests {
         assert_eq!(f.len(), 160);
         assert!(p.pop_frame(&mut f, false));
         assert_eq!(f.len(), 160);
-        assert!(!p.pop_frame(&mut f, false), "80 bytes left: not a whole frame");
+        assert!(
+            !p.pop_frame(&mut f, false),
+            "80 bytes left: not a whole frame"
+        );
         assert!(p.pop_frame(&mut f, true));
         assert_eq!(f.len(), 80);
         assert!(p.is_empty());

@@ -14,7 +14,7 @@ pub fn tone(
 ) {
     out.reserve(n);
     if rate_hz == 0 {
-        out.extend(std::iter::repeat(0i16).take(n));
+        out.extend(std::iter::repeat_n(0i16, n));
         return;
     }
     let cycles_per_sample = f64::from(freq_hz) / f64::from(rate_hz);

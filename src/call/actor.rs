@@ -58,7 +58,10 @@ struct ReconnectBudget {
 
 impl ReconnectBudget {
     fn allow(&mut self, now: Instant, max: u32, window: Duration) -> bool {
-        if !self.window_start.is_some_and(|s| now.duration_since(s) <= window) {
+        if self
+            .window_start
+            .is_none_or(|s| now.duration_since(s) > window)
+        {
             self.window_start = Some(now);
             self.used = 0;
         }
@@ -174,7 +177,10 @@ impl CallActor {
     }
 
     fn pacer_for(config: &Config, format: AudioFormat) -> Pacer {
-        Pacer::new(format.bytes_for_ms(config.calls.frame_ms), format.bytes_for_ms(config.calls.outbound_queue_ms))
+        Pacer::new(
+            format.bytes_for_ms(config.calls.frame_ms),
+            format.bytes_for_ms(config.calls.outbound_queue_ms),
+        )
     }
 
     fn cfg(&self) -> &Config {
@@ -182,7 +188,9 @@ impl CallActor {
     }
 
     fn carrier_format(&self) -> AudioFormat {
-        self.stream.as_ref().map_or(AudioFormat::ULAW_8K, |s| s.start.format)
+        self.stream
+            .as_ref()
+            .map_or(AudioFormat::ULAW_8K, |s| s.start.format)
     }
 
     fn send_carrier(&self, text: String) {
@@ -214,7 +222,9 @@ impl CallActor {
         if let Some(carrier) = self.carrier.take() {
             if reason.carrier_still_there() {
                 if let Some(s) = &self.stream {
-                    carrier.do_send(SendToCarrier { text: s.writer.terminate() });
+                    carrier.do_send(SendToCarrier {
+                        text: s.writer.terminate(),
+                    });
                 }
             }
             carrier.do_send(CloseCarrier { code: 1000 });
@@ -249,7 +259,8 @@ impl CallActor {
         self.last_interruption = None;
         let el_cfg = self.cfg().elevenlabs.clone();
         let agent_id = el_cfg.agent_id.clone().unwrap_or_default();
-        let deadline = Duration::from_millis(el_cfg.connect_timeout_ms + el_cfg.metadata_timeout_ms);
+        let deadline =
+            Duration::from_millis(el_cfg.connect_timeout_ms + el_cfg.metadata_timeout_ms);
         ctx.spawn(
             async move { dial(&el_cfg, &agent_id).await }
                 .into_actor(self)
@@ -257,12 +268,22 @@ impl CallActor {
         );
         ctx.run_later(deadline, move |act, ctx| {
             if act.generation == generation && act.agent_formats.is_none() {
-                act.agent_failed(ctx, generation, None, "no conversation_initiation_metadata in time".into());
+                act.agent_failed(
+                    ctx,
+                    generation,
+                    None,
+                    "no conversation_initiation_metadata in time".into(),
+                );
             }
         });
     }
 
-    fn on_dialed(&mut self, res: Result<AgentSocket, GatewayError>, generation: u32, ctx: &mut Context<Self>) {
+    fn on_dialed(
+        &mut self,
+        res: Result<AgentSocket, GatewayError>,
+        generation: u32,
+        ctx: &mut Context<Self>,
+    ) {
         if generation != self.generation || self.is_over() || generation <= self.failed_generation {
             return; // a late answer for a connection we gave up on: dropping the socket closes it
         }
@@ -290,7 +311,13 @@ impl CallActor {
 
     /// The current agent connection failed or ended: play out (1000), give up (1008), or reconnect within
     /// the budget; past the budget the call ends.
-    fn agent_failed(&mut self, ctx: &mut Context<Self>, generation: u32, close_code: Option<u16>, detail: String) {
+    fn agent_failed(
+        &mut self,
+        ctx: &mut Context<Self>,
+        generation: u32,
+        close_code: Option<u16>,
+        detail: String,
+    ) {
         if generation != self.generation || generation <= self.failed_generation || self.is_over() {
             return;
         }
@@ -303,16 +330,23 @@ impl CallActor {
         let call_id = &self.info.call_id;
         match close_code {
             Some(1000) => {
-                log::info!("call_id={call_id} elevenlabs ended the conversation; playing out queued audio");
+                log::info!(
+                    "call_id={call_id} elevenlabs ended the conversation; playing out queued audio"
+                );
                 self.begin_playout(ctx);
             }
             Some(1008) => {
-                log::warn!("call_id={call_id} elevenlabs refused the conversation (1008): {detail}");
+                log::warn!(
+                    "call_id={call_id} elevenlabs refused the conversation (1008): {detail}"
+                );
                 self.end_call(ctx, EndReason::ElevenlabsRejected);
             }
             _ => {
                 let el = &self.cfg().elevenlabs;
-                let (max, window) = (el.reconnect_attempts, Duration::from_millis(el.reconnect_window_ms));
+                let (max, window) = (
+                    el.reconnect_attempts,
+                    Duration::from_millis(el.reconnect_window_ms),
+                );
                 if self.reconnect.allow(Instant::now(), max, window) {
                     let attempt = self.reconnect.used;
                     log::warn!("call_id={call_id} elevenlabs: {detail} (code {close_code:?}); reconnect attempt {attempt}/{max}");
@@ -333,9 +367,12 @@ impl CallActor {
     /// Once both the carrier's `start` and the agent's metadata are known: decide the conversions, then
     /// flush what was held.
     fn try_bridge(&mut self, ctx: &mut Context<Self>) {
-        let (Some(stream), Some((agent_in, agent_out))) = (&self.stream, self.agent_formats) else { return };
+        let (Some(stream), Some((agent_in, agent_out))) = (&self.stream, self.agent_formats) else {
+            return;
+        };
         let carrier = stream.start.format;
-        let convert = |from: AudioFormat, to: AudioFormat| (from != to).then(|| Transcoder::new(from, to));
+        let convert =
+            |from: AudioFormat, to: AudioFormat| (from != to).then(|| Transcoder::new(from, to));
         self.bridge = Some(Bridge {
             agent_in,
             agent_out,
@@ -363,7 +400,12 @@ impl CallActor {
     }
 
     fn hold_inbound(&mut self, payload: CarrierPayload) {
-        let limit = self.carrier_format().bytes_for_ms(self.cfg().calls.inbound_buffer_ms) * 4 / 3 + 64;
+        let limit = self
+            .carrier_format()
+            .bytes_for_ms(self.cfg().calls.inbound_buffer_ms)
+            * 4
+            / 3
+            + 64;
         self.pending_in_bytes += payload_len(&payload);
         self.pending_in.push_back(payload);
         while self.pending_in_bytes > limit {
@@ -378,11 +420,15 @@ impl CallActor {
     }
 
     fn forward_upstream(&mut self, payload: CarrierPayload) {
-        let Some(bridge) = self.bridge.as_mut() else { return };
+        let Some(bridge) = self.bridge.as_mut() else {
+            return;
+        };
         let mut text = String::new();
         match (&mut bridge.upstream, payload) {
             (None, CarrierPayload::Base64(b64)) => el::write_user_audio_chunk(&b64, &mut text),
-            (None, CarrierPayload::Raw(raw)) => el::write_user_audio_chunk(&self.b64.encode(&raw), &mut text),
+            (None, CarrierPayload::Raw(raw)) => {
+                el::write_user_audio_chunk(&self.b64.encode(&raw), &mut text)
+            }
             (Some(tc), payload) => {
                 let raw = match payload {
                     CarrierPayload::Raw(raw) => raw.to_vec(),
@@ -403,7 +449,9 @@ impl CallActor {
     }
 
     fn enqueue_downstream(&mut self, audio: &[u8], ctx: &mut Context<Self>) {
-        let Some(bridge) = self.bridge.as_mut() else { return };
+        let Some(bridge) = self.bridge.as_mut() else {
+            return;
+        };
         match &mut bridge.downstream {
             None => self.pacer.push(audio),
             Some(tc) => {
@@ -489,7 +537,10 @@ impl CallActor {
         let queued_ms = self.carrier_format().ms_for_bytes(self.pacer.len());
         let limit = Duration::from_millis(queued_ms + self.cfg().calls.playout_timeout_ms);
         ctx.run_later(limit, |act, ctx| {
-            log::info!("call_id={} play-out not acknowledged in time; terminating", act.info.call_id);
+            log::info!(
+                "call_id={} play-out not acknowledged in time; terminating",
+                act.info.call_id
+            );
             act.end_call(ctx, EndReason::AgentEnded);
         });
         if self.pace_timer.is_none() {
@@ -498,7 +549,11 @@ impl CallActor {
     }
 
     fn maybe_finish_playout(&mut self, ctx: &mut Context<Self>) {
-        if self.playing_out && self.pacer.is_empty() && self.pace_timer.is_none() && self.awaiting_checkpoint.is_none() {
+        if self.playing_out
+            && self.pacer.is_empty()
+            && self.pace_timer.is_none()
+            && self.awaiting_checkpoint.is_none()
+        {
             self.end_call(ctx, EndReason::AgentEnded);
         }
     }
@@ -508,11 +563,16 @@ impl CallActor {
             self.transcript.pop_front();
         }
         let at_ms = self.started.elapsed().as_millis() as u64;
-        self.transcript.push_back(TranscriptLine { role, text, at_ms });
+        self.transcript
+            .push_back(TranscriptLine { role, text, at_ms });
     }
 
     fn last_line(&self, role: &str) -> Option<String> {
-        self.transcript.iter().rev().find(|l| l.role == role).map(|l| l.text.clone())
+        self.transcript
+            .iter()
+            .rev()
+            .find(|l| l.role == role)
+            .map(|l| l.text.clone())
     }
 
     fn view(&self) -> CallView {
@@ -533,7 +593,10 @@ impl CallActor {
             interruptions: self.stats.interruptions,
             upstream_reconnects: self.stats.upstream_reconnects,
             conversation_id: self.conversation_id.clone(),
-            carrier_format: self.stream.as_ref().map(|s| s.start.format.elevenlabs_name()),
+            carrier_format: self
+                .stream
+                .as_ref()
+                .map(|s| s.start.format.elevenlabs_name()),
             agent_input_format: fmt(self.bridge.as_ref().map(|b| b.agent_in)),
             agent_output_format: fmt(self.bridge.as_ref().map(|b| b.agent_out)),
             last_user_transcript: self.last_line("user"),
@@ -560,21 +623,30 @@ impl Actor for CallActor {
         }
         self.deps.counters.calls_started.inc();
         let calls = &self.cfg().calls;
-        let (start_timeout, max_len) =
-            (Duration::from_millis(calls.start_timeout_ms), Duration::from_secs(calls.max_call_seconds));
+        let (start_timeout, max_len) = (
+            Duration::from_millis(calls.start_timeout_ms),
+            Duration::from_secs(calls.max_call_seconds),
+        );
         ctx.run_later(start_timeout, |act, ctx| {
             if act.stream.is_none() {
-                log::warn!("call_id={} carrier sent no start event in time", act.info.call_id);
+                log::warn!(
+                    "call_id={} carrier sent no start event in time",
+                    act.info.call_id
+                );
                 act.end_call(ctx, EndReason::CarrierNoStart);
             }
         });
-        ctx.run_later(max_len, |act, ctx| act.end_call(ctx, EndReason::MaxDuration));
+        ctx.run_later(max_len, |act, ctx| {
+            act.end_call(ctx, EndReason::MaxDuration)
+        });
         self.connect_agent(ctx);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.deps.counters.calls_ended.inc();
-        self.deps.registry.do_send(ReleaseSlot { call_id: self.info.call_id.clone() });
+        self.deps.registry.do_send(ReleaseSlot {
+            call_id: self.info.call_id.clone(),
+        });
         let s = &self.stats;
         log::info!(
             "call_id={} ended reason={} duration_ms={} frames_in={} frames_out={} interruptions={} reconnects={} stale_dropped={} inbound_dropped={} queue_dropped_bytes={}",
@@ -595,7 +667,10 @@ impl Actor for CallActor {
 impl actix::Supervised for CallActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         // A restarted call has lost its legs' trust: end it cleanly instead of bridging half a call.
-        log::error!("call_id={} call actor restarted by its supervisor; ending the call", self.info.call_id);
+        log::error!(
+            "call_id={} call actor restarted by its supervisor; ending the call",
+            self.info.call_id
+        );
         self.restarted = true;
         self.state = CallState::Ending;
     }
@@ -618,11 +693,17 @@ impl Handler<CarrierStarted> for CallActor {
 
     fn handle(&mut self, msg: CarrierStarted, ctx: &mut Context<Self>) {
         if self.stream.is_some() {
-            log::warn!("call_id={} carrier sent a second start; ignored", self.info.call_id);
+            log::warn!(
+                "call_id={} carrier sent a second start; ignored",
+                self.info.call_id
+            );
             return;
         }
         let start = msg.start;
-        let stream_id = start.stream_id.clone().unwrap_or_else(|| self.info.call_id.clone());
+        let stream_id = start
+            .stream_id
+            .clone()
+            .unwrap_or_else(|| self.info.call_id.clone());
         let writer = CarrierWriter::new(&stream_id, start.format);
         self.pacer = Self::pacer_for(self.cfg(), start.format);
         self.stream = Some(CarrierStream { start, writer });
@@ -662,7 +743,10 @@ impl Handler<CarrierDtmf> for CallActor {
     type Result = ();
 
     fn handle(&mut self, msg: CarrierDtmf, _: &mut Context<Self>) {
-        self.send_agent(el::contextual_update(&format!("The caller pressed DTMF key {}", msg.digit)));
+        self.send_agent(el::contextual_update(&format!(
+            "The caller pressed DTMF key {}",
+            msg.digit
+        )));
         self.record_line("dtmf", msg.digit);
     }
 }
@@ -672,7 +756,11 @@ impl Handler<CarrierGone> for CallActor {
 
     fn handle(&mut self, msg: CarrierGone, ctx: &mut Context<Self>) {
         if !self.is_over() {
-            log::info!("call_id={} carrier leg ended: {}", self.info.call_id, msg.reason.as_str());
+            log::info!(
+                "call_id={} carrier leg ended: {}",
+                self.info.call_id,
+                msg.reason.as_str()
+            );
         }
         self.end_call(ctx, msg.reason);
     }
@@ -685,7 +773,10 @@ impl Handler<AgentMetadata> for CallActor {
         if msg.generation != self.generation || self.is_over() {
             return;
         }
-        let formats = (AudioFormat::from_elevenlabs(&msg.input_format), AudioFormat::from_elevenlabs(&msg.output_format));
+        let formats = (
+            AudioFormat::from_elevenlabs(&msg.input_format),
+            AudioFormat::from_elevenlabs(&msg.output_format),
+        );
         let (Some(agent_in), Some(agent_out)) = formats else {
             log::warn!(
                 "call_id={} elevenlabs announced formats we cannot bridge: in {} out {}",
@@ -696,7 +787,11 @@ impl Handler<AgentMetadata> for CallActor {
             self.end_call(ctx, EndReason::ElevenlabsBadFormat);
             return;
         };
-        log::info!("call_id={} elevenlabs conversation_id={}", self.info.call_id, msg.conversation_id);
+        log::info!(
+            "call_id={} elevenlabs conversation_id={}",
+            self.info.call_id,
+            msg.conversation_id
+        );
         self.conversation_id = Some(msg.conversation_id);
         self.agent_formats = Some((agent_in, agent_out));
         self.try_bridge(ctx);
@@ -719,9 +814,12 @@ impl Handler<AgentAudio> for CallActor {
         if self.bridge.is_some() {
             self.enqueue_downstream(&msg.audio, ctx);
         } else {
-            let cap = self.agent_formats.map_or(0, |(_, out)| out.bytes_for_ms(self.cfg().calls.outbound_queue_ms));
+            let cap = self.agent_formats.map_or(0, |(_, out)| {
+                out.bytes_for_ms(self.cfg().calls.outbound_queue_ms)
+            });
             let room = cap.saturating_sub(self.pending_out.len());
-            self.pending_out.extend_from_slice(&msg.audio[..msg.audio.len().min(room)]);
+            self.pending_out
+                .extend_from_slice(&msg.audio[..msg.audio.len().min(room)]);
         }
     }
 }
@@ -760,7 +858,10 @@ impl Handler<AgentToolCall> for CallActor {
 
     fn handle(&mut self, msg: AgentToolCall, _: &mut Context<Self>) {
         // No client tools run on a phone gateway; answering keeps the agent from waiting for one.
-        let result = format!("client tool '{}' is not available on this phone gateway", msg.tool_name);
+        let result = format!(
+            "client tool '{}' is not available on this phone gateway",
+            msg.tool_name
+        );
         self.send_agent(el::client_tool_result(&msg.tool_call_id, &result, true));
         self.record_line("tool_call", msg.tool_name);
     }
@@ -802,6 +903,9 @@ mod tests {
         assert!(b.allow(t0, 2, w));
         assert!(b.allow(t0 + Duration::from_secs(1), 2, w));
         assert!(!b.allow(t0 + Duration::from_secs(2), 2, w));
-        assert!(b.allow(t0 + Duration::from_secs(10), 2, w), "a new window after a long healthy stretch");
+        assert!(
+            b.allow(t0 + Duration::from_secs(10), 2, w),
+            "a new window after a long healthy stretch"
+        );
     }
 }

@@ -44,7 +44,10 @@ fn agent_client(timeout: Duration) -> awc::Client {
                     .timeout(timeout)
                     // A WebSocket cannot ride an h2 connection that the server may offer over TLS.
                     .max_http_version(awc::http::Version::HTTP_11);
-                awc::Client::builder().connector(connector).timeout(timeout).finish()
+                awc::Client::builder()
+                    .connector(connector)
+                    .timeout(timeout)
+                    .finish()
             })
             .clone()
     })
@@ -68,14 +71,20 @@ pub async fn dial(cfg: &ElevenLabsConfig, agent_id: &str) -> Result<AgentSocket,
         req = req.set_header("xi-api-key", key);
     }
     match tokio::time::timeout(timeout, req.connect()).await {
-        Err(_) => Err(GatewayError::elevenlabs(format!("no WebSocket upgrade within {timeout:?}"))),
+        Err(_) => Err(GatewayError::elevenlabs(format!(
+            "no WebSocket upgrade within {timeout:?}"
+        ))),
         Ok(Err(e)) => Err(GatewayError::elevenlabs(format!("connect failed: {e}"))),
         Ok(Ok((_, socket))) => Ok(socket),
     }
 }
 
 /// `GET get-signed-url?agent_id=…` with the API key; the answer's `signed_url` is valid for 15 minutes.
-async fn fetch_signed_url(client: &awc::Client, cfg: &ElevenLabsConfig, agent_id: &str) -> Result<String, GatewayError> {
+async fn fetch_signed_url(
+    client: &awc::Client,
+    cfg: &ElevenLabsConfig,
+    agent_id: &str,
+) -> Result<String, GatewayError> {
     #[derive(serde::Deserialize)]
     struct Signed {
         signed_url: String,
@@ -88,10 +97,15 @@ async fn fetch_signed_url(client: &awc::Client, cfg: &ElevenLabsConfig, agent_id
         .await
         .map_err(|e| GatewayError::elevenlabs(format!("signed URL request failed: {e}")))?;
     if !resp.status().is_success() {
-        return Err(GatewayError::elevenlabs(format!("signed URL request answered {}", resp.status())));
+        return Err(GatewayError::elevenlabs(format!(
+            "signed URL request answered {}",
+            resp.status()
+        )));
     }
-    let signed: Signed =
-        resp.json().await.map_err(|e| GatewayError::elevenlabs(format!("signed URL answer unreadable: {e}")))?;
+    let signed: Signed = resp
+        .json()
+        .await
+        .map_err(|e| GatewayError::elevenlabs(format!("signed URL answer unreadable: {e}")))?;
     Ok(signed.signed_url)
 }
 
@@ -168,42 +182,77 @@ impl ElevenLabsLeg {
     }
 
     fn on_text(&mut self, text: &[u8], ctx: &mut Context<Self>) {
-        let parsed = std::str::from_utf8(text).map_err(|e| e.to_string()).and_then(|t| parse_agent_event(t).map_err(|e| e.to_string()));
+        let parsed = std::str::from_utf8(text)
+            .map_err(|e| e.to_string())
+            .and_then(|t| parse_agent_event(t).map_err(|e| e.to_string()));
         let event = match parsed {
             Ok(ev) => ev,
             Err(e) => {
                 self.counters.agent_bad_messages.inc();
-                log::warn!("call_id={} elevenlabs: unreadable message ignored: {e}", self.call_id);
+                log::warn!(
+                    "call_id={} elevenlabs: unreadable message ignored: {e}",
+                    self.call_id
+                );
                 return;
             }
         };
         let generation = self.generation;
         match event {
-            AgentEvent::Audio { audio_b64, event_id } => match self.b64.decode(audio_b64.as_bytes()) {
-                Ok(audio) => self.to_call(AgentAudio { generation, audio, event_id }),
+            AgentEvent::Audio {
+                audio_b64,
+                event_id,
+            } => match self.b64.decode(audio_b64.as_bytes()) {
+                Ok(audio) => self.to_call(AgentAudio {
+                    generation,
+                    audio,
+                    event_id,
+                }),
                 Err(e) => {
                     self.counters.agent_bad_messages.inc();
-                    log::warn!("call_id={} elevenlabs: audio with bad base64 dropped: {e}", self.call_id);
+                    log::warn!(
+                        "call_id={} elevenlabs: audio with bad base64 dropped: {e}",
+                        self.call_id
+                    );
                 }
             },
-            AgentEvent::Ping { event_id, .. } => self.send(WsMessage::Text(el::pong(event_id).into()), ctx),
-            AgentEvent::Metadata { conversation_id, agent_output_audio_format, user_input_audio_format } => {
-                self.to_call(AgentMetadata {
-                    generation,
-                    conversation_id,
-                    output_format: agent_output_audio_format,
-                    input_format: user_input_audio_format,
+            AgentEvent::Ping { event_id, .. } => {
+                self.send(WsMessage::Text(el::pong(event_id).into()), ctx)
+            }
+            AgentEvent::Metadata {
+                conversation_id,
+                agent_output_audio_format,
+                user_input_audio_format,
+            } => self.to_call(AgentMetadata {
+                generation,
+                conversation_id,
+                output_format: agent_output_audio_format,
+                input_format: user_input_audio_format,
+            }),
+            AgentEvent::Interruption { event_id } => self.to_call(AgentInterruption {
+                generation,
+                event_id,
+            }),
+            AgentEvent::AgentResponse { text } | AgentEvent::AgentResponseCorrection { text } => {
+                self.to_call(AgentTranscript {
+                    role: "agent",
+                    text,
                 })
             }
-            AgentEvent::Interruption { event_id } => self.to_call(AgentInterruption { generation, event_id }),
-            AgentEvent::AgentResponse { text } | AgentEvent::AgentResponseCorrection { text } => {
-                self.to_call(AgentTranscript { role: "agent", text })
+            AgentEvent::UserTranscript { text } => {
+                self.to_call(AgentTranscript { role: "user", text })
             }
-            AgentEvent::UserTranscript { text } => self.to_call(AgentTranscript { role: "user", text }),
-            AgentEvent::ClientToolCall { tool_name, tool_call_id } => {
-                self.to_call(AgentToolCall { tool_name, tool_call_id })
-            }
-            AgentEvent::Error { code, error_type, message } => {
+            AgentEvent::ClientToolCall {
+                tool_name,
+                tool_call_id,
+            } => self.to_call(AgentToolCall {
+                tool_name,
+                tool_call_id,
+            }),
+            AgentEvent::Error {
+                code,
+                error_type,
+                message,
+            } => {
                 log::warn!(
                     "call_id={} elevenlabs: error event code={code:?} type={} message={}",
                     self.call_id,
@@ -223,7 +272,11 @@ impl ElevenLabsLeg {
         if !self.call.upgrade().is_some_and(|c| c.connected()) {
             self.close_normally(ctx);
         } else if self.last_seen.elapsed() > self.peer_timeout {
-            log::warn!("call_id={} elevenlabs: silent for {:?}", self.call_id, self.peer_timeout);
+            log::warn!(
+                "call_id={} elevenlabs: silent for {:?}",
+                self.call_id,
+                self.peer_timeout
+            );
             self.detail = "agent silent past the peer timeout".into();
             ctx.stop();
         } else {
@@ -238,7 +291,9 @@ impl ElevenLabsLeg {
             return;
         }
         self.closing = true;
-        let _ = self.sink.write(WsMessage::Close(Some(CloseReason::from(CloseCode::Normal))));
+        let _ = self
+            .sink
+            .write(WsMessage::Close(Some(CloseReason::from(CloseCode::Normal))));
         self.detail = "closed by the gateway".into();
         ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
     }
@@ -256,7 +311,11 @@ impl Actor for ElevenLabsLeg {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         let detail = std::mem::take(&mut self.detail);
-        self.to_call(AgentGone { generation: self.generation, close_code: self.close_code, detail });
+        self.to_call(AgentGone {
+            generation: self.generation,
+            close_code: self.close_code,
+            detail,
+        });
     }
 }
 
@@ -268,7 +327,11 @@ impl WriteHandler<awc::error::WsProtocolError> for ElevenLabsLeg {
 }
 
 impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for ElevenLabsLeg {
-    fn handle(&mut self, item: Result<Frame, awc::error::WsProtocolError>, ctx: &mut Self::Context) {
+    fn handle(
+        &mut self,
+        item: Result<Frame, awc::error::WsProtocolError>,
+        ctx: &mut Self::Context,
+    ) {
         self.last_seen = Instant::now();
         match item {
             Ok(Frame::Text(text)) => self.on_text(&text, ctx),
@@ -291,7 +354,10 @@ impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for ElevenLabsLeg
                 self.close_code = reason.as_ref().map(|r| u16::from(r.code));
                 self.detail = format!(
                     "agent closed: {}",
-                    reason.as_ref().and_then(|r| r.description.clone()).unwrap_or_default()
+                    reason
+                        .as_ref()
+                        .and_then(|r| r.description.clone())
+                        .unwrap_or_default()
                 );
                 self.sink.close();
                 ctx.stop();

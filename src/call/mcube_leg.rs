@@ -61,7 +61,12 @@ impl McubeLeg {
     }
 
     /// Ends the leg with a close code, remembering why for the call.
-    fn finish(&mut self, ctx: &mut ws::WebsocketContext<Self>, reason: EndReason, close: Option<ws::CloseReason>) {
+    fn finish(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        reason: EndReason,
+        close: Option<ws::CloseReason>,
+    ) {
         self.gone.get_or_insert(reason);
         ctx.close(close);
         ctx.stop();
@@ -74,24 +79,37 @@ impl McubeLeg {
                     Cow::Borrowed(s) => text.slice_ref(s),
                     Cow::Owned(s) => ByteString::from(s),
                 };
-                self.to_call(CarrierAudio { payload: CarrierPayload::Base64(b64) });
+                self.to_call(CarrierAudio {
+                    payload: CarrierPayload::Base64(b64),
+                });
             }
             Ok(CarrierEvent::Start(start)) => self.to_call(CarrierStarted { start }),
             Ok(CarrierEvent::PlayedStream { name }) => self.to_call(CarrierPlayed { name }),
             Ok(CarrierEvent::Dtmf { digit }) => self.to_call(CarrierDtmf { digit }),
             Ok(CarrierEvent::Stop) => {
                 self.gone = Some(EndReason::CarrierStop);
-                self.to_call(CarrierGone { reason: EndReason::CarrierStop });
+                self.to_call(CarrierGone {
+                    reason: EndReason::CarrierStop,
+                });
             }
             Ok(CarrierEvent::Ignored { .. }) => {}
             Ok(CarrierEvent::Unknown { event }) => {
                 self.counters.carrier_unknown_events.inc();
-                log::debug!("call_id={} carrier: ignoring unknown event '{event}'", self.call_id);
+                log::debug!(
+                    "call_id={} carrier: ignoring unknown event '{event}'",
+                    self.call_id
+                );
             }
             Err(e) => {
                 self.counters.carrier_bad_frames.inc();
-                log::warn!("call_id={} {e}; closing the carrier leg (1007)", self.call_id);
-                let close = ws::CloseReason { code: ws::CloseCode::Invalid, description: Some("unreadable frame".into()) };
+                log::warn!(
+                    "call_id={} {e}; closing the carrier leg (1007)",
+                    self.call_id
+                );
+                let close = ws::CloseReason {
+                    code: ws::CloseCode::Invalid,
+                    description: Some("unreadable frame".into()),
+                };
                 self.finish(ctx, EndReason::CarrierProtocolError, Some(close));
             }
         }
@@ -110,10 +128,22 @@ impl McubeLeg {
     fn check_heartbeat(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         if !self.call.upgrade().is_some_and(|c| c.connected()) {
             // The call is gone: never leave a zombie socket behind it.
-            self.finish(ctx, EndReason::CarrierHangup, Some(ws::CloseCode::Normal.into()));
+            self.finish(
+                ctx,
+                EndReason::CarrierHangup,
+                Some(ws::CloseCode::Normal.into()),
+            );
         } else if self.last_seen.elapsed() > self.peer_timeout {
-            log::warn!("call_id={} carrier: silent for {:?}, ending the call", self.call_id, self.peer_timeout);
-            self.finish(ctx, EndReason::CarrierTimeout, Some(ws::CloseCode::Away.into()));
+            log::warn!(
+                "call_id={} carrier: silent for {:?}, ending the call",
+                self.call_id,
+                self.peer_timeout
+            );
+            self.finish(
+                ctx,
+                EndReason::CarrierTimeout,
+                Some(ws::CloseCode::Away.into()),
+            );
         } else {
             ctx.ping(b"");
         }
@@ -138,23 +168,34 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
         self.last_seen = Instant::now();
         match msg {
             Ok(ws::Message::Text(text)) => self.on_text(text, ctx),
-            Ok(ws::Message::Binary(bin)) => self.to_call(CarrierAudio { payload: CarrierPayload::Raw(bin) }),
+            Ok(ws::Message::Binary(bin)) => self.to_call(CarrierAudio {
+                payload: CarrierPayload::Raw(bin),
+            }),
             Ok(ws::Message::Continuation(item)) => match self.reassembler.push(item) {
                 Ok(Some(Assembled::Text(b))) => match ByteString::try_from(b) {
                     Ok(text) => self.on_text(text, ctx),
                     Err(_) => {
-                        let close = ws::CloseReason { code: ws::CloseCode::Invalid, description: None };
+                        let close = ws::CloseReason {
+                            code: ws::CloseCode::Invalid,
+                            description: None,
+                        };
                         self.finish(ctx, EndReason::CarrierProtocolError, Some(close));
                     }
                 },
-                Ok(Some(Assembled::Binary(bin))) => self.to_call(CarrierAudio { payload: CarrierPayload::Raw(bin) }),
+                Ok(Some(Assembled::Binary(bin))) => self.to_call(CarrierAudio {
+                    payload: CarrierPayload::Raw(bin),
+                }),
                 Ok(None) => {}
                 Err(e) => self.on_reassembly_error(e, ctx),
             },
             Ok(ws::Message::Ping(p)) => ctx.pong(&p),
             Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
             Ok(ws::Message::Close(reason)) => {
-                log::info!("call_id={} carrier closed the WebSocket ({:?})", self.call_id, reason.as_ref().map(|r| r.code));
+                log::info!(
+                    "call_id={} carrier closed the WebSocket ({:?})",
+                    self.call_id,
+                    reason.as_ref().map(|r| r.code)
+                );
                 self.finish(ctx, EndReason::CarrierHangup, reason);
             }
             // Once the leg is ending, what is left in the socket (often an EOF after the close) is moot.
@@ -165,7 +206,10 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
             }
             Err(e) => {
                 self.counters.carrier_bad_frames.inc();
-                log::warn!("call_id={} carrier: WebSocket protocol error: {e}", self.call_id);
+                log::warn!(
+                    "call_id={} carrier: WebSocket protocol error: {e}",
+                    self.call_id
+                );
                 let code = match e {
                     ws::ProtocolError::Overflow => ws::CloseCode::Size,
                     _ => ws::CloseCode::Protocol,

@@ -82,7 +82,10 @@ impl EndReason {
     pub fn carrier_still_there(&self) -> bool {
         !matches!(
             self,
-            EndReason::CarrierHangup | EndReason::CarrierTimeout | EndReason::CarrierStop | EndReason::CarrierProtocolError
+            EndReason::CarrierHangup
+                | EndReason::CarrierTimeout
+                | EndReason::CarrierStop
+                | EndReason::CarrierProtocolError
         )
     }
 }

@@ -23,11 +23,17 @@ pub fn refuse_admin(req: &HttpRequest, state: &AppState) -> Option<HttpResponse>
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .unwrap_or_default();
-            (!same_secret(given.as_bytes(), token.as_bytes())).then(|| error_json(StatusCode::UNAUTHORIZED, "unauthorized"))
+            (!same_secret(given.as_bytes(), token.as_bytes()))
+                .then(|| error_json(StatusCode::UNAUTHORIZED, "unauthorized"))
         }
         None => {
             let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
-            (!loopback).then(|| error_json(StatusCode::FORBIDDEN, "admin endpoints answer loopback clients only without admin.token"))
+            (!loopback).then(|| {
+                error_json(
+                    StatusCode::FORBIDDEN,
+                    "admin endpoints answer loopback clients only without admin.token",
+                )
+            })
         }
     }
 }
@@ -42,7 +48,9 @@ pub async fn list_calls(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
     };
     let views = join_all(slots.into_iter().map(|slot| async move {
         match slot.call {
-            Some(call) => describe(call).await.unwrap_or_else(|| CallView::reserved(&slot.info, slot.admitted_at)),
+            Some(call) => describe(call)
+                .await
+                .unwrap_or_else(|| CallView::reserved(&slot.info, slot.admitted_at)),
             None => CallView::reserved(&slot.info, slot.admitted_at),
         }
     }))

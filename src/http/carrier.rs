@@ -21,11 +21,27 @@ const RETRY_AFTER_SECONDS: &str = "1";
 /// The refurl body, read tolerantly: camelCase or snake_case, numbers or strings.
 #[derive(Debug, Default, Deserialize)]
 struct RefurlBody {
-    #[serde(default, alias = "callId", alias = "callid", alias = "CallId", deserialize_with = "loose::opt_string")]
+    #[serde(
+        default,
+        alias = "callId",
+        alias = "callid",
+        alias = "CallId",
+        deserialize_with = "loose::opt_string"
+    )]
     call_id: Option<String>,
-    #[serde(default, alias = "fromNumber", alias = "from_number", deserialize_with = "loose::opt_string")]
+    #[serde(
+        default,
+        alias = "fromNumber",
+        alias = "from_number",
+        deserialize_with = "loose::opt_string"
+    )]
     from: Option<String>,
-    #[serde(default, alias = "toNumber", alias = "to_number", deserialize_with = "loose::opt_string")]
+    #[serde(
+        default,
+        alias = "toNumber",
+        alias = "to_number",
+        deserialize_with = "loose::opt_string"
+    )]
     to: Option<String>,
     #[serde(default, alias = "callDirection", alias = "call_direction")]
     direction: Option<String>,
@@ -44,7 +60,8 @@ fn refused(refusal: Refusal) -> HttpResponse {
     let mut resp = error_json(status, refusal.as_str());
     if status == StatusCode::SERVICE_UNAVAILABLE {
         if let Ok(v) = RETRY_AFTER_SECONDS.parse() {
-            resp.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
+            resp.headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, v);
         }
     }
     resp
@@ -52,7 +69,11 @@ fn refused(refusal: Refusal) -> HttpResponse {
 
 /// Call ids end up in URLs and logs: keep them to a safe alphabet and length.
 fn valid_call_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
 /// `POST /mcube/call`: admission (`dialStatus` CONNECTING or absent) or a hang-up/status report.
@@ -61,7 +82,10 @@ pub async fn refurl(body: web::Bytes, state: web::Data<AppState>) -> HttpRespons
         Ok(b) => b,
         Err(e) => {
             log::warn!("carrier: refurl body is not the expected JSON: {e}");
-            return error_json(StatusCode::BAD_REQUEST, "body must be a JSON object with callId");
+            return error_json(
+                StatusCode::BAD_REQUEST,
+                "body must be a JSON object with callId",
+            );
         }
     };
     let Some(call_id) = parsed.call_id.filter(|id| valid_call_id(id)) else {
@@ -112,7 +136,10 @@ pub async fn media_socket(
     if !valid_call_id(&call_id) {
         return error_json(StatusCode::BAD_REQUEST, "invalid call id");
     }
-    let token_ok = query.token.as_deref().is_some_and(|t| state.tokens.verify(&call_id, t));
+    let token_ok = query
+        .token
+        .as_deref()
+        .is_some_and(|t| state.tokens.verify(&call_id, t));
     if cfg.carrier.require_token && !token_ok {
         log::warn!("call_id={call_id} carrier: WebSocket refused, missing or bad token");
         return error_json(StatusCode::UNAUTHORIZED, "unauthorized");
@@ -120,16 +147,26 @@ pub async fn media_socket(
     if let Err(e) = ws::handshake(&req) {
         return HttpResponse::from_error(e);
     }
-    let claim = ClaimCall { call_id: call_id.clone(), admit_unreserved: !cfg.carrier.require_token };
+    let claim = ClaimCall {
+        call_id: call_id.clone(),
+        admit_unreserved: !cfg.carrier.require_token,
+    };
     let info = match state.registry.send(claim).await {
         Ok(Ok(info)) => info,
         Ok(Err(refusal)) => {
-            log::info!("call_id={call_id} carrier: WebSocket refused: {}", refusal.as_str());
+            log::info!(
+                "call_id={call_id} carrier: WebSocket refused: {}",
+                refusal.as_str()
+            );
             return refused(refusal);
         }
         Err(_) => return error_json(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
     };
-    let deps = CallDeps { config: cfg.clone(), registry: state.registry.clone(), counters: state.counters.clone() };
+    let deps = CallDeps {
+        config: cfg.clone(),
+        registry: state.registry.clone(),
+        counters: state.counters.clone(),
+    };
     let call = CallActor::launch(info, deps);
     let leg = McubeLeg::new(
         call_id.clone(),
@@ -139,14 +176,22 @@ pub async fn media_socket(
         Duration::from_millis(cfg.calls.peer_timeout_ms),
         cfg.server.max_frame_bytes,
     );
-    match ws::WsResponseBuilder::new(leg, &req, payload).frame_size(cfg.server.max_frame_bytes).start_with_addr() {
+    match ws::WsResponseBuilder::new(leg, &req, payload)
+        .frame_size(cfg.server.max_frame_bytes)
+        .start_with_addr()
+    {
         Ok((leg, resp)) => {
-            state.registry.do_send(AttachCall { call_id, call: call.downgrade() });
+            state.registry.do_send(AttachCall {
+                call_id,
+                call: call.downgrade(),
+            });
             call.do_send(AttachCarrier { leg });
             resp
         }
         Err(e) => {
-            call.do_send(EndCall { reason: EndReason::CarrierProtocolError });
+            call.do_send(EndCall {
+                reason: EndReason::CarrierProtocolError,
+            });
             HttpResponse::from_error(e)
         }
     }

@@ -59,13 +59,17 @@ impl ConversationInitiation {
     pub fn for_call(vars: &[(&str, &str)]) -> Self {
         ConversationInitiation {
             kind: INITIATION_TYPE.into(),
-            dynamic_variables: vars.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect(),
+            dynamic_variables: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+                .collect(),
             user_id: None,
         }
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| format!("{{\"type\":\"{INITIATION_TYPE}\"}}"))
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| format!("{{\"type\":\"{INITIATION_TYPE}\"}}"))
     }
 }
 
@@ -75,17 +79,44 @@ impl ConversationInitiation {
 /// One message from the agent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentEvent<'a> {
-    Metadata { conversation_id: String, agent_output_audio_format: String, user_input_audio_format: String },
-    Audio { audio_b64: Cow<'a, str>, event_id: Option<i64> },
-    Interruption { event_id: Option<i64> },
-    Ping { event_id: i64, ping_ms: Option<u64> },
-    AgentResponse { text: String },
-    AgentResponseCorrection { text: String },
-    UserTranscript { text: String },
-    ClientToolCall { tool_name: String, tool_call_id: String },
-    Error { code: Option<i64>, error_type: Option<String>, message: Option<String> },
+    Metadata {
+        conversation_id: String,
+        agent_output_audio_format: String,
+        user_input_audio_format: String,
+    },
+    Audio {
+        audio_b64: Cow<'a, str>,
+        event_id: Option<i64>,
+    },
+    Interruption {
+        event_id: Option<i64>,
+    },
+    Ping {
+        event_id: i64,
+        ping_ms: Option<u64>,
+    },
+    AgentResponse {
+        text: String,
+    },
+    AgentResponseCorrection {
+        text: String,
+    },
+    UserTranscript {
+        text: String,
+    },
+    ClientToolCall {
+        tool_name: String,
+        tool_call_id: String,
+    },
+    Error {
+        code: Option<i64>,
+        error_type: Option<String>,
+        message: Option<String>,
+    },
     /// A known-but-unused or unknown `type`; ignored (counted) as the schema asks.
-    Other { kind: String },
+    Other {
+        kind: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -196,45 +227,78 @@ struct RawError {
 
 /// Parses one text message from the agent.
 pub fn parse_agent_event(text: &str) -> Result<AgentEvent<'_>, AgentParseError> {
-    let raw: RawAgent<'_> = serde_json::from_str(text).map_err(|e| AgentParseError::NotJson(e.to_string()))?;
+    let raw: RawAgent<'_> =
+        serde_json::from_str(text).map_err(|e| AgentParseError::NotJson(e.to_string()))?;
     let kind = raw.kind.ok_or(AgentParseError::NoType)?;
     let missing = AgentParseError::MissingBody;
     Ok(match kind.as_ref() {
         "audio" => {
             let a = raw.audio_event.ok_or(missing("audio"))?;
-            AgentEvent::Audio { audio_b64: a.audio_base_64, event_id: a.event_id }
+            AgentEvent::Audio {
+                audio_b64: a.audio_base_64,
+                event_id: a.event_id,
+            }
         }
         "conversation_initiation_metadata" => {
-            let m = raw.conversation_initiation_metadata_event.ok_or(missing("conversation_initiation_metadata"))?;
+            let m = raw
+                .conversation_initiation_metadata_event
+                .ok_or(missing("conversation_initiation_metadata"))?;
             AgentEvent::Metadata {
                 conversation_id: m.conversation_id,
                 agent_output_audio_format: m.agent_output_audio_format,
                 user_input_audio_format: m.user_input_audio_format,
             }
         }
-        "interruption" => AgentEvent::Interruption { event_id: raw.interruption_event.and_then(|e| e.event_id) },
+        "interruption" => AgentEvent::Interruption {
+            event_id: raw.interruption_event.and_then(|e| e.event_id),
+        },
         "ping" => {
             let p = raw.ping_event.ok_or(missing("ping"))?;
-            AgentEvent::Ping { event_id: p.event_id, ping_ms: p.ping_ms }
+            AgentEvent::Ping {
+                event_id: p.event_id,
+                ping_ms: p.ping_ms,
+            }
         }
         "agent_response" => AgentEvent::AgentResponse {
-            text: raw.agent_response_event.map(|r| r.agent_response).unwrap_or_default(),
+            text: raw
+                .agent_response_event
+                .map(|r| r.agent_response)
+                .unwrap_or_default(),
         },
         "agent_response_correction" => AgentEvent::AgentResponseCorrection {
-            text: raw.agent_response_correction_event.map(|r| r.corrected_agent_response).unwrap_or_default(),
+            text: raw
+                .agent_response_correction_event
+                .map(|r| r.corrected_agent_response)
+                .unwrap_or_default(),
         },
         "user_transcript" => AgentEvent::UserTranscript {
-            text: raw.user_transcription_event.map(|r| r.user_transcript).unwrap_or_default(),
+            text: raw
+                .user_transcription_event
+                .map(|r| r.user_transcript)
+                .unwrap_or_default(),
         },
         "client_tool_call" => {
             let t = raw.client_tool_call.ok_or(missing("client_tool_call"))?;
-            AgentEvent::ClientToolCall { tool_name: t.tool_name, tool_call_id: t.tool_call_id }
+            AgentEvent::ClientToolCall {
+                tool_name: t.tool_name,
+                tool_call_id: t.tool_call_id,
+            }
         }
         "error" => {
-            let e = raw.error_event.unwrap_or(RawError { code: None, error_type: None, message: None });
-            AgentEvent::Error { code: e.code, error_type: e.error_type, message: e.message }
+            let e = raw.error_event.unwrap_or(RawError {
+                code: None,
+                error_type: None,
+                message: None,
+            });
+            AgentEvent::Error {
+                code: e.code,
+                error_type: e.error_type,
+                message: e.message,
+            }
         }
-        other => AgentEvent::Other { kind: other.chars().take(64).collect() },
+        other => AgentEvent::Other {
+            kind: other.chars().take(64).collect(),
+        },
     })
 }
 
@@ -263,9 +327,12 @@ struct RawClient<'a> {
 
 /// Parses one client message; the initiation is re-read in full since it is rare.
 pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, AgentParseError> {
-    let raw: RawClient<'_> = serde_json::from_str(text).map_err(|e| AgentParseError::NotJson(e.to_string()))?;
+    let raw: RawClient<'_> =
+        serde_json::from_str(text).map_err(|e| AgentParseError::NotJson(e.to_string()))?;
     if let Some(audio_b64) = raw.user_audio_chunk {
-        return Ok(ClientMessage::UserAudio { audio_b64: audio_b64.0 });
+        return Ok(ClientMessage::UserAudio {
+            audio_b64: audio_b64.0,
+        });
     }
     let kind = raw.kind.ok_or(AgentParseError::NoType)?;
     let full = || serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
@@ -273,13 +340,20 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, AgentParseE
         INITIATION_TYPE => ClientMessage::Initiation(
             serde_json::from_str(text).map_err(|e| AgentParseError::NotJson(e.to_string()))?,
         ),
-        "pong" => ClientMessage::Pong { event_id: full()["event_id"].as_i64().ok_or(AgentParseError::MissingBody("pong"))? },
+        "pong" => ClientMessage::Pong {
+            event_id: full()["event_id"]
+                .as_i64()
+                .ok_or(AgentParseError::MissingBody("pong"))?,
+        },
         "user_activity" => ClientMessage::UserActivity,
-        "contextual_update" => {
-            ClientMessage::ContextualUpdate { text: full()["text"].as_str().unwrap_or_default().to_string() }
-        }
+        "contextual_update" => ClientMessage::ContextualUpdate {
+            text: full()["text"].as_str().unwrap_or_default().to_string(),
+        },
         "client_tool_result" => ClientMessage::ClientToolResult {
-            tool_call_id: full()["tool_call_id"].as_str().unwrap_or_default().to_string(),
+            tool_call_id: full()["tool_call_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         },
         _ => ClientMessage::Other { kind },
     })
@@ -349,34 +423,75 @@ mod tests {
         let mut buf = String::new();
         audio("AAEC", 7, &mut buf);
         let a = parse_agent_event(&buf).expect("audio");
-        assert!(matches!(a, AgentEvent::Audio { audio_b64: Cow::Borrowed("AAEC"), event_id: Some(7) }));
-        assert_eq!(parse_agent_event(&interruption(9)), Ok(AgentEvent::Interruption { event_id: Some(9) }));
-        assert_eq!(parse_agent_event(&ping(5, None)), Ok(AgentEvent::Ping { event_id: 5, ping_ms: None }));
+        assert!(matches!(
+            a,
+            AgentEvent::Audio {
+                audio_b64: Cow::Borrowed("AAEC"),
+                event_id: Some(7)
+            }
+        ));
+        assert_eq!(
+            parse_agent_event(&interruption(9)),
+            Ok(AgentEvent::Interruption { event_id: Some(9) })
+        );
+        assert_eq!(
+            parse_agent_event(&ping(5, None)),
+            Ok(AgentEvent::Ping {
+                event_id: 5,
+                ping_ms: None
+            })
+        );
         assert_eq!(
             parse_agent_event(&user_transcript("hello", 2)),
-            Ok(AgentEvent::UserTranscript { text: "hello".into() })
+            Ok(AgentEvent::UserTranscript {
+                text: "hello".into()
+            })
         );
         assert_eq!(
             parse_agent_event(r#"{"type":"vad_score","vad_score_event":{"vad_score":0.9}}"#),
-            Ok(AgentEvent::Other { kind: "vad_score".into() })
+            Ok(AgentEvent::Other {
+                kind: "vad_score".into()
+            })
         );
-        assert_eq!(parse_agent_event(r#"{"type":"audio"}"#), Err(AgentParseError::MissingBody("audio")));
+        assert_eq!(
+            parse_agent_event(r#"{"type":"audio"}"#),
+            Err(AgentParseError::MissingBody("audio"))
+        );
         assert_eq!(parse_agent_event("{}"), Err(AgentParseError::NoType));
-        assert!(matches!(parse_agent_event("[1"), Err(AgentParseError::NotJson(_))));
+        assert!(matches!(
+            parse_agent_event("[1"),
+            Err(AgentParseError::NotJson(_))
+        ));
     }
 
     #[test]
     fn client_messages_round_trip() {
         let mut buf = String::new();
         write_user_audio_chunk("QUJD", &mut buf);
-        assert!(matches!(parse_client_message(&buf), Ok(ClientMessage::UserAudio { audio_b64: Cow::Borrowed("QUJD") })));
-        assert_eq!(parse_client_message(&pong(42)), Ok(ClientMessage::Pong { event_id: 42 }));
+        assert!(matches!(
+            parse_client_message(&buf),
+            Ok(ClientMessage::UserAudio {
+                audio_b64: Cow::Borrowed("QUJD")
+            })
+        ));
+        assert_eq!(
+            parse_client_message(&pong(42)),
+            Ok(ClientMessage::Pong { event_id: 42 })
+        );
         let init = ConversationInitiation::for_call(&[("caller_number", "+91"), ("call_id", "C1")]);
-        assert_eq!(parse_client_message(&init.to_json()), Ok(ClientMessage::Initiation(init)));
-        assert_eq!(parse_client_message(&user_activity()), Ok(ClientMessage::UserActivity));
+        assert_eq!(
+            parse_client_message(&init.to_json()),
+            Ok(ClientMessage::Initiation(init))
+        );
+        assert_eq!(
+            parse_client_message(&user_activity()),
+            Ok(ClientMessage::UserActivity)
+        );
         assert_eq!(
             parse_client_message(&contextual_update("DTMF 5")),
-            Ok(ClientMessage::ContextualUpdate { text: "DTMF 5".into() })
+            Ok(ClientMessage::ContextualUpdate {
+                text: "DTMF 5".into()
+            })
         );
     }
 }

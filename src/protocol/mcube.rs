@@ -14,7 +14,10 @@ pub enum CarrierEvent<'a> {
     /// The stream starts: ids and the media format.
     Start(StreamStart),
     /// Caller audio, base64 in the negotiated encoding.
-    Media { payload: Cow<'a, str>, sequence: Option<u64> },
+    Media {
+        payload: Cow<'a, str>,
+        sequence: Option<u64>,
+    },
     /// A checkpoint we sent has played out (`playedStream`, or an Exotel/Twilio style `mark`).
     PlayedStream { name: Option<String> },
     /// The caller pressed a key.
@@ -105,35 +108,58 @@ struct RawMark {
 
 /// Parses one text frame from the carrier.
 pub fn parse_event(text: &str) -> Result<CarrierEvent<'_>, CarrierParseError> {
-    let raw: RawEvent<'_> = serde_json::from_str(text).map_err(|e| CarrierParseError::NotJson(e.to_string()))?;
+    let raw: RawEvent<'_> =
+        serde_json::from_str(text).map_err(|e| CarrierParseError::NotJson(e.to_string()))?;
     let event = raw.event.ok_or(CarrierParseError::NoEvent)?;
     // "media" is the hot path: match it exactly before normalising the name.
     if event == "media" {
-        let payload = raw.media.and_then(|m| m.payload).ok_or(CarrierParseError::NoPayload)?.0;
-        return Ok(CarrierEvent::Media { payload, sequence: raw.sequence_number });
+        let payload = raw
+            .media
+            .and_then(|m| m.payload)
+            .ok_or(CarrierParseError::NoPayload)?
+            .0;
+        return Ok(CarrierEvent::Media {
+            payload,
+            sequence: raw.sequence_number,
+        });
     }
-    let normalized: String = event.chars().filter(|c| *c != '_').flat_map(char::to_lowercase).collect();
+    let normalized: String = event
+        .chars()
+        .filter(|c| *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect();
     Ok(match normalized.as_str() {
         "start" => CarrierEvent::Start(stream_start(raw.start.unwrap_or_default())),
-        "playedstream" | "played" | "mark" => {
-            CarrierEvent::PlayedStream { name: raw.name.or_else(|| raw.mark.and_then(|m| m.name)) }
-        }
-        "dtmf" => CarrierEvent::Dtmf { digit: raw.dtmf.and_then(|d| d.digit).unwrap_or_default() },
+        "playedstream" | "played" | "mark" => CarrierEvent::PlayedStream {
+            name: raw.name.or_else(|| raw.mark.and_then(|m| m.name)),
+        },
+        "dtmf" => CarrierEvent::Dtmf {
+            digit: raw.dtmf.and_then(|d| d.digit).unwrap_or_default(),
+        },
         "stop" | "hangup" => CarrierEvent::Stop,
-        "connected" | "clearedaudio" | "cleared" => CarrierEvent::Ignored { event: event.into_owned() },
-        _ => CarrierEvent::Unknown { event: truncate(&event, 64) },
+        "connected" | "clearedaudio" | "cleared" => CarrierEvent::Ignored {
+            event: event.into_owned(),
+        },
+        _ => CarrierEvent::Unknown {
+            event: truncate(&event, 64),
+        },
     })
 }
 
 fn stream_start(raw: RawStart) -> StreamStart {
     let mf = raw.media_format.unwrap_or_default();
     let encoding = mf.encoding.unwrap_or_else(|| "audio/x-mulaw".into());
-    let rate = mf.sample_rate.and_then(|r| u32::try_from(r).ok()).unwrap_or(8000);
+    let rate = mf
+        .sample_rate
+        .and_then(|r| u32::try_from(r).ok())
+        .unwrap_or(8000);
     StreamStart {
         call_id: raw.call_id,
         stream_id: raw.stream_id,
         format: AudioFormat::from_carrier_encoding(&encoding, rate),
-        tracks: raw.tracks.unwrap_or_else(|| vec!["inbound".into(), "outbound".into()]),
+        tracks: raw
+            .tracks
+            .unwrap_or_else(|| vec!["inbound".into(), "outbound".into()]),
     }
 }
 
@@ -175,17 +201,26 @@ impl CarrierWriter {
     /// `checkpoint`: the carrier answers `playedStream` with the same name once what came before has played.
     pub fn checkpoint(&self, name: &str) -> String {
         let name = serde_json::to_string(name).unwrap_or_else(|_| "\"\"".into());
-        format!("{{\"event\":\"checkpoint\",\"streamId\":{},\"name\":{name}}}", self.stream_id_json)
+        format!(
+            "{{\"event\":\"checkpoint\",\"streamId\":{},\"name\":{name}}}",
+            self.stream_id_json
+        )
     }
 
     /// `clearAudio`: barge-in, the carrier flushes what it has buffered.
     pub fn clear_audio(&self) -> String {
-        format!("{{\"event\":\"clearAudio\",\"streamId\":{}}}", self.stream_id_json)
+        format!(
+            "{{\"event\":\"clearAudio\",\"streamId\":{}}}",
+            self.stream_id_json
+        )
     }
 
     /// `terminate`: Mcube hangs the call up.
     pub fn terminate(&self) -> String {
-        format!("{{\"event\":\"terminate\",\"streamId\":{}}}", self.stream_id_json)
+        format!(
+            "{{\"event\":\"terminate\",\"streamId\":{}}}",
+            self.stream_id_json
+        )
     }
 }
 
@@ -200,52 +235,98 @@ mod tests {
                "mediaFormat":{"encoding":"audio/x-l16","sampleRate":"16000"}},"extra_headers":"a=b"}"#,
         )
         .expect("parses");
-        let CarrierEvent::Start(s) = e else { panic!("not start: {e:?}") };
+        let CarrierEvent::Start(s) = e else {
+            panic!("not start: {e:?}")
+        };
         assert_eq!(s.call_id.as_deref(), Some("C1"));
         assert_eq!(s.stream_id.as_deref(), Some("S1"));
-        assert_eq!(s.format, AudioFormat { codec: Codec::Pcm16, rate: 16000 });
+        assert_eq!(
+            s.format,
+            AudioFormat {
+                codec: Codec::Pcm16,
+                rate: 16000
+            }
+        );
         assert_eq!(s.tracks, vec!["inbound".to_string()]);
     }
 
     #[test]
     fn start_in_snake_case_and_defaults() {
-        let e = parse_event(r#"{"event":"start","start":{"stream_sid":"S2","media_format":{}}}"#).expect("parses");
+        let e = parse_event(r#"{"event":"start","start":{"stream_sid":"S2","media_format":{}}}"#)
+            .expect("parses");
         let CarrierEvent::Start(s) = e else { panic!() };
         assert_eq!(s.stream_id.as_deref(), Some("S2"));
         assert_eq!(s.format, AudioFormat::ULAW_8K);
         let e = parse_event(r#"{"event":"start"}"#).expect("parses");
-        assert!(matches!(e, CarrierEvent::Start(ref s) if s.format == AudioFormat::ULAW_8K && s.stream_id.is_none()));
+        assert!(
+            matches!(e, CarrierEvent::Start(ref s) if s.format == AudioFormat::ULAW_8K && s.stream_id.is_none())
+        );
     }
 
     #[test]
     fn media_borrows_payload_and_reads_loose_sequence() {
         let text = r#"{"event":"media","sequenceNumber":42,"streamId":"S","media":{"track":"inbound","timestamp":"5","chunk":"1","payload":"AAEC"}}"#;
         let e = parse_event(text).expect("parses");
-        let CarrierEvent::Media { payload, sequence } = e else { panic!() };
+        let CarrierEvent::Media { payload, sequence } = e else {
+            panic!()
+        };
         assert!(matches!(payload, Cow::Borrowed("AAEC")));
         assert_eq!(sequence, Some(42));
-        let e = parse_event(r#"{"event":"media","sequence_number":"7","media":{"payload":"QQ=="}}"#).expect("parses");
-        assert!(matches!(e, CarrierEvent::Media { sequence: Some(7), .. }));
+        let e =
+            parse_event(r#"{"event":"media","sequence_number":"7","media":{"payload":"QQ=="}}"#)
+                .expect("parses");
+        assert!(matches!(
+            e,
+            CarrierEvent::Media {
+                sequence: Some(7),
+                ..
+            }
+        ));
     }
 
     #[test]
     fn other_events_and_failures() {
         assert_eq!(
             parse_event(r#"{"event":"playedStream","streamId":"S","name":"cp-1"}"#),
-            Ok(CarrierEvent::PlayedStream { name: Some("cp-1".into()) })
+            Ok(CarrierEvent::PlayedStream {
+                name: Some("cp-1".into())
+            })
         );
         assert_eq!(
             parse_event(r#"{"event":"mark","mark":{"name":"m"}}"#),
-            Ok(CarrierEvent::PlayedStream { name: Some("m".into()) })
+            Ok(CarrierEvent::PlayedStream {
+                name: Some("m".into())
+            })
         );
-        assert_eq!(parse_event(r#"{"event":"dtmf","dtmf":{"digit":5}}"#), Ok(CarrierEvent::Dtmf { digit: "5".into() }));
+        assert_eq!(
+            parse_event(r#"{"event":"dtmf","dtmf":{"digit":5}}"#),
+            Ok(CarrierEvent::Dtmf { digit: "5".into() })
+        );
         assert_eq!(parse_event(r#"{"event":"stop"}"#), Ok(CarrierEvent::Stop));
-        assert_eq!(parse_event(r#"{"event":"played_stream"}"#), Ok(CarrierEvent::PlayedStream { name: None }));
-        assert!(matches!(parse_event(r#"{"event":"weird"}"#), Ok(CarrierEvent::Unknown { .. })));
-        assert_eq!(parse_event(r#"{"media":{}}"#), Err(CarrierParseError::NoEvent));
-        assert_eq!(parse_event(r#"{"event":"media","media":{}}"#), Err(CarrierParseError::NoPayload));
-        assert!(matches!(parse_event("not json"), Err(CarrierParseError::NotJson(_))));
-        assert!(matches!(parse_event("null"), Err(CarrierParseError::NotJson(_))));
+        assert_eq!(
+            parse_event(r#"{"event":"played_stream"}"#),
+            Ok(CarrierEvent::PlayedStream { name: None })
+        );
+        assert!(matches!(
+            parse_event(r#"{"event":"weird"}"#),
+            Ok(CarrierEvent::Unknown { .. })
+        ));
+        assert_eq!(
+            parse_event(r#"{"media":{}}"#),
+            Err(CarrierParseError::NoEvent)
+        );
+        assert_eq!(
+            parse_event(r#"{"event":"media","media":{}}"#),
+            Err(CarrierParseError::NoPayload)
+        );
+        assert!(matches!(
+            parse_event("not json"),
+            Err(CarrierParseError::NotJson(_))
+        ));
+        assert!(matches!(
+            parse_event("null"),
+            Err(CarrierParseError::NotJson(_))
+        ));
     }
 
     #[test]
@@ -259,7 +340,11 @@ mod tests {
         assert_eq!(v["media"]["contentType"], "audio/x-mulaw");
         assert_eq!(v["media"]["sampleRate"], 8000);
         assert_eq!(v["streamId"], "S\"1");
-        for (msg, ev) in [(w.checkpoint("n"), "checkpoint"), (w.clear_audio(), "clearAudio"), (w.terminate(), "terminate")] {
+        for (msg, ev) in [
+            (w.checkpoint("n"), "checkpoint"),
+            (w.clear_audio(), "clearAudio"),
+            (w.terminate(), "terminate"),
+        ] {
             let v: serde_json::Value = serde_json::from_str(&msg).expect("json");
             assert_eq!(v["event"], ev);
             assert_eq!(v["streamId"], "S\"1");

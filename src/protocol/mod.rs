@@ -48,7 +48,9 @@ pub(crate) mod loose {
     /// `42`, `"42"`, `null` or absent → `Option<u64>`; anything unparsable becomes `None` rather than an error.
     pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         Ok(match Option::<NumOrStr>::deserialize(d).unwrap_or(None) {
-            Some(NumOrStr::Num(n)) => n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+            Some(NumOrStr::Num(n)) => n
+                .as_u64()
+                .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
             Some(NumOrStr::Str(s)) => s.trim().parse().ok(),
             None => None,
         })

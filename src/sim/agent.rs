@@ -8,7 +8,9 @@ use crate::audio::codec::{encode_pcm16le, encode_ulaw};
 use crate::audio::format::{AudioFormat, Codec};
 use crate::audio::signal::tone;
 use crate::audio::transcode::Transcoder;
-use crate::protocol::elevenlabs::{self as el, parse_client_message, ClientMessage, ConversationInitiation};
+use crate::protocol::elevenlabs::{
+    self as el, parse_client_message, ClientMessage, ConversationInitiation,
+};
 use actix::prelude::*;
 use actix_web::{dev::Server, web, App, HttpRequest, HttpResponse, HttpServer};
 use actix_web_actors::ws;
@@ -60,6 +62,8 @@ pub struct AgentScript {
     pub drop_after_ms: u64,
     /// With `drop_first`: instead of dropping, send an `error` event and close with this code.
     pub fail_with_code: Option<u16>,
+    /// The first `stall_first` connections go mute after the metadata: no audio, no pongs (a hung agent).
+    pub stall_first: u32,
     /// The first `refuse_first` upgrades are answered 503.
     pub refuse_first: u32,
     /// Refuse upgrades whose `xi-api-key` header differs.
@@ -89,6 +93,7 @@ impl Default for AgentScript {
             drop_first: 0,
             drop_after_ms: 0,
             fail_with_code: None,
+            stall_first: 0,
             refuse_first: 0,
             require_api_key: None,
             record: false,
@@ -127,7 +132,10 @@ pub struct SimLog {
 
 impl SimLog {
     pub fn connections(&self) -> Vec<ConnectionLog> {
-        self.connections.lock().map(|c| c.clone()).unwrap_or_default()
+        self.connections
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
     }
 
     pub fn connection_count(&self) -> usize {
@@ -150,7 +158,12 @@ impl SimLog {
         match self.connections.lock() {
             Ok(mut conns) => {
                 let index = conns.len() as u32;
-                conns.push(ConnectionLog { index, api_key, query, ..ConnectionLog::default() });
+                conns.push(ConnectionLog {
+                    index,
+                    api_key,
+                    query,
+                    ..ConnectionLog::default()
+                });
                 index
             }
             Err(_) => 0,
@@ -182,12 +195,20 @@ pub fn start(listen: &str, script: AgentScript) -> std::io::Result<(AgentSimulat
     let addr = listener.local_addr()?;
     let log = Arc::new(SimLog::default());
     let url = format!("ws://{addr}/v1/convai/conversation");
-    let state = web::Data::new(SimState { script, log: log.clone(), attempts: AtomicU32::new(0), public_ws: url.clone() });
+    let state = web::Data::new(SimState {
+        script,
+        log: log.clone(),
+        attempts: AtomicU32::new(0),
+        public_ws: url.clone(),
+    });
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .route("/v1/convai/conversation", web::get().to(upgrade))
-            .route("/v1/convai/conversation/get-signed-url", web::get().to(signed_url))
+            .route(
+                "/v1/convai/conversation/get-signed-url",
+                web::get().to(signed_url),
+            )
     })
     .listen(listener)?
     .workers(1)
@@ -205,7 +226,10 @@ pub fn start(listen: &str, script: AgentScript) -> std::io::Result<(AgentSimulat
 }
 
 fn api_key(req: &HttpRequest) -> Option<String> {
-    req.headers().get("xi-api-key").and_then(|v| v.to_str().ok()).map(str::to_string)
+    req.headers()
+        .get("xi-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 async fn signed_url(req: HttpRequest, state: web::Data<SimState>) -> HttpResponse {
@@ -218,7 +242,11 @@ async fn signed_url(req: HttpRequest, state: web::Data<SimState>) -> HttpRespons
     }))
 }
 
-async fn upgrade(req: HttpRequest, payload: web::Payload, state: web::Data<SimState>) -> actix_web::Result<HttpResponse> {
+async fn upgrade(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<SimState>,
+) -> actix_web::Result<HttpResponse> {
     let attempt = state.attempts.fetch_add(1, Ordering::Relaxed);
     if attempt < state.script.refuse_first {
         state.log.upgrades_refused.fetch_add(1, Ordering::Relaxed);
@@ -234,7 +262,9 @@ async fn upgrade(req: HttpRequest, payload: web::Payload, state: web::Data<SimSt
     }
     let index = state.log.open(key, req.query_string().to_string());
     let session = AgentSession::new(index, state.script.clone(), state.log.clone());
-    ws::WsResponseBuilder::new(session, &req, payload).frame_size(4 * 1024 * 1024).start()
+    ws::WsResponseBuilder::new(session, &req, payload)
+        .frame_size(4 * 1024 * 1024)
+        .start()
 }
 
 /// One simulated conversation.
@@ -254,8 +284,10 @@ struct AgentSession {
 
 impl AgentSession {
     fn new(index: u32, script: AgentScript, log: Arc<SimLog>) -> Self {
-        let input = AudioFormat::from_elevenlabs(&script.input_format).unwrap_or(AudioFormat::ULAW_8K);
-        let output = AudioFormat::from_elevenlabs(&script.output_format).unwrap_or(AudioFormat::ULAW_8K);
+        let input =
+            AudioFormat::from_elevenlabs(&script.input_format).unwrap_or(AudioFormat::ULAW_8K);
+        let output =
+            AudioFormat::from_elevenlabs(&script.output_format).unwrap_or(AudioFormat::ULAW_8K);
         let echo = (script.echo && input != output).then(|| Transcoder::new(input, output));
         AgentSession {
             index,
@@ -282,7 +314,14 @@ impl AgentSession {
     fn tone_audio(&mut self, ms: u64) -> Vec<u8> {
         let n = (self.output.rate as u64 * ms / 1000) as usize;
         let mut samples = Vec::with_capacity(n);
-        tone(self.script.tone_hz, self.output.rate, self.tone_sample, n, 8000, &mut samples);
+        tone(
+            self.script.tone_hz,
+            self.output.rate,
+            self.tone_sample,
+            n,
+            8000,
+            &mut samples,
+        );
         self.tone_sample += n as u64;
         let mut out = Vec::with_capacity(n * 2);
         match self.output.codec {
@@ -294,12 +333,19 @@ impl AgentSession {
 
     /// Sends audio as `audio` events of `chunk_ms`, each with a new event id; returns the last id.
     fn speak(&mut self, audio: &[u8], ctx: &mut ws::WebsocketContext<Self>) -> i64 {
-        let chunk = self.output.bytes_for_ms(self.script.chunk_ms.max(10)).max(1);
+        let chunk = self
+            .output
+            .bytes_for_ms(self.script.chunk_ms.max(10))
+            .max(1);
         let mut last = self.next_event_id - 1;
         let mut text = String::new();
         for part in audio.chunks(chunk) {
             last = self.event_id();
-            el::audio(&base64::engine::general_purpose::STANDARD.encode(part), last, &mut text);
+            el::audio(
+                &base64::engine::general_purpose::STANDARD.encode(part),
+                last,
+                &mut text,
+            );
             ctx.text(text.clone());
         }
         last
@@ -307,7 +353,11 @@ impl AgentSession {
 
     fn send_metadata(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         let conversation_id = format!("conv_sim_{}_{}", std::process::id(), self.index);
-        ctx.text(el::metadata(&conversation_id, &self.script.output_format, &self.script.input_format));
+        ctx.text(el::metadata(
+            &conversation_id,
+            &self.script.output_format,
+            &self.script.input_format,
+        ));
         self.schedule(ctx);
         if self.script.greeting_ms > 0 {
             let greeting = self.tone_audio(self.script.greeting_ms);
@@ -331,7 +381,11 @@ impl AgentSession {
         if s.tool_call_after_ms > 0 {
             ctx.run_later(ms(s.tool_call_after_ms), |act, ctx| {
                 let id = act.event_id();
-                ctx.text(el::client_tool_call("check_account", &format!("tc_{id}"), id));
+                ctx.text(el::client_tool_call(
+                    "check_account",
+                    &format!("tc_{id}"),
+                    id,
+                ));
             });
         }
         if s.end_after_ms > 0 {
@@ -348,7 +402,11 @@ impl AgentSession {
         // A stale chunk from before the barge-in, as ElevenLabs can still deliver: it must not be played.
         let stale = vec![STALE_MARKER; self.output.bytes_for_ms(200)];
         let mut text = String::new();
-        el::audio(&base64::engine::general_purpose::STANDARD.encode(&stale), interrupted, &mut text);
+        el::audio(
+            &base64::engine::general_purpose::STANDARD.encode(&stale),
+            interrupted,
+            &mut text,
+        );
         ctx.text(text);
         let fresh = self.tone_audio(self.script.reply_ms.max(200));
         self.speak(&fresh, ctx);
@@ -361,7 +419,10 @@ impl AgentSession {
         }
         self.ended = true;
         self.log.update(self.index, |c| c.ended = true);
-        ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Normal, description: Some("end_call".into()) }));
+        ctx.close(Some(ws::CloseReason {
+            code: ws::CloseCode::Normal,
+            description: Some("end_call".into()),
+        }));
         ctx.stop();
     }
 
@@ -369,14 +430,19 @@ impl AgentSession {
         self.ended = true;
         if let Some(code) = self.script.fail_with_code {
             ctx.text(el::error(i64::from(code), "llm_error", "simulated failure"));
-            ctx.close(Some(ws::CloseReason { code: ws::CloseCode::from(code), description: Some("llm_error".into()) }));
+            ctx.close(Some(ws::CloseReason {
+                code: ws::CloseCode::from(code),
+                description: Some("llm_error".into()),
+            }));
         }
         // Without a close frame the client sees the TCP stream end, as when a connection is lost.
         ctx.stop();
     }
 
     fn on_user_audio(&mut self, b64: &str, ctx: &mut ws::WebsocketContext<Self>) {
-        let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) else { return };
+        let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+            return;
+        };
         let ms = self.input.ms_for_bytes(raw.len());
         self.log.update(self.index, |c| {
             c.audio_chunks += 1;
@@ -395,23 +461,32 @@ impl AgentSession {
             return;
         }
         self.user_ms_since_reply += ms;
-        if self.script.reply_after_user_ms > 0 && self.user_ms_since_reply >= self.script.reply_after_user_ms {
+        if self.script.reply_after_user_ms > 0
+            && self.user_ms_since_reply >= self.script.reply_after_user_ms
+        {
             self.user_ms_since_reply = 0;
             if self.script.transcripts {
                 let id = self.event_id();
-                ctx.text(el::user_transcript("hello, I am calling about my order", id));
+                ctx.text(el::user_transcript(
+                    "hello, I am calling about my order",
+                    id,
+                ));
             }
             let reply = self.tone_audio(self.script.reply_ms);
             let id = self.speak(&reply, ctx);
             if self.script.transcripts {
-                ctx.text(el::agent_response("Sure, let me check that order for you.", id));
+                ctx.text(el::agent_response(
+                    "Sure, let me check that order for you.",
+                    id,
+                ));
             }
         }
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
         if self.script.record {
-            self.log.update(self.index, |c| c.received.push(text.to_string()));
+            self.log
+                .update(self.index, |c| c.received.push(text.to_string()));
         }
         let msg = match parse_client_message(text) {
             Ok(m) => m,
@@ -424,15 +499,21 @@ impl AgentSession {
                 let delay = Duration::from_millis(self.script.metadata_delay_ms);
                 ctx.run_later(delay, |act, ctx| act.send_metadata(ctx));
             }
-            (false, _) => self.fail(ctx, "invalid_message", "conversation_initiation_client_data must come first"),
+            (false, _) => self.fail(
+                ctx,
+                "invalid_message",
+                "conversation_initiation_client_data must come first",
+            ),
             (true, ClientMessage::UserAudio { audio_b64 }) => self.on_user_audio(&audio_b64, ctx),
-            (true, ClientMessage::Pong { event_id }) => self.log.update(self.index, |c| c.pongs.push(event_id)),
-            (true, ClientMessage::ContextualUpdate { text }) => {
-                self.log.update(self.index, |c| c.contextual_updates.push(text))
+            (true, ClientMessage::Pong { event_id }) => {
+                self.log.update(self.index, |c| c.pongs.push(event_id))
             }
-            (true, ClientMessage::ClientToolResult { tool_call_id }) => {
-                self.log.update(self.index, |c| c.tool_results.push(tool_call_id))
-            }
+            (true, ClientMessage::ContextualUpdate { text }) => self
+                .log
+                .update(self.index, |c| c.contextual_updates.push(text)),
+            (true, ClientMessage::ClientToolResult { tool_call_id }) => self
+                .log
+                .update(self.index, |c| c.tool_results.push(tool_call_id)),
             (true, _) => {}
         }
     }
@@ -440,7 +521,10 @@ impl AgentSession {
     /// Protocol violation: an `error` event, then close 1008, as the real service does.
     fn fail(&mut self, ctx: &mut ws::WebsocketContext<Self>, error_type: &str, message: &str) {
         ctx.text(el::error(1008, error_type, message));
-        ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Policy, description: Some(error_type.into()) }));
+        ctx.close(Some(ws::CloseReason {
+            code: ws::CloseCode::Policy,
+            description: Some(error_type.into()),
+        }));
         ctx.stop();
     }
 }
@@ -456,6 +540,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for AgentSession {
         }
         match msg {
             Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
+            Ok(ws::Message::Ping(_)) if self.index < self.script.stall_first => {}
             Ok(ws::Message::Ping(p)) => ctx.pong(&p),
             Ok(ws::Message::Close(reason)) => {
                 let code = reason.as_ref().map(|r| u16::from(r.code));

@@ -38,12 +38,20 @@ impl CallRequest {
 /// The gateway's answer to the refurl.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Admission {
-    Admitted { wss_url: String },
-    Refused { status: u16, retry_after: Option<String>, error: String },
+    Admitted {
+        wss_url: String,
+    },
+    Refused {
+        status: u16,
+        retry_after: Option<String>,
+        error: String,
+    },
 }
 
 fn client() -> awc::Client {
-    awc::Client::builder().timeout(Duration::from_secs(10)).finish()
+    awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish()
 }
 
 /// POSTs the Mcube connect request.
@@ -56,11 +64,24 @@ pub async fn post_refurl(http_base: &str, call: &CallRequest) -> Result<Admissio
         .await
         .map_err(|e| format!("refurl POST failed: {e}"))?;
     let status = resp.status().as_u16();
-    let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let v: Value = resp.json().await.map_err(|e| format!("refurl answer unreadable: {e}"))?;
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let v: Value = resp
+        .json()
+        .await
+        .map_err(|e| format!("refurl answer unreadable: {e}"))?;
     Ok(match (status, v["wss_url"].as_str()) {
-        (200, Some(url)) => Admission::Admitted { wss_url: url.to_string() },
-        _ => Admission::Refused { status, retry_after, error: v["error"].as_str().unwrap_or_default().to_string() },
+        (200, Some(url)) => Admission::Admitted {
+            wss_url: url.to_string(),
+        },
+        _ => Admission::Refused {
+            status,
+            retry_after,
+            error: v["error"].as_str().unwrap_or_default().to_string(),
+        },
     })
 }
 
@@ -106,19 +127,31 @@ impl CarrierConn {
     /// Opens the media socket. With `auto_ack`, every `checkpoint` is answered with `playedStream` as the
     /// real carrier does once the audio before it has played.
     pub async fn connect(wss_url: &str, auto_ack: bool) -> Result<CarrierConn, UpgradeRefused> {
-        let (_, socket) = client().ws(wss_url).max_frame_size(1 << 20).connect().await.map_err(|e| {
-            let status = match &e {
-                awc::error::WsClientError::InvalidResponseStatus(s) => Some(s.as_u16()),
-                _ => None,
-            };
-            UpgradeRefused { status, detail: e.to_string() }
-        })?;
+        let (_, socket) = client()
+            .ws(wss_url)
+            .max_frame_size(1 << 20)
+            .connect()
+            .await
+            .map_err(|e| {
+                let status = match &e {
+                    awc::error::WsClientError::InvalidResponseStatus(s) => Some(s.as_u16()),
+                    _ => None,
+                };
+                UpgradeRefused {
+                    status,
+                    detail: e.to_string(),
+                }
+            })?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (heard_tx, heard) = mpsc::unbounded_channel();
         let (sink, stream) = socket.split();
         let writer = actix_rt::spawn(write_loop(sink, rx));
         let reader = actix_rt::spawn(read_loop(stream, heard_tx, auto_ack.then(|| tx.clone())));
-        Ok(CarrierConn { tx, heard, tasks: [writer, reader] })
+        Ok(CarrierConn {
+            tx,
+            heard,
+            tasks: [writer, reader],
+        })
     }
 
     pub fn send_text(&self, text: String) {
@@ -141,22 +174,31 @@ impl CarrierConn {
     /// A `media` event carrying `audio` as base64.
     pub fn send_media(&self, audio: &[u8]) {
         let b64 = base64::engine::general_purpose::STANDARD.encode(audio);
-        self.send_text(format!("{{\"event\":\"media\",\"media\":{{\"track\":\"inbound\",\"payload\":\"{b64}\"}}}}"));
+        self.send_text(format!(
+            "{{\"event\":\"media\",\"media\":{{\"track\":\"inbound\",\"payload\":\"{b64}\"}}}}"
+        ));
     }
 
     /// Raw audio as a binary frame.
     pub fn send_binary(&self, audio: &[u8]) {
-        let _ = self.tx.send(WsMessage::Binary(Bytes::copy_from_slice(audio)));
+        let _ = self
+            .tx
+            .send(WsMessage::Binary(Bytes::copy_from_slice(audio)));
     }
 
     /// Closes with `code` (the caller hangs up).
     pub fn close(&self, code: u16) {
-        let _ = self.tx.send(WsMessage::Close(Some(awc::ws::CloseCode::from(code).into())));
+        let _ = self.tx.send(WsMessage::Close(Some(
+            awc::ws::CloseCode::from(code).into(),
+        )));
     }
 
     /// The next thing heard, or `None` when nothing arrives within `timeout` or the socket is done.
     pub async fn next(&mut self, timeout: Duration) -> Option<(Instant, Heard)> {
-        tokio::time::timeout(timeout, self.heard.recv()).await.ok().flatten()
+        tokio::time::timeout(timeout, self.heard.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Everything heard until the socket closes or `timeout` passes with nothing new.
@@ -186,12 +228,19 @@ async fn write_loop(mut sink: Sink, mut rx: mpsc::UnboundedReceiver<WsMessage>) 
     let _ = sink.close().await;
 }
 
-async fn read_loop(mut stream: Stream, heard: mpsc::UnboundedSender<(Instant, Heard)>, ack: Option<mpsc::UnboundedSender<WsMessage>>) {
+async fn read_loop(
+    mut stream: Stream,
+    heard: mpsc::UnboundedSender<(Instant, Heard)>,
+    ack: Option<mpsc::UnboundedSender<WsMessage>>,
+) {
     while let Some(frame) = stream.next().await {
         let event = match frame {
             Ok(Frame::Text(text)) => classify(&text, ack.as_ref()),
             Ok(Frame::Close(reason)) => {
-                let _ = heard.send((Instant::now(), Heard::Closed(reason.map(|r| u16::from(r.code)))));
+                let _ = heard.send((
+                    Instant::now(),
+                    Heard::Closed(reason.map(|r| u16::from(r.code))),
+                ));
                 return;
             }
             Ok(_) => continue,
@@ -211,12 +260,17 @@ fn classify(text: &[u8], ack: Option<&mpsc::UnboundedSender<WsMessage>>) -> Hear
     match v["event"].as_str().unwrap_or_default() {
         "playAudio" => {
             let payload = v["media"]["payload"].as_str().unwrap_or_default();
-            Heard::Audio(base64::engine::general_purpose::STANDARD.decode(payload).unwrap_or_default())
+            Heard::Audio(
+                base64::engine::general_purpose::STANDARD
+                    .decode(payload)
+                    .unwrap_or_default(),
+            )
         }
         "checkpoint" => {
             let name = v["name"].as_str().unwrap_or_default().to_string();
             if let Some(ack) = ack {
-                let played = json!({"event": "playedStream", "streamId": v["streamId"], "name": name});
+                let played =
+                    json!({"event": "playedStream", "streamId": v["streamId"], "name": name});
                 let _ = ack.send(WsMessage::Text(played.to_string().into()));
             }
             Heard::Checkpoint(name)
@@ -247,8 +301,17 @@ pub struct CallReport {
 
 /// Places one call: refurl, WebSocket, `start`, then `seconds` of speech-like μ-law in `frame_ms` frames at
 /// real time while listening; hangs up (close 1000) at the end unless the gateway ended the call first.
-pub async fn run_call(http_base: &str, call: CallRequest, seconds: f64, frame_ms: u64, seed: u64) -> CallReport {
-    let mut report = CallReport { call_id: call.call_id.clone(), ..CallReport::default() };
+pub async fn run_call(
+    http_base: &str,
+    call: CallRequest,
+    seconds: f64,
+    frame_ms: u64,
+    seed: u64,
+) -> CallReport {
+    let mut report = CallReport {
+        call_id: call.call_id.clone(),
+        ..CallReport::default()
+    };
     let t0 = Instant::now();
     let wss_url = match post_refurl(http_base, &call).await {
         Ok(Admission::Admitted { wss_url }) => wss_url,
@@ -269,7 +332,11 @@ pub async fn run_call(http_base: &str, call: CallRequest, seconds: f64, frame_ms
             return report;
         }
     };
-    conn.send_start(&call.call_id, &format!("stream-{}", call.call_id), AudioFormat::ULAW_8K);
+    conn.send_start(
+        &call.call_id,
+        &format!("stream-{}", call.call_id),
+        AudioFormat::ULAW_8K,
+    );
     let mut speech = SpeechLike::new(8000, seed);
     let frame_samples = (8 * frame_ms) as usize;
     let mut samples = Vec::with_capacity(frame_samples);
@@ -308,7 +375,9 @@ fn note(report: &mut CallReport, at: Instant, t0: Instant, heard: Heard) -> bool
         Heard::Audio(bytes) => {
             report.frames_heard += 1;
             report.audio_ms_heard += bytes.len() as u64 / 8;
-            report.setup_ms.get_or_insert(at.duration_since(t0).as_millis() as u64);
+            report
+                .setup_ms
+                .get_or_insert(at.duration_since(t0).as_millis() as u64);
             false
         }
         Heard::Checkpoint(_) => {

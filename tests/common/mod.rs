@@ -63,7 +63,10 @@ pub fn call(call_id: &str) -> CallRequest {
 
 /// Refurl POST that must be admitted; returns the `wss_url`.
 pub async fn admit(h: &Harness, call_id: &str) -> String {
-    match post_refurl(&h.gw.http_url, &call(call_id)).await.expect("refurl answers") {
+    match post_refurl(&h.gw.http_url, &call(call_id))
+        .await
+        .expect("refurl answers")
+    {
         Admission::Admitted { wss_url } => wss_url,
         other => panic!("call {call_id} not admitted: {other:?}"),
     }
@@ -72,7 +75,9 @@ pub async fn admit(h: &Harness, call_id: &str) -> String {
 /// Admits and opens the media socket (checkpoints acknowledged), without sending `start`.
 pub async fn dial(h: &Harness, call_id: &str) -> CarrierConn {
     let url = admit(h, call_id).await;
-    CarrierConn::connect(&url, true).await.expect("media socket opens")
+    CarrierConn::connect(&url, true)
+        .await
+        .expect("media socket opens")
 }
 
 /// Polls `f` every 50 ms until it is true or `limit` passes; returns whether it became true.
@@ -107,20 +112,45 @@ pub async fn listen(conn: &mut CarrierConn, span: Duration) -> Vec<Heard> {
 }
 
 pub fn audio_of(heard: &[Heard]) -> Vec<u8> {
-    heard.iter().filter_map(|h| if let Heard::Audio(a) = h { Some(a.as_slice()) } else { None }).flatten().copied().collect()
+    heard
+        .iter()
+        .filter_map(|h| {
+            if let Heard::Audio(a) = h {
+                Some(a.as_slice())
+            } else {
+                None
+            }
+        })
+        .flatten()
+        .copied()
+        .collect()
 }
 
 /// GET a JSON endpoint of the gateway.
 pub async fn get_json(h: &Harness, path: &str) -> (u16, Value) {
-    let mut resp = awc::Client::default().get(format!("{}{path}", h.gw.http_url)).send().await.expect("GET answers");
+    let mut resp = awc::Client::default()
+        .get(format!("{}{path}", h.gw.http_url))
+        .send()
+        .await
+        .expect("GET answers");
     let status = resp.status().as_u16();
-    (status, resp.json::<Value>().limit(1 << 20).await.unwrap_or(Value::Null))
+    (
+        status,
+        resp.json::<Value>()
+            .limit(1 << 20)
+            .await
+            .unwrap_or(Value::Null),
+    )
 }
 
 /// The live calls' `/calls` entry for `call_id`, if any.
 pub async fn call_view(h: &Harness, call_id: &str) -> Option<Value> {
     let (_, v) = get_json(h, "/calls").await;
-    v["calls"].as_array()?.iter().find(|c| c["call_id"] == call_id).cloned()
+    v["calls"]
+        .as_array()?
+        .iter()
+        .find(|c| c["call_id"] == call_id)
+        .cloned()
 }
 
 /// Sends `n` frames of μ-law at real time (20 ms), from `frames`.
@@ -147,7 +177,12 @@ fn direction_schema(doc: &Value, op: &str) -> jsonschema::Validator {
         .expect("channel lists its messages")
         .iter()
         .map(|m| {
-            let name = m["$ref"].as_str().expect("message $ref").rsplit('/').next().expect("name");
+            let name = m["$ref"]
+                .as_str()
+                .expect("message $ref")
+                .rsplit('/')
+                .next()
+                .expect("name");
             let payload = &doc["components"]["messages"][name]["payload"];
             payload.clone()
         })
@@ -158,7 +193,10 @@ fn direction_schema(doc: &Value, op: &str) -> jsonschema::Validator {
 
 impl AgentSchema {
     pub fn load() -> AgentSchema {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/elevenlabs-agent.asyncapi.yaml");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/elevenlabs-agent.asyncapi.yaml"
+        );
         let text = std::fs::read_to_string(path).expect("schema fixture present");
         let doc: Value = serde_yaml::from_str(&text).expect("schema is YAML");
         AgentSchema {
@@ -168,7 +206,8 @@ impl AgentSchema {
     }
 
     fn check(v: &jsonschema::Validator, text: &str) -> Result<(), String> {
-        let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}: {text}"))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| format!("not JSON: {e}: {text}"))?;
         let errors: Vec<String> = v.iter_errors(&value).map(|e| e.to_string()).collect();
         if errors.is_empty() {
             Ok(())
