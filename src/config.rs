@@ -590,9 +590,14 @@ mod tests {
 
     #[test]
     fn shipped_file_is_valid_and_holds_the_defaults() {
-        let shipped = Config::from_parts(SHIPPED, &env(&[("ELEVENLABS_API_KEY", "k")])).expect("shipped file valid");
-        let defaults = Config::from_parts("", &env(&[("ELEVENLABS_API_KEY", "k")])).expect("defaults valid");
-        assert_eq!(toml::to_string(&shipped).ok(), toml::to_string(&defaults).ok());
+        let shipped = Config::from_parts(SHIPPED, &env(&[("ELEVENLABS_API_KEY", "k")]))
+            .expect("shipped file valid");
+        let defaults =
+            Config::from_parts("", &env(&[("ELEVENLABS_API_KEY", "k")])).expect("defaults valid");
+        assert_eq!(
+            toml::to_string(&shipped).ok(),
+            toml::to_string(&defaults).ok()
+        );
     }
 
     #[test]
@@ -615,7 +620,10 @@ mod tests {
         }
         keys.push("elevenlabs.agent_id".into());
         for k in keys {
-            assert!(documented.contains(&k), "config/websocket_api.toml does not document {k}");
+            assert!(
+                documented.contains(&k),
+                "config/websocket_api.toml does not document {k}"
+            );
         }
     }
 

@@ -54,3 +54,31 @@ async fn caller_stop_event_ends_the_agent_leg() {
 async fn caller_socket_drop_ends_the_agent_leg() {
     hang_up_and_check("drop").await;
 }
+
+#[actix_rt::test]
+async fn audio_sent_just_before_the_hang_up_still_reaches_the_agent() {
+    let h = start(quiet_script(), |_| {});
+    let conn = dial(&h, "HANG-LAST").await;
+    conn.send_start("HANG-LAST", "s", AudioFormat::ULAW_8K);
+    let log = h.sim.log.clone();
+    assert!(eventually(Duration::from_secs(3), || log.connection_count() == 1).await);
+    for i in 0..10u8 {
+        conn.send_media(&[i; 160]);
+    }
+    // Close and shut the socket at once, as a carrier hanging up does.
+    conn.close(1000);
+    let all = eventually(Duration::from_secs(3), || {
+        log.connections()[0].audio_chunks == 10
+    })
+    .await;
+    assert!(
+        all,
+        "chunks received: {}",
+        log.connections()[0].audio_chunks
+    );
+    assert!(
+        eventually(Duration::from_secs(3), || log.connections()[0].client_close
+            == Some(1000))
+        .await
+    );
+}

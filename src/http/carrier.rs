@@ -9,9 +9,12 @@ use crate::call::messages::{AttachCarrier, EndCall};
 use crate::call::{CallInfo, EndReason};
 use crate::protocol::loose;
 use crate::registry::{AdmitCall, AttachCall, ClaimCall, Refusal};
+use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
+use futures_util::future::ready;
+use futures_util::StreamExt as _;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -176,6 +179,11 @@ pub async fn media_socket(
         Duration::from_millis(cfg.calls.peer_timeout_ms),
         cfg.server.max_frame_bytes,
     );
+    // A carrier that sends its last frames and a close, then shuts the socket at once, makes the HTTP layer
+    // report "incomplete payload"; actix-web-actors would return that error before decoding the frames it
+    // already holds, losing the caller's last audio and the close. Ending the stream there instead keeps them.
+    let payload =
+        payload.take_while(|chunk| ready(!matches!(chunk, Err(PayloadError::Incomplete(_)))));
     match ws::WsResponseBuilder::new(leg, &req, payload)
         .frame_size(cfg.server.max_frame_bytes)
         .start_with_addr()
