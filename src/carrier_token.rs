@@ -42,9 +42,7 @@ impl CallTokens {
     }
 
     fn issue_at(&self, call_id: &str, now: SystemTime) -> String {
-        let expires = (now + self.ttl)
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let expires = (now + self.ttl).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         format!(
             "{expires}.{}",
             hex::encode(self.mac(call_id, expires).finalize().into_bytes())

@@ -142,8 +142,7 @@ impl Default for ElevenLabsConfig {
             url: "wss://api.elevenlabs.io/v1/convai/conversation".into(),
             agent_id: None,
             auth: ElevenLabsAuth::Header,
-            signed_url_endpoint: "https://api.elevenlabs.io/v1/convai/conversation/get-signed-url"
-                .into(),
+            signed_url_endpoint: "https://api.elevenlabs.io/v1/convai/conversation/get-signed-url".into(),
             connect_timeout_ms: 5_000,
             metadata_timeout_ms: 5_000,
             reconnect_attempts: 2,
@@ -252,12 +251,7 @@ impl Config {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
-            Err(e) => {
-                return Err(ConfigProblems(vec![format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )]))
-            }
+            Err(e) => return Err(ConfigProblems(vec![format!("cannot read {}: {e}", path.display())])),
         };
         let env: Vec<(String, String)> = std::env::vars().collect();
         Config::from_parts(&text, &env)
@@ -322,39 +316,23 @@ impl Config {
         );
         bad(
             !(5..=1000).contains(&self.calls.frame_ms),
-            format!(
-                "calls.frame_ms: {} is outside 5..=1000",
-                self.calls.frame_ms
-            ),
+            format!("calls.frame_ms: {} is outside 5..=1000", self.calls.frame_ms),
         );
         bad(
             self.calls.outbound_queue_ms < self.calls.frame_ms,
             "calls.outbound_queue_ms: must hold at least one frame".into(),
         );
         bad(
-            self.calls.heartbeat_interval_ms == 0
-                || self.calls.peer_timeout_ms <= self.calls.heartbeat_interval_ms,
+            self.calls.heartbeat_interval_ms == 0 || self.calls.peer_timeout_ms <= self.calls.heartbeat_interval_ms,
             "calls.peer_timeout_ms must be greater than calls.heartbeat_interval_ms (> 0)".into(),
         );
         for (name, v) in [
-            (
-                "calls.admission_deadline_ms",
-                self.calls.admission_deadline_ms,
-            ),
+            ("calls.admission_deadline_ms", self.calls.admission_deadline_ms),
             ("calls.start_timeout_ms", self.calls.start_timeout_ms),
             ("calls.max_call_seconds", self.calls.max_call_seconds),
-            (
-                "calls.reconcile_interval_ms",
-                self.calls.reconcile_interval_ms,
-            ),
-            (
-                "elevenlabs.connect_timeout_ms",
-                self.elevenlabs.connect_timeout_ms,
-            ),
-            (
-                "elevenlabs.metadata_timeout_ms",
-                self.elevenlabs.metadata_timeout_ms,
-            ),
+            ("calls.reconcile_interval_ms", self.calls.reconcile_interval_ms),
+            ("elevenlabs.connect_timeout_ms", self.elevenlabs.connect_timeout_ms),
+            ("elevenlabs.metadata_timeout_ms", self.elevenlabs.metadata_timeout_ms),
             ("carrier.token_ttl_seconds", self.carrier.token_ttl_seconds),
         ] {
             bad(v == 0, format!("{name}: must be greater than 0"));
@@ -365,17 +343,12 @@ impl Config {
             format!("elevenlabs.url: '{url}' must start with ws:// or wss://"),
         );
         bad(
-            self.elevenlabs
-                .agent_id
-                .as_deref()
-                .is_some_and(|a| a.trim().is_empty()),
+            self.elevenlabs.agent_id.as_deref().is_some_and(|a| a.trim().is_empty()),
             "elevenlabs.agent_id: must not be empty when set".into(),
         );
         let db = &self.database.url;
         bad(
-            !(db.starts_with("sqlite://")
-                || db.starts_with("postgres://")
-                || db.starts_with("postgresql://")),
+            !(db.starts_with("sqlite://") || db.starts_with("postgres://") || db.starts_with("postgresql://")),
             format!("database.url: '{db}' must be sqlite://PATH or postgres://…"),
         );
         bad(
@@ -398,8 +371,7 @@ impl Config {
 
     /// The effective configuration as TOML with secrets shown only as set/unset.
     pub fn redacted_toml(&self) -> String {
-        let body =
-            toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
+        let body = toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
         let secret = |s: &Option<String>| {
             if s.is_some() {
                 "set (redacted)"
@@ -417,11 +389,7 @@ impl Config {
 }
 
 fn check_no_secrets_in_file(table: &toml::Table, problems: &mut Vec<String>) {
-    for (section, key) in [
-        ("elevenlabs", "api_key"),
-        ("admin", "token"),
-        ("carrier", "secret"),
-    ] {
+    for (section, key) in [("elevenlabs", "api_key"), ("admin", "token"), ("carrier", "secret")] {
         if table.get(section).and_then(|s| s.get(key)).is_some() {
             problems.push(format!(
                 "{section}.{key}: secrets are read from the environment only, remove it from the file"
@@ -436,11 +404,7 @@ fn secret_env_names() -> BTreeSet<&'static str> {
 
 /// `WSAPI__CALLS__MAX_CONCURRENT_CALLS=500` becomes `calls.max_concurrent_calls = 500`; values that parse as a
 /// TOML scalar (number, bool) keep that type, everything else is a string.
-fn apply_env_overrides(
-    table: &mut toml::Table,
-    env: &[(String, String)],
-    problems: &mut Vec<String>,
-) {
+fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)], problems: &mut Vec<String>) {
     let secrets = secret_env_names();
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
@@ -474,9 +438,7 @@ fn parse_env_value(raw: &str) -> toml::Value {
     let probe = format!("v = {raw}");
     match probe.parse::<toml::Table>() {
         Ok(mut t) => match t.remove("v") {
-            Some(
-                v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)),
-            ) => v,
+            Some(v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_))) => v,
             _ => toml::Value::String(raw.to_string()),
         },
         Err(_) => toml::Value::String(raw.to_string()),
@@ -512,10 +474,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -524,10 +483,7 @@ mod tests {
         assert_eq!(c.server.listen, "0.0.0.0:7900");
         assert_eq!(c.server.public_url, "ws://127.0.0.1:7900");
         assert_eq!(c.calls.max_concurrent_calls, 200);
-        assert_eq!(
-            c.elevenlabs.url,
-            "wss://api.elevenlabs.io/v1/convai/conversation"
-        );
+        assert_eq!(c.elevenlabs.url, "wss://api.elevenlabs.io/v1/convai/conversation");
         assert_eq!(c.elevenlabs.auth, ElevenLabsAuth::Header);
         assert_eq!(c.database.url, "sqlite://data/websocket_api.db");
         assert!(c.carrier.require_token);
@@ -579,10 +535,7 @@ mod tests {
         )
         .expect_err("invalid");
         let all = err.0.join("\n");
-        assert!(
-            all.contains("[calls]") && all.contains("max_concurent_calls"),
-            "{all}"
-        );
+        assert!(all.contains("[calls]") && all.contains("max_concurent_calls"), "{all}");
         assert!(all.contains("[server]"), "{all}");
     }
 
@@ -590,14 +543,9 @@ mod tests {
 
     #[test]
     fn shipped_file_is_valid_and_holds_the_defaults() {
-        let shipped = Config::from_parts(SHIPPED, &env(&[("ELEVENLABS_API_KEY", "k")]))
-            .expect("shipped file valid");
-        let defaults =
-            Config::from_parts("", &env(&[("ELEVENLABS_API_KEY", "k")])).expect("defaults valid");
-        assert_eq!(
-            toml::to_string(&shipped).ok(),
-            toml::to_string(&defaults).ok()
-        );
+        let shipped = Config::from_parts(SHIPPED, &env(&[("ELEVENLABS_API_KEY", "k")])).expect("shipped file valid");
+        let defaults = Config::from_parts("", &env(&[("ELEVENLABS_API_KEY", "k")])).expect("defaults valid");
+        assert_eq!(toml::to_string(&shipped).ok(), toml::to_string(&defaults).ok());
     }
 
     #[test]

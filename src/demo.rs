@@ -43,16 +43,11 @@ fn demo_config(agent_url: &str, calls: usize) -> Config {
 
 /// Runs the demo: `calls` concurrent calls of `seconds` each.
 pub async fn run(calls: usize, seconds: f64) -> Result<DemoOutcome, String> {
-    let (sim, sim_server) =
-        agent::start("127.0.0.1:0", demo_script()).map_err(|e| format!("agent simulator: {e}"))?;
+    let (sim, sim_server) = agent::start("127.0.0.1:0", demo_script()).map_err(|e| format!("agent simulator: {e}"))?;
     actix_rt::spawn(sim_server);
-    let (gw, gw_server) =
-        server::start(demo_config(&sim.url, calls), false).map_err(|e| format!("gateway: {e}"))?;
+    let (gw, gw_server) = server::start(demo_config(&sim.url, calls), false).map_err(|e| format!("gateway: {e}"))?;
     actix_rt::spawn(gw_server);
-    println!(
-        "gateway        {} (refurl POST {}/mcube/call)",
-        gw.addr, gw.http_url
-    );
+    println!("gateway        {} (refurl POST {}/mcube/call)", gw.addr, gw.http_url);
     println!(
         "agent sim      {} (formats pcm_16000 in/out: the gateway transcodes to/from 8 kHz μ-law)",
         sim.url
@@ -101,7 +96,10 @@ pub async fn run(calls: usize, seconds: f64) -> Result<DemoOutcome, String> {
     let chunks: u64 = conns.iter().map(|c| c.audio_chunks).sum();
     let pongs: usize = conns.iter().map(|c| c.pongs.len()).sum();
     let pings: usize = conns.iter().map(|c| c.pings_sent.len()).sum();
-    println!("\nagent side: {} conversation(s), {chunks} caller audio chunks received, {pongs}/{pings} pings answered", conns.len());
+    println!(
+        "\nagent side: {} conversation(s), {chunks} caller audio chunks received, {pongs}/{pings} pings answered",
+        conns.len()
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     print_calls_snapshot(&gw).await;
     let ok = !reports.is_empty()

@@ -10,11 +10,7 @@ use websocket_api::sim::agent::{self, AgentScript};
 const EXIT_USAGE: u8 = 64;
 
 #[derive(Parser)]
-#[command(
-    name = "websocket_api",
-    version,
-    about = "Mcube ↔ ElevenLabs media gateway"
-)]
+#[command(name = "websocket_api", version, about = "Mcube ↔ ElevenLabs media gateway")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -60,8 +56,7 @@ enum Command {
 }
 
 fn init_logging(level: &str) {
-    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .try_init();
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).try_init();
 }
 
 fn load_config(cli_path: Option<&PathBuf>) -> Result<Config, ExitCode> {

@@ -332,8 +332,5 @@ impl Handler<Summarize> for CallRegistry {
 
 /// Asks one live call for its view, with a bound so a stuck call cannot stall `/calls`.
 pub async fn describe(call: Addr<CallActor>) -> Option<crate::call::CallView> {
-    call.send(DescribeCall)
-        .timeout(Duration::from_secs(1))
-        .await
-        .ok()
+    call.send(DescribeCall).timeout(Duration::from_secs(1)).await.ok()
 }

@@ -95,10 +95,7 @@ mod tests {
             r.push(Item::Continue(Bytes::from_static(b"x"))),
             Err(ReassemblyError::OutOfSequence)
         );
-        assert_eq!(
-            r.push(Item::FirstBinary(Bytes::from_static(b"123456"))),
-            Ok(None)
-        );
+        assert_eq!(r.push(Item::FirstBinary(Bytes::from_static(b"123456"))), Ok(None));
         assert_eq!(
             r.push(Item::Last(Bytes::from_static(b"789012"))),
             Err(ReassemblyError::TooLarge(10))

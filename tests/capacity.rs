@@ -34,17 +34,10 @@ async fn call_over_the_cap_is_refused_until_a_slot_frees() {
     }
     // No upgrade for a refused call: its socket is refused before any 101.
     let ws = format!("{}/ws/mcube/CAP-C", h.gw.public_url);
-    let err = CarrierConn::connect(&ws, true)
-        .await
-        .err()
-        .expect("upgrade refused");
+    let err = CarrierConn::connect(&ws, true).await.err().expect("upgrade refused");
     assert_eq!(err.status, Some(401));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        log.connection_count(),
-        2,
-        "no upstream dial for the refused call"
-    );
+    assert_eq!(log.connection_count(), 2, "no upstream dial for the refused call");
     let (_, calls) = get_json(&h, "/calls").await;
     assert_eq!(calls["active"], 2);
     assert_eq!(calls["available"], 0);
@@ -98,14 +91,32 @@ async fn media_socket_needs_the_token_of_its_call() {
     assert_eq!(err.status, Some(401));
     let tampered = format!("{}0", url);
     assert_eq!(
-        CarrierConn::connect(&tampered, true)
-            .await
-            .err()
-            .map(|e| e.status),
+        CarrierConn::connect(&tampered, true).await.err().map(|e| e.status),
         Some(Some(401))
     );
     assert!(
         CarrierConn::connect(&url, true).await.is_ok(),
         "the right token opens the socket"
     );
+}
+
+#[actix_rt::test]
+async fn without_tokens_the_upgrade_itself_is_refused_over_the_cap() {
+    let h = start(quiet_script(), |c| {
+        c.calls.max_concurrent_calls = 1;
+        c.carrier.require_token = false;
+    });
+    let first = CarrierConn::connect(&format!("{}/ws/mcube/DIRECT-1", h.gw.public_url), true)
+        .await
+        .expect("admitted");
+    first.send_start("DIRECT-1", "d", AudioFormat::ULAW_8K);
+    let log = h.sim.log.clone();
+    assert!(eventually(Duration::from_secs(3), || log.connection_count() == 1).await);
+    let err = CarrierConn::connect(&format!("{}/ws/mcube/DIRECT-2", h.gw.public_url), true)
+        .await
+        .err()
+        .expect("second call refused at the upgrade");
+    assert_eq!(err.status, Some(503), "{}", err.detail);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(log.connection_count(), 1, "no upstream dial for the refused call");
 }

@@ -35,24 +35,15 @@ async fn transcripts_dtmf_and_tool_calls() {
 
     let log = h.sim.log.clone();
     let c = &log.connections()[0];
-    assert_eq!(
-        c.contextual_updates,
-        vec!["The caller pressed DTMF key 5".to_string()]
-    );
+    assert_eq!(c.contextual_updates, vec!["The caller pressed DTMF key 5".to_string()]);
     assert_eq!(c.tool_results.len(), 1, "the tool call was answered");
     let view = call_view(&h, "CONV-1").await.expect("live");
     assert_eq!(view["stream_id"], "s1");
     assert!(view["conversation_id"]
         .as_str()
         .is_some_and(|id| id.starts_with("conv_sim_")));
-    assert_eq!(
-        view["last_user_transcript"],
-        "hello, I am calling about my order"
-    );
-    assert_eq!(
-        view["last_agent_response"],
-        "Sure, let me check that order for you."
-    );
+    assert_eq!(view["last_user_transcript"], "hello, I am calling about my order");
+    assert_eq!(view["last_agent_response"], "Sure, let me check that order for you.");
     assert_eq!(view["state"], "active");
     assert!(view["frames_in"].as_u64().is_some_and(|n| n >= 20));
     assert!(view["frames_out"].as_u64().is_some_and(|n| n > 0));
@@ -71,8 +62,5 @@ async fn an_unreadable_frame_closes_only_that_call_with_1007() {
     assert_eq!(heard.last(), Some(&Heard::Closed(Some(1007))));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(call_view(&h, "BAD-1").await.is_none(), "the bad call ended");
-    assert!(
-        call_view(&h, "GOOD-1").await.is_some(),
-        "the other call is untouched"
-    );
+    assert!(call_view(&h, "GOOD-1").await.is_some(), "the other call is untouched");
 }

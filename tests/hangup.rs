@@ -28,16 +28,10 @@ async fn hang_up_and_check(how: &str) {
         "{how}: ElevenLabs leg closed with 1000, got {:?}",
         log.connections()[0].client_close
     );
-    let mut free = false;
-    for _ in 0..30 {
-        let (_, calls) = get_json(&h, "/calls").await;
-        if calls["active"] == 0 {
-            free = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(free, "{how}: slot released");
+    assert!(
+        active_becomes(&h, 0, Duration::from_secs(3)).await,
+        "{how}: slot released"
+    );
 }
 
 #[actix_rt::test]
@@ -67,15 +61,8 @@ async fn audio_sent_just_before_the_hang_up_still_reaches_the_agent() {
     }
     // Close and shut the socket at once, as a carrier hanging up does.
     conn.close(1000);
-    let all = eventually(Duration::from_secs(3), || {
-        log.connections()[0].audio_chunks == 10
-    })
-    .await;
-    assert!(
-        all,
-        "chunks received: {}",
-        log.connections()[0].audio_chunks
-    );
+    let all = eventually(Duration::from_secs(3), || log.connections()[0].audio_chunks == 10).await;
+    assert!(all, "chunks received: {}", log.connections()[0].audio_chunks);
     assert!(
         eventually(Duration::from_secs(3), || log.connections()[0].client_close
             == Some(1000))

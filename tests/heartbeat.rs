@@ -65,9 +65,5 @@ async fn a_hung_agent_is_redialled_then_the_call_ends() {
         heard.contains(&Heard::Terminate),
         "terminate after the agent went silent twice: {heard:?}"
     );
-    assert_eq!(
-        h.sim.log.connection_count(),
-        2,
-        "one redial within the budget"
-    );
+    assert_eq!(h.sim.log.connection_count(), 2, "one redial within the budget");
 }

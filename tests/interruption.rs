@@ -44,11 +44,7 @@ async fn interruption_clears_the_carrier_and_drops_stale_audio() {
         }
     }
     let fresh = audio_of(after).len();
-    assert_eq!(
-        fresh,
-        8 * 400,
-        "the fresh speech after the interruption plays in full"
-    );
+    assert_eq!(fresh, 8 * 400, "the fresh speech after the interruption plays in full");
     let view = call_view(&h, "BARGE-1").await.expect("call is live");
     assert_eq!(view["interruptions"], 1);
     assert_gateway_messages_valid(&h);

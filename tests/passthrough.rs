@@ -71,11 +71,7 @@ async fn payload_bytes_identical_both_ways_and_initiation_first() {
 
     // ElevenLabs → carrier: the echoed audio, byte for byte, in 20 ms frames.
     let down = audio_of(&heard);
-    assert_eq!(
-        down,
-        frames.concat(),
-        "agent audio reaches the carrier byte for byte"
-    );
+    assert_eq!(down, frames.concat(), "agent audio reaches the carrier byte for byte");
     assert!(heard
         .iter()
         .all(|h| !matches!(h, websocket_api::sim::carrier::Heard::Audio(a) if a.len() != 160)));

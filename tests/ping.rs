@@ -19,9 +19,7 @@ async fn every_ping_gets_a_pong_with_its_event_id() {
     conn.send_start("PING-1", "s", AudioFormat::ULAW_8K);
     let log = h.sim.log.clone();
     let answered = eventually(Duration::from_secs(5), || {
-        log.connections()
-            .first()
-            .is_some_and(|c| c.pongs.len() >= 4)
+        log.connections().first().is_some_and(|c| c.pongs.len() >= 4)
     })
     .await;
     assert!(

@@ -10,8 +10,7 @@ fn gateway_messages_validate() {
     let s = AgentSchema::load();
     let mut chunk = String::new();
     el::write_user_audio_chunk("AAECAw==", &mut chunk);
-    let init = el::ConversationInitiation::for_call(&[("caller_number", "+91"), ("call_id", "C")])
-        .to_json();
+    let init = el::ConversationInitiation::for_call(&[("caller_number", "+91"), ("call_id", "C")]).to_json();
     for msg in [
         chunk,
         init,
@@ -20,8 +19,7 @@ fn gateway_messages_validate() {
         el::contextual_update("The caller pressed DTMF key 5"),
         el::client_tool_result("tc_1", "not available", true),
     ] {
-        s.check_client_message(&msg)
-            .unwrap_or_else(|e| panic!("{e}"));
+        s.check_client_message(&msg).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -41,8 +39,7 @@ fn simulator_messages_validate() {
         el::client_tool_call("check_account", "tc_8", 8),
         el::error(1008, "invalid_message", "bad"),
     ] {
-        s.check_server_message(&msg)
-            .unwrap_or_else(|e| panic!("{e}"));
+        s.check_server_message(&msg).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 

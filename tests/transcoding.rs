@@ -14,12 +14,24 @@ use websocket_api::sim::carrier::pcm_samples;
 
 #[actix_rt::test]
 async fn a_tone_survives_the_round_trip_at_pitch_and_length() {
+    round_trip("pcm_16000", "pcm_16000").await;
+}
+
+#[actix_rt::test]
+async fn other_rates_and_mixed_formats_round_trip_too() {
+    round_trip("pcm_16000", "pcm_24000").await;
+    round_trip("pcm_8000", "pcm_44100").await;
+    round_trip("pcm_48000", "ulaw_8000").await;
+}
+
+async fn round_trip(input: &str, output: &str) {
     let script = AgentScript {
-        input_format: "pcm_16000".into(),
-        output_format: "pcm_16000".into(),
+        input_format: input.into(),
+        output_format: output.into(),
         echo: true,
         ..quiet_script()
     };
+    let in_rate = AudioFormat::from_elevenlabs(input).expect("known format").rate as usize;
     let h = start(script, |_| {});
     let mut conn = dial(&h, "PCM-1").await;
     conn.send_start("PCM-1", "s", AudioFormat::ULAW_8K);
@@ -49,19 +61,16 @@ async fn a_tone_survives_the_round_trip_at_pitch_and_length() {
         .flatten()
         .collect();
     let wide = pcm_samples(&upstream);
-    assert!(
-        (wide.len() as i64 - 16_000).abs() <= 16,
-        "16 kHz samples: {}",
-        wide.len()
-    );
-    let f_up = dominant_frequency(&wide[1600..14400], 16_000);
-    assert!((f_up - 1000.0).abs() < 15.0, "pitch at ElevenLabs: {f_up}");
+    let n = wide.len() as i64;
+    assert!((n - in_rate as i64).abs() <= 16, "{input}: samples at ElevenLabs: {n}");
+    let f_up = dominant_frequency(&wide[in_rate / 10..in_rate * 9 / 10], in_rate as u32);
+    assert!((f_up - 1000.0).abs() < 15.0, "{input}: pitch at ElevenLabs: {f_up}");
 
     // What the carrier heard back: μ-law 8 kHz, 1 kHz, one second long, in 160-byte frames.
     let down = audio_of(&heard);
     assert!(
         (down.len() as i64 - 8000).abs() <= 16,
-        "8 kHz samples back: {}",
+        "{output}: 8 kHz samples back: {}",
         down.len()
     );
     let mut pcm = Vec::new();
@@ -69,7 +78,7 @@ async fn a_tone_survives_the_round_trip_at_pitch_and_length() {
     let f_down = dominant_frequency(&pcm[800..7200], 8000);
     assert!(
         (f_down - 1000.0).abs() < 15.0,
-        "pitch at the carrier: {f_down}"
+        "{output}: pitch at the carrier: {f_down}"
     );
     assert_gateway_messages_valid(&h);
 }

@@ -83,10 +83,7 @@ pub fn encode_ulaw(src: &[i16], out: &mut Vec<u8>) {
 /// that byte themselves.
 pub fn decode_pcm16le(src: &[u8], out: &mut Vec<i16>) {
     out.reserve(src.len() / 2);
-    out.extend(
-        src.chunks_exact(2)
-            .map(|pair| i16::from_le_bytes([pair[0], pair[1]])),
-    );
+    out.extend(src.chunks_exact(2).map(|pair| i16::from_le_bytes([pair[0], pair[1]])));
 }
 
 /// Appends the little-endian PCM16 bytes of `src` to `out`.

@@ -91,10 +91,7 @@ mod tests {
         assert_eq!(f.len(), 160);
         assert!(p.pop_frame(&mut f, false));
         assert_eq!(f.len(), 160);
-        assert!(
-            !p.pop_frame(&mut f, false),
-            "80 bytes left: not a whole frame"
-        );
+        assert!(!p.pop_frame(&mut f, false), "80 bytes left: not a whole frame");
         assert!(p.pop_frame(&mut f, true));
         assert_eq!(f.len(), 80);
         assert!(p.is_empty());

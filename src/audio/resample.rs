@@ -267,11 +267,7 @@ mod tests {
         let f = dominant_frequency(middle(&out), 8000);
         assert!((f - 3500.0).abs() <= 70.0, "freq {f}");
         // Near the cutoff, so some loss is expected, but it must not be gone.
-        assert!(
-            rms(middle(&out)) > 0.25 * rms(&sig),
-            "rms {}",
-            rms(middle(&out))
-        );
+        assert!(rms(middle(&out)) > 0.25 * rms(&sig), "rms {}", rms(middle(&out)));
     }
 
     #[test]
@@ -286,12 +282,7 @@ mod tests {
 
     #[test]
     fn downsample_passband_has_unity_gain() {
-        for &(from, to) in &[
-            (16000u32, 8000u32),
-            (48000, 8000),
-            (44100, 8000),
-            (24000, 16000),
-        ] {
+        for &(from, to) in &[(16000u32, 8000u32), (48000, 8000), (44100, 8000), (24000, 16000)] {
             let mut sig = Vec::new();
             tone(500.0, from, 0, from as usize, 10000, &mut sig);
             let mut r = Resampler::new(from, to);
@@ -399,13 +390,7 @@ mod tests {
         // A full-scale square wave makes the FIR overshoot slightly. If the result wrapped instead
         // of clamping, overshooting samples would flip sign and add spurious zero crossings.
         let sig: Vec<i16> = (0..4000)
-            .map(|i| {
-                if (i / 20) % 2 == 0 {
-                    i16::MAX
-                } else {
-                    i16::MIN
-                }
-            })
+            .map(|i| if (i / 20) % 2 == 0 { i16::MAX } else { i16::MIN })
             .collect();
         let mut r = Resampler::new(16000, 8000);
         let mut out = Vec::new();

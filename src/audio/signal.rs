@@ -4,14 +4,7 @@ use std::f64::consts::PI;
 
 /// Appends `n` samples of a sine at `freq_hz`, continuing the phase from absolute sample index
 /// `start_sample`, so frames generated one after another join without a discontinuity.
-pub fn tone(
-    freq_hz: f32,
-    rate_hz: u32,
-    start_sample: u64,
-    n: usize,
-    amplitude: i16,
-    out: &mut Vec<i16>,
-) {
+pub fn tone(freq_hz: f32, rate_hz: u32, start_sample: u64, n: usize, amplitude: i16, out: &mut Vec<i16>) {
     out.reserve(n);
     if rate_hz == 0 {
         out.extend(std::iter::repeat_n(0i16, n));
@@ -70,11 +63,7 @@ pub struct SpeechLike {
 impl SpeechLike {
     /// Creates a generator at `rate_hz` (0 is treated as 8000) whose output depends only on `seed`.
     pub fn new(rate_hz: u32, seed: u64) -> Self {
-        let rate = if rate_hz == 0 {
-            8000.0
-        } else {
-            f64::from(rate_hz)
-        };
+        let rate = if rate_hz == 0 { 8000.0 } else { f64::from(rate_hz) };
         // splitmix64 spreads nearby seeds (0, 1, 2...) into unrelated xorshift states, and the
         // fallback keeps xorshift away from its all-zero fixed point.
         let mut rng = splitmix64(seed);
@@ -186,8 +175,7 @@ impl SpeechLike {
                 break;
             }
             // 1/h is the source's spectral tilt; the resonances shape it into a vowel.
-            let w = (0.3 + 2.0 * resonance(f, self.f1, 120.0) + 1.2 * resonance(f, self.f2, 160.0))
-                / h as f64;
+            let w = (0.3 + 2.0 * resonance(f, self.f1, 120.0) + 1.2 * resonance(f, self.f2, 160.0)) / h as f64;
             self.weights[h - 1] = w;
             norm += w;
             n = h;
@@ -283,19 +271,11 @@ mod tests {
         let f = dominant_frequency(&s, 8000);
         assert!((f - 1000.0).abs() <= 5.0, "measured {f}");
 
-        for &(freq, rate) in &[
-            (440.0f32, 8000u32),
-            (440.0, 16000),
-            (3000.0, 8000),
-            (123.4, 48000),
-        ] {
+        for &(freq, rate) in &[(440.0f32, 8000u32), (440.0, 16000), (3000.0, 8000), (123.4, 48000)] {
             let mut s = Vec::new();
             tone(freq, rate, 0, rate as usize, 8000, &mut s);
             let f = dominant_frequency(&s, rate);
-            assert!(
-                (f - freq).abs() <= freq * 0.005,
-                "{freq} Hz @ {rate}: measured {f}"
-            );
+            assert!((f - freq).abs() <= freq * 0.005, "{freq} Hz @ {rate}: measured {f}");
         }
     }
 

@@ -58,10 +58,7 @@ struct ReconnectBudget {
 
 impl ReconnectBudget {
     fn allow(&mut self, now: Instant, max: u32, window: Duration) -> bool {
-        if self
-            .window_start
-            .is_none_or(|s| now.duration_since(s) > window)
-        {
+        if self.window_start.is_none_or(|s| now.duration_since(s) > window) {
             self.window_start = Some(now);
             self.used = 0;
         }
@@ -188,9 +185,7 @@ impl CallActor {
     }
 
     fn carrier_format(&self) -> AudioFormat {
-        self.stream
-            .as_ref()
-            .map_or(AudioFormat::ULAW_8K, |s| s.start.format)
+        self.stream.as_ref().map_or(AudioFormat::ULAW_8K, |s| s.start.format)
     }
 
     fn send_carrier(&self, text: String) {
@@ -259,8 +254,7 @@ impl CallActor {
         self.last_interruption = None;
         let el_cfg = self.cfg().elevenlabs.clone();
         let agent_id = el_cfg.agent_id.clone().unwrap_or_default();
-        let deadline =
-            Duration::from_millis(el_cfg.connect_timeout_ms + el_cfg.metadata_timeout_ms);
+        let deadline = Duration::from_millis(el_cfg.connect_timeout_ms + el_cfg.metadata_timeout_ms);
         ctx.spawn(
             async move { dial(&el_cfg, &agent_id).await }
                 .into_actor(self)
@@ -278,12 +272,7 @@ impl CallActor {
         });
     }
 
-    fn on_dialed(
-        &mut self,
-        res: Result<AgentSocket, GatewayError>,
-        generation: u32,
-        ctx: &mut Context<Self>,
-    ) {
+    fn on_dialed(&mut self, res: Result<AgentSocket, GatewayError>, generation: u32, ctx: &mut Context<Self>) {
         if generation != self.generation || self.is_over() || generation <= self.failed_generation {
             return; // a late answer for a connection we gave up on: dropping the socket closes it
         }
@@ -311,13 +300,7 @@ impl CallActor {
 
     /// The current agent connection failed or ended: play out (1000), give up (1008), or reconnect within
     /// the budget; past the budget the call ends.
-    fn agent_failed(
-        &mut self,
-        ctx: &mut Context<Self>,
-        generation: u32,
-        close_code: Option<u16>,
-        detail: String,
-    ) {
+    fn agent_failed(&mut self, ctx: &mut Context<Self>, generation: u32, close_code: Option<u16>, detail: String) {
         if generation != self.generation || generation <= self.failed_generation || self.is_over() {
             return;
         }
@@ -330,23 +313,16 @@ impl CallActor {
         let call_id = &self.info.call_id;
         match close_code {
             Some(1000) => {
-                log::info!(
-                    "call_id={call_id} elevenlabs ended the conversation; playing out queued audio"
-                );
+                log::info!("call_id={call_id} elevenlabs ended the conversation; playing out queued audio");
                 self.begin_playout(ctx);
             }
             Some(1008) => {
-                log::warn!(
-                    "call_id={call_id} elevenlabs refused the conversation (1008): {detail}"
-                );
+                log::warn!("call_id={call_id} elevenlabs refused the conversation (1008): {detail}");
                 self.end_call(ctx, EndReason::ElevenlabsRejected);
             }
             _ => {
                 let el = &self.cfg().elevenlabs;
-                let (max, window) = (
-                    el.reconnect_attempts,
-                    Duration::from_millis(el.reconnect_window_ms),
-                );
+                let (max, window) = (el.reconnect_attempts, Duration::from_millis(el.reconnect_window_ms));
                 if self.reconnect.allow(Instant::now(), max, window) {
                     let attempt = self.reconnect.used;
                     log::warn!("call_id={call_id} elevenlabs: {detail} (code {close_code:?}); reconnect attempt {attempt}/{max}");
@@ -371,8 +347,7 @@ impl CallActor {
             return;
         };
         let carrier = stream.start.format;
-        let convert =
-            |from: AudioFormat, to: AudioFormat| (from != to).then(|| Transcoder::new(from, to));
+        let convert = |from: AudioFormat, to: AudioFormat| (from != to).then(|| Transcoder::new(from, to));
         self.bridge = Some(Bridge {
             agent_in,
             agent_out,
@@ -400,12 +375,7 @@ impl CallActor {
     }
 
     fn hold_inbound(&mut self, payload: CarrierPayload) {
-        let limit = self
-            .carrier_format()
-            .bytes_for_ms(self.cfg().calls.inbound_buffer_ms)
-            * 4
-            / 3
-            + 64;
+        let limit = self.carrier_format().bytes_for_ms(self.cfg().calls.inbound_buffer_ms) * 4 / 3 + 64;
         self.pending_in_bytes += payload_len(&payload);
         self.pending_in.push_back(payload);
         while self.pending_in_bytes > limit {
@@ -426,9 +396,7 @@ impl CallActor {
         let mut text = String::new();
         match (&mut bridge.upstream, payload) {
             (None, CarrierPayload::Base64(b64)) => el::write_user_audio_chunk(&b64, &mut text),
-            (None, CarrierPayload::Raw(raw)) => {
-                el::write_user_audio_chunk(&self.b64.encode(&raw), &mut text)
-            }
+            (None, CarrierPayload::Raw(raw)) => el::write_user_audio_chunk(&self.b64.encode(&raw), &mut text),
             (Some(tc), payload) => {
                 let raw = match payload {
                     CarrierPayload::Raw(raw) => raw.to_vec(),
@@ -549,10 +517,7 @@ impl CallActor {
     }
 
     fn maybe_finish_playout(&mut self, ctx: &mut Context<Self>) {
-        if self.playing_out
-            && self.pacer.is_empty()
-            && self.pace_timer.is_none()
-            && self.awaiting_checkpoint.is_none()
+        if self.playing_out && self.pacer.is_empty() && self.pace_timer.is_none() && self.awaiting_checkpoint.is_none()
         {
             self.end_call(ctx, EndReason::AgentEnded);
         }
@@ -563,8 +528,7 @@ impl CallActor {
             self.transcript.pop_front();
         }
         let at_ms = self.started.elapsed().as_millis() as u64;
-        self.transcript
-            .push_back(TranscriptLine { role, text, at_ms });
+        self.transcript.push_back(TranscriptLine { role, text, at_ms });
     }
 
     fn last_line(&self, role: &str) -> Option<String> {
@@ -593,10 +557,7 @@ impl CallActor {
             interruptions: self.stats.interruptions,
             upstream_reconnects: self.stats.upstream_reconnects,
             conversation_id: self.conversation_id.clone(),
-            carrier_format: self
-                .stream
-                .as_ref()
-                .map(|s| s.start.format.elevenlabs_name()),
+            carrier_format: self.stream.as_ref().map(|s| s.start.format.elevenlabs_name()),
             agent_input_format: fmt(self.bridge.as_ref().map(|b| b.agent_in)),
             agent_output_format: fmt(self.bridge.as_ref().map(|b| b.agent_out)),
             last_user_transcript: self.last_line("user"),
@@ -629,16 +590,11 @@ impl Actor for CallActor {
         );
         ctx.run_later(start_timeout, |act, ctx| {
             if act.stream.is_none() {
-                log::warn!(
-                    "call_id={} carrier sent no start event in time",
-                    act.info.call_id
-                );
+                log::warn!("call_id={} carrier sent no start event in time", act.info.call_id);
                 act.end_call(ctx, EndReason::CarrierNoStart);
             }
         });
-        ctx.run_later(max_len, |act, ctx| {
-            act.end_call(ctx, EndReason::MaxDuration)
-        });
+        ctx.run_later(max_len, |act, ctx| act.end_call(ctx, EndReason::MaxDuration));
         self.connect_agent(ctx);
     }
 
@@ -693,17 +649,11 @@ impl Handler<CarrierStarted> for CallActor {
 
     fn handle(&mut self, msg: CarrierStarted, ctx: &mut Context<Self>) {
         if self.stream.is_some() {
-            log::warn!(
-                "call_id={} carrier sent a second start; ignored",
-                self.info.call_id
-            );
+            log::warn!("call_id={} carrier sent a second start; ignored", self.info.call_id);
             return;
         }
         let start = msg.start;
-        let stream_id = start
-            .stream_id
-            .clone()
-            .unwrap_or_else(|| self.info.call_id.clone());
+        let stream_id = start.stream_id.clone().unwrap_or_else(|| self.info.call_id.clone());
         let writer = CarrierWriter::new(&stream_id, start.format);
         self.pacer = Self::pacer_for(self.cfg(), start.format);
         self.stream = Some(CarrierStream { start, writer });
@@ -814,9 +764,9 @@ impl Handler<AgentAudio> for CallActor {
         if self.bridge.is_some() {
             self.enqueue_downstream(&msg.audio, ctx);
         } else {
-            let cap = self.agent_formats.map_or(0, |(_, out)| {
-                out.bytes_for_ms(self.cfg().calls.outbound_queue_ms)
-            });
+            let cap = self
+                .agent_formats
+                .map_or(0, |(_, out)| out.bytes_for_ms(self.cfg().calls.outbound_queue_ms));
             let room = cap.saturating_sub(self.pending_out.len());
             self.pending_out
                 .extend_from_slice(&msg.audio[..msg.audio.len().min(room)]);
@@ -858,10 +808,7 @@ impl Handler<AgentToolCall> for CallActor {
 
     fn handle(&mut self, msg: AgentToolCall, _: &mut Context<Self>) {
         // No client tools run on a phone gateway; answering keeps the agent from waiting for one.
-        let result = format!(
-            "client tool '{}' is not available on this phone gateway",
-            msg.tool_name
-        );
+        let result = format!("client tool '{}' is not available on this phone gateway", msg.tool_name);
         self.send_agent(el::client_tool_result(&msg.tool_call_id, &result, true));
         self.record_line("tool_call", msg.tool_name);
     }

@@ -44,10 +44,7 @@ fn agent_client(timeout: Duration) -> awc::Client {
                     .timeout(timeout)
                     // A WebSocket cannot ride an h2 connection that the server may offer over TLS.
                     .max_http_version(awc::http::Version::HTTP_11);
-                awc::Client::builder()
-                    .connector(connector)
-                    .timeout(timeout)
-                    .finish()
+                awc::Client::builder().connector(connector).timeout(timeout).finish()
             })
             .clone()
     })
@@ -189,19 +186,13 @@ impl ElevenLabsLeg {
             Ok(ev) => ev,
             Err(e) => {
                 self.counters.agent_bad_messages.inc();
-                log::warn!(
-                    "call_id={} elevenlabs: unreadable message ignored: {e}",
-                    self.call_id
-                );
+                log::warn!("call_id={} elevenlabs: unreadable message ignored: {e}", self.call_id);
                 return;
             }
         };
         let generation = self.generation;
         match event {
-            AgentEvent::Audio {
-                audio_b64,
-                event_id,
-            } => match self.b64.decode(audio_b64.as_bytes()) {
+            AgentEvent::Audio { audio_b64, event_id } => match self.b64.decode(audio_b64.as_bytes()) {
                 Ok(audio) => self.to_call(AgentAudio {
                     generation,
                     audio,
@@ -215,9 +206,7 @@ impl ElevenLabsLeg {
                     );
                 }
             },
-            AgentEvent::Ping { event_id, .. } => {
-                self.send(WsMessage::Text(el::pong(event_id).into()), ctx)
-            }
+            AgentEvent::Ping { event_id, .. } => self.send(WsMessage::Text(el::pong(event_id).into()), ctx),
             AgentEvent::Metadata {
                 conversation_id,
                 agent_output_audio_format,
@@ -228,19 +217,11 @@ impl ElevenLabsLeg {
                 output_format: agent_output_audio_format,
                 input_format: user_input_audio_format,
             }),
-            AgentEvent::Interruption { event_id } => self.to_call(AgentInterruption {
-                generation,
-                event_id,
-            }),
+            AgentEvent::Interruption { event_id } => self.to_call(AgentInterruption { generation, event_id }),
             AgentEvent::AgentResponse { text } | AgentEvent::AgentResponseCorrection { text } => {
-                self.to_call(AgentTranscript {
-                    role: "agent",
-                    text,
-                })
+                self.to_call(AgentTranscript { role: "agent", text })
             }
-            AgentEvent::UserTranscript { text } => {
-                self.to_call(AgentTranscript { role: "user", text })
-            }
+            AgentEvent::UserTranscript { text } => self.to_call(AgentTranscript { role: "user", text }),
             AgentEvent::ClientToolCall {
                 tool_name,
                 tool_call_id,
@@ -327,11 +308,7 @@ impl WriteHandler<awc::error::WsProtocolError> for ElevenLabsLeg {
 }
 
 impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for ElevenLabsLeg {
-    fn handle(
-        &mut self,
-        item: Result<Frame, awc::error::WsProtocolError>,
-        ctx: &mut Self::Context,
-    ) {
+    fn handle(&mut self, item: Result<Frame, awc::error::WsProtocolError>, ctx: &mut Self::Context) {
         self.last_seen = Instant::now();
         match item {
             Ok(Frame::Text(text)) => self.on_text(&text, ctx),
@@ -354,10 +331,7 @@ impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for ElevenLabsLeg
                 self.close_code = reason.as_ref().map(|r| u16::from(r.code));
                 self.detail = format!(
                     "agent closed: {}",
-                    reason
-                        .as_ref()
-                        .and_then(|r| r.description.clone())
-                        .unwrap_or_default()
+                    reason.as_ref().and_then(|r| r.description.clone()).unwrap_or_default()
                 );
                 self.sink.close();
                 ctx.stop();

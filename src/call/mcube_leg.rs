@@ -61,12 +61,7 @@ impl McubeLeg {
     }
 
     /// Ends the leg with a close code, remembering why for the call.
-    fn finish(
-        &mut self,
-        ctx: &mut ws::WebsocketContext<Self>,
-        reason: EndReason,
-        close: Option<ws::CloseReason>,
-    ) {
+    fn finish(&mut self, ctx: &mut ws::WebsocketContext<Self>, reason: EndReason, close: Option<ws::CloseReason>) {
         self.gone.get_or_insert(reason);
         ctx.close(close);
         ctx.stop();
@@ -95,17 +90,11 @@ impl McubeLeg {
             Ok(CarrierEvent::Ignored { .. }) => {}
             Ok(CarrierEvent::Unknown { event }) => {
                 self.counters.carrier_unknown_events.inc();
-                log::debug!(
-                    "call_id={} carrier: ignoring unknown event '{event}'",
-                    self.call_id
-                );
+                log::debug!("call_id={} carrier: ignoring unknown event '{event}'", self.call_id);
             }
             Err(e) => {
                 self.counters.carrier_bad_frames.inc();
-                log::warn!(
-                    "call_id={} {e}; closing the carrier leg (1007)",
-                    self.call_id
-                );
+                log::warn!("call_id={} {e}; closing the carrier leg (1007)", self.call_id);
                 let close = ws::CloseReason {
                     code: ws::CloseCode::Invalid,
                     description: Some("unreadable frame".into()),
@@ -128,22 +117,14 @@ impl McubeLeg {
     fn check_heartbeat(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         if !self.call.upgrade().is_some_and(|c| c.connected()) {
             // The call is gone: never leave a zombie socket behind it.
-            self.finish(
-                ctx,
-                EndReason::CarrierHangup,
-                Some(ws::CloseCode::Normal.into()),
-            );
+            self.finish(ctx, EndReason::CarrierHangup, Some(ws::CloseCode::Normal.into()));
         } else if self.last_seen.elapsed() > self.peer_timeout {
             log::warn!(
                 "call_id={} carrier: silent for {:?}, ending the call",
                 self.call_id,
                 self.peer_timeout
             );
-            self.finish(
-                ctx,
-                EndReason::CarrierTimeout,
-                Some(ws::CloseCode::Away.into()),
-            );
+            self.finish(ctx, EndReason::CarrierTimeout, Some(ws::CloseCode::Away.into()));
         } else {
             ctx.ping(b"");
         }
@@ -206,10 +187,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
             }
             Err(e) => {
                 self.counters.carrier_bad_frames.inc();
-                log::warn!(
-                    "call_id={} carrier: WebSocket protocol error: {e}",
-                    self.call_id
-                );
+                log::warn!("call_id={} carrier: WebSocket protocol error: {e}", self.call_id);
                 let code = match e {
                     ws::ProtocolError::Overflow => ws::CloseCode::Size,
                     _ => ws::CloseCode::Protocol,

@@ -63,8 +63,7 @@ fn refused(refusal: Refusal) -> HttpResponse {
     let mut resp = error_json(status, refusal.as_str());
     if status == StatusCode::SERVICE_UNAVAILABLE {
         if let Ok(v) = RETRY_AFTER_SECONDS.parse() {
-            resp.headers_mut()
-                .insert(actix_web::http::header::RETRY_AFTER, v);
+            resp.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
         }
     }
     resp
@@ -72,11 +71,7 @@ fn refused(refusal: Refusal) -> HttpResponse {
 
 /// Call ids end up in URLs and logs: keep them to a safe alphabet and length.
 fn valid_call_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
 /// `POST /mcube/call`: admission (`dialStatus` CONNECTING or absent) or a hang-up/status report.
@@ -85,10 +80,7 @@ pub async fn refurl(body: web::Bytes, state: web::Data<AppState>) -> HttpRespons
         Ok(b) => b,
         Err(e) => {
             log::warn!("carrier: refurl body is not the expected JSON: {e}");
-            return error_json(
-                StatusCode::BAD_REQUEST,
-                "body must be a JSON object with callId",
-            );
+            return error_json(StatusCode::BAD_REQUEST, "body must be a JSON object with callId");
         }
     };
     let Some(call_id) = parsed.call_id.filter(|id| valid_call_id(id)) else {
@@ -139,10 +131,7 @@ pub async fn media_socket(
     if !valid_call_id(&call_id) {
         return error_json(StatusCode::BAD_REQUEST, "invalid call id");
     }
-    let token_ok = query
-        .token
-        .as_deref()
-        .is_some_and(|t| state.tokens.verify(&call_id, t));
+    let token_ok = query.token.as_deref().is_some_and(|t| state.tokens.verify(&call_id, t));
     if cfg.carrier.require_token && !token_ok {
         log::warn!("call_id={call_id} carrier: WebSocket refused, missing or bad token");
         return error_json(StatusCode::UNAUTHORIZED, "unauthorized");
@@ -157,10 +146,7 @@ pub async fn media_socket(
     let info = match state.registry.send(claim).await {
         Ok(Ok(info)) => info,
         Ok(Err(refusal)) => {
-            log::info!(
-                "call_id={call_id} carrier: WebSocket refused: {}",
-                refusal.as_str()
-            );
+            log::info!("call_id={call_id} carrier: WebSocket refused: {}", refusal.as_str());
             return refused(refusal);
         }
         Err(_) => return error_json(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
@@ -182,8 +168,7 @@ pub async fn media_socket(
     // A carrier that sends its last frames and a close, then shuts the socket at once, makes the HTTP layer
     // report "incomplete payload"; actix-web-actors would return that error before decoding the frames it
     // already holds, losing the caller's last audio and the close. Ending the stream there instead keeps them.
-    let payload =
-        payload.take_while(|chunk| ready(!matches!(chunk, Err(PayloadError::Incomplete(_)))));
+    let payload = payload.take_while(|chunk| ready(!matches!(chunk, Err(PayloadError::Incomplete(_)))));
     match ws::WsResponseBuilder::new(leg, &req, payload)
         .frame_size(cfg.server.max_frame_bytes)
         .start_with_addr()

@@ -12,9 +12,6 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match state.registry.send(Summarize).await {
         Ok(s) if !s.draining && s.available > 0 => HttpResponse::Ok().json(s),
         Ok(s) => HttpResponse::ServiceUnavailable().json(s),
-        Err(_) => super::error_json(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "registry_unavailable",
-        ),
+        Err(_) => super::error_json(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
     }
 }

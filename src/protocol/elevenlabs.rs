@@ -68,8 +68,7 @@ impl ConversationInitiation {
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self)
-            .unwrap_or_else(|_| format!("{{\"type\":\"{INITIATION_TYPE}\"}}"))
+        serde_json::to_string(self).unwrap_or_else(|_| format!("{{\"type\":\"{INITIATION_TYPE}\"}}"))
     }
 }
 
@@ -227,8 +226,7 @@ struct RawError {
 
 /// Parses one text message from the agent.
 pub fn parse_agent_event(text: &str) -> Result<AgentEvent<'_>, AgentParseError> {
-    let raw: RawAgent<'_> =
-        serde_json::from_str(text).map_err(|e| AgentParseError::NotJson(e.to_string()))?;
+    let raw: RawAgent<'_> = serde_json::from_str(text).map_err(|e| AgentParseError::NotJson(e.to_string()))?;
     let kind = raw.kind.ok_or(AgentParseError::NoType)?;
     let missing = AgentParseError::MissingBody;
     Ok(match kind.as_ref() {
@@ -260,10 +258,7 @@ pub fn parse_agent_event(text: &str) -> Result<AgentEvent<'_>, AgentParseError> 
             }
         }
         "agent_response" => AgentEvent::AgentResponse {
-            text: raw
-                .agent_response_event
-                .map(|r| r.agent_response)
-                .unwrap_or_default(),
+            text: raw.agent_response_event.map(|r| r.agent_response).unwrap_or_default(),
         },
         "agent_response_correction" => AgentEvent::AgentResponseCorrection {
             text: raw
@@ -327,19 +322,16 @@ struct RawClient<'a> {
 
 /// Parses one client message; the initiation is re-read in full since it is rare.
 pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, AgentParseError> {
-    let raw: RawClient<'_> =
-        serde_json::from_str(text).map_err(|e| AgentParseError::NotJson(e.to_string()))?;
+    let raw: RawClient<'_> = serde_json::from_str(text).map_err(|e| AgentParseError::NotJson(e.to_string()))?;
     if let Some(audio_b64) = raw.user_audio_chunk {
-        return Ok(ClientMessage::UserAudio {
-            audio_b64: audio_b64.0,
-        });
+        return Ok(ClientMessage::UserAudio { audio_b64: audio_b64.0 });
     }
     let kind = raw.kind.ok_or(AgentParseError::NoType)?;
     let full = || serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
     Ok(match kind.as_str() {
-        INITIATION_TYPE => ClientMessage::Initiation(
-            serde_json::from_str(text).map_err(|e| AgentParseError::NotJson(e.to_string()))?,
-        ),
+        INITIATION_TYPE => {
+            ClientMessage::Initiation(serde_json::from_str(text).map_err(|e| AgentParseError::NotJson(e.to_string()))?)
+        }
         "pong" => ClientMessage::Pong {
             event_id: full()["event_id"]
                 .as_i64()
@@ -350,10 +342,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, AgentParseE
             text: full()["text"].as_str().unwrap_or_default().to_string(),
         },
         "client_tool_result" => ClientMessage::ClientToolResult {
-            tool_call_id: full()["tool_call_id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            tool_call_id: full()["tool_call_id"].as_str().unwrap_or_default().to_string(),
         },
         _ => ClientMessage::Other { kind },
     })
@@ -373,7 +362,10 @@ pub fn metadata(conversation_id: &str, output_format: &str, input_format: &str) 
 /// An agent `audio` event; `audio_b64` is already base64.
 pub fn audio(audio_b64: &str, event_id: i64, out: &mut String) {
     out.clear();
-    let _ = write!(out, "{{\"type\":\"audio\",\"audio_event\":{{\"audio_base_64\":\"{audio_b64}\",\"event_id\":{event_id}}}}}");
+    let _ = write!(
+        out,
+        "{{\"type\":\"audio\",\"audio_event\":{{\"audio_base_64\":\"{audio_b64}\",\"event_id\":{event_id}}}}}"
+    );
 }
 
 pub fn interruption(event_id: i64) -> String {
@@ -443,9 +435,7 @@ mod tests {
         );
         assert_eq!(
             parse_agent_event(&user_transcript("hello", 2)),
-            Ok(AgentEvent::UserTranscript {
-                text: "hello".into()
-            })
+            Ok(AgentEvent::UserTranscript { text: "hello".into() })
         );
         assert_eq!(
             parse_agent_event(r#"{"type":"vad_score","vad_score_event":{"vad_score":0.9}}"#),
@@ -458,10 +448,7 @@ mod tests {
             Err(AgentParseError::MissingBody("audio"))
         );
         assert_eq!(parse_agent_event("{}"), Err(AgentParseError::NoType));
-        assert!(matches!(
-            parse_agent_event("[1"),
-            Err(AgentParseError::NotJson(_))
-        ));
+        assert!(matches!(parse_agent_event("[1"), Err(AgentParseError::NotJson(_))));
     }
 
     #[test]
@@ -483,15 +470,10 @@ mod tests {
             parse_client_message(&init.to_json()),
             Ok(ClientMessage::Initiation(init))
         );
-        assert_eq!(
-            parse_client_message(&user_activity()),
-            Ok(ClientMessage::UserActivity)
-        );
+        assert_eq!(parse_client_message(&user_activity()), Ok(ClientMessage::UserActivity));
         assert_eq!(
             parse_client_message(&contextual_update("DTMF 5")),
-            Ok(ClientMessage::ContextualUpdate {
-                text: "DTMF 5".into()
-            })
+            Ok(ClientMessage::ContextualUpdate { text: "DTMF 5".into() })
         );
     }
 }

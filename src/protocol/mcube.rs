@@ -108,16 +108,11 @@ struct RawMark {
 
 /// Parses one text frame from the carrier.
 pub fn parse_event(text: &str) -> Result<CarrierEvent<'_>, CarrierParseError> {
-    let raw: RawEvent<'_> =
-        serde_json::from_str(text).map_err(|e| CarrierParseError::NotJson(e.to_string()))?;
+    let raw: RawEvent<'_> = serde_json::from_str(text).map_err(|e| CarrierParseError::NotJson(e.to_string()))?;
     let event = raw.event.ok_or(CarrierParseError::NoEvent)?;
     // "media" is the hot path: match it exactly before normalising the name.
     if event == "media" {
-        let payload = raw
-            .media
-            .and_then(|m| m.payload)
-            .ok_or(CarrierParseError::NoPayload)?
-            .0;
+        let payload = raw.media.and_then(|m| m.payload).ok_or(CarrierParseError::NoPayload)?.0;
         return Ok(CarrierEvent::Media {
             payload,
             sequence: raw.sequence_number,
@@ -149,17 +144,12 @@ pub fn parse_event(text: &str) -> Result<CarrierEvent<'_>, CarrierParseError> {
 fn stream_start(raw: RawStart) -> StreamStart {
     let mf = raw.media_format.unwrap_or_default();
     let encoding = mf.encoding.unwrap_or_else(|| "audio/x-mulaw".into());
-    let rate = mf
-        .sample_rate
-        .and_then(|r| u32::try_from(r).ok())
-        .unwrap_or(8000);
+    let rate = mf.sample_rate.and_then(|r| u32::try_from(r).ok()).unwrap_or(8000);
     StreamStart {
         call_id: raw.call_id,
         stream_id: raw.stream_id,
         format: AudioFormat::from_carrier_encoding(&encoding, rate),
-        tracks: raw
-            .tracks
-            .unwrap_or_else(|| vec!["inbound".into(), "outbound".into()]),
+        tracks: raw.tracks.unwrap_or_else(|| vec!["inbound".into(), "outbound".into()]),
     }
 }
 
@@ -209,18 +199,12 @@ impl CarrierWriter {
 
     /// `clearAudio`: barge-in, the carrier flushes what it has buffered.
     pub fn clear_audio(&self) -> String {
-        format!(
-            "{{\"event\":\"clearAudio\",\"streamId\":{}}}",
-            self.stream_id_json
-        )
+        format!("{{\"event\":\"clearAudio\",\"streamId\":{}}}", self.stream_id_json)
     }
 
     /// `terminate`: Mcube hangs the call up.
     pub fn terminate(&self) -> String {
-        format!(
-            "{{\"event\":\"terminate\",\"streamId\":{}}}",
-            self.stream_id_json
-        )
+        format!("{{\"event\":\"terminate\",\"streamId\":{}}}", self.stream_id_json)
     }
 }
 
@@ -252,15 +236,12 @@ mod tests {
 
     #[test]
     fn start_in_snake_case_and_defaults() {
-        let e = parse_event(r#"{"event":"start","start":{"stream_sid":"S2","media_format":{}}}"#)
-            .expect("parses");
+        let e = parse_event(r#"{"event":"start","start":{"stream_sid":"S2","media_format":{}}}"#).expect("parses");
         let CarrierEvent::Start(s) = e else { panic!() };
         assert_eq!(s.stream_id.as_deref(), Some("S2"));
         assert_eq!(s.format, AudioFormat::ULAW_8K);
         let e = parse_event(r#"{"event":"start"}"#).expect("parses");
-        assert!(
-            matches!(e, CarrierEvent::Start(ref s) if s.format == AudioFormat::ULAW_8K && s.stream_id.is_none())
-        );
+        assert!(matches!(e, CarrierEvent::Start(ref s) if s.format == AudioFormat::ULAW_8K && s.stream_id.is_none()));
     }
 
     #[test]
@@ -272,16 +253,8 @@ mod tests {
         };
         assert!(matches!(payload, Cow::Borrowed("AAEC")));
         assert_eq!(sequence, Some(42));
-        let e =
-            parse_event(r#"{"event":"media","sequence_number":"7","media":{"payload":"QQ=="}}"#)
-                .expect("parses");
-        assert!(matches!(
-            e,
-            CarrierEvent::Media {
-                sequence: Some(7),
-                ..
-            }
-        ));
+        let e = parse_event(r#"{"event":"media","sequence_number":"7","media":{"payload":"QQ=="}}"#).expect("parses");
+        assert!(matches!(e, CarrierEvent::Media { sequence: Some(7), .. }));
     }
 
     #[test]
@@ -294,9 +267,7 @@ mod tests {
         );
         assert_eq!(
             parse_event(r#"{"event":"mark","mark":{"name":"m"}}"#),
-            Ok(CarrierEvent::PlayedStream {
-                name: Some("m".into())
-            })
+            Ok(CarrierEvent::PlayedStream { name: Some("m".into()) })
         );
         assert_eq!(
             parse_event(r#"{"event":"dtmf","dtmf":{"digit":5}}"#),
@@ -311,22 +282,13 @@ mod tests {
             parse_event(r#"{"event":"weird"}"#),
             Ok(CarrierEvent::Unknown { .. })
         ));
-        assert_eq!(
-            parse_event(r#"{"media":{}}"#),
-            Err(CarrierParseError::NoEvent)
-        );
+        assert_eq!(parse_event(r#"{"media":{}}"#), Err(CarrierParseError::NoEvent));
         assert_eq!(
             parse_event(r#"{"event":"media","media":{}}"#),
             Err(CarrierParseError::NoPayload)
         );
-        assert!(matches!(
-            parse_event("not json"),
-            Err(CarrierParseError::NotJson(_))
-        ));
-        assert!(matches!(
-            parse_event("null"),
-            Err(CarrierParseError::NotJson(_))
-        ));
+        assert!(matches!(parse_event("not json"), Err(CarrierParseError::NotJson(_))));
+        assert!(matches!(parse_event("null"), Err(CarrierParseError::NotJson(_))));
     }
 
     #[test]

@@ -8,9 +8,7 @@ use crate::audio::codec::{encode_pcm16le, encode_ulaw};
 use crate::audio::format::{AudioFormat, Codec};
 use crate::audio::signal::tone;
 use crate::audio::transcode::Transcoder;
-use crate::protocol::elevenlabs::{
-    self as el, parse_client_message, ClientMessage, ConversationInitiation,
-};
+use crate::protocol::elevenlabs::{self as el, parse_client_message, ClientMessage, ConversationInitiation};
 use actix::prelude::*;
 use actix_web::{dev::Server, web, App, HttpRequest, HttpResponse, HttpServer};
 use actix_web_actors::ws;
@@ -132,10 +130,7 @@ pub struct SimLog {
 
 impl SimLog {
     pub fn connections(&self) -> Vec<ConnectionLog> {
-        self.connections
-            .lock()
-            .map(|c| c.clone())
-            .unwrap_or_default()
+        self.connections.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
     pub fn connection_count(&self) -> usize {
@@ -205,10 +200,7 @@ pub fn start(listen: &str, script: AgentScript) -> std::io::Result<(AgentSimulat
         App::new()
             .app_data(state.clone())
             .route("/v1/convai/conversation", web::get().to(upgrade))
-            .route(
-                "/v1/convai/conversation/get-signed-url",
-                web::get().to(signed_url),
-            )
+            .route("/v1/convai/conversation/get-signed-url", web::get().to(signed_url))
     })
     .listen(listener)?
     .workers(1)
@@ -284,10 +276,8 @@ struct AgentSession {
 
 impl AgentSession {
     fn new(index: u32, script: AgentScript, log: Arc<SimLog>) -> Self {
-        let input =
-            AudioFormat::from_elevenlabs(&script.input_format).unwrap_or(AudioFormat::ULAW_8K);
-        let output =
-            AudioFormat::from_elevenlabs(&script.output_format).unwrap_or(AudioFormat::ULAW_8K);
+        let input = AudioFormat::from_elevenlabs(&script.input_format).unwrap_or(AudioFormat::ULAW_8K);
+        let output = AudioFormat::from_elevenlabs(&script.output_format).unwrap_or(AudioFormat::ULAW_8K);
         let echo = (script.echo && input != output).then(|| Transcoder::new(input, output));
         AgentSession {
             index,
@@ -333,19 +323,12 @@ impl AgentSession {
 
     /// Sends audio as `audio` events of `chunk_ms`, each with a new event id; returns the last id.
     fn speak(&mut self, audio: &[u8], ctx: &mut ws::WebsocketContext<Self>) -> i64 {
-        let chunk = self
-            .output
-            .bytes_for_ms(self.script.chunk_ms.max(10))
-            .max(1);
+        let chunk = self.output.bytes_for_ms(self.script.chunk_ms.max(10)).max(1);
         let mut last = self.next_event_id - 1;
         let mut text = String::new();
         for part in audio.chunks(chunk) {
             last = self.event_id();
-            el::audio(
-                &base64::engine::general_purpose::STANDARD.encode(part),
-                last,
-                &mut text,
-            );
+            el::audio(&base64::engine::general_purpose::STANDARD.encode(part), last, &mut text);
             ctx.text(text.clone());
         }
         last
@@ -381,11 +364,7 @@ impl AgentSession {
         if s.tool_call_after_ms > 0 {
             ctx.run_later(ms(s.tool_call_after_ms), |act, ctx| {
                 let id = act.event_id();
-                ctx.text(el::client_tool_call(
-                    "check_account",
-                    &format!("tc_{id}"),
-                    id,
-                ));
+                ctx.text(el::client_tool_call("check_account", &format!("tc_{id}"), id));
             });
         }
         if s.end_after_ms > 0 {
@@ -461,32 +440,23 @@ impl AgentSession {
             return;
         }
         self.user_ms_since_reply += ms;
-        if self.script.reply_after_user_ms > 0
-            && self.user_ms_since_reply >= self.script.reply_after_user_ms
-        {
+        if self.script.reply_after_user_ms > 0 && self.user_ms_since_reply >= self.script.reply_after_user_ms {
             self.user_ms_since_reply = 0;
             if self.script.transcripts {
                 let id = self.event_id();
-                ctx.text(el::user_transcript(
-                    "hello, I am calling about my order",
-                    id,
-                ));
+                ctx.text(el::user_transcript("hello, I am calling about my order", id));
             }
             let reply = self.tone_audio(self.script.reply_ms);
             let id = self.speak(&reply, ctx);
             if self.script.transcripts {
-                ctx.text(el::agent_response(
-                    "Sure, let me check that order for you.",
-                    id,
-                ));
+                ctx.text(el::agent_response("Sure, let me check that order for you.", id));
             }
         }
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
         if self.script.record {
-            self.log
-                .update(self.index, |c| c.received.push(text.to_string()));
+            self.log.update(self.index, |c| c.received.push(text.to_string()));
         }
         let msg = match parse_client_message(text) {
             Ok(m) => m,
@@ -505,15 +475,13 @@ impl AgentSession {
                 "conversation_initiation_client_data must come first",
             ),
             (true, ClientMessage::UserAudio { audio_b64 }) => self.on_user_audio(&audio_b64, ctx),
-            (true, ClientMessage::Pong { event_id }) => {
-                self.log.update(self.index, |c| c.pongs.push(event_id))
+            (true, ClientMessage::Pong { event_id }) => self.log.update(self.index, |c| c.pongs.push(event_id)),
+            (true, ClientMessage::ContextualUpdate { text }) => {
+                self.log.update(self.index, |c| c.contextual_updates.push(text))
             }
-            (true, ClientMessage::ContextualUpdate { text }) => self
-                .log
-                .update(self.index, |c| c.contextual_updates.push(text)),
-            (true, ClientMessage::ClientToolResult { tool_call_id }) => self
-                .log
-                .update(self.index, |c| c.tool_results.push(tool_call_id)),
+            (true, ClientMessage::ClientToolResult { tool_call_id }) => {
+                self.log.update(self.index, |c| c.tool_results.push(tool_call_id))
+            }
             (true, _) => {}
         }
     }

@@ -49,9 +49,7 @@ pub enum Admission {
 }
 
 fn client() -> awc::Client {
-    awc::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .finish()
+    awc::Client::builder().timeout(Duration::from_secs(10)).finish()
 }
 
 /// POSTs the Mcube connect request.
@@ -181,24 +179,19 @@ impl CarrierConn {
 
     /// Raw audio as a binary frame.
     pub fn send_binary(&self, audio: &[u8]) {
-        let _ = self
-            .tx
-            .send(WsMessage::Binary(Bytes::copy_from_slice(audio)));
+        let _ = self.tx.send(WsMessage::Binary(Bytes::copy_from_slice(audio)));
     }
 
     /// Closes with `code` (the caller hangs up).
     pub fn close(&self, code: u16) {
-        let _ = self.tx.send(WsMessage::Close(Some(
-            awc::ws::CloseCode::from(code).into(),
-        )));
+        let _ = self
+            .tx
+            .send(WsMessage::Close(Some(awc::ws::CloseCode::from(code).into())));
     }
 
     /// The next thing heard, or `None` when nothing arrives within `timeout` or the socket is done.
     pub async fn next(&mut self, timeout: Duration) -> Option<(Instant, Heard)> {
-        tokio::time::timeout(timeout, self.heard.recv())
-            .await
-            .ok()
-            .flatten()
+        tokio::time::timeout(timeout, self.heard.recv()).await.ok().flatten()
     }
 
     /// Everything heard until the socket closes or `timeout` passes with nothing new.
@@ -237,10 +230,7 @@ async fn read_loop(
         let event = match frame {
             Ok(Frame::Text(text)) => classify(&text, ack.as_ref()),
             Ok(Frame::Close(reason)) => {
-                let _ = heard.send((
-                    Instant::now(),
-                    Heard::Closed(reason.map(|r| u16::from(r.code))),
-                ));
+                let _ = heard.send((Instant::now(), Heard::Closed(reason.map(|r| u16::from(r.code)))));
                 return;
             }
             Ok(_) => continue,
@@ -269,8 +259,7 @@ fn classify(text: &[u8], ack: Option<&mpsc::UnboundedSender<WsMessage>>) -> Hear
         "checkpoint" => {
             let name = v["name"].as_str().unwrap_or_default().to_string();
             if let Some(ack) = ack {
-                let played =
-                    json!({"event": "playedStream", "streamId": v["streamId"], "name": name});
+                let played = json!({"event": "playedStream", "streamId": v["streamId"], "name": name});
                 let _ = ack.send(WsMessage::Text(played.to_string().into()));
             }
             Heard::Checkpoint(name)
@@ -301,13 +290,7 @@ pub struct CallReport {
 
 /// Places one call: refurl, WebSocket, `start`, then `seconds` of speech-like μ-law in `frame_ms` frames at
 /// real time while listening; hangs up (close 1000) at the end unless the gateway ended the call first.
-pub async fn run_call(
-    http_base: &str,
-    call: CallRequest,
-    seconds: f64,
-    frame_ms: u64,
-    seed: u64,
-) -> CallReport {
+pub async fn run_call(http_base: &str, call: CallRequest, seconds: f64, frame_ms: u64, seed: u64) -> CallReport {
     let mut report = CallReport {
         call_id: call.call_id.clone(),
         ..CallReport::default()
@@ -332,11 +315,7 @@ pub async fn run_call(
             return report;
         }
     };
-    conn.send_start(
-        &call.call_id,
-        &format!("stream-{}", call.call_id),
-        AudioFormat::ULAW_8K,
-    );
+    conn.send_start(&call.call_id, &format!("stream-{}", call.call_id), AudioFormat::ULAW_8K);
     let mut speech = SpeechLike::new(8000, seed);
     let frame_samples = (8 * frame_ms) as usize;
     let mut samples = Vec::with_capacity(frame_samples);
@@ -375,9 +354,7 @@ fn note(report: &mut CallReport, at: Instant, t0: Instant, heard: Heard) -> bool
         Heard::Audio(bytes) => {
             report.frames_heard += 1;
             report.audio_ms_heard += bytes.len() as u64 / 8;
-            report
-                .setup_ms
-                .get_or_insert(at.duration_since(t0).as_millis() as u64);
+            report.setup_ms.get_or_insert(at.duration_since(t0).as_millis() as u64);
             false
         }
         Heard::Checkpoint(_) => {

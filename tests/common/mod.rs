@@ -75,9 +75,7 @@ pub async fn admit(h: &Harness, call_id: &str) -> String {
 /// Admits and opens the media socket (checkpoints acknowledged), without sending `start`.
 pub async fn dial(h: &Harness, call_id: &str) -> CarrierConn {
     let url = admit(h, call_id).await;
-    CarrierConn::connect(&url, true)
-        .await
-        .expect("media socket opens")
+    CarrierConn::connect(&url, true).await.expect("media socket opens")
 }
 
 /// Polls `f` every 50 ms until it is true or `limit` passes; returns whether it became true.
@@ -90,6 +88,21 @@ pub async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     f()
+}
+
+/// Polls `/calls` until `active` equals `n` or `limit` passes; returns whether it did.
+pub async fn active_becomes(h: &Harness, n: u64, limit: Duration) -> bool {
+    let t0 = Instant::now();
+    loop {
+        let (_, calls) = get_json(h, "/calls").await;
+        if calls["active"].as_u64() == Some(n) {
+            return true;
+        }
+        if t0.elapsed() > limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Everything heard during `span` (or until the socket closes).
@@ -134,23 +147,13 @@ pub async fn get_json(h: &Harness, path: &str) -> (u16, Value) {
         .await
         .expect("GET answers");
     let status = resp.status().as_u16();
-    (
-        status,
-        resp.json::<Value>()
-            .limit(1 << 20)
-            .await
-            .unwrap_or(Value::Null),
-    )
+    (status, resp.json::<Value>().limit(1 << 20).await.unwrap_or(Value::Null))
 }
 
 /// The live calls' `/calls` entry for `call_id`, if any.
 pub async fn call_view(h: &Harness, call_id: &str) -> Option<Value> {
     let (_, v) = get_json(h, "/calls").await;
-    v["calls"]
-        .as_array()?
-        .iter()
-        .find(|c| c["call_id"] == call_id)
-        .cloned()
+    v["calls"].as_array()?.iter().find(|c| c["call_id"] == call_id).cloned()
 }
 
 /// Sends `n` frames of μ-law at real time (20 ms), from `frames`.
@@ -206,8 +209,7 @@ impl AgentSchema {
     }
 
     fn check(v: &jsonschema::Validator, text: &str) -> Result<(), String> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| format!("not JSON: {e}: {text}"))?;
+        let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}: {text}"))?;
         let errors: Vec<String> = v.iter_errors(&value).map(|e| e.to_string()).collect();
         if errors.is_empty() {
             Ok(())
