@@ -160,17 +160,6 @@ impl ElevenLabsLeg {
         })
     }
 
-    fn to_call<M>(&self, msg: M)
-    where
-        M: Message + Send + 'static,
-        M::Result: Send,
-        CallActor: Handler<M>,
-    {
-        if let Some(call) = self.call.upgrade() {
-            call.do_send(msg);
-        }
-    }
-
     fn send(&mut self, msg: WsMessage, ctx: &mut Context<Self>) {
         if self.sink.write(msg).is_err() {
             self.detail = "write to a closed socket".into();
@@ -193,11 +182,14 @@ impl ElevenLabsLeg {
         let generation = self.generation;
         match event {
             AgentEvent::Audio { audio_b64, event_id } => match self.b64.decode(audio_b64.as_bytes()) {
-                Ok(audio) => self.to_call(AgentAudio {
-                    generation,
-                    audio,
-                    event_id,
-                }),
+                Ok(audio) => report_to_call(
+                    &self.call,
+                    AgentAudio {
+                        generation,
+                        audio,
+                        event_id,
+                    },
+                ),
                 Err(e) => {
                     self.counters.agent_bad_messages.inc();
                     log::warn!(
@@ -211,24 +203,32 @@ impl ElevenLabsLeg {
                 conversation_id,
                 agent_output_audio_format,
                 user_input_audio_format,
-            } => self.to_call(AgentMetadata {
-                generation,
-                conversation_id,
-                output_format: agent_output_audio_format,
-                input_format: user_input_audio_format,
-            }),
-            AgentEvent::Interruption { event_id } => self.to_call(AgentInterruption { generation, event_id }),
-            AgentEvent::AgentResponse { text } | AgentEvent::AgentResponseCorrection { text } => {
-                self.to_call(AgentTranscript { role: "agent", text })
+            } => report_to_call(
+                &self.call,
+                AgentMetadata {
+                    generation,
+                    conversation_id,
+                    output_format: agent_output_audio_format,
+                    input_format: user_input_audio_format,
+                },
+            ),
+            AgentEvent::Interruption { event_id } => {
+                report_to_call(&self.call, AgentInterruption { generation, event_id })
             }
-            AgentEvent::UserTranscript { text } => self.to_call(AgentTranscript { role: "user", text }),
+            AgentEvent::AgentResponse { text } | AgentEvent::AgentResponseCorrection { text } => {
+                report_to_call(&self.call, AgentTranscript { role: "agent", text })
+            }
+            AgentEvent::UserTranscript { text } => report_to_call(&self.call, AgentTranscript { role: "user", text }),
             AgentEvent::ClientToolCall {
                 tool_name,
                 tool_call_id,
-            } => self.to_call(AgentToolCall {
-                tool_name,
-                tool_call_id,
-            }),
+            } => report_to_call(
+                &self.call,
+                AgentToolCall {
+                    tool_name,
+                    tool_call_id,
+                },
+            ),
             AgentEvent::Error {
                 code,
                 error_type,
@@ -292,11 +292,14 @@ impl Actor for ElevenLabsLeg {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         let detail = std::mem::take(&mut self.detail);
-        self.to_call(AgentGone {
-            generation: self.generation,
-            close_code: self.close_code,
-            detail,
-        });
+        report_to_call(
+            &self.call,
+            AgentGone {
+                generation: self.generation,
+                close_code: self.close_code,
+                detail,
+            },
+        );
     }
 }
 

@@ -49,17 +49,6 @@ impl McubeLeg {
         }
     }
 
-    fn to_call<M>(&self, msg: M)
-    where
-        M: Message + Send + 'static,
-        M::Result: Send,
-        CallActor: Handler<M>,
-    {
-        if let Some(call) = self.call.upgrade() {
-            call.do_send(msg);
-        }
-    }
-
     /// Ends the leg with a close code, remembering why for the call.
     fn finish(&mut self, ctx: &mut ws::WebsocketContext<Self>, reason: EndReason, close: Option<ws::CloseReason>) {
         self.gone.get_or_insert(reason);
@@ -74,18 +63,24 @@ impl McubeLeg {
                     Cow::Borrowed(s) => text.slice_ref(s),
                     Cow::Owned(s) => ByteString::from(s),
                 };
-                self.to_call(CarrierAudio {
-                    payload: CarrierPayload::Base64(b64),
-                });
+                report_to_call(
+                    &self.call,
+                    CarrierAudio {
+                        payload: CarrierPayload::Base64(b64),
+                    },
+                );
             }
-            Ok(CarrierEvent::Start(start)) => self.to_call(CarrierStarted { start }),
-            Ok(CarrierEvent::PlayedStream { name }) => self.to_call(CarrierPlayed { name }),
-            Ok(CarrierEvent::Dtmf { digit }) => self.to_call(CarrierDtmf { digit }),
+            Ok(CarrierEvent::Start(start)) => report_to_call(&self.call, CarrierStarted { start }),
+            Ok(CarrierEvent::PlayedStream { name }) => report_to_call(&self.call, CarrierPlayed { name }),
+            Ok(CarrierEvent::Dtmf { digit }) => report_to_call(&self.call, CarrierDtmf { digit }),
             Ok(CarrierEvent::Stop) => {
                 self.gone = Some(EndReason::CarrierStop);
-                self.to_call(CarrierGone {
-                    reason: EndReason::CarrierStop,
-                });
+                report_to_call(
+                    &self.call,
+                    CarrierGone {
+                        reason: EndReason::CarrierStop,
+                    },
+                );
             }
             Ok(CarrierEvent::Ignored { .. }) => {}
             Ok(CarrierEvent::Unknown { event }) => {
@@ -140,7 +135,7 @@ impl Actor for McubeLeg {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         let reason = self.gone.unwrap_or(EndReason::CarrierHangup);
-        self.to_call(CarrierGone { reason });
+        report_to_call(&self.call, CarrierGone { reason });
     }
 }
 
@@ -149,9 +144,12 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
         self.last_seen = Instant::now();
         match msg {
             Ok(ws::Message::Text(text)) => self.on_text(text, ctx),
-            Ok(ws::Message::Binary(bin)) => self.to_call(CarrierAudio {
-                payload: CarrierPayload::Raw(bin),
-            }),
+            Ok(ws::Message::Binary(bin)) => report_to_call(
+                &self.call,
+                CarrierAudio {
+                    payload: CarrierPayload::Raw(bin),
+                },
+            ),
             Ok(ws::Message::Continuation(item)) => match self.reassembler.push(item) {
                 Ok(Some(Assembled::Text(b))) => match ByteString::try_from(b) {
                     Ok(text) => self.on_text(text, ctx),
@@ -163,9 +161,12 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
                         self.finish(ctx, EndReason::CarrierProtocolError, Some(close));
                     }
                 },
-                Ok(Some(Assembled::Binary(bin))) => self.to_call(CarrierAudio {
-                    payload: CarrierPayload::Raw(bin),
-                }),
+                Ok(Some(Assembled::Binary(bin))) => report_to_call(
+                    &self.call,
+                    CarrierAudio {
+                        payload: CarrierPayload::Raw(bin),
+                    },
+                ),
                 Ok(None) => {}
                 Err(e) => self.on_reassembly_error(e, ctx),
             },

@@ -1,9 +1,11 @@
 //! Messages between a call and its legs. Legs report what their peer did; only the call decides.
 
+use super::actor::CallActor;
 use super::mcube_leg::McubeLeg;
 use super::{CallView, EndReason};
 use crate::protocol::mcube::StreamStart;
 use actix::prelude::*;
+use actix::WeakAddr;
 use bytes::Bytes;
 use bytestring::ByteString;
 
@@ -165,3 +167,16 @@ pub struct EndCall {
 #[derive(Message)]
 #[rtype(result = "CallView")]
 pub struct DescribeCall;
+
+/// A leg's report to its call. Legs hold only a weak address, so a call that has ended is not kept alive
+/// (or restarted by its supervisor) by a leg still draining its socket; such reports are dropped.
+pub fn report_to_call<M>(call: &WeakAddr<CallActor>, msg: M)
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+    CallActor: Handler<M>,
+{
+    if let Some(call) = call.upgrade() {
+        call.do_send(msg);
+    }
+}
