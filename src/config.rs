@@ -71,7 +71,8 @@ pub struct CallsConfig {
     pub inbound_buffer_ms: u64,
     /// Interval of WebSocket pings on both legs.
     pub heartbeat_interval_ms: u64,
-    /// A peer silent for this long is declared gone.
+    /// A peer silent for this long is declared gone (noticed at the next heartbeat, so within
+    /// `peer_timeout_ms + heartbeat_interval_ms`).
     pub peer_timeout_ms: u64,
     /// After the agent ends the call: longest wait for queued audio to be acknowledged as played.
     pub playout_timeout_ms: u64,
@@ -90,8 +91,8 @@ impl Default for CallsConfig {
             frame_ms: 20,
             outbound_queue_ms: 30_000,
             inbound_buffer_ms: 2_000,
-            heartbeat_interval_ms: 10_000,
-            peer_timeout_ms: 30_000,
+            heartbeat_interval_ms: 5_000,
+            peer_timeout_ms: 20_000,
             playout_timeout_ms: 5_000,
             max_call_seconds: 3_600,
             reconcile_interval_ms: 5_000,

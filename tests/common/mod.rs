@@ -15,6 +15,16 @@ pub struct Harness {
     pub sim: AgentSimulator,
 }
 
+/// Every test, whatever else it checks, also checks that each message the gateway sent to the agent
+/// validates against the ElevenLabs schema.
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert_gateway_messages_valid(self);
+        }
+    }
+}
+
 /// A quiet agent: no greeting, no replies, no pings; tests switch on what they exercise.
 pub fn quiet_script() -> AgentScript {
     AgentScript {
