@@ -159,12 +159,33 @@ impl Default for ElevenLabsConfig {
 pub struct DatabaseConfig {
     /// `sqlite://PATH` or `postgres://…`.
     pub url: String,
+    /// Where records go while the database cannot take them (append-only, replayed later).
+    pub spool_path: String,
+    /// The spool's cap; past it records are lost (logged and counted).
+    pub spool_max_bytes: u64,
+    /// Pooled connections (one writer plus readers for the admin endpoints).
+    pub pool_size: u32,
+    /// Longest wait for a connection before a write is spooled or a read answers 503.
+    pub connect_timeout_ms: u64,
+    /// Writes gathered into one transaction, at most ...
+    pub batch_max: usize,
+    /// ... waiting at most this long.
+    pub batch_delay_ms: u64,
+    /// How often the spool is retried while it holds records.
+    pub replay_interval_ms: u64,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             url: "sqlite://data/websocket_api.db".into(),
+            spool_path: "data/websocket_api.spool".into(),
+            spool_max_bytes: 256 * 1024 * 1024,
+            pool_size: 4,
+            connect_timeout_ms: 2_000,
+            batch_max: 256,
+            batch_delay_ms: 20,
+            replay_interval_ms: 2_000,
         }
     }
 }
@@ -335,6 +356,8 @@ impl Config {
             ("elevenlabs.connect_timeout_ms", self.elevenlabs.connect_timeout_ms),
             ("elevenlabs.metadata_timeout_ms", self.elevenlabs.metadata_timeout_ms),
             ("carrier.token_ttl_seconds", self.carrier.token_ttl_seconds),
+            ("database.connect_timeout_ms", self.database.connect_timeout_ms),
+            ("database.replay_interval_ms", self.database.replay_interval_ms),
         ] {
             bad(v == 0, format!("{name}: must be greater than 0"));
         }
@@ -346,6 +369,18 @@ impl Config {
         bad(
             self.elevenlabs.agent_id.as_deref().is_some_and(|a| a.trim().is_empty()),
             "elevenlabs.agent_id: must not be empty when set".into(),
+        );
+        bad(
+            self.database.pool_size < 2,
+            "database.pool_size: must be at least 2 (a writer and a reader)".into(),
+        );
+        bad(
+            self.database.batch_max == 0,
+            "database.batch_max: must be at least 1".into(),
+        );
+        bad(
+            self.database.spool_path.is_empty(),
+            "database.spool_path: must name a file".into(),
         );
         let db = &self.database.url;
         bad(

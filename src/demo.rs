@@ -45,7 +45,9 @@ fn demo_config(agent_url: &str, calls: usize) -> Config {
 pub async fn run(calls: usize, seconds: f64) -> Result<DemoOutcome, String> {
     let (sim, sim_server) = agent::start("127.0.0.1:0", demo_script()).map_err(|e| format!("agent simulator: {e}"))?;
     actix_rt::spawn(sim_server);
-    let (gw, gw_server) = server::start(demo_config(&sim.url, calls), false).map_err(|e| format!("gateway: {e}"))?;
+    let (gw, gw_server) = server::start(demo_config(&sim.url, calls), false)
+        .await
+        .map_err(|e| format!("gateway: {e}"))?;
     actix_rt::spawn(gw_server);
     println!("gateway        {} (refurl POST {}/mcube/call)", gw.addr, gw.http_url);
     println!(

@@ -44,6 +44,12 @@ impl GatewayError {
             message: message.into(),
         }
     }
+    pub fn db(message: impl Into<String>) -> Self {
+        GatewayError {
+            side: Side::Db,
+            message: message.into(),
+        }
+    }
     pub fn internal(message: impl Into<String>) -> Self {
         GatewayError {
             side: Side::Internal,

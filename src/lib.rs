@@ -10,6 +10,7 @@
 //! - `audio`: μ-law/PCM16 codecs, resampling, the per-call transcoder and pacer (no I/O).
 //! - `http`: carrier endpoints, admin endpoints, health checks.
 //! - `server`: binds and starts everything.
+//! - `db`: call records (SQLite or PostgreSQL via diesel + r2d2), the writer actor, batcher and spool.
 //! - `sim`: the ElevenLabs agent simulator and the Mcube carrier simulator (demo, tests, load).
 //! - `carrier_token`: per-call HMAC tokens in the carrier's WebSocket URL.
 //! - `ws_frames`: reassembly of fragmented WebSocket messages.
@@ -18,6 +19,7 @@ pub mod audio;
 pub mod call;
 pub mod carrier_token;
 pub mod config;
+pub mod db;
 pub mod demo;
 pub mod error;
 pub mod http;

@@ -4,7 +4,10 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use websocket_api::config::Config;
+use websocket_api::db::{self, DbTarget};
+use websocket_api::error::GatewayError;
 use websocket_api::sim::agent::{self, AgentScript};
 
 const EXIT_USAGE: u8 = 64;
@@ -53,6 +56,8 @@ enum Command {
     },
     /// Validate the configuration and print the effective values (secrets redacted).
     CheckConfig,
+    /// Apply pending database migrations and exit.
+    Migrate,
 }
 
 fn init_logging(level: &str) {
@@ -80,6 +85,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config.as_ref()),
         Command::CheckConfig => check_config(cli.config.as_ref()),
+        Command::Migrate => migrate(cli.config.as_ref()),
         Command::Demo { calls, seconds } => demo(calls, seconds),
         Command::SimulateAgent {
             listen,
@@ -116,7 +122,7 @@ fn serve(cli_path: Option<&PathBuf>) -> ExitCode {
     }
     init_logging(&config.log.level);
     let result = actix_rt::System::new().block_on(async move {
-        let (gw, server) = websocket_api::server::start(config, true)?;
+        let (gw, server) = websocket_api::server::start(config, true).await?;
         log::info!(
             "websocket_api listening on {} (carrier wss base {})",
             gw.addr,
@@ -128,6 +134,32 @@ fn serve(cli_path: Option<&PathBuf>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("websocket_api: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn migrate(cli_path: Option<&PathBuf>) -> ExitCode {
+    let config = match load_config(cli_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    init_logging(&config.log.level);
+    let d = &config.database;
+    let result = DbTarget::parse(&d.url).and_then(|target| {
+        let pool = db::pool(&target, 1, Duration::from_millis(d.connect_timeout_ms))?;
+        let mut conn = pool
+            .get()
+            .map_err(|e| GatewayError::db(format!("cannot connect to {}: {e}", target.redacted())))?;
+        db::migrate(&mut conn).map(|n| (n, target))
+    });
+    match result {
+        Ok((n, target)) => {
+            println!("{}: {n} migration(s) applied", target.redacted());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("websocket_api migrate: {e}");
             ExitCode::from(1)
         }
     }

@@ -287,18 +287,7 @@ impl Handler<ListCalls> for CallRegistry {
     type Result = MessageResult<ListCalls>;
 
     fn handle(&mut self, _: ListCalls, _: &mut Context<Self>) -> Self::Result {
-        let views = self
-            .slots
-            .values()
-            .map(|s| SlotView {
-                info: s.info.clone(),
-                admitted_at: s.admitted_at,
-                call: match &s.state {
-                    SlotState::Live { call } => call.upgrade(),
-                    _ => None,
-                },
-            })
-            .collect();
+        let views = self.slots.values().map(slot_view).collect();
         MessageResult((self.summary(), views))
     }
 }
@@ -333,4 +322,32 @@ impl Handler<Summarize> for CallRegistry {
 /// Asks one live call for its view, with a bound so a stuck call cannot stall `/calls`.
 pub async fn describe(call: Addr<CallActor>) -> Option<crate::call::CallView> {
     call.send(DescribeCall).timeout(Duration::from_secs(1)).await.ok()
+}
+
+/// One call's slot, if it holds one.
+pub struct FindCall {
+    pub call_id: String,
+}
+
+impl Message for FindCall {
+    type Result = Option<SlotView>;
+}
+
+impl Handler<FindCall> for CallRegistry {
+    type Result = Option<SlotView>;
+
+    fn handle(&mut self, msg: FindCall, _: &mut Context<Self>) -> Option<SlotView> {
+        self.slots.get(&msg.call_id).map(slot_view)
+    }
+}
+
+fn slot_view(s: &Slot) -> SlotView {
+    SlotView {
+        info: s.info.clone(),
+        admitted_at: s.admitted_at,
+        call: match &s.state {
+            SlotState::Live { call } => call.upgrade(),
+            _ => None,
+        },
+    }
 }

@@ -2,10 +2,15 @@
 
 use crate::carrier_token::CallTokens;
 use crate::config::Config;
+use crate::db::actor::{DbActor, DbStats, ReplaySpool};
+use crate::db::batcher::DbBatcher;
+use crate::db::models::now_ms;
+use crate::db::spool::Spool;
+use crate::db::{self, DbPool, DbTarget};
 use crate::http::{routes, AppState};
 use crate::metrics::Counters;
 use crate::registry::CallRegistry;
-use actix::{Actor, Addr};
+use actix::{Actor, Addr, SyncArbiter};
 use actix_web::{dev::Server, web, App, HttpServer};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -20,12 +25,59 @@ pub struct Gateway {
     pub public_url: String,
     pub registry: Addr<CallRegistry>,
     pub counters: Arc<Counters>,
+    pub db: Addr<DbBatcher>,
+    pub db_stats: Arc<DbStats>,
+    pub pool: DbPool,
     pub server: actix_web::dev::ServerHandle,
 }
 
-/// Binds and starts the gateway inside the current actix system. The returned `Server` must be polled
+/// The database side: the pool, the one writer and the batcher in front of it.
+pub struct Database {
+    pub pool: DbPool,
+    pub writer: Addr<DbActor>,
+    pub batcher: Addr<DbBatcher>,
+    pub stats: Arc<DbStats>,
+}
+
+/// Starts the database side and makes a first attempt at migrations, spool replay and closing leftovers.
+/// A database that is down does not stop the gateway: records spool until it is back.
+pub async fn start_database(config: &Config) -> std::io::Result<Database> {
+    let d = &config.database;
+    let target = DbTarget::parse(&d.url).map_err(std::io::Error::other)?;
+    let pool =
+        db::pool(&target, d.pool_size, Duration::from_millis(d.connect_timeout_ms)).map_err(std::io::Error::other)?;
+    let stats = Arc::new(DbStats::default());
+    let (spool_path, spool_max, started) = (d.spool_path.clone(), d.spool_max_bytes, now_ms());
+    let (p, st) = (pool.clone(), stats.clone());
+    let writer = SyncArbiter::start(1, move || {
+        DbActor::new(p.clone(), Spool::open(&spool_path, spool_max), st.clone(), started)
+    });
+    let batcher = DbBatcher::new(
+        writer.clone(),
+        d.batch_max,
+        Duration::from_millis(d.batch_delay_ms),
+        Duration::from_millis(d.replay_interval_ms),
+    )
+    .start();
+    match writer.send(ReplaySpool).await {
+        Ok(true) => log::info!("db: {} ready", target.redacted()),
+        _ => log::error!(
+            "db: {} not ready; call records will spool until it is",
+            target.redacted()
+        ),
+    }
+    Ok(Database {
+        pool,
+        writer,
+        batcher,
+        stats,
+    })
+}
+
+/// Starts the database side, binds and starts the gateway inside the current actix system. The returned `Server` must be polled
 /// (spawned or awaited). `handle_signals`: let actix-web stop on SIGINT/SIGTERM.
-pub fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gateway, Server)> {
+pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gateway, Server)> {
+    let database = start_database(&config).await?;
     let listener = TcpListener::bind(&config.server.listen)?;
     let addr = listener.local_addr()?;
     let public_url = if config.server.public_url.is_empty() {
@@ -50,6 +102,8 @@ pub fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gateway, 
         registry: registry.clone(),
         counters: counters.clone(),
         public_url: public_url.clone(),
+        db: database.batcher.clone(),
+        pool: database.pool.clone(),
     });
     let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
         .listen(listener)?
@@ -69,6 +123,9 @@ pub fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gateway, 
         public_url,
         registry,
         counters,
+        db: database.batcher,
+        db_stats: database.stats,
+        pool: database.pool,
         server: server.handle(),
     };
     Ok((gateway, server))

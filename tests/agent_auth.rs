@@ -27,7 +27,8 @@ async fn header_auth_sends_the_key_on_the_upgrade() {
     let h = start(keyed(), |c| {
         c.elevenlabs.auth = ElevenLabsAuth::Header;
         c.elevenlabs.api_key = Some("sk_test_key".into());
-    });
+    })
+    .await;
     assert_eq!(greeting_heard(&h, "AUTH-H").await, 1600);
     let conn = &h.sim.log.connections()[0];
     assert_eq!(conn.api_key.as_deref(), Some("sk_test_key"));
@@ -39,7 +40,8 @@ async fn signed_url_auth_fetches_a_signed_url_first() {
     let h = start(keyed(), |c| {
         c.elevenlabs.auth = ElevenLabsAuth::SignedUrl;
         c.elevenlabs.api_key = Some("sk_test_key".into());
-    });
+    })
+    .await;
     assert_eq!(greeting_heard(&h, "AUTH-S").await, 1600);
     let conn = &h.sim.log.connections()[0];
     assert_eq!(conn.api_key, None, "the key is not sent on the signed upgrade");
@@ -52,7 +54,8 @@ async fn a_wrong_key_ends_the_call() {
         c.elevenlabs.auth = ElevenLabsAuth::Header;
         c.elevenlabs.api_key = Some("sk_wrong".into());
         c.elevenlabs.reconnect_attempts = 1;
-    });
+    })
+    .await;
     let mut conn = dial(&h, "AUTH-X").await;
     conn.send_start("AUTH-X", "s", AudioFormat::ULAW_8K);
     let heard = listen(&mut conn, Duration::from_secs(5)).await;

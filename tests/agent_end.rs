@@ -15,7 +15,7 @@ async fn queued_audio_plays_out_before_terminate() {
         goodbye_ms: 1000,
         ..quiet_script()
     };
-    let h = start(script, |_| {});
+    let h = start(script, |_| {}).await;
     let mut conn = dial(&h, "END-1").await;
     conn.send_start("END-1", "s", AudioFormat::ULAW_8K);
     let heard = listen(&mut conn, Duration::from_secs(6)).await;

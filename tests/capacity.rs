@@ -9,7 +9,7 @@ use websocket_api::sim::carrier::{post_refurl, Admission, CarrierConn};
 
 #[actix_rt::test]
 async fn call_over_the_cap_is_refused_until_a_slot_frees() {
-    let h = start(quiet_script(), |c| c.calls.max_concurrent_calls = 2);
+    let h = start(quiet_script(), |c| c.calls.max_concurrent_calls = 2).await;
     let a = dial(&h, "CAP-A").await;
     a.send_start("CAP-A", "a", AudioFormat::ULAW_8K);
     let b = dial(&h, "CAP-B").await;
@@ -66,7 +66,8 @@ async fn an_admitted_call_that_never_connects_gives_its_slot_back() {
     let h = start(quiet_script(), |c| {
         c.calls.max_concurrent_calls = 1;
         c.calls.admission_deadline_ms = 300;
-    });
+    })
+    .await;
     let _unused = admit(&h, "GHOST").await;
     assert!(matches!(
         post_refurl(&h.gw.http_url, &call("NEXT")).await,
@@ -81,7 +82,7 @@ async fn an_admitted_call_that_never_connects_gives_its_slot_back() {
 
 #[actix_rt::test]
 async fn media_socket_needs_the_token_of_its_call() {
-    let h = start(quiet_script(), |_| {});
+    let h = start(quiet_script(), |_| {}).await;
     let url = admit(&h, "TOK-1").await;
     let bad = url.replace("TOK-1?", "TOK-2?");
     let err = CarrierConn::connect(&bad, true)
@@ -105,7 +106,8 @@ async fn without_tokens_the_upgrade_itself_is_refused_over_the_cap() {
     let h = start(quiet_script(), |c| {
         c.calls.max_concurrent_calls = 1;
         c.carrier.require_token = false;
-    });
+    })
+    .await;
     let first = CarrierConn::connect(&format!("{}/ws/mcube/DIRECT-1", h.gw.public_url), true)
         .await
         .expect("admitted");

@@ -18,7 +18,7 @@ async fn transcripts_dtmf_and_tool_calls() {
         tool_call_after_ms: 100,
         ..quiet_script()
     };
-    let h = start(script, |_| {});
+    let h = start(script, |_| {}).await;
     let mut conn = dial(&h, "CONV-1").await;
     // Snake_case start with the sample rate as a string, as some carriers send it.
     conn.send_text(
@@ -52,7 +52,7 @@ async fn transcripts_dtmf_and_tool_calls() {
 
 #[actix_rt::test]
 async fn an_unreadable_frame_closes_only_that_call_with_1007() {
-    let h = start(quiet_script(), |_| {});
+    let h = start(quiet_script(), |_| {}).await;
     let mut bad = dial(&h, "BAD-1").await;
     let good = dial(&h, "GOOD-1").await;
     good.send_start("GOOD-1", "g", AudioFormat::ULAW_8K);

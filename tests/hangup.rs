@@ -7,7 +7,7 @@ use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
 
 async fn hang_up_and_check(how: &str) {
-    let h = start(quiet_script(), |_| {});
+    let h = start(quiet_script(), |_| {}).await;
     let id = format!("HANG-{how}");
     let conn = dial(&h, &id).await;
     conn.send_start(&id, "s", AudioFormat::ULAW_8K);
@@ -51,7 +51,7 @@ async fn caller_socket_drop_ends_the_agent_leg() {
 
 #[actix_rt::test]
 async fn audio_sent_just_before_the_hang_up_still_reaches_the_agent() {
-    let h = start(quiet_script(), |_| {});
+    let h = start(quiet_script(), |_| {}).await;
     let conn = dial(&h, "HANG-LAST").await;
     conn.send_start("HANG-LAST", "s", AudioFormat::ULAW_8K);
     let log = h.sim.log.clone();

@@ -15,7 +15,7 @@ fn fast_heartbeat(c: &mut websocket_api::config::Config) {
 
 #[actix_rt::test]
 async fn a_silent_carrier_is_detected_and_the_call_ends() {
-    let h = start(quiet_script(), fast_heartbeat);
+    let h = start(quiet_script(), fast_heartbeat).await;
     let mut conn = dial(&h, "SILENT-CARRIER").await;
     conn.send_start("SILENT-CARRIER", "s", AudioFormat::ULAW_8K);
     // The test carrier neither sends audio nor answers pings from here on.
@@ -46,7 +46,8 @@ async fn a_hung_agent_is_redialled_then_the_call_ends() {
             fast_heartbeat(c);
             c.elevenlabs.reconnect_attempts = 1;
         },
-    );
+    )
+    .await;
     let mut conn = dial(&h, "HUNG-AGENT").await;
     conn.send_start("HUNG-AGENT", "s", AudioFormat::ULAW_8K);
     // Keep the carrier alive meanwhile: it is the agent that must be found silent.

@@ -18,7 +18,7 @@ async fn interruption_clears_the_carrier_and_drops_stale_audio() {
         reply_ms: 400,
         ..quiet_script()
     };
-    let h = start(script, |_| {});
+    let h = start(script, |_| {}).await;
     let mut conn = dial(&h, "BARGE-1").await;
     conn.send_start("BARGE-1", "s", AudioFormat::ULAW_8K);
     let heard = listen(&mut conn, Duration::from_millis(2500)).await;

@@ -32,7 +32,8 @@ async fn payload_bytes_identical_both_ways_and_initiation_first() {
             ..quiet_script()
         },
         |_| {},
-    );
+    )
+    .await;
     let mut conn = dial(&h, "PASS-1").await;
     conn.send_start("PASS-1", "stream-PASS-1", AudioFormat::ULAW_8K);
     let frames = speech_frames(50);
@@ -87,7 +88,8 @@ async fn binary_carrier_frames_are_bridged_too() {
             ..quiet_script()
         },
         |_| {},
-    );
+    )
+    .await;
     let mut conn = dial(&h, "PASS-BIN").await;
     conn.send_start("PASS-BIN", "s", AudioFormat::ULAW_8K);
     let frames = speech_frames(10);

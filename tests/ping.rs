@@ -14,7 +14,8 @@ async fn every_ping_gets_a_pong_with_its_event_id() {
             ..quiet_script()
         },
         |_| {},
-    );
+    )
+    .await;
     let conn = dial(&h, "PING-1").await;
     conn.send_start("PING-1", "s", AudioFormat::ULAW_8K);
     let log = h.sim.log.clone();

@@ -32,7 +32,7 @@ async fn round_trip(input: &str, output: &str) {
         ..quiet_script()
     };
     let in_rate = AudioFormat::from_elevenlabs(input).expect("known format").rate as usize;
-    let h = start(script, |_| {});
+    let h = start(script, |_| {}).await;
     let mut conn = dial(&h, "PCM-1").await;
     conn.send_start("PCM-1", "s", AudioFormat::ULAW_8K);
     // One second of 1 kHz in 50 frames of 20 ms.

@@ -16,7 +16,7 @@ async fn a_drop_within_budget_reconnects_and_the_call_goes_on() {
         greeting_ms: 400,
         ..quiet_script()
     };
-    let h = start(script, |_| {});
+    let h = start(script, |_| {}).await;
     let mut conn = dial(&h, "RECON-1").await;
     conn.send_start("RECON-1", "s", AudioFormat::ULAW_8K);
     let heard = listen(&mut conn, Duration::from_millis(2500)).await;
@@ -63,7 +63,8 @@ async fn drops_past_the_budget_terminate_the_call() {
     let h = start(script, |c| {
         c.elevenlabs.reconnect_attempts = 2;
         c.elevenlabs.reconnect_window_ms = 5_000;
-    });
+    })
+    .await;
     expect_terminate(&h, "RECON-2").await;
     assert_eq!(
         h.sim.log.connection_count(),
@@ -79,7 +80,7 @@ async fn refused_upgrades_past_the_budget_terminate_the_call() {
         refuse_first: 100,
         ..quiet_script()
     };
-    let h = start(script, |c| c.elevenlabs.reconnect_attempts = 2);
+    let h = start(script, |c| c.elevenlabs.reconnect_attempts = 2).await;
     expect_terminate(&h, "REFUSED-1").await;
     assert_eq!(h.sim.log.upgrades_refused(), 3);
     assert_eq!(h.sim.log.connection_count(), 0);
@@ -92,7 +93,8 @@ async fn unreachable_elevenlabs_terminates_the_call() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         c.elevenlabs.url = format!("ws://{}/v1/convai/conversation", l.local_addr().expect("addr"));
         drop(l);
-    });
+    })
+    .await;
     expect_terminate(&h, "DEAD-1").await;
 }
 
@@ -104,7 +106,7 @@ async fn an_error_close_is_retried_then_the_call_ends() {
         fail_with_code: Some(1011),
         ..quiet_script()
     };
-    let h = start(script, |c| c.elevenlabs.reconnect_attempts = 1);
+    let h = start(script, |c| c.elevenlabs.reconnect_attempts = 1).await;
     expect_terminate(&h, "ERR-1011").await;
     assert_eq!(
         h.sim.log.connection_count(),
@@ -121,7 +123,7 @@ async fn a_policy_close_is_not_retried() {
         fail_with_code: Some(1008),
         ..quiet_script()
     };
-    let h = start(script, |c| c.elevenlabs.reconnect_attempts = 2);
+    let h = start(script, |c| c.elevenlabs.reconnect_attempts = 2).await;
     expect_terminate(&h, "ERR-1008").await;
     assert_eq!(
         h.sim.log.connection_count(),

@@ -10,6 +10,8 @@ use crate::audio::format::AudioFormat;
 use crate::audio::pacer::Pacer;
 use crate::audio::transcode::Transcoder;
 use crate::config::Config;
+use crate::db::batcher::{DbBatcher, Save};
+use crate::db::models::{now_ms, CallEvent, CallRecord, DbWrite};
 use crate::error::GatewayError;
 use crate::metrics::Counters;
 use crate::protocol::elevenlabs::{self as el, ConversationInitiation};
@@ -23,6 +25,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Most transcript lines kept on a live call.
 const MAX_TRANSCRIPT_LINES: usize = 500;
+/// Events held on the call before they are sent to the database without waiting for the call's end.
+const EVENT_FLUSH_AT: usize = 32;
 /// Frames the pacer may fall behind before it stops catching up and restarts its clock.
 const MAX_PACING_LAG_FRAMES: u32 = 5;
 
@@ -32,6 +36,8 @@ pub struct CallDeps {
     pub config: Arc<Config>,
     pub registry: Addr<CallRegistry>,
     pub counters: Arc<Counters>,
+    /// Where the call's records go (`do_send` only: the media path never waits on the database).
+    pub db: Addr<DbBatcher>,
 }
 
 /// Per-call counters (plain integers: the call is single-threaded).
@@ -123,6 +129,13 @@ pub struct CallActor {
     transcript: VecDeque<TranscriptLine>,
     end_reason: Option<EndReason>,
     stats: CallStats,
+    /// The record: each snapshot a higher revision; events numbered per call.
+    revision: i64,
+    event_seq: i64,
+    pending_events: Vec<CallEvent>,
+    started_ms: i64,
+    answered_ms: Option<i64>,
+    error_detail: Option<String>,
     frame_raw: Vec<u8>,
     scratch: Vec<u8>,
     b64: base64::engine::GeneralPurpose,
@@ -162,6 +175,12 @@ impl CallActor {
             transcript: VecDeque::new(),
             end_reason: None,
             stats: CallStats::default(),
+            revision: 0,
+            event_seq: 0,
+            pending_events: Vec::new(),
+            started_ms: now_ms(),
+            answered_ms: None,
+            error_detail: None,
             frame_raw: Vec::new(),
             scratch: Vec::new(),
             b64: base64::engine::general_purpose::STANDARD,
@@ -214,6 +233,7 @@ impl CallActor {
         }
         self.state = CallState::Ended;
         self.end_reason = Some(reason);
+        self.add_event("state", format!("ended: {}", reason.as_str()));
         if let Some(carrier) = self.carrier.take() {
             if reason.carrier_still_there() {
                 if let Some(s) = &self.stream {
@@ -305,6 +325,12 @@ impl CallActor {
             return;
         }
         self.failed_generation = generation;
+        let code = close_code.map_or("none".to_string(), |c| c.to_string());
+        let error = format!("elevenlabs: {detail} (close code {code})");
+        if close_code != Some(1000) {
+            self.add_event("error", error.clone());
+            self.error_detail = Some(error);
+        }
         if let Some(agent) = self.agent.take() {
             agent.do_send(CloseAgent);
         }
@@ -356,6 +382,9 @@ impl CallActor {
         });
         if self.state == CallState::Connecting {
             self.state = CallState::Active;
+            self.answered_ms = Some(now_ms());
+            self.add_event("state", "active".into());
+            self.save();
         }
         log::info!(
             "call_id={} bridging carrier {} <-> agent in {} / out {}",
@@ -524,6 +553,12 @@ impl CallActor {
     }
 
     fn record_line(&mut self, role: &'static str, text: String) {
+        let kind = match role {
+            "user" => "user_transcript",
+            "agent" => "agent_response",
+            other => other,
+        };
+        self.add_event(kind, text.clone());
         if self.transcript.len() == MAX_TRANSCRIPT_LINES {
             self.transcript.pop_front();
         }
@@ -537,6 +572,72 @@ impl CallActor {
             .rev()
             .find(|l| l.role == role)
             .map(|l| l.text.clone())
+    }
+
+    fn add_event(&mut self, kind: &str, detail: String) {
+        self.event_seq += 1;
+        self.pending_events.push(CallEvent {
+            call_id: self.info.call_id.clone(),
+            seq: self.event_seq,
+            at_ms: now_ms(),
+            kind: kind.to_string(),
+            detail,
+        });
+        if self.pending_events.len() >= EVENT_FLUSH_AT {
+            self.save();
+        }
+    }
+
+    /// Sends the call's current snapshot and its new events to the database (never waits).
+    fn save(&mut self) {
+        self.revision += 1;
+        let mut writes = vec![DbWrite::Call(self.record())];
+        if !self.pending_events.is_empty() {
+            writes.push(DbWrite::Events(std::mem::take(&mut self.pending_events)));
+        }
+        self.deps.db.do_send(Save { writes });
+    }
+
+    fn record(&self) -> CallRecord {
+        let fmt = |f: Option<AudioFormat>| f.map(|f| f.elevenlabs_name());
+        let ended = self.state == CallState::Ended;
+        let now = now_ms();
+        let s = &self.stats;
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        CallRecord {
+            call_id: self.info.call_id.clone(),
+            stream_id: self.stream.as_ref().and_then(|s| s.start.stream_id.clone()),
+            carrier: "mcube".into(),
+            direction: self.info.direction.clone(),
+            from_number: self.info.from.clone(),
+            to_number: self.info.to.clone(),
+            agent_id: self.cfg().elevenlabs.agent_id.clone(),
+            conversation_id: self.conversation_id.clone(),
+            state: match self.state {
+                CallState::Connecting => "connecting",
+                CallState::Active => "active",
+                CallState::Ending => "ending",
+                CallState::Ended => "ended",
+            }
+            .into(),
+            end_reason: self.end_reason.map(|r| r.as_str().to_string()),
+            started_at: self.started_ms,
+            answered_at: self.answered_ms,
+            ended_at: ended.then_some(now),
+            duration_ms: count(self.started.elapsed().as_millis() as u64),
+            frames_in: count(s.frames_in),
+            frames_out: count(s.frames_out),
+            bytes_in: count(s.bytes_in),
+            bytes_out: count(s.bytes_out),
+            interruptions: count(s.interruptions),
+            upstream_reconnects: count(s.upstream_reconnects),
+            carrier_format: self.stream.as_ref().map(|s| s.start.format.elevenlabs_name()),
+            agent_input_format: fmt(self.agent_formats.map(|(i, _)| i)),
+            agent_output_format: fmt(self.agent_formats.map(|(_, o)| o)),
+            error_detail: self.error_detail.clone(),
+            revision: self.revision,
+            updated_at: now,
+        }
     }
 
     fn view(&self) -> CallView {
@@ -595,10 +696,17 @@ impl Actor for CallActor {
             }
         });
         ctx.run_later(max_len, |act, ctx| act.end_call(ctx, EndReason::MaxDuration));
+        self.save();
         self.connect_agent(ctx);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        if self.state != CallState::Ended {
+            // Stopped by something other than end_call (the arbiter shutting down): still a final record.
+            self.state = CallState::Ended;
+            self.end_reason.get_or_insert(EndReason::Shutdown);
+        }
+        self.save();
         self.deps.counters.calls_ended.inc();
         self.deps.registry.do_send(ReleaseSlot {
             call_id: self.info.call_id.clone(),

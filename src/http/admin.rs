@@ -3,10 +3,14 @@
 
 use super::{error_json, AppState};
 use crate::call::CallView;
-use crate::registry::{describe, ListCalls};
+use crate::db::models::{CallEvent, CallRow};
+use crate::db::{self, DbPool};
+use crate::registry::{describe, FindCall, ListCalls, SlotView};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, UNIX_EPOCH};
 
 /// Constant-time equality, so a wrong token's timing says nothing about the right one.
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
@@ -46,15 +50,7 @@ pub async fn list_calls(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
     let Ok((summary, slots)) = state.registry.send(ListCalls).await else {
         return error_json(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable");
     };
-    let views = join_all(slots.into_iter().map(|slot| async move {
-        match slot.call {
-            Some(call) => describe(call)
-                .await
-                .unwrap_or_else(|| CallView::reserved(&slot.info, slot.admitted_at)),
-            None => CallView::reserved(&slot.info, slot.admitted_at),
-        }
-    }))
-    .await;
+    let views = join_all(slots.into_iter().map(live_view)).await;
     HttpResponse::Ok().json(serde_json::json!({
         "max_concurrent_calls": summary.max_concurrent_calls,
         "active": summary.active,
@@ -62,6 +58,189 @@ pub async fn list_calls(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
         "draining": summary.draining,
         "calls": views,
     }))
+}
+
+async fn live_view(slot: SlotView) -> CallView {
+    match slot.call {
+        Some(call) => describe(call)
+            .await
+            .unwrap_or_else(|| CallView::reserved(&slot.info, slot.admitted_at)),
+        None => CallView::reserved(&slot.info, slot.admitted_at),
+    }
+}
+
+/// Most calls one history page returns.
+const HISTORY_MAX: i64 = 500;
+
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    limit: Option<i64>,
+    /// Unix milliseconds or RFC 3339: only calls that started before it.
+    before: Option<String>,
+}
+
+fn rfc3339(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn parse_before(s: &str) -> Option<i64> {
+    s.parse::<i64>().ok().or_else(|| {
+        humantime::parse_rfc3339_weak(s)
+            .ok()?
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_millis() as i64)
+    })
+}
+
+/// A stored call as the admin endpoints show it: the CALL fields of interface.md §4 plus the record.
+#[derive(Debug, Serialize)]
+pub struct StoredCall {
+    pub call_id: String,
+    pub stream_id: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub direction: String,
+    pub state: String,
+    pub started_at: String,
+    pub answered_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub duration_ms: i64,
+    pub frames_in: i64,
+    pub frames_out: i64,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    pub interruptions: i64,
+    pub upstream_reconnects: i64,
+    pub conversation_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub end_reason: Option<String>,
+    pub dial_status: Option<String>,
+    pub recording_url: Option<String>,
+    pub carrier_format: Option<String>,
+    pub agent_input_format: Option<String>,
+    pub agent_output_format: Option<String>,
+    pub error_detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<StoredEvent>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub at: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+impl StoredCall {
+    fn from_row(r: CallRow, events: Option<Vec<CallEvent>>) -> StoredCall {
+        StoredCall {
+            started_at: rfc3339(r.started_at),
+            answered_at: r.answered_at.map(rfc3339),
+            ended_at: r.ended_at.map(rfc3339),
+            events: events.map(|ev| {
+                ev.into_iter()
+                    .map(|e| StoredEvent {
+                        seq: e.seq,
+                        at: rfc3339(e.at_ms),
+                        kind: e.kind,
+                        detail: e.detail,
+                    })
+                    .collect()
+            }),
+            call_id: r.call_id,
+            stream_id: r.stream_id,
+            from: r.from_number,
+            to: r.to_number,
+            direction: r.direction,
+            state: r.state,
+            duration_ms: r.duration_ms,
+            frames_in: r.frames_in,
+            frames_out: r.frames_out,
+            bytes_in: r.bytes_in,
+            bytes_out: r.bytes_out,
+            interruptions: r.interruptions,
+            upstream_reconnects: r.upstream_reconnects,
+            conversation_id: r.conversation_id,
+            agent_id: r.agent_id,
+            end_reason: r.end_reason,
+            dial_status: r.dial_status,
+            recording_url: r.recording_url,
+            carrier_format: r.carrier_format,
+            agent_input_format: r.agent_input_format,
+            agent_output_format: r.agent_output_format,
+            error_detail: r.error_detail,
+        }
+    }
+}
+
+/// Runs a read on the pool off the actix worker; a database that is down answers 503.
+async fn read_db<T: Send + 'static>(
+    pool: &DbPool,
+    f: impl FnOnce(&mut db::DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+) -> Result<T, HttpResponse> {
+    let pool = pool.clone();
+    let result = web::block(move || {
+        let mut conn = pool.get().map_err(|e| format!("db: no connection: {e}"))?;
+        f(&mut conn).map_err(|e| format!("db: query failed: {e}"))
+    })
+    .await;
+    match result {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            log::warn!("{e}");
+            Err(error_json(StatusCode::SERVICE_UNAVAILABLE, "db_unavailable"))
+        }
+        Err(_) => Err(error_json(StatusCode::SERVICE_UNAVAILABLE, "db_unavailable")),
+    }
+}
+
+/// `GET /calls/history?limit=&before=`: finished and refused calls, newest first.
+pub async fn call_history(
+    req: HttpRequest,
+    query: web::Query<HistoryQuery>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if let Some(refusal) = refuse_admin(&req, &state) {
+        return refusal;
+    }
+    let limit = query.limit.unwrap_or(50).clamp(1, HISTORY_MAX);
+    let before = match query.before.as_deref().map(parse_before) {
+        Some(None) => return error_json(StatusCode::BAD_REQUEST, "before: unix milliseconds or RFC 3339"),
+        Some(Some(ms)) => Some(ms),
+        None => None,
+    };
+    match read_db(&state.pool, move |c| db::history(c, limit, before)).await {
+        Ok(rows) => {
+            let calls: Vec<StoredCall> = rows.into_iter().map(|r| StoredCall::from_row(r, None)).collect();
+            HttpResponse::Ok().json(serde_json::json!({ "calls": calls }))
+        }
+        Err(resp) => resp,
+    }
+}
+
+/// `GET /calls/{call_id}`: the live call, or the stored one with its events; 404 if unknown.
+pub async fn get_call(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(refusal) = refuse_admin(&req, &state) {
+        return refusal;
+    }
+    let call_id = path.into_inner();
+    if let Ok(Some(slot)) = state
+        .registry
+        .send(FindCall {
+            call_id: call_id.clone(),
+        })
+        .await
+    {
+        return HttpResponse::Ok().json(live_view(slot).await);
+    }
+    match read_db(&state.pool, move |c| db::get_call(c, &call_id)).await {
+        Ok(Some((row, events))) => HttpResponse::Ok().json(StoredCall::from_row(row, Some(events))),
+        Ok(None) => error_json(StatusCode::NOT_FOUND, "unknown call"),
+        Err(resp) => resp,
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ use crate::call::actor::{CallActor, CallDeps};
 use crate::call::mcube_leg::McubeLeg;
 use crate::call::messages::{AttachCarrier, EndCall};
 use crate::call::{CallInfo, EndReason};
+use crate::db::batcher::Save;
+use crate::db::models::{now_ms, CallRecord, DbWrite, StatusReport};
 use crate::protocol::loose;
 use crate::registry::{AdmitCall, AttachCall, ClaimCall, Refusal};
 use actix_web::error::PayloadError;
@@ -52,6 +54,8 @@ struct RefurlBody {
     dial_status: Option<String>,
     #[serde(default, alias = "endTime", alias = "end_time")]
     end_time: Option<serde_json::Value>,
+    #[serde(default, alias = "filename", alias = "recordingUrl", alias = "recording_url")]
+    recording: Option<String>,
 }
 
 fn refused(refusal: Refusal) -> HttpResponse {
@@ -89,6 +93,15 @@ pub async fn refurl(body: web::Bytes, state: web::Data<AppState>) -> HttpRespons
     let status = parsed.dial_status.as_deref().unwrap_or("CONNECTING");
     if !status.eq_ignore_ascii_case("connecting") || parsed.end_time.is_some() {
         log::info!("call_id={call_id} carrier status report: dialStatus={status}");
+        let report = StatusReport {
+            call_id,
+            dial_status: status.to_string(),
+            recording_url: parsed.recording,
+            at_ms: now_ms(),
+        };
+        state.db.do_send(Save {
+            writes: vec![DbWrite::Status(report)],
+        });
         return HttpResponse::Ok().json(serde_json::json!({"status": "ok"}));
     }
     let info = CallInfo {
@@ -97,6 +110,7 @@ pub async fn refurl(body: web::Bytes, state: web::Data<AppState>) -> HttpRespons
         to: parsed.to.unwrap_or_default(),
         direction: parsed.direction.unwrap_or_else(|| "inbound".into()),
     };
+    let info_copy = info.clone();
     match state.registry.send(AdmitCall { info }).await {
         Ok(Ok(())) => {
             let token = state.tokens.issue(&call_id);
@@ -106,10 +120,24 @@ pub async fn refurl(body: web::Bytes, state: web::Data<AppState>) -> HttpRespons
         }
         Ok(Err(refusal)) => {
             log::info!("call_id={call_id} refused: {}", refusal.as_str());
+            record_refusal(&state, &info_copy, refusal.as_str());
             refused(refusal)
         }
         Err(_) => error_json(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
     }
+}
+
+/// A refused call leaves a `rejected` row with its reason (never over a real call's row).
+fn record_refusal(state: &AppState, info: &CallInfo, reason: &str) {
+    let mut rec = CallRecord::new(&info.call_id, "rejected", now_ms());
+    rec.direction = info.direction.clone();
+    rec.from_number = info.from.clone();
+    rec.to_number = info.to.clone();
+    rec.agent_id = state.config.elevenlabs.agent_id.clone();
+    rec.end_reason = Some(reason.to_string());
+    state.db.do_send(Save {
+        writes: vec![DbWrite::Call(rec)],
+    });
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,8 +160,13 @@ pub async fn media_socket(
         return error_json(StatusCode::BAD_REQUEST, "invalid call id");
     }
     let token_ok = query.token.as_deref().is_some_and(|t| state.tokens.verify(&call_id, t));
+    let bare = CallInfo {
+        call_id: call_id.clone(),
+        ..CallInfo::default()
+    };
     if cfg.carrier.require_token && !token_ok {
         log::warn!("call_id={call_id} carrier: WebSocket refused, missing or bad token");
+        record_refusal(&state, &bare, "unauthorized");
         return error_json(StatusCode::UNAUTHORIZED, "unauthorized");
     }
     if let Err(e) = ws::handshake(&req) {
@@ -147,6 +180,7 @@ pub async fn media_socket(
         Ok(Ok(info)) => info,
         Ok(Err(refusal)) => {
             log::info!("call_id={call_id} carrier: WebSocket refused: {}", refusal.as_str());
+            record_refusal(&state, &bare, refusal.as_str());
             return refused(refusal);
         }
         Err(_) => return error_json(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
@@ -155,6 +189,7 @@ pub async fn media_socket(
         config: cfg.clone(),
         registry: state.registry.clone(),
         counters: state.counters.clone(),
+        db: state.db.clone(),
     };
     let call = CallActor::launch(info, deps);
     let leg = McubeLeg::new(

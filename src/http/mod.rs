@@ -6,6 +6,8 @@ pub mod health;
 
 use crate::carrier_token::CallTokens;
 use crate::config::Config;
+use crate::db::batcher::DbBatcher;
+use crate::db::DbPool;
 use crate::metrics::Counters;
 use crate::registry::CallRegistry;
 use actix::Addr;
@@ -20,6 +22,10 @@ pub struct AppState {
     pub tokens: CallTokens,
     /// Base of the `wss_url` handed to the carrier (no trailing slash).
     pub public_url: String,
+    /// Where records are sent (never awaited).
+    pub db: Addr<DbBatcher>,
+    /// For the admin endpoints' reads.
+    pub pool: DbPool,
 }
 
 /// Registers every route.
@@ -27,6 +33,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/mcube/call", web::post().to(carrier::refurl))
         .route("/ws/mcube/{call_id}", web::get().to(carrier::media_socket))
         .route("/calls", web::get().to(admin::list_calls))
+        .route("/calls/history", web::get().to(admin::call_history))
+        .route("/calls/{call_id}", web::get().to(admin::get_call))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz));
 }

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use websocket_api::config::{Config, ElevenLabsAuth};
 use websocket_api::server::{self, Gateway};
@@ -13,6 +15,8 @@ use websocket_api::sim::carrier::{post_refurl, Admission, CallRequest, CarrierCo
 pub struct Harness {
     pub gw: Gateway,
     pub sim: AgentSimulator,
+    /// This harness's own directory: the SQLite database and the spool.
+    pub dir: PathBuf,
 }
 
 /// Every test, whatever else it checks, also checks that each message the gateway sent to the agent
@@ -22,6 +26,7 @@ impl Drop for Harness {
         if !std::thread::panicking() {
             assert_gateway_messages_valid(self);
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -37,8 +42,22 @@ pub fn quiet_script() -> AgentScript {
     }
 }
 
-pub fn test_config(sim: &AgentSimulator) -> Config {
+static HARNESS_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh directory under the system temp dir, unique to this process and call.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    let n = HARNESS_SEQ.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("wsapi-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+pub fn test_config(sim: &AgentSimulator, dir: &Path) -> Config {
     let mut cfg = Config::default();
+    cfg.database.url = format!("sqlite://{}", dir.join("calls.db").display());
+    cfg.database.spool_path = dir.join("spool.jsonl").display().to_string();
+    cfg.database.replay_interval_ms = 200;
     cfg.server.listen = "127.0.0.1:0".into();
     cfg.server.public_url = String::new();
     cfg.server.workers = 1;
@@ -56,15 +75,17 @@ pub fn test_config(sim: &AgentSimulator) -> Config {
     cfg
 }
 
-/// Starts the simulator with `script` and the gateway with the test config, adjusted by `tweak`.
-pub fn start(script: AgentScript, tweak: impl FnOnce(&mut Config)) -> Harness {
+/// Starts the simulator with `script` and the gateway with the test config (its own SQLite file),
+/// adjusted by `tweak`.
+pub async fn start(script: AgentScript, tweak: impl FnOnce(&mut Config)) -> Harness {
+    let dir = scratch_dir("harness");
     let (sim, sim_server) = agent::start("127.0.0.1:0", script).expect("agent simulator starts");
     actix_rt::spawn(sim_server);
-    let mut cfg = test_config(&sim);
+    let mut cfg = test_config(&sim, &dir);
     tweak(&mut cfg);
-    let (gw, gw_server) = server::start(cfg, false).expect("gateway starts");
+    let (gw, gw_server) = server::start(cfg, false).await.expect("gateway starts");
     actix_rt::spawn(gw_server);
-    Harness { gw, sim }
+    Harness { gw, sim, dir }
 }
 
 pub fn call(call_id: &str) -> CallRequest {

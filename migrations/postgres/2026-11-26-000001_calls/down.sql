@@ -1,0 +1,2 @@
+DROP TABLE call_events;
+DROP TABLE calls;

@@ -1,0 +1,93 @@
+//! `DbBatcher`: where calls drop their records (`do_send`, never awaited), so the media path never waits on
+//! the database. It gathers writes for a few milliseconds and hands them to the `DbActor` as one batch —
+//! a thousand calls ending in the same second become a handful of transactions — and nudges the actor to
+//! replay its spool periodically.
+
+use super::actor::{DbActor, ReplaySpool, WriteBatch};
+use super::models::DbWrite;
+use actix::prelude::*;
+use std::time::Duration;
+
+pub struct DbBatcher {
+    db: Addr<DbActor>,
+    pending: Vec<DbWrite>,
+    flush_timer: Option<SpawnHandle>,
+    max_batch: usize,
+    delay: Duration,
+    replay_every: Duration,
+}
+
+impl DbBatcher {
+    pub fn new(db: Addr<DbActor>, max_batch: usize, delay: Duration, replay_every: Duration) -> Self {
+        DbBatcher {
+            db,
+            pending: Vec::new(),
+            flush_timer: None,
+            max_batch: max_batch.max(1),
+            delay,
+            replay_every,
+        }
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.flush_timer.take() {
+            ctx.cancel_future(h);
+        }
+        if !self.pending.is_empty() {
+            self.db.do_send(WriteBatch {
+                writes: std::mem::take(&mut self.pending),
+            });
+        }
+    }
+}
+
+impl Actor for DbBatcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.replay_every, |act, _| act.db.do_send(ReplaySpool));
+    }
+}
+
+/// Records to store: a call snapshot, its new events, a status report.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Save {
+    /// Applied in order.
+    pub writes: Vec<DbWrite>,
+}
+
+impl Handler<Save> for DbBatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: Save, ctx: &mut Context<Self>) {
+        self.pending.extend(msg.writes);
+        if self.pending.len() >= self.max_batch {
+            self.flush(ctx);
+        } else if self.flush_timer.is_none() {
+            self.flush_timer = Some(ctx.run_later(self.delay, |act, ctx| {
+                act.flush_timer = None;
+                act.flush(ctx);
+            }));
+        }
+    }
+}
+
+/// Hands over everything pending and waits until the database actor has dealt with it (stored or
+/// spooled): for shutdown and tests.
+pub struct FlushAll;
+
+impl Message for FlushAll {
+    type Result = Result<bool, MailboxError>;
+}
+
+impl Handler<FlushAll> for DbBatcher {
+    type Result = ResponseFuture<Result<bool, MailboxError>>;
+
+    fn handle(&mut self, _: FlushAll, ctx: &mut Context<Self>) -> Self::Result {
+        self.flush(ctx);
+        let db = self.db.clone();
+        // The actor handles messages in order, so this answers after every batch sent before it.
+        Box::pin(async move { db.send(ReplaySpool).await })
+    }
+}

@@ -1,0 +1,232 @@
+//! Call records in SQLite (embedded default) or PostgreSQL (production) through one diesel connection type
+//! and an r2d2 pool: connecting, migrations, and the queries. The `DbActor` (the one writer) and the
+//! `DbBatcher` (which keeps the media path from ever waiting on it) live beside this; so does the spool.
+pub mod actor;
+pub mod batcher;
+pub mod models;
+pub mod schema;
+pub mod spool;
+
+use crate::error::GatewayError;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use models::{CallEvent, CallRecord, CallRow, StatusReport};
+use schema::{call_events, calls};
+use std::time::Duration;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// One connection type for both backends (SQLite last: it would accept any string as a file name).
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Pg(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// Where the records live, from `database.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbTarget {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl DbTarget {
+    pub fn parse(url: &str) -> Result<DbTarget, GatewayError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            Ok(DbTarget::Sqlite(path.to_string()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DbTarget::Postgres(url.to_string()))
+        } else {
+            Err(GatewayError::db(format!(
+                "database.url must be sqlite://PATH or postgres://…, not '{url}'"
+            )))
+        }
+    }
+
+    /// The URL without credentials, for logs.
+    pub fn redacted(&self) -> String {
+        match self {
+            DbTarget::Sqlite(p) => format!("sqlite://{p}"),
+            DbTarget::Postgres(u) => match (u.find("://"), u.rfind('@')) {
+                (Some(s), Some(at)) if at > s => format!("{}://…@{}", &u[..s], &u[at + 1..]),
+                _ => u.clone(),
+            },
+        }
+    }
+}
+
+/// Opens connections for the pool: the backend is chosen by the URL, never by trial.
+#[derive(Debug, Clone)]
+pub struct DbManager {
+    target: DbTarget,
+}
+
+/// SQLite fails at once on a lock unless `busy_timeout` is set first, in its own statement; WAL lets readers
+/// work beside the one writer.
+const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+
+impl r2d2::ManageConnection for DbManager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        let conn = match &self.target {
+            DbTarget::Sqlite(path) => {
+                let mut c = diesel::SqliteConnection::establish(path).map_err(diesel::r2d2::Error::ConnectionError)?;
+                for pragma in SQLITE_SETUP.split_inclusive(';') {
+                    c.batch_execute(pragma).map_err(diesel::r2d2::Error::QueryError)?;
+                }
+                DbConnection::Sqlite(c)
+            }
+            DbTarget::Postgres(url) => {
+                DbConnection::Pg(diesel::PgConnection::establish(url).map_err(diesel::r2d2::Error::ConnectionError)?)
+            }
+        };
+        Ok(conn)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1").map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+pub type DbPool = r2d2::Pool<DbManager>;
+
+/// A pool that does not block start-up when the database is down: connections are made on demand, and a
+/// caller waits at most `timeout` for one.
+pub fn pool(target: &DbTarget, size: u32, timeout: Duration) -> Result<DbPool, GatewayError> {
+    if let DbTarget::Sqlite(path) = target {
+        if let Some(dir) = std::path::Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| GatewayError::db(format!("cannot create {}: {e}", dir.display())))?;
+        }
+    }
+    Ok(r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(0))
+        .connection_timeout(timeout)
+        .test_on_check_out(true)
+        .build_unchecked(DbManager { target: target.clone() }))
+}
+
+/// Applies pending migrations of the connection's backend; returns how many ran.
+pub fn migrate(conn: &mut DbConnection) -> Result<usize, GatewayError> {
+    let ran = match conn {
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+        DbConnection::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+    };
+    ran.map_err(|e| GatewayError::db(format!("migrations failed: {e}")))
+}
+
+/// Upserts a call snapshot: newer revisions replace older ones, older ones never replace newer ones, and a
+/// revision-0 record (a refusal) only fills a missing row.
+pub fn save_call(conn: &mut DbConnection, rec: &CallRecord) -> QueryResult<()> {
+    let updated = diesel::update(
+        calls::table
+            .filter(calls::call_id.eq(&rec.call_id))
+            .filter(calls::revision.lt(rec.revision)),
+    )
+    .set(rec)
+    .execute(conn)?;
+    if updated == 0 && !call_exists(conn, &rec.call_id)? {
+        diesel::insert_into(calls::table).values(rec).execute(conn)?;
+    }
+    Ok(())
+}
+
+fn call_exists(conn: &mut DbConnection, call_id: &str) -> QueryResult<bool> {
+    let n: i64 = calls::table
+        .filter(calls::call_id.eq(call_id))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// Inserts the events not already stored (keyed on call id and seq), so replays are harmless.
+pub fn save_events(conn: &mut DbConnection, events: &[CallEvent]) -> QueryResult<usize> {
+    let Some(first) = events.first() else { return Ok(0) };
+    let min_seq = events.iter().map(|e| e.seq).min().unwrap_or(first.seq);
+    let existing: Vec<i64> = call_events::table
+        .filter(call_events::call_id.eq(&first.call_id))
+        .filter(call_events::seq.ge(min_seq))
+        .select(call_events::seq)
+        .load(conn)?;
+    let fresh: Vec<&CallEvent> = events.iter().filter(|e| !existing.contains(&e.seq)).collect();
+    for e in &fresh {
+        diesel::insert_into(call_events::table).values(*e).execute(conn)?;
+    }
+    Ok(fresh.len())
+}
+
+/// Records the carrier's hang-up/status report on the call (creating a minimal row if the call is unknown).
+pub fn save_status(conn: &mut DbConnection, report: &StatusReport) -> QueryResult<()> {
+    let updated = diesel::update(calls::table.filter(calls::call_id.eq(&report.call_id)))
+        .set((
+            calls::dial_status.eq(&report.dial_status),
+            calls::recording_url.eq(&report.recording_url),
+        ))
+        .execute(conn)?;
+    if updated == 0 {
+        let stub = CallRecord::new(&report.call_id, "reported", report.at_ms);
+        diesel::insert_into(calls::table).values(&stub).execute(conn)?;
+        diesel::update(calls::table.filter(calls::call_id.eq(&report.call_id)))
+            .set((
+                calls::dial_status.eq(&report.dial_status),
+                calls::recording_url.eq(&report.recording_url),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Calls a crash left open (started before this process) are closed as `aborted` with end reason `restart`.
+pub fn close_abandoned(conn: &mut DbConnection, now_ms: i64, started_before: i64) -> QueryResult<usize> {
+    let open = calls::state.eq_any(["connecting", "active", "ending"]);
+    diesel::update(calls::table.filter(open).filter(calls::started_at.lt(started_before)))
+        .set((
+            calls::state.eq("aborted"),
+            calls::end_reason.eq("restart"),
+            calls::ended_at.eq(now_ms),
+            calls::updated_at.eq(now_ms),
+        ))
+        .execute(conn)
+}
+
+/// Finished (or refused) calls, newest first.
+pub fn history(conn: &mut DbConnection, limit: i64, before_ms: Option<i64>) -> QueryResult<Vec<CallRow>> {
+    let mut q = calls::table
+        .filter(calls::state.ne_all(["connecting", "active", "ending"]))
+        .select(CallRow::as_select())
+        .order((calls::started_at.desc(), calls::call_id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(before) = before_ms {
+        q = q.filter(calls::started_at.lt(before));
+    }
+    q.load(conn)
+}
+
+/// One call with its events in order.
+pub fn get_call(conn: &mut DbConnection, call_id: &str) -> QueryResult<Option<(CallRow, Vec<CallEvent>)>> {
+    let row = calls::table
+        .filter(calls::call_id.eq(call_id))
+        .select(CallRow::as_select())
+        .first(conn)
+        .optional()?;
+    let Some(row) = row else { return Ok(None) };
+    let events = call_events::table
+        .filter(call_events::call_id.eq(call_id))
+        .order(call_events::seq.asc())
+        .select(CallEvent::as_select())
+        .load(conn)?;
+    Ok(Some((row, events)))
+}

@@ -1,0 +1,149 @@
+//! Rows of the `calls` and `call_events` tables, and what the gateway writes: a call's snapshot, its events,
+//! a carrier status report. Serializable, because what the database cannot take goes to the spool.
+
+use super::schema::{call_events, calls};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Everything the gateway knows about a call, written as a whole each time (an idempotent upsert keyed on
+/// `call_id`; a lower `revision` never overwrites a higher one). The carrier's status report columns
+/// (`dial_status`, `recording_url`) are not part of it, so a snapshot never erases them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Insertable, AsChangeset)]
+#[diesel(table_name = calls, treat_none_as_null = true)]
+pub struct CallRecord {
+    pub call_id: String,
+    pub stream_id: Option<String>,
+    pub carrier: String,
+    pub direction: String,
+    pub from_number: String,
+    pub to_number: String,
+    pub agent_id: Option<String>,
+    pub conversation_id: Option<String>,
+    /// `connecting`, `active`, `ended`, `rejected`, `aborted`.
+    pub state: String,
+    pub end_reason: Option<String>,
+    /// Unix milliseconds.
+    pub started_at: i64,
+    pub answered_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub duration_ms: i64,
+    pub frames_in: i64,
+    pub frames_out: i64,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    pub interruptions: i64,
+    pub upstream_reconnects: i64,
+    pub carrier_format: Option<String>,
+    pub agent_input_format: Option<String>,
+    pub agent_output_format: Option<String>,
+    pub error_detail: Option<String>,
+    /// Grows with each snapshot of the same call; 0 means "only if there is no row yet" (refusals).
+    pub revision: i64,
+    pub updated_at: i64,
+}
+
+impl CallRecord {
+    /// A record with nothing known but the call id, a state and a time; revision 0, so it only ever fills a
+    /// missing row.
+    pub fn new(call_id: &str, state: &str, at_ms: i64) -> CallRecord {
+        CallRecord {
+            call_id: call_id.to_string(),
+            stream_id: None,
+            carrier: "mcube".into(),
+            direction: String::new(),
+            from_number: String::new(),
+            to_number: String::new(),
+            agent_id: None,
+            conversation_id: None,
+            state: state.to_string(),
+            end_reason: None,
+            started_at: at_ms,
+            answered_at: None,
+            ended_at: None,
+            duration_ms: 0,
+            frames_in: 0,
+            frames_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            interruptions: 0,
+            upstream_reconnects: 0,
+            carrier_format: None,
+            agent_input_format: None,
+            agent_output_format: None,
+            error_detail: None,
+            revision: 0,
+            updated_at: at_ms,
+        }
+    }
+}
+
+/// One row of `calls` as read back.
+#[derive(Debug, Clone, PartialEq, Serialize, Queryable, Selectable)]
+#[diesel(table_name = calls)]
+pub struct CallRow {
+    pub call_id: String,
+    pub stream_id: Option<String>,
+    pub carrier: String,
+    pub direction: String,
+    pub from_number: String,
+    pub to_number: String,
+    pub agent_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub state: String,
+    pub end_reason: Option<String>,
+    pub dial_status: Option<String>,
+    pub recording_url: Option<String>,
+    pub started_at: i64,
+    pub answered_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub duration_ms: i64,
+    pub frames_in: i64,
+    pub frames_out: i64,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    pub interruptions: i64,
+    pub upstream_reconnects: i64,
+    pub carrier_format: Option<String>,
+    pub agent_input_format: Option<String>,
+    pub agent_output_format: Option<String>,
+    pub error_detail: Option<String>,
+    pub revision: i64,
+    pub updated_at: i64,
+}
+
+/// Something that happened during a call; `(call_id, seq)` is unique, so replays insert it once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Insertable, Queryable, Selectable)]
+#[diesel(table_name = call_events)]
+pub struct CallEvent {
+    pub call_id: String,
+    pub seq: i64,
+    pub at_ms: i64,
+    /// `state`, `user_transcript`, `agent_response`, `interruption`, `dtmf`, `tool_call`, `error`.
+    pub kind: String,
+    pub detail: String,
+}
+
+/// The carrier's hang-up/status report from the refurl.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub call_id: String,
+    pub dial_status: String,
+    pub recording_url: Option<String>,
+    pub at_ms: i64,
+}
+
+/// One unit of work for the database, as written to the spool when the database cannot take it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DbWrite {
+    Call(CallRecord),
+    Events(Vec<CallEvent>),
+    Status(StatusReport),
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

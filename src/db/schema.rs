@@ -1,0 +1,46 @@
+// @generated-compatible: what `diesel print-schema` writes for migrations/*/2026-11-26-000001_calls.
+
+diesel::table! {
+    calls (call_id) {
+        call_id -> Text,
+        stream_id -> Nullable<Text>,
+        carrier -> Text,
+        direction -> Text,
+        from_number -> Text,
+        to_number -> Text,
+        agent_id -> Nullable<Text>,
+        conversation_id -> Nullable<Text>,
+        state -> Text,
+        end_reason -> Nullable<Text>,
+        dial_status -> Nullable<Text>,
+        recording_url -> Nullable<Text>,
+        started_at -> BigInt,
+        answered_at -> Nullable<BigInt>,
+        ended_at -> Nullable<BigInt>,
+        duration_ms -> BigInt,
+        frames_in -> BigInt,
+        frames_out -> BigInt,
+        bytes_in -> BigInt,
+        bytes_out -> BigInt,
+        interruptions -> BigInt,
+        upstream_reconnects -> BigInt,
+        carrier_format -> Nullable<Text>,
+        agent_input_format -> Nullable<Text>,
+        agent_output_format -> Nullable<Text>,
+        error_detail -> Nullable<Text>,
+        revision -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    call_events (call_id, seq) {
+        call_id -> Text,
+        seq -> BigInt,
+        at_ms -> BigInt,
+        kind -> Text,
+        detail -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(calls, call_events);
