@@ -668,6 +668,12 @@ impl CallActor {
     }
 }
 
+/// Bytes a base64 string decodes to, without decoding it (passthrough never decodes).
+fn base64_decoded_len(b64: &str) -> usize {
+    let padding = b64.bytes().rev().take(2).filter(|&b| b == b'=').count();
+    (b64.len() / 4 * 3).saturating_sub(padding)
+}
+
 fn payload_len(p: &CarrierPayload) -> usize {
     match p {
         CarrierPayload::Base64(b) => b.len(),
@@ -775,7 +781,7 @@ impl Handler<CarrierAudio> for CallActor {
     fn handle(&mut self, msg: CarrierAudio, _: &mut Context<Self>) {
         self.stats.frames_in += 1;
         self.stats.bytes_in += match &msg.payload {
-            CarrierPayload::Base64(b) => (b.len() * 3 / 4) as u64,
+            CarrierPayload::Base64(b) => base64_decoded_len(b) as u64,
             CarrierPayload::Raw(r) => r.len() as u64,
         };
         if self.bridge.is_some() && self.agent.is_some() {
@@ -949,6 +955,15 @@ impl Handler<DescribeCall> for CallActor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoded_length_of_base64() {
+        use base64::Engine as _;
+        for n in [0usize, 1, 2, 3, 159, 160, 161, 320] {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(vec![7u8; n]);
+            assert_eq!(base64_decoded_len(&b64), n, "{n}");
+        }
+    }
 
     #[test]
     fn reconnect_budget_counts_within_the_window_and_renews_after_it() {

@@ -12,6 +12,7 @@ use diesel::Connection;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Writes per transaction when replaying a long spool.
 const REPLAY_CHUNK: usize = 500;
@@ -43,7 +44,13 @@ pub struct DbActor {
     abandoned_closed: bool,
     /// Rows of calls started before this moment and still open were left by a previous process.
     process_started_ms: i64,
+    /// After a failure, writes go straight to the spool until then instead of each waiting for a connection;
+    /// the periodic `ReplaySpool` probes the database meanwhile.
+    retry_after: Option<Instant>,
 }
+
+/// How long writes skip the database after it failed.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 impl DbActor {
     pub fn new(pool: DbPool, spool: Spool, stats: Arc<DbStats>, process_started_ms: i64) -> Self {
@@ -57,6 +64,7 @@ impl DbActor {
             migrated: false,
             abandoned_closed: false,
             process_started_ms,
+            retry_after: None,
         }
     }
 
@@ -73,8 +81,9 @@ impl DbActor {
         Ok(conn)
     }
 
-    fn set_health(&self, ok: bool, detail: &str) {
+    fn set_health(&mut self, ok: bool, detail: &str) {
         let was = self.stats.healthy.swap(ok, Ordering::Relaxed);
+        self.retry_after = (!ok).then(|| Instant::now() + RETRY_PAUSE);
         if !ok {
             self.stats.failures.inc();
             if was {
@@ -151,6 +160,10 @@ impl DbActor {
     }
 
     fn write(&mut self, writes: Vec<DbWrite>) {
+        if self.retry_after.is_some_and(|t| Instant::now() < t) {
+            self.to_spool(&writes);
+            return;
+        }
         // Order matters (a newer snapshot must not be overtaken by an older spooled one): the spool goes first.
         if !self.replay() {
             self.to_spool(&writes);

@@ -3,6 +3,8 @@
 //! the gateway sent.
 #![allow(dead_code)]
 
+pub mod db;
+
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,144 @@
+//! Real databases for the tests: a temp SQLite file, or a PostgreSQL database of its own created on the
+//! server at `WSAPI_TEST_POSTGRES_URL` (scripts/test sets it; default: the local server) and dropped after.
+//! Plus a TCP proxy in front of PostgreSQL that can be cut, to take the database away mid-run.
+#![allow(dead_code)]
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use websocket_api::db::models::{CallEvent, CallRow};
+use websocket_api::db::{self, DbPool, DbTarget};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn pg_base_url() -> String {
+    std::env::var("WSAPI_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A database for one test; a PostgreSQL one is dropped with it.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub fn new(backend: Backend, dir: &std::path::Path) -> TestDb {
+        match backend {
+            Backend::Sqlite => TestDb {
+                backend,
+                url: format!("sqlite://{}", dir.join("records.db").display()),
+                pg_name: None,
+            },
+            Backend::Postgres => {
+                let base = pg_base_url();
+                let name = dir
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("wsapi_test")
+                    .replace('-', "_");
+                let mut admin = PgConnection::establish(&base)
+                    .unwrap_or_else(|e| panic!("PostgreSQL at {base} is required for these tests: {e}"));
+                // Two statements: CREATE DATABASE may not share a (implicit) transaction.
+                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .expect("create test database");
+                let host_end = base.find("://").map_or(0, |i| i + 3);
+                let url = match base[host_end..].find('/') {
+                    Some(i) => format!("{}/{name}", &base[..host_end + i]),
+                    None => format!("{base}/{name}"),
+                };
+                TestDb {
+                    backend,
+                    url,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+
+    /// The same database reached through `proxy` (PostgreSQL only).
+    pub fn via(&self, proxy: &Proxy) -> String {
+        let after_at = self.url.rfind('@').map_or(0, |i| i + 1);
+        let slash = self.url[after_at..].find('/').map_or(self.url.len(), |i| after_at + i);
+        format!("{}{}{}", &self.url[..after_at], proxy.addr, &self.url[slash..])
+    }
+
+    pub fn pool(&self) -> DbPool {
+        let target = DbTarget::parse(&self.url).expect("test db url");
+        db::pool(&target, 2, Duration::from_secs(5)).expect("pool")
+    }
+
+    pub fn get_call(&self, call_id: &str) -> Option<(CallRow, Vec<CallEvent>)> {
+        let pool = self.pool();
+        let mut c = pool.get().expect("test db reachable");
+        db::migrate(&mut c).expect("migrated");
+        db::get_call(&mut c, call_id).expect("query")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = &self.pg_name {
+            if let Ok(mut admin) = PgConnection::establish(&pg_base_url()) {
+                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+/// A TCP proxy to `target` that can be cut (every connection dropped, new ones refused) and restored.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    pub async fn start(target: &str) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
+        let addr = listener.local_addr().expect("proxy addr");
+        let up = Arc::new(AtomicBool::new(true));
+        let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (target, up2, links2) = (target.to_string(), up.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let target = target.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                if let Ok(mut l) = links2.lock() {
+                    l.push(link);
+                }
+            }
+        });
+        Proxy { addr, up, links }
+    }
+
+    /// The database goes away: live connections are cut, new ones refused.
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        if let Ok(mut l) = self.links.lock() {
+            for link in l.drain(..) {
+                link.abort();
+            }
+        }
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
