@@ -2,6 +2,7 @@
 //! simulator, and simulated Mcube calls through the real refurl + WebSocket path — printing what happened.
 
 use crate::config::{Config, ElevenLabsAuth};
+use crate::db::batcher::FlushAll;
 use crate::server::{self, Gateway};
 use crate::sim::agent::{self, AgentScript};
 use crate::sim::carrier::{run_call, CallReport, CallRequest};
@@ -29,6 +30,9 @@ fn demo_script() -> AgentScript {
     }
 }
 
+/// The embedded default the demo records to (relative to the working directory).
+const DEFAULT_DB: &str = "sqlite://data/websocket_api.db";
+
 fn demo_config(agent_url: &str, calls: usize) -> Config {
     let mut cfg = Config::default();
     cfg.server.listen = "127.0.0.1:0".into();
@@ -38,6 +42,7 @@ fn demo_config(agent_url: &str, calls: usize) -> Config {
     cfg.elevenlabs.url = agent_url.into();
     cfg.elevenlabs.agent_id = Some("demo-agent".into());
     cfg.elevenlabs.auth = ElevenLabsAuth::None;
+    cfg.database.url = DEFAULT_DB.into();
     cfg
 }
 
@@ -56,18 +61,11 @@ pub async fn run(calls: usize, seconds: f64) -> Result<DemoOutcome, String> {
     );
     println!("placing {calls} simulated Mcube call(s) of {seconds:.1} s each, 20 ms μ-law frames at real time\n");
 
+    let run = std::process::id();
     let placed = (0..calls).map(|i| {
         let base = gw.http_url.clone();
-        async move {
-            run_call(
-                &base,
-                CallRequest::inbound(&format!("DEMO-{:03}", i + 1)),
-                seconds,
-                20,
-                i as u64 + 1,
-            )
-            .await
-        }
+        let id = format!("DEMO-{run}-{:03}", i + 1);
+        async move { run_call(&base, CallRequest::inbound(&id), seconds, 20, i as u64 + 1).await }
     });
     let snapshot = async {
         tokio::time::sleep(Duration::from_secs_f64((seconds / 2.0).max(0.5))).await;
@@ -81,7 +79,7 @@ pub async fn run(calls: usize, seconds: f64) -> Result<DemoOutcome, String> {
     );
     for r in &reports {
         println!(
-            "{:<10} {:>9} {:>12} {:>11} {:>8} {:>11} {:>9}",
+            "{:<16} {:>9} {:>12} {:>11} {:>8} {:>11} {:>9}",
             r.call_id,
             if r.admitted { "yes" } else { "no" },
             r.frames_sent,
@@ -94,6 +92,19 @@ pub async fn run(calls: usize, seconds: f64) -> Result<DemoOutcome, String> {
             println!("           problem: {e}");
         }
     }
+    // The agent side finishes reading each conversation on its own thread: wait for every close before
+    // counting what it received.
+    for _ in 0..40 {
+        if sim
+            .log
+            .connections()
+            .iter()
+            .all(|c| c.client_close.is_some() || c.ended)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let conns = sim.log.connections();
     let chunks: u64 = conns.iter().map(|c| c.audio_chunks).sum();
     let pongs: usize = conns.iter().map(|c| c.pongs.len()).sum();
@@ -104,6 +115,16 @@ pub async fn run(calls: usize, seconds: f64) -> Result<DemoOutcome, String> {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     print_calls_snapshot(&gw).await;
+    let _ = gw.db.send(FlushAll).await;
+    let stats = &gw.db_stats;
+    println!(
+        "records: {} write(s) stored in {} ({} spooled, {} lost)",
+        stats.written.get(),
+        DEFAULT_DB,
+        stats.spooled.get(),
+        stats.lost.get()
+    );
+    print_history(&gw, calls).await;
     let ok = !reports.is_empty()
         && reports
             .iter()
@@ -120,6 +141,29 @@ pub async fn run(calls: usize, seconds: f64) -> Result<DemoOutcome, String> {
     gw.server.stop(true).await;
     sim.server.stop(false).await;
     Ok(DemoOutcome { reports, ok })
+}
+
+async fn print_history(gw: &Gateway, n: usize) {
+    let url = format!("{}/calls/history?limit={n}", gw.http_url);
+    let Ok(mut resp) = awc::Client::default().get(url).send().await else {
+        return;
+    };
+    let Ok(v) = resp.json::<serde_json::Value>().limit(1 << 20).await else {
+        return;
+    };
+    println!("GET /calls/history → {} most recent", n);
+    for c in v["calls"].as_array().into_iter().flatten() {
+        println!(
+            "  {} state={} end_reason={} duration_ms={} frames_in={} frames_out={} interruptions={}",
+            c["call_id"].as_str().unwrap_or("?"),
+            c["state"].as_str().unwrap_or("?"),
+            c["end_reason"].as_str().unwrap_or("-"),
+            c["duration_ms"],
+            c["frames_in"],
+            c["frames_out"],
+            c["interruptions"]
+        );
+    }
 }
 
 async fn print_calls_snapshot(gw: &Gateway) {

@@ -129,7 +129,7 @@ pub struct CallActor {
     transcript: VecDeque<TranscriptLine>,
     end_reason: Option<EndReason>,
     stats: CallStats,
-    /// The record: each snapshot a higher revision; events numbered per call.
+    /// The record: each snapshot a higher, time-ordered revision; events numbered per call.
     revision: i64,
     event_seq: i64,
     pending_events: Vec<CallEvent>,
@@ -590,8 +590,10 @@ impl CallActor {
 
     /// Sends the call's current snapshot and its new events to the database (never waits).
     fn save(&mut self) {
-        self.revision += 1;
-        let mut writes = vec![DbWrite::Call(self.record())];
+        // Time-ordered, so a snapshot from a later process (a reused call id) also wins over an older one;
+        // the low digits order snapshots taken within the same millisecond.
+        self.revision = (now_ms() * 1000).max(self.revision + 1);
+        let mut writes = vec![DbWrite::Call(Box::new(self.record()))];
         if !self.pending_events.is_empty() {
             writes.push(DbWrite::Events(std::mem::take(&mut self.pending_events)));
         }

@@ -4,7 +4,7 @@
 //! also runs migrations and closes calls a crash left open.
 
 use super::models::{now_ms, DbWrite};
-use super::spool::{Spool, SpoolError};
+use super::spool::Spool;
 use super::{close_abandoned, migrate, save_call, save_events, save_status, DbConnection, DbPool};
 use crate::metrics::Counter;
 use actix::prelude::*;
@@ -148,10 +148,10 @@ impl DbActor {
         }
     }
 
-    fn to_spool(&mut self, writes: &[DbWrite]) {
+    fn spool_writes(&mut self, writes: &[DbWrite]) {
         match self.spool.append(writes) {
             Ok(()) => self.stats.spooled.add(writes.len() as u64),
-            Err(e @ SpoolError::Full { .. }) | Err(e @ SpoolError::Io { .. }) => {
+            Err(e) => {
                 self.stats.lost.add(writes.len() as u64);
                 log::error!("{e}");
             }
@@ -161,12 +161,12 @@ impl DbActor {
 
     fn write(&mut self, writes: Vec<DbWrite>) {
         if self.retry_after.is_some_and(|t| Instant::now() < t) {
-            self.to_spool(&writes);
+            self.spool_writes(&writes);
             return;
         }
         // Order matters (a newer snapshot must not be overtaken by an older spooled one): the spool goes first.
         if !self.replay() {
-            self.to_spool(&writes);
+            self.spool_writes(&writes);
             return;
         }
         let result = self
@@ -180,7 +180,7 @@ impl DbActor {
             }
             Err(e) => {
                 self.set_health(false, &e);
-                self.to_spool(&writes);
+                self.spool_writes(&writes);
             }
         }
     }

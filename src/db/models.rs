@@ -134,9 +134,10 @@ pub struct StatusReport {
 
 /// One unit of work for the database, as written to the spool when the database cannot take it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+// Adjacently tagged: an internally tagged enum cannot carry the list of events.
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
 pub enum DbWrite {
-    Call(CallRecord),
+    Call(Box<CallRecord>),
     Events(Vec<CallEvent>),
     Status(StatusReport),
 }

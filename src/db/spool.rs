@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 pub enum SpoolError {
     #[error("db: spool {path} is full ({size} of {max} bytes); records are being lost")]
     Full { path: String, size: u64, max: u64 },
+    #[error("db: cannot encode a record for the spool: {0}")]
+    Encode(String),
     #[error("db: spool {path}: {source}")]
     Io { path: String, source: std::io::Error },
 }
@@ -48,11 +50,9 @@ impl Spool {
     pub fn append(&mut self, writes: &[DbWrite]) -> Result<(), SpoolError> {
         let mut buf = Vec::new();
         for w in writes {
-            // Serializing our own plain structs cannot fail; skip rather than panic if it ever did.
-            if let Ok(line) = serde_json::to_vec(w) {
-                buf.extend_from_slice(&line);
-                buf.push(b'\n');
-            }
+            let line = serde_json::to_vec(w).map_err(|e| SpoolError::Encode(e.to_string()))?;
+            buf.extend_from_slice(&line);
+            buf.push(b'\n');
         }
         if self.size + buf.len() as u64 > self.max_bytes {
             return Err(SpoolError::Full {
@@ -121,6 +121,29 @@ fn io_err(path: &Path, source: std::io::Error) -> SpoolError {
 mod tests {
     use super::*;
     use crate::db::models::StatusReport;
+
+    #[test]
+    fn every_kind_of_write_round_trips() {
+        use crate::db::models::{CallEvent, CallRecord};
+        let dir = std::env::temp_dir().join(format!("wsapi-spool-kinds-{}", std::process::id()));
+        let path = dir.join("spool.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let event = CallEvent {
+            call_id: "c".into(),
+            seq: 1,
+            at_ms: 2,
+            kind: "state".into(),
+            detail: "active".into(),
+        };
+        let writes = vec![
+            DbWrite::Call(Box::new(CallRecord::new("c", "active", 1))),
+            DbWrite::Events(vec![event]),
+            status("c"),
+        ];
+        let mut s = Spool::open(&path, 1 << 20);
+        s.append(&writes).expect("append");
+        assert_eq!(s.read_all().expect("read"), (writes, 0));
+    }
 
     fn status(id: &str) -> DbWrite {
         DbWrite::Status(StatusReport {

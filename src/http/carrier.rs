@@ -136,7 +136,7 @@ fn record_refusal(state: &AppState, info: &CallInfo, reason: &str) {
     rec.agent_id = state.config.elevenlabs.agent_id.clone();
     rec.end_reason = Some(reason.to_string());
     state.db.do_send(Save {
-        writes: vec![DbWrite::Call(rec)],
+        writes: vec![DbWrite::Call(Box::new(rec))],
     });
 }
 
