@@ -1,0 +1,140 @@
+//! The real binary killed with SIGKILL: a call it had live is closed as `aborted` (restart) by the next
+//! start, and records it could only spool (the database was away) are replayed by the next start.
+mod common;
+
+use common::db::{Backend, Proxy, TestDb};
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+use websocket_api::audio::format::AudioFormat;
+use websocket_api::sim::agent::{self, AgentScript};
+use websocket_api::sim::carrier::{post_refurl, Admission, CarrierConn};
+
+struct Served {
+    child: Child,
+    http: String,
+}
+
+/// Starts `websocket_api serve` and waits for its "listening on" line.
+fn serve(agent_url: &str, db_url: &str, spool: &str) -> Served {
+    let empty = format!("{spool}.empty.toml");
+    std::fs::write(&empty, "").expect("empty config file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_websocket_api"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .env("WSAPI_CONFIG", &empty)
+        .env("WSAPI__SERVER__LISTEN", "127.0.0.1:0")
+        .env("WSAPI__SERVER__PUBLIC_URL", "")
+        .env("WSAPI__SERVER__WORKERS", "1")
+        .env("WSAPI__ELEVENLABS__URL", agent_url)
+        .env("WSAPI__ELEVENLABS__AGENT_ID", "agent_test")
+        .env("WSAPI__ELEVENLABS__AUTH", "none")
+        .env("WSAPI__DATABASE__URL", db_url)
+        .env("WSAPI__DATABASE__SPOOL_PATH", spool)
+        .env("WSAPI__DATABASE__CONNECT_TIMEOUT_MS", "300")
+        .env("WSAPI__DATABASE__REPLAY_INTERVAL_MS", "200")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(line.clone());
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let addr = rest.split_whitespace().next().expect("address");
+                std::thread::spawn(move || for _ in rx {});
+                return Served {
+                    child,
+                    http: format!("http://{addr}"),
+                };
+            }
+        }
+    }
+    let _ = child.kill();
+    panic!("the gateway did not report its address:\n{}", seen.join("\n"));
+}
+
+async fn bridged(http: &str, id: &str) -> CarrierConn {
+    let Ok(Admission::Admitted { wss_url }) = post_refurl(http, &call(id)).await else {
+        panic!("{id} not admitted")
+    };
+    let mut c = CarrierConn::connect(&wss_url, true).await.expect("media socket");
+    c.send_start(id, "s", AudioFormat::ULAW_8K);
+    let heard = listen(&mut c, Duration::from_millis(600)).await;
+    assert!(!audio_of(&heard).is_empty(), "{id} bridged");
+    c
+}
+
+#[actix_rt::test]
+async fn a_killed_gateway_leaves_nothing_open_and_nothing_lost() {
+    let dir = scratch_dir("crash");
+    let db = TestDb::new(Backend::Postgres, &dir);
+    let (sim, sim_server) = agent::start(
+        "127.0.0.1:0",
+        AgentScript {
+            greeting_ms: 200,
+            ..quiet_script()
+        },
+    )
+    .expect("sim");
+    actix_rt::spawn(sim_server);
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let spool = dir.join("gw.spool").display().to_string();
+
+    let mut first = serve(&sim.url, &db.via(&proxy), &spool);
+    let live = bridged(&first.http, "CRASH-LIVE").await;
+    // Its 'active' row is written while the database is up.
+    assert!(
+        eventually(Duration::from_secs(5), || db
+            .get_call("CRASH-LIVE")
+            .is_some_and(|(r, _)| r.state == "active"))
+        .await
+    );
+
+    proxy.cut();
+    let gone = bridged(&first.http, "CRASH-SPOOLED").await;
+    gone.close(1000);
+    let spooled = eventually(Duration::from_secs(5), || {
+        std::fs::read_to_string(&spool)
+            .is_ok_and(|s| s.contains("CRASH-SPOOLED") && s.contains("ended: carrier_hangup"))
+    })
+    .await;
+    assert!(spooled, "the ended call's records are in the spool");
+    first.child.kill().expect("SIGKILL");
+    let _ = first.child.wait();
+    drop(live);
+
+    proxy.restore();
+    let mut second = serve(&sim.url, &db.url, &spool);
+    let healed = eventually(Duration::from_secs(10), || {
+        let spooled_ok = db
+            .get_call("CRASH-SPOOLED")
+            .is_some_and(|(r, e)| r.state == "ended" && e.len() == 2);
+        let live_closed = db.get_call("CRASH-LIVE").is_some_and(|(r, _)| r.state == "aborted");
+        spooled_ok && live_closed
+    })
+    .await;
+    let _ = second.child.kill();
+    let _ = second.child.wait();
+    assert!(
+        healed,
+        "spooled call: {:?}\nlive call: {:?}",
+        db.get_call("CRASH-SPOOLED"),
+        db.get_call("CRASH-LIVE")
+    );
+    let (row, _) = db.get_call("CRASH-LIVE").expect("row");
+    assert_eq!(row.end_reason.as_deref(), Some("restart"));
+    assert!(std::fs::metadata(&spool).is_err(), "spool emptied after the replay");
+}
