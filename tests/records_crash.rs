@@ -63,6 +63,7 @@ fn serve(agent_url: &str, db_url: &str, spool: &str) -> Served {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("the gateway did not report its address:\n{}", seen.join("\n"));
 }
 
