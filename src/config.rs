@@ -41,6 +41,10 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Largest WebSocket frame accepted from a carrier, in bytes.
     pub max_frame_bytes: usize,
+    /// SIGTERM: how long live calls may go on before they are ended.
+    pub drain_timeout_ms: u64,
+    /// SIGINT: the same, short.
+    pub interrupt_drain_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +54,8 @@ impl Default for ServerConfig {
             public_url: "ws://127.0.0.1:7900".into(),
             workers: 0,
             max_frame_bytes: 64 * 1024,
+            drain_timeout_ms: 60_000,
+            interrupt_drain_timeout_ms: 5_000,
         }
     }
 }

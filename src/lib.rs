@@ -10,11 +10,12 @@
 //! - `audio`: μ-law/PCM16 codecs, resampling, the per-call transcoder and pacer (no I/O).
 //! - `http`: carrier endpoints, admin endpoints, health checks.
 //! - `server`: binds and starts everything.
+//! - `lifecycle`: FD limits, systemd notifications, signals (drain, reload).
 //! - `db`: call records (SQLite or PostgreSQL via diesel + r2d2), the writer actor, batcher and spool.
 //! - `sim`: the ElevenLabs agent simulator and the Mcube carrier simulator (demo, tests, load).
 //! - `carrier_token`: per-call HMAC tokens in the carrier's WebSocket URL.
 //! - `ws_frames`: reassembly of fragmented WebSocket messages.
-//! - `metrics`: process-wide counters.
+//! - `metrics`: the Prometheus metrics.
 pub mod audio;
 pub mod call;
 pub mod carrier_token;
@@ -23,6 +24,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod lifecycle;
 pub mod metrics;
 pub mod protocol;
 pub mod registry;

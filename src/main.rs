@@ -8,6 +8,7 @@ use std::time::Duration;
 use websocket_api::config::Config;
 use websocket_api::db::{self, DbTarget};
 use websocket_api::error::GatewayError;
+use websocket_api::lifecycle;
 use websocket_api::sim::agent::{self, AgentScript};
 
 const EXIT_USAGE: u8 = 64;
@@ -121,15 +122,21 @@ fn serve(cli_path: Option<&PathBuf>) -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     }
     init_logging(&config.log.level);
-    let result = actix_rt::System::new().block_on(async move {
-        let (gw, server) = websocket_api::server::start(config, true).await?;
-        log::info!(
-            "websocket_api listening on {} (carrier wss base {})",
-            gw.addr,
-            gw.public_url
-        );
-        server.await
-    });
+    match lifecycle::raise_fd_limit(config.calls.max_concurrent_calls) {
+        Ok(l) => log::info!(
+            "file descriptors: limit {} (hard {}), the cap needs {}",
+            l.soft,
+            l.hard,
+            l.needed
+        ),
+        Err(e) => {
+            eprintln!("websocket_api: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    let path = Config::resolve_path(cli_path.map(PathBuf::as_path));
+    let explicit = cli_path.is_some() || std::env::var_os("WSAPI_CONFIG").is_some();
+    let result = actix_rt::System::new().block_on(lifecycle::run(config, path, explicit));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,47 +1,182 @@
-//! Process-wide counters shared by every call (atomics: bumped on rare events, read on demand).
+//! Process-wide metrics (Prometheus client): bumped where things happen (atomics, no locks on the media
+//! path), gathered on `GET /metrics`. Gauges that describe state owned by an actor (active calls, the cap)
+//! are set at scrape time from that actor.
 
-use serde::Serialize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
-/// A monotonically increasing count.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+/// Every metric the gateway exports, registered in `registry`.
+pub struct Metrics {
+    pub registry: Registry,
+    pub calls_admitted: IntCounter,
+    pub calls_refused: IntCounterVec,
+    pub calls_started: IntCounter,
+    pub calls_ended: IntCounterVec,
+    pub calls_active: IntGauge,
+    pub calls_cap: IntGauge,
+    pub draining: IntGauge,
+    pub call_duration: Histogram,
+    pub frames: IntCounterVec,
+    pub bytes: IntCounterVec,
+    /// The `direction` children, resolved once: the media path must not look labels up per frame.
+    pub frames_in: IntCounter,
+    pub frames_out: IntCounter,
+    pub bytes_in: IntCounter,
+    pub bytes_out: IntCounter,
+    pub interruptions: IntCounter,
+    pub stale_audio_dropped: IntCounter,
+    pub outbound_queue_bytes: IntGauge,
+    pub outbound_dropped_bytes: IntCounter,
+    pub pacing_resyncs: IntCounter,
+    pub upstream_connect_seconds: HistogramVec,
+    pub upstream_connect_failures: IntCounter,
+    pub upstream_reconnects: IntCounter,
+    pub elevenlabs_ping_ms: Histogram,
+    pub carrier_unknown_events: IntCounter,
+    pub carrier_bad_frames: IntCounter,
+    pub agent_ignored_events: IntCounter,
+    pub agent_bad_messages: IntCounter,
+}
 
-impl Counter {
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric name");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric name");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric name");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid metric name");
+    r.register(Box::new(h.clone())).expect("unique metric");
+    h
+}
+
+impl Metrics {
+    /// Creates and registers every metric (names are constants: registration cannot fail at run time).
+    pub fn new() -> Metrics {
+        let r = Registry::new_custom(Some("wsapi".into()), None).expect("valid prefix");
+        #[cfg(target_os = "linux")]
+        {
+            let _ = r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
+        }
+        let connect = HistogramVec::new(
+            HistogramOpts::new("upstream_connect_seconds", "ElevenLabs dial + upgrade time, by outcome")
+                .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            &["outcome"],
+        )
+        .expect("valid metric name");
+        let _ = r.register(Box::new(connect.clone()));
+        let frames = counter_vec(&r, "frames_total", "Audio frames, by direction", "direction");
+        let bytes = counter_vec(
+            &r,
+            "audio_bytes_total",
+            "Audio bytes (decoded), by direction",
+            "direction",
+        );
+        Metrics {
+            frames_in: frames.with_label_values(&[CARRIER_TO_AGENT]),
+            frames_out: frames.with_label_values(&[AGENT_TO_CARRIER]),
+            bytes_in: bytes.with_label_values(&[CARRIER_TO_AGENT]),
+            bytes_out: bytes.with_label_values(&[AGENT_TO_CARRIER]),
+            frames,
+            bytes,
+            calls_admitted: counter(&r, "calls_admitted_total", "Calls admitted (refurl or direct upgrade)"),
+            calls_refused: counter_vec(&r, "calls_refused_total", "Calls refused, by reason", "reason"),
+            calls_started: counter(&r, "calls_started_total", "Call actors started (carrier socket open)"),
+            calls_ended: counter_vec(&r, "calls_ended_total", "Calls ended, by end reason", "reason"),
+            calls_active: gauge(&r, "calls_active", "Calls holding a slot (reserved or live)"),
+            calls_cap: gauge(&r, "calls_max_concurrent", "The cap on concurrent calls"),
+            draining: gauge(&r, "draining", "1 while the gateway is draining"),
+            call_duration: histogram(
+                &r,
+                "call_duration_seconds",
+                "Call length",
+                vec![1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0],
+            ),
+            interruptions: counter(&r, "interruptions_total", "Barge-ins (agent interruption events)"),
+            stale_audio_dropped: counter(
+                &r,
+                "stale_audio_dropped_total",
+                "Agent audio dropped as older than a barge-in",
+            ),
+            outbound_queue_bytes: gauge(&r, "outbound_queue_bytes", "Agent audio queued for carriers, all calls"),
+            outbound_dropped_bytes: counter(
+                &r,
+                "outbound_dropped_bytes_total",
+                "Agent audio dropped: a call's queue was full",
+            ),
+            pacing_resyncs: counter(
+                &r,
+                "pacing_resyncs_total",
+                "Times a pacer fell more than 5 frames behind and restarted its clock",
+            ),
+            upstream_connect_seconds: connect,
+            upstream_connect_failures: counter(
+                &r,
+                "upstream_connect_failures_total",
+                "ElevenLabs connection attempts that failed",
+            ),
+            upstream_reconnects: counter(
+                &r,
+                "upstream_reconnects_total",
+                "ElevenLabs reconnects made within a call's budget",
+            ),
+            elevenlabs_ping_ms: histogram(
+                &r,
+                "elevenlabs_ping_ms",
+                "ping_ms reported by ElevenLabs ping events",
+                vec![10.0, 25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0],
+            ),
+            carrier_unknown_events: counter(
+                &r,
+                "carrier_unknown_events_total",
+                "Carrier events with an unknown name (ignored)",
+            ),
+            carrier_bad_frames: counter(
+                &r,
+                "carrier_bad_frames_total",
+                "Carrier frames that could not be read (connection closed)",
+            ),
+            agent_ignored_events: counter(
+                &r,
+                "agent_ignored_events_total",
+                "ElevenLabs message types the bridge does not use",
+            ),
+            agent_bad_messages: counter(
+                &r,
+                "agent_bad_messages_total",
+                "ElevenLabs messages that could not be read",
+            ),
+            registry: r,
+        }
     }
 
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+    /// Prometheus text exposition of everything registered.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out) {
+            log::warn!("metrics: cannot encode: {e}");
+        }
+        out
     }
 }
 
-impl Serialize for Counter {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(self.get())
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
     }
 }
 
-/// What the gateway did not understand or had to drop, by side.
-#[derive(Debug, Default, Serialize)]
-pub struct Counters {
-    /// Carrier events with a name we do not know (ignored).
-    pub carrier_unknown_events: Counter,
-    /// Carrier frames we could not read at all (the leg was closed).
-    pub carrier_bad_frames: Counter,
-    /// ElevenLabs message types we do not use (ignored, as the schema asks).
-    pub agent_ignored_events: Counter,
-    /// ElevenLabs messages we could not read.
-    pub agent_bad_messages: Counter,
-    /// Calls whose actor started / stopped.
-    pub calls_started: Counter,
-    pub calls_ended: Counter,
-    /// ElevenLabs connection attempts that failed, and reconnects made.
-    pub upstream_connect_failures: Counter,
-    pub upstream_reconnects: Counter,
-}
+/// Labels of the `direction` metrics.
+pub const CARRIER_TO_AGENT: &str = "carrier_to_agent";
+pub const AGENT_TO_CARRIER: &str = "agent_to_carrier";

@@ -351,3 +351,77 @@ fn slot_view(s: &Slot) -> SlotView {
         },
     }
 }
+
+/// Changes the cap at run time. Live calls are untouched: a cap below `active` only stops admissions.
+pub struct SetLimit {
+    pub max_concurrent_calls: usize,
+}
+
+impl Message for SetLimit {
+    type Result = RegistrySummary;
+}
+
+impl Handler<SetLimit> for CallRegistry {
+    type Result = MessageResult<SetLimit>;
+
+    fn handle(&mut self, msg: SetLimit, _: &mut Context<Self>) -> Self::Result {
+        if msg.max_concurrent_calls != self.max_calls {
+            log::info!(
+                "cap changed from {} to {} ({} call(s) live)",
+                self.max_calls,
+                msg.max_concurrent_calls,
+                self.slots.len()
+            );
+        }
+        self.max_calls = msg.max_concurrent_calls;
+        MessageResult(self.summary())
+    }
+}
+
+/// Stops admitting calls (refurl and upgrade answer 503 `draining`); live calls go on.
+pub struct StartDrain;
+
+impl Message for StartDrain {
+    type Result = ();
+}
+
+impl Handler<StartDrain> for CallRegistry {
+    type Result = ();
+
+    fn handle(&mut self, _: StartDrain, _: &mut Context<Self>) {
+        if !self.draining {
+            log::info!("draining: no new calls; {} call(s) live", self.slots.len());
+        }
+        self.draining = true;
+    }
+}
+
+/// Ends every live call with `reason` (drain deadline, shutdown) and drops reservations; returns how many
+/// calls were told to end.
+pub struct EndAll {
+    pub reason: crate::call::EndReason,
+}
+
+impl Message for EndAll {
+    type Result = usize;
+}
+
+impl Handler<EndAll> for CallRegistry {
+    type Result = usize;
+
+    fn handle(&mut self, msg: EndAll, _: &mut Context<Self>) -> usize {
+        let mut told = 0;
+        self.slots.retain(|_, slot| match &slot.state {
+            SlotState::Live { call } => {
+                if let Some(call) = call.upgrade() {
+                    call.do_send(crate::call::messages::EndCall { reason: msg.reason });
+                    told += 1;
+                }
+                true
+            }
+            // A reservation or a claim without its actor yet: nothing to tell, just let the slot go.
+            _ => false,
+        });
+        told
+    }
+}

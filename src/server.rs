@@ -8,7 +8,7 @@ use crate::db::models::now_ms;
 use crate::db::spool::Spool;
 use crate::db::{self, DbPool, DbTarget};
 use crate::http::{routes, AppState};
-use crate::metrics::Counters;
+use crate::metrics::Metrics;
 use crate::registry::CallRegistry;
 use actix::{Actor, Addr, SyncArbiter};
 use actix_web::{dev::Server, web, App, HttpServer};
@@ -24,7 +24,7 @@ pub struct Gateway {
     /// Base of the carrier's `wss_url`.
     pub public_url: String,
     pub registry: Addr<CallRegistry>,
-    pub counters: Arc<Counters>,
+    pub metrics: Arc<Metrics>,
     pub db: Addr<DbBatcher>,
     pub db_stats: Arc<DbStats>,
     pub pool: DbPool,
@@ -41,12 +41,12 @@ pub struct Database {
 
 /// Starts the database side and makes a first attempt at migrations, spool replay and closing leftovers.
 /// A database that is down does not stop the gateway: records spool until it is back.
-pub async fn start_database(config: &Config) -> std::io::Result<Database> {
+pub async fn start_database(config: &Config, metrics: &prometheus::Registry) -> std::io::Result<Database> {
     let d = &config.database;
     let target = DbTarget::parse(&d.url).map_err(std::io::Error::other)?;
     let pool =
         db::pool(&target, d.pool_size, Duration::from_millis(d.connect_timeout_ms)).map_err(std::io::Error::other)?;
-    let stats = Arc::new(DbStats::default());
+    let stats = Arc::new(DbStats::new(metrics));
     let (spool_path, spool_max, started) = (d.spool_path.clone(), d.spool_max_bytes, now_ms());
     let (p, st) = (pool.clone(), stats.clone());
     let writer = SyncArbiter::start(1, move || {
@@ -74,10 +74,12 @@ pub async fn start_database(config: &Config) -> std::io::Result<Database> {
     })
 }
 
-/// Starts the database side, binds and starts the gateway inside the current actix system. The returned `Server` must be polled
-/// (spawned or awaited). `handle_signals`: let actix-web stop on SIGINT/SIGTERM.
+/// Starts the database side, binds and starts the gateway inside the current actix system. The returned
+/// `Server` must be polled (spawned or awaited). `handle_signals`: let actix-web stop on SIGINT/SIGTERM by
+/// itself (`serve` handles signals with a drain instead, see `crate::lifecycle`).
 pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gateway, Server)> {
-    let database = start_database(&config).await?;
+    let metrics = Arc::new(Metrics::new());
+    let database = start_database(&config, &metrics.registry).await?;
     let listener = TcpListener::bind(&config.server.listen)?;
     let addr = listener.local_addr()?;
     let public_url = if config.server.public_url.is_empty() {
@@ -92,7 +94,6 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         Duration::from_millis(calls.reconcile_interval_ms),
     )
     .start();
-    let counters = Arc::new(Counters::default());
     let state = web::Data::new(AppState {
         tokens: CallTokens::new(
             config.carrier.secret.as_deref(),
@@ -100,7 +101,8 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         ),
         config: Arc::new(config.clone()),
         registry: registry.clone(),
-        counters: counters.clone(),
+        metrics: metrics.clone(),
+        db_stats: database.stats.clone(),
         public_url: public_url.clone(),
         db: database.batcher.clone(),
         pool: database.pool.clone(),
@@ -122,7 +124,7 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         http_url: format!("http://{addr}"),
         public_url,
         registry,
-        counters,
+        metrics,
         db: database.batcher,
         db_stats: database.stats,
         pool: database.pool,

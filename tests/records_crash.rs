@@ -3,68 +3,24 @@
 mod common;
 
 use common::db::{Backend, Proxy, TestDb};
+use common::process::{self, Served};
 use common::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::sim::agent::{self, AgentScript};
 use websocket_api::sim::carrier::{post_refurl, Admission, CarrierConn};
 
-struct Served {
-    child: Child,
-    http: String,
-}
-
-/// Starts `websocket_api serve` and waits for its "listening on" line.
-fn serve(agent_url: &str, db_url: &str, spool: &str) -> Served {
-    let empty = format!("{spool}.empty.toml");
-    std::fs::write(&empty, "").expect("empty config file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_websocket_api"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "info")
-        .env("WSAPI_CONFIG", &empty)
-        .env("WSAPI__SERVER__LISTEN", "127.0.0.1:0")
-        .env("WSAPI__SERVER__PUBLIC_URL", "")
-        .env("WSAPI__SERVER__WORKERS", "1")
-        .env("WSAPI__ELEVENLABS__URL", agent_url)
-        .env("WSAPI__ELEVENLABS__AGENT_ID", "agent_test")
-        .env("WSAPI__ELEVENLABS__AUTH", "none")
-        .env("WSAPI__DATABASE__URL", db_url)
-        .env("WSAPI__DATABASE__SPOOL_PATH", spool)
-        .env("WSAPI__DATABASE__CONNECT_TIMEOUT_MS", "300")
-        .env("WSAPI__DATABASE__REPLAY_INTERVAL_MS", "200")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut seen = Vec::new();
-    while std::time::Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            seen.push(line.clone());
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let addr = rest.split_whitespace().next().expect("address");
-                std::thread::spawn(move || for _ in rx {});
-                return Served {
-                    child,
-                    http: format!("http://{addr}"),
-                };
-            }
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the gateway did not report its address:\n{}", seen.join("\n"));
+fn serve(dir: &std::path::Path, agent_url: &str, db_url: &str, spool: &str) -> Served {
+    process::serve(
+        dir,
+        &[
+            ("WSAPI__ELEVENLABS__URL", agent_url),
+            ("WSAPI__DATABASE__URL", db_url),
+            ("WSAPI__DATABASE__SPOOL_PATH", spool),
+            ("WSAPI__DATABASE__CONNECT_TIMEOUT_MS", "300"),
+            ("WSAPI__DATABASE__REPLAY_INTERVAL_MS", "200"),
+        ],
+    )
 }
 
 async fn bridged(http: &str, id: &str) -> CarrierConn {
@@ -94,7 +50,7 @@ async fn a_killed_gateway_leaves_nothing_open_and_nothing_lost() {
     let proxy = Proxy::start("127.0.0.1:5432").await;
     let spool = dir.join("gw.spool").display().to_string();
 
-    let mut first = serve(&sim.url, &db.via(&proxy), &spool);
+    let mut first = serve(&dir, &sim.url, &db.via(&proxy), &spool);
     let live = bridged(&first.http, "CRASH-LIVE").await;
     // Its 'active' row is written while the database is up.
     assert!(
@@ -118,7 +74,7 @@ async fn a_killed_gateway_leaves_nothing_open_and_nothing_lost() {
     drop(live);
 
     proxy.restore();
-    let mut second = serve(&sim.url, &db.url, &spool);
+    let mut second = serve(&dir, &sim.url, &db.url, &spool);
     let healed = eventually(Duration::from_secs(10), || {
         let spooled_ok = db
             .get_call("CRASH-SPOOLED")

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::db::batcher::{DbBatcher, Save};
 use crate::db::models::{now_ms, CallEvent, CallRecord, DbWrite};
 use crate::error::GatewayError;
-use crate::metrics::Counters;
+use crate::metrics::Metrics;
 use crate::protocol::elevenlabs::{self as el, ConversationInitiation};
 use crate::protocol::mcube::{CarrierWriter, StreamStart};
 use crate::registry::{CallRegistry, ReleaseSlot};
@@ -35,7 +35,7 @@ const MAX_PACING_LAG_FRAMES: u32 = 5;
 pub struct CallDeps {
     pub config: Arc<Config>,
     pub registry: Addr<CallRegistry>,
-    pub counters: Arc<Counters>,
+    pub metrics: Arc<Metrics>,
     /// Where the call's records go (`do_send` only: the media path never waits on the database).
     pub db: Addr<DbBatcher>,
 }
@@ -118,6 +118,8 @@ pub struct CallActor {
     pace_timer: Option<SpawnHandle>,
     next_due: Instant,
     holding_partial: bool,
+    /// What this call last added to the process-wide queue gauge.
+    queue_reported: i64,
     /// Audio was played since the last checkpoint.
     unmarked_audio: bool,
     checkpoint_seq: u64,
@@ -166,6 +168,7 @@ impl CallActor {
             pace_timer: None,
             next_due: Instant::now(),
             holding_partial: false,
+            queue_reported: 0,
             unmarked_audio: false,
             checkpoint_seq: 0,
             awaiting_checkpoint: None,
@@ -275,10 +278,20 @@ impl CallActor {
         let el_cfg = self.cfg().elevenlabs.clone();
         let agent_id = el_cfg.agent_id.clone().unwrap_or_default();
         let deadline = Duration::from_millis(el_cfg.connect_timeout_ms + el_cfg.metadata_timeout_ms);
+        let dialed_at = Instant::now();
         ctx.spawn(
             async move { dial(&el_cfg, &agent_id).await }
                 .into_actor(self)
-                .map(move |res, act, ctx| act.on_dialed(res, generation, ctx)),
+                .map(move |res, act, ctx| {
+                    let outcome = if res.is_ok() { "ok" } else { "error" };
+                    let took = dialed_at.elapsed().as_secs_f64();
+                    act.deps
+                        .metrics
+                        .upstream_connect_seconds
+                        .with_label_values(&[outcome])
+                        .observe(took);
+                    act.on_dialed(res, generation, ctx)
+                }),
         );
         ctx.run_later(deadline, move |act, ctx| {
             if act.generation == generation && act.agent_formats.is_none() {
@@ -303,7 +316,7 @@ impl CallActor {
                     call_id: self.info.call_id.clone(),
                     call: ctx.address().downgrade(),
                     generation,
-                    counters: self.deps.counters.clone(),
+                    metrics: self.deps.metrics.clone(),
                     initiation: self.initiation(),
                     heartbeat: Duration::from_millis(calls.heartbeat_interval_ms),
                     peer_timeout: Duration::from_millis(calls.peer_timeout_ms),
@@ -312,7 +325,7 @@ impl CallActor {
                 self.agent = Some(ElevenLabsLeg::start(socket, setup));
             }
             Err(e) => {
-                self.deps.counters.upstream_connect_failures.inc();
+                self.deps.metrics.upstream_connect_failures.inc();
                 self.agent_failed(ctx, generation, None, e.to_string());
             }
         }
@@ -353,7 +366,7 @@ impl CallActor {
                     let attempt = self.reconnect.used;
                     log::warn!("call_id={call_id} elevenlabs: {detail} (code {close_code:?}); reconnect attempt {attempt}/{max}");
                     self.stats.upstream_reconnects += 1;
-                    self.deps.counters.upstream_reconnects.inc();
+                    self.deps.metrics.upstream_reconnects.inc();
                     let backoff = Duration::from_millis(100 * u64::from(attempt));
                     ctx.run_later(backoff, |act, ctx| act.connect_agent(ctx));
                 } else {
@@ -446,10 +459,8 @@ impl CallActor {
     }
 
     fn enqueue_downstream(&mut self, audio: &[u8], ctx: &mut Context<Self>) {
-        let Some(bridge) = self.bridge.as_mut() else {
-            return;
-        };
-        match &mut bridge.downstream {
+        let Some(bridge) = self.bridge.as_mut() else { return };
+        let dropped = match &mut bridge.downstream {
             None => self.pacer.push(audio),
             Some(tc) => {
                 self.scratch.clear();
@@ -457,6 +468,10 @@ impl CallActor {
                 self.pacer.push(&self.scratch)
             }
         };
+        if dropped > 0 {
+            self.deps.metrics.outbound_dropped_bytes.inc_by(dropped as u64);
+        }
+        self.sync_queue_gauge();
         self.start_pacing(ctx);
     }
 
@@ -482,6 +497,7 @@ impl CallActor {
         let now = Instant::now();
         if now.saturating_duration_since(self.next_due) > frame * MAX_PACING_LAG_FRAMES {
             self.stats.pacing_resyncs += 1;
+            self.deps.metrics.pacing_resyncs.inc();
             self.next_due = now;
         }
         while self.next_due <= now {
@@ -489,6 +505,7 @@ impl CallActor {
                 self.pacer.pop_frame(&mut self.frame_raw, true);
                 self.holding_partial = false;
                 self.play_frame();
+                self.sync_queue_gauge();
             } else if !self.pacer.is_empty() {
                 // Give the rest of the utterance one period to arrive before sending a short frame.
                 self.holding_partial = true;
@@ -503,6 +520,13 @@ impl CallActor {
         self.pace_timer = Some(ctx.run_later(delay, |act, ctx| act.pace_tick(ctx)));
     }
 
+    /// Keeps the process-wide queue gauge equal to the sum of every call's queue.
+    fn sync_queue_gauge(&mut self) {
+        let now = self.pacer.len() as i64;
+        self.deps.metrics.outbound_queue_bytes.add(now - self.queue_reported);
+        self.queue_reported = now;
+    }
+
     fn play_frame(&mut self) {
         let Some(stream) = &self.stream else { return };
         let mut text = String::with_capacity(self.frame_raw.len() * 4 / 3 + 128);
@@ -510,6 +534,8 @@ impl CallActor {
         stream.writer.play_audio(&payload, &mut text);
         self.stats.frames_out += 1;
         self.stats.bytes_out += self.frame_raw.len() as u64;
+        self.deps.metrics.frames_out.inc();
+        self.deps.metrics.bytes_out.inc_by(self.frame_raw.len() as u64);
         self.unmarked_audio = true;
         self.send_carrier(text);
     }
@@ -691,7 +717,7 @@ impl Actor for CallActor {
             self.end_call(ctx, EndReason::Internal);
             return;
         }
-        self.deps.counters.calls_started.inc();
+        self.deps.metrics.calls_started.inc();
         let calls = &self.cfg().calls;
         let (start_timeout, max_len) = (
             Duration::from_millis(calls.start_timeout_ms),
@@ -715,7 +741,12 @@ impl Actor for CallActor {
             self.end_reason.get_or_insert(EndReason::Shutdown);
         }
         self.save();
-        self.deps.counters.calls_ended.inc();
+        let m = &self.deps.metrics;
+        let reason = self.end_reason.map_or("unknown", |r| r.as_str());
+        m.calls_ended.with_label_values(&[reason]).inc();
+        m.call_duration.observe(self.started.elapsed().as_secs_f64());
+        self.pacer.clear();
+        self.sync_queue_gauge();
         self.deps.registry.do_send(ReleaseSlot {
             call_id: self.info.call_id.clone(),
         });
@@ -781,11 +812,14 @@ impl Handler<CarrierAudio> for CallActor {
     type Result = ();
 
     fn handle(&mut self, msg: CarrierAudio, _: &mut Context<Self>) {
-        self.stats.frames_in += 1;
-        self.stats.bytes_in += match &msg.payload {
+        let bytes = match &msg.payload {
             CarrierPayload::Base64(b) => base64_decoded_len(b) as u64,
             CarrierPayload::Raw(r) => r.len() as u64,
         };
+        self.stats.frames_in += 1;
+        self.stats.bytes_in += bytes;
+        self.deps.metrics.frames_in.inc();
+        self.deps.metrics.bytes_in.inc_by(bytes);
         if self.bridge.is_some() && self.agent.is_some() {
             self.forward_upstream(msg.payload);
         } else if !self.playing_out {
@@ -874,6 +908,7 @@ impl Handler<AgentAudio> for CallActor {
         if let (Some(last), Some(id)) = (self.last_interruption, msg.event_id) {
             if id <= last {
                 self.stats.stale_audio_dropped += 1;
+                self.deps.metrics.stale_audio_dropped.inc();
                 return;
             }
         }
@@ -898,8 +933,10 @@ impl Handler<AgentInterruption> for CallActor {
             return;
         }
         self.stats.interruptions += 1;
+        self.deps.metrics.interruptions.inc();
         self.last_interruption = msg.event_id.or(self.last_interruption);
         self.pacer.clear();
+        self.sync_queue_gauge();
         self.pending_out.clear();
         self.stop_pacing(ctx);
         self.unmarked_audio = false;

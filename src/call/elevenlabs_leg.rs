@@ -6,7 +6,7 @@ use super::actor::CallActor;
 use super::messages::*;
 use crate::config::{ElevenLabsAuth, ElevenLabsConfig};
 use crate::error::GatewayError;
-use crate::metrics::Counters;
+use crate::metrics::Metrics;
 use crate::protocol::elevenlabs::{self as el, parse_agent_event, AgentEvent};
 use crate::ws_frames::{Assembled, Reassembler};
 use actix::io::{SinkWrite, WriteHandler};
@@ -111,7 +111,7 @@ pub struct ElevenLabsLeg {
     call: WeakAddr<CallActor>,
     generation: u32,
     sink: SinkWrite<WsMessage, AgentSink>,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
     initiation: String,
     heartbeat: Duration,
     peer_timeout: Duration,
@@ -128,7 +128,7 @@ pub struct LegSetup {
     pub call_id: String,
     pub call: WeakAddr<CallActor>,
     pub generation: u32,
-    pub counters: Arc<Counters>,
+    pub metrics: Arc<Metrics>,
     /// `conversation_initiation_client_data`, sent before anything else.
     pub initiation: String,
     pub heartbeat: Duration,
@@ -146,7 +146,7 @@ impl ElevenLabsLeg {
                 call: setup.call,
                 generation: setup.generation,
                 sink: SinkWrite::new(sink, ctx),
-                counters: setup.counters,
+                metrics: setup.metrics,
                 initiation: setup.initiation,
                 heartbeat: setup.heartbeat,
                 peer_timeout: setup.peer_timeout,
@@ -174,7 +174,7 @@ impl ElevenLabsLeg {
         let event = match parsed {
             Ok(ev) => ev,
             Err(e) => {
-                self.counters.agent_bad_messages.inc();
+                self.metrics.agent_bad_messages.inc();
                 log::warn!("call_id={} elevenlabs: unreadable message ignored: {e}", self.call_id);
                 return;
             }
@@ -191,14 +191,19 @@ impl ElevenLabsLeg {
                     },
                 ),
                 Err(e) => {
-                    self.counters.agent_bad_messages.inc();
+                    self.metrics.agent_bad_messages.inc();
                     log::warn!(
                         "call_id={} elevenlabs: audio with bad base64 dropped: {e}",
                         self.call_id
                     );
                 }
             },
-            AgentEvent::Ping { event_id, .. } => self.send(WsMessage::Text(el::pong(event_id).into()), ctx),
+            AgentEvent::Ping { event_id, ping_ms } => {
+                if let Some(ms) = ping_ms {
+                    self.metrics.elevenlabs_ping_ms.observe(ms as f64);
+                }
+                self.send(WsMessage::Text(el::pong(event_id).into()), ctx)
+            }
             AgentEvent::Metadata {
                 conversation_id,
                 agent_output_audio_format,
@@ -242,7 +247,7 @@ impl ElevenLabsLeg {
                 );
                 self.detail = format!("error event {}", error_type.as_deref().unwrap_or("unknown"));
             }
-            AgentEvent::Other { .. } => self.counters.agent_ignored_events.inc(),
+            AgentEvent::Other { .. } => self.metrics.agent_ignored_events.inc(),
         }
     }
 
@@ -315,7 +320,7 @@ impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for ElevenLabsLeg
         self.last_seen = Instant::now();
         match item {
             Ok(Frame::Text(text)) => self.on_text(&text, ctx),
-            Ok(Frame::Binary(_)) => self.counters.agent_ignored_events.inc(),
+            Ok(Frame::Binary(_)) => self.metrics.agent_ignored_events.inc(),
             Ok(Frame::Continuation(part)) => match self.reassembler.push(part) {
                 Ok(Some(Assembled::Text(text))) => self.on_text(&text, ctx),
                 Ok(Some(Assembled::Binary(_))) | Ok(None) => {}
@@ -340,7 +345,7 @@ impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for ElevenLabsLeg
                 ctx.stop();
             }
             Err(e) => {
-                self.counters.agent_bad_messages.inc();
+                self.metrics.agent_bad_messages.inc();
                 self.detail = format!("protocol error: {e}");
                 ctx.stop();
             }

@@ -5,7 +5,7 @@
 use super::actor::CallActor;
 use super::messages::*;
 use super::EndReason;
-use crate::metrics::Counters;
+use crate::metrics::Metrics;
 use crate::protocol::mcube::{parse_event, CarrierEvent};
 use crate::ws_frames::{Assembled, Reassembler, ReassemblyError};
 use actix::prelude::*;
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 pub struct McubeLeg {
     call_id: String,
     call: WeakAddr<CallActor>,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
     heartbeat: Duration,
     peer_timeout: Duration,
     last_seen: Instant,
@@ -32,7 +32,7 @@ impl McubeLeg {
     pub fn new(
         call_id: String,
         call: WeakAddr<CallActor>,
-        counters: Arc<Counters>,
+        metrics: Arc<Metrics>,
         heartbeat: Duration,
         peer_timeout: Duration,
         max_message_bytes: usize,
@@ -40,7 +40,7 @@ impl McubeLeg {
         McubeLeg {
             call_id,
             call,
-            counters,
+            metrics,
             heartbeat,
             peer_timeout,
             last_seen: Instant::now(),
@@ -84,11 +84,11 @@ impl McubeLeg {
             }
             Ok(CarrierEvent::Ignored { .. }) => {}
             Ok(CarrierEvent::Unknown { event }) => {
-                self.counters.carrier_unknown_events.inc();
+                self.metrics.carrier_unknown_events.inc();
                 log::debug!("call_id={} carrier: ignoring unknown event '{event}'", self.call_id);
             }
             Err(e) => {
-                self.counters.carrier_bad_frames.inc();
+                self.metrics.carrier_bad_frames.inc();
                 log::warn!("call_id={} {e}; closing the carrier leg (1007)", self.call_id);
                 let close = ws::CloseReason {
                     code: ws::CloseCode::Invalid,
@@ -100,7 +100,7 @@ impl McubeLeg {
     }
 
     fn on_reassembly_error(&mut self, e: ReassemblyError, ctx: &mut ws::WebsocketContext<Self>) {
-        self.counters.carrier_bad_frames.inc();
+        self.metrics.carrier_bad_frames.inc();
         log::warn!("call_id={} carrier: {e}", self.call_id);
         let code = match e {
             ReassemblyError::TooLarge(_) => ws::CloseCode::Size,
@@ -187,7 +187,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
                 self.finish(ctx, EndReason::CarrierHangup, None);
             }
             Err(e) => {
-                self.counters.carrier_bad_frames.inc();
+                self.metrics.carrier_bad_frames.inc();
                 log::warn!("call_id={} carrier: WebSocket protocol error: {e}", self.call_id);
                 let code = match e {
                     ws::ProtocolError::Overflow => ws::CloseCode::Size,

@@ -6,34 +6,65 @@
 use super::models::{now_ms, DbWrite};
 use super::spool::Spool;
 use super::{close_abandoned, migrate, save_call, save_events, save_status, DbConnection, DbPool};
-use crate::metrics::Counter;
 use actix::prelude::*;
 use diesel::Connection;
-use serde::Serialize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Writes per transaction when replaying a long spool.
 const REPLAY_CHUNK: usize = 500;
 
-/// What the database side has done, for metrics, `/calls` and tests.
-#[derive(Debug, Default, Serialize)]
+/// What the database side has done, exported in `/metrics` and read by tests.
 pub struct DbStats {
     /// Writes stored in the database (calls, event batches, status reports).
-    pub written: Counter,
+    pub written: IntCounter,
     /// Writes that went to the spool.
-    pub spooled: Counter,
+    pub spooled: IntCounter,
     /// Spooled writes later stored.
-    pub replayed: Counter,
-    /// Writes lost because the spool was full (each is also logged as an error).
-    pub lost: Counter,
+    pub replayed: IntCounter,
+    /// Writes lost because the spool was full or unwritable (each is also logged as an error).
+    pub lost: IntCounter,
     /// Failed attempts to reach or write the database.
-    pub failures: Counter,
+    pub failures: IntCounter,
     /// Bytes in the spool now.
-    pub spool_bytes: AtomicU64,
-    /// Whether the last attempt reached the database.
-    pub healthy: AtomicBool,
+    pub spool_bytes: IntGauge,
+    /// 1 while the last attempt reached the database.
+    pub up: IntGauge,
+    /// Time to store one batch.
+    pub write_seconds: Histogram,
+}
+
+impl DbStats {
+    /// Creates the database metrics and registers them in `registry`.
+    pub fn new(registry: &Registry) -> DbStats {
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric name");
+            let _ = registry.register(Box::new(c.clone()));
+            c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric name");
+            let _ = registry.register(Box::new(g.clone()));
+            g
+        };
+        let write_seconds = Histogram::with_opts(
+            HistogramOpts::new("db_write_seconds", "Time to store one batch of records")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+        )
+        .expect("valid metric name");
+        let _ = registry.register(Box::new(write_seconds.clone()));
+        DbStats {
+            written: counter("db_writes_total", "Record writes stored in the database"),
+            spooled: counter("db_spooled_total", "Record writes that went to the spool"),
+            replayed: counter("db_replayed_total", "Spooled record writes later stored"),
+            lost: counter("db_lost_total", "Record writes lost: the spool was full or unwritable"),
+            failures: counter("db_failures_total", "Failed attempts to reach or write the database"),
+            spool_bytes: gauge("db_spool_bytes", "Bytes waiting in the spool"),
+            up: gauge("db_up", "1 while the database answers"),
+            write_seconds,
+        }
+    }
 }
 
 pub struct DbActor {
@@ -54,9 +85,9 @@ const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 impl DbActor {
     pub fn new(pool: DbPool, spool: Spool, stats: Arc<DbStats>, process_started_ms: i64) -> Self {
-        stats.spool_bytes.store(spool.size(), Ordering::Relaxed);
+        stats.spool_bytes.set(spool.size() as i64);
         // Assume reachable until shown otherwise, so the first failure is the one logged.
-        stats.healthy.store(true, Ordering::Relaxed);
+        stats.up.set(1);
         DbActor {
             pool,
             spool,
@@ -82,7 +113,8 @@ impl DbActor {
     }
 
     fn set_health(&mut self, ok: bool, detail: &str) {
-        let was = self.stats.healthy.swap(ok, Ordering::Relaxed);
+        let was = self.stats.up.get() == 1;
+        self.stats.up.set(i64::from(ok));
         self.retry_after = (!ok).then(|| Instant::now() + RETRY_PAUSE);
         if !ok {
             self.stats.failures.inc();
@@ -123,12 +155,12 @@ impl DbActor {
             }
         }
         self.set_health(true, "");
-        self.stats.replayed.add(writes.len() as u64);
+        self.stats.replayed.inc_by(writes.len() as u64);
         log::info!("db: replayed {} spooled write(s)", writes.len());
         if let Err(e) = self.spool.clear() {
             log::error!("{e}");
         }
-        self.stats.spool_bytes.store(self.spool.size(), Ordering::Relaxed);
+        self.stats.spool_bytes.set(self.spool.size() as i64);
         true
     }
 
@@ -150,13 +182,13 @@ impl DbActor {
 
     fn spool_writes(&mut self, writes: &[DbWrite]) {
         match self.spool.append(writes) {
-            Ok(()) => self.stats.spooled.add(writes.len() as u64),
+            Ok(()) => self.stats.spooled.inc_by(writes.len() as u64),
             Err(e) => {
-                self.stats.lost.add(writes.len() as u64);
+                self.stats.lost.inc_by(writes.len() as u64);
                 log::error!("{e}");
             }
         }
-        self.stats.spool_bytes.store(self.spool.size(), Ordering::Relaxed);
+        self.stats.spool_bytes.set(self.spool.size() as i64);
     }
 
     fn write(&mut self, writes: Vec<DbWrite>) {
@@ -169,13 +201,15 @@ impl DbActor {
             self.spool_writes(&writes);
             return;
         }
+        let timer = self.stats.write_seconds.start_timer();
         let result = self
             .connection()
             .and_then(|mut c| apply(&mut c, &writes).map_err(|e| format!("db: write failed: {e}")));
+        timer.observe_duration();
         match result {
             Ok(()) => {
                 self.set_health(true, "");
-                self.stats.written.add(writes.len() as u64);
+                self.stats.written.inc_by(writes.len() as u64);
                 self.close_leftovers();
             }
             Err(e) => {

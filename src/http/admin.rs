@@ -2,10 +2,12 @@
 //! without one they answer loopback clients only.
 
 use super::{error_json, AppState};
+use crate::call::messages::EndCall;
 use crate::call::CallView;
+use crate::call::EndReason;
 use crate::db::models::{CallEvent, CallRow};
 use crate::db::{self, DbPool};
-use crate::registry::{describe, FindCall, ListCalls, SlotView};
+use crate::registry::{describe, FindCall, ListCalls, SetLimit, SlotView, Summarize};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::future::join_all;
@@ -241,6 +243,77 @@ pub async fn get_call(req: HttpRequest, path: web::Path<String>, state: web::Dat
         Ok(None) => error_json(StatusCode::NOT_FOUND, "unknown call"),
         Err(resp) => resp,
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LimitBody {
+    max_concurrent_calls: usize,
+}
+
+/// `PUT /calls/limit`: changes the cap at run time; live calls are untouched.
+pub async fn set_limit(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(refusal) = refuse_admin(&req, &state) {
+        return refusal;
+    }
+    let limit: LimitBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(_) => return error_json(StatusCode::BAD_REQUEST, "body must be {\"max_concurrent_calls\": N}"),
+    };
+    if limit.max_concurrent_calls == 0 || limit.max_concurrent_calls > 1_000_000 {
+        return error_json(StatusCode::BAD_REQUEST, "max_concurrent_calls must be 1..=1000000");
+    }
+    match state
+        .registry
+        .send(SetLimit {
+            max_concurrent_calls: limit.max_concurrent_calls,
+        })
+        .await
+    {
+        Ok(summary) => HttpResponse::Ok().json(summary),
+        Err(_) => error_json(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
+    }
+}
+
+/// `DELETE /calls/{call_id}`: hangs a live call up (terminate to the carrier, close 1000 to ElevenLabs,
+/// record written); 404 if it is not live.
+pub async fn end_call(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(refusal) = refuse_admin(&req, &state) {
+        return refusal;
+    }
+    let call_id = path.into_inner();
+    match state
+        .registry
+        .send(FindCall {
+            call_id: call_id.clone(),
+        })
+        .await
+    {
+        Ok(Some(SlotView { call: Some(call), .. })) => {
+            log::info!("call_id={call_id} ended by an admin");
+            call.do_send(EndCall {
+                reason: EndReason::Admin,
+            });
+            HttpResponse::Accepted().json(serde_json::json!({"call_id": call_id, "status": "ending"}))
+        }
+        Ok(_) => error_json(StatusCode::NOT_FOUND, "not a live call"),
+        Err(_) => error_json(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(refusal) = refuse_admin(&req, &state) {
+        return refusal;
+    }
+    if let Ok(s) = state.registry.send(Summarize).await {
+        let m = &state.metrics;
+        m.calls_active.set(s.active as i64);
+        m.calls_cap.set(s.max_concurrent_calls as i64);
+        m.draining.set(i64::from(s.draining));
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
 }
 
 #[cfg(test)]

@@ -113,6 +113,7 @@ pub async fn refurl(body: web::Bytes, state: web::Data<AppState>) -> HttpRespons
     let info_copy = info.clone();
     match state.registry.send(AdmitCall { info }).await {
         Ok(Ok(())) => {
+            state.metrics.calls_admitted.inc();
             let token = state.tokens.issue(&call_id);
             let wss_url = format!("{}/ws/mcube/{call_id}?token={token}", state.public_url);
             log::info!("call_id={call_id} admitted");
@@ -129,6 +130,7 @@ pub async fn refurl(body: web::Bytes, state: web::Data<AppState>) -> HttpRespons
 
 /// A refused call leaves a `rejected` row with its reason (never over a real call's row).
 fn record_refusal(state: &AppState, info: &CallInfo, reason: &str) {
+    state.metrics.calls_refused.with_label_values(&[reason]).inc();
     let mut rec = CallRecord::new(&info.call_id, "rejected", now_ms());
     rec.direction = info.direction.clone();
     rec.from_number = info.from.clone();
@@ -188,14 +190,14 @@ pub async fn media_socket(
     let deps = CallDeps {
         config: cfg.clone(),
         registry: state.registry.clone(),
-        counters: state.counters.clone(),
+        metrics: state.metrics.clone(),
         db: state.db.clone(),
     };
     let call = CallActor::launch(info, deps);
     let leg = McubeLeg::new(
         call_id.clone(),
         call.downgrade(),
-        state.counters.clone(),
+        state.metrics.clone(),
         Duration::from_millis(cfg.calls.heartbeat_interval_ms),
         Duration::from_millis(cfg.calls.peer_timeout_ms),
         cfg.server.max_frame_bytes,

@@ -6,9 +6,10 @@ pub mod health;
 
 use crate::carrier_token::CallTokens;
 use crate::config::Config;
+use crate::db::actor::DbStats;
 use crate::db::batcher::DbBatcher;
 use crate::db::DbPool;
-use crate::metrics::Counters;
+use crate::metrics::Metrics;
 use crate::registry::CallRegistry;
 use actix::Addr;
 use actix_web::{web, HttpResponse};
@@ -18,7 +19,7 @@ use std::sync::Arc;
 pub struct AppState {
     pub config: Arc<Config>,
     pub registry: Addr<CallRegistry>,
-    pub counters: Arc<Counters>,
+    pub metrics: Arc<Metrics>,
     pub tokens: CallTokens,
     /// Base of the `wss_url` handed to the carrier (no trailing slash).
     pub public_url: String,
@@ -26,6 +27,7 @@ pub struct AppState {
     pub db: Addr<DbBatcher>,
     /// For the admin endpoints' reads.
     pub pool: DbPool,
+    pub db_stats: Arc<DbStats>,
 }
 
 /// Registers every route.
@@ -34,7 +36,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ws/mcube/{call_id}", web::get().to(carrier::media_socket))
         .route("/calls", web::get().to(admin::list_calls))
         .route("/calls/history", web::get().to(admin::call_history))
+        .route("/calls/limit", web::put().to(admin::set_limit))
         .route("/calls/{call_id}", web::get().to(admin::get_call))
+        .route("/calls/{call_id}", web::delete().to(admin::end_call))
+        .route("/metrics", web::get().to(admin::metrics))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz));
 }

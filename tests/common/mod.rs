@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod process;
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,253 @@
+//! The process around the gateway: file-descriptor limits checked before serving, systemd notifications
+//! (READY, STOPPING, WATCHDOG), and signals — SIGTERM drains (no new calls, live calls finish up to the
+//! deadline, the rest are ended cleanly, records flushed), SIGINT does the same with a short deadline, SIGHUP
+//! reloads the configuration file.
+
+use crate::call::EndReason;
+use crate::config::Config;
+use crate::db::batcher::FlushAll;
+use crate::registry::{EndAll, SetLimit, StartDrain, Summarize};
+use crate::server::{self, Gateway};
+use sd_notify::NotifyState;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
+
+/// FDs a process needs besides calls: listener, database, logs, spool, the runtime's own.
+pub const FD_MARGIN: u64 = 64;
+/// FDs per call: the carrier's socket and the ElevenLabs socket.
+pub const FDS_PER_CALL: u64 = 2;
+
+/// What the start-up check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdLimits {
+    pub soft: u64,
+    pub hard: u64,
+    pub needed: u64,
+}
+
+/// FDs the cap needs.
+pub fn fds_needed(cap: usize) -> u64 {
+    FDS_PER_CALL * cap as u64 + FD_MARGIN
+}
+
+/// Whether `limits` fit `cap`; the error explains what to change.
+pub fn check_fds(limits: FdLimits) -> Result<FdLimits, String> {
+    if limits.soft >= limits.needed {
+        return Ok(limits);
+    }
+    Err(format!(
+        "calls.max_concurrent_calls needs {} file descriptors (2 per call + {FD_MARGIN}) but the limit is {} (hard {}). \
+         Raise LimitNOFILE in the systemd unit (or `ulimit -n`), or lower the cap.",
+        limits.needed, limits.soft, limits.hard
+    ))
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit (systemd's default soft limit is 1024) and checks that
+/// the cap fits.
+pub fn raise_fd_limit(cap: usize) -> Result<FdLimits, String> {
+    let (soft, hard) = rlimit::Resource::NOFILE
+        .get()
+        .map_err(|e| format!("cannot read RLIMIT_NOFILE: {e}"))?;
+    let soft = if soft < hard {
+        match rlimit::Resource::NOFILE.set(hard, hard) {
+            Ok(()) => hard,
+            Err(e) => {
+                log::warn!("cannot raise RLIMIT_NOFILE from {soft} to {hard}: {e}");
+                soft
+            }
+        }
+    } else {
+        soft
+    };
+    check_fds(FdLimits {
+        soft,
+        hard,
+        needed: fds_needed(cap),
+    })
+}
+
+fn notify(state: &[NotifyState]) {
+    // Outside systemd there is no NOTIFY_SOCKET and this does nothing.
+    if let Err(e) = sd_notify::notify(state) {
+        log::debug!("systemd notify failed: {e}");
+    }
+}
+
+/// Serves until a signal ends it; returns when the drain is done.
+pub async fn run(config: Config, config_path: PathBuf, explicit_path: bool) -> std::io::Result<()> {
+    let (gw, server) = server::start(config.clone(), false).await?;
+    log::info!(
+        "websocket_api listening on {} (carrier wss base {})",
+        gw.addr,
+        gw.public_url
+    );
+    let server_task = actix_rt::spawn(server);
+    notify(&[NotifyState::Ready]);
+    start_watchdog(&gw);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut current = config;
+    tokio::pin!(server_task);
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                log::info!("SIGTERM: draining for up to {} ms", current.server.drain_timeout_ms);
+                drain(&gw, Duration::from_millis(current.server.drain_timeout_ms)).await;
+                break;
+            }
+            _ = int.recv() => {
+                log::info!("SIGINT: draining for up to {} ms", current.server.interrupt_drain_timeout_ms);
+                drain(&gw, Duration::from_millis(current.server.interrupt_drain_timeout_ms)).await;
+                break;
+            }
+            _ = hup.recv() => reload(&gw, &config_path, explicit_path, &mut current).await,
+            _ = &mut server_task => {
+                log::warn!("the HTTP server stopped by itself");
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn start_watchdog(gw: &Gateway) {
+    let Some(timeout) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let every = timeout / 2;
+    let registry = gw.registry.clone();
+    actix_rt::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            // Tied to the registry answering: a wedged registry stops the pings and systemd restarts us.
+            if registry.send(Summarize).await.is_ok() {
+                notify(&[NotifyState::Watchdog]);
+            }
+        }
+    });
+}
+
+/// Stops admission, lets live calls finish until `deadline`, ends the rest cleanly, flushes every record
+/// and stops the HTTP server.
+pub async fn drain(gw: &Gateway, deadline: Duration) {
+    notify(&[NotifyState::Stopping]);
+    gw.registry.do_send(StartDrain);
+    let until = Instant::now() + deadline;
+    while Instant::now() < until && active(gw).await > 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left = active(gw).await;
+    if left > 0 {
+        let told = gw
+            .registry
+            .send(EndAll {
+                reason: EndReason::Shutdown,
+            })
+            .await
+            .unwrap_or(0);
+        log::info!("drain deadline reached: ending {told} live call(s)");
+        let grace = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < grace && active(gw).await > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Give the ended calls' final records a moment to reach the batcher, then flush them all.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    match tokio::time::timeout(Duration::from_secs(30), gw.db.send(FlushAll)).await {
+        Ok(Ok(Ok(true))) => log::info!("drain: every call record stored"),
+        _ => log::warn!("drain: some call records are in the spool; they are replayed at the next start"),
+    }
+    gw.server.stop(true).await;
+}
+
+async fn active(gw: &Gateway) -> usize {
+    gw.registry.send(Summarize).await.map_or(0, |s| s.active)
+}
+
+/// SIGHUP: re-reads the file; applies the cap and the log level at once, names what needs a restart.
+async fn reload(gw: &Gateway, path: &std::path::Path, explicit: bool, current: &mut Config) {
+    let new = match Config::load(path, explicit) {
+        Ok(c) => c,
+        Err(problems) => {
+            log::error!("SIGHUP: {} not reloaded: {problems}", path.display());
+            return;
+        }
+    };
+    let changed = changed_keys(current, &new);
+    if changed.is_empty() {
+        log::info!("SIGHUP: {} reloaded, nothing changed", path.display());
+    }
+    for key in &changed {
+        match key.as_str() {
+            "calls.max_concurrent_calls" => {
+                gw.registry.do_send(SetLimit {
+                    max_concurrent_calls: new.calls.max_concurrent_calls,
+                });
+                log::info!("SIGHUP: {key} = {} applied", new.calls.max_concurrent_calls);
+            }
+            "log.level" => {
+                let level = new.log.level.parse().unwrap_or(log::LevelFilter::Info);
+                log::set_max_level(level);
+                log::info!("SIGHUP: {key} = {} applied", new.log.level);
+            }
+            _ => log::warn!("SIGHUP: {key} changed; it takes effect at the next restart"),
+        }
+    }
+    *current = new;
+}
+
+/// `section.key` of every value that differs (secrets are not in the serialized form).
+pub fn changed_keys(old: &Config, new: &Config) -> Vec<String> {
+    let flat = |c: &Config| -> Vec<(String, String)> {
+        let v = toml::Value::try_from(c).unwrap_or(toml::Value::Table(Default::default()));
+        let mut out = Vec::new();
+        for (section, table) in v.as_table().into_iter().flatten() {
+            for (key, value) in table.as_table().into_iter().flatten() {
+                out.push((format!("{section}.{key}"), value.to_string()));
+            }
+        }
+        out
+    };
+    let (a, b) = (flat(old), flat(new));
+    b.iter().filter(|kv| !a.contains(kv)).map(|(k, _)| k.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fd_check_explains_what_to_change() {
+        assert!(check_fds(FdLimits {
+            soft: 1024,
+            hard: 1024,
+            needed: fds_needed(400)
+        })
+        .is_ok());
+        let err = check_fds(FdLimits {
+            soft: 1024,
+            hard: 4096,
+            needed: fds_needed(500),
+        })
+        .expect_err("too few");
+        assert!(err.contains("1064") && err.contains("LimitNOFILE"), "{err}");
+    }
+
+    #[test]
+    fn changed_keys_names_what_differs() {
+        let a = Config::default();
+        let mut b = a.clone();
+        b.calls.max_concurrent_calls = 7;
+        b.log.level = "debug".into();
+        let mut keys = changed_keys(&a, &b);
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec!["calls.max_concurrent_calls".to_string(), "log.level".to_string()]
+        );
+        assert!(changed_keys(&a, &a).is_empty());
+    }
+}

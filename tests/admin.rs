@@ -1,0 +1,248 @@
+//! The admin API (interface.md §4): bearer-token auth on every admin endpoint, the cap changed at run time
+//! with live calls, a call hung up by an admin, `/metrics` matching what happened, `/readyz` following the
+//! cap and the drain.
+mod common;
+
+use common::*;
+use std::time::Duration;
+use websocket_api::audio::format::AudioFormat;
+use websocket_api::db::batcher::FlushAll;
+use websocket_api::registry::StartDrain;
+use websocket_api::sim::agent::AgentScript;
+use websocket_api::sim::carrier::{post_refurl, Admission, Heard};
+
+async fn request(h: &Harness, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+    let client = awc::Client::default();
+    let url = format!("{}{path}", h.gw.http_url);
+    let mut req = match method {
+        "PUT" => client.put(url),
+        "DELETE" => client.delete(url),
+        _ => client.get(url),
+    };
+    if let Some(t) = token {
+        req = req.insert_header(("authorization", format!("Bearer {t}")));
+    }
+    let mut resp = match body {
+        Some(b) => {
+            req.insert_header(("content-type", "application/json"))
+                .send_body(b.to_string())
+                .await
+        }
+        None => req.send().await,
+    }
+    .expect("answers");
+    let status = resp.status().as_u16();
+    let body = resp
+        .body()
+        .limit(4 << 20)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[actix_rt::test]
+async fn every_admin_endpoint_needs_the_token_when_one_is_set() {
+    let h = start(quiet_script(), |c| c.admin.token = Some("s3cret-token".into())).await;
+    let endpoints = [
+        ("GET", "/calls", None),
+        ("GET", "/calls/history", None),
+        ("GET", "/calls/SOME-CALL", None),
+        ("DELETE", "/calls/SOME-CALL", None),
+        ("PUT", "/calls/limit", Some(r#"{"max_concurrent_calls": 5}"#)),
+        ("GET", "/metrics", None),
+    ];
+    for (method, path, body) in endpoints {
+        assert_eq!(
+            request(&h, method, path, None, body).await.0,
+            401,
+            "{method} {path} without a token"
+        );
+        assert_eq!(
+            request(&h, method, path, Some("wrong"), body).await.0,
+            401,
+            "{method} {path} with a wrong token"
+        );
+        let (status, _) = request(&h, method, path, Some("s3cret-token"), body).await;
+        assert!(
+            status == 200 || status == 404 || status == 202,
+            "{method} {path} with the token: {status}"
+        );
+    }
+    // Probes stay open.
+    assert_eq!(request(&h, "GET", "/healthz", None, None).await.0, 200);
+    assert_eq!(request(&h, "GET", "/readyz", None, None).await.0, 200);
+}
+
+#[actix_rt::test]
+async fn the_cap_changes_at_run_time_and_admission_follows() {
+    let h = start(quiet_script(), |c| c.calls.max_concurrent_calls = 3).await;
+    let a = dial(&h, "LIM-A").await;
+    a.send_start("LIM-A", "a", AudioFormat::ULAW_8K);
+    let b = dial(&h, "LIM-B").await;
+    b.send_start("LIM-B", "b", AudioFormat::ULAW_8K);
+    assert_eq!(request(&h, "GET", "/readyz", None, None).await.0, 200);
+
+    let (status, body) = request(&h, "PUT", "/calls/limit", None, Some(r#"{"max_concurrent_calls": 1}"#)).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, calls) = get_json(&h, "/calls").await;
+    assert_eq!(calls["max_concurrent_calls"], 1);
+    assert_eq!(calls["active"], 2, "live calls untouched by a lower cap");
+    assert!(matches!(
+        post_refurl(&h.gw.http_url, &call("LIM-C")).await,
+        Ok(Admission::Refused { status: 503, ref error, .. }) if error == "capacity"
+    ));
+    assert_eq!(
+        request(&h, "GET", "/readyz", None, None).await.0,
+        503,
+        "not ready at (or over) the cap"
+    );
+
+    assert_eq!(
+        request(&h, "PUT", "/calls/limit", None, Some(r#"{"max_concurrent_calls": 5}"#))
+            .await
+            .0,
+        200
+    );
+    assert!(matches!(
+        post_refurl(&h.gw.http_url, &call("LIM-D")).await,
+        Ok(Admission::Admitted { .. })
+    ));
+    assert_eq!(request(&h, "GET", "/readyz", None, None).await.0, 200);
+    assert_eq!(
+        request(&h, "PUT", "/calls/limit", None, Some(r#"{"max_concurrent_calls": 0}"#))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(request(&h, "PUT", "/calls/limit", None, Some("nonsense")).await.0, 400);
+    drop((a, b));
+}
+
+#[actix_rt::test]
+async fn an_admin_hangs_a_call_up_cleanly() {
+    let h = start(
+        AgentScript {
+            greeting_ms: 200,
+            ..quiet_script()
+        },
+        |_| {},
+    )
+    .await;
+    let mut conn = dial(&h, "DEL-1").await;
+    conn.send_start("DEL-1", "s", AudioFormat::ULAW_8K);
+    let _ = listen(&mut conn, Duration::from_millis(500)).await;
+    let (status, _) = request(&h, "DELETE", "/calls/DEL-1", None, None).await;
+    assert_eq!(status, 202);
+    let heard = listen(&mut conn, Duration::from_secs(3)).await;
+    let t = heard
+        .iter()
+        .position(|x| *x == Heard::Terminate)
+        .expect("terminate sent to the carrier");
+    assert_eq!(heard.get(t + 1), Some(&Heard::Closed(Some(1000))));
+    let log = h.sim.log.clone();
+    assert!(
+        eventually(Duration::from_secs(3), || log.connections()[0].client_close
+            == Some(1000))
+        .await
+    );
+    assert!(active_becomes(&h, 0, Duration::from_secs(3)).await);
+    let _ = h.gw.db.send(FlushAll).await;
+    let (_, stored) = get_json(&h, "/calls/DEL-1").await;
+    assert_eq!(stored["state"], "ended");
+    assert_eq!(stored["end_reason"], "admin");
+    assert_eq!(
+        request(&h, "DELETE", "/calls/DEL-1", None, None).await.0,
+        404,
+        "no longer live"
+    );
+}
+
+#[actix_rt::test]
+async fn metrics_parse_and_count_what_happened() {
+    let h = start(
+        AgentScript {
+            greeting_ms: 200,
+            ..quiet_script()
+        },
+        |c| c.calls.max_concurrent_calls = 1,
+    )
+    .await;
+    let mut conn = dial(&h, "MET-1").await;
+    conn.send_start("MET-1", "s", AudioFormat::ULAW_8K);
+    for _ in 0..15 {
+        conn.send_media(&[0xFF; 160]);
+    }
+    let heard = listen(&mut conn, Duration::from_millis(600)).await;
+    let frames_heard = heard.iter().filter(|x| matches!(x, Heard::Audio(_))).count();
+    assert!(matches!(
+        post_refurl(&h.gw.http_url, &call("MET-2")).await,
+        Ok(Admission::Refused { .. })
+    ));
+    conn.close(1000);
+    assert!(active_becomes(&h, 0, Duration::from_secs(3)).await);
+
+    let (status, text) = request(&h, "GET", "/metrics", None, None).await;
+    assert_eq!(status, 200);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("Prometheus text");
+    let value = |name: &str, label: Option<(&str, &str)>| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+            .unwrap_or_else(|| panic!("{name} {label:?} missing from /metrics"))
+    };
+    assert_eq!(value("wsapi_calls_admitted_total", None), 1.0);
+    assert_eq!(value("wsapi_calls_refused_total", Some(("reason", "capacity"))), 1.0);
+    assert_eq!(
+        value("wsapi_calls_ended_total", Some(("reason", "carrier_hangup"))),
+        1.0
+    );
+    assert_eq!(
+        value("wsapi_frames_total", Some(("direction", "carrier_to_agent"))),
+        15.0
+    );
+    assert_eq!(
+        value("wsapi_frames_total", Some(("direction", "agent_to_carrier"))),
+        frames_heard as f64
+    );
+    assert_eq!(
+        value("wsapi_audio_bytes_total", Some(("direction", "carrier_to_agent"))),
+        15.0 * 160.0
+    );
+    assert_eq!(value("wsapi_calls_max_concurrent", None), 1.0);
+    assert_eq!(value("wsapi_calls_active", None), 0.0);
+    assert_eq!(
+        value("wsapi_outbound_queue_bytes", None),
+        0.0,
+        "every queue emptied with its call"
+    );
+    assert_eq!(value("wsapi_db_up", None), 1.0);
+    assert!(value("wsapi_process_open_fds", None) > 0.0);
+    assert!(value("wsapi_process_resident_memory_bytes", None) > 0.0);
+}
+
+#[actix_rt::test]
+async fn readyz_follows_the_cap_and_the_drain() {
+    let h = start(quiet_script(), |c| c.calls.max_concurrent_calls = 1).await;
+    assert_eq!(request(&h, "GET", "/readyz", None, None).await.0, 200);
+    let conn = dial(&h, "READY-1").await;
+    assert_eq!(request(&h, "GET", "/readyz", None, None).await.0, 503, "at the cap");
+    conn.close(1000);
+    assert!(active_becomes(&h, 0, Duration::from_secs(3)).await);
+    assert_eq!(request(&h, "GET", "/readyz", None, None).await.0, 200);
+    let _ = h.gw.registry.send(StartDrain).await;
+    let (status, body) = request(&h, "GET", "/readyz", None, None).await;
+    assert_eq!(status, 503);
+    assert!(body.contains("\"draining\":true"), "{body}");
+    assert!(matches!(
+        post_refurl(&h.gw.http_url, &call("READY-2")).await,
+        Ok(Admission::Refused { status: 503, ref error, .. }) if error == "draining"
+    ));
+}

@@ -1,0 +1,97 @@
+//! The real `websocket_api` binary as a child process, configured through the environment, with its log
+//! read for the address it bound.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub struct Served {
+    pub child: Child,
+    pub http: String,
+    /// Log lines after the address line.
+    pub log: mpsc::Receiver<String>,
+}
+
+/// Starts `websocket_api serve` with `WSAPI__…` overrides (an empty config file otherwise) and waits for its
+/// "listening on" line.
+pub fn serve(config_dir: &std::path::Path, overrides: &[(&str, &str)]) -> Served {
+    let empty = config_dir.join("empty.toml");
+    std::fs::write(&empty, "").expect("empty config file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_websocket_api"));
+    cmd.arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .env("WSAPI_CONFIG", &empty)
+        .env("WSAPI__SERVER__LISTEN", "127.0.0.1:0")
+        .env("WSAPI__SERVER__PUBLIC_URL", "")
+        .env("WSAPI__SERVER__WORKERS", "1")
+        .env("WSAPI__ELEVENLABS__AGENT_ID", "agent_test")
+        .env("WSAPI__ELEVENLABS__AUTH", "none")
+        .stderr(Stdio::piped());
+    for (k, v) in overrides {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("binary starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(line.clone());
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let addr = rest.split_whitespace().next().expect("address");
+                return Served {
+                    child,
+                    http: format!("http://{addr}"),
+                    log: rx,
+                };
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the gateway did not report its address:\n{}", seen.join("\n"));
+}
+
+impl Served {
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{sig}");
+    }
+
+    /// Waits for the process to exit, up to `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Every log line so far.
+    pub fn drain_log(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
