@@ -5,7 +5,6 @@ mod common;
 
 use common::db::{Backend, Proxy, TestDb};
 use common::*;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::db::batcher::FlushAll;
@@ -77,7 +76,7 @@ async fn postgres_outage_spools_then_replays_every_record_once() {
     let _ = h.gw.db.send(FlushAll).await;
     let stats = h.gw.db_stats.clone();
     assert!(stats.spooled.get() > 0, "records went to the spool");
-    assert!(stats.spool_bytes.load(Ordering::Relaxed) > 0);
+    assert!(stats.spool_bytes.get() > 0);
     assert!(
         db.get_call("PG-OUT-0").is_none(),
         "nothing reached the database while it was away"
@@ -85,7 +84,7 @@ async fn postgres_outage_spools_then_replays_every_record_once() {
 
     proxy.restore();
     let replayed = eventually(Duration::from_secs(10), || {
-        stats.spool_bytes.load(Ordering::Relaxed) == 0
+        stats.spool_bytes.get() == 0
     })
     .await;
     assert!(replayed, "spool replayed after the database came back");
@@ -124,7 +123,7 @@ async fn sqlite_locked_by_another_writer_spools_then_replays() {
     locker.batch_execute("COMMIT").expect("unlock");
     drop(locker);
     let replayed = eventually(Duration::from_secs(15), || {
-        stats.spool_bytes.load(Ordering::Relaxed) == 0 && stats.replayed.get() > 0
+        stats.spool_bytes.get() == 0 && stats.replayed.get() > 0
     })
     .await;
     assert!(replayed, "spool replayed once the lock was gone");
