@@ -262,8 +262,9 @@ impl Handler<ReleaseSlot> for CallRegistry {
 pub struct SlotView {
     pub info: CallInfo,
     pub admitted_at: SystemTime,
-    /// The live call actor, if the WebSocket has arrived and the actor is still up.
-    pub call: Option<Addr<CallActor>>,
+    /// The live call actor, if the WebSocket has arrived. Weak: a strong address held while the call ends
+    /// would make its supervisor restart it.
+    pub call: Option<WeakAddr<CallActor>>,
 }
 
 /// Totals for `/calls` and `/readyz`.
@@ -320,8 +321,9 @@ impl Handler<Summarize> for CallRegistry {
 }
 
 /// Asks one live call for its view, with a bound so a stuck call cannot stall `/calls`.
-pub async fn describe(call: Addr<CallActor>) -> Option<crate::call::CallView> {
-    call.send(DescribeCall).timeout(Duration::from_secs(1)).await.ok()
+pub async fn describe(call: &WeakAddr<CallActor>) -> Option<crate::call::CallView> {
+    let request = call.upgrade()?.send(DescribeCall);
+    request.timeout(Duration::from_secs(1)).await.ok()
 }
 
 /// One call's slot, if it holds one.
@@ -346,7 +348,7 @@ fn slot_view(s: &Slot) -> SlotView {
         info: s.info.clone(),
         admitted_at: s.admitted_at,
         call: match &s.state {
-            SlotState::Live { call } => call.upgrade(),
+            SlotState::Live { call } => Some(call.clone()),
             _ => None,
         },
     }

@@ -83,10 +83,7 @@ async fn postgres_outage_spools_then_replays_every_record_once() {
     );
 
     proxy.restore();
-    let replayed = eventually(Duration::from_secs(10), || {
-        stats.spool_bytes.get() == 0
-    })
-    .await;
+    let replayed = eventually(Duration::from_secs(10), || stats.spool_bytes.get() == 0).await;
     assert!(replayed, "spool replayed after the database came back");
     assert!(stats.replayed.get() > 0);
     assert_eq!(stats.lost.get(), 0);

@@ -100,6 +100,8 @@ pub struct CallActor {
     started_at: SystemTime,
     started: Instant,
     restarted: bool,
+    /// The call's end has been recorded and its slot released (exactly once).
+    finished: bool,
     carrier: Option<Addr<McubeLeg>>,
     stream: Option<CarrierStream>,
     agent: Option<Addr<ElevenLabsLeg>>,
@@ -153,6 +155,7 @@ impl CallActor {
             started_at: SystemTime::now(),
             started: Instant::now(),
             restarted: false,
+            finished: false,
             carrier: None,
             stream: None,
             agent: None,
@@ -713,6 +716,11 @@ impl Actor for CallActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if self.finished {
+            // Restarted after the call ended because something still held the address: stay idle, holding
+            // nothing and scheduling nothing, so the actor goes as soon as the last address is dropped.
+            return;
+        }
         if self.restarted {
             self.end_call(ctx, EndReason::Internal);
             return;
@@ -735,6 +743,9 @@ impl Actor for CallActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        if std::mem::replace(&mut self.finished, true) {
+            return; // the call was already finalized before a supervisor restart
+        }
         if self.state != CallState::Ended {
             // Stopped by something other than end_call (the arbiter shutting down): still a final record.
             self.state = CallState::Ended;
@@ -770,6 +781,9 @@ impl Actor for CallActor {
 impl actix::Supervised for CallActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         // A restarted call has lost its legs' trust: end it cleanly instead of bridging half a call.
+        if self.finished {
+            return;
+        }
         log::error!(
             "call_id={} call actor restarted by its supervisor; ending the call",
             self.info.call_id

@@ -64,7 +64,7 @@ pub async fn list_calls(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
 
 async fn live_view(slot: SlotView) -> CallView {
     match slot.call {
-        Some(call) => describe(call)
+        Some(call) => describe(&call)
             .await
             .unwrap_or_else(|| CallView::reserved(&slot.info, slot.admitted_at)),
         None => CallView::reserved(&slot.info, slot.admitted_at),
@@ -288,11 +288,14 @@ pub async fn end_call(req: HttpRequest, path: web::Path<String>, state: web::Dat
         })
         .await
     {
-        Ok(Some(SlotView { call: Some(call), .. })) => {
+        Ok(Some(SlotView { call: Some(call), .. })) if call.upgrade().is_some() => {
             log::info!("call_id={call_id} ended by an admin");
-            call.do_send(EndCall {
-                reason: EndReason::Admin,
-            });
+            crate::call::messages::report_to_call(
+                &call,
+                EndCall {
+                    reason: EndReason::Admin,
+                },
+            );
             HttpResponse::Accepted().json(serde_json::json!({"call_id": call_id, "status": "ending"}))
         }
         Ok(_) => error_json(StatusCode::NOT_FOUND, "not a live call"),
