@@ -321,6 +321,73 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    async fn state(token: Option<&str>) -> web::Data<AppState> {
+        let mut config = Config::default();
+        config.admin.token = token.map(str::to_string);
+        config.database.url = format!("sqlite://{}/wsapi-admin-unit/calls.db", std::env::temp_dir().display());
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+        let db = crate::server::start_database(&config, &metrics.registry)
+            .await
+            .expect("db");
+        web::Data::new(AppState {
+            config: std::sync::Arc::new(config),
+            registry: actix::Actor::start(crate::registry::CallRegistry::new(
+                1,
+                Duration::from_secs(1),
+                Duration::from_secs(1),
+            )),
+            metrics,
+            tokens: crate::carrier_token::CallTokens::new(None, Duration::from_secs(1)),
+            public_url: String::new(),
+            db: db.batcher,
+            pool: db.pool,
+            db_stats: db.stats,
+        })
+    }
+
+    #[actix_rt::test]
+    async fn without_a_token_only_loopback_clients_are_answered() {
+        let st = state(None).await;
+        let remote = actix_web::test::TestRequest::default()
+            .peer_addr("203.0.113.7:40000".parse().expect("addr"))
+            .to_http_request();
+        let local = actix_web::test::TestRequest::default()
+            .peer_addr("127.0.0.1:40000".parse().expect("addr"))
+            .to_http_request();
+        let v6 = actix_web::test::TestRequest::default()
+            .peer_addr("[::1]:40000".parse().expect("addr"))
+            .to_http_request();
+        assert_eq!(
+            refuse_admin(&remote, &st).map(|r| r.status()),
+            Some(StatusCode::FORBIDDEN)
+        );
+        assert!(refuse_admin(&local, &st).is_none());
+        assert!(refuse_admin(&v6, &st).is_none());
+    }
+
+    #[actix_rt::test]
+    async fn with_a_token_any_client_needs_it() {
+        let st = state(Some("tok")).await;
+        let remote = |auth: &str| {
+            actix_web::test::TestRequest::default()
+                .peer_addr("203.0.113.7:40000".parse().expect("addr"))
+                .insert_header(("authorization", auth.to_string()))
+                .to_http_request()
+        };
+        assert!(refuse_admin(&remote("Bearer tok"), &st).is_none());
+        assert_eq!(
+            refuse_admin(&remote("Bearer nope"), &st).map(|r| r.status()),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(
+            refuse_admin(&remote("tok"), &st).map(|r| r.status()),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+    }
+
     #[test]
     fn same_secret_compares_whole_values() {
         assert!(super::same_secret(b"abc", b"abc"));

@@ -116,7 +116,12 @@ pub async fn refurl(body: web::Bytes, state: web::Data<AppState>) -> HttpRespons
             state.metrics.calls_admitted.inc();
             let token = state.tokens.issue(&call_id);
             let wss_url = format!("{}/ws/mcube/{call_id}?token={token}", state.public_url);
-            log::info!("call_id={call_id} admitted");
+            let show = state.config.log.show_numbers;
+            log::info!(
+                "call_id={call_id} admitted from={} to={}",
+                mask_number(&info_copy.from, show),
+                mask_number(&info_copy.to, show)
+            );
             HttpResponse::Ok().json(serde_json::json!({ "wss_url": wss_url }))
         }
         Ok(Err(refusal)) => {
@@ -126,6 +131,29 @@ pub async fn refurl(body: web::Bytes, state: web::Data<AppState>) -> HttpRespons
         }
         Err(_) => error_json(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
     }
+}
+
+/// Phone numbers in logs: all but the last 4 digits masked unless `log.show_numbers`.
+pub fn mask_number(number: &str, show: bool) -> String {
+    if show {
+        return number.to_string();
+    }
+    let digits = number.chars().filter(char::is_ascii_digit).count();
+    let mut seen = 0;
+    number
+        .chars()
+        .map(|c| {
+            if !c.is_ascii_digit() {
+                return c;
+            }
+            seen += 1;
+            if seen + 4 > digits {
+                c
+            } else {
+                '*'
+            }
+        })
+        .collect()
 }
 
 /// A refused call leaves a `rejected` row with its reason (never over a real call's row).
@@ -224,5 +252,18 @@ pub async fn media_socket(
             });
             HttpResponse::from_error(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_number;
+
+    #[test]
+    fn numbers_are_masked_but_the_last_four_digits() {
+        assert_eq!(mask_number("+914155551234", false), "+********1234");
+        assert_eq!(mask_number("+914155551234", true), "+914155551234");
+        assert_eq!(mask_number("123", false), "123");
+        assert_eq!(mask_number("", false), "");
     }
 }

@@ -1,0 +1,61 @@
+//! The systemd unit: `systemd-analyze verify` accepts it, and the settings an operator relies on are there.
+use std::process::Command;
+
+const UNIT: &str = include_str!("../systemd/websocket_api.service");
+const SYSCTL: &str = include_str!("../systemd/60-websocket_api.conf");
+
+fn setting(key: &str) -> Option<&'static str> {
+    UNIT.lines()
+        .find_map(|l| l.trim().strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
+}
+
+#[test]
+fn the_unit_verifies() {
+    // Verify a copy whose ExecStart points at the binary just built (verify checks that it exists).
+    let dir = std::env::temp_dir().join(format!("wsapi-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let unit = dir.join("websocket_api.service");
+    std::fs::write(
+        &unit,
+        UNIT.replace("/usr/local/bin/websocket_api", env!("CARGO_BIN_EXE_websocket_api")),
+    )
+    .expect("write");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit)
+        .output()
+        .expect("systemd-analyze is installed (scripts/test installs systemd when it is missing)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "systemd-analyze verify failed: {stderr}");
+}
+
+#[test]
+fn the_unit_has_what_an_operator_relies_on() {
+    assert_eq!(setting("Type"), Some("notify"));
+    assert_eq!(setting("LimitNOFILE"), Some("1048576"));
+    assert_eq!(setting("Restart"), Some("on-failure"));
+    assert_eq!(setting("KillSignal"), Some("SIGTERM"));
+    assert_eq!(setting("NoNewPrivileges"), Some("yes"));
+    assert_eq!(setting("ProtectSystem"), Some("strict"));
+    assert_eq!(setting("User"), Some("websocket_api"));
+    assert_eq!(setting("EnvironmentFile"), Some("/etc/websocket_api/env"));
+    assert!(setting("TasksMax").is_some_and(|v| v.parse::<u64>().is_ok_and(|n| n >= 1024)));
+    assert!(setting("WatchdogSec").is_some());
+    assert!(setting("ReadWritePaths").is_some_and(|p| p.contains("/var/lib/websocket_api")));
+    // The stop timeout must outlast the default drain deadline (60 s), or systemd kills a draining gateway.
+    let stop = setting("TimeoutStopSec")
+        .and_then(|v| v.trim_end_matches('s').parse::<u64>().ok())
+        .expect("TimeoutStopSec");
+    let drain = websocket_api::config::Config::default().server.drain_timeout_ms / 1000;
+    assert!(stop > drain, "TimeoutStopSec {stop}s <= drain {drain}s");
+    for key in [
+        "net.core.somaxconn",
+        "net.ipv4.tcp_max_syn_backlog",
+        "net.ipv4.ip_local_port_range",
+    ] {
+        assert!(
+            SYSCTL.lines().any(|l| l.starts_with(key)),
+            "{key} missing from 60-websocket_api.conf"
+        );
+    }
+}
