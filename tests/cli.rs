@@ -109,3 +109,17 @@ fn migrate_reports_an_unreachable_database() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("db:"), "{err}");
 }
+
+#[test]
+fn serve_refuses_a_cap_the_file_descriptor_limit_cannot_hold() {
+    let (code, _, err) = run(
+        &["serve", "--config", &shipped()],
+        &[
+            ("WSAPI__ELEVENLABS__AGENT_ID", "agent_x"),
+            ("WSAPI__ELEVENLABS__AUTH", "none"),
+            ("WSAPI__CALLS__MAX_CONCURRENT_CALLS", "900000000"),
+        ],
+    );
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("file descriptors") && err.contains("LimitNOFILE"), "{err}");
+}
