@@ -28,6 +28,15 @@ pub struct Config {
     pub admin: AdminConfig,
     pub carrier: CarrierConfig,
     pub log: LogConfig,
+    pub capacity: CapacityConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CapacityConfig {
+    /// A `loadtest --json` report whose measured per-call cost the capacity report uses while too few calls
+    /// are live to measure this gateway itself; empty means the built-in profile.
+    pub profile: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -498,6 +507,7 @@ fn deserialize_sections(table: toml::Table, problems: &mut Vec<String>) -> Confi
             "admin" => value.try_into().map(|v| config.admin = v),
             "carrier" => value.try_into().map(|v| config.carrier = v),
             "log" => value.try_into().map(|v| config.log = v),
+            "capacity" => value.try_into().map(|v| config.capacity = v),
             other => {
                 problems.push(format!("[{other}]: unknown section"));
                 continue;

@@ -10,6 +10,8 @@
 //! - `audio`: μ-law/PCM16 codecs, resampling, the per-call transcoder and pacer (no I/O).
 //! - `http`: carrier endpoints, admin endpoints, health checks.
 //! - `server`: binds and starts everything.
+//! - `capacity`: live system limits × measured per-call cost → the capacity report.
+//! - `loadtest`: simulated carriers against a running gateway, measured.
 //! - `lifecycle`: FD limits, systemd notifications, signals (drain, reload).
 //! - `db`: call records (SQLite or PostgreSQL via diesel + r2d2), the writer actor, batcher and spool.
 //! - `sim`: the ElevenLabs agent simulator and the Mcube carrier simulator (demo, tests, load).
@@ -18,6 +20,7 @@
 //! - `metrics`: the Prometheus metrics.
 pub mod audio;
 pub mod call;
+pub mod capacity;
 pub mod carrier_token;
 pub mod config;
 pub mod db;
@@ -25,6 +28,7 @@ pub mod demo;
 pub mod error;
 pub mod http;
 pub mod lifecycle;
+pub mod loadtest;
 pub mod metrics;
 pub mod protocol;
 pub mod registry;

@@ -5,10 +5,12 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use websocket_api::capacity::PerCallCost;
 use websocket_api::config::Config;
 use websocket_api::db::{self, DbTarget};
 use websocket_api::error::GatewayError;
 use websocket_api::lifecycle;
+use websocket_api::loadtest::LoadOptions;
 use websocket_api::sim::agent::{self, AgentScript};
 
 const EXIT_USAGE: u8 = 64;
@@ -59,6 +61,41 @@ enum Command {
     CheckConfig,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Simulated Mcube carriers against a running gateway (with `simulate-agent --echo` behind it).
+    Loadtest {
+        /// The gateway, e.g. http://127.0.0.1:7900
+        #[arg(long)]
+        target: String,
+        #[arg(long, default_value_t = 100)]
+        calls: usize,
+        /// New calls per second.
+        #[arg(long, default_value_t = 300.0)]
+        ramp: f64,
+        /// How long each call talks.
+        #[arg(long, default_value_t = 30.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 20)]
+        frame_ms: u64,
+        /// The gateway's pid (found from the target's port when omitted).
+        #[arg(long)]
+        gateway_pid: Option<u32>,
+        /// Only POST this many refurl requests at once and report their answer times.
+        #[arg(long)]
+        burst: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The capacity report: live system limits × measured per-call cost.
+    Capacity {
+        /// A `loadtest --json` report to take the per-call cost from.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Ask a running gateway instead (its GET /capacity).
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn init_logging(level: &str) {
@@ -87,6 +124,28 @@ fn main() -> ExitCode {
         Command::Serve => serve(cli.config.as_ref()),
         Command::CheckConfig => check_config(cli.config.as_ref()),
         Command::Migrate => migrate(cli.config.as_ref()),
+        Command::Loadtest {
+            target,
+            calls,
+            ramp,
+            seconds,
+            frame_ms,
+            gateway_pid,
+            burst,
+            json,
+        } => {
+            let opts = LoadOptions {
+                target,
+                calls,
+                ramp_per_s: ramp,
+                seconds,
+                frame_ms,
+                gateway_pid,
+                burst,
+            };
+            loadtest(opts, json)
+        }
+        Command::Capacity { profile, target, json } => capacity(cli.config.as_ref(), profile, target, json),
         Command::Demo { calls, seconds } => demo(calls, seconds),
         Command::SimulateAgent {
             listen,
@@ -104,6 +163,9 @@ fn main() -> ExitCode {
                 echo,
                 end_after_ms,
                 interrupt_after_ms,
+                // An echoing agent says nothing of its own, so what the caller hears back is only the echo.
+                greeting_ms: if echo { 0 } else { AgentScript::default().greeting_ms },
+                transcripts: !echo,
                 ..AgentScript::default()
             };
             simulate_agent(&listen, script)
@@ -170,6 +232,75 @@ fn migrate(cli_path: Option<&PathBuf>) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn loadtest(opts: LoadOptions, json: bool) -> ExitCode {
+    init_logging("warn");
+    let report = actix_rt::System::new().block_on(websocket_api::loadtest::run(opts));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.admitted == 0 {
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn capacity(cli_path: Option<&PathBuf>, profile: Option<PathBuf>, target: Option<String>, json: bool) -> ExitCode {
+    let config = match load_config(cli_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let report = match target {
+        Some(t) => {
+            let fetched = actix_rt::System::new().block_on(async move {
+                let mut resp = awc::Client::default()
+                    .get(format!("{t}/capacity"))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                resp.json::<serde_json::Value>()
+                    .limit(1 << 20)
+                    .await
+                    .map_err(|e| e.to_string())
+            });
+            match fetched {
+                Ok(v) => {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    return ExitCode::SUCCESS;
+                }
+                Err(e) => {
+                    eprintln!("capacity: cannot ask the gateway: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        None => {
+            let cost = match profile {
+                Some(p) => match std::fs::read_to_string(&p)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| PerCallCost::from_loadtest_json(&t))
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("capacity: {}: {e}", p.display());
+                        return ExitCode::from(EXIT_USAGE);
+                    }
+                },
+                None => websocket_api::capacity::configured_profile(&config),
+            };
+            let limits = websocket_api::capacity::procfs::SystemLimits::read();
+            websocket_api::capacity::report(&limits, &cost, config.calls.max_concurrent_calls as u64)
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        print!("{}", report.to_text());
+    }
+    ExitCode::SUCCESS
 }
 
 fn check_config(cli_path: Option<&PathBuf>) -> ExitCode {

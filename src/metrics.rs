@@ -8,6 +8,8 @@ use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterV
 pub struct Metrics {
     pub registry: Registry,
     pub calls_admitted: IntCounter,
+    /// Time to answer the refurl's admission request, inside the gateway.
+    pub refurl_seconds: Histogram,
     pub calls_refused: IntCounterVec,
     pub calls_started: IntCounter,
     pub calls_ended: IntCounterVec,
@@ -22,6 +24,10 @@ pub struct Metrics {
     pub frames_out: IntCounter,
     pub bytes_in: IntCounter,
     pub bytes_out: IntCounter,
+    /// Carrier frame read → written to ElevenLabs; agent frame due → written to the carrier.
+    pub hop_latency: HistogramVec,
+    pub hop_carrier_to_agent: Histogram,
+    pub hop_agent_to_carrier: Histogram,
     pub interruptions: IntCounter,
     pub stale_audio_dropped: IntCounter,
     pub outbound_queue_bytes: IntGauge,
@@ -76,6 +82,18 @@ impl Metrics {
         )
         .expect("valid metric name");
         let _ = r.register(Box::new(connect.clone()));
+        let hop = HistogramVec::new(
+            HistogramOpts::new(
+                "hop_latency_seconds",
+                "Inside the gateway: carrier frame read to ElevenLabs write; agent frame due to carrier write",
+            )
+            .buckets(vec![
+                0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
+            ]),
+            &["direction"],
+        )
+        .expect("valid metric name");
+        let _ = r.register(Box::new(hop.clone()));
         let frames = counter_vec(&r, "frames_total", "Audio frames, by direction", "direction");
         let bytes = counter_vec(
             &r,
@@ -84,12 +102,21 @@ impl Metrics {
             "direction",
         );
         Metrics {
+            hop_carrier_to_agent: hop.with_label_values(&[CARRIER_TO_AGENT]),
+            hop_agent_to_carrier: hop.with_label_values(&[AGENT_TO_CARRIER]),
+            hop_latency: hop,
             frames_in: frames.with_label_values(&[CARRIER_TO_AGENT]),
             frames_out: frames.with_label_values(&[AGENT_TO_CARRIER]),
             bytes_in: bytes.with_label_values(&[CARRIER_TO_AGENT]),
             bytes_out: bytes.with_label_values(&[AGENT_TO_CARRIER]),
             frames,
             bytes,
+            refurl_seconds: histogram(
+                &r,
+                "refurl_seconds",
+                "Refurl admission answer time inside the gateway",
+                vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
+            ),
             calls_admitted: counter(&r, "calls_admitted_total", "Calls admitted (refurl or direct upgrade)"),
             calls_refused: counter_vec(&r, "calls_refused_total", "Calls refused, by reason", "reason"),
             calls_started: counter(&r, "calls_started_total", "Call actors started (carrier socket open)"),

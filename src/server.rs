@@ -94,6 +94,8 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         Duration::from_millis(calls.reconcile_interval_ms),
     )
     .start();
+    let meter = Arc::new(std::sync::Mutex::new(crate::capacity::CostMeter::default()));
+    sample_cost(meter.clone(), registry.clone());
     let state = web::Data::new(AppState {
         tokens: CallTokens::new(
             config.carrier.secret.as_deref(),
@@ -106,6 +108,7 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         public_url: public_url.clone(),
         db: database.batcher.clone(),
         pool: database.pool.clone(),
+        meter: meter.clone(),
     });
     let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
         .listen(listener)?
@@ -131,4 +134,22 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         server: server.handle(),
     };
     Ok((gateway, server))
+}
+
+/// Every few seconds: this process's RSS, CPU and FDs with the calls then live, for `/capacity`.
+fn sample_cost(meter: Arc<std::sync::Mutex<crate::capacity::CostMeter>>, registry: Addr<CallRegistry>) {
+    actix_rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let Ok(summary) = registry.send(crate::registry::Summarize).await else {
+                break;
+            };
+            if let Ok(sample) = crate::capacity::procfs::sample_process("self") {
+                if let Ok(mut m) = meter.lock() {
+                    m.observe(sample, summary.active as u64);
+                }
+            }
+        }
+    });
 }

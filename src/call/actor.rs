@@ -120,6 +120,8 @@ pub struct CallActor {
     pace_timer: Option<SpawnHandle>,
     next_due: Instant,
     holding_partial: bool,
+    /// The queue ran dry one period ago; the clock still runs.
+    lingering: bool,
     /// What this call last added to the process-wide queue gauge.
     queue_reported: i64,
     /// Audio was played since the last checkpoint.
@@ -171,6 +173,7 @@ impl CallActor {
             pace_timer: None,
             next_due: Instant::now(),
             holding_partial: false,
+            lingering: false,
             queue_reported: 0,
             unmarked_audio: false,
             checkpoint_seq: 0,
@@ -214,14 +217,22 @@ impl CallActor {
     }
 
     fn send_carrier(&self, text: String) {
+        self.send_carrier_timed(text, None);
+    }
+
+    fn send_carrier_timed(&self, text: String, since: Option<Instant>) {
         if let Some(c) = &self.carrier {
-            c.do_send(SendToCarrier { text });
+            c.do_send(SendToCarrier { text, since });
         }
     }
 
     fn send_agent(&self, text: String) {
+        self.send_agent_timed(text, None);
+    }
+
+    fn send_agent_timed(&self, text: String, since: Option<Instant>) {
         if let Some(a) = &self.agent {
-            a.do_send(SendToAgent { text });
+            a.do_send(SendToAgent { text, since });
         }
     }
 
@@ -245,6 +256,7 @@ impl CallActor {
                 if let Some(s) = &self.stream {
                     carrier.do_send(SendToCarrier {
                         text: s.writer.terminate(),
+                        since: None,
                     });
                 }
             }
@@ -410,7 +422,7 @@ impl CallActor {
             agent_out.elevenlabs_name()
         );
         while let Some(p) = self.pending_in.pop_front() {
-            self.forward_upstream(p);
+            self.forward_upstream(p, None);
         }
         self.pending_in_bytes = 0;
         let held = std::mem::take(&mut self.pending_out);
@@ -434,7 +446,7 @@ impl CallActor {
         }
     }
 
-    fn forward_upstream(&mut self, payload: CarrierPayload) {
+    fn forward_upstream(&mut self, payload: CarrierPayload, received_at: Option<Instant>) {
         let Some(bridge) = self.bridge.as_mut() else {
             return;
         };
@@ -458,7 +470,7 @@ impl CallActor {
                 el::write_user_audio_chunk(&self.b64.encode(&self.scratch), &mut text);
             }
         }
-        self.send_agent(text);
+        self.send_agent_timed(text, received_at);
     }
 
     fn enqueue_downstream(&mut self, audio: &[u8], ctx: &mut Context<Self>) {
@@ -507,13 +519,19 @@ impl CallActor {
             if self.pacer.has_full_frame() || (self.holding_partial && !self.pacer.is_empty()) {
                 self.pacer.pop_frame(&mut self.frame_raw, true);
                 self.holding_partial = false;
-                self.play_frame();
+                self.lingering = false;
+                self.play_frame(self.next_due);
                 self.sync_queue_gauge();
             } else if !self.pacer.is_empty() {
                 // Give the rest of the utterance one period to arrive before sending a short frame.
                 self.holding_partial = true;
+            } else if !self.lingering && !self.playing_out {
+                // Keep the clock one more period: in a live stream the next frame is usually in flight, and
+                // stopping here would mark (checkpoint) and restart the pacer for every frame.
+                self.lingering = true;
             } else {
                 self.holding_partial = false;
+                self.lingering = false;
                 self.on_queue_drained(ctx);
                 return;
             }
@@ -530,7 +548,7 @@ impl CallActor {
         self.queue_reported = now;
     }
 
-    fn play_frame(&mut self) {
+    fn play_frame(&mut self, due: Instant) {
         let Some(stream) = &self.stream else { return };
         let mut text = String::with_capacity(self.frame_raw.len() * 4 / 3 + 128);
         let payload = self.b64.encode(&self.frame_raw);
@@ -540,7 +558,7 @@ impl CallActor {
         self.deps.metrics.frames_out.inc();
         self.deps.metrics.bytes_out.inc_by(self.frame_raw.len() as u64);
         self.unmarked_audio = true;
-        self.send_carrier(text);
+        self.send_carrier_timed(text, Some(due));
     }
 
     /// The queue ran dry: mark the end of what was played so the carrier tells us when it has been heard.
@@ -699,12 +717,6 @@ impl CallActor {
     }
 }
 
-/// Bytes a base64 string decodes to, without decoding it (passthrough never decodes).
-fn base64_decoded_len(b64: &str) -> usize {
-    let padding = b64.bytes().rev().take(2).filter(|&b| b == b'=').count();
-    (b64.len() / 4 * 3).saturating_sub(padding)
-}
-
 fn payload_len(p: &CarrierPayload) -> usize {
     match p {
         CarrierPayload::Base64(b) => b.len(),
@@ -827,7 +839,7 @@ impl Handler<CarrierAudio> for CallActor {
 
     fn handle(&mut self, msg: CarrierAudio, _: &mut Context<Self>) {
         let bytes = match &msg.payload {
-            CarrierPayload::Base64(b) => base64_decoded_len(b) as u64,
+            CarrierPayload::Base64(b) => crate::protocol::base64_decoded_len(b) as u64,
             CarrierPayload::Raw(r) => r.len() as u64,
         };
         self.stats.frames_in += 1;
@@ -835,7 +847,7 @@ impl Handler<CarrierAudio> for CallActor {
         self.deps.metrics.frames_in.inc();
         self.deps.metrics.bytes_in.inc_by(bytes);
         if self.bridge.is_some() && self.agent.is_some() {
-            self.forward_upstream(msg.payload);
+            self.forward_upstream(msg.payload, msg.received_at);
         } else if !self.playing_out {
             self.hold_inbound(msg.payload);
         }
@@ -1008,15 +1020,6 @@ impl Handler<DescribeCall> for CallActor {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decoded_length_of_base64() {
-        use base64::Engine as _;
-        for n in [0usize, 1, 2, 3, 159, 160, 161, 320] {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(vec![7u8; n]);
-            assert_eq!(base64_decoded_len(&b64), n, "{n}");
-        }
-    }
 
     #[test]
     fn reconnect_budget_counts_within_the_window_and_renews_after_it() {

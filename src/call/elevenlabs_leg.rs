@@ -362,6 +362,9 @@ impl Handler<SendToAgent> for ElevenLabsLeg {
 
     fn handle(&mut self, msg: SendToAgent, ctx: &mut Self::Context) {
         self.send(WsMessage::Text(msg.text.into()), ctx);
+        if let Some(read) = msg.since {
+            self.metrics.hop_carrier_to_agent.observe(read.elapsed().as_secs_f64());
+        }
     }
 }
 

@@ -26,6 +26,9 @@ pub struct McubeLeg {
     reassembler: Reassembler,
     /// Why the leg is ending; reported to the call once, from `stopped`.
     gone: Option<EndReason>,
+    /// Frames read and written, for hop-latency sampling.
+    frames: u32,
+    written: u32,
 }
 
 impl McubeLeg {
@@ -46,6 +49,8 @@ impl McubeLeg {
             last_seen: Instant::now(),
             reassembler: Reassembler::new(max_message_bytes),
             gone: None,
+            frames: 0,
+            written: 0,
         }
     }
 
@@ -63,12 +68,7 @@ impl McubeLeg {
                     Cow::Borrowed(s) => text.slice_ref(s),
                     Cow::Owned(s) => ByteString::from(s),
                 };
-                report_to_call(
-                    &self.call,
-                    CarrierAudio {
-                        payload: CarrierPayload::Base64(b64),
-                    },
-                );
+                self.send_audio(CarrierPayload::Base64(b64));
             }
             Ok(CarrierEvent::Start(start)) => report_to_call(&self.call, CarrierStarted { start }),
             Ok(CarrierEvent::PlayedStream { name }) => report_to_call(&self.call, CarrierPlayed { name }),
@@ -109,6 +109,13 @@ impl McubeLeg {
         self.finish(ctx, EndReason::CarrierProtocolError, Some(code.into()));
     }
 
+    /// Hands caller audio to the call, timing one frame in `HOP_SAMPLE_EVERY`.
+    fn send_audio(&mut self, payload: CarrierPayload) {
+        self.frames = self.frames.wrapping_add(1);
+        let received_at = self.frames.is_multiple_of(HOP_SAMPLE_EVERY).then(Instant::now);
+        report_to_call(&self.call, CarrierAudio { payload, received_at });
+    }
+
     fn check_heartbeat(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         if !self.call.upgrade().is_some_and(|c| c.connected()) {
             // The call is gone: never leave a zombie socket behind it.
@@ -144,12 +151,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
         self.last_seen = Instant::now();
         match msg {
             Ok(ws::Message::Text(text)) => self.on_text(text, ctx),
-            Ok(ws::Message::Binary(bin)) => report_to_call(
-                &self.call,
-                CarrierAudio {
-                    payload: CarrierPayload::Raw(bin),
-                },
-            ),
+            Ok(ws::Message::Binary(bin)) => self.send_audio(CarrierPayload::Raw(bin)),
             Ok(ws::Message::Continuation(item)) => match self.reassembler.push(item) {
                 Ok(Some(Assembled::Text(b))) => match ByteString::try_from(b) {
                     Ok(text) => self.on_text(text, ctx),
@@ -161,12 +163,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
                         self.finish(ctx, EndReason::CarrierProtocolError, Some(close));
                     }
                 },
-                Ok(Some(Assembled::Binary(bin))) => report_to_call(
-                    &self.call,
-                    CarrierAudio {
-                        payload: CarrierPayload::Raw(bin),
-                    },
-                ),
+                Ok(Some(Assembled::Binary(bin))) => self.send_audio(CarrierPayload::Raw(bin)),
                 Ok(None) => {}
                 Err(e) => self.on_reassembly_error(e, ctx),
             },
@@ -210,6 +207,12 @@ impl Handler<SendToCarrier> for McubeLeg {
 
     fn handle(&mut self, msg: SendToCarrier, ctx: &mut Self::Context) {
         ctx.text(msg.text);
+        if let Some(due) = msg.since {
+            self.written = self.written.wrapping_add(1);
+            if self.written.is_multiple_of(HOP_SAMPLE_EVERY) {
+                self.metrics.hop_agent_to_carrier.observe(due.elapsed().as_secs_f64());
+            }
+        }
     }
 }
 

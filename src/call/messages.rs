@@ -8,6 +8,10 @@ use actix::prelude::*;
 use actix::WeakAddr;
 use bytes::Bytes;
 use bytestring::ByteString;
+use std::time::Instant;
+
+/// Hop latency is measured on one frame in this many: enough for the percentiles, cheap for the media path.
+pub const HOP_SAMPLE_EVERY: u32 = 8;
 
 /// Caller audio as the carrier sent it.
 #[derive(Debug, Clone)]
@@ -32,6 +36,8 @@ pub struct CarrierStarted {
 pub struct CarrierAudio {
     /// The audio, undecoded.
     pub payload: CarrierPayload,
+    /// When the leg read it, for one frame in `HOP_SAMPLE_EVERY` (hop latency is sampled).
+    pub received_at: Option<Instant>,
 }
 
 /// The carrier played everything up to the named checkpoint.
@@ -72,6 +78,8 @@ pub struct AttachCarrier {
 pub struct SendToCarrier {
     /// A complete protocol message.
     pub text: String,
+    /// For an audio frame, when it was due to play: the leg records how late it was written.
+    pub since: Option<Instant>,
 }
 
 /// Close the carrier's socket and stop the leg.
@@ -148,6 +156,8 @@ pub struct AgentGone {
 pub struct SendToAgent {
     /// A complete protocol message.
     pub text: String,
+    /// For caller audio, when the carrier leg read it: the leg records the hop latency.
+    pub since: Option<Instant>,
 }
 
 /// Close the agent's socket with 1000 and stop the leg.

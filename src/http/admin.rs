@@ -303,6 +303,22 @@ pub async fn end_call(req: HttpRequest, path: web::Path<String>, state: web::Dat
     }
 }
 
+/// `GET /capacity`: live limits × per-call cost (measured here when enough calls are live).
+pub async fn capacity(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(refusal) = refuse_admin(&req, &state) {
+        return refusal;
+    }
+    let cap = state
+        .registry
+        .send(Summarize)
+        .await
+        .map_or(0, |s| s.max_concurrent_calls as u64);
+    let measured = state.meter.lock().ok().and_then(|m| m.cost());
+    let cost = measured.unwrap_or_else(|| crate::capacity::configured_profile(&state.config));
+    let limits = crate::capacity::procfs::SystemLimits::read();
+    HttpResponse::Ok().json(crate::capacity::report(&limits, &cost, cap))
+}
+
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if let Some(refusal) = refuse_admin(&req, &state) {
@@ -345,6 +361,7 @@ mod tests {
             db: db.batcher,
             pool: db.pool,
             db_stats: db.stats,
+            meter: Default::default(),
         })
     }
 

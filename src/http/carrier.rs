@@ -80,6 +80,13 @@ fn valid_call_id(id: &str) -> bool {
 
 /// `POST /mcube/call`: admission (`dialStatus` CONNECTING or absent) or a hang-up/status report.
 pub async fn refurl(body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let timer = state.metrics.refurl_seconds.start_timer();
+    let resp = answer_refurl(body, &state).await;
+    timer.observe_duration();
+    resp
+}
+
+async fn answer_refurl(body: web::Bytes, state: &web::Data<AppState>) -> HttpResponse {
     let parsed: RefurlBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => {
@@ -126,7 +133,7 @@ pub async fn refurl(body: web::Bytes, state: web::Data<AppState>) -> HttpRespons
         }
         Ok(Err(refusal)) => {
             log::info!("call_id={call_id} refused: {}", refusal.as_str());
-            record_refusal(&state, &info_copy, refusal.as_str());
+            record_refusal(state, &info_copy, refusal.as_str());
             refused(refusal)
         }
         Err(_) => error_json(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),

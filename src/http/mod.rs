@@ -28,6 +28,8 @@ pub struct AppState {
     /// For the admin endpoints' reads.
     pub pool: DbPool,
     pub db_stats: Arc<DbStats>,
+    /// This gateway's measured per-call cost.
+    pub meter: Arc<std::sync::Mutex<crate::capacity::CostMeter>>,
 }
 
 /// Registers every route.
@@ -40,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/calls/{call_id}", web::get().to(admin::get_call))
         .route("/calls/{call_id}", web::delete().to(admin::end_call))
         .route("/metrics", web::get().to(admin::metrics))
+        .route("/capacity", web::get().to(admin::capacity))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz));
 }

@@ -3,6 +3,24 @@
 pub mod elevenlabs;
 pub mod mcube;
 
+/// Bytes a base64 string decodes to, without decoding it (passthrough never decodes).
+pub fn base64_decoded_len(b64: &str) -> usize {
+    let padding = b64.bytes().rev().take(2).filter(|&b| b == b'=').count();
+    (b64.len() / 4 * 3).saturating_sub(padding)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decoded_length_of_base64() {
+        use base64::Engine as _;
+        for n in [0usize, 1, 2, 3, 159, 160, 161, 320] {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(vec![7u8; n]);
+            assert_eq!(super::base64_decoded_len(&b64), n, "{n}");
+        }
+    }
+}
+
 use serde::de::{Deserializer, Visitor};
 use serde::Deserialize;
 use std::borrow::Cow;

@@ -419,23 +419,27 @@ impl AgentSession {
     }
 
     fn on_user_audio(&mut self, b64: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        let bytes = crate::protocol::base64_decoded_len(b64);
+        self.log.update(self.index, |c| {
+            c.audio_chunks += 1;
+            c.audio_bytes += bytes as u64;
+        });
+        if self.script.echo && self.echo.is_none() {
+            // Same format both ways: the caller's base64 goes back as it came, as a load generator's echo
+            // should cost the simulator as little as possible.
+            let id = self.event_id();
+            let mut text = String::with_capacity(b64.len() + 80);
+            el::audio(b64, id, &mut text);
+            ctx.text(text);
+            return;
+        }
         let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) else {
             return;
         };
         let ms = self.input.ms_for_bytes(raw.len());
-        self.log.update(self.index, |c| {
-            c.audio_chunks += 1;
-            c.audio_bytes += raw.len() as u64;
-        });
-        if self.script.echo {
-            let out = match &mut self.echo {
-                Some(tc) => {
-                    let mut out = Vec::new();
-                    tc.convert(&raw, &mut out);
-                    out
-                }
-                None => raw,
-            };
+        if let Some(tc) = &mut self.echo {
+            let mut out = Vec::new();
+            tc.convert(&raw, &mut out);
             self.speak(&out, ctx);
             return;
         }

@@ -1,0 +1,500 @@
+//! `websocket_api loadtest`: simulated Mcube carriers against a running gateway, through the real refurl +
+//! WebSocket path, with an echoing agent behind it (`simulate-agent --echo`). It measures what an operator
+//! sizes a box by: admissions, setup time, frames lost, pacing gaps, round trips, the gateway's own
+//! hop latency (from `/metrics`), and the gateway's RSS, CPU and FDs per call read from `/proc/<pid>`.
+
+use crate::capacity::procfs::{self, ProcessSample};
+use crate::capacity::PerCallCost;
+use crate::sim::carrier::{post_refurl, Admission, CallRequest, CarrierConn, Heard};
+use futures_util::future::join_all;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// `http://host:port` of the gateway.
+    pub target: String,
+    pub calls: usize,
+    /// New calls per second.
+    pub ramp_per_s: f64,
+    /// How long each call talks once connected.
+    pub seconds: f64,
+    pub frame_ms: u64,
+    /// The gateway's pid for `/proc` readings; found from the target's listening port when absent.
+    pub gateway_pid: Option<u32>,
+    /// Only POST this many refurl requests at once (no media): the admission burst.
+    pub burst: Option<usize>,
+}
+
+/// p50 / p95 / p99 / max of a set of values.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Spread {
+    pub count: usize,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    pub fn of(mut v: Vec<f64>) -> Spread {
+        if v.is_empty() {
+            return Spread::default();
+        }
+        v.sort_by(|a, b| a.total_cmp(b));
+        let at = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
+        Spread {
+            count: v.len(),
+            p50: at(0.5),
+            p95: at(0.95),
+            p99: at(0.99),
+            max: v[v.len() - 1],
+        }
+    }
+}
+
+/// The gateway's resource use with the calls live, less its idle baseline.
+#[derive(Debug, Clone, Serialize)]
+pub struct GatewayUse {
+    pub pid: u32,
+    pub baseline: ProcessSample,
+    pub loaded: ProcessSample,
+    pub live_calls: u64,
+    /// Seconds over which CPU was measured.
+    pub window_s: f64,
+    pub cpu_cores: f64,
+    pub per_call: PerCallCost,
+}
+
+/// Everything the run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub calls: usize,
+    pub frame_ms: u64,
+    pub admitted: u64,
+    pub refused: BTreeMap<String, u64>,
+    pub failed: u64,
+    /// Refurl POST → first agent audio heard, ms.
+    pub setup_ms: Spread,
+    pub frames_sent: u64,
+    pub frames_echoed: u64,
+    pub frames_lost: u64,
+    /// Frame sent → its echo heard, ms (through the gateway both ways and the agent).
+    pub round_trip_ms: Spread,
+    /// Largest silence between consecutive echoed frames, per call, ms.
+    pub max_gap_ms: Spread,
+    /// Echoed frames that came more than two frame periods after the previous one.
+    pub gaps_over_two_frames: u64,
+    /// The gateway's own hop latency from `/metrics` (p50, p99 in ms), each direction.
+    pub hop_ms: BTreeMap<String, (f64, f64)>,
+    /// Refurl answer times in a burst, ms.
+    pub refurl_ms: Spread,
+    pub gateway: Option<GatewayUse>,
+    pub ramp_per_s_achieved: f64,
+}
+
+#[derive(Debug, Default)]
+struct CallOutcome {
+    admitted: bool,
+    refused: Option<String>,
+    failed: bool,
+    setup_ms: Option<f64>,
+    sent: u64,
+    echoed: u64,
+    rtts: Vec<f64>,
+    max_gap_ms: f64,
+    gaps: u64,
+}
+
+/// A frame whose first bytes carry its number, so its echo can be matched (μ-law passes through untouched).
+fn frame(seq: u32, len: usize) -> Vec<u8> {
+    let mut f = vec![0xD5u8; len];
+    f[..4].copy_from_slice(&seq.to_le_bytes());
+    f
+}
+
+async fn one_call(opts: LoadOptions, id: String, start_at: Instant) -> CallOutcome {
+    tokio::time::sleep_until(start_at.into()).await;
+    let mut out = CallOutcome::default();
+    let t0 = Instant::now();
+    let wss = match post_refurl(&opts.target, &CallRequest::inbound(&id)).await {
+        Ok(Admission::Admitted { wss_url }) => wss_url,
+        Ok(Admission::Refused { error, status, .. }) => {
+            out.refused = Some(if error.is_empty() { status.to_string() } else { error });
+            return out;
+        }
+        Err(_) => {
+            out.failed = true;
+            return out;
+        }
+    };
+    out.admitted = true;
+    let Ok(mut conn) = CarrierConn::connect(&wss, true).await else {
+        out.failed = true;
+        return out;
+    };
+    conn.send_start(&id, &format!("s-{id}"), crate::audio::format::AudioFormat::ULAW_8K);
+    let frame_len = (8 * opts.frame_ms) as usize;
+    let total = (opts.seconds * 1000.0 / opts.frame_ms as f64) as u32;
+    let mut sent_at: Vec<Instant> = Vec::with_capacity(total as usize);
+    let mut tick = tokio::time::interval(Duration::from_millis(opts.frame_ms));
+    let mut last_heard: Option<Instant> = None;
+    let mut note = |at: Instant, heard: Heard, sent_at: &Vec<Instant>, out: &mut CallOutcome| {
+        if let Heard::Audio(a) = heard {
+            out.setup_ms.get_or_insert(at.duration_since(t0).as_secs_f64() * 1000.0);
+            if a.len() >= 4 {
+                let seq = u32::from_le_bytes([a[0], a[1], a[2], a[3]]) as usize;
+                if let Some(s) = sent_at.get(seq) {
+                    out.rtts.push(at.duration_since(*s).as_secs_f64() * 1000.0);
+                }
+            }
+            if let Some(prev) = last_heard {
+                let gap = at.duration_since(prev).as_secs_f64() * 1000.0;
+                out.max_gap_ms = out.max_gap_ms.max(gap);
+                if gap > 2.0 * opts.frame_ms as f64 {
+                    out.gaps += 1;
+                }
+            }
+            last_heard = Some(at);
+            out.echoed += 1;
+        }
+    };
+    while (sent_at.len() as u32) < total {
+        tokio::select! {
+            _ = tick.tick() => {
+                conn.send_media(&frame(sent_at.len() as u32, frame_len));
+                sent_at.push(Instant::now());
+            }
+            heard = conn.next(Duration::from_secs(3600)) => match heard {
+                Some((at, h)) => note(at, h, &sent_at, &mut out),
+                None => break,
+            }
+        }
+    }
+    out.sent = sent_at.len() as u64;
+    // The echo trails by the agent's and the gateway's hops: collect it, then hang up.
+    while let Some((at, h)) = conn.next(Duration::from_millis(1000)).await {
+        let closed = matches!(h, Heard::Closed(_));
+        note(at, h, &sent_at, &mut out);
+        if closed {
+            break;
+        }
+    }
+    conn.close(1000);
+    out
+}
+
+async fn scrape_hops(target: &str) -> BTreeMap<String, (f64, f64)> {
+    let mut hops = BTreeMap::new();
+    let Ok(mut resp) = awc::Client::default().get(format!("{target}/metrics")).send().await else {
+        return hops;
+    };
+    let Ok(body) = resp.body().limit(16 << 20).await else {
+        return hops;
+    };
+    let text = String::from_utf8_lossy(&body);
+    let refurl = histogram_buckets(&text, "wsapi_refurl_seconds", "");
+    hops.insert(
+        "refurl_answer".into(),
+        (quantile(&refurl, 0.5) * 1000.0, quantile(&refurl, 0.99) * 1000.0),
+    );
+    for dir in [crate::metrics::CARRIER_TO_AGENT, crate::metrics::AGENT_TO_CARRIER] {
+        let buckets = histogram_buckets(&text, "wsapi_hop_latency_seconds", &format!("direction=\"{dir}\""));
+        hops.insert(
+            dir.to_string(),
+            (quantile(&buckets, 0.5) * 1000.0, quantile(&buckets, 0.99) * 1000.0),
+        );
+    }
+    hops
+}
+
+/// `(le, cumulative count)` of one histogram series in Prometheus text; `label` (e.g. `direction="x"`)
+/// picks the series, empty for an unlabelled histogram.
+pub fn histogram_buckets(text: &str, name: &str, label: &str) -> Vec<(f64, f64)> {
+    let prefix = format!("{name}_bucket{{");
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with(&prefix) && l.contains(label)) {
+        let le = line.split("le=\"").nth(1).and_then(|r| r.split('"').next());
+        let value = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+        if let (Some(le), Some(v)) = (le, value) {
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap_or(f64::INFINITY)
+            };
+            out.push((le, v));
+        }
+    }
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+/// The bucket bound under which a `q` share of observations fall (an upper bound of the quantile).
+pub fn quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    if total <= 0.0 {
+        return 0.0;
+    }
+    buckets
+        .iter()
+        .find(|(_, c)| *c >= q * total)
+        .map_or(f64::INFINITY, |(le, _)| *le)
+}
+
+/// Fires `n` refurl POSTs at once; returns their answer times and outcomes.
+async fn burst(opts: &LoadOptions, n: usize) -> (Spread, u64, BTreeMap<String, u64>) {
+    let run = std::process::id();
+    let posts = (0..n).map(|i| {
+        let target = opts.target.clone();
+        async move {
+            let t = Instant::now();
+            let r = post_refurl(&target, &CallRequest::inbound(&format!("BURST-{run}-{i}"))).await;
+            (t.elapsed().as_secs_f64() * 1000.0, r)
+        }
+    });
+    let results = join_all(posts).await;
+    let mut refused = BTreeMap::new();
+    let mut admitted = 0;
+    for (_, r) in &results {
+        match r {
+            Ok(Admission::Admitted { .. }) => admitted += 1,
+            Ok(Admission::Refused { error, .. }) => *refused.entry(error.clone()).or_default() += 1,
+            Err(_) => *refused.entry("error".into()).or_default() += 1,
+        }
+    }
+    (
+        Spread::of(results.iter().map(|(ms, _)| *ms).collect()),
+        admitted,
+        refused,
+    )
+}
+
+/// The pid of the process listening on the target's port (from `/proc/net/tcp*` and `/proc/*/fd`).
+pub fn find_listener_pid(target: &str) -> Option<u32> {
+    let port: u16 = target.rsplit(':').next()?.trim_end_matches('/').parse().ok()?;
+    let hex = format!(":{port:04X}");
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address ends with the port; st 0A is LISTEN; field 9 is the inode.
+            if f.len() > 9 && f[1].ends_with(&hex) && f[3] == "0A" {
+                inodes.push(format!("socket:[{}]", f[9]));
+            }
+        }
+    }
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(link) = std::fs::read_link(fd.path()) {
+                if inodes.iter().any(|i| link.as_os_str() == i.as_str()) {
+                    return Some(pid);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Runs the load and measures it.
+pub async fn run(opts: LoadOptions) -> LoadReport {
+    let pid = opts.gateway_pid.or_else(|| find_listener_pid(&opts.target));
+    let baseline = pid.and_then(|p| procfs::sample_process(&p.to_string()).ok());
+    let mut report = LoadReport {
+        calls: opts.calls,
+        frame_ms: opts.frame_ms,
+        admitted: 0,
+        refused: BTreeMap::new(),
+        failed: 0,
+        setup_ms: Spread::default(),
+        frames_sent: 0,
+        frames_echoed: 0,
+        frames_lost: 0,
+        round_trip_ms: Spread::default(),
+        max_gap_ms: Spread::default(),
+        gaps_over_two_frames: 0,
+        hop_ms: BTreeMap::new(),
+        refurl_ms: Spread::default(),
+        gateway: None,
+        ramp_per_s_achieved: 0.0,
+    };
+    if let Some(n) = opts.burst {
+        let (spread, admitted, refused) = burst(&opts, n).await;
+        report.refurl_ms = spread;
+        report.admitted = admitted;
+        report.refused = refused;
+        report.hop_ms = scrape_hops(&opts.target).await;
+        return report;
+    }
+    let t0 = Instant::now();
+    let run_id = std::process::id();
+    let step = Duration::from_secs_f64(1.0 / opts.ramp_per_s.max(0.001));
+    let calls = (0..opts.calls).map(|i| {
+        let id = format!("LOAD-{run_id}-{i}");
+        one_call(opts.clone(), id, t0 + step * i as u32)
+    });
+    // Measure the gateway mid-run, once every call is up and talking.
+    let ramp_s = step.as_secs_f64() * opts.calls as f64;
+    let measure = async {
+        let window = (opts.seconds / 3.0).clamp(1.0, 20.0);
+        let settle = ramp_s + (opts.seconds - window).max(0.0) / 2.0;
+        tokio::time::sleep(Duration::from_secs_f64(settle)).await;
+        let (Some(p), Some(base)) = (pid, baseline) else {
+            return None;
+        };
+        let a = procfs::sample_process(&p.to_string()).ok()?;
+        tokio::time::sleep(Duration::from_secs_f64(window)).await;
+        let b = procfs::sample_process(&p.to_string()).ok()?;
+        Some((p, base, a, b, window))
+    };
+    let (outcomes, measured) = futures_util::future::join(join_all(calls), measure).await;
+    let mut setup = Vec::new();
+    let mut rtts = Vec::new();
+    let mut gaps = Vec::new();
+    for o in &outcomes {
+        if o.admitted {
+            report.admitted += 1;
+        }
+        if let Some(r) = &o.refused {
+            *report.refused.entry(r.clone()).or_default() += 1;
+        }
+        report.failed += u64::from(o.failed);
+        setup.extend(o.setup_ms);
+        rtts.extend_from_slice(&o.rtts);
+        if o.echoed > 1 {
+            gaps.push(o.max_gap_ms);
+        }
+        report.frames_sent += o.sent;
+        report.frames_echoed += o.echoed;
+        report.gaps_over_two_frames += o.gaps;
+    }
+    report.frames_lost = report.frames_sent.saturating_sub(report.frames_echoed);
+    report.setup_ms = Spread::of(setup);
+    report.round_trip_ms = Spread::of(rtts);
+    report.max_gap_ms = Spread::of(gaps);
+    report.ramp_per_s_achieved = opts.calls as f64 / ramp_s.max(0.001);
+    report.hop_ms = scrape_hops(&opts.target).await;
+    if let Some((pid, base, a, b, window)) = measured {
+        let live = report.admitted.max(1);
+        let cpu_cores = (b.cpu_seconds - a.cpu_seconds) / window;
+        report.gateway = Some(GatewayUse {
+            pid,
+            baseline: base,
+            loaded: b,
+            live_calls: live,
+            window_s: window,
+            cpu_cores,
+            per_call: PerCallCost {
+                rss_bytes: (b.rss_bytes.saturating_sub(base.rss_bytes)) as f64 / live as f64,
+                cpu_cores: cpu_cores / live as f64,
+                fds: (b.open_fds.saturating_sub(base.open_fds)) as f64 / live as f64,
+                outbound_ports: 1.0,
+                source: format!("loadtest: {live} calls, {} ms frames", opts.frame_ms),
+                measured_calls: live,
+            },
+        });
+    }
+    report
+}
+
+impl LoadReport {
+    /// A human table.
+    pub fn to_text(&self) -> String {
+        let mut o = String::new();
+        let refused: Vec<String> = self.refused.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        o.push_str(&format!(
+            "calls {}  admitted {}  refused [{}]  failed {}  ramp {:.0}/s\n",
+            self.calls,
+            self.admitted,
+            refused.join(", "),
+            self.failed,
+            self.ramp_per_s_achieved
+        ));
+        let s = |x: &Spread| {
+            format!(
+                "p50 {:.1}  p95 {:.1}  p99 {:.1}  max {:.1}  (n={})",
+                x.p50, x.p95, x.p99, x.max, x.count
+            )
+        };
+        if self.refurl_ms.count > 0 {
+            o.push_str(&format!("refurl answer ms at the client: {}\n", s(&self.refurl_ms)));
+            if let Some((p50, p99)) = self.hop_ms.get("refurl_answer") {
+                o.push_str(&format!(
+                    "refurl answer inside the gateway: p50 ≤ {p50:.2} ms  p99 ≤ {p99:.2} ms\n"
+                ));
+            }
+            return o;
+        }
+        o.push_str(&format!(
+            "frames sent {}  echoed {}  lost {}  ({} ms frames)\n",
+            self.frames_sent, self.frames_echoed, self.frames_lost, self.frame_ms
+        ));
+        o.push_str(&format!(
+            "setup ms (refurl → first agent audio): {}\n",
+            s(&self.setup_ms)
+        ));
+        o.push_str(&format!(
+            "round trip ms (frame sent → echo heard): {}\n",
+            s(&self.round_trip_ms)
+        ));
+        o.push_str(&format!(
+            "largest gap per call ms: {}  gaps > 2 frames: {}\n",
+            s(&self.max_gap_ms),
+            self.gaps_over_two_frames
+        ));
+        for (dir, (p50, p99)) in &self.hop_ms {
+            o.push_str(&format!("gateway hop {dir}: p50 ≤ {p50:.2} ms  p99 ≤ {p99:.2} ms\n"));
+        }
+        if let Some(g) = &self.gateway {
+            o.push_str(&format!(
+                "gateway pid {}: {} live calls, RSS {:.1} MiB (baseline {:.1}), CPU {:.2} cores, FDs {} (baseline {})\n",
+                g.pid,
+                g.live_calls,
+                g.loaded.rss_bytes as f64 / 1048576.0,
+                g.baseline.rss_bytes as f64 / 1048576.0,
+                g.cpu_cores,
+                g.loaded.open_fds,
+                g.baseline.open_fds
+            ));
+            o.push_str(&format!(
+                "per call: {:.1} KiB RSS, {:.4} % of a core, {:.2} FDs\n",
+                g.per_call.rss_bytes / 1024.0,
+                g.per_call.cpu_cores * 100.0,
+                g.per_call.fds
+            ));
+        } else {
+            o.push_str("gateway process not found: no /proc figures (pass --gateway-pid)\n");
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_and_quantiles() {
+        let s = Spread::of((1..=100).map(f64::from).collect());
+        assert_eq!((s.p50, s.p99, s.max, s.count), (51.0, 99.0, 100.0, 100));
+        let text = "wsapi_hop_latency_seconds_bucket{direction=\"carrier_to_agent\",le=\"0.0001\"} 50\n\
+                    wsapi_hop_latency_seconds_bucket{direction=\"carrier_to_agent\",le=\"0.001\"} 99\n\
+                    wsapi_hop_latency_seconds_bucket{direction=\"carrier_to_agent\",le=\"+Inf\"} 100\n\
+                    wsapi_hop_latency_seconds_bucket{direction=\"agent_to_carrier\",le=\"0.0001\"} 7\n";
+        let b = histogram_buckets(text, "wsapi_hop_latency_seconds", "direction=\"carrier_to_agent\"");
+        assert_eq!(b.len(), 3);
+        assert_eq!(quantile(&b, 0.5), 0.0001);
+        assert_eq!(quantile(&b, 0.99), 0.001);
+        assert_eq!(quantile(&b, 1.0), f64::INFINITY);
+    }
+}
