@@ -27,6 +27,8 @@ use std::time::{Duration, Instant, SystemTime};
 const MAX_TRANSCRIPT_LINES: usize = 500;
 /// Events held on the call before they are sent to the database without waiting for the call's end.
 const EVENT_FLUSH_AT: usize = 32;
+/// How often a call adds its frame and byte counts to the process-wide metrics.
+const COUNTER_FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Frames the pacer may fall behind before it stops catching up and restarts its clock.
 const MAX_PACING_LAG_FRAMES: u32 = 5;
 
@@ -135,6 +137,8 @@ pub struct CallActor {
     transcript: VecDeque<TranscriptLine>,
     end_reason: Option<EndReason>,
     stats: CallStats,
+    /// `stats` as last added to the process-wide counters.
+    reported: CallStats,
     /// The record: each snapshot a higher, time-ordered revision; events numbered per call.
     revision: i64,
     event_seq: i64,
@@ -184,6 +188,7 @@ impl CallActor {
             transcript: VecDeque::new(),
             end_reason: None,
             stats: CallStats::default(),
+            reported: CallStats::default(),
             revision: 0,
             event_seq: 0,
             pending_events: Vec::new(),
@@ -486,7 +491,6 @@ impl CallActor {
         if dropped > 0 {
             self.deps.metrics.outbound_dropped_bytes.inc_by(dropped as u64);
         }
-        self.sync_queue_gauge();
         self.start_pacing(ctx);
     }
 
@@ -521,7 +525,6 @@ impl CallActor {
                 self.holding_partial = false;
                 self.lingering = false;
                 self.play_frame(self.next_due);
-                self.sync_queue_gauge();
             } else if !self.pacer.is_empty() {
                 // Give the rest of the utterance one period to arrive before sending a short frame.
                 self.holding_partial = true;
@@ -541,6 +544,19 @@ impl CallActor {
         self.pace_timer = Some(ctx.run_later(delay, |act, ctx| act.pace_tick(ctx)));
     }
 
+    /// Adds what the call counted since the last flush to the process-wide counters. Per-frame counting
+    /// stays in plain integers on the call: shared atomics bumped by every frame on every worker thread
+    /// cost more than the frame's own work.
+    fn flush_counters(&mut self) {
+        let (s, r, m) = (&self.stats, &mut self.reported, &self.deps.metrics);
+        m.frames_in.inc_by(s.frames_in - r.frames_in);
+        m.bytes_in.inc_by(s.bytes_in - r.bytes_in);
+        m.frames_out.inc_by(s.frames_out - r.frames_out);
+        m.bytes_out.inc_by(s.bytes_out - r.bytes_out);
+        *r = s.clone();
+        self.sync_queue_gauge();
+    }
+
     /// Keeps the process-wide queue gauge equal to the sum of every call's queue.
     fn sync_queue_gauge(&mut self) {
         let now = self.pacer.len() as i64;
@@ -555,8 +571,6 @@ impl CallActor {
         stream.writer.play_audio(&payload, &mut text);
         self.stats.frames_out += 1;
         self.stats.bytes_out += self.frame_raw.len() as u64;
-        self.deps.metrics.frames_out.inc();
-        self.deps.metrics.bytes_out.inc_by(self.frame_raw.len() as u64);
         self.unmarked_audio = true;
         self.send_carrier_timed(text, Some(due));
     }
@@ -751,6 +765,7 @@ impl Actor for CallActor {
         });
         ctx.run_later(max_len, |act, ctx| act.end_call(ctx, EndReason::MaxDuration));
         self.save();
+        ctx.run_interval(COUNTER_FLUSH_EVERY, |act, _| act.flush_counters());
         self.connect_agent(ctx);
     }
 
@@ -764,6 +779,7 @@ impl Actor for CallActor {
             self.end_reason.get_or_insert(EndReason::Shutdown);
         }
         self.save();
+        self.flush_counters();
         let m = &self.deps.metrics;
         let reason = self.end_reason.map_or("unknown", |r| r.as_str());
         m.calls_ended.with_label_values(&[reason]).inc();
@@ -844,8 +860,6 @@ impl Handler<CarrierAudio> for CallActor {
         };
         self.stats.frames_in += 1;
         self.stats.bytes_in += bytes;
-        self.deps.metrics.frames_in.inc();
-        self.deps.metrics.bytes_in.inc_by(bytes);
         if self.bridge.is_some() && self.agent.is_some() {
             self.forward_upstream(msg.payload, msg.received_at);
         } else if !self.playing_out {
