@@ -79,8 +79,12 @@ pub struct LoadReport {
     /// Refurl POST → first agent audio heard, ms.
     pub setup_ms: Spread,
     pub frames_sent: u64,
+    /// Frames heard back (in the gateway's frame size, which may differ from the load's).
     pub frames_echoed: u64,
+    /// Audio sent but not heard back, in frames of the load's size.
     pub frames_lost: u64,
+    pub bytes_sent: u64,
+    pub bytes_echoed: u64,
     /// Frame sent → its echo heard, ms (through the gateway both ways and the agent).
     pub round_trip_ms: Spread,
     /// Largest silence between consecutive echoed frames, per call, ms.
@@ -103,6 +107,9 @@ struct CallOutcome {
     setup_ms: Option<f64>,
     sent: u64,
     echoed: u64,
+    sent_bytes: u64,
+    echoed_bytes: u64,
+    lost_frames: u64,
     rtts: Vec<f64>,
     max_gap_ms: f64,
     gaps: u64,
@@ -159,6 +166,7 @@ async fn one_call(opts: LoadOptions, id: String, start_at: Instant) -> CallOutco
             }
             last_heard = Some(at);
             out.echoed += 1;
+            out.echoed_bytes += a.len() as u64;
         }
     };
     while (sent_at.len() as u32) < total {
@@ -174,6 +182,7 @@ async fn one_call(opts: LoadOptions, id: String, start_at: Instant) -> CallOutco
         }
     }
     out.sent = sent_at.len() as u64;
+    out.sent_bytes = out.sent * frame_len as u64;
     // The echo trails by the agent's and the gateway's hops: collect it, then hang up.
     while let Some((at, h)) = conn.next(Duration::from_millis(1000)).await {
         let closed = matches!(h, Heard::Closed(_));
@@ -183,8 +192,14 @@ async fn one_call(opts: LoadOptions, id: String, start_at: Instant) -> CallOutco
         }
     }
     conn.close(1000);
+    // The gateway re-frames the echo into its own frame size, so audio is counted, not frames; a transcoded
+    // echo may come back a few samples short (resampler delay), which is not a lost frame.
+    out.lost_frames = out.sent_bytes.saturating_sub(out.echoed_bytes + TRANSCODE_SLACK_BYTES).div_ceil(frame_len as u64);
     out
 }
+
+/// Bytes a transcoded round trip may come back short by without a frame being lost.
+const TRANSCODE_SLACK_BYTES: u64 = 32;
 
 async fn scrape_hops(target: &str) -> BTreeMap<String, (f64, f64)> {
     let mut hops = BTreeMap::new();
@@ -320,6 +335,8 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
         frames_sent: 0,
         frames_echoed: 0,
         frames_lost: 0,
+        bytes_sent: 0,
+        bytes_echoed: 0,
         round_trip_ms: Spread::default(),
         max_gap_ms: Spread::default(),
         gaps_over_two_frames: 0,
@@ -376,9 +393,11 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
         }
         report.frames_sent += o.sent;
         report.frames_echoed += o.echoed;
+        report.bytes_sent += o.sent_bytes;
+        report.bytes_echoed += o.echoed_bytes;
         report.gaps_over_two_frames += o.gaps;
     }
-    report.frames_lost = report.frames_sent.saturating_sub(report.frames_echoed);
+    report.frames_lost = outcomes.iter().map(|o| o.lost_frames).sum();
     report.setup_ms = Spread::of(setup);
     report.round_trip_ms = Spread::of(rtts);
     report.max_gap_ms = Spread::of(gaps);

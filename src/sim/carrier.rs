@@ -144,7 +144,7 @@ impl CarrierConn {
         let (heard_tx, heard) = mpsc::unbounded_channel();
         let (sink, stream) = socket.split();
         let writer = actix_rt::spawn(write_loop(sink, rx));
-        let reader = actix_rt::spawn(read_loop(stream, heard_tx, auto_ack.then(|| tx.clone())));
+        let reader = actix_rt::spawn(read_loop(stream, heard_tx, auto_ack.then(|| tx.clone()), Some(tx.clone())));
         Ok(CarrierConn {
             tx,
             heard,
@@ -225,10 +225,18 @@ async fn read_loop(
     mut stream: Stream,
     heard: mpsc::UnboundedSender<(Instant, Heard)>,
     ack: Option<mpsc::UnboundedSender<WsMessage>>,
+    pong: Option<mpsc::UnboundedSender<WsMessage>>,
 ) {
     while let Some(frame) = stream.next().await {
         let event = match frame {
             Ok(Frame::Text(text)) => classify(&text, ack.as_ref()),
+            Ok(Frame::Ping(p)) => {
+                // A real carrier answers the gateway's heartbeat.
+                if let Some(tx) = &pong {
+                    let _ = tx.send(WsMessage::Pong(p));
+                }
+                continue;
+            }
             Ok(Frame::Close(reason)) => {
                 let _ = heard.send((Instant::now(), Heard::Closed(reason.map(|r| u16::from(r.code)))));
                 return;
