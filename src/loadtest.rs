@@ -194,7 +194,10 @@ async fn one_call(opts: LoadOptions, id: String, start_at: Instant) -> CallOutco
     conn.close(1000);
     // The gateway re-frames the echo into its own frame size, so audio is counted, not frames; a transcoded
     // echo may come back a few samples short (resampler delay), which is not a lost frame.
-    out.lost_frames = out.sent_bytes.saturating_sub(out.echoed_bytes + TRANSCODE_SLACK_BYTES).div_ceil(frame_len as u64);
+    out.lost_frames = out
+        .sent_bytes
+        .saturating_sub(out.echoed_bytes + TRANSCODE_SLACK_BYTES)
+        .div_ceil(frame_len as u64);
     out
 }
 

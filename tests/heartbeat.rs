@@ -18,7 +18,8 @@ async fn a_silent_carrier_is_detected_and_the_call_ends() {
     let h = start(quiet_script(), fast_heartbeat).await;
     let mut conn = dial(&h, "SILENT-CARRIER").await;
     conn.send_start("SILENT-CARRIER", "s", AudioFormat::ULAW_8K);
-    // The test carrier neither sends audio nor answers pings from here on.
+    // The carrier neither sends audio nor answers pings from here on.
+    conn.stop_answering_pings();
     let heard = listen(&mut conn, Duration::from_secs(5)).await;
     assert_eq!(
         heard.last(),

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use futures_util::stream::{SplitSink, StreamExt};
 use std::cell::RefCell;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// An upgraded connection to the agent.
 pub type AgentSocket = Framed<BoxedSocket, Codec>;
@@ -115,7 +115,7 @@ pub struct ElevenLabsLeg {
     initiation: String,
     heartbeat: Duration,
     peer_timeout: Duration,
-    last_seen: Instant,
+    liveness: super::Liveness,
     reassembler: Reassembler,
     close_code: Option<u16>,
     detail: String,
@@ -150,7 +150,7 @@ impl ElevenLabsLeg {
                 initiation: setup.initiation,
                 heartbeat: setup.heartbeat,
                 peer_timeout: setup.peer_timeout,
-                last_seen: Instant::now(),
+                liveness: super::Liveness::new(setup.heartbeat, setup.peer_timeout),
                 reassembler: Reassembler::new(setup.max_message_bytes),
                 close_code: None,
                 detail: "connection ended".into(),
@@ -257,7 +257,7 @@ impl ElevenLabsLeg {
         }
         if !self.call.upgrade().is_some_and(|c| c.connected()) {
             self.close_normally(ctx);
-        } else if self.last_seen.elapsed() > self.peer_timeout {
+        } else if self.liveness.silent_too_long() {
             log::warn!(
                 "call_id={} elevenlabs: silent for {:?}",
                 self.call_id,
@@ -317,7 +317,7 @@ impl WriteHandler<awc::error::WsProtocolError> for ElevenLabsLeg {
 
 impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for ElevenLabsLeg {
     fn handle(&mut self, item: Result<Frame, awc::error::WsProtocolError>, ctx: &mut Self::Context) {
-        self.last_seen = Instant::now();
+        self.liveness.heard();
         match item {
             Ok(Frame::Text(text)) => self.on_text(&text, ctx),
             Ok(Frame::Binary(_)) => self.metrics.agent_ignored_events.inc(),

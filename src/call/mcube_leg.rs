@@ -22,7 +22,7 @@ pub struct McubeLeg {
     metrics: Arc<Metrics>,
     heartbeat: Duration,
     peer_timeout: Duration,
-    last_seen: Instant,
+    liveness: super::Liveness,
     reassembler: Reassembler,
     /// Why the leg is ending; reported to the call once, from `stopped`.
     gone: Option<EndReason>,
@@ -46,7 +46,7 @@ impl McubeLeg {
             metrics,
             heartbeat,
             peer_timeout,
-            last_seen: Instant::now(),
+            liveness: super::Liveness::new(heartbeat, peer_timeout),
             reassembler: Reassembler::new(max_message_bytes),
             gone: None,
             frames: 0,
@@ -120,7 +120,7 @@ impl McubeLeg {
         if !self.call.upgrade().is_some_and(|c| c.connected()) {
             // The call is gone: never leave a zombie socket behind it.
             self.finish(ctx, EndReason::CarrierHangup, Some(ws::CloseCode::Normal.into()));
-        } else if self.last_seen.elapsed() > self.peer_timeout {
+        } else if self.liveness.silent_too_long() {
             log::warn!(
                 "call_id={} carrier: silent for {:?}, ending the call",
                 self.call_id,
@@ -148,7 +148,7 @@ impl Actor for McubeLeg {
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        self.last_seen = Instant::now();
+        self.liveness.heard();
         match msg {
             Ok(ws::Message::Text(text)) => self.on_text(text, ctx),
             Ok(ws::Message::Binary(bin)) => self.send_audio(CarrierPayload::Raw(bin)),

@@ -8,6 +8,43 @@ pub mod messages;
 
 use serde::Serialize;
 
+/// Whether a peer has been heard from, judged at each heartbeat. A flag set per frame instead of a clock
+/// read per frame: on the media path the clock read costs more than the frame's bookkeeping.
+#[derive(Debug, Clone)]
+pub struct Liveness {
+    heard: bool,
+    silent_ticks: u32,
+    ticks_allowed: u32,
+}
+
+impl Liveness {
+    /// Silence of at least `peer_timeout` is reported, at most one `heartbeat` after it began to count.
+    pub fn new(heartbeat: std::time::Duration, peer_timeout: std::time::Duration) -> Self {
+        let hb = heartbeat.as_millis().max(1);
+        let ticks_allowed = (peer_timeout.as_millis().div_ceil(hb) + 1).min(u128::from(u32::MAX)) as u32;
+        Liveness {
+            heard: true,
+            silent_ticks: 0,
+            ticks_allowed,
+        }
+    }
+
+    /// Something arrived from the peer.
+    pub fn heard(&mut self) {
+        self.heard = true;
+    }
+
+    /// At each heartbeat: true once the peer has been silent for the whole timeout.
+    pub fn silent_too_long(&mut self) -> bool {
+        if std::mem::replace(&mut self.heard, false) {
+            self.silent_ticks = 0;
+        } else {
+            self.silent_ticks += 1;
+        }
+        self.silent_ticks >= self.ticks_allowed
+    }
+}
+
 /// What the refurl told us about the call; feeds ElevenLabs' `dynamic_variables`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CallInfo {
@@ -151,5 +188,23 @@ impl CallView {
             last_agent_response: None,
             end_reason: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Liveness;
+    use std::time::Duration;
+
+    #[test]
+    fn silence_is_reported_only_after_the_whole_timeout() {
+        let mut l = Liveness::new(Duration::from_secs(5), Duration::from_secs(20));
+        // Heard at start; then silent: ticks at 5, 10, 15, 20 s are not yet the whole timeout past a tick.
+        for _ in 0..5 {
+            assert!(!l.silent_too_long());
+        }
+        assert!(l.silent_too_long(), "silent for at least 20 s, reported by 25 s");
+        l.heard();
+        assert!(!l.silent_too_long(), "anything heard resets the count");
     }
 }

@@ -12,6 +12,8 @@ use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -103,6 +105,8 @@ pub struct CarrierConn {
     tx: mpsc::UnboundedSender<WsMessage>,
     heard: mpsc::UnboundedReceiver<(Instant, Heard)>,
     tasks: [tokio::task::JoinHandle<()>; 2],
+    /// Whether the gateway's pings are answered (a carrier that vanished answers nothing).
+    answer_pings: Arc<AtomicBool>,
 }
 
 impl Drop for CarrierConn {
@@ -144,12 +148,23 @@ impl CarrierConn {
         let (heard_tx, heard) = mpsc::unbounded_channel();
         let (sink, stream) = socket.split();
         let writer = actix_rt::spawn(write_loop(sink, rx));
-        let reader = actix_rt::spawn(read_loop(stream, heard_tx, auto_ack.then(|| tx.clone()), Some(tx.clone())));
+        let answer_pings = Arc::new(AtomicBool::new(true));
+        let pongs = Pongs {
+            tx: tx.clone(),
+            on: answer_pings.clone(),
+        };
+        let reader = actix_rt::spawn(read_loop(stream, heard_tx, auto_ack.then(|| tx.clone()), pongs));
         Ok(CarrierConn {
             tx,
             heard,
             tasks: [writer, reader],
+            answer_pings,
         })
+    }
+
+    /// From now on the gateway's pings go unanswered, as from a carrier whose network vanished.
+    pub fn stop_answering_pings(&self) {
+        self.answer_pings.store(false, Ordering::SeqCst);
     }
 
     pub fn send_text(&self, text: String) {
@@ -208,6 +223,12 @@ impl CarrierConn {
     }
 }
 
+/// Where the reader sends pongs, and whether it should.
+struct Pongs {
+    tx: mpsc::UnboundedSender<WsMessage>,
+    on: Arc<AtomicBool>,
+}
+
 type Sink = futures_util::stream::SplitSink<Framed<BoxedSocket, WsCodec>, WsMessage>;
 type Stream = futures_util::stream::SplitStream<Framed<BoxedSocket, WsCodec>>;
 
@@ -225,15 +246,15 @@ async fn read_loop(
     mut stream: Stream,
     heard: mpsc::UnboundedSender<(Instant, Heard)>,
     ack: Option<mpsc::UnboundedSender<WsMessage>>,
-    pong: Option<mpsc::UnboundedSender<WsMessage>>,
+    pongs: Pongs,
 ) {
     while let Some(frame) = stream.next().await {
         let event = match frame {
             Ok(Frame::Text(text)) => classify(&text, ack.as_ref()),
             Ok(Frame::Ping(p)) => {
                 // A real carrier answers the gateway's heartbeat.
-                if let Some(tx) = &pong {
-                    let _ = tx.send(WsMessage::Pong(p));
+                if pongs.on.load(Ordering::SeqCst) {
+                    let _ = pongs.tx.send(WsMessage::Pong(p));
                 }
                 continue;
             }
