@@ -4,23 +4,11 @@
 mod common;
 
 use common::db::{Backend, TestDb};
-use common::process::serve;
+use common::process::{bridged_call, serve};
 use common::*;
 use std::time::{Duration, Instant};
-use websocket_api::audio::format::AudioFormat;
 use websocket_api::sim::agent::{self, AgentScript};
-use websocket_api::sim::carrier::{post_refurl, Admission, CarrierConn, Heard};
-
-async fn connect(http: &str, id: &str) -> CarrierConn {
-    let Ok(Admission::Admitted { wss_url }) = post_refurl(http, &call(id)).await else {
-        panic!("{id} not admitted")
-    };
-    let mut c = CarrierConn::connect(&wss_url, true).await.expect("media socket");
-    c.send_start(id, "s", AudioFormat::ULAW_8K);
-    let heard = listen(&mut c, Duration::from_millis(500)).await;
-    assert!(!audio_of(&heard).is_empty(), "{id} bridged");
-    c
-}
+use websocket_api::sim::carrier::{post_refurl, Admission, Heard};
 
 async fn status_of(url: &str) -> u16 {
     awc::Client::default()
@@ -54,8 +42,8 @@ async fn sigterm_drains_then_ends_what_is_left_and_exits_0() {
             ("WSAPI__SERVER__DRAIN_TIMEOUT_MS", "2500"),
         ],
     );
-    let finishing = connect(&gw.http, "DRAIN-FINISHES").await;
-    let mut lingering = connect(&gw.http, "DRAIN-LINGERS").await;
+    let finishing = bridged_call(&gw.http, "DRAIN-FINISHES").await;
+    let mut lingering = bridged_call(&gw.http, "DRAIN-LINGERS").await;
 
     let signalled = Instant::now();
     gw.signal("TERM");

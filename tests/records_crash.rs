@@ -3,12 +3,10 @@
 mod common;
 
 use common::db::{Backend, Proxy, TestDb};
-use common::process::{self, Served};
+use common::process::{self, bridged_call, Served};
 use common::*;
 use std::time::Duration;
-use websocket_api::audio::format::AudioFormat;
 use websocket_api::sim::agent::{self, AgentScript};
-use websocket_api::sim::carrier::{post_refurl, Admission, CarrierConn};
 
 fn serve(dir: &std::path::Path, agent_url: &str, db_url: &str, spool: &str) -> Served {
     process::serve(
@@ -21,17 +19,6 @@ fn serve(dir: &std::path::Path, agent_url: &str, db_url: &str, spool: &str) -> S
             ("WSAPI__DATABASE__REPLAY_INTERVAL_MS", "200"),
         ],
     )
-}
-
-async fn bridged(http: &str, id: &str) -> CarrierConn {
-    let Ok(Admission::Admitted { wss_url }) = post_refurl(http, &call(id)).await else {
-        panic!("{id} not admitted")
-    };
-    let mut c = CarrierConn::connect(&wss_url, true).await.expect("media socket");
-    c.send_start(id, "s", AudioFormat::ULAW_8K);
-    let heard = listen(&mut c, Duration::from_millis(600)).await;
-    assert!(!audio_of(&heard).is_empty(), "{id} bridged");
-    c
 }
 
 #[actix_rt::test]
@@ -51,7 +38,7 @@ async fn a_killed_gateway_leaves_nothing_open_and_nothing_lost() {
     let spool = dir.join("gw.spool").display().to_string();
 
     let mut first = serve(&dir, &sim.url, &db.via(&proxy), &spool);
-    let live = bridged(&first.http, "CRASH-LIVE").await;
+    let live = bridged_call(&first.http, "CRASH-LIVE").await;
     // Its 'active' row is written while the database is up.
     assert!(
         eventually(Duration::from_secs(5), || db
@@ -61,7 +48,7 @@ async fn a_killed_gateway_leaves_nothing_open_and_nothing_lost() {
     );
 
     proxy.cut();
-    let gone = bridged(&first.http, "CRASH-SPOOLED").await;
+    let gone = bridged_call(&first.http, "CRASH-SPOOLED").await;
     gone.close(1000);
     let spooled = eventually(Duration::from_secs(5), || {
         std::fs::read_to_string(&spool)

@@ -95,3 +95,17 @@ impl Drop for Served {
         let _ = self.child.wait();
     }
 }
+
+/// Places a call on a gateway at `http` (refurl + media socket + `start`) and waits until agent audio is
+/// heard: the call is bridged. The agent must greet (say something first).
+pub async fn bridged_call(http: &str, id: &str) -> websocket_api::sim::carrier::CarrierConn {
+    use websocket_api::sim::carrier::{post_refurl, Admission, CarrierConn};
+    let Ok(Admission::Admitted { wss_url }) = post_refurl(http, &super::call(id)).await else {
+        panic!("{id} not admitted")
+    };
+    let mut c = CarrierConn::connect(&wss_url, true).await.expect("media socket");
+    c.send_start(id, "s", websocket_api::audio::format::AudioFormat::ULAW_8K);
+    let heard = super::listen(&mut c, Duration::from_millis(600)).await;
+    assert!(!super::audio_of(&heard).is_empty(), "{id} bridged");
+    c
+}
