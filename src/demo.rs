@@ -74,7 +74,7 @@ pub async fn run(calls: usize, seconds: f64) -> Result<DemoOutcome, String> {
     let (reports, ()) = futures_util::future::join(join_all(placed), snapshot).await;
 
     println!(
-        "\n{:<10} {:>9} {:>12} {:>11} {:>8} {:>11} {:>9}",
+        "\n{:<16} {:>9} {:>12} {:>11} {:>8} {:>11} {:>9}",
         "call", "admitted", "frames→gw", "frames←gw", "clears", "terminated", "setup_ms"
     );
     for r in &reports {
