@@ -102,3 +102,180 @@ mod tests {
         );
     }
 }
+
+/// Watches a WebSocket byte stream frame header by frame header, passing the bytes through unchanged, and
+/// ends the stream with an error as soon as a frame *declares* more than `max_frame` bytes — before any of
+/// that frame is buffered. The codec behind it checks sizes only once a frame is whole, and the actor
+/// layer reads everything available before decoding, so a peer declaring a 1 GiB frame could otherwise
+/// make the server buffer it.
+pub struct FrameGuard<S> {
+    inner: S,
+    max_frame: u64,
+    header: [u8; 14],
+    have: usize,
+    /// Payload bytes of the current frame still to pass; `None` while reading a header.
+    remaining: Option<u64>,
+    /// Set when the guard cut the stream, so the reader can answer 1009 rather than treat it as a drop.
+    tripped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    done: bool,
+}
+
+impl<S> FrameGuard<S> {
+    pub fn new(inner: S, max_frame: usize, tripped: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        FrameGuard {
+            inner,
+            max_frame: max_frame as u64,
+            header: [0; 14],
+            have: 0,
+            remaining: None,
+            tripped,
+            done: false,
+        }
+    }
+
+    /// Header length once its first two bytes are known.
+    fn header_len(&self) -> usize {
+        let masked = self.header[1] & 0x80 != 0;
+        let ext = match self.header[1] & 0x7F {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        2 + ext + if masked { 4 } else { 0 }
+    }
+
+    fn declared_len(&self) -> u64 {
+        match self.header[1] & 0x7F {
+            126 => u64::from(u16::from_be_bytes([self.header[2], self.header[3]])),
+            127 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&self.header[2..10]);
+                u64::from_be_bytes(b)
+            }
+            n => u64::from(n),
+        }
+    }
+
+    /// Follows the frame structure through `chunk`; false when a frame declares too much.
+    fn inspect(&mut self, mut chunk: &[u8]) -> bool {
+        while !chunk.is_empty() {
+            match self.remaining {
+                Some(left) => {
+                    let n = (chunk.len() as u64).min(left);
+                    chunk = &chunk[n as usize..];
+                    self.remaining = (left > n).then_some(left - n);
+                }
+                None => {
+                    let want = if self.have < 2 { 2 } else { self.header_len() };
+                    let take = (want - self.have).min(chunk.len());
+                    self.header[self.have..self.have + take].copy_from_slice(&chunk[..take]);
+                    self.have += take;
+                    chunk = &chunk[take..];
+                    if self.have >= 2 && self.have == self.header_len() {
+                        let len = self.declared_len();
+                        if len > self.max_frame {
+                            return false;
+                        }
+                        self.have = 0;
+                        self.remaining = (len > 0).then_some(len);
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+impl<S> futures_util::Stream for FrameGuard<S>
+where
+    S: futures_util::Stream<Item = Result<Bytes, actix_http::error::PayloadError>> + Unpin,
+{
+    type Item = Result<Bytes, actix_http::error::PayloadError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        match std::pin::Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                if self.inspect(&chunk) {
+                    Poll::Ready(Some(Ok(chunk)))
+                } else {
+                    self.done = true;
+                    self.tripped.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Poll::Ready(Some(Err(actix_http::error::PayloadError::Overflow)))
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    fn frame(len: u64) -> Vec<u8> {
+        let mut f = vec![0x82];
+        match len {
+            0..=125 => f.push(0x80 | len as u8),
+            126..=0xFFFF => {
+                f.push(0x80 | 126);
+                f.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            _ => {
+                f.push(0x80 | 127);
+                f.extend_from_slice(&len.to_be_bytes());
+            }
+        }
+        f.extend_from_slice(&[1, 2, 3, 4]);
+        f
+    }
+
+    async fn run(chunks: Vec<Vec<u8>>, max: usize) -> (usize, bool, bool) {
+        let tripped = Arc::new(AtomicBool::new(false));
+        let inner = futures_util::stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from(c))));
+        let mut g = FrameGuard::new(inner, max, tripped.clone());
+        let (mut passed, mut errored) = (0, false);
+        while let Some(item) = g.next().await {
+            match item {
+                Ok(b) => passed += b.len(),
+                Err(_) => errored = true,
+            }
+        }
+        (passed, errored, tripped.load(Ordering::SeqCst))
+    }
+
+    #[actix_rt::test]
+    async fn small_frames_pass_split_anywhere() {
+        let mut bytes = Vec::new();
+        for len in [0u64, 5, 125, 126, 300, 70_000] {
+            bytes.extend(frame(len));
+            bytes.extend(std::iter::repeat_n(0u8, len as usize));
+        }
+        let chunks: Vec<Vec<u8>> = bytes.chunks(7).map(<[u8]>::to_vec).collect();
+        let total = bytes.len();
+        assert_eq!(run(chunks, 100_000).await, (total, false, false));
+    }
+
+    #[actix_rt::test]
+    async fn a_huge_declared_frame_is_cut_at_its_header() {
+        let mut first = frame(5);
+        first.extend([0u8; 5]);
+        let huge = frame(1 << 30);
+        let (passed, errored, tripped) = run(
+            vec![first.clone(), huge[..3].to_vec(), huge[3..].to_vec(), vec![0; 1000]],
+            65_536,
+        )
+        .await;
+        assert_eq!(passed, first.len() + 3, "nothing of the huge frame's payload passes");
+        assert!(errored && tripped);
+    }
+}

@@ -13,6 +13,7 @@ use actix::WeakAddr;
 use actix_web_actors::ws;
 use bytestring::ByteString;
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,8 @@ pub struct McubeLeg {
     reassembler: Reassembler,
     /// Why the leg is ending; reported to the call once, from `stopped`.
     gone: Option<EndReason>,
+    /// Set by the frame guard in front of the codec when it cut the stream (answer 1009).
+    oversized: Arc<AtomicBool>,
     /// Frames read and written, for hop-latency sampling.
     frames: u32,
     written: u32,
@@ -49,6 +52,7 @@ impl McubeLeg {
             liveness: super::Liveness::new(heartbeat, peer_timeout),
             reassembler: Reassembler::new(max_message_bytes),
             gone: None,
+            oversized: Arc::default(),
             frames: 0,
             written: 0,
         }
@@ -107,6 +111,12 @@ impl McubeLeg {
             ReassemblyError::OutOfSequence => ws::CloseCode::Protocol,
         };
         self.finish(ctx, EndReason::CarrierProtocolError, Some(code.into()));
+    }
+
+    /// Shares the flag of the frame guard in front of this leg's codec.
+    pub fn guarded_by(mut self, oversized: Arc<AtomicBool>) -> Self {
+        self.oversized = oversized;
+        self
     }
 
     /// Hands caller audio to the call, timing one frame in `HOP_SAMPLE_EVERY`.
@@ -179,6 +189,14 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
             }
             // Once the leg is ending, what is left in the socket (often an EOF after the close) is moot.
             Err(_) if self.gone.is_some() => {}
+            Err(_) if self.oversized.load(Ordering::SeqCst) => {
+                self.metrics.carrier_bad_frames.inc();
+                log::warn!(
+                    "call_id={} carrier: frame larger than the limit declared; closing (1009)",
+                    self.call_id
+                );
+                self.finish(ctx, EndReason::CarrierProtocolError, Some(ws::CloseCode::Size.into()));
+            }
             Err(ws::ProtocolError::Io(e)) => {
                 log::info!("call_id={} carrier connection lost: {e}", self.call_id);
                 self.finish(ctx, EndReason::CarrierHangup, None);

@@ -11,6 +11,7 @@ use crate::db::batcher::Save;
 use crate::db::models::{now_ms, CallRecord, DbWrite, StatusReport};
 use crate::protocol::loose;
 use crate::registry::{AdmitCall, AttachCall, ClaimCall, Refusal};
+use crate::ws_frames::FrameGuard;
 use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -18,6 +19,8 @@ use actix_web_actors::ws;
 use futures_util::future::ready;
 use futures_util::StreamExt as _;
 use serde::Deserialize;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Seconds a refused carrier is asked to wait before trying again.
@@ -241,6 +244,10 @@ pub async fn media_socket(
     // report "incomplete payload"; actix-web-actors would return that error before decoding the frames it
     // already holds, losing the caller's last audio and the close. Ending the stream there instead keeps them.
     let payload = payload.take_while(|chunk| ready(!matches!(chunk, Err(PayloadError::Incomplete(_)))));
+    // Frames declaring more than the limit are refused at their header, before their payload is buffered.
+    let oversized = Arc::new(AtomicBool::new(false));
+    let payload = FrameGuard::new(payload, cfg.server.max_frame_bytes, oversized.clone());
+    let leg = leg.guarded_by(oversized);
     match ws::WsResponseBuilder::new(leg, &req, payload)
         .frame_size(cfg.server.max_frame_bytes)
         .start_with_addr()
