@@ -1,0 +1,88 @@
+//! Carriers that misbehave get a defined outcome and never a crash: unreadable frames close that one call
+//! with 1007; media before `start`, a second `start` and unknown events are tolerated (and counted); and
+//! more than 100 calls at once all get their ElevenLabs leg (awc's default connector limit is 100).
+mod common;
+
+use common::*;
+use std::time::Duration;
+use websocket_api::audio::format::AudioFormat;
+use websocket_api::sim::agent::AgentScript;
+use websocket_api::sim::carrier::Heard;
+
+#[actix_rt::test]
+async fn unreadable_frames_close_the_call_with_1007() {
+    let h = start(quiet_script(), |_| {}).await;
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    for (i, bad) in [
+        "null",
+        "\"just a string\"",
+        "{\"event\":",
+        deep.as_str(),
+        "{\"event\":\"media\"}",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let id = format!("BAD-{i}");
+        let mut conn = dial(&h, &id).await;
+        conn.send_start(&id, "s", AudioFormat::ULAW_8K);
+        conn.send_text(bad.to_string());
+        let heard = listen(&mut conn, Duration::from_secs(3)).await;
+        assert_eq!(heard.last(), Some(&Heard::Closed(Some(1007))), "{id}: {heard:?}");
+    }
+    assert!(
+        active_becomes(&h, 0, Duration::from_secs(3)).await,
+        "every slot came back"
+    );
+    assert!(h.gw.metrics.carrier_bad_frames.get() >= 5);
+}
+
+#[actix_rt::test]
+async fn out_of_order_and_unknown_events_are_tolerated() {
+    let h = start(
+        AgentScript {
+            echo: true,
+            ..quiet_script()
+        },
+        |_| {},
+    )
+    .await;
+    let mut conn = dial(&h, "ODD-1").await;
+    // Audio before start, then start twice, unknown events in between, then audio.
+    conn.send_media(&[1u8; 160]);
+    conn.send_start("ODD-1", "s", AudioFormat::ULAW_8K);
+    conn.send_text(r#"{"event":"vendorSpecificThing","data":{"x":[1,2,3]}}"#.into());
+    conn.send_start("ODD-1", "s-again", AudioFormat::ULAW_8K);
+    conn.send_text(r#"{"event":"clearedAudio","streamId":"s"}"#.into());
+    conn.send_media(&[2u8; 160]);
+    let heard = listen(&mut conn, Duration::from_millis(800)).await;
+    assert_eq!(
+        audio_of(&heard),
+        [vec![1u8; 160], vec![2u8; 160]].concat(),
+        "both frames bridged, in order"
+    );
+    assert_eq!(h.gw.metrics.carrier_unknown_events.get(), 1);
+    let view = call_view(&h, "ODD-1").await.expect("still live");
+    assert_eq!(view["stream_id"], "s", "the first start wins");
+}
+
+#[actix_rt::test]
+async fn more_than_a_hundred_calls_all_reach_elevenlabs() {
+    let h = start(quiet_script(), |c| c.calls.max_concurrent_calls = 150).await;
+    let mut calls = Vec::new();
+    for i in 0..120 {
+        let id = format!("MANY-{i}");
+        let c = dial(&h, &id).await;
+        c.send_start(&id, "s", AudioFormat::ULAW_8K);
+        calls.push(c);
+    }
+    let log = h.sim.log.clone();
+    let all = eventually(Duration::from_secs(10), || log.connection_count() == 120).await;
+    assert!(all, "upstream connections: {}", log.connection_count());
+    let (_, v) = get_json(&h, "/calls").await;
+    let active = v["calls"]
+        .as_array()
+        .map_or(0, |c| c.iter().filter(|c| c["state"] == "active").count());
+    assert_eq!(active, 120, "every call bridged");
+    drop(calls);
+}
