@@ -11,26 +11,7 @@ use websocket_api::capacity::procfs::sample_process;
 #[actix_rt::test]
 async fn a_declared_gigabyte_frame_is_refused_before_it_is_buffered() {
     let h = start(quiet_script(), |_| {}).await;
-    let wss = admit(&h, "HUGE-1").await;
-    let path = wss
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split_once('/'))
-        .map(|(_, p)| format!("/{p}"))
-        .expect("path");
-    let mut sock = tokio::net::TcpStream::connect(h.gw.addr).await.expect("connect");
-    let upgrade = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        h.gw.addr
-    );
-    sock.write_all(upgrade.as_bytes()).await.expect("upgrade sent");
-    let mut head = vec![0u8; 1024];
-    let n = sock.read(&mut head).await.expect("upgrade answered");
-    assert!(
-        String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head[..n])
-    );
+    let mut sock = raw_media_socket(&h, "HUGE-1").await;
 
     let before = sample_process("self").expect("rss").rss_bytes;
     // A masked binary frame declaring 1 GiB, then its payload as fast as the socket takes it.
@@ -52,8 +33,7 @@ async fn a_declared_gigabyte_frame_is_refused_before_it_is_buffered() {
     let growth = after.saturating_sub(before);
     println!("sent {} MiB before the cut; RSS grew {} KiB", sent >> 20, growth >> 10);
     assert!(growth < 4 << 20, "RSS grew {growth} bytes");
-    let pos = answer.iter().position(|b| *b == 0x88).expect("a close frame");
-    assert_eq!(&answer[pos + 2..pos + 4], &[0x03, 0xF1], "close code 1009");
+    assert_eq!(close_code(&answer), Some(1009));
     assert!(
         active_becomes(&h, 0, Duration::from_secs(3)).await,
         "the call ended and its slot came back"

@@ -86,3 +86,25 @@ async fn more_than_a_hundred_calls_all_reach_elevenlabs() {
     assert_eq!(active, 120, "every call bridged");
     drop(calls);
 }
+
+#[actix_rt::test]
+async fn invalid_utf8_and_bad_control_frames_get_their_close_codes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = start(quiet_script(), |_| {}).await;
+    // (frame, expected close code): invalid UTF-8 in a text frame; a ping longer than 125 bytes; a
+    // fragmented ping (control frames may not be fragmented).
+    let cases = [
+        (masked_frame(0x81, &[0xFF, 0xFE, 0xFD]), 1007),
+        (masked_frame(0x89, &[0u8; 200]), 1002),
+        (masked_frame(0x09, b"ping"), 1002),
+    ];
+    for (i, (frame, code)) in cases.into_iter().enumerate() {
+        let id = format!("RAW-{i}");
+        let mut sock = raw_media_socket(&h, &id).await;
+        sock.write_all(&frame).await.expect("frame sent");
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(3), sock.read_to_end(&mut answer)).await;
+        assert_eq!(close_code(&answer), Some(code), "{id}");
+    }
+    assert!(active_becomes(&h, 0, Duration::from_secs(3)).await);
+}

@@ -197,6 +197,19 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
                 );
                 self.finish(ctx, EndReason::CarrierProtocolError, Some(ws::CloseCode::Size.into()));
             }
+            // actix-web-actors reports a text frame that is not UTF-8 as an I/O error; RFC 6455 wants 1007.
+            Err(ws::ProtocolError::Io(e)) if e.to_string().to_ascii_lowercase().contains("utf-8") => {
+                self.metrics.carrier_bad_frames.inc();
+                log::warn!(
+                    "call_id={} carrier: text frame is not UTF-8; closing (1007)",
+                    self.call_id
+                );
+                self.finish(
+                    ctx,
+                    EndReason::CarrierProtocolError,
+                    Some(ws::CloseCode::Invalid.into()),
+                );
+            }
             Err(ws::ProtocolError::Io(e)) => {
                 log::info!("call_id={} carrier connection lost: {e}", self.call_id);
                 self.finish(ctx, EndReason::CarrierHangup, None);

@@ -277,3 +277,55 @@ pub fn assert_gateway_messages_valid(h: &Harness) -> usize {
     }
     n
 }
+
+/// A raw TCP connection upgraded to the call's media WebSocket, for frames no well-behaved client sends.
+pub async fn raw_media_socket(h: &Harness, call_id: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let wss = admit(h, call_id).await;
+    let path = wss
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(_, p)| format!("/{p}"))
+        .expect("path");
+    let mut sock = tokio::net::TcpStream::connect(h.gw.addr).await.expect("connect");
+    let upgrade = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        h.gw.addr
+    );
+    sock.write_all(upgrade.as_bytes()).await.expect("upgrade sent");
+    let mut head = vec![0u8; 1024];
+    let n = sock.read(&mut head).await.expect("upgrade answered");
+    assert!(
+        String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    sock
+}
+
+/// A client (masked) WebSocket frame.
+pub fn masked_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x11u8, 0x22, 0x33, 0x44];
+    let mut f = vec![first_byte];
+    match payload.len() {
+        n @ 0..=125 => f.push(0x80 | n as u8),
+        n @ 126..=0xFFFF => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(0x80 | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+/// The close code of the first close frame in `bytes` read from the gateway, if any.
+pub fn close_code(bytes: &[u8]) -> Option<u16> {
+    let pos = bytes.iter().position(|b| *b == 0x88)?;
+    Some(u16::from_be_bytes([*bytes.get(pos + 2)?, *bytes.get(pos + 3)?]))
+}
