@@ -220,6 +220,10 @@ pub struct CarrierConfig {
     pub require_token: bool,
     /// Lifetime of the per-call token handed out in `wss_url`.
     pub token_ttl_seconds: u64,
+    /// Carrier addresses (IPs or CIDR blocks) allowed on the refurl and the media socket; empty means any.
+    pub allowed_ips: Vec<String>,
+    /// Browser `Origin`s allowed on the media socket; carriers send none, so any other Origin is refused.
+    pub allowed_origins: Vec<String>,
     /// Secret, from `WSAPI__CARRIER__SECRET` only (random per process when unset).
     #[serde(skip)]
     pub secret: Option<String>,
@@ -230,6 +234,8 @@ impl Default for CarrierConfig {
         CarrierConfig {
             require_token: true,
             token_ttl_seconds: 30,
+            allowed_ips: Vec::new(),
+            allowed_origins: Vec::new(),
             secret: None,
         }
     }
@@ -397,6 +403,12 @@ impl Config {
             self.database.spool_path.is_empty(),
             "database.spool_path: must name a file".into(),
         );
+        for ip in &self.carrier.allowed_ips {
+            bad(
+                crate::http::access::parse_net(ip).is_none(),
+                format!("carrier.allowed_ips: '{ip}' is not an IP address or CIDR block"),
+            );
+        }
         let db = &self.database.url;
         bad(
             !(db.starts_with("sqlite://") || db.starts_with("postgres://") || db.starts_with("postgresql://")),

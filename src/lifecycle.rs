@@ -188,6 +188,12 @@ async fn reload(gw: &Gateway, path: &std::path::Path, explicit: bool, current: &
                 });
                 log::info!("SIGHUP: {key} = {} applied", new.calls.max_concurrent_calls);
             }
+            "carrier.allowed_ips" | "carrier.allowed_origins" => {
+                if let Ok(mut access) = gw.access.write() {
+                    *access = crate::http::access::CarrierAccess::from_config(&new.carrier);
+                }
+                log::info!("SIGHUP: {key} applied");
+            }
             "log.level" => {
                 let level = new.log.level.parse().unwrap_or(log::LevelFilter::Info);
                 log::set_max_level(level);

@@ -7,6 +7,7 @@ use crate::db::batcher::DbBatcher;
 use crate::db::models::now_ms;
 use crate::db::spool::Spool;
 use crate::db::{self, DbPool, DbTarget};
+use crate::http::access::{CarrierAccess, SharedAccess};
 use crate::http::{routes, AppState};
 use crate::metrics::Metrics;
 use crate::registry::CallRegistry;
@@ -28,6 +29,8 @@ pub struct Gateway {
     pub db: Addr<DbBatcher>,
     pub db_stats: Arc<DbStats>,
     pub pool: DbPool,
+    /// The carrier access rules, swapped on SIGHUP.
+    pub access: SharedAccess,
     pub server: actix_web::dev::ServerHandle,
 }
 
@@ -96,6 +99,7 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
     .start();
     let meter = Arc::new(std::sync::Mutex::new(crate::capacity::CostMeter::default()));
     sample_cost(meter.clone(), registry.clone());
+    let access: SharedAccess = Arc::new(std::sync::RwLock::new(CarrierAccess::from_config(&config.carrier)));
     let state = web::Data::new(AppState {
         tokens: CallTokens::new(
             config.carrier.secret.as_deref(),
@@ -109,6 +113,7 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         db: database.batcher.clone(),
         pool: database.pool.clone(),
         meter: meter.clone(),
+        access: access.clone(),
     });
     let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
         .listen(listener)?
@@ -131,6 +136,7 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         db: database.batcher,
         db_stats: database.stats,
         pool: database.pool,
+        access,
         server: server.handle(),
     };
     Ok((gateway, server))

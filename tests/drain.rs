@@ -127,6 +127,25 @@ async fn sighup_reloads_the_cap_from_the_file() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(cap, 7, "cap reloaded on SIGHUP");
+    // The carrier allow-list follows the file too.
+    std::fs::write(
+        dir.join("empty.toml"),
+        "[calls]\nmax_concurrent_calls = 7\n[carrier]\nallowed_ips = [\"203.0.113.0/24\"]\n",
+    )
+    .expect("write config");
+    gw.signal("HUP");
+    let mut status = 0;
+    for _ in 0..40 {
+        status = match post_refurl(&gw.http, &call("RELOAD-IP")).await {
+            Ok(Admission::Refused { status, .. }) => status,
+            _ => 200,
+        };
+        if status == 403 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 403, "loopback no longer allowed after the reload");
     // A broken file is refused and the running configuration kept.
     std::fs::write(dir.join("empty.toml"), "[calls]\nmax_concurrent_calls = 0\n").expect("write config");
     gw.signal("HUP");

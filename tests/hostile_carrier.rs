@@ -108,3 +108,42 @@ async fn invalid_utf8_and_bad_control_frames_get_their_close_codes() {
     }
     assert!(active_becomes(&h, 0, Duration::from_secs(3)).await);
 }
+
+#[actix_rt::test]
+async fn browsers_and_unlisted_addresses_are_refused_before_anything_else() {
+    let h = start(quiet_script(), |c| {
+        c.carrier.allowed_origins = vec!["https://ops.example".into()]
+    })
+    .await;
+    let url = admit(&h, "ORIGIN-1").await;
+    // A browser page elsewhere cannot open the media socket, even with a valid token.
+    let refused = awc::Client::default()
+        .ws(url.as_str())
+        .origin("https://evil.example")
+        .connect()
+        .await
+        .err();
+    assert!(
+        matches!(refused, Some(awc::error::WsClientError::InvalidResponseStatus(s)) if s.as_u16() == 403),
+        "browser Origin refused: {refused:?}"
+    );
+    let resp = awc::Client::default()
+        .post(format!("{}/mcube/call", h.gw.http_url))
+        .insert_header(("origin", "https://evil.example"))
+        .send_json(&serde_json::json!({"callId": "ORIGIN-2"}))
+        .await
+        .expect("answers");
+    assert_eq!(resp.status().as_u16(), 403);
+    assert_eq!(h.sim.log.connection_count(), 0, "no upstream dial for a refused source");
+
+    let listed_elsewhere = start(quiet_script(), |c| {
+        c.carrier.allowed_ips = vec!["203.0.113.0/24".into()]
+    })
+    .await;
+    let resp = awc::Client::default()
+        .post(format!("{}/mcube/call", listed_elsewhere.gw.http_url))
+        .send_json(&serde_json::json!({"callId": "IP-1"}))
+        .await
+        .expect("answers");
+    assert_eq!(resp.status().as_u16(), 403, "loopback is not in the allow-list");
+}

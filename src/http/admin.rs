@@ -362,6 +362,7 @@ mod tests {
             pool: db.pool,
             db_stats: db.stats,
             meter: Default::default(),
+            access: Default::default(),
         })
     }
 

@@ -82,7 +82,10 @@ fn valid_call_id(id: &str) -> bool {
 }
 
 /// `POST /mcube/call`: admission (`dialStatus` CONNECTING or absent) or a hang-up/status report.
-pub async fn refurl(body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+pub async fn refurl(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(refusal) = refuse_source(&req, &state) {
+        return refusal;
+    }
     let timer = state.metrics.refurl_seconds.start_timer();
     let resp = answer_refurl(body, &state).await;
     timer.observe_duration();
@@ -143,6 +146,16 @@ async fn answer_refurl(body: web::Bytes, state: &web::Data<AppState>) -> HttpRes
     }
 }
 
+/// The access rules: a source address not allowed, or a browser Origin not allowed, gets 403.
+fn refuse_source(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
+    let peer = req.peer_addr().map(|a| a.ip());
+    let origin = req.headers().get("origin").and_then(|v| v.to_str().ok());
+    let reason = state.access.read().ok()?.refuse(peer, origin)?;
+    log::warn!("carrier: request from {peer:?} refused: {reason}");
+    state.metrics.calls_refused.with_label_values(&[reason]).inc();
+    Some(error_json(StatusCode::FORBIDDEN, reason))
+}
+
 /// Phone numbers in logs: all but the last 4 digits masked unless `log.show_numbers`.
 pub fn mask_number(number: &str, show: bool) -> String {
     if show {
@@ -194,6 +207,9 @@ pub async fn media_socket(
     query: web::Query<MediaQuery>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    if let Some(refusal) = refuse_source(&req, &state) {
+        return refusal;
+    }
     let call_id = path.into_inner();
     let cfg = &state.config;
     if !valid_call_id(&call_id) {

@@ -1,5 +1,6 @@
 //! The HTTP surface: carrier endpoints (refurl webhook, media WebSocket), admin endpoints (`/calls`) and
 //! health checks, over one shared `AppState`.
+pub mod access;
 pub mod admin;
 pub mod carrier;
 pub mod health;
@@ -28,6 +29,8 @@ pub struct AppState {
     /// For the admin endpoints' reads.
     pub pool: DbPool,
     pub db_stats: Arc<DbStats>,
+    /// Who may reach the carrier endpoints (reloaded on SIGHUP).
+    pub access: access::SharedAccess,
     /// This gateway's measured per-call cost.
     pub meter: Arc<std::sync::Mutex<crate::capacity::CostMeter>>,
 }
