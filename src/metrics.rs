@@ -39,6 +39,8 @@ pub struct Metrics {
     pub elevenlabs_ping_ms: Histogram,
     pub carrier_unknown_events: IntCounter,
     pub carrier_bad_frames: IntCounter,
+    /// Carrier audio payloads that were not base64 (dropped; the call goes on).
+    pub carrier_bad_audio: IntCounter,
     pub agent_ignored_events: IntCounter,
     pub agent_bad_messages: IntCounter,
 }
@@ -168,6 +170,11 @@ impl Metrics {
                 &r,
                 "carrier_unknown_events_total",
                 "Carrier events with an unknown name (ignored)",
+            ),
+            carrier_bad_audio: counter(
+                &r,
+                "carrier_bad_audio_total",
+                "Carrier audio payloads that were not base64 (dropped)",
             ),
             carrier_bad_frames: counter(
                 &r,

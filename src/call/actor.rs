@@ -457,7 +457,14 @@ impl CallActor {
         };
         let mut text = String::new();
         match (&mut bridge.upstream, payload) {
-            (None, CarrierPayload::Base64(b64)) => el::write_user_audio_chunk(&b64, &mut text),
+            (None, CarrierPayload::Base64(b64)) if crate::protocol::is_base64(&b64) => {
+                el::write_user_audio_chunk(&b64, &mut text)
+            }
+            (None, CarrierPayload::Base64(_)) => {
+                self.stats.bad_carrier_audio += 1;
+                self.deps.metrics.carrier_bad_audio.inc();
+                return;
+            }
             (None, CarrierPayload::Raw(raw)) => el::write_user_audio_chunk(&self.b64.encode(&raw), &mut text),
             (Some(tc), payload) => {
                 let raw = match payload {
@@ -466,6 +473,7 @@ impl CallActor {
                         Ok(raw) => raw,
                         Err(_) => {
                             self.stats.bad_carrier_audio += 1;
+                            self.deps.metrics.carrier_bad_audio.inc();
                             return;
                         }
                     },

@@ -3,6 +3,19 @@
 pub mod elevenlabs;
 pub mod mcube;
 
+/// Standard base64 by its shape (alphabet, padding, length), without decoding. Passthrough audio is spliced
+/// into the JSON sent to ElevenLabs as is, so this is also what keeps a carrier's payload from injecting JSON.
+pub fn is_base64(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() % 4 != 0 {
+        return false;
+    }
+    let body = b.len() - b.iter().rev().take(2).take_while(|&&c| c == b'=').count();
+    b[..body]
+        .iter()
+        .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
+}
+
 /// Bytes a base64 string decodes to, without decoding it (passthrough never decodes).
 pub fn base64_decoded_len(b64: &str) -> usize {
     let padding = b64.bytes().rev().take(2).filter(|&b| b == b'=').count();
@@ -11,6 +24,16 @@ pub fn base64_decoded_len(b64: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn base64_shape() {
+        for ok in ["", "AAEC", "AAE=", "AA==", "+/9z"] {
+            assert!(super::is_base64(ok), "{ok}");
+        }
+        for bad in ["AAE", "AA=C", "A===", "AB\"}", "AA\\n", "ÀÀÀÀ", "AAEC AAEC"] {
+            assert!(!super::is_base64(bad), "{bad}");
+        }
+    }
+
     #[test]
     fn decoded_length_of_base64() {
         use base64::Engine as _;
