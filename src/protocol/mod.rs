@@ -7,7 +7,7 @@ pub mod mcube;
 /// into the JSON sent to ElevenLabs as is, so this is also what keeps a carrier's payload from injecting JSON.
 pub fn is_base64(s: &str) -> bool {
     let b = s.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return false;
     }
     let body = b.len() - b.iter().rev().take(2).take_while(|&&c| c == b'=').count();
