@@ -45,25 +45,31 @@ pub struct Metrics {
     pub agent_bad_messages: IntCounter,
 }
 
-fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+pub(crate) fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric name");
     r.register(Box::new(c.clone())).expect("unique metric");
     c
 }
 
-fn counter_vec(r: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
+pub(crate) fn counter_vec(r: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric name");
     r.register(Box::new(c.clone())).expect("unique metric");
     c
 }
 
-fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+pub(crate) fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric name");
     r.register(Box::new(g.clone())).expect("unique metric");
     g
 }
 
-fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+pub(crate) fn histogram_vec(r: &Registry, name: &str, help: &str, label: &str, buckets: Vec<f64>) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), &[label]).expect("valid metric name");
+    r.register(Box::new(h.clone())).expect("unique metric");
+    h
+}
+
+pub(crate) fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
     let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid metric name");
     r.register(Box::new(h.clone())).expect("unique metric");
     h
@@ -77,25 +83,22 @@ impl Metrics {
         {
             let _ = r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
         }
-        let connect = HistogramVec::new(
-            HistogramOpts::new("upstream_connect_seconds", "ElevenLabs dial + upgrade time, by outcome")
-                .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
-            &["outcome"],
-        )
-        .expect("valid metric name");
-        let _ = r.register(Box::new(connect.clone()));
-        let hop = HistogramVec::new(
-            HistogramOpts::new(
-                "hop_latency_seconds",
-                "Inside the gateway: carrier frame read to ElevenLabs write; agent frame due to carrier write",
-            )
-            .buckets(vec![
+        let connect = histogram_vec(
+            &r,
+            "upstream_connect_seconds",
+            "ElevenLabs dial + upgrade time, by outcome",
+            "outcome",
+            vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
+        );
+        let hop = histogram_vec(
+            &r,
+            "hop_latency_seconds",
+            "Inside the gateway: carrier frame read to ElevenLabs write; agent frame due to carrier write",
+            "direction",
+            vec![
                 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
-            ]),
-            &["direction"],
-        )
-        .expect("valid metric name");
-        let _ = r.register(Box::new(hop.clone()));
+            ],
+        );
         let frames = counter_vec(&r, "frames_total", "Audio frames, by direction", "direction");
         let bytes = counter_vec(
             &r,

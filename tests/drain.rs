@@ -7,7 +7,7 @@ use common::db::{Backend, TestDb};
 use common::process::{bridged_call, serve};
 use common::*;
 use std::time::{Duration, Instant};
-use websocket_api::sim::agent::{self, AgentScript};
+use websocket_api::sim::agent::AgentScript;
 use websocket_api::sim::carrier::{post_refurl, Admission, Heard};
 
 async fn status_of(url: &str) -> u16 {
@@ -23,15 +23,10 @@ async fn status_of(url: &str) -> u16 {
 async fn sigterm_drains_then_ends_what_is_left_and_exits_0() {
     let dir = scratch_dir("drain");
     let db = TestDb::new(Backend::Sqlite, &dir);
-    let (sim, sim_server) = agent::start(
-        "127.0.0.1:0",
-        AgentScript {
-            greeting_ms: 200,
-            ..quiet_script()
-        },
-    )
-    .expect("sim");
-    actix_rt::spawn(sim_server);
+    let sim = start_agent(AgentScript {
+        greeting_ms: 200,
+        ..quiet_script()
+    });
     let spool = dir.join("spool").display().to_string();
     let mut gw = serve(
         &dir,
@@ -102,8 +97,7 @@ async fn sigterm_drains_then_ends_what_is_left_and_exits_0() {
 #[actix_rt::test]
 async fn sighup_reloads_the_cap_from_the_file() {
     let dir = scratch_dir("reload");
-    let (sim, sim_server) = agent::start("127.0.0.1:0", quiet_script()).expect("sim");
-    actix_rt::spawn(sim_server);
+    let sim = start_agent(quiet_script());
     let db = format!("sqlite://{}", dir.join("calls.db").display());
     let spool = dir.join("spool").display().to_string();
     let gw = serve(

@@ -6,7 +6,7 @@ use common::db::{Backend, Proxy, TestDb};
 use common::process::{self, bridged_call, Served};
 use common::*;
 use std::time::Duration;
-use websocket_api::sim::agent::{self, AgentScript};
+use websocket_api::sim::agent::AgentScript;
 
 fn serve(dir: &std::path::Path, agent_url: &str, db_url: &str, spool: &str) -> Served {
     process::serve(
@@ -25,15 +25,10 @@ fn serve(dir: &std::path::Path, agent_url: &str, db_url: &str, spool: &str) -> S
 async fn a_killed_gateway_leaves_nothing_open_and_nothing_lost() {
     let dir = scratch_dir("crash");
     let db = TestDb::new(Backend::Postgres, &dir);
-    let (sim, sim_server) = agent::start(
-        "127.0.0.1:0",
-        AgentScript {
-            greeting_ms: 200,
-            ..quiet_script()
-        },
-    )
-    .expect("sim");
-    actix_rt::spawn(sim_server);
+    let sim = start_agent(AgentScript {
+        greeting_ms: 200,
+        ..quiet_script()
+    });
     let proxy = Proxy::start("127.0.0.1:5432").await;
     let spool = dir.join("gw.spool").display().to_string();
 

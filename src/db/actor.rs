@@ -8,7 +8,7 @@ use super::spool::Spool;
 use super::{close_abandoned, migrate, save_call, save_events, save_status, DbConnection, DbPool};
 use actix::prelude::*;
 use diesel::Connection;
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
+use prometheus::{Histogram, IntCounter, IntGauge, Registry};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,30 +38,26 @@ pub struct DbStats {
 impl DbStats {
     /// Creates the database metrics and registers them in `registry`.
     pub fn new(registry: &Registry) -> DbStats {
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric name");
-            let _ = registry.register(Box::new(c.clone()));
-            c
-        };
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric name");
-            let _ = registry.register(Box::new(g.clone()));
-            g
-        };
-        let write_seconds = Histogram::with_opts(
-            HistogramOpts::new("db_write_seconds", "Time to store one batch of records")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
-        )
-        .expect("valid metric name");
-        let _ = registry.register(Box::new(write_seconds.clone()));
+        use crate::metrics::{counter, gauge, histogram};
+        let r = registry;
+        let write_seconds = histogram(
+            r,
+            "db_write_seconds",
+            "Time to store one batch of records",
+            vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+        );
         DbStats {
-            written: counter("db_writes_total", "Record writes stored in the database"),
-            spooled: counter("db_spooled_total", "Record writes that went to the spool"),
-            replayed: counter("db_replayed_total", "Spooled record writes later stored"),
-            lost: counter("db_lost_total", "Record writes lost: the spool was full or unwritable"),
-            failures: counter("db_failures_total", "Failed attempts to reach or write the database"),
-            spool_bytes: gauge("db_spool_bytes", "Bytes waiting in the spool"),
-            up: gauge("db_up", "1 while the database answers"),
+            written: counter(r, "db_writes_total", "Record writes stored in the database"),
+            spooled: counter(r, "db_spooled_total", "Record writes that went to the spool"),
+            replayed: counter(r, "db_replayed_total", "Spooled record writes later stored"),
+            lost: counter(
+                r,
+                "db_lost_total",
+                "Record writes lost: the spool was full or unwritable",
+            ),
+            failures: counter(r, "db_failures_total", "Failed attempts to reach or write the database"),
+            spool_bytes: gauge(r, "db_spool_bytes", "Bytes waiting in the spool"),
+            up: gauge(r, "db_up", "1 while the database answers"),
             write_seconds,
         }
     }

@@ -78,14 +78,20 @@ pub fn test_config(sim: &AgentSimulator, dir: &Path) -> Config {
     cfg
 }
 
+/// Starts the agent simulator on a free loopback port inside the current actix system.
+pub fn start_agent(script: AgentScript) -> AgentSimulator {
+    let (sim, server) = agent::start("127.0.0.1:0", script).expect("agent simulator starts");
+    actix_rt::spawn(server);
+    sim
+}
+
 /// Starts the simulator with `script` and the gateway with the test config (its own SQLite file),
 /// adjusted by `tweak`.
 pub async fn start(script: AgentScript, tweak: impl FnOnce(&mut Config)) -> Harness {
     // RUST_LOG=websocket_api=debug shows the gateway's log under `cargo test -- --nocapture`.
     let _ = env_logger::builder().is_test(true).try_init();
     let dir = scratch_dir("harness");
-    let (sim, sim_server) = agent::start("127.0.0.1:0", script).expect("agent simulator starts");
-    actix_rt::spawn(sim_server);
+    let sim = start_agent(script);
     let mut cfg = test_config(&sim, &dir);
     tweak(&mut cfg);
     let (gw, gw_server) = server::start(cfg, false).await.expect("gateway starts");
