@@ -3,11 +3,19 @@
 //! sizes a box by: admissions, setup time, frames lost, pacing gaps, round trips, the gateway's own
 //! hop latency (from `/metrics`), and the gateway's RSS, CPU and FDs per call read from `/proc/<pid>`.
 
+use crate::audio::format::AudioFormat;
 use crate::capacity::procfs::{self, ProcessSample};
 use crate::capacity::PerCallCost;
-use crate::sim::carrier::{post_refurl, Admission, CallRequest, CarrierConn, Heard};
+use crate::sim::carrier::{
+    media_event, open_media_socket, played_stream_event, post_refurl, start_event, Admission, CallRequest, MediaSocket,
+};
+use awc::ws::{CloseCode, Frame, Message as WsMessage};
+use base64::Engine as _;
 use futures_util::future::join_all;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt as _, StreamExt as _};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -122,6 +130,93 @@ fn frame(seq: u32, len: usize) -> Vec<u8> {
     f
 }
 
+/// What the load generator needs from a gateway message: audio fast, the rest rarely.
+#[derive(serde::Deserialize)]
+struct Outbound<'a> {
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(borrow, default)]
+    media: Option<OutboundMedia<'a>>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(rename = "streamId", default)]
+    stream_id: serde_json::Value,
+}
+
+#[derive(serde::Deserialize)]
+struct OutboundMedia<'a> {
+    #[serde(borrow)]
+    payload: Cow<'a, str>,
+}
+
+/// One call's talk, on one task: a load generator that spends less per frame leaves more of a shared
+/// machine to the gateway it measures.
+struct Talk {
+    sink: SplitSink<MediaSocket, WsMessage>,
+    t0: Instant,
+    frame_ms: u64,
+    sent_at: Vec<Instant>,
+    last_heard: Option<Instant>,
+    out: CallOutcome,
+}
+
+impl Talk {
+    async fn send(&mut self, text: String) -> bool {
+        self.sink.send(WsMessage::Text(text.into())).await.is_ok()
+    }
+
+    /// Handles one frame from the gateway; false once the socket is done.
+    async fn hear(&mut self, frame: Option<Result<Frame, awc::error::WsProtocolError>>) -> bool {
+        let at = Instant::now();
+        match frame {
+            Some(Ok(Frame::Text(text))) => {
+                let Ok(msg) = serde_json::from_slice::<Outbound>(&text) else {
+                    return true;
+                };
+                match (&*msg.event, msg.media) {
+                    ("playAudio", Some(media)) => self.note_audio(at, &media.payload),
+                    ("checkpoint", _) => {
+                        let played = played_stream_event(&msg.stream_id, msg.name.as_deref().unwrap_or_default());
+                        return self.send(played).await;
+                    }
+                    ("terminate", _) => return false,
+                    _ => {}
+                }
+                true
+            }
+            Some(Ok(Frame::Ping(p))) => self.sink.send(WsMessage::Pong(p)).await.is_ok(),
+            Some(Ok(Frame::Close(_))) | Some(Err(_)) | None => false,
+            Some(Ok(_)) => true,
+        }
+    }
+
+    fn note_audio(&mut self, at: Instant, b64: &str) {
+        let out = &mut self.out;
+        out.setup_ms
+            .get_or_insert(at.duration_since(self.t0).as_secs_f64() * 1000.0);
+        // The frame number is in the first 4 bytes: 8 base64 characters hold 6.
+        let head = b64
+            .get(..8)
+            .and_then(|h| base64::engine::general_purpose::STANDARD.decode(h).ok());
+        if let Some(h) = head {
+            let seq = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+            if let Some(s) = self.sent_at.get(seq) {
+                out.rtts.push(at.duration_since(*s).as_secs_f64() * 1000.0);
+            }
+        }
+        if let Some(prev) = self.last_heard {
+            let gap = at.duration_since(prev).as_secs_f64() * 1000.0;
+            out.max_gap_ms = out.max_gap_ms.max(gap);
+            if gap > 2.0 * self.frame_ms as f64 {
+                out.gaps += 1;
+            }
+        }
+        self.last_heard = Some(at);
+        out.echoed += 1;
+        out.echoed_bytes += crate::protocol::base64_decoded_len(b64) as u64;
+    }
+}
+
 async fn one_call(opts: LoadOptions, id: String, start_at: Instant) -> CallOutcome {
     tokio::time::sleep_until(start_at.into()).await;
     let mut out = CallOutcome::default();
@@ -138,60 +233,45 @@ async fn one_call(opts: LoadOptions, id: String, start_at: Instant) -> CallOutco
         }
     };
     out.admitted = true;
-    let Ok(mut conn) = CarrierConn::connect(&wss, true).await else {
+    let Ok(socket) = open_media_socket(&wss).await else {
         out.failed = true;
         return out;
     };
-    conn.send_start(&id, &format!("s-{id}"), crate::audio::format::AudioFormat::ULAW_8K);
+    let (sink, mut stream) = socket.split();
     let frame_len = (8 * opts.frame_ms) as usize;
-    let total = (opts.seconds * 1000.0 / opts.frame_ms as f64) as u32;
-    let mut sent_at: Vec<Instant> = Vec::with_capacity(total as usize);
-    let mut tick = tokio::time::interval(Duration::from_millis(opts.frame_ms));
-    let mut last_heard: Option<Instant> = None;
-    let mut note = |at: Instant, heard: Heard, sent_at: &Vec<Instant>, out: &mut CallOutcome| {
-        if let Heard::Audio(a) = heard {
-            out.setup_ms.get_or_insert(at.duration_since(t0).as_secs_f64() * 1000.0);
-            if a.len() >= 4 {
-                let seq = u32::from_le_bytes([a[0], a[1], a[2], a[3]]) as usize;
-                if let Some(s) = sent_at.get(seq) {
-                    out.rtts.push(at.duration_since(*s).as_secs_f64() * 1000.0);
-                }
-            }
-            if let Some(prev) = last_heard {
-                let gap = at.duration_since(prev).as_secs_f64() * 1000.0;
-                out.max_gap_ms = out.max_gap_ms.max(gap);
-                if gap > 2.0 * opts.frame_ms as f64 {
-                    out.gaps += 1;
-                }
-            }
-            last_heard = Some(at);
-            out.echoed += 1;
-            out.echoed_bytes += a.len() as u64;
-        }
+    let total = (opts.seconds * 1000.0 / opts.frame_ms as f64) as usize;
+    let mut talk = Talk {
+        sink,
+        t0,
+        frame_ms: opts.frame_ms,
+        sent_at: Vec::with_capacity(total),
+        last_heard: None,
+        out,
     };
-    while (sent_at.len() as u32) < total {
+    let mut open = talk
+        .send(start_event(&id, &format!("s-{id}"), AudioFormat::ULAW_8K))
+        .await;
+    let mut tick = tokio::time::interval(Duration::from_millis(opts.frame_ms));
+    while open && talk.sent_at.len() < total {
         tokio::select! {
             _ = tick.tick() => {
-                conn.send_media(&frame(sent_at.len() as u32, frame_len));
-                sent_at.push(Instant::now());
+                open = talk.send(media_event(&frame(talk.sent_at.len() as u32, frame_len))).await;
+                talk.sent_at.push(Instant::now());
             }
-            heard = conn.next(Duration::from_secs(3600)) => match heard {
-                Some((at, h)) => note(at, h, &sent_at, &mut out),
-                None => break,
-            }
+            frame = stream.next() => open = talk.hear(frame).await,
         }
     }
-    out.sent = sent_at.len() as u64;
-    out.sent_bytes = out.sent * frame_len as u64;
     // The echo trails by the agent's and the gateway's hops: collect it, then hang up.
-    while let Some((at, h)) = conn.next(Duration::from_millis(1000)).await {
-        let closed = matches!(h, Heard::Closed(_));
-        note(at, h, &sent_at, &mut out);
-        if closed {
-            break;
+    while open {
+        match tokio::time::timeout(Duration::from_secs(1), stream.next()).await {
+            Ok(frame) => open = talk.hear(frame).await,
+            Err(_) => break,
         }
     }
-    conn.close(1000);
+    let _ = talk.sink.send(WsMessage::Close(Some(CloseCode::Normal.into()))).await;
+    let mut out = talk.out;
+    out.sent = talk.sent_at.len() as u64;
+    out.sent_bytes = out.sent * frame_len as u64;
     // The gateway re-frames the echo into its own frame size, so audio is counted, not frames; a transcoded
     // echo may come back a few samples short (resampler delay), which is not a lost frame.
     out.lost_frames = out

@@ -78,3 +78,25 @@ async fn audio_sent_just_before_the_hang_up_still_reaches_the_agent() {
         .await
     );
 }
+
+#[actix_rt::test]
+async fn a_call_longer_than_the_limit_is_ended_with_max_duration() {
+    let h = start(quiet_script(), |c| c.calls.max_call_seconds = 1).await;
+    let mut conn = dial(&h, "HANG-LONG").await;
+    conn.send_start("HANG-LONG", "s", AudioFormat::ULAW_8K);
+    let heard = listen(&mut conn, Duration::from_secs(5)).await;
+    assert!(
+        heard.contains(&websocket_api::sim::carrier::Heard::Terminate),
+        "the carrier is told to hang up: {heard:?}"
+    );
+    assert!(active_becomes(&h, 0, Duration::from_secs(3)).await, "slot released");
+    let mut record = serde_json::Value::Null;
+    for _ in 0..30 {
+        record = get_json(&h, "/calls/HANG-LONG").await.1;
+        if record["state"] == "ended" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(record["end_reason"], "max_duration", "record: {record}");
+}

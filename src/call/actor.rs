@@ -27,10 +27,17 @@ use std::time::{Duration, Instant, SystemTime};
 const MAX_TRANSCRIPT_LINES: usize = 500;
 /// Events held on the call before they are sent to the database without waiting for the call's end.
 const EVENT_FLUSH_AT: usize = 32;
-/// How often a call adds its frame and byte counts to the process-wide metrics.
-const COUNTER_FLUSH_EVERY: Duration = Duration::from_secs(1);
-/// Frames the pacer may fall behind before it stops catching up and restarts its clock.
+/// How often a call adds its frame and byte counts to the process-wide metrics and checks its length.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+/// A pacing wake-up this many frames late counts as a resync (the carrier heard a gap).
 const MAX_PACING_LAG_FRAMES: u32 = 5;
+/// How far ahead of the carrier's playback the pacer may run, in frames. A little lead absorbs network
+/// jitter and the burst that follows an agent (re)connect without adding latency to a live stream, and it
+/// costs nothing on barge-in because `clearAudio` empties the carrier's buffer.
+const PACING_LEAD_FRAMES: u32 = 3;
+/// How long the outbound stream must be quiet before its end is marked with a checkpoint. A live stream
+/// checks this a few times a second instead of on every frame.
+const CHECKPOINT_QUIET: Duration = Duration::from_millis(100);
 
 /// What every call needs from the process.
 #[derive(Clone)]
@@ -119,11 +126,14 @@ pub struct CallActor {
     /// Agent audio that arrived before the carrier's `start`, in the agent's format, bounded.
     pending_out: Vec<u8>,
     pacer: Pacer,
+    /// A wake-up to play queued audio; only set while audio waits for the clock or a partial frame waits.
     pace_timer: Option<SpawnHandle>,
-    next_due: Instant,
-    holding_partial: bool,
-    /// The queue ran dry one period ago; the clock still runs.
-    lingering: bool,
+    /// When the carrier will have played everything sent so far (if it plays in real time from now on).
+    play_clock: Instant,
+    /// Since when a partial frame waits for the rest of its utterance.
+    partial_since: Option<Instant>,
+    /// A pending check for the end of the outbound stream (to send a checkpoint).
+    quiet_check: Option<SpawnHandle>,
     /// What this call last added to the process-wide queue gauge.
     queue_reported: i64,
     /// Audio was played since the last checkpoint.
@@ -175,9 +185,9 @@ impl CallActor {
             pending_out: Vec::new(),
             pacer,
             pace_timer: None,
-            next_due: Instant::now(),
-            holding_partial: false,
-            lingering: false,
+            play_clock: Instant::now(),
+            partial_since: None,
+            quiet_check: None,
             queue_reported: 0,
             unmarked_audio: false,
             checkpoint_seq: 0,
@@ -502,54 +512,92 @@ impl CallActor {
         self.start_pacing(ctx);
     }
 
-    // ----- pacing: one frame per frame period -----------------------------------------------------
+    // ----- pacing: never more than `PACING_LEAD_FRAMES` ahead of the carrier's playback -----------
+    //
+    // A frame is written as soon as the carrier has less than the lead of ours still to play, so a live
+    // stream goes out the moment it arrives (no timer, no added latency) and a faster-than-real-time burst
+    // is released one frame per period. The timer only runs while audio waits.
 
+    fn pacing_lead(&self) -> Duration {
+        self.cfg().calls.frame() * PACING_LEAD_FRAMES
+    }
+
+    /// New audio is queued: play what the clock allows now, unless a wake-up already covers it.
     fn start_pacing(&mut self, ctx: &mut Context<Self>) {
-        if self.pace_timer.is_none() && !self.pacer.is_empty() {
-            self.next_due = Instant::now();
-            self.pace_tick(ctx);
+        let now = Instant::now();
+        if self.pace_timer.is_some() {
+            let playable_now = self.pacer.has_full_frame() && self.play_clock <= now + self.pacing_lead();
+            if !playable_now {
+                return;
+            }
+            self.stop_pacing(ctx);
         }
+        self.pump(ctx, now, now);
     }
 
     fn stop_pacing(&mut self, ctx: &mut Context<Self>) {
         if let Some(h) = self.pace_timer.take() {
             ctx.cancel_future(h);
         }
-        self.holding_partial = false;
+        self.partial_since = None;
     }
 
-    fn pace_tick(&mut self, ctx: &mut Context<Self>) {
-        self.pace_timer = None;
-        let frame = self.cfg().calls.frame();
-        let now = Instant::now();
-        if now.saturating_duration_since(self.next_due) > frame * MAX_PACING_LAG_FRAMES {
-            self.stats.pacing_resyncs += 1;
-            self.deps.metrics.pacing_resyncs.inc();
-            self.next_due = now;
-        }
-        while self.next_due <= now {
-            if self.pacer.has_full_frame() || (self.holding_partial && !self.pacer.is_empty()) {
-                self.pacer.pop_frame(&mut self.frame_raw, true);
-                self.holding_partial = false;
-                self.lingering = false;
-                self.play_frame(self.next_due);
-            } else if !self.pacer.is_empty() {
-                // Give the rest of the utterance one period to arrive before sending a short frame.
-                self.holding_partial = true;
-            } else if !self.lingering && !self.playing_out {
-                // Keep the clock one more period: in a live stream the next frame is usually in flight, and
-                // stopping here would mark (checkpoint) and restart the pacer for every frame.
-                self.lingering = true;
-            } else {
-                self.holding_partial = false;
-                self.lingering = false;
-                self.on_queue_drained(ctx);
-                return;
+    /// Plays every frame the clock allows at `now`, then arranges the next wake-up or the end-of-stream
+    /// mark. `ready_at`: since when the audio could be played (for hop latency).
+    fn pump(&mut self, ctx: &mut Context<Self>, now: Instant, ready_at: Instant) {
+        let (frame, lead) = (self.cfg().calls.frame(), self.pacing_lead());
+        loop {
+            let full = self.pacer.has_full_frame();
+            let partial_due = !full && !self.pacer.is_empty() && self.partial_since.is_some_and(|t| t + frame <= now);
+            if !(full || partial_due) || self.play_clock > now + lead {
+                break;
             }
-            self.next_due += frame;
+            self.pacer.pop_frame(&mut self.frame_raw, true);
+            self.partial_since = None;
+            self.play_clock = self.play_clock.max(now) + frame;
+            self.play_frame(ready_at);
         }
-        let delay = self.next_due.saturating_duration_since(now);
-        self.pace_timer = Some(ctx.run_later(delay, |act, ctx| act.pace_tick(ctx)));
+        if self.pacer.is_empty() {
+            self.partial_since = None;
+            if self.playing_out {
+                self.on_queue_drained(ctx);
+            } else {
+                self.watch_for_quiet(ctx);
+            }
+            return;
+        }
+        let clock_opens = self.play_clock.checked_sub(lead).unwrap_or(now);
+        let wake = if self.pacer.has_full_frame() {
+            clock_opens
+        } else {
+            // Give the rest of the utterance one period to arrive before sending a short frame.
+            clock_opens.max(*self.partial_since.get_or_insert(now) + frame)
+        };
+        self.pace_timer = Some(ctx.run_later(wake.saturating_duration_since(now), move |act, ctx| {
+            act.pace_timer = None;
+            let now = Instant::now();
+            if now.saturating_duration_since(wake) > act.cfg().calls.frame() * MAX_PACING_LAG_FRAMES {
+                act.stats.pacing_resyncs += 1;
+                act.deps.metrics.pacing_resyncs.inc();
+            }
+            act.pump(ctx, now, wake);
+        }));
+    }
+
+    /// Marks the end of the outbound stream once it has been quiet for `CHECKPOINT_QUIET`.
+    fn watch_for_quiet(&mut self, ctx: &mut Context<Self>) {
+        if self.quiet_check.is_some() || !self.unmarked_audio {
+            return;
+        }
+        self.quiet_check = Some(ctx.run_later(CHECKPOINT_QUIET, |act, ctx| {
+            act.quiet_check = None;
+            let quiet = act.pacer.is_empty() && act.pace_timer.is_none() && Instant::now() >= act.play_clock;
+            if quiet {
+                act.on_queue_drained(ctx);
+            } else {
+                act.watch_for_quiet(ctx);
+            }
+        }));
     }
 
     /// Adds what the call counted since the last flush to the process-wide counters. Per-frame counting
@@ -572,7 +620,7 @@ impl CallActor {
         self.queue_reported = now;
     }
 
-    fn play_frame(&mut self, due: Instant) {
+    fn play_frame(&mut self, ready_at: Instant) {
         let Some(stream) = &self.stream else { return };
         let mut text = String::with_capacity(self.frame_raw.len() * 4 / 3 + 128);
         let payload = self.b64.encode(&self.frame_raw);
@@ -580,7 +628,13 @@ impl CallActor {
         self.stats.frames_out += 1;
         self.stats.bytes_out += self.frame_raw.len() as u64;
         self.unmarked_audio = true;
-        self.send_carrier_timed(text, Some(due));
+        // Hop latency is sampled: one played frame in `HOP_SAMPLE_EVERY` is timed.
+        let since = self
+            .stats
+            .frames_out
+            .is_multiple_of(HOP_SAMPLE_EVERY as u64)
+            .then_some(ready_at);
+        self.send_carrier_timed(text, since);
     }
 
     /// The queue ran dry: mark the end of what was played so the carrier tells us when it has been heard.
@@ -771,9 +825,15 @@ impl Actor for CallActor {
                 act.end_call(ctx, EndReason::CarrierNoStart);
             }
         });
-        ctx.run_later(max_len, |act, ctx| act.end_call(ctx, EndReason::MaxDuration));
         self.save();
-        ctx.run_interval(COUNTER_FLUSH_EVERY, |act, _| act.flush_counters());
+        // One interval for the call's slow chores: actix polls every timer of an actor each time it wakes,
+        // and a call wakes for every frame, so long-lived timers are kept to this one.
+        ctx.run_interval(HOUSEKEEPING_EVERY, move |act, ctx| {
+            act.flush_counters();
+            if act.started.elapsed() >= max_len {
+                act.end_call(ctx, EndReason::MaxDuration);
+            }
+        });
         self.connect_agent(ctx);
     }
 
@@ -987,6 +1047,8 @@ impl Handler<AgentInterruption> for CallActor {
         self.sync_queue_gauge();
         self.pending_out.clear();
         self.stop_pacing(ctx);
+        // The carrier drops what it holds on `clearAudio`, so the next utterance starts at once.
+        self.play_clock = Instant::now();
         self.unmarked_audio = false;
         self.awaiting_checkpoint = None;
         if let Some(stream) = &self.stream {

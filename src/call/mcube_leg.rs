@@ -29,9 +29,8 @@ pub struct McubeLeg {
     gone: Option<EndReason>,
     /// Set by the frame guard in front of the codec when it cut the stream (answer 1009).
     oversized: Arc<AtomicBool>,
-    /// Frames read and written, for hop-latency sampling.
+    /// Frames read, for hop-latency sampling.
     frames: u32,
-    written: u32,
 }
 
 impl McubeLeg {
@@ -54,7 +53,6 @@ impl McubeLeg {
             gone: None,
             oversized: Arc::default(),
             frames: 0,
-            written: 0,
         }
     }
 
@@ -238,11 +236,10 @@ impl Handler<SendToCarrier> for McubeLeg {
 
     fn handle(&mut self, msg: SendToCarrier, ctx: &mut Self::Context) {
         ctx.text(msg.text);
-        if let Some(due) = msg.since {
-            self.written = self.written.wrapping_add(1);
-            if self.written.is_multiple_of(HOP_SAMPLE_EVERY) {
-                self.metrics.hop_agent_to_carrier.observe(due.elapsed().as_secs_f64());
-            }
+        if let Some(ready_at) = msg.since {
+            self.metrics
+                .hop_agent_to_carrier
+                .observe(ready_at.elapsed().as_secs_f64());
         }
     }
 }

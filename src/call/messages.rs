@@ -78,7 +78,8 @@ pub struct AttachCarrier {
 pub struct SendToCarrier {
     /// A complete protocol message.
     pub text: String,
-    /// For an audio frame, when it was due to play: the leg records how late it was written.
+    /// For one audio frame in `HOP_SAMPLE_EVERY`, since when the call could play it: the leg records how
+    /// long it took to be written.
     pub since: Option<Instant>,
 }
 

@@ -117,6 +117,51 @@ impl Drop for CarrierConn {
     }
 }
 
+/// A carrier's media WebSocket to the gateway, as frames.
+pub type MediaSocket = Framed<BoxedSocket, WsCodec>;
+
+/// Opens the media WebSocket at the refurl's `wss_url`.
+pub async fn open_media_socket(wss_url: &str) -> Result<MediaSocket, UpgradeRefused> {
+    let (_, socket) = client()
+        .ws(wss_url)
+        .max_frame_size(1 << 20)
+        .connect()
+        .await
+        .map_err(|e| {
+            let status = match &e {
+                awc::error::WsClientError::InvalidResponseStatus(s) => Some(s.as_u16()),
+                _ => None,
+            };
+            UpgradeRefused {
+                status,
+                detail: e.to_string(),
+            }
+        })?;
+    Ok(socket)
+}
+
+/// The Mcube `start` event.
+pub fn start_event(call_id: &str, stream_id: &str, format: AudioFormat) -> String {
+    let encoding = match format.codec {
+        Codec::Ulaw => "audio/x-mulaw",
+        Codec::Pcm16 => "audio/x-l16",
+    };
+    json!({"event": "start", "sequenceNumber": 1, "start": {"callId": call_id, "streamId": stream_id,
+        "tracks": ["inbound"], "mediaFormat": {"encoding": encoding, "sampleRate": format.rate}}})
+    .to_string()
+}
+
+/// A `media` event carrying `audio` as base64.
+pub fn media_event(audio: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(audio);
+    format!("{{\"event\":\"media\",\"media\":{{\"track\":\"inbound\",\"payload\":\"{b64}\"}}}}")
+}
+
+/// The carrier's answer to a `checkpoint`, once the audio before it has played.
+pub fn played_stream_event(stream_id: &Value, name: &str) -> String {
+    json!({"event": "playedStream", "streamId": stream_id, "name": name}).to_string()
+}
+
 /// Why the gateway refused the WebSocket upgrade.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpgradeRefused {
@@ -129,21 +174,7 @@ impl CarrierConn {
     /// Opens the media socket. With `auto_ack`, every `checkpoint` is answered with `playedStream` as the
     /// real carrier does once the audio before it has played.
     pub async fn connect(wss_url: &str, auto_ack: bool) -> Result<CarrierConn, UpgradeRefused> {
-        let (_, socket) = client()
-            .ws(wss_url)
-            .max_frame_size(1 << 20)
-            .connect()
-            .await
-            .map_err(|e| {
-                let status = match &e {
-                    awc::error::WsClientError::InvalidResponseStatus(s) => Some(s.as_u16()),
-                    _ => None,
-                };
-                UpgradeRefused {
-                    status,
-                    detail: e.to_string(),
-                }
-            })?;
+        let socket = open_media_socket(wss_url).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (heard_tx, heard) = mpsc::unbounded_channel();
         let (sink, stream) = socket.split();
@@ -173,23 +204,12 @@ impl CarrierConn {
 
     /// The Mcube `start` event.
     pub fn send_start(&self, call_id: &str, stream_id: &str, format: AudioFormat) {
-        let encoding = match format.codec {
-            Codec::Ulaw => "audio/x-mulaw",
-            Codec::Pcm16 => "audio/x-l16",
-        };
-        self.send_text(
-            json!({"event": "start", "sequenceNumber": 1, "start": {"callId": call_id, "streamId": stream_id,
-                "tracks": ["inbound"], "mediaFormat": {"encoding": encoding, "sampleRate": format.rate}}})
-            .to_string(),
-        );
+        self.send_text(start_event(call_id, stream_id, format));
     }
 
     /// A `media` event carrying `audio` as base64.
     pub fn send_media(&self, audio: &[u8]) {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(audio);
-        self.send_text(format!(
-            "{{\"event\":\"media\",\"media\":{{\"track\":\"inbound\",\"payload\":\"{b64}\"}}}}"
-        ));
+        self.send_text(media_event(audio));
     }
 
     /// Raw audio as a binary frame.
@@ -229,8 +249,8 @@ struct Pongs {
     on: Arc<AtomicBool>,
 }
 
-type Sink = futures_util::stream::SplitSink<Framed<BoxedSocket, WsCodec>, WsMessage>;
-type Stream = futures_util::stream::SplitStream<Framed<BoxedSocket, WsCodec>>;
+type Sink = futures_util::stream::SplitSink<MediaSocket, WsMessage>;
+type Stream = futures_util::stream::SplitStream<MediaSocket>;
 
 async fn write_loop(mut sink: Sink, mut rx: mpsc::UnboundedReceiver<WsMessage>) {
     while let Some(msg) = rx.recv().await {
@@ -288,8 +308,7 @@ fn classify(text: &[u8], ack: Option<&mpsc::UnboundedSender<WsMessage>>) -> Hear
         "checkpoint" => {
             let name = v["name"].as_str().unwrap_or_default().to_string();
             if let Some(ack) = ack {
-                let played = json!({"event": "playedStream", "streamId": v["streamId"], "name": name});
-                let _ = ack.send(WsMessage::Text(played.to_string().into()));
+                let _ = ack.send(WsMessage::Text(played_stream_event(&v["streamId"], &name).into()));
             }
             Heard::Checkpoint(name)
         }
