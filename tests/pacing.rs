@@ -21,7 +21,7 @@ async fn a_burst_is_released_at_real_time_pace_then_marked() {
     conn.send_start("PACE-1", "s", AudioFormat::ULAW_8K);
     let t0 = Instant::now();
     let mut heard: Vec<(Instant, Heard)> = Vec::new();
-    while let Some(left) = Duration::from_secs(3).checked_sub(t0.elapsed()) {
+    while let Some(left) = Duration::from_secs(4).checked_sub(t0.elapsed()) {
         match conn.next(left).await {
             Some(item) => heard.push(item),
             None => break,

@@ -5,7 +5,7 @@
 use super::elevenlabs_leg::{dial, AgentSocket, ElevenLabsLeg, LegSetup};
 use super::mcube_leg::McubeLeg;
 use super::messages::*;
-use super::{CallInfo, CallState, CallView, EndReason, TranscriptLine};
+use super::{CallInfo, CallState, CallView, EndReason, RoutedAudio, TranscriptLine};
 use crate::audio::format::AudioFormat;
 use crate::audio::pacer::Pacer;
 use crate::audio::transcode::Transcoder;
@@ -20,6 +20,7 @@ use crate::registry::{CallRegistry, ReleaseSlot};
 use actix::prelude::*;
 use base64::Engine as _;
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -35,8 +36,7 @@ const MAX_PACING_LAG_FRAMES: u32 = 5;
 /// jitter and the burst that follows an agent (re)connect without adding latency to a live stream, and it
 /// costs nothing on barge-in because `clearAudio` empties the carrier's buffer.
 const PACING_LEAD_FRAMES: u32 = 3;
-/// How long the outbound stream must be quiet before its end is marked with a checkpoint. A live stream
-/// checks this a few times a second instead of on every frame.
+/// How long the outbound stream must have been quiet before its end is marked with a checkpoint.
 const CHECKPOINT_QUIET: Duration = Duration::from_millis(100);
 
 /// What every call needs from the process.
@@ -123,6 +123,10 @@ pub struct CallActor {
     /// Caller audio held while the agent is not ready, bounded.
     pending_in: VecDeque<CarrierPayload>,
     pending_in_bytes: usize,
+    /// Counts of caller audio the carrier leg forwarded straight to the agent leg.
+    routed: Arc<RoutedAudio>,
+    /// The agent generation the carrier leg forwards caller audio to, if any.
+    routed_to: Option<u32>,
     /// Agent audio that arrived before the carrier's `start`, in the agent's format, bounded.
     pending_out: Vec<u8>,
     pacer: Pacer,
@@ -132,8 +136,6 @@ pub struct CallActor {
     play_clock: Instant,
     /// Since when a partial frame waits for the rest of its utterance.
     partial_since: Option<Instant>,
-    /// A pending check for the end of the outbound stream (to send a checkpoint).
-    quiet_check: Option<SpawnHandle>,
     /// What this call last added to the process-wide queue gauge.
     queue_reported: i64,
     /// Audio was played since the last checkpoint.
@@ -182,12 +184,13 @@ impl CallActor {
             reconnect: ReconnectBudget::default(),
             pending_in: VecDeque::new(),
             pending_in_bytes: 0,
+            routed: Arc::default(),
+            routed_to: None,
             pending_out: Vec::new(),
             pacer,
             pace_timer: None,
             play_clock: Instant::now(),
             partial_since: None,
-            quiet_check: None,
             queue_reported: 0,
             unmarked_audio: false,
             checkpoint_seq: 0,
@@ -304,6 +307,7 @@ impl CallActor {
         let generation = self.generation;
         self.agent_formats = None;
         self.bridge = None;
+        self.update_route();
         self.last_interruption = None;
         let el_cfg = self.cfg().elevenlabs.clone();
         let agent_id = el_cfg.agent_id.clone().unwrap_or_default();
@@ -379,6 +383,7 @@ impl CallActor {
         }
         self.agent_formats = None;
         self.bridge = None;
+        self.update_route();
         let call_id = &self.info.call_id;
         match close_code {
             Some(1000) => {
@@ -440,10 +445,39 @@ impl CallActor {
             self.forward_upstream(p, None);
         }
         self.pending_in_bytes = 0;
+        self.update_route();
         let held = std::mem::take(&mut self.pending_out);
         if !held.is_empty() {
             self.enqueue_downstream(&held, ctx);
         }
+    }
+
+    /// Lets the carrier leg write caller audio straight to the agent leg while no conversion is needed and
+    /// the agent is bridged; otherwise the audio comes through the call (held, converted, or dropped).
+    fn update_route(&mut self) {
+        let direct = self.bridge.as_ref().is_some_and(|b| b.upstream.is_none());
+        let want = self
+            .agent
+            .as_ref()
+            .filter(|_| direct)
+            .map(|a| (self.generation, a.clone()));
+        if want.as_ref().map(|(g, _)| *g) == self.routed_to {
+            return;
+        }
+        let Some(carrier) = &self.carrier else { return };
+        self.routed_to = want.as_ref().map(|(g, _)| *g);
+        carrier.do_send(RouteCallerAudio {
+            to: want.map(|(_, a)| a),
+            counts: self.routed.clone(),
+        });
+    }
+
+    /// Adds what the carrier leg forwarded by itself to the call's own counts.
+    fn absorb_routed(&mut self) {
+        let r = &self.routed;
+        self.stats.frames_in += r.frames.swap(0, Ordering::Relaxed);
+        self.stats.bytes_in += r.bytes.swap(0, Ordering::Relaxed);
+        self.stats.bad_carrier_audio += r.bad.swap(0, Ordering::Relaxed);
     }
 
     fn hold_inbound(&mut self, payload: CarrierPayload) {
@@ -467,14 +501,14 @@ impl CallActor {
         };
         let mut text = String::new();
         match (&mut bridge.upstream, payload) {
-            (None, CarrierPayload::Base64(b64)) if crate::protocol::is_base64(&b64) => {
-                el::write_user_audio_chunk(&b64, &mut text)
-            }
-            (None, CarrierPayload::Base64(_)) => {
-                self.stats.bad_carrier_audio += 1;
-                self.deps.metrics.carrier_bad_audio.inc();
-                return;
-            }
+            (None, CarrierPayload::Base64(b64)) => match el::passthrough_user_audio(&b64) {
+                Some(t) => text = t,
+                None => {
+                    self.stats.bad_carrier_audio += 1;
+                    self.deps.metrics.carrier_bad_audio.inc();
+                    return;
+                }
+            },
             (None, CarrierPayload::Raw(raw)) => el::write_user_audio_chunk(&self.b64.encode(&raw), &mut text),
             (Some(tc), payload) => {
                 let raw = match payload {
@@ -561,8 +595,6 @@ impl CallActor {
             self.partial_since = None;
             if self.playing_out {
                 self.on_queue_drained(ctx);
-            } else {
-                self.watch_for_quiet(ctx);
             }
             return;
         }
@@ -584,26 +616,21 @@ impl CallActor {
         }));
     }
 
-    /// Marks the end of the outbound stream once it has been quiet for `CHECKPOINT_QUIET`.
-    fn watch_for_quiet(&mut self, ctx: &mut Context<Self>) {
-        if self.quiet_check.is_some() || !self.unmarked_audio {
-            return;
+    /// At housekeeping: marks the end of the outbound stream once it has been quiet for `CHECKPOINT_QUIET`.
+    /// Only play-out waits on a checkpoint, and it sends its own at once, so a live call's mark can wait
+    /// for the next housekeeping tick instead of costing a timer per frame.
+    fn mark_if_quiet(&mut self, ctx: &mut Context<Self>) {
+        let quiet = self.pacer.is_empty() && self.pace_timer.is_none();
+        if self.unmarked_audio && quiet && Instant::now() >= self.play_clock + CHECKPOINT_QUIET {
+            self.on_queue_drained(ctx);
         }
-        self.quiet_check = Some(ctx.run_later(CHECKPOINT_QUIET, |act, ctx| {
-            act.quiet_check = None;
-            let quiet = act.pacer.is_empty() && act.pace_timer.is_none() && Instant::now() >= act.play_clock;
-            if quiet {
-                act.on_queue_drained(ctx);
-            } else {
-                act.watch_for_quiet(ctx);
-            }
-        }));
     }
 
     /// Adds what the call counted since the last flush to the process-wide counters. Per-frame counting
     /// stays in plain integers on the call: shared atomics bumped by every frame on every worker thread
     /// cost more than the frame's own work.
     fn flush_counters(&mut self) {
+        self.absorb_routed();
         let (s, r, m) = (&self.stats, &mut self.reported, &self.deps.metrics);
         m.frames_in.inc_by(s.frames_in - r.frames_in);
         m.bytes_in.inc_by(s.bytes_in - r.bytes_in);
@@ -716,6 +743,7 @@ impl CallActor {
         // Time-ordered, so a snapshot from a later process (a reused call id) also wins over an older one;
         // the low digits order snapshots taken within the same millisecond.
         self.revision = (now_ms() * 1000).max(self.revision + 1);
+        self.absorb_routed();
         let mut writes = vec![DbWrite::Call(Box::new(self.record()))];
         if !self.pending_events.is_empty() {
             writes.push(DbWrite::Events(std::mem::take(&mut self.pending_events)));
@@ -830,6 +858,7 @@ impl Actor for CallActor {
         // and a call wakes for every frame, so long-lived timers are kept to this one.
         ctx.run_interval(HOUSEKEEPING_EVERY, move |act, ctx| {
             act.flush_counters();
+            act.mark_if_quiet(ctx);
             if act.started.elapsed() >= max_len {
                 act.end_call(ctx, EndReason::MaxDuration);
             }
@@ -897,6 +926,7 @@ impl Handler<AttachCarrier> for CallActor {
             msg.leg.do_send(CloseCarrier { code: 1000 });
         } else {
             self.carrier = Some(msg.leg);
+            self.update_route();
         }
     }
 }

@@ -3,9 +3,12 @@
 //! This is the only file that uses actix-web-actors (deprecated upstream), so moving off it is one file.
 
 use super::actor::CallActor;
+use super::elevenlabs_leg::ElevenLabsLeg;
 use super::messages::*;
-use super::EndReason;
+use super::{EndReason, RoutedAudio};
 use crate::metrics::Metrics;
+use crate::protocol::base64_decoded_len;
+use crate::protocol::elevenlabs::passthrough_user_audio;
 use crate::protocol::mcube::{parse_event, CarrierEvent};
 use crate::ws_frames::{Assembled, Reassembler, ReassemblyError};
 use actix::prelude::*;
@@ -31,6 +34,8 @@ pub struct McubeLeg {
     oversized: Arc<AtomicBool>,
     /// Frames read, for hop-latency sampling.
     frames: u32,
+    /// Set while caller audio goes straight to the agent leg (see `RouteCallerAudio`).
+    route: Option<(Addr<ElevenLabsLeg>, Arc<RoutedAudio>)>,
 }
 
 impl McubeLeg {
@@ -53,6 +58,7 @@ impl McubeLeg {
             gone: None,
             oversized: Arc::default(),
             frames: 0,
+            route: None,
         }
     }
 
@@ -117,11 +123,30 @@ impl McubeLeg {
         self
     }
 
-    /// Hands caller audio to the call, timing one frame in `HOP_SAMPLE_EVERY`.
+    /// Hands caller audio to the agent leg when routed there, else to the call; times one frame in
+    /// `HOP_SAMPLE_EVERY`.
     fn send_audio(&mut self, payload: CarrierPayload) {
         self.frames = self.frames.wrapping_add(1);
         let received_at = self.frames.is_multiple_of(HOP_SAMPLE_EVERY).then(Instant::now);
-        report_to_call(&self.call, CarrierAudio { payload, received_at });
+        match (&self.route, payload) {
+            (Some((agent, counts)), CarrierPayload::Base64(b64)) => {
+                counts.frames.fetch_add(1, Ordering::Relaxed);
+                counts
+                    .bytes
+                    .fetch_add(base64_decoded_len(&b64) as u64, Ordering::Relaxed);
+                match passthrough_user_audio(&b64) {
+                    Some(text) => agent.do_send(SendToAgent {
+                        text,
+                        since: received_at,
+                    }),
+                    None => {
+                        counts.bad.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.carrier_bad_audio.inc();
+                    }
+                }
+            }
+            (_, payload) => report_to_call(&self.call, CarrierAudio { payload, received_at }),
+        }
     }
 
     fn check_heartbeat(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
@@ -241,6 +266,14 @@ impl Handler<SendToCarrier> for McubeLeg {
                 .hop_agent_to_carrier
                 .observe(ready_at.elapsed().as_secs_f64());
         }
+    }
+}
+
+impl Handler<RouteCallerAudio> for McubeLeg {
+    type Result = ();
+
+    fn handle(&mut self, msg: RouteCallerAudio, _: &mut Self::Context) {
+        self.route = msg.to.map(|agent| (agent, msg.counts));
     }
 }
 

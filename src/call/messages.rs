@@ -1,13 +1,15 @@
 //! Messages between a call and its legs. Legs report what their peer did; only the call decides.
 
 use super::actor::CallActor;
+use super::elevenlabs_leg::ElevenLabsLeg;
 use super::mcube_leg::McubeLeg;
-use super::{CallView, EndReason};
+use super::{CallView, EndReason, RoutedAudio};
 use crate::protocol::mcube::StreamStart;
 use actix::prelude::*;
 use actix::WeakAddr;
 use bytes::Bytes;
 use bytestring::ByteString;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Hop latency is measured on one frame in this many: enough for the percentiles, cheap for the media path.
@@ -70,6 +72,17 @@ pub struct CarrierGone {
 pub struct AttachCarrier {
     /// The leg; the call holds the only strong address to it.
     pub leg: Addr<McubeLeg>,
+}
+
+/// Where the carrier leg sends caller audio. When the carrier's audio needs no conversion, the call hands
+/// the leg the agent leg's address: each frame then takes one actor hop instead of two.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RouteCallerAudio {
+    /// The agent leg to write base64 `media` payloads to, or `None` to send them to the call again.
+    pub to: Option<Addr<ElevenLabsLeg>>,
+    /// Where the leg counts what it forwarded.
+    pub counts: Arc<RoutedAudio>,
 }
 
 /// Text for the carrier's socket.

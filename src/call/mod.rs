@@ -45,6 +45,16 @@ impl Liveness {
     }
 }
 
+/// Caller audio the carrier leg forwarded straight to the agent leg, for the call's counts. Both legs and
+/// the call run on one worker thread, so these atomics are never contended.
+#[derive(Debug, Default)]
+pub struct RoutedAudio {
+    pub frames: std::sync::atomic::AtomicU64,
+    pub bytes: std::sync::atomic::AtomicU64,
+    /// Payloads dropped because they were not base64.
+    pub bad: std::sync::atomic::AtomicU64,
+}
+
 /// What the refurl told us about the call; feeds ElevenLabs' `dynamic_variables`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CallInfo {

@@ -20,6 +20,17 @@ pub fn write_user_audio_chunk(payload_b64: &str, out: &mut String) {
     out.push_str("\"}");
 }
 
+/// `user_audio_chunk` for a carrier's base64 payload passed through as is, or `None` when the payload is
+/// not base64 (it would otherwise be spliced into the JSON unchecked).
+pub fn passthrough_user_audio(payload_b64: &str) -> Option<String> {
+    if !super::is_base64(payload_b64) {
+        return None;
+    }
+    let mut text = String::new();
+    write_user_audio_chunk(payload_b64, &mut text);
+    Some(text)
+}
+
 /// `pong` echoing the ping's `event_id`.
 pub fn pong(event_id: i64) -> String {
     format!("{{\"type\":\"pong\",\"event_id\":{event_id}}}")

@@ -6,7 +6,6 @@ use crate::audio::format::{AudioFormat, Codec};
 use crate::protocol::{loose, CowStr};
 use serde::Deserialize;
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 /// One event from the carrier's WebSocket, borrowed from the frame text where possible.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,30 +161,33 @@ fn truncate(s: &str, max: usize) -> String {
 pub struct CarrierWriter {
     /// The stream id as a JSON string literal, quotes included, escaped once per call.
     stream_id_json: String,
-    content_type: &'static str,
-    sample_rate: u32,
+    /// Everything of a `playAudio` before its payload, built once per call: it goes out with every frame.
+    play_audio_head: String,
 }
 
 impl CarrierWriter {
     pub fn new(stream_id: &str, format: AudioFormat) -> Self {
+        let stream_id_json = serde_json::to_string(stream_id).unwrap_or_else(|_| "\"\"".into());
+        let content_type = match format.codec {
+            Codec::Ulaw => "audio/x-mulaw",
+            Codec::Pcm16 => "audio/x-l16",
+        };
+        let play_audio_head = format!(
+            "{{\"event\":\"playAudio\",\"streamId\":{stream_id_json},\"media\":{{\"contentType\":\"{content_type}\",\"sampleRate\":{},\"payload\":\"",
+            format.rate
+        );
         CarrierWriter {
-            stream_id_json: serde_json::to_string(stream_id).unwrap_or_else(|_| "\"\"".into()),
-            content_type: match format.codec {
-                Codec::Ulaw => "audio/x-mulaw",
-                Codec::Pcm16 => "audio/x-l16",
-            },
-            sample_rate: format.rate,
+            stream_id_json,
+            play_audio_head,
         }
     }
 
     /// `playAudio` with an already base64-encoded payload.
     pub fn play_audio(&self, payload_b64: &str, out: &mut String) {
         out.clear();
-        let _ = write!(
-            out,
-            "{{\"event\":\"playAudio\",\"streamId\":{},\"media\":{{\"contentType\":\"{}\",\"sampleRate\":{},\"payload\":\"{}\"}}}}",
-            self.stream_id_json, self.content_type, self.sample_rate, payload_b64
-        );
+        out.push_str(&self.play_audio_head);
+        out.push_str(payload_b64);
+        out.push_str("\"}}");
     }
 
     /// `checkpoint`: the carrier answers `playedStream` with the same name once what came before has played.
