@@ -1,6 +1,7 @@
-//! `CallRegistry`: the single place that admits, counts and lists calls. Admission happens before any
-//! WebSocket upgrade or upstream dial; a slot is released when the call actor stops, when a reservation's
-//! deadline passes without a WebSocket, and by a periodic reconcile against live call actors.
+//! The call registry: the single place that admits, counts and lists calls. `Slots` is the table, decided
+//! synchronously under a short lock; the `CallRegistry` actor does the timed work around it. Admission
+//! happens before any WebSocket upgrade or upstream dial; a slot is released when the call actor stops, when
+//! a reservation's deadline passes without a WebSocket, and by a periodic reconcile against live call actors.
 
 use crate::call::actor::CallActor;
 use crate::call::messages::DescribeCall;
@@ -8,7 +9,8 @@ use crate::call::CallInfo;
 use actix::prelude::*;
 use actix::WeakAddr;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Why a call was not taken; the `error` string of the 503 answer.
@@ -65,27 +67,177 @@ pub struct RegistryCounters {
     pub reconciled: u64,
 }
 
-pub struct CallRegistry {
+/// The slot table. Admissions and claims are decided here, synchronously, by the HTTP handlers: under a
+/// burst of refurl POSTs a round trip through an actor's mailbox made each answer wait behind every other
+/// request on its worker (p99 over 100 ms at 5,000 POSTs); a lock held for a map lookup does not. The
+/// `CallRegistry` actor owns what takes time: reservation expiry, reconciling, asking calls to describe or
+/// end themselves.
+#[derive(Clone)]
+pub struct Slots(Arc<Mutex<Table>>);
+
+struct Table {
     max_calls: usize,
     admission_deadline: Duration,
-    reconcile_every: Duration,
     draining: bool,
     slots: HashMap<String, Slot>,
+    /// Reservations in the order they were made; their deadlines are in the same order.
+    expiries: VecDeque<(Instant, String)>,
     counters: RegistryCounters,
 }
 
-impl CallRegistry {
-    pub fn new(max_calls: usize, admission_deadline: Duration, reconcile_every: Duration) -> Self {
-        CallRegistry {
+impl Slots {
+    pub fn new(max_calls: usize, admission_deadline: Duration) -> Self {
+        Slots(Arc::new(Mutex::new(Table {
             max_calls,
             admission_deadline,
-            reconcile_every,
             draining: false,
             slots: HashMap::new(),
+            expiries: VecDeque::new(),
             counters: RegistryCounters::default(),
+        })))
+    }
+
+    /// The table; a panic elsewhere while it was held leaves it consistent (each change is one map
+    /// operation), so a poisoned lock is used as is rather than taking the gateway down.
+    fn table(&self) -> MutexGuard<'_, Table> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Refurl admission: reserve a slot for `info.call_id` or refuse. Idempotent for a call already
+    /// admitted, since Mcube may repeat its POST. Returns whether a new reservation was made.
+    pub fn admit(&self, info: CallInfo) -> Result<bool, Refusal> {
+        let mut t = self.table();
+        if t.slots.contains_key(&info.call_id) {
+            return Ok(false);
+        }
+        t.refuse_if_full()?;
+        let deadline = Instant::now() + t.admission_deadline;
+        t.expiries.push_back((deadline, info.call_id.clone()));
+        t.insert(info, SlotState::Reserved { deadline });
+        Ok(true)
+    }
+
+    /// The carrier's WebSocket arrived for `call_id`: turn its reservation into a claimed slot. With
+    /// `admit_unreserved` (carrier tokens not required) a call with no reservation is admitted on the spot.
+    pub fn claim(&self, call_id: &str, admit_unreserved: bool) -> Result<CallInfo, Refusal> {
+        let mut t = self.table();
+        let draining = t.draining;
+        if let Some(slot) = t.slots.get_mut(call_id) {
+            return match slot.state {
+                SlotState::Reserved { .. } if !draining => {
+                    slot.state = SlotState::Claimed;
+                    Ok(slot.info.clone())
+                }
+                SlotState::Reserved { .. } => Err(Refusal::Draining),
+                _ => Err(Refusal::AlreadyConnected),
+            };
+        }
+        if !admit_unreserved {
+            return Err(Refusal::NotAdmitted);
+        }
+        t.refuse_if_full()?;
+        let info = CallInfo {
+            call_id: call_id.to_string(),
+            ..CallInfo::default()
+        };
+        t.insert(info.clone(), SlotState::Claimed);
+        Ok(info)
+    }
+
+    /// The call actor now owns the claimed slot; only a weak address to it is kept.
+    pub fn attach(&self, call_id: &str, call: WeakAddr<CallActor>) {
+        if let Some(slot) = self.table().slots.get_mut(call_id) {
+            slot.state = SlotState::Live { call };
         }
     }
 
+    /// A call ended: its slot is free.
+    pub fn release(&self, call_id: &str) {
+        let mut t = self.table();
+        if t.slots.remove(call_id).is_some() {
+            t.counters.released += 1;
+        }
+    }
+
+    pub fn summary(&self) -> RegistrySummary {
+        self.table().summary()
+    }
+
+    /// Every slot (reserved and live) with the totals.
+    pub fn list(&self) -> (RegistrySummary, Vec<SlotView>) {
+        let t = self.table();
+        (t.summary(), t.slots.values().map(slot_view).collect())
+    }
+
+    pub fn find(&self, call_id: &str) -> Option<SlotView> {
+        self.table().slots.get(call_id).map(slot_view)
+    }
+
+    /// Changes the cap. Live calls are untouched: a cap below `active` only stops admissions.
+    pub fn set_limit(&self, max_calls: usize) -> RegistrySummary {
+        let mut t = self.table();
+        if max_calls != t.max_calls {
+            log::info!(
+                "cap changed from {} to {max_calls} ({} call(s) live)",
+                t.max_calls,
+                t.slots.len()
+            );
+        }
+        t.max_calls = max_calls;
+        t.summary()
+    }
+
+    pub fn start_drain(&self) {
+        let mut t = self.table();
+        if !t.draining {
+            log::info!("draining: no new calls; {} call(s) live", t.slots.len());
+        }
+        t.draining = true;
+    }
+
+    /// Drops reservations past their deadline and slots whose call actor is gone.
+    pub fn reconcile(&self) {
+        self.table().reconcile();
+    }
+
+    /// Frees reservations whose carrier WebSocket did not come before the deadline. Costs only the
+    /// reservations that are due: one timer for all of them, not one per call (actix polls every timer of
+    /// an actor on each message, so per-call timers made the registry quadratic in a ramp of calls).
+    pub fn expire_reservations(&self) {
+        let mut t = self.table();
+        let now = Instant::now();
+        while t.expiries.front().is_some_and(|(due, _)| *due <= now) {
+            let Some((due, call_id)) = t.expiries.pop_front() else {
+                break;
+            };
+            let expired = matches!(t.slots.get(&call_id), Some(Slot { state: SlotState::Reserved { deadline }, .. }) if *deadline == due);
+            if expired {
+                t.slots.remove(&call_id);
+                t.counters.reservations_expired += 1;
+                log::info!("call_id={call_id} reservation expired: no carrier WebSocket before the deadline");
+            }
+        }
+    }
+
+    /// Ends every live call with `reason` and drops reservations; returns how many calls were told.
+    fn end_all(&self, reason: crate::call::EndReason) -> usize {
+        let mut told = 0;
+        self.table().slots.retain(|_, slot| match &slot.state {
+            SlotState::Live { call } => {
+                if let Some(call) = call.upgrade() {
+                    call.do_send(crate::call::messages::EndCall { reason });
+                    told += 1;
+                }
+                true
+            }
+            // A reservation or a claim without its actor yet: nothing to tell, just let the slot go.
+            _ => false,
+        });
+        told
+    }
+}
+
+impl Table {
     fn refuse_if_full(&mut self) -> Result<(), Refusal> {
         if self.draining {
             self.counters.refused_draining += 1;
@@ -98,7 +250,26 @@ impl CallRegistry {
         Ok(())
     }
 
-    /// Drops reservations past their deadline and slots whose call actor is gone.
+    fn insert(&mut self, info: CallInfo, state: SlotState) {
+        let slot = Slot {
+            info,
+            admitted_at: SystemTime::now(),
+            state,
+        };
+        self.slots.insert(slot.info.call_id.clone(), slot);
+        self.counters.admitted += 1;
+    }
+
+    fn summary(&self) -> RegistrySummary {
+        RegistrySummary {
+            max_concurrent_calls: self.max_calls,
+            active: self.slots.len(),
+            available: self.max_calls.saturating_sub(self.slots.len()),
+            draining: self.draining,
+            counters: self.counters.clone(),
+        }
+    }
+
     fn reconcile(&mut self) {
         let now = Instant::now();
         let before = self.slots.len();
@@ -124,118 +295,34 @@ impl CallRegistry {
     }
 }
 
+/// How often due reservations are freed: a reservation lives at most this much past its deadline.
+const RESERVATION_TICK: Duration = Duration::from_millis(100);
+
+pub struct CallRegistry {
+    slots: Slots,
+    reconcile_every: Duration,
+}
+
+impl CallRegistry {
+    pub fn new(max_calls: usize, admission_deadline: Duration, reconcile_every: Duration) -> Self {
+        CallRegistry {
+            slots: Slots::new(max_calls, admission_deadline),
+            reconcile_every,
+        }
+    }
+
+    /// The table the HTTP handlers admit and claim through.
+    pub fn slots(&self) -> Slots {
+        self.slots.clone()
+    }
+}
+
 impl Actor for CallRegistry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(self.reconcile_every, |act, _| act.reconcile());
-    }
-}
-
-/// Refurl admission: reserve a slot for `info.call_id` or refuse. Idempotent for a call already admitted,
-/// since Mcube may repeat its POST.
-pub struct AdmitCall {
-    /// Who is calling whom, from the refurl body.
-    pub info: CallInfo,
-}
-
-impl Message for AdmitCall {
-    type Result = Result<(), Refusal>;
-}
-
-impl Handler<AdmitCall> for CallRegistry {
-    type Result = Result<(), Refusal>;
-
-    fn handle(&mut self, msg: AdmitCall, ctx: &mut Context<Self>) -> Self::Result {
-        if self.slots.contains_key(&msg.info.call_id) {
-            return Ok(());
-        }
-        self.refuse_if_full()?;
-        let deadline = Instant::now() + self.admission_deadline;
-        let call_id = msg.info.call_id.clone();
-        self.slots.insert(
-            call_id.clone(),
-            Slot {
-                info: msg.info,
-                admitted_at: SystemTime::now(),
-                state: SlotState::Reserved { deadline },
-            },
-        );
-        self.counters.admitted += 1;
-        // Expire this reservation promptly rather than waiting for the next reconcile.
-        ctx.run_later(self.admission_deadline, move |act, _| {
-            if matches!(act.slots.get(&call_id), Some(Slot { state: SlotState::Reserved { deadline: d }, .. }) if *d <= Instant::now())
-            {
-                act.reconcile();
-            }
-        });
-        Ok(())
-    }
-}
-
-/// The carrier's WebSocket arrived for `call_id`: turn its reservation into a claimed slot. With
-/// `admit_unreserved` (carrier tokens not required) a call with no reservation is admitted on the spot.
-pub struct ClaimCall {
-    pub call_id: String,
-    pub admit_unreserved: bool,
-}
-
-impl Message for ClaimCall {
-    type Result = Result<CallInfo, Refusal>;
-}
-
-impl Handler<ClaimCall> for CallRegistry {
-    type Result = Result<CallInfo, Refusal>;
-
-    fn handle(&mut self, msg: ClaimCall, _: &mut Context<Self>) -> Self::Result {
-        if let Some(slot) = self.slots.get_mut(&msg.call_id) {
-            return match slot.state {
-                SlotState::Reserved { .. } if !self.draining => {
-                    slot.state = SlotState::Claimed;
-                    Ok(slot.info.clone())
-                }
-                SlotState::Reserved { .. } => Err(Refusal::Draining),
-                _ => Err(Refusal::AlreadyConnected),
-            };
-        }
-        if !msg.admit_unreserved {
-            return Err(Refusal::NotAdmitted);
-        }
-        self.refuse_if_full()?;
-        let info = CallInfo {
-            call_id: msg.call_id.clone(),
-            ..CallInfo::default()
-        };
-        self.slots.insert(
-            msg.call_id,
-            Slot {
-                info: info.clone(),
-                admitted_at: SystemTime::now(),
-                state: SlotState::Claimed,
-            },
-        );
-        self.counters.admitted += 1;
-        Ok(info)
-    }
-}
-
-/// The call actor now owns the claimed slot; the registry keeps only a weak address to it.
-pub struct AttachCall {
-    pub call_id: String,
-    pub call: WeakAddr<CallActor>,
-}
-
-impl Message for AttachCall {
-    type Result = ();
-}
-
-impl Handler<AttachCall> for CallRegistry {
-    type Result = ();
-
-    fn handle(&mut self, msg: AttachCall, _: &mut Context<Self>) {
-        if let Some(slot) = self.slots.get_mut(&msg.call_id) {
-            slot.state = SlotState::Live { call: msg.call };
-        }
+        ctx.run_interval(self.reconcile_every, |act, _| act.slots.reconcile());
+        ctx.run_interval(RESERVATION_TICK, |act, _| act.slots.expire_reservations());
     }
 }
 
@@ -252,9 +339,7 @@ impl Handler<ReleaseSlot> for CallRegistry {
     type Result = ();
 
     fn handle(&mut self, msg: ReleaseSlot, _: &mut Context<Self>) {
-        if self.slots.remove(&msg.call_id).is_some() {
-            self.counters.released += 1;
-        }
+        self.slots.release(&msg.call_id);
     }
 }
 
@@ -288,20 +373,7 @@ impl Handler<ListCalls> for CallRegistry {
     type Result = MessageResult<ListCalls>;
 
     fn handle(&mut self, _: ListCalls, _: &mut Context<Self>) -> Self::Result {
-        let views = self.slots.values().map(slot_view).collect();
-        MessageResult((self.summary(), views))
-    }
-}
-
-impl CallRegistry {
-    fn summary(&self) -> RegistrySummary {
-        RegistrySummary {
-            max_concurrent_calls: self.max_calls,
-            active: self.slots.len(),
-            available: self.max_calls.saturating_sub(self.slots.len()),
-            draining: self.draining,
-            counters: self.counters.clone(),
-        }
+        MessageResult(self.slots.list())
     }
 }
 
@@ -316,7 +388,7 @@ impl Handler<Summarize> for CallRegistry {
     type Result = MessageResult<Summarize>;
 
     fn handle(&mut self, _: Summarize, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.summary())
+        MessageResult(self.slots.summary())
     }
 }
 
@@ -339,7 +411,7 @@ impl Handler<FindCall> for CallRegistry {
     type Result = Option<SlotView>;
 
     fn handle(&mut self, msg: FindCall, _: &mut Context<Self>) -> Option<SlotView> {
-        self.slots.get(&msg.call_id).map(slot_view)
+        self.slots.find(&msg.call_id)
     }
 }
 
@@ -367,16 +439,7 @@ impl Handler<SetLimit> for CallRegistry {
     type Result = MessageResult<SetLimit>;
 
     fn handle(&mut self, msg: SetLimit, _: &mut Context<Self>) -> Self::Result {
-        if msg.max_concurrent_calls != self.max_calls {
-            log::info!(
-                "cap changed from {} to {} ({} call(s) live)",
-                self.max_calls,
-                msg.max_concurrent_calls,
-                self.slots.len()
-            );
-        }
-        self.max_calls = msg.max_concurrent_calls;
-        MessageResult(self.summary())
+        MessageResult(self.slots.set_limit(msg.max_concurrent_calls))
     }
 }
 
@@ -391,10 +454,7 @@ impl Handler<StartDrain> for CallRegistry {
     type Result = ();
 
     fn handle(&mut self, _: StartDrain, _: &mut Context<Self>) {
-        if !self.draining {
-            log::info!("draining: no new calls; {} call(s) live", self.slots.len());
-        }
-        self.draining = true;
+        self.slots.start_drain();
     }
 }
 
@@ -412,18 +472,6 @@ impl Handler<EndAll> for CallRegistry {
     type Result = usize;
 
     fn handle(&mut self, msg: EndAll, _: &mut Context<Self>) -> usize {
-        let mut told = 0;
-        self.slots.retain(|_, slot| match &slot.state {
-            SlotState::Live { call } => {
-                if let Some(call) = call.upgrade() {
-                    call.do_send(crate::call::messages::EndCall { reason: msg.reason });
-                    told += 1;
-                }
-                true
-            }
-            // A reservation or a claim without its actor yet: nothing to tell, just let the slot go.
-            _ => false,
-        });
-        told
+        self.slots.end_all(msg.reason)
     }
 }

@@ -95,8 +95,9 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         calls.max_concurrent_calls,
         Duration::from_millis(calls.admission_deadline_ms),
         Duration::from_millis(calls.reconcile_interval_ms),
-    )
-    .start();
+    );
+    let slots = registry.slots();
+    let registry = registry.start();
     let meter = Arc::new(std::sync::Mutex::new(crate::capacity::CostMeter::default()));
     sample_cost(meter.clone(), registry.clone());
     let access: SharedAccess = Arc::new(std::sync::RwLock::new(CarrierAccess::from_config(&config.carrier)));
@@ -107,6 +108,7 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         ),
         config: Arc::new(config.clone()),
         registry: registry.clone(),
+        slots,
         metrics: metrics.clone(),
         db_stats: database.stats.clone(),
         public_url: public_url.clone(),

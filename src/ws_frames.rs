@@ -156,8 +156,9 @@ impl<S> FrameGuard<S> {
         }
     }
 
-    /// Follows the frame structure through `chunk`; false when a frame declares too much.
-    fn inspect(&mut self, mut chunk: &[u8]) -> bool {
+    /// Follows the frame structure through `chunk`; false when a frame declares too much. Public for the
+    /// property tests and the fuzz target, which drive it without a stream (`FrameGuard<()>`).
+    pub fn inspect(&mut self, mut chunk: &[u8]) -> bool {
         while !chunk.is_empty() {
             match self.remaining {
                 Some(left) => {

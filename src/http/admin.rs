@@ -348,13 +348,11 @@ mod tests {
         let db = crate::server::start_database(&config, &metrics.registry)
             .await
             .expect("db");
+        let registry = crate::registry::CallRegistry::new(1, Duration::from_secs(1), Duration::from_secs(1));
         web::Data::new(AppState {
             config: std::sync::Arc::new(config),
-            registry: actix::Actor::start(crate::registry::CallRegistry::new(
-                1,
-                Duration::from_secs(1),
-                Duration::from_secs(1),
-            )),
+            slots: registry.slots(),
+            registry: actix::Actor::start(registry),
             metrics,
             tokens: crate::carrier_token::CallTokens::new(None, Duration::from_secs(1)),
             public_url: String::new(),

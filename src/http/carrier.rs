@@ -10,7 +10,7 @@ use crate::call::{CallInfo, EndReason};
 use crate::db::batcher::Save;
 use crate::db::models::{now_ms, CallRecord, DbWrite, StatusReport};
 use crate::protocol::loose;
-use crate::registry::{AdmitCall, AttachCall, ClaimCall, Refusal};
+use crate::registry::Refusal;
 use crate::ws_frames::FrameGuard;
 use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
@@ -124,8 +124,8 @@ async fn answer_refurl(body: web::Bytes, state: &web::Data<AppState>) -> HttpRes
         direction: parsed.direction.unwrap_or_else(|| "inbound".into()),
     };
     let info_copy = info.clone();
-    match state.registry.send(AdmitCall { info }).await {
-        Ok(Ok(())) => {
+    match state.slots.admit(info) {
+        Ok(_) => {
             state.metrics.calls_admitted.inc();
             let token = state.tokens.issue(&call_id);
             let wss_url = format!("{}/ws/mcube/{call_id}?token={token}", state.public_url);
@@ -137,12 +137,11 @@ async fn answer_refurl(body: web::Bytes, state: &web::Data<AppState>) -> HttpRes
             );
             HttpResponse::Ok().json(serde_json::json!({ "wss_url": wss_url }))
         }
-        Ok(Err(refusal)) => {
+        Err(refusal) => {
             log::info!("call_id={call_id} refused: {}", refusal.as_str());
             record_refusal(state, &info_copy, refusal.as_str());
             refused(refusal)
         }
-        Err(_) => error_json(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
     }
 }
 
@@ -228,18 +227,13 @@ pub async fn media_socket(
     if let Err(e) = ws::handshake(&req) {
         return HttpResponse::from_error(e);
     }
-    let claim = ClaimCall {
-        call_id: call_id.clone(),
-        admit_unreserved: !cfg.carrier.require_token,
-    };
-    let info = match state.registry.send(claim).await {
-        Ok(Ok(info)) => info,
-        Ok(Err(refusal)) => {
+    let info = match state.slots.claim(&call_id, !cfg.carrier.require_token) {
+        Ok(info) => info,
+        Err(refusal) => {
             log::info!("call_id={call_id} carrier: WebSocket refused: {}", refusal.as_str());
             record_refusal(&state, &bare, refusal.as_str());
             return refused(refusal);
         }
-        Err(_) => return error_json(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
     };
     let deps = CallDeps {
         config: cfg.clone(),
@@ -269,10 +263,7 @@ pub async fn media_socket(
         .start_with_addr()
     {
         Ok((leg, resp)) => {
-            state.registry.do_send(AttachCall {
-                call_id,
-                call: call.downgrade(),
-            });
+            state.slots.attach(&call_id, call.downgrade());
             call.do_send(AttachCarrier { leg });
             resp
         }

@@ -11,7 +11,7 @@ use crate::db::actor::DbStats;
 use crate::db::batcher::DbBatcher;
 use crate::db::DbPool;
 use crate::metrics::Metrics;
-use crate::registry::CallRegistry;
+use crate::registry::{CallRegistry, Slots};
 use actix::Addr;
 use actix_web::{web, HttpResponse};
 use std::sync::Arc;
@@ -20,6 +20,8 @@ use std::sync::Arc;
 pub struct AppState {
     pub config: Arc<Config>,
     pub registry: Addr<CallRegistry>,
+    /// The registry's table, for admitting and claiming without a mailbox round trip.
+    pub slots: Slots,
     pub metrics: Arc<Metrics>,
     pub tokens: CallTokens,
     /// Base of the `wss_url` handed to the carrier (no trailing slash).

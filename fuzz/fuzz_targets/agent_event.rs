@@ -1,0 +1,11 @@
+//! Any text an agent (or a client of the simulator) could send: both ElevenLabs parsers must answer.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use websocket_api::protocol::elevenlabs::{parse_agent_event, parse_client_message};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = parse_agent_event(text);
+        let _ = parse_client_message(text);
+    }
+});
