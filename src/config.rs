@@ -16,6 +16,7 @@ const ENV_PREFIX: &str = "WSAPI__";
 pub const ENV_ELEVENLABS_API_KEY: &str = "ELEVENLABS_API_KEY";
 pub const ENV_ADMIN_TOKEN: &str = "WSAPI__ADMIN__TOKEN";
 pub const ENV_CARRIER_SECRET: &str = "WSAPI__CARRIER__SECRET";
+pub const ENV_CARRIER_STATIC_TOKEN: &str = "WSAPI__CARRIER__STATIC_TOKEN";
 
 /// The whole effective configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -54,6 +55,8 @@ pub struct ServerConfig {
     pub drain_timeout_ms: u64,
     /// SIGINT: the same, short.
     pub interrupt_drain_timeout_ms: u64,
+    /// A client must finish sending its request head within this (slowloris), or the connection is closed.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +68,7 @@ impl Default for ServerConfig {
             max_frame_bytes: 64 * 1024,
             drain_timeout_ms: 60_000,
             interrupt_drain_timeout_ms: 5_000,
+            request_timeout_ms: 5_000,
         }
     }
 }
@@ -227,6 +231,10 @@ pub struct CarrierConfig {
     /// Secret, from `WSAPI__CARRIER__SECRET` only (random per process when unset).
     #[serde(skip)]
     pub secret: Option<String>,
+    /// A shared token the carrier must present on the refurl (and on the media socket when
+    /// `require_token` is off), from `WSAPI__CARRIER__STATIC_TOKEN` only; unset means none is asked for.
+    #[serde(skip)]
+    pub static_token: Option<String>,
 }
 
 impl Default for CarrierConfig {
@@ -237,6 +245,7 @@ impl Default for CarrierConfig {
             allowed_ips: Vec::new(),
             allowed_origins: Vec::new(),
             secret: None,
+            static_token: None,
         }
     }
 }
@@ -329,6 +338,7 @@ impl Config {
         self.elevenlabs.api_key = get(ENV_ELEVENLABS_API_KEY);
         self.admin.token = get(ENV_ADMIN_TOKEN);
         self.carrier.secret = get(ENV_CARRIER_SECRET);
+        self.carrier.static_token = get(ENV_CARRIER_STATIC_TOKEN);
     }
 
     fn validate(&self, problems: &mut Vec<String>) {
@@ -442,16 +452,23 @@ impl Config {
             }
         };
         format!(
-            "{body}\n# secrets (environment only)\n# {ENV_ELEVENLABS_API_KEY}: {}\n# {ENV_ADMIN_TOKEN}: {}\n# {ENV_CARRIER_SECRET}: {}\n",
+            "{body}\n# secrets (environment only)\n# {ENV_ELEVENLABS_API_KEY}: {}\n# {ENV_ADMIN_TOKEN}: {}\n# {ENV_CARRIER_SECRET}: {}\n# {ENV_CARRIER_STATIC_TOKEN}: {}\n",
             secret(&self.elevenlabs.api_key),
             secret(&self.admin.token),
             secret(&self.carrier.secret),
+            secret(&self.carrier.static_token),
         )
     }
 }
 
 fn check_no_secrets_in_file(table: &toml::Table, problems: &mut Vec<String>) {
-    for (section, key) in [("elevenlabs", "api_key"), ("admin", "token"), ("carrier", "secret")] {
+    let secrets = [
+        ("elevenlabs", "api_key"),
+        ("admin", "token"),
+        ("carrier", "secret"),
+        ("carrier", "static_token"),
+    ];
+    for (section, key) in secrets {
         if table.get(section).and_then(|s| s.get(key)).is_some() {
             problems.push(format!(
                 "{section}.{key}: secrets are read from the environment only, remove it from the file"
@@ -461,7 +478,9 @@ fn check_no_secrets_in_file(table: &toml::Table, problems: &mut Vec<String>) {
 }
 
 fn secret_env_names() -> BTreeSet<&'static str> {
-    [ENV_ADMIN_TOKEN, ENV_CARRIER_SECRET].into_iter().collect()
+    [ENV_ADMIN_TOKEN, ENV_CARRIER_SECRET, ENV_CARRIER_STATIC_TOKEN]
+        .into_iter()
+        .collect()
 }
 
 /// `WSAPI__CALLS__MAX_CONCURRENT_CALLS=500` becomes `calls.max_concurrent_calls = 500`; values that parse as a

@@ -23,6 +23,7 @@ pub mod call;
 pub mod capacity;
 pub mod carrier_token;
 pub mod config;
+pub mod conformance;
 pub mod db;
 pub mod demo;
 pub mod error;

@@ -39,7 +39,7 @@ pub struct Metrics {
     pub elevenlabs_ping_ms: Histogram,
     pub carrier_unknown_events: IntCounter,
     pub carrier_bad_frames: IntCounter,
-    /// Carrier audio payloads that were not base64 (dropped; the call goes on).
+    /// Carrier audio payloads that were not base64 or far larger than a frame (dropped; the call goes on).
     pub carrier_bad_audio: IntCounter,
     pub agent_ignored_events: IntCounter,
     pub agent_bad_messages: IntCounter,
@@ -177,12 +177,12 @@ impl Metrics {
             carrier_bad_audio: counter(
                 &r,
                 "carrier_bad_audio_total",
-                "Carrier audio payloads that were not base64 (dropped)",
+                "Carrier audio payloads that were not base64 or far larger than a frame (dropped)",
             ),
             carrier_bad_frames: counter(
                 &r,
                 "carrier_bad_frames_total",
-                "Carrier frames that could not be read (connection closed)",
+                "Carrier frames that could not be read, and ping floods (connection closed)",
             ),
             agent_ignored_events: counter(
                 &r,

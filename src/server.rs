@@ -121,6 +121,7 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         .listen(listener)?
         .backlog(4096)
         .max_connections(100_000)
+        .client_request_timeout(Duration::from_millis(config.server.request_timeout_ms))
         .shutdown_timeout(5);
     if config.server.workers > 0 {
         server = server.workers(config.server.workers);

@@ -1,8 +1,10 @@
-//! Reassembly of fragmented WebSocket messages (continuation frames) with a size cap, shared by every
-//! socket we read, so a fragmented message is handled instead of ending the connection.
+//! The WebSocket plumbing every socket we serve shares: reassembly of fragmented messages with a size cap,
+//! the frame guard that refuses oversized frames at their header, and the sorting of what a peer sent into
+//! messages and close codes.
 
-use actix_http::ws::Item;
+use actix_http::ws::{CloseCode, CloseReason, Item, Message, ProtocolError};
 use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
 
 /// A whole message rebuilt from its fragments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +102,62 @@ mod tests {
             r.push(Item::Last(Bytes::from_static(b"789012"))),
             Err(ReassemblyError::TooLarge(10))
         );
+    }
+}
+
+/// What one read from a peer's WebSocket amounts to, after reassembly and the checks every socket we serve
+/// shares (the carrier's media socket and the conformance echo), so both close with the same codes.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A whole text message, valid UTF-8.
+    Text(ByteString),
+    /// A whole binary message.
+    Binary(Bytes),
+    Ping(Bytes),
+    /// A pong, a fragment of a message still arriving, or nothing.
+    Nothing,
+    /// The peer closed, with its reason.
+    Closed(Option<CloseReason>),
+    /// The peer broke the protocol: close with `code`.
+    Refuse {
+        code: CloseCode,
+        why: String,
+    },
+    /// The connection dropped under us.
+    Lost(String),
+}
+
+/// Sorts one item of an actix WebSocket stream. `oversized`: the frame guard in front of the codec cut
+/// the stream because a frame declared more than the limit.
+pub fn sort_inbound(msg: Result<Message, ProtocolError>, reassembler: &mut Reassembler, oversized: bool) -> Inbound {
+    let refuse = |code, why: &str| Inbound::Refuse {
+        code,
+        why: why.to_string(),
+    };
+    match msg {
+        Ok(Message::Text(text)) => Inbound::Text(text),
+        Ok(Message::Binary(bin)) => Inbound::Binary(bin),
+        Ok(Message::Continuation(item)) => match reassembler.push(item) {
+            Ok(Some(Assembled::Text(b))) => match ByteString::try_from(b) {
+                Ok(text) => Inbound::Text(text),
+                Err(_) => refuse(CloseCode::Invalid, "fragmented text message is not UTF-8"),
+            },
+            Ok(Some(Assembled::Binary(bin))) => Inbound::Binary(bin),
+            Ok(None) => Inbound::Nothing,
+            Err(e @ ReassemblyError::TooLarge(_)) => refuse(CloseCode::Size, &e.to_string()),
+            Err(e @ ReassemblyError::OutOfSequence) => refuse(CloseCode::Protocol, &e.to_string()),
+        },
+        Ok(Message::Ping(p)) => Inbound::Ping(p),
+        Ok(Message::Pong(_)) | Ok(Message::Nop) => Inbound::Nothing,
+        Ok(Message::Close(reason)) => Inbound::Closed(reason),
+        Err(_) if oversized => refuse(CloseCode::Size, "frame larger than the limit declared"),
+        // actix reports a text frame that is not UTF-8 as an I/O error; RFC 6455 wants 1007.
+        Err(ProtocolError::Io(e)) if e.to_string().to_ascii_lowercase().contains("utf-8") => {
+            refuse(CloseCode::Invalid, "text frame is not UTF-8")
+        }
+        Err(ProtocolError::Io(e)) => Inbound::Lost(e.to_string()),
+        Err(ProtocolError::Overflow) => refuse(CloseCode::Size, "frame over the size limit"),
+        Err(e) => refuse(CloseCode::Protocol, &format!("WebSocket protocol error: {e}")),
     }
 }
 

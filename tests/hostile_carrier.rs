@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
-use websocket_api::sim::agent::AgentScript;
 use websocket_api::sim::carrier::Heard;
 
 #[actix_rt::test]
@@ -39,14 +38,7 @@ async fn unreadable_frames_close_the_call_with_1007() {
 
 #[actix_rt::test]
 async fn out_of_order_and_unknown_events_are_tolerated() {
-    let h = start(
-        AgentScript {
-            echo: true,
-            ..quiet_script()
-        },
-        |_| {},
-    )
-    .await;
+    let h = start_echo(|_| {}).await;
     let mut conn = dial(&h, "ODD-1").await;
     // Audio before start, then start twice, unknown events in between, then audio.
     conn.send_media(&[1u8; 160]);
@@ -158,14 +150,7 @@ async fn browsers_and_unlisted_addresses_are_refused_before_anything_else() {
 
 #[actix_rt::test]
 async fn bad_base64_is_dropped_and_counted_and_cannot_inject_json() {
-    let h = start(
-        AgentScript {
-            echo: true,
-            ..quiet_script()
-        },
-        |_| {},
-    )
-    .await;
+    let h = start_echo(|_| {}).await;
     let mut conn = dial(&h, "B64-1").await;
     conn.send_start("B64-1", "s", AudioFormat::ULAW_8K);
     conn.send_media(&[9u8; 160]);
@@ -187,4 +172,114 @@ async fn bad_base64_is_dropped_and_counted_and_cannot_inject_json() {
         );
     }
     assert!(call_view(&h, "B64-1").await.is_some(), "the call goes on");
+}
+
+#[actix_rt::test]
+async fn a_static_carrier_token_is_required_when_set() {
+    let h = start(quiet_script(), |c| {
+        c.carrier.static_token = Some("carrier-shared-secret".into())
+    })
+    .await;
+    let post = |call_id: &str, header: Option<(&'static str, String)>, query: &str| {
+        let mut req = awc::Client::default().post(format!("{}/mcube/call{query}", h.gw.http_url));
+        if let Some(hv) = header {
+            req = req.insert_header(hv);
+        }
+        req.send_json(&serde_json::json!({"callId": call_id}))
+    };
+    let status = |r: Result<awc::ClientResponse<_>, _>| r.map(|r| r.status().as_u16()).unwrap_or(0);
+    assert_eq!(status(post("TOK-NONE", None, "").await), 401);
+    let wrong = Some(("authorization", "Bearer carrier-shared-secreT".to_string()));
+    assert_eq!(status(post("TOK-WRONG", wrong, "").await), 401);
+    let bearer = Some(("authorization", "Bearer carrier-shared-secret".to_string()));
+    assert_eq!(status(post("TOK-BEARER", bearer, "").await), 200);
+    let header = Some(("x-carrier-token", "carrier-shared-secret".to_string()));
+    assert_eq!(status(post("TOK-HEADER", header, "").await), 200);
+    assert_eq!(
+        status(post("TOK-QUERY", None, "?carrier_token=carrier-shared-secret").await),
+        200
+    );
+    // Refused requests leave no trace in the call history: unauthenticated clients cannot add rows.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(get_json(&h, "/calls/TOK-NONE").await.0, 404);
+    assert_eq!(h.gw.metrics.calls_refused.with_label_values(&["unauthorized"]).get(), 2);
+}
+
+#[actix_rt::test]
+async fn a_ping_flood_is_closed_with_1008() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = start(quiet_script(), |_| {}).await;
+    let mut sock = raw_media_socket(&h, "PINGS-1").await;
+    let flood: Vec<u8> = (0..200).flat_map(|_| masked_frame(0x89, b"p")).collect();
+    sock.write_all(&flood).await.expect("pings sent");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), sock.read_to_end(&mut answer)).await;
+    let pongs = answer.windows(2).filter(|w| w == &[0x8A, 0x01]).count();
+    assert_eq!(close_code(&answer), Some(1008), "closed for the flood");
+    assert!(pongs <= 20, "{pongs} pongs answered before the close");
+    assert!(h.gw.metrics.carrier_bad_frames.get() >= 1);
+    assert!(active_becomes(&h, 0, Duration::from_secs(3)).await);
+}
+
+#[actix_rt::test]
+async fn audio_far_larger_than_a_frame_is_dropped_and_counted() {
+    let h = start_echo(|_| {}).await;
+    let mut conn = dial(&h, "HUGE-1").await;
+    conn.send_start("HUGE-1", "s", AudioFormat::ULAW_8K);
+    conn.send_media(&[7u8; 160]);
+    // Valid base64 within the frame limit (64 KiB), but 2.5 s and almost 4 s of audio in one event.
+    conn.send_media(&[1u8; 20_000]);
+    conn.send_binary(&[2u8; 30_000]);
+    conn.send_media(&[6u8; 160]);
+    let heard = listen(&mut conn, Duration::from_millis(800)).await;
+    assert_eq!(audio_of(&heard), [vec![7u8; 160], vec![6u8; 160]].concat());
+    assert_eq!(h.gw.metrics.carrier_bad_audio.get(), 2);
+    assert!(call_view(&h, "HUGE-1").await.is_some(), "the call goes on");
+}
+
+#[actix_rt::test]
+async fn slowloris_clients_are_cut_off_and_calls_go_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = start_echo(|c| c.server.request_timeout_ms = 1000).await;
+    let pid = std::process::id().to_string();
+    let fds = || {
+        websocket_api::capacity::procfs::sample_process(&pid)
+            .map(|s| s.open_fds)
+            .unwrap_or(0)
+    };
+    let before = fds();
+    let mut slow = Vec::new();
+    for _ in 0..100 {
+        let mut s = tokio::net::TcpStream::connect(h.gw.addr).await.expect("connect");
+        s.write_all(b"GET /ws/mcube/SLOW HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("head");
+        slow.push(s);
+    }
+    // A real call is served while they trickle.
+    let mut conn = dial(&h, "SLOW-REAL").await;
+    conn.send_start("SLOW-REAL", "s", AudioFormat::ULAW_8K);
+    conn.send_media(&[5u8; 160]);
+    for s in &mut slow {
+        let _ = s.write_all(b"X-Trickle: 1\r\n").await;
+    }
+    assert_eq!(
+        audio_of(&listen(&mut conn, Duration::from_millis(600)).await),
+        vec![5u8; 160]
+    );
+    // Each slow client is closed by the gateway (EOF or a 408), never upgraded.
+    for s in &mut slow {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "a slow client was still connected after 5 s");
+        assert!(!String::from_utf8_lossy(&buf).contains(" 101 "), "slow client upgraded");
+    }
+    drop(slow);
+    conn.close(1000);
+    assert!(
+        eventually(Duration::from_secs(3), || fds() <= before + 2).await,
+        "sockets released: {} before, {} after",
+        before,
+        fds()
+    );
 }

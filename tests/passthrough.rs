@@ -10,7 +10,6 @@ use websocket_api::audio::codec::encode_ulaw;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::audio::signal::SpeechLike;
 use websocket_api::protocol::elevenlabs::{parse_client_message, ClientMessage};
-use websocket_api::sim::agent::AgentScript;
 
 fn speech_frames(n: usize) -> Vec<Vec<u8>> {
     let mut speech = SpeechLike::new(8000, 7);
@@ -26,14 +25,7 @@ fn speech_frames(n: usize) -> Vec<Vec<u8>> {
 
 #[actix_rt::test]
 async fn payload_bytes_identical_both_ways_and_initiation_first() {
-    let h = start(
-        AgentScript {
-            echo: true,
-            ..quiet_script()
-        },
-        |_| {},
-    )
-    .await;
+    let h = start_echo(|_| {}).await;
     let mut conn = dial(&h, "PASS-1").await;
     conn.send_start("PASS-1", "stream-PASS-1", AudioFormat::ULAW_8K);
     let frames = speech_frames(50);
@@ -82,14 +74,7 @@ async fn payload_bytes_identical_both_ways_and_initiation_first() {
 
 #[actix_rt::test]
 async fn binary_carrier_frames_are_bridged_too() {
-    let h = start(
-        AgentScript {
-            echo: true,
-            ..quiet_script()
-        },
-        |_| {},
-    )
-    .await;
+    let h = start_echo(|_| {}).await;
     let mut conn = dial(&h, "PASS-BIN").await;
     conn.send_start("PASS-BIN", "s", AudioFormat::ULAW_8K);
     let frames = speech_frames(10);

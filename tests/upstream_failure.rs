@@ -131,3 +131,75 @@ async fn a_policy_close_is_not_retried() {
         "a refused conversation (1008) is not redialled"
     );
 }
+
+/// The call's recorded end reason, once its record says it ended.
+async fn end_reason(h: &Harness, id: &str) -> serde_json::Value {
+    for _ in 0..40 {
+        let (_, record) = get_json(h, &format!("/calls/{id}")).await;
+        if record["state"] == "ended" {
+            return record["end_reason"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    serde_json::Value::Null
+}
+
+#[actix_rt::test]
+async fn an_agent_format_we_cannot_serve_ends_the_call() {
+    let script = AgentScript {
+        output_format: "mp3_44100_128".into(),
+        ..quiet_script()
+    };
+    let h = start(script, |c| c.elevenlabs.reconnect_attempts = 2).await;
+    expect_terminate(&h, "FMT-1").await;
+    assert_eq!(h.sim.log.connection_count(), 1, "a format mismatch is not retried");
+    assert_eq!(end_reason(&h, "FMT-1").await, "elevenlabs_bad_format");
+}
+
+#[actix_rt::test]
+async fn an_upgrade_that_never_comes_times_out_then_the_call_ends() {
+    // Accepts TCP connections and never answers the upgrade.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let h = start(quiet_script(), |c| {
+        c.elevenlabs.url = format!("ws://{addr}/v1/convai/conversation");
+        c.elevenlabs.connect_timeout_ms = 300;
+        c.elevenlabs.reconnect_attempts = 1;
+    })
+    .await;
+    let t0 = std::time::Instant::now();
+    expect_terminate(&h, "NO101-1").await;
+    assert!(
+        t0.elapsed() < Duration::from_secs(6),
+        "detected within the connect timeouts"
+    );
+    assert_eq!(end_reason(&h, "NO101-1").await, "elevenlabs_unavailable");
+}
+
+#[actix_rt::test]
+async fn an_agent_frame_over_the_limit_is_refused_and_redialled() {
+    // The greeting arrives as one 2 s message (~21 KB of JSON), over the 8 KiB limit set below.
+    let script = AgentScript {
+        greeting_ms: 2000,
+        chunk_ms: 2000,
+        ..quiet_script()
+    };
+    let h = start(script, |c| {
+        c.elevenlabs.max_frame_bytes = 8192;
+        c.elevenlabs.reconnect_attempts = 1;
+    })
+    .await;
+    let heard = expect_terminate(&h, "BIG-1").await;
+    assert!(
+        audio_of(&heard).is_empty(),
+        "nothing of the oversized message was played"
+    );
+    assert_eq!(h.sim.log.connection_count(), 2, "one redial, then the call ends");
+    assert_eq!(end_reason(&h, "BIG-1").await, "elevenlabs_unavailable");
+}

@@ -10,7 +10,7 @@ use crate::metrics::Metrics;
 use crate::protocol::base64_decoded_len;
 use crate::protocol::elevenlabs::passthrough_user_audio;
 use crate::protocol::mcube::{parse_event, CarrierEvent};
-use crate::ws_frames::{Assembled, Reassembler, ReassemblyError};
+use crate::ws_frames::{sort_inbound, Inbound, Reassembler};
 use actix::prelude::*;
 use actix::WeakAddr;
 use actix_web_actors::ws;
@@ -19,6 +19,12 @@ use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The largest audio payload one carrier event may carry (raw bytes): 0.5 s of 16 kHz PCM, 2 s of μ-law.
+/// Carriers send 20–100 ms per event; anything far larger is dropped and counted, not relayed.
+pub const MAX_AUDIO_PAYLOAD_BYTES: usize = 16 * 1024;
+/// Pings a carrier may send per second before the leg is closed with 1008 (policy): each one costs a pong.
+const MAX_PINGS_PER_SECOND: u32 = 20;
 
 pub struct McubeLeg {
     call_id: String,
@@ -34,6 +40,8 @@ pub struct McubeLeg {
     oversized: Arc<AtomicBool>,
     /// Frames read, for hop-latency sampling.
     frames: u32,
+    /// Pings in the current one-second window, and when that window began.
+    pings: (u32, Option<Instant>),
     /// Set while caller audio goes straight to the agent leg (see `RouteCallerAudio`).
     route: Option<(Addr<ElevenLabsLeg>, Arc<RoutedAudio>)>,
 }
@@ -58,6 +66,7 @@ impl McubeLeg {
             gone: None,
             oversized: Arc::default(),
             frames: 0,
+            pings: (0, None),
             route: None,
         }
     }
@@ -107,16 +116,6 @@ impl McubeLeg {
         }
     }
 
-    fn on_reassembly_error(&mut self, e: ReassemblyError, ctx: &mut ws::WebsocketContext<Self>) {
-        self.metrics.carrier_bad_frames.inc();
-        log::warn!("call_id={} carrier: {e}", self.call_id);
-        let code = match e {
-            ReassemblyError::TooLarge(_) => ws::CloseCode::Size,
-            ReassemblyError::OutOfSequence => ws::CloseCode::Protocol,
-        };
-        self.finish(ctx, EndReason::CarrierProtocolError, Some(code.into()));
-    }
-
     /// Shares the flag of the frame guard in front of this leg's codec.
     pub fn guarded_by(mut self, oversized: Arc<AtomicBool>) -> Self {
         self.oversized = oversized;
@@ -126,14 +125,24 @@ impl McubeLeg {
     /// Hands caller audio to the agent leg when routed there, else to the call; times one frame in
     /// `HOP_SAMPLE_EVERY`.
     fn send_audio(&mut self, payload: CarrierPayload) {
+        let raw_len = match &payload {
+            CarrierPayload::Base64(b64) => base64_decoded_len(b64),
+            CarrierPayload::Raw(raw) => raw.len(),
+        };
+        if raw_len > MAX_AUDIO_PAYLOAD_BYTES {
+            self.metrics.carrier_bad_audio.inc();
+            log::warn!(
+                "call_id={} carrier: {raw_len}-byte audio payload dropped (limit {MAX_AUDIO_PAYLOAD_BYTES})",
+                self.call_id
+            );
+            return;
+        }
         self.frames = self.frames.wrapping_add(1);
         let received_at = self.frames.is_multiple_of(HOP_SAMPLE_EVERY).then(Instant::now);
         match (&self.route, payload) {
             (Some((agent, counts)), CarrierPayload::Base64(b64)) => {
                 counts.frames.fetch_add(1, Ordering::Relaxed);
-                counts
-                    .bytes
-                    .fetch_add(base64_decoded_len(&b64) as u64, Ordering::Relaxed);
+                counts.bytes.fetch_add(raw_len as u64, Ordering::Relaxed);
                 match passthrough_user_audio(&b64) {
                     Some(text) => agent.do_send(SendToAgent {
                         text,
@@ -146,6 +155,24 @@ impl McubeLeg {
                 }
             }
             (_, payload) => report_to_call(&self.call, CarrierAudio { payload, received_at }),
+        }
+    }
+
+    /// Answers a ping, unless the carrier floods them: more than `MAX_PINGS_PER_SECOND` closes with 1008.
+    fn on_ping(&mut self, payload: &[u8], ctx: &mut ws::WebsocketContext<Self>) {
+        let now = Instant::now();
+        let (count, since) = &mut self.pings;
+        if since.is_none_or(|s| now.duration_since(s) >= Duration::from_secs(1)) {
+            *since = Some(now);
+            *count = 0;
+        }
+        *count += 1;
+        if *count > MAX_PINGS_PER_SECOND {
+            self.metrics.carrier_bad_frames.inc();
+            log::warn!("call_id={} carrier: ping flood; closing (1008)", self.call_id);
+            self.finish(ctx, EndReason::CarrierProtocolError, Some(ws::CloseCode::Policy.into()));
+        } else {
+            ctx.pong(payload);
         }
     }
 
@@ -182,27 +209,17 @@ impl Actor for McubeLeg {
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         self.liveness.heard();
-        match msg {
-            Ok(ws::Message::Text(text)) => self.on_text(text, ctx),
-            Ok(ws::Message::Binary(bin)) => self.send_audio(CarrierPayload::Raw(bin)),
-            Ok(ws::Message::Continuation(item)) => match self.reassembler.push(item) {
-                Ok(Some(Assembled::Text(b))) => match ByteString::try_from(b) {
-                    Ok(text) => self.on_text(text, ctx),
-                    Err(_) => {
-                        let close = ws::CloseReason {
-                            code: ws::CloseCode::Invalid,
-                            description: None,
-                        };
-                        self.finish(ctx, EndReason::CarrierProtocolError, Some(close));
-                    }
-                },
-                Ok(Some(Assembled::Binary(bin))) => self.send_audio(CarrierPayload::Raw(bin)),
-                Ok(None) => {}
-                Err(e) => self.on_reassembly_error(e, ctx),
-            },
-            Ok(ws::Message::Ping(p)) => ctx.pong(&p),
-            Ok(ws::Message::Pong(_)) | Ok(ws::Message::Nop) => {}
-            Ok(ws::Message::Close(reason)) => {
+        if msg.is_err() && self.gone.is_some() {
+            // Once the leg is ending, what is left in the socket (often an EOF after the close) is moot.
+            return;
+        }
+        let oversized = self.oversized.load(Ordering::SeqCst);
+        match sort_inbound(msg, &mut self.reassembler, oversized) {
+            Inbound::Text(text) => self.on_text(text, ctx),
+            Inbound::Binary(bin) => self.send_audio(CarrierPayload::Raw(bin)),
+            Inbound::Ping(p) => self.on_ping(&p, ctx),
+            Inbound::Nothing => {}
+            Inbound::Closed(reason) => {
                 log::info!(
                     "call_id={} carrier closed the WebSocket ({:?})",
                     self.call_id,
@@ -210,41 +227,14 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
                 );
                 self.finish(ctx, EndReason::CarrierHangup, reason);
             }
-            // Once the leg is ending, what is left in the socket (often an EOF after the close) is moot.
-            Err(_) if self.gone.is_some() => {}
-            Err(_) if self.oversized.load(Ordering::SeqCst) => {
+            Inbound::Refuse { code, why } => {
                 self.metrics.carrier_bad_frames.inc();
-                log::warn!(
-                    "call_id={} carrier: frame larger than the limit declared; closing (1009)",
-                    self.call_id
-                );
-                self.finish(ctx, EndReason::CarrierProtocolError, Some(ws::CloseCode::Size.into()));
+                log::warn!("call_id={} carrier: {why}; closing ({})", self.call_id, u16::from(code));
+                self.finish(ctx, EndReason::CarrierProtocolError, Some(code.into()));
             }
-            // actix-web-actors reports a text frame that is not UTF-8 as an I/O error; RFC 6455 wants 1007.
-            Err(ws::ProtocolError::Io(e)) if e.to_string().to_ascii_lowercase().contains("utf-8") => {
-                self.metrics.carrier_bad_frames.inc();
-                log::warn!(
-                    "call_id={} carrier: text frame is not UTF-8; closing (1007)",
-                    self.call_id
-                );
-                self.finish(
-                    ctx,
-                    EndReason::CarrierProtocolError,
-                    Some(ws::CloseCode::Invalid.into()),
-                );
-            }
-            Err(ws::ProtocolError::Io(e)) => {
+            Inbound::Lost(e) => {
                 log::info!("call_id={} carrier connection lost: {e}", self.call_id);
                 self.finish(ctx, EndReason::CarrierHangup, None);
-            }
-            Err(e) => {
-                self.metrics.carrier_bad_frames.inc();
-                log::warn!("call_id={} carrier: WebSocket protocol error: {e}", self.call_id);
-                let code = match e {
-                    ws::ProtocolError::Overflow => ws::CloseCode::Size,
-                    _ => ws::CloseCode::Protocol,
-                };
-                self.finish(ctx, EndReason::CarrierProtocolError, Some(code.into()));
             }
         }
     }

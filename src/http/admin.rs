@@ -1,7 +1,7 @@
 //! Admin endpoints (interface.md §4). With `admin.token` set they need `Authorization: Bearer <token>`;
 //! without one they answer loopback clients only.
 
-use super::{error_json, AppState};
+use super::{bearer_token, error_json, same_secret, AppState};
 use crate::call::messages::EndCall;
 use crate::call::CallView;
 use crate::call::EndReason;
@@ -14,21 +14,11 @@ use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
 
-/// Constant-time equality, so a wrong token's timing says nothing about the right one.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// `None` when the request may see admin data, else the refusal to send.
 pub fn refuse_admin(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
     match state.config.admin.token.as_deref() {
         Some(token) => {
-            let given = req
-                .headers()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or_default();
+            let given = bearer_token(req).unwrap_or_default();
             (!same_secret(given.as_bytes(), token.as_bytes()))
                 .then(|| error_json(StatusCode::UNAUTHORIZED, "unauthorized"))
         }

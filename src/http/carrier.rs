@@ -2,7 +2,7 @@
 //! before anything else happens, and the media WebSocket, which is refused before the upgrade (no 101) when
 //! the token is bad or the call holds no slot.
 
-use super::{error_json, AppState};
+use super::{bearer_token, error_json, same_secret, AppState};
 use crate::call::actor::{CallActor, CallDeps};
 use crate::call::mcube_leg::McubeLeg;
 use crate::call::messages::{AttachCarrier, EndCall};
@@ -83,7 +83,7 @@ fn valid_call_id(id: &str) -> bool {
 
 /// `POST /mcube/call`: admission (`dialStatus` CONNECTING or absent) or a hang-up/status report.
 pub async fn refurl(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
-    if let Some(refusal) = refuse_source(&req, &state) {
+    if let Some(refusal) = refuse_source(&req, &state).or_else(|| refuse_carrier_token(&req, &state)) {
         return refusal;
     }
     let timer = state.metrics.refurl_seconds.start_timer();
@@ -155,6 +155,53 @@ fn refuse_source(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
     Some(error_json(StatusCode::FORBIDDEN, reason))
 }
 
+/// Upgrades to a WebSocket served by the actor `make` builds, behind the plumbing every socket we serve
+/// shares: the frame guard (frames declaring more than `max_frame` are refused at their header, before
+/// their payload is buffered; `make` gets the flag it raises) and an orderly end of a stream cut short.
+pub fn start_guarded_socket<A>(
+    make: impl FnOnce(Arc<AtomicBool>) -> A,
+    req: &HttpRequest,
+    payload: web::Payload,
+    max_frame: usize,
+) -> Result<(actix::Addr<A>, HttpResponse), actix_web::Error>
+where
+    A: actix::Actor<Context = ws::WebsocketContext<A>> + actix::StreamHandler<Result<ws::Message, ws::ProtocolError>>,
+{
+    // A peer that sends its last frames and a close, then shuts the socket at once, makes the HTTP layer
+    // report "incomplete payload"; actix-web-actors would return that error before decoding the frames it
+    // already holds, losing the caller's last audio and the close. Ending the stream there instead keeps them.
+    let payload = payload.take_while(|chunk| ready(!matches!(chunk, Err(PayloadError::Incomplete(_)))));
+    let oversized = Arc::new(AtomicBool::new(false));
+    let payload = FrameGuard::new(payload, max_frame, oversized.clone());
+    ws::WsResponseBuilder::new(make(oversized), req, payload)
+        .frame_size(max_frame)
+        .start_with_addr()
+}
+
+/// With `WSAPI__CARRIER__STATIC_TOKEN` set, the carrier must present it: `Authorization: Bearer <t>`,
+/// `X-Carrier-Token: <t>` or `?carrier_token=<t>`. Missing or wrong gets 401, and no record is written: an
+/// unauthenticated client must not be able to add rows to the call history.
+fn refuse_carrier_token(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
+    let expected = state.config.carrier.static_token.as_deref()?;
+    let query = web::Query::<CarrierTokenQuery>::from_query(req.query_string()).ok();
+    let given = bearer_token(req)
+        .or_else(|| req.headers().get("x-carrier-token").and_then(|v| v.to_str().ok()))
+        .or(query.as_ref().and_then(|q| q.carrier_token.as_deref()))
+        .unwrap_or_default();
+    if same_secret(given.as_bytes(), expected.as_bytes()) {
+        return None;
+    }
+    log::warn!("carrier: request without the carrier token refused (401)");
+    state.metrics.calls_refused.with_label_values(&["unauthorized"]).inc();
+    Some(error_json(StatusCode::UNAUTHORIZED, "unauthorized"))
+}
+
+#[derive(Debug, Deserialize)]
+struct CarrierTokenQuery {
+    #[serde(default)]
+    carrier_token: Option<String>,
+}
+
 /// Phone numbers in logs: all but the last 4 digits masked unless `log.show_numbers`.
 pub fn mask_number(number: &str, show: bool) -> String {
     if show {
@@ -206,7 +253,9 @@ pub async fn media_socket(
     query: web::Query<MediaQuery>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Some(refusal) = refuse_source(&req, &state) {
+    let unbound = !state.config.carrier.require_token;
+    let refusal = refuse_source(&req, &state).or_else(|| unbound.then(|| refuse_carrier_token(&req, &state))?);
+    if let Some(refusal) = refusal {
         return refusal;
     }
     let call_id = path.into_inner();
@@ -250,18 +299,12 @@ pub async fn media_socket(
         Duration::from_millis(cfg.calls.peer_timeout_ms),
         cfg.server.max_frame_bytes,
     );
-    // A carrier that sends its last frames and a close, then shuts the socket at once, makes the HTTP layer
-    // report "incomplete payload"; actix-web-actors would return that error before decoding the frames it
-    // already holds, losing the caller's last audio and the close. Ending the stream there instead keeps them.
-    let payload = payload.take_while(|chunk| ready(!matches!(chunk, Err(PayloadError::Incomplete(_)))));
-    // Frames declaring more than the limit are refused at their header, before their payload is buffered.
-    let oversized = Arc::new(AtomicBool::new(false));
-    let payload = FrameGuard::new(payload, cfg.server.max_frame_bytes, oversized.clone());
-    let leg = leg.guarded_by(oversized);
-    match ws::WsResponseBuilder::new(leg, &req, payload)
-        .frame_size(cfg.server.max_frame_bytes)
-        .start_with_addr()
-    {
+    match start_guarded_socket(
+        |oversized| leg.guarded_by(oversized),
+        &req,
+        payload,
+        cfg.server.max_frame_bytes,
+    ) {
         Ok((leg, resp)) => {
             state.slots.attach(&call_id, call.downgrade());
             call.do_send(AttachCarrier { leg });

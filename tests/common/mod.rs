@@ -45,6 +45,18 @@ pub fn quiet_script() -> AgentScript {
     }
 }
 
+/// A gateway in front of a quiet agent that echoes the caller's audio back.
+pub async fn start_echo(tweak: impl FnOnce(&mut Config)) -> Harness {
+    start(
+        AgentScript {
+            echo: true,
+            ..quiet_script()
+        },
+        tweak,
+    )
+    .await
+}
+
 static HARNESS_SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh directory under the system temp dir, unique to this process and call.
