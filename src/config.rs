@@ -57,6 +57,9 @@ pub struct ServerConfig {
     pub interrupt_drain_timeout_ms: u64,
     /// A client must finish sending its request head within this (slowloris), or the connection is closed.
     pub request_timeout_ms: u64,
+    /// Data we sent that a peer has not acknowledged for this long (it stopped reading, or vanished) aborts
+    /// its connection (TCP_USER_TIMEOUT on every accepted socket).
+    pub send_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +72,7 @@ impl Default for ServerConfig {
             drain_timeout_ms: 60_000,
             interrupt_drain_timeout_ms: 5_000,
             request_timeout_ms: 5_000,
+            send_timeout_ms: 30_000,
         }
     }
 }

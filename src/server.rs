@@ -117,7 +117,9 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         meter: meter.clone(),
         access: access.clone(),
     });
+    let send_timeout_ms = config.server.send_timeout_ms;
     let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
+        .on_connect(move |conn, _| bound_unacknowledged_data(conn, send_timeout_ms))
         .listen(listener)?
         .backlog(4096)
         .max_connections(100_000)
@@ -146,6 +148,29 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
 }
 
 /// Every few seconds: this process's RSS, CPU and FDs with the calls then live, for `/capacity`.
+/// Sets TCP_USER_TIMEOUT on an accepted socket: a peer that stops reading (or vanishes) while we have data
+/// in flight is dropped by the kernel after `ms`, even when the actor writing to it can no longer run.
+fn bound_unacknowledged_data(conn: &dyn std::any::Any, ms: u64) {
+    use std::os::fd::AsRawFd;
+    let Some(sock) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+        return;
+    };
+    let value = libc::c_uint::try_from(ms).unwrap_or(libc::c_uint::MAX);
+    // SAFETY: setsockopt reads `value` for its size; the fd is the live socket borrowed from actix.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            (&value as *const libc::c_uint).cast(),
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        log::warn!("carrier: TCP_USER_TIMEOUT not set: {}", std::io::Error::last_os_error());
+    }
+}
+
 fn sample_cost(meter: Arc<std::sync::Mutex<crate::capacity::CostMeter>>, registry: Addr<CallRegistry>) {
     actix_rt::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

@@ -124,7 +124,7 @@ pub enum Inbound {
         why: String,
     },
     /// The connection dropped under us.
-    Lost(String),
+    Lost(std::io::Error),
 }
 
 /// Sorts one item of an actix WebSocket stream. `oversized`: the frame guard in front of the codec cut
@@ -155,7 +155,7 @@ pub fn sort_inbound(msg: Result<Message, ProtocolError>, reassembler: &mut Reass
         Err(ProtocolError::Io(e)) if e.to_string().to_ascii_lowercase().contains("utf-8") => {
             refuse(CloseCode::Invalid, "text frame is not UTF-8")
         }
-        Err(ProtocolError::Io(e)) => Inbound::Lost(e.to_string()),
+        Err(ProtocolError::Io(e)) => Inbound::Lost(e),
         Err(ProtocolError::Overflow) => refuse(CloseCode::Size, "frame over the size limit"),
         Err(e) => refuse(CloseCode::Protocol, &format!("WebSocket protocol error: {e}")),
     }

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
+use websocket_api::sim::agent::AgentScript;
 use websocket_api::sim::carrier::Heard;
 
 #[actix_rt::test]
@@ -281,5 +282,84 @@ async fn slowloris_clients_are_cut_off_and_calls_go_on() {
         "sockets released: {} before, {} after",
         before,
         fds()
+    );
+}
+
+#[actix_rt::test]
+async fn a_carrier_that_stops_reading_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Two minutes of agent speech, released at real time towards a carrier that keeps talking but never
+    // reads. What we send piles up unacknowledged; the kernel's send timeout (TCP_USER_TIMEOUT, set from
+    // server.send_timeout_ms) aborts the connection and the call ends. (Had the leg stopped running first,
+    // its bounded queue would have ended the call as `carrier_stalled`.)
+    let script = AgentScript {
+        greeting_ms: 120_000,
+        chunk_ms: 1000,
+        ..quiet_script()
+    };
+    let h = start(script, |c| c.server.send_timeout_ms = 3_000).await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small receive buffer");
+    let stream = socket.connect(h.gw.addr).await.expect("connect");
+    let sock = raw_media_socket_on(&h, "DEAF-1", stream).await;
+    let (mut reader, mut writer) = sock.into_split();
+    let start = r#"{"event":"start","start":{"callId":"DEAF-1","streamId":"s"}}"#;
+    writer
+        .write_all(&masked_frame(0x81, start.as_bytes()))
+        .await
+        .expect("start sent");
+    let media = masked_frame(0x81, br#"{"event":"media","media":{"payload":"1dXV1dXV1dU="}}"#);
+    let talker = actix_rt::spawn(async move {
+        loop {
+            if writer.write_all(&media).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    assert!(
+        active_becomes(&h, 0, Duration::from_secs(20)).await,
+        "the call ends once the carrier is found not reading"
+    );
+    // The connection is gone under the leg: recorded as stalled when the timeout reaches it as an error,
+    // as a hang-up when the HTTP layer just ends the stream.
+    let reason = end_reason(&h, "DEAF-1").await;
+    assert!(reason == "carrier_stalled" || reason == "carrier_hangup", "{reason}");
+    // The gateway's side of the socket goes: reading drains what was buffered, then fails or ends.
+    let mut sink = vec![0u8; 1 << 16];
+    let ended = tokio::time::timeout(Duration::from_secs(40), async {
+        loop {
+            match reader.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    talker.abort();
+    assert!(ended.is_ok(), "the connection was not closed by the gateway");
+}
+
+#[actix_rt::test]
+async fn a_carrier_reset_mid_call_ends_the_call() {
+    use tokio::io::AsyncWriteExt;
+    let h = start_echo(|_| {}).await;
+    let mut sock = raw_media_socket(&h, "RST-1").await;
+    let start = r#"{"event":"start","start":{"callId":"RST-1","streamId":"s"}}"#;
+    sock.write_all(&masked_frame(0x81, start.as_bytes()))
+        .await
+        .expect("start sent");
+    let log = h.sim.log.clone();
+    assert!(eventually(Duration::from_secs(3), || log.connection_count() == 1).await);
+    // SO_LINGER 0: closing sends RST instead of FIN, as a carrier whose process died mid-call.
+    sock.set_zero_linger().expect("linger");
+    drop(sock);
+    assert!(active_becomes(&h, 0, Duration::from_secs(3)).await, "slot released");
+    assert_eq!(end_reason(&h, "RST-1").await, "carrier_hangup");
+    assert!(
+        eventually(Duration::from_secs(3), || log.connections()[0].client_close
+            == Some(1000))
+        .await,
+        "the agent leg is closed with 1000"
     );
 }

@@ -132,18 +132,6 @@ async fn a_policy_close_is_not_retried() {
     );
 }
 
-/// The call's recorded end reason, once its record says it ended.
-async fn end_reason(h: &Harness, id: &str) -> serde_json::Value {
-    for _ in 0..40 {
-        let (_, record) = get_json(h, &format!("/calls/{id}")).await;
-        if record["state"] == "ended" {
-            return record["end_reason"].clone();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    serde_json::Value::Null
-}
-
 #[actix_rt::test]
 async fn an_agent_format_we_cannot_serve_ends_the_call() {
     let script = AgentScript {

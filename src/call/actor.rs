@@ -123,6 +123,8 @@ pub struct CallActor {
     /// Caller audio held while the agent is not ready, bounded.
     pending_in: VecDeque<CarrierPayload>,
     pending_in_bytes: usize,
+    /// The carrier leg's queue was found full.
+    carrier_stalled: bool,
     /// Counts of caller audio the carrier leg forwarded straight to the agent leg.
     routed: Arc<RoutedAudio>,
     /// The agent generation the carrier leg forwards caller audio to, if any.
@@ -184,6 +186,7 @@ impl CallActor {
             reconnect: ReconnectBudget::default(),
             pending_in: VecDeque::new(),
             pending_in_bytes: 0,
+            carrier_stalled: false,
             routed: Arc::default(),
             routed_to: None,
             pending_out: Vec::new(),
@@ -234,13 +237,17 @@ impl CallActor {
         self.stream.as_ref().map_or(AudioFormat::ULAW_8K, |s| s.start.format)
     }
 
-    fn send_carrier(&self, text: String) {
+    fn send_carrier(&mut self, text: String) {
         self.send_carrier_timed(text, None);
     }
 
-    fn send_carrier_timed(&self, text: String, since: Option<Instant>) {
+    /// Queues text for the carrier. Its leg's queue is bounded: a full one means the carrier stopped
+    /// reading (its socket is not being written), and the call ends at the next housekeeping tick.
+    fn send_carrier_timed(&mut self, text: String, since: Option<Instant>) {
         if let Some(c) = &self.carrier {
-            c.do_send(SendToCarrier { text, since });
+            if let Err(SendError::Full(_)) = c.try_send(SendToCarrier { text, since }) {
+                self.carrier_stalled = true;
+            }
         }
     }
 
@@ -858,6 +865,14 @@ impl Actor for CallActor {
         // and a call wakes for every frame, so long-lived timers are kept to this one.
         ctx.run_interval(HOUSEKEEPING_EVERY, move |act, ctx| {
             act.flush_counters();
+            if act.carrier_stalled {
+                log::warn!(
+                    "call_id={} carrier stopped reading: its queue is full",
+                    act.info.call_id
+                );
+                act.end_call(ctx, EndReason::CarrierStalled);
+                return;
+            }
             act.mark_if_quiet(ctx);
             if act.started.elapsed() >= max_len {
                 act.end_call(ctx, EndReason::MaxDuration);

@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 /// The largest audio payload one carrier event may carry (raw bytes): 0.5 s of 16 kHz PCM, 2 s of μ-law.
 /// Carriers send 20–100 ms per event; anything far larger is dropped and counted, not relayed.
 pub const MAX_AUDIO_PAYLOAD_BYTES: usize = 16 * 1024;
+/// Messages (about 5 s of 20 ms frames) the leg may hold for a carrier that is not reading before the call
+/// gives up on it: the leg's mailbox is the carrier's outbound queue.
+const CARRIER_QUEUE: usize = 256;
 /// Pings a carrier may send per second before the leg is closed with 1008 (policy): each one costs a pong.
 const MAX_PINGS_PER_SECOND: u32 = 20;
 
@@ -197,6 +200,7 @@ impl Actor for McubeLeg {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(CARRIER_QUEUE);
         ctx.run_interval(self.heartbeat, |act, ctx| act.check_heartbeat(ctx));
     }
 
@@ -231,6 +235,11 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
                 self.metrics.carrier_bad_frames.inc();
                 log::warn!("call_id={} carrier: {why}; closing ({})", self.call_id, u16::from(code));
                 self.finish(ctx, EndReason::CarrierProtocolError, Some(code.into()));
+            }
+            // The kernel's send timeout (server.send_timeout_ms) cut a carrier that stopped reading.
+            Inbound::Lost(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                log::warn!("call_id={} carrier stopped reading: {e}", self.call_id);
+                self.finish(ctx, EndReason::CarrierStalled, None);
             }
             Inbound::Lost(e) => {
                 log::info!("call_id={} carrier connection lost: {e}", self.call_id);

@@ -88,6 +88,8 @@ pub enum EndReason {
     CarrierNoStart,
     /// The carrier sent frames we cannot read at all.
     CarrierProtocolError,
+    /// The carrier stopped reading what we send: its queue filled up.
+    CarrierStalled,
     /// The agent closed with 1000 (end_call tool, max duration).
     AgentEnded,
     /// ElevenLabs could not be reached, or dropped, past the reconnect budget.
@@ -114,6 +116,7 @@ impl EndReason {
             EndReason::CarrierTimeout => "carrier_timeout",
             EndReason::CarrierNoStart => "carrier_no_start",
             EndReason::CarrierProtocolError => "carrier_protocol_error",
+            EndReason::CarrierStalled => "carrier_stalled",
             EndReason::AgentEnded => "agent_ended",
             EndReason::ElevenlabsUnavailable => "elevenlabs_unavailable",
             EndReason::ElevenlabsRejected => "elevenlabs_rejected",
@@ -133,6 +136,7 @@ impl EndReason {
                 | EndReason::CarrierTimeout
                 | EndReason::CarrierStop
                 | EndReason::CarrierProtocolError
+                | EndReason::CarrierStalled
         )
     }
 }

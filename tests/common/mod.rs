@@ -45,6 +45,18 @@ pub fn quiet_script() -> AgentScript {
     }
 }
 
+/// The call's recorded end reason, once its record says it ended.
+pub async fn end_reason(h: &Harness, id: &str) -> Value {
+    for _ in 0..40 {
+        let (_, record) = get_json(h, &format!("/calls/{id}")).await;
+        if record["state"] == "ended" {
+            return record["end_reason"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Value::Null
+}
+
 /// A gateway in front of a quiet agent that echoes the caller's audio back.
 pub async fn start_echo(tweak: impl FnOnce(&mut Config)) -> Harness {
     start(
@@ -298,6 +310,12 @@ pub fn assert_gateway_messages_valid(h: &Harness) -> usize {
 
 /// A raw TCP connection upgraded to the call's media WebSocket, for frames no well-behaved client sends.
 pub async fn raw_media_socket(h: &Harness, call_id: &str) -> tokio::net::TcpStream {
+    let sock = tokio::net::TcpStream::connect(h.gw.addr).await.expect("connect");
+    raw_media_socket_on(h, call_id, sock).await
+}
+
+/// `raw_media_socket` over a connection the test opened itself (with its own socket options).
+pub async fn raw_media_socket_on(h: &Harness, call_id: &str, mut sock: tokio::net::TcpStream) -> tokio::net::TcpStream {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let wss = admit(h, call_id).await;
     let path = wss
@@ -305,7 +323,6 @@ pub async fn raw_media_socket(h: &Harness, call_id: &str) -> tokio::net::TcpStre
         .and_then(|(_, rest)| rest.split_once('/'))
         .map(|(_, p)| format!("/{p}"))
         .expect("path");
-    let mut sock = tokio::net::TcpStream::connect(h.gw.addr).await.expect("connect");
     let upgrade = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
