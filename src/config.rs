@@ -155,6 +155,9 @@ pub struct ElevenLabsConfig {
     pub reconnect_window_ms: u64,
     /// Largest frame accepted from ElevenLabs, in bytes.
     pub max_frame_bytes: usize,
+    /// Caller audio ElevenLabs has not acknowledged for this long (it stopped reading) aborts the connection
+    /// (TCP_USER_TIMEOUT), and the call redials within its budget.
+    pub send_timeout_ms: u64,
     /// Secret, from `ELEVENLABS_API_KEY` only.
     #[serde(skip)]
     pub api_key: Option<String>,
@@ -172,6 +175,7 @@ impl Default for ElevenLabsConfig {
             reconnect_attempts: 2,
             reconnect_window_ms: 5_000,
             max_frame_bytes: 1024 * 1024,
+            send_timeout_ms: 30_000,
             api_key: None,
         }
     }

@@ -148,15 +148,20 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
 }
 
 /// Every few seconds: this process's RSS, CPU and FDs with the calls then live, for `/capacity`.
-/// Sets TCP_USER_TIMEOUT on an accepted socket: a peer that stops reading (or vanishes) while we have data
-/// in flight is dropped by the kernel after `ms`, even when the actor writing to it can no longer run.
+/// Bounds how long an accepted connection may hold data we sent that the peer does not acknowledge.
 fn bound_unacknowledged_data(conn: &dyn std::any::Any, ms: u64) {
-    use std::os::fd::AsRawFd;
-    let Some(sock) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
-        return;
-    };
+    if let Some(sock) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Err(e) = set_send_timeout(sock, ms) {
+            log::warn!("carrier: TCP_USER_TIMEOUT not set: {e}");
+        }
+    }
+}
+
+/// Sets TCP_USER_TIMEOUT: a peer that stops reading (or vanishes) while we have data in flight is dropped by
+/// the kernel after `ms`, even when the actor writing to the socket can no longer run.
+pub fn set_send_timeout(sock: &impl std::os::fd::AsRawFd, ms: u64) -> std::io::Result<()> {
     let value = libc::c_uint::try_from(ms).unwrap_or(libc::c_uint::MAX);
-    // SAFETY: setsockopt reads `value` for its size; the fd is the live socket borrowed from actix.
+    // SAFETY: setsockopt reads `value` for its size; the fd is a live socket the caller borrows to us.
     let rc = unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),
@@ -166,8 +171,10 @@ fn bound_unacknowledged_data(conn: &dyn std::any::Any, ms: u64) {
             std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
         )
     };
-    if rc != 0 {
-        log::warn!("carrier: TCP_USER_TIMEOUT not set: {}", std::io::Error::last_os_error());
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 

@@ -191,3 +191,91 @@ async fn an_agent_frame_over_the_limit_is_refused_and_redialled() {
     assert_eq!(h.sim.log.connection_count(), 2, "one redial, then the call ends");
     assert_eq!(end_reason(&h, "BIG-1").await, "elevenlabs_unavailable");
 }
+
+/// A server WebSocket text frame (unmasked).
+fn server_text(payload: &str) -> Vec<u8> {
+    let mut f = vec![0x81u8];
+    match payload.len() {
+        n @ 0..=125 => f.push(n as u8),
+        n => {
+            f.push(126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(payload.as_bytes());
+    f
+}
+
+/// A hand-made agent that completes the upgrade, announces μ-law, then keeps talking (pings) and never
+/// reads again. Its receive buffer is small, so what the gateway sends backs up quickly.
+async fn deaf_agent() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small receive buffer");
+    socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let listener = socket.listen(16).expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    actix_rt::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            actix_rt::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && s.read_exact(&mut byte).await.is_ok() {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let key = head
+                    .lines()
+                    .find_map(|l| {
+                        l.strip_prefix("sec-websocket-key: ")
+                            .or(l.strip_prefix("Sec-WebSocket-Key: "))
+                    })
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                let accept = actix_http::ws::hash_key(key.as_bytes());
+                let answer = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                     Sec-WebSocket-Accept: {}\r\n\r\n",
+                    String::from_utf8_lossy(&accept)
+                );
+                let metadata = r#"{"type":"conversation_initiation_metadata","conversation_initiation_metadata_event":{"conversation_id":"deaf","agent_output_audio_format":"ulaw_8000","user_input_audio_format":"ulaw_8000"}}"#;
+                if s.write_all(answer.as_bytes()).await.is_err() || s.write_all(&server_text(metadata)).await.is_err() {
+                    return;
+                }
+                for id in 1.. {
+                    let ping = format!(r#"{{"type":"ping","ping_event":{{"event_id":{id}}}}}"#);
+                    if s.write_all(&server_text(&ping)).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[actix_rt::test]
+async fn an_agent_that_stops_reading_is_dropped_and_the_call_ends() {
+    let addr = deaf_agent().await;
+    let h = start(quiet_script(), |c| {
+        c.elevenlabs.url = format!("ws://{addr}/v1/convai/conversation");
+        c.elevenlabs.send_timeout_ms = 2000;
+        c.elevenlabs.reconnect_attempts = 0;
+    })
+    .await;
+    let mut conn = dial(&h, "DEAF-AGENT").await;
+    conn.send_start("DEAF-AGENT", "s", AudioFormat::ULAW_8K);
+    // The caller talks; the agent reads none of it (nor the pongs to its pings).
+    let t0 = std::time::Instant::now();
+    let mut terminated = false;
+    while t0.elapsed() < Duration::from_secs(25) && !terminated {
+        conn.send_media(&[0xD5u8; 160]);
+        while let Some((_, heard)) = conn.next(Duration::from_millis(20)).await {
+            terminated |= heard == Heard::Terminate;
+        }
+    }
+    assert!(terminated, "the call was not ended");
+    assert_eq!(end_reason(&h, "DEAF-AGENT").await, "elevenlabs_unavailable");
+}

@@ -35,11 +35,16 @@ thread_local! {
     static CLIENT: RefCell<Option<awc::Client>> = const { RefCell::new(None) };
 }
 
-fn agent_client(timeout: Duration) -> awc::Client {
+fn agent_client(timeout: Duration, send_timeout_ms: u64) -> awc::Client {
     CLIENT.with(|c| {
         c.borrow_mut()
             .get_or_insert_with(|| {
+                let tcp = BoundedSendConnector {
+                    inner: actix_tls::connect::ConnectorService::default(),
+                    send_timeout_ms,
+                };
                 let connector = awc::Connector::new()
+                    .connector(tcp)
                     .limit(0)
                     .timeout(timeout)
                     // A WebSocket cannot ride an h2 connection that the server may offer over TLS.
@@ -50,6 +55,38 @@ fn agent_client(timeout: Duration) -> awc::Client {
     })
 }
 
+/// awc's TCP connector with TCP_USER_TIMEOUT set on every socket it opens: an agent that stops reading what
+/// we send is dropped by the kernel after `send_timeout_ms`, however much actix would otherwise buffer for it.
+#[derive(Clone)]
+struct BoundedSendConnector {
+    inner: actix_tls::connect::ConnectorService,
+    send_timeout_ms: u64,
+}
+
+type TcpConnection = actix_tls::connect::Connection<awc::http::Uri, actix_rt::net::TcpStream>;
+
+impl actix_service::Service<actix_tls::connect::ConnectInfo<awc::http::Uri>> for BoundedSendConnector {
+    type Response = TcpConnection;
+    type Error = actix_tls::connect::ConnectError;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<TcpConnection, Self::Error>>;
+
+    fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        actix_service::Service::<actix_tls::connect::ConnectInfo<awc::http::Uri>>::poll_ready(&self.inner, cx)
+    }
+
+    fn call(&self, req: actix_tls::connect::ConnectInfo<awc::http::Uri>) -> Self::Future {
+        let connecting = self.inner.call(req);
+        let ms = self.send_timeout_ms;
+        Box::pin(async move {
+            let conn = connecting.await?;
+            if let Err(e) = crate::server::set_send_timeout(conn.io_ref(), ms) {
+                log::warn!("elevenlabs: TCP_USER_TIMEOUT not set: {e}");
+            }
+            Ok(conn)
+        })
+    }
+}
+
 fn with_agent_id(url: &str, agent_id: &str) -> String {
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}agent_id={agent_id}")
@@ -58,7 +95,7 @@ fn with_agent_id(url: &str, agent_id: &str) -> String {
 /// Dials the agent and completes the upgrade, within the connect timeout.
 pub async fn dial(cfg: &ElevenLabsConfig, agent_id: &str) -> Result<AgentSocket, GatewayError> {
     let timeout = Duration::from_millis(cfg.connect_timeout_ms);
-    let client = agent_client(timeout);
+    let client = agent_client(timeout, cfg.send_timeout_ms);
     let url = match cfg.auth {
         ElevenLabsAuth::SignedUrl => fetch_signed_url(&client, cfg, agent_id).await?,
         _ => with_agent_id(&cfg.url, agent_id),
