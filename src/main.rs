@@ -104,7 +104,30 @@ enum Command {
 }
 
 fn init_logging(level: &str) {
-    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).try_init();
+    let logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).build();
+    let max = logger.filter();
+    if log::set_boxed_logger(Box::new(CountingLogger(logger))).is_ok() {
+        log::set_max_level(max);
+    }
+}
+
+/// env_logger, and on the way the count of errors that only a log line reports (see
+/// `metrics::count_accept_error`).
+struct CountingLogger(env_logger::Logger);
+
+impl log::Log for CountingLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        websocket_api::metrics::count_accept_error(record);
+        self.0.log(record);
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
 }
 
 fn load_config(cli_path: Option<&PathBuf>) -> Result<Config, ExitCode> {

@@ -3,6 +3,28 @@
 //! are set at scrape time from that actor.
 
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use std::sync::LazyLock;
+
+/// Errors of the listener's accept loop (EMFILE when the descriptor limit is reached, ENFILE, ENOMEM…).
+/// actix-server only logs them, so the process's logger counts them here (`count_accept_error`); one
+/// counter for the process, registered in every `Metrics`.
+pub static ACCEPT_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
+    IntCounter::new(
+        "accept_errors_total",
+        "Errors accepting connections (EMFILE: the descriptor limit is reached); the listener backs off 500 ms",
+    )
+    .expect("constant metric name")
+});
+
+/// Called by the logger with every log record: counts the accept loop's error reports.
+pub fn count_accept_error(record: &log::Record<'_>) {
+    if record.level() == log::Level::Error
+        && record.target().starts_with("actix_server::accept")
+        && record.args().to_string().starts_with("Error accepting connection")
+    {
+        ACCEPT_ERRORS.inc();
+    }
+}
 
 /// Every metric the gateway exports, registered in `registry`.
 pub struct Metrics {
@@ -83,6 +105,7 @@ impl Metrics {
         {
             let _ = r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
         }
+        let _ = r.register(Box::new(ACCEPT_ERRORS.clone()));
         let connect = histogram_vec(
             &r,
             "upstream_connect_seconds",

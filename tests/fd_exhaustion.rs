@@ -1,6 +1,6 @@
 //! Descriptor exhaustion on the real binary: with its open-file limit lowered under it, `accept` fails
-//! with EMFILE. The gateway logs it, does not spin or crash, keeps the live call bridged, and takes new
-//! calls again once descriptors are free.
+//! with EMFILE. The gateway logs and counts it, does not spin or crash, keeps the live call bridged, and
+//! takes new calls again once descriptors are free.
 mod common;
 
 use common::process::{bridged_call, serve};
@@ -88,5 +88,18 @@ async fn emfile_on_accept_spares_the_live_call_and_recovers() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(admitted, "the gateway accepts again once descriptors are free");
+    let metrics = awc::Client::default()
+        .get(format!("{}/metrics", gw.http))
+        .send()
+        .await
+        .expect("/metrics answers")
+        .body()
+        .await
+        .expect("body");
+    let counted = String::from_utf8_lossy(&metrics)
+        .lines()
+        .find_map(|l| l.strip_prefix("wsapi_accept_errors_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(counted.is_some_and(|n| n >= 1.0), "EMFILE is counted: {counted:?}");
     let _after = bridged_call(&gw.http, "FD-AFTER").await;
 }

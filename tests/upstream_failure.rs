@@ -206,9 +206,9 @@ fn server_text(payload: &str) -> Vec<u8> {
     f
 }
 
-/// A hand-made agent that completes the upgrade, announces μ-law, then keeps talking (pings) and never
-/// reads again. Its receive buffer is small, so what the gateway sends backs up quickly.
-async fn deaf_agent() -> std::net::SocketAddr {
+/// A hand-made agent that completes the upgrade, announces μ-law, sends `script`, then keeps talking
+/// (pings) and never reads again. Its receive buffer is small, so what the gateway sends backs up quickly.
+async fn raw_agent(script: Vec<String>) -> std::net::SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(4096).expect("small receive buffer");
@@ -217,6 +217,7 @@ async fn deaf_agent() -> std::net::SocketAddr {
     let addr = listener.local_addr().expect("addr");
     actix_rt::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
+            let script = script.clone();
             actix_rt::spawn(async move {
                 let mut head = Vec::new();
                 let mut byte = [0u8; 1];
@@ -243,6 +244,11 @@ async fn deaf_agent() -> std::net::SocketAddr {
                 if s.write_all(answer.as_bytes()).await.is_err() || s.write_all(&server_text(metadata)).await.is_err() {
                     return;
                 }
+                for text in &script {
+                    if s.write_all(&server_text(text)).await.is_err() {
+                        return;
+                    }
+                }
                 for id in 1.. {
                     let ping = format!(r#"{{"type":"ping","ping_event":{{"event_id":{id}}}}}"#);
                     if s.write_all(&server_text(&ping)).await.is_err() {
@@ -258,7 +264,7 @@ async fn deaf_agent() -> std::net::SocketAddr {
 
 #[actix_rt::test]
 async fn an_agent_that_stops_reading_is_dropped_and_the_call_ends() {
-    let addr = deaf_agent().await;
+    let addr = raw_agent(Vec::new()).await;
     let h = start(quiet_script(), |c| {
         c.elevenlabs.url = format!("ws://{addr}/v1/convai/conversation");
         c.elevenlabs.send_timeout_ms = 2000;
@@ -278,4 +284,39 @@ async fn an_agent_that_stops_reading_is_dropped_and_the_call_ends() {
     }
     assert!(terminated, "the call was not ended");
     assert_eq!(end_reason(&h, "DEAF-AGENT").await, "elevenlabs_unavailable");
+}
+
+#[actix_rt::test]
+async fn malformed_and_unknown_agent_messages_are_skipped_and_counted() {
+    use base64::Engine as _;
+    let good = base64::engine::general_purpose::STANDARD.encode([0x55u8; 160]);
+    let script = vec![
+        "not json at all".to_string(),
+        r#"{"type":"a_future_event","a_future_event":{}}"#.to_string(),
+        r#"{"type":"audio","audio_event":{"audio_base_64":"!!not base64!!","event_id":1}}"#.to_string(),
+        format!(r#"{{"type":"audio","audio_event":{{"audio_base_64":"{good}","event_id":2}}}}"#),
+    ];
+    let addr = raw_agent(script).await;
+    let h = start(quiet_script(), |c| {
+        c.elevenlabs.url = format!("ws://{addr}/v1/convai/conversation")
+    })
+    .await;
+    let mut conn = dial(&h, "JUNK-1").await;
+    conn.send_start("JUNK-1", "s", AudioFormat::ULAW_8K);
+    let heard = listen(&mut conn, Duration::from_millis(800)).await;
+    assert_eq!(
+        audio_of(&heard),
+        vec![0x55u8; 160],
+        "the good audio is played, the rest skipped"
+    );
+    assert!(call_view(&h, "JUNK-1").await.is_some(), "the call goes on");
+    assert_eq!(
+        h.gw.metrics.agent_bad_messages.get(),
+        2,
+        "unreadable JSON and bad base64"
+    );
+    assert!(
+        h.gw.metrics.agent_ignored_events.get() >= 1,
+        "the unknown event is counted"
+    );
 }
