@@ -98,21 +98,29 @@ async fn unreachable_elevenlabs_terminates_the_call() {
     expect_terminate(&h, "DEAD-1").await;
 }
 
-#[actix_rt::test]
-async fn an_error_close_is_retried_then_the_call_ends() {
+/// The agent sends an `error` event and closes with `code`, on every connection.
+async fn failing_agent_ends_the_call(code: u16) {
     let script = AgentScript {
         drop_first: 100,
         drop_after_ms: 100,
-        fail_with_code: Some(1011),
+        fail_with_code: Some(code),
         ..quiet_script()
     };
     let h = start(script, |c| c.elevenlabs.reconnect_attempts = 1).await;
-    expect_terminate(&h, "ERR-1011").await;
-    assert_eq!(
-        h.sim.log.connection_count(),
-        2,
-        "one retry after an internal error (1011)"
-    );
+    let id = format!("ERR-{code}");
+    expect_terminate(&h, &id).await;
+    assert_eq!(h.sim.log.connection_count(), 2, "one retry after close {code}");
+    assert_eq!(end_reason(&h, &id).await, "elevenlabs_unavailable");
+}
+
+#[actix_rt::test]
+async fn an_error_close_is_retried_then_the_call_ends() {
+    failing_agent_ends_the_call(1011).await;
+}
+
+#[actix_rt::test]
+async fn a_protocol_error_close_is_retried_then_the_call_ends() {
+    failing_agent_ends_the_call(1002).await;
 }
 
 #[actix_rt::test]
@@ -319,4 +327,27 @@ async fn malformed_and_unknown_agent_messages_are_skipped_and_counted() {
         h.gw.metrics.agent_ignored_events.get() >= 1,
         "the unknown event is counted"
     );
+}
+
+#[actix_rt::test]
+async fn an_upgrade_without_metadata_times_out_then_the_call_ends() {
+    // The agent accepts the WebSocket but announces nothing for 10 s.
+    let script = AgentScript {
+        metadata_delay_ms: 10_000,
+        ..quiet_script()
+    };
+    let h = start(script, |c| {
+        c.elevenlabs.connect_timeout_ms = 1000;
+        c.elevenlabs.metadata_timeout_ms = 300;
+        c.elevenlabs.reconnect_attempts = 1;
+    })
+    .await;
+    let t0 = std::time::Instant::now();
+    expect_terminate(&h, "NOMETA-1").await;
+    assert!(
+        t0.elapsed() < Duration::from_secs(6),
+        "detected within the metadata timeouts"
+    );
+    assert_eq!(h.sim.log.connection_count(), 2, "one redial, then the call ends");
+    assert_eq!(end_reason(&h, "NOMETA-1").await, "elevenlabs_unavailable");
 }
