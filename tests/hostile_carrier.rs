@@ -92,12 +92,20 @@ async fn more_than_a_hundred_calls_all_reach_elevenlabs() {
 async fn invalid_utf8_and_bad_control_frames_get_their_close_codes() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let h = start(quiet_script(), |_| {}).await;
-    // (frame, expected close code): invalid UTF-8 in a text frame; a ping longer than 125 bytes; a
-    // fragmented ping (control frames may not be fragmented).
+    // (frames, expected close code): invalid UTF-8 in a text frame; a ping longer than 125 bytes; a
+    // fragmented ping (control frames may not be fragmented); fragments passing the message limit; an
+    // orphan continuation.
     let cases = [
         (masked_frame(0x81, &[0xFF, 0xFE, 0xFD]), 1007),
         (masked_frame(0x89, &[0u8; 200]), 1002),
         (masked_frame(0x09, b"ping"), 1002),
+        // Fragments each under the 64 KiB frame limit whose message passes it.
+        (
+            [masked_frame(0x01, &[b'a'; 40_000]), masked_frame(0x00, &[b'a'; 40_000])].concat(),
+            1009,
+        ),
+        // A continuation with no message begun.
+        (masked_frame(0x80, b"orphan"), 1002),
     ];
     for (i, (frame, code)) in cases.into_iter().enumerate() {
         let id = format!("RAW-{i}");
