@@ -371,3 +371,28 @@ async fn a_carrier_reset_mid_call_ends_the_call() {
         "the agent leg is closed with 1000"
     );
 }
+
+#[actix_rt::test]
+async fn events_after_stop_are_ignored() {
+    let h = start_echo(|_| {}).await;
+    let mut conn = dial(&h, "AFTER-STOP").await;
+    conn.send_start("AFTER-STOP", "s", AudioFormat::ULAW_8K);
+    conn.send_media(&[4u8; 160]);
+    assert_eq!(
+        audio_of(&listen(&mut conn, Duration::from_millis(500)).await),
+        vec![4u8; 160]
+    );
+    conn.send_text(r#"{"event":"stop","streamId":"s"}"#.into());
+    conn.send_media(&[5u8; 160]);
+    conn.send_start("AFTER-STOP", "s2", AudioFormat::ULAW_8K);
+    conn.send_text(r#"{"event":"dtmf","dtmf":{"digit":"1"}}"#.into());
+    let heard = listen(&mut conn, Duration::from_millis(800)).await;
+    assert!(audio_of(&heard).is_empty(), "nothing after stop is bridged");
+    assert!(active_becomes(&h, 0, Duration::from_secs(3)).await, "slot released");
+    assert_eq!(end_reason(&h, "AFTER-STOP").await, "carrier_stop");
+    assert_eq!(
+        h.sim.log.connections()[0].audio_chunks,
+        1,
+        "only the audio before stop reached the agent"
+    );
+}
