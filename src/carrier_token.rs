@@ -10,13 +10,14 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// Issues and checks tokens with one secret.
 pub struct CallTokens {
-    key: Vec<u8>,
+    /// The MAC keyed once at start-up; each token clones it.
+    keyed: HmacSha256,
     ttl: Duration,
 }
 
 impl CallTokens {
     /// With no configured secret a random one is made, valid for this process only.
-    pub fn new(secret: Option<&str>, ttl: Duration) -> Self {
+    pub fn new(secret: Option<&str>, ttl: Duration) -> Result<Self, hmac::digest::InvalidLength> {
         let key = match secret {
             Some(s) => s.as_bytes().to_vec(),
             None => {
@@ -25,11 +26,12 @@ impl CallTokens {
                 k
             }
         };
-        CallTokens { key, ttl }
+        let keyed = HmacSha256::new_from_slice(&key)?;
+        Ok(CallTokens { keyed, ttl })
     }
 
     fn mac(&self, call_id: &str, expires: u64) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        let mut mac = self.keyed.clone();
         mac.update(call_id.as_bytes());
         mac.update(b"\n");
         mac.update(expires.to_string().as_bytes());
@@ -72,7 +74,7 @@ mod tests {
 
     #[test]
     fn bound_to_call_and_expiry() {
-        let t = CallTokens::new(Some("s3cret"), Duration::from_secs(30));
+        let t = CallTokens::new(Some("s3cret"), Duration::from_secs(30)).expect("key");
         let tok = t.issue("CALL-1");
         assert!(t.verify("CALL-1", &tok));
         assert!(!t.verify("CALL-2", &tok));
@@ -80,7 +82,7 @@ mod tests {
         assert!(!t.verify("CALL-1", &tok.replace('.', "x")));
         let later = SystemTime::now() + Duration::from_secs(31);
         assert!(!t.verify_at("CALL-1", &tok, later));
-        let other = CallTokens::new(Some("other"), Duration::from_secs(30));
+        let other = CallTokens::new(Some("other"), Duration::from_secs(30)).expect("key");
         assert!(!other.verify("CALL-1", &tok));
     }
 }

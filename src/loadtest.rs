@@ -198,8 +198,8 @@ impl Talk {
         let head = b64
             .get(..8)
             .and_then(|h| base64::engine::general_purpose::STANDARD.decode(h).ok());
-        if let Some(h) = head {
-            let seq = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        if let Some(&[a, b, c, d]) = head.as_deref().and_then(|h| h.get(..4)) {
+            let seq = u32::from_le_bytes([a, b, c, d]) as usize;
             if let Some(s) = self.sent_at.get(seq) {
                 out.rtts.push(at.duration_since(*s).as_secs_f64() * 1000.0);
             }

@@ -8,12 +8,12 @@ use std::sync::LazyLock;
 /// Errors of the listener's accept loop (EMFILE when the descriptor limit is reached, ENFILE, ENOMEM…).
 /// actix-server only logs them, so the process's logger counts them here (`count_accept_error`); one
 /// counter for the process, registered in every `Metrics`.
-pub static ACCEPT_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
+pub static ACCEPT_ERRORS: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
     IntCounter::new(
         "accept_errors_total",
         "Errors accepting connections (EMFILE: the descriptor limit is reached); the listener backs off 500 ms",
     )
-    .expect("constant metric name")
+    .ok()
 });
 
 /// Called by the logger with every log record: counts the accept loop's error reports.
@@ -22,7 +22,9 @@ pub fn count_accept_error(record: &log::Record<'_>) {
         && record.target().starts_with("actix_server::accept")
         && record.args().to_string().starts_with("Error accepting connection")
     {
-        ACCEPT_ERRORS.inc();
+        if let Some(c) = ACCEPT_ERRORS.as_ref() {
+            c.inc();
+        }
     }
 }
 
@@ -67,69 +69,80 @@ pub struct Metrics {
     pub agent_bad_messages: IntCounter,
 }
 
-pub(crate) fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::new(name, help).expect("valid metric name");
-    r.register(Box::new(c.clone())).expect("unique metric");
-    c
+/// Registers `metric` in `r` and hands it back. Fails only on a bad or duplicate name, at start-up.
+fn registered<M: prometheus::core::Collector + Clone + 'static>(r: &Registry, metric: M) -> prometheus::Result<M> {
+    r.register(Box::new(metric.clone()))?;
+    Ok(metric)
 }
 
-pub(crate) fn counter_vec(r: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric name");
-    r.register(Box::new(c.clone())).expect("unique metric");
-    c
+pub(crate) fn counter(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+    registered(r, IntCounter::new(name, help)?)
 }
 
-pub(crate) fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).expect("valid metric name");
-    r.register(Box::new(g.clone())).expect("unique metric");
-    g
+pub(crate) fn counter_vec(r: &Registry, name: &str, help: &str, label: &str) -> prometheus::Result<IntCounterVec> {
+    registered(r, IntCounterVec::new(Opts::new(name, help), &[label])?)
 }
 
-pub(crate) fn histogram_vec(r: &Registry, name: &str, help: &str, label: &str, buckets: Vec<f64>) -> HistogramVec {
-    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), &[label]).expect("valid metric name");
-    r.register(Box::new(h.clone())).expect("unique metric");
-    h
+pub(crate) fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+    registered(r, IntGauge::new(name, help)?)
 }
 
-pub(crate) fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
-    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid metric name");
-    r.register(Box::new(h.clone())).expect("unique metric");
-    h
+pub(crate) fn histogram_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+    buckets: Vec<f64>,
+) -> prometheus::Result<HistogramVec> {
+    registered(
+        r,
+        HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), &[label])?,
+    )
+}
+
+pub(crate) fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> prometheus::Result<Histogram> {
+    registered(
+        r,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?,
+    )
 }
 
 impl Metrics {
-    /// Creates and registers every metric (names are constants: registration cannot fail at run time).
-    pub fn new() -> Metrics {
-        let r = Registry::new_custom(Some("wsapi".into()), None).expect("valid prefix");
+    /// Creates and registers every metric. The names are constants, so this fails only if one is wrong,
+    /// which start-up reports instead of serving without metrics.
+    pub fn new() -> prometheus::Result<Metrics> {
+        let r = Registry::new_custom(Some("wsapi".into()), None)?;
         #[cfg(target_os = "linux")]
         {
             let _ = r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
         }
-        let _ = r.register(Box::new(ACCEPT_ERRORS.clone()));
+        if let Some(c) = ACCEPT_ERRORS.as_ref() {
+            let _ = r.register(Box::new(c.clone()));
+        }
         let connect = histogram_vec(
             &r,
             "upstream_connect_seconds",
             "ElevenLabs dial + upgrade time, by outcome",
             "outcome",
             vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
-        );
+        )?;
         let hop = histogram_vec(
             &r,
             "hop_latency_seconds",
-            "Inside the gateway: carrier frame read to ElevenLabs write; agent frame due to carrier write",
+            "Inside the gateway: carrier frame read to ElevenLabs write; agent frame playable to carrier write",
             "direction",
             vec![
                 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
             ],
-        );
-        let frames = counter_vec(&r, "frames_total", "Audio frames, by direction", "direction");
+        )?;
+        let frames = counter_vec(&r, "frames_total", "Audio frames, by direction", "direction")?;
         let bytes = counter_vec(
             &r,
             "audio_bytes_total",
             "Audio bytes (decoded), by direction",
             "direction",
-        );
-        Metrics {
+        )?;
+        Ok(Metrics {
             hop_carrier_to_agent: hop.with_label_values(&[CARRIER_TO_AGENT]),
             hop_agent_to_carrier: hop.with_label_values(&[AGENT_TO_CARRIER]),
             hop_latency: hop,
@@ -144,81 +157,81 @@ impl Metrics {
                 "refurl_seconds",
                 "Refurl admission answer time inside the gateway",
                 vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
-            ),
-            calls_admitted: counter(&r, "calls_admitted_total", "Calls admitted (refurl or direct upgrade)"),
-            calls_refused: counter_vec(&r, "calls_refused_total", "Calls refused, by reason", "reason"),
-            calls_started: counter(&r, "calls_started_total", "Call actors started (carrier socket open)"),
-            calls_ended: counter_vec(&r, "calls_ended_total", "Calls ended, by end reason", "reason"),
-            calls_active: gauge(&r, "calls_active", "Calls holding a slot (reserved or live)"),
-            calls_cap: gauge(&r, "calls_max_concurrent", "The cap on concurrent calls"),
-            draining: gauge(&r, "draining", "1 while the gateway is draining"),
+            )?,
+            calls_admitted: counter(&r, "calls_admitted_total", "Calls admitted (refurl or direct upgrade)")?,
+            calls_refused: counter_vec(&r, "calls_refused_total", "Calls refused, by reason", "reason")?,
+            calls_started: counter(&r, "calls_started_total", "Call actors started (carrier socket open)")?,
+            calls_ended: counter_vec(&r, "calls_ended_total", "Calls ended, by end reason", "reason")?,
+            calls_active: gauge(&r, "calls_active", "Calls holding a slot (reserved or live)")?,
+            calls_cap: gauge(&r, "calls_max_concurrent", "The cap on concurrent calls")?,
+            draining: gauge(&r, "draining", "1 while the gateway is draining")?,
             call_duration: histogram(
                 &r,
                 "call_duration_seconds",
                 "Call length",
                 vec![1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0],
-            ),
-            interruptions: counter(&r, "interruptions_total", "Barge-ins (agent interruption events)"),
+            )?,
+            interruptions: counter(&r, "interruptions_total", "Barge-ins (agent interruption events)")?,
             stale_audio_dropped: counter(
                 &r,
                 "stale_audio_dropped_total",
                 "Agent audio dropped as older than a barge-in",
-            ),
-            outbound_queue_bytes: gauge(&r, "outbound_queue_bytes", "Agent audio queued for carriers, all calls"),
+            )?,
+            outbound_queue_bytes: gauge(&r, "outbound_queue_bytes", "Agent audio queued for carriers, all calls")?,
             outbound_dropped_bytes: counter(
                 &r,
                 "outbound_dropped_bytes_total",
                 "Agent audio dropped: a call's queue was full",
-            ),
+            )?,
             pacing_resyncs: counter(
                 &r,
                 "pacing_resyncs_total",
-                "Times a pacer fell more than 5 frames behind and restarted its clock",
-            ),
+                "Pacing wake-ups more than 5 frames late (the carrier heard a gap)",
+            )?,
             upstream_connect_seconds: connect,
             upstream_connect_failures: counter(
                 &r,
                 "upstream_connect_failures_total",
                 "ElevenLabs connection attempts that failed",
-            ),
+            )?,
             upstream_reconnects: counter(
                 &r,
                 "upstream_reconnects_total",
                 "ElevenLabs reconnects made within a call's budget",
-            ),
+            )?,
             elevenlabs_ping_ms: histogram(
                 &r,
                 "elevenlabs_ping_ms",
                 "ping_ms reported by ElevenLabs ping events",
                 vec![10.0, 25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0],
-            ),
+            )?,
             carrier_unknown_events: counter(
                 &r,
                 "carrier_unknown_events_total",
                 "Carrier events with an unknown name (ignored)",
-            ),
+            )?,
             carrier_bad_audio: counter(
                 &r,
                 "carrier_bad_audio_total",
                 "Carrier audio payloads that were not base64 or far larger than a frame (dropped)",
-            ),
+            )?,
             carrier_bad_frames: counter(
                 &r,
                 "carrier_bad_frames_total",
                 "Carrier frames that could not be read, and ping floods (connection closed)",
-            ),
+            )?,
             agent_ignored_events: counter(
                 &r,
                 "agent_ignored_events_total",
                 "ElevenLabs message types the bridge does not use",
-            ),
+            )?,
             agent_bad_messages: counter(
                 &r,
                 "agent_bad_messages_total",
                 "ElevenLabs messages that could not be read",
-            ),
+            )?,
             registry: r,
-        }
+        })
     }
 
     /// Prometheus text exposition of everything registered.
@@ -228,12 +241,6 @@ impl Metrics {
             log::warn!("metrics: cannot encode: {e}");
         }
         out
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new()
     }
 }
 

@@ -104,17 +104,17 @@ impl Slots {
     }
 
     /// Refurl admission: reserve a slot for `info.call_id` or refuse. Idempotent for a call already
-    /// admitted, since Mcube may repeat its POST. Returns whether a new reservation was made.
-    pub fn admit(&self, info: CallInfo) -> Result<bool, Refusal> {
+    /// admitted, since Mcube may repeat its POST.
+    pub fn admit(&self, info: CallInfo) -> Result<(), Refusal> {
         let mut t = self.table();
         if t.slots.contains_key(&info.call_id) {
-            return Ok(false);
+            return Ok(());
         }
         t.refuse_if_full()?;
         let deadline = Instant::now() + t.admission_deadline;
         t.expiries.push_back((deadline, info.call_id.clone()));
         t.insert(info, SlotState::Reserved { deadline });
-        Ok(true)
+        Ok(())
     }
 
     /// The carrier's WebSocket arrived for `call_id`: turn its reservation into a claimed slot. With
@@ -151,7 +151,8 @@ impl Slots {
         }
     }
 
-    /// A call ended: its slot is free.
+    /// A call ended (called from the call actor's `stopped`, so every kind of end passes here): its slot
+    /// is free.
     pub fn release(&self, call_id: &str) {
         let mut t = self.table();
         if t.slots.remove(call_id).is_some() {
@@ -323,23 +324,6 @@ impl Actor for CallRegistry {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.reconcile_every, |act, _| act.slots.reconcile());
         ctx.run_interval(RESERVATION_TICK, |act, _| act.slots.expire_reservations());
-    }
-}
-
-/// A call ended (sent from the call actor's `stopped`, so every kind of end passes here).
-pub struct ReleaseSlot {
-    pub call_id: String,
-}
-
-impl Message for ReleaseSlot {
-    type Result = ();
-}
-
-impl Handler<ReleaseSlot> for CallRegistry {
-    type Result = ();
-
-    fn handle(&mut self, msg: ReleaseSlot, _: &mut Context<Self>) {
-        self.slots.release(&msg.call_id);
     }
 }
 

@@ -49,7 +49,7 @@ pub async fn start_database(config: &Config, metrics: &prometheus::Registry) -> 
     let target = DbTarget::parse(&d.url).map_err(std::io::Error::other)?;
     let pool =
         db::pool(&target, d.pool_size, Duration::from_millis(d.connect_timeout_ms)).map_err(std::io::Error::other)?;
-    let stats = Arc::new(DbStats::new(metrics));
+    let stats = Arc::new(DbStats::new(metrics).map_err(std::io::Error::other)?);
     let (spool_path, spool_max, started) = (d.spool_path.clone(), d.spool_max_bytes, now_ms());
     let (p, st) = (pool.clone(), stats.clone());
     let writer = SyncArbiter::start(1, move || {
@@ -81,7 +81,7 @@ pub async fn start_database(config: &Config, metrics: &prometheus::Registry) -> 
 /// `Server` must be polled (spawned or awaited). `handle_signals`: let actix-web stop on SIGINT/SIGTERM by
 /// itself (`serve` handles signals with a drain instead, see `crate::lifecycle`).
 pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gateway, Server)> {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new().map_err(std::io::Error::other)?);
     let database = start_database(&config, &metrics.registry).await?;
     let listener = TcpListener::bind(&config.server.listen)?;
     let addr = listener.local_addr()?;
@@ -105,7 +105,8 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         tokens: CallTokens::new(
             config.carrier.secret.as_deref(),
             Duration::from_secs(config.carrier.token_ttl_seconds),
-        ),
+        )
+        .map_err(std::io::Error::other)?,
         config: Arc::new(config.clone()),
         registry: registry.clone(),
         slots,

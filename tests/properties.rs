@@ -118,11 +118,11 @@ proptest! {
         for (op, id, n) in ops {
             let before = slots.summary().active;
             let admitted = match op {
-                0 => slots.admit(info(id)).map(|new| new as usize),
-                1 => slots.claim(&format!("C{id}"), n % 2 == 0).map(|_| 1),
-                2 => { slots.release(&format!("C{id}")); Ok(0) }
-                3 => { cap_now = n; slots.set_limit(n); Ok(0) }
-                _ => { slots.reconcile(); Ok(0) }
+                0 => slots.admit(info(id)),
+                1 => slots.claim(&format!("C{id}"), n % 2 == 0).map(|_| ()),
+                2 => { slots.release(&format!("C{id}")); Ok(()) }
+                3 => { cap_now = n; slots.set_limit(n); Ok(()) }
+                _ => { slots.reconcile(); Ok(()) }
             };
             let after = slots.summary().active;
             if after > before {

@@ -16,7 +16,7 @@ use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::protocol::elevenlabs::{self as el, ConversationInitiation};
 use crate::protocol::mcube::{CarrierWriter, StreamStart};
-use crate::registry::{CallRegistry, ReleaseSlot};
+use crate::registry::Slots;
 use actix::prelude::*;
 use base64::Engine as _;
 use std::collections::VecDeque;
@@ -43,7 +43,8 @@ const CHECKPOINT_QUIET: Duration = Duration::from_millis(100);
 #[derive(Clone)]
 pub struct CallDeps {
     pub config: Arc<Config>,
-    pub registry: Addr<CallRegistry>,
+    /// The registry's table, where the call gives its slot back.
+    pub slots: Slots,
     pub metrics: Arc<Metrics>,
     /// Where the call's records go (`do_send` only: the media path never waits on the database).
     pub db: Addr<DbBatcher>,
@@ -898,9 +899,7 @@ impl Actor for CallActor {
         m.call_duration.observe(self.started.elapsed().as_secs_f64());
         self.pacer.clear();
         self.sync_queue_gauge();
-        self.deps.registry.do_send(ReleaseSlot {
-            call_id: self.info.call_id.clone(),
-        });
+        self.deps.slots.release(&self.info.call_id);
         let s = &self.stats;
         log::info!(
             "call_id={} ended reason={} duration_ms={} frames_in={} frames_out={} interruptions={} reconnects={} stale_dropped={} inbound_dropped={} queue_dropped_bytes={}",
@@ -967,12 +966,8 @@ impl Handler<CarrierAudio> for CallActor {
     type Result = ();
 
     fn handle(&mut self, msg: CarrierAudio, _: &mut Context<Self>) {
-        let bytes = match &msg.payload {
-            CarrierPayload::Base64(b) => crate::protocol::base64_decoded_len(b) as u64,
-            CarrierPayload::Raw(r) => r.len() as u64,
-        };
         self.stats.frames_in += 1;
-        self.stats.bytes_in += bytes;
+        self.stats.bytes_in += msg.bytes as u64;
         if self.bridge.is_some() && self.agent.is_some() {
             self.forward_upstream(msg.payload, msg.received_at);
         } else if !self.playing_out {

@@ -82,6 +82,11 @@ impl McubeLeg {
     }
 
     fn on_text(&mut self, text: ByteString, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.gone.is_some() {
+            // After `stop` (or once the leg is ending) nothing the carrier sends belongs to the call any more;
+            // with caller audio routed straight to the agent it would otherwise still reach ElevenLabs.
+            return;
+        }
         match parse_event(&text) {
             Ok(CarrierEvent::Media { payload, .. }) => {
                 let b64 = match payload {
@@ -128,6 +133,9 @@ impl McubeLeg {
     /// Hands caller audio to the agent leg when routed there, else to the call; times one frame in
     /// `HOP_SAMPLE_EVERY`.
     fn send_audio(&mut self, payload: CarrierPayload) {
+        if self.gone.is_some() {
+            return;
+        }
         let raw_len = match &payload {
             CarrierPayload::Base64(b64) => base64_decoded_len(b64),
             CarrierPayload::Raw(raw) => raw.len(),
@@ -157,7 +165,14 @@ impl McubeLeg {
                     }
                 }
             }
-            (_, payload) => report_to_call(&self.call, CarrierAudio { payload, received_at }),
+            (_, payload) => report_to_call(
+                &self.call,
+                CarrierAudio {
+                    payload,
+                    bytes: raw_len,
+                    received_at,
+                },
+            ),
         }
     }
 

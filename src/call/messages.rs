@@ -38,6 +38,8 @@ pub struct CarrierStarted {
 pub struct CarrierAudio {
     /// The audio, undecoded.
     pub payload: CarrierPayload,
+    /// Its size decoded, as the leg measured it for its size check.
+    pub bytes: usize,
     /// When the leg read it, for one frame in `HOP_SAMPLE_EVERY` (hop latency is sampled).
     pub received_at: Option<Instant>,
 }

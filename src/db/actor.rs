@@ -37,7 +37,7 @@ pub struct DbStats {
 
 impl DbStats {
     /// Creates the database metrics and registers them in `registry`.
-    pub fn new(registry: &Registry) -> DbStats {
+    pub fn new(registry: &Registry) -> prometheus::Result<DbStats> {
         use crate::metrics::{counter, gauge, histogram};
         let r = registry;
         let write_seconds = histogram(
@@ -45,21 +45,21 @@ impl DbStats {
             "db_write_seconds",
             "Time to store one batch of records",
             vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
-        );
-        DbStats {
-            written: counter(r, "db_writes_total", "Record writes stored in the database"),
-            spooled: counter(r, "db_spooled_total", "Record writes that went to the spool"),
-            replayed: counter(r, "db_replayed_total", "Spooled record writes later stored"),
+        )?;
+        Ok(DbStats {
+            written: counter(r, "db_writes_total", "Record writes stored in the database")?,
+            spooled: counter(r, "db_spooled_total", "Record writes that went to the spool")?,
+            replayed: counter(r, "db_replayed_total", "Spooled record writes later stored")?,
             lost: counter(
                 r,
                 "db_lost_total",
                 "Record writes lost: the spool was full or unwritable",
-            ),
-            failures: counter(r, "db_failures_total", "Failed attempts to reach or write the database"),
-            spool_bytes: gauge(r, "db_spool_bytes", "Bytes waiting in the spool"),
-            up: gauge(r, "db_up", "1 while the database answers"),
+            )?,
+            failures: counter(r, "db_failures_total", "Failed attempts to reach or write the database")?,
+            spool_bytes: gauge(r, "db_spool_bytes", "Bytes waiting in the spool")?,
+            up: gauge(r, "db_up", "1 while the database answers")?,
             write_seconds,
-        }
+        })
     }
 }
 

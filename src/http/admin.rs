@@ -334,7 +334,7 @@ mod tests {
         let mut config = Config::default();
         config.admin.token = token.map(str::to_string);
         config.database.url = format!("sqlite://{}/wsapi-admin-unit/calls.db", std::env::temp_dir().display());
-        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new().expect("metrics"));
         let db = crate::server::start_database(&config, &metrics.registry)
             .await
             .expect("db");
@@ -344,7 +344,7 @@ mod tests {
             slots: registry.slots(),
             registry: actix::Actor::start(registry),
             metrics,
-            tokens: crate::carrier_token::CallTokens::new(None, Duration::from_secs(1)),
+            tokens: crate::carrier_token::CallTokens::new(None, Duration::from_secs(1)).expect("key"),
             public_url: String::new(),
             db: db.batcher,
             pool: db.pool,

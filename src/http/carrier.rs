@@ -125,7 +125,7 @@ async fn answer_refurl(body: web::Bytes, state: &web::Data<AppState>) -> HttpRes
     };
     let info_copy = info.clone();
     match state.slots.admit(info) {
-        Ok(_) => {
+        Ok(()) => {
             state.metrics.calls_admitted.inc();
             let token = state.tokens.issue(&call_id);
             let wss_url = format!("{}/ws/mcube/{call_id}?token={token}", state.public_url);
@@ -286,7 +286,7 @@ pub async fn media_socket(
     };
     let deps = CallDeps {
         config: cfg.clone(),
-        registry: state.registry.clone(),
+        slots: state.slots.clone(),
         metrics: state.metrics.clone(),
         db: state.db.clone(),
     };
