@@ -70,7 +70,10 @@ fn fifty_calls_for_five_seconds() {
     let per_call = &report["gateway"]["per_call"];
     let fds = per_call["fds"].as_f64().expect("fds per call measured");
     assert!((1.5..=2.5).contains(&fds), "two sockets per call, got {fds}");
-    assert!(per_call["rss_bytes"].as_f64().is_some_and(|b| b > 0.0));
+    // RSS is read from /proc. Per call it is a difference of two samples: with 50 calls on mimalloc, which
+    // returns start-up memory lazily, it can come out as 0, so only the readings themselves must be there.
+    assert!(report["gateway"]["loaded"]["rss_bytes"].as_u64().is_some_and(|b| b > 0));
+    assert!(per_call["rss_bytes"].as_f64().is_some_and(|b| b >= 0.0));
     assert!(report["hop_ms"]["carrier_to_agent"].is_array());
 
     // The saved report is a capacity profile.
