@@ -59,3 +59,28 @@ fn the_unit_has_what_an_operator_relies_on() {
         );
     }
 }
+
+#[test]
+fn the_unit_keeps_records_private_and_outlasts_the_worst_stop() {
+    assert_eq!(
+        setting("UMask"),
+        Some("0077"),
+        "records hold phone numbers and transcripts"
+    );
+    assert_eq!(setting("StateDirectoryMode"), Some("0700"));
+    assert!(
+        setting("RestartPreventExitStatus").is_some_and(|v| v.split_whitespace().any(|c| c == "64")),
+        "a bad configuration (exit 64) must not crash-loop"
+    );
+    // The worst stop: the whole drain, the grace for the calls told to end, the final flush, and the
+    // HTTP server's own shutdown.
+    let c = websocket_api::config::Config::default();
+    let worst_ms = c.server.drain_timeout_ms + 5_000 + 100 + 30_000 + 5_000;
+    let stop = setting("TimeoutStopSec")
+        .and_then(|v| v.trim_end_matches('s').parse::<u64>().ok())
+        .expect("TimeoutStopSec");
+    assert!(
+        stop * 1000 > worst_ms,
+        "TimeoutStopSec {stop}s <= worst-case stop {worst_ms} ms"
+    );
+}

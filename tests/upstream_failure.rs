@@ -197,24 +197,10 @@ async fn an_agent_frame_over_the_limit_is_refused_and_redialled() {
     assert_eq!(end_reason(&h, "BIG-1").await, "elevenlabs_unavailable");
 }
 
-/// A server WebSocket text frame (unmasked).
-fn server_text(payload: &str) -> Vec<u8> {
-    let mut f = vec![0x81u8];
-    match payload.len() {
-        n @ 0..=125 => f.push(n as u8),
-        n => {
-            f.push(126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(payload.as_bytes());
-    f
-}
-
 /// A hand-made agent that completes the upgrade, announces μ-law, sends `script`, then keeps talking
 /// (pings) and never reads again. Its receive buffer is small, so what the gateway sends backs up quickly.
 async fn raw_agent(script: Vec<String>) -> std::net::SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(4096).expect("small receive buffer");
     socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
@@ -224,29 +210,11 @@ async fn raw_agent(script: Vec<String>) -> std::net::SocketAddr {
         while let Ok((mut s, _)) = listener.accept().await {
             let script = script.clone();
             actix_rt::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && s.read_exact(&mut byte).await.is_ok() {
-                    head.push(byte[0]);
+                if !accept_ws_upgrade(&mut s).await {
+                    return;
                 }
-                let head = String::from_utf8_lossy(&head).to_string();
-                let key = head
-                    .lines()
-                    .find_map(|l| {
-                        l.strip_prefix("sec-websocket-key: ")
-                            .or(l.strip_prefix("Sec-WebSocket-Key: "))
-                    })
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string();
-                let accept = actix_http::ws::hash_key(key.as_bytes());
-                let answer = format!(
-                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                     Sec-WebSocket-Accept: {}\r\n\r\n",
-                    String::from_utf8_lossy(&accept)
-                );
                 let metadata = r#"{"type":"conversation_initiation_metadata","conversation_initiation_metadata_event":{"conversation_id":"deaf","agent_output_audio_format":"ulaw_8000","user_input_audio_format":"ulaw_8000"}}"#;
-                if s.write_all(answer.as_bytes()).await.is_err() || s.write_all(&server_text(metadata)).await.is_err() {
+                if s.write_all(&server_text(metadata)).await.is_err() {
                     return;
                 }
                 for text in &script {

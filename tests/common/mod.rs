@@ -339,6 +339,77 @@ pub async fn raw_media_socket_on(h: &Harness, call_id: &str, mut sock: tokio::ne
     sock
 }
 
+/// A server WebSocket text frame (unmasked).
+pub fn server_text(payload: &str) -> Vec<u8> {
+    let mut f = vec![0x81u8];
+    match payload.len() {
+        n @ 0..=125 => f.push(n as u8),
+        n => {
+            f.push(126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(payload.as_bytes());
+    f
+}
+
+/// Reads a WebSocket upgrade request off `s` and answers 101: the server side of a hand-made peer.
+pub async fn accept_ws_upgrade(s: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && s.read_exact(&mut byte).await.is_ok() {
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let key = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("sec-websocket-key: ")
+                .or(l.strip_prefix("Sec-WebSocket-Key: "))
+        })
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let accept = actix_http::ws::hash_key(key.as_bytes());
+    let answer = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        String::from_utf8_lossy(&accept)
+    );
+    s.write_all(answer.as_bytes()).await.is_ok()
+}
+
+/// Reads one client (masked) frame: its opcode and unmasked payload; `None` when the stream ends.
+pub async fn read_client_frame(s: &mut tokio::net::TcpStream) -> Option<(u8, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).await.ok()?;
+    let len = match head[1] & 0x7F {
+        126 => {
+            let mut b = [0u8; 2];
+            s.read_exact(&mut b).await.ok()?;
+            u64::from(u16::from_be_bytes(b))
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            s.read_exact(&mut b).await.ok()?;
+            u64::from_be_bytes(b)
+        }
+        n => u64::from(n),
+    };
+    let mut mask = [0u8; 4];
+    if head[1] & 0x80 != 0 {
+        s.read_exact(&mut mask).await.ok()?;
+    }
+    let mut payload = vec![0u8; usize::try_from(len).ok()?];
+    s.read_exact(&mut payload).await.ok()?;
+    for (i, b) in payload.iter_mut().enumerate() {
+        *b ^= mask[i % 4];
+    }
+    Some((head[0] & 0x0F, payload))
+}
+
 /// A client (masked) WebSocket frame.
 pub fn masked_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
     let mask = [0x11u8, 0x22, 0x33, 0x44];

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 pub struct Served {
     pub child: Child,
     pub http: String,
+    /// Log lines up to and including the address line.
+    pub early_log: Vec<String>,
     /// Log lines after the address line.
     pub log: mpsc::Receiver<String>,
 }
@@ -17,6 +19,16 @@ pub struct Served {
 /// Starts `websocket_api serve` with `WSAPI__…` overrides (an empty config file otherwise) and waits for its
 /// "listening on" line.
 pub fn serve(config_dir: &std::path::Path, overrides: &[(&str, &str)]) -> Served {
+    serve_limited(config_dir, overrides, None)
+}
+
+/// `serve` with its address space capped at `max_address_space` bytes (RLIMIT_AS), so a runaway allocation
+/// aborts the process as it would on a box with that much memory.
+pub fn serve_limited(
+    config_dir: &std::path::Path,
+    overrides: &[(&str, &str)],
+    max_address_space: Option<u64>,
+) -> Served {
     let empty = config_dir.join("empty.toml");
     std::fs::write(&empty, "").expect("empty config file");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_websocket_api"));
@@ -33,6 +45,23 @@ pub fn serve(config_dir: &std::path::Path, overrides: &[(&str, &str)]) -> Served
         .stderr(Stdio::piped());
     for (k, v) in overrides {
         cmd.env(k, v);
+    }
+    if let Some(bytes) = max_address_space {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else of the parent's.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: bytes,
+                    rlim_max: bytes,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &lim) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
     }
     let mut child = cmd.spawn().expect("binary starts");
     let stderr = child.stderr.take().expect("stderr");
@@ -52,6 +81,7 @@ pub fn serve(config_dir: &std::path::Path, overrides: &[(&str, &str)]) -> Served
                 return Served {
                     child,
                     http: format!("http://{addr}"),
+                    early_log: seen,
                     log: rx,
                 };
             }
