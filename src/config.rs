@@ -60,6 +60,12 @@ pub struct ServerConfig {
     /// Data we sent that a peer has not acknowledged for this long (it stopped reading, or vanished) aborts
     /// its connection (TCP_USER_TIMEOUT on every accepted socket).
     pub send_timeout_ms: u64,
+    /// Kernel send buffer of each accepted socket (SO_SNDBUF); 0 leaves the kernel's autotuning. A bound
+    /// caps how much audio can pile up for a carrier that stopped reading before its queue says so.
+    pub send_buffer_bytes: usize,
+    /// Proxies (IPs or CIDR blocks) whose `X-Forwarded-For` is believed: behind one, the carrier
+    /// allow-list sees the carrier, not the proxy.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +79,8 @@ impl Default for ServerConfig {
             interrupt_drain_timeout_ms: 5_000,
             request_timeout_ms: 5_000,
             send_timeout_ms: 30_000,
+            send_buffer_bytes: 0,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -188,8 +196,10 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Where records go while the database cannot take them (append-only, replayed later).
     pub spool_path: String,
-    /// The spool's cap; past it records are lost (logged and counted).
+    /// The spool's cap (and the dead-letter file's); past it records are lost (logged and counted).
     pub spool_max_bytes: u64,
+    /// Where rows the database refuses (and always will) are kept, with its error.
+    pub dead_letter_path: String,
     /// Pooled connections (one writer plus readers for the admin endpoints).
     pub pool_size: u32,
     /// Longest wait for a connection before a write is spooled or a read answers 503.
@@ -208,6 +218,7 @@ impl Default for DatabaseConfig {
             url: "sqlite://data/websocket_api.db".into(),
             spool_path: "data/websocket_api.spool".into(),
             spool_max_bytes: 256 * 1024 * 1024,
+            dead_letter_path: "data/websocket_api.dead-letter".into(),
             pool_size: 4,
             connect_timeout_ms: 2_000,
             batch_max: 256,
@@ -217,12 +228,24 @@ impl Default for DatabaseConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Secret, from `WSAPI__ADMIN__TOKEN` only.
+    /// The admin listener (admin endpoints, metrics, health), apart from the carrier-facing one.
+    pub listen: String,
+    /// Secret, from `WSAPI__ADMIN__TOKEN` only. With it, the admin endpoints need it as a bearer token on
+    /// both listeners; without it they are served on `listen` only.
     #[serde(skip)]
     pub token: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: "127.0.0.1:7901".into(),
+            token: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -230,6 +253,9 @@ pub struct AdminConfig {
 pub struct CarrierConfig {
     /// Reject WebSocket upgrades that lack a valid per-call token.
     pub require_token: bool,
+    /// Serve carriers on a non-loopback address with no static token and no `allowed_ips`: anyone who
+    /// reaches the port can then place calls. Off, such a configuration is refused (exit 64).
+    pub allow_unauthenticated: bool,
     /// Lifetime of the per-call token handed out in `wss_url`.
     pub token_ttl_seconds: u64,
     /// Carrier addresses (IPs or CIDR blocks) allowed on the refurl and the media socket; empty means any.
@@ -249,6 +275,7 @@ impl Default for CarrierConfig {
     fn default() -> Self {
         CarrierConfig {
             require_token: true,
+            allow_unauthenticated: false,
             token_ttl_seconds: 30,
             allowed_ips: Vec::new(),
             allowed_origins: Vec::new(),
@@ -355,12 +382,18 @@ impl Config {
                 problems.push(msg)
             }
         };
+        for (name, addr) in [
+            ("server.listen", &self.server.listen),
+            ("admin.listen", &self.admin.listen),
+        ] {
+            bad(
+                addr.parse::<std::net::SocketAddr>().is_err(),
+                format!("{name}: '{addr}' is not an address like 127.0.0.1:7900"),
+            );
+        }
         bad(
-            self.server.listen.parse::<std::net::SocketAddr>().is_err(),
-            format!(
-                "server.listen: '{}' is not an address like 0.0.0.0:7900",
-                self.server.listen
-            ),
+            self.admin.listen == self.server.listen && !self.server.listen.ends_with(":0"),
+            "admin.listen: must differ from server.listen (the admin API has a listener of its own)".into(),
         );
         let pu = &self.server.public_url;
         bad(
@@ -417,15 +450,22 @@ impl Config {
             self.database.batch_max == 0,
             "database.batch_max: must be at least 1".into(),
         );
-        bad(
-            self.database.spool_path.is_empty(),
-            "database.spool_path: must name a file".into(),
-        );
-        for ip in &self.carrier.allowed_ips {
-            bad(
-                crate::http::access::parse_net(ip).is_none(),
-                format!("carrier.allowed_ips: '{ip}' is not an IP address or CIDR block"),
-            );
+        for (name, path) in [
+            ("database.spool_path", &self.database.spool_path),
+            ("database.dead_letter_path", &self.database.dead_letter_path),
+        ] {
+            bad(path.is_empty(), format!("{name}: must name a file"));
+        }
+        for (name, nets) in [
+            ("carrier.allowed_ips", &self.carrier.allowed_ips),
+            ("server.trusted_proxies", &self.server.trusted_proxies),
+        ] {
+            for ip in nets {
+                bad(
+                    crate::http::access::parse_net(ip).is_none(),
+                    format!("{name}: '{ip}' is not an IP address or CIDR block"),
+                );
+            }
         }
         let db = &self.database.url;
         bad(
@@ -449,9 +489,41 @@ impl Config {
         p
     }
 
-    /// The effective configuration as TOML with secrets shown only as set/unset.
+    /// What would leave the gateway open to anyone who reaches it; `serve` and `check-config` refuse to go on
+    /// (exit 64) while there is any. A loopback address (the demo, a proxy on the same host) is not open.
+    pub fn exposure_problems(&self) -> Vec<String> {
+        let public = |addr: &str| {
+            addr.parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| !a.ip().is_loopback())
+        };
+        let c = &self.carrier;
+        let unauthenticated = c.static_token.is_none() && c.allowed_ips.is_empty();
+        let mut p = Vec::new();
+        if public(&self.server.listen) && unauthenticated && !c.allow_unauthenticated {
+            p.push(format!(
+                "server.listen: {} takes carriers from other hosts, but nothing authenticates them: anyone who \
+                 reaches it can place calls (and run up the ElevenLabs bill). Set {ENV_CARRIER_STATIC_TOKEN} or \
+                 carrier.allowed_ips, listen on 127.0.0.1 behind a proxy, or set carrier.allow_unauthenticated = \
+                 true to accept that on purpose",
+                self.server.listen
+            ));
+        }
+        if public(&self.admin.listen) && self.admin.token.is_none() {
+            p.push(format!(
+                "admin.listen: {} serves the admin API (live calls, hang-ups, the cap) to other hosts without \
+                 {ENV_ADMIN_TOKEN}; set one, or listen on 127.0.0.1",
+                self.admin.listen
+            ));
+        }
+        p
+    }
+
+    /// The effective configuration as TOML with secrets shown only as set/unset, and credentials inside URLs
+    /// (a database password, a token in a query) masked.
     pub fn redacted_toml(&self) -> String {
-        let body = toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
+        let mut value = toml::Value::try_from(self).unwrap_or(toml::Value::Table(Default::default()));
+        redact_urls(&mut value);
+        let body = toml::to_string_pretty(&value).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
         let secret = |s: &Option<String>| {
             if s.is_some() {
                 "set (redacted)"
@@ -466,6 +538,60 @@ impl Config {
             secret(&self.carrier.secret),
             secret(&self.carrier.static_token),
         )
+    }
+}
+
+/// Query parameters whose values are credentials.
+const SECRET_PARAMS: [&str; 8] = [
+    "token",
+    "key",
+    "api_key",
+    "secret",
+    "password",
+    "signature",
+    "sig",
+    "conversation_signature",
+];
+
+/// `scheme://user:password@host/path?token=…` with the password and secret-looking query values masked.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority_end, _) = rest
+        .char_indices()
+        .find(|(_, c)| matches!(c, '/' | '?' | '#'))
+        .unwrap_or((rest.len(), ' '));
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{name}:***@{host}"),
+            None => format!("{user}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if SECRET_PARAMS.contains(&k.to_ascii_lowercase().as_str()) => format!("{k}=***"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+fn redact_urls(v: &mut toml::Value) {
+    match v {
+        toml::Value::String(s) if s.contains("://") => *s = redact_url(s),
+        toml::Value::Table(t) => t.iter_mut().for_each(|(_, v)| redact_urls(v)),
+        toml::Value::Array(a) => a.iter_mut().for_each(redact_urls),
+        _ => {}
     }
 }
 
@@ -667,6 +793,45 @@ mod tests {
                 "config/websocket_api.toml does not document {k}"
             );
         }
+    }
+
+    #[test]
+    fn url_credentials_are_masked() {
+        assert_eq!(
+            redact_url("postgres://gw:hunter2@db:5432/calls?sslmode=require"),
+            "postgres://gw:***@db:5432/calls?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("wss://el.example/v1?agent_id=a&token=t0p&Signature=s"),
+            "wss://el.example/v1?agent_id=a&token=***&Signature=***"
+        );
+        assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+        assert_eq!(redact_url("postgres://gw@db/calls"), "postgres://gw@db/calls");
+    }
+
+    #[test]
+    fn an_open_carrier_port_is_an_exposure_unless_meant() {
+        let with = |pairs: &[(&str, &str)]| Config::from_parts("", &env(pairs)).expect("valid").exposure_problems();
+        let open = with(&[]);
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert!(open[0].contains("allow_unauthenticated"));
+        assert!(with(&[("WSAPI__SERVER__LISTEN", "127.0.0.1:7900")]).is_empty());
+        assert!(with(&[("WSAPI__SERVER__LISTEN", "[::1]:7900")]).is_empty());
+        assert!(with(&[("WSAPI__CARRIER__STATIC_TOKEN", "t")]).is_empty());
+        assert!(with(&[("WSAPI__CARRIER__ALLOW_UNAUTHENTICATED", "true")]).is_empty());
+        let listed = Config::from_parts("[carrier]\nallowed_ips = [\"203.0.113.0/24\"]\n", &env(&[])).expect("valid");
+        assert!(listed.exposure_problems().is_empty());
+        let admin = with(&[
+            ("WSAPI__SERVER__LISTEN", "127.0.0.1:7900"),
+            ("WSAPI__ADMIN__LISTEN", "0.0.0.0:7901"),
+        ]);
+        assert!(admin.len() == 1 && admin[0].contains("admin.listen"), "{admin:?}");
+        assert!(with(&[
+            ("WSAPI__SERVER__LISTEN", "127.0.0.1:7900"),
+            ("WSAPI__ADMIN__LISTEN", "0.0.0.0:7901"),
+            ("WSAPI__ADMIN__TOKEN", "t")
+        ])
+        .is_empty());
     }
 
     #[test]

@@ -36,6 +36,7 @@ const DEFAULT_DB: &str = "sqlite://data/websocket_api.db";
 fn demo_config(agent_url: &str, calls: usize) -> Config {
     let mut cfg = Config::default();
     cfg.server.listen = "127.0.0.1:0".into();
+    cfg.admin.listen = "127.0.0.1:0".into();
     cfg.server.public_url = String::new();
     cfg.server.workers = 2;
     cfg.calls.max_concurrent_calls = calls.max(1);
@@ -54,7 +55,10 @@ pub async fn run(calls: usize, seconds: f64) -> Result<DemoOutcome, String> {
         .await
         .map_err(|e| format!("gateway: {e}"))?;
     actix_rt::spawn(gw_server);
-    println!("gateway        {} (refurl POST {}/mcube/call)", gw.addr, gw.http_url);
+    println!(
+        "gateway        {} (refurl POST {}/mcube/call; admin API {})",
+        gw.addr, gw.http_url, gw.admin_url
+    );
     println!(
         "agent sim      {} (formats pcm_16000 in/out: the gateway transcodes to/from 8 kHz μ-law)",
         sim.url
@@ -138,13 +142,13 @@ pub async fn run(calls: usize, seconds: f64) -> Result<DemoOutcome, String> {
             "demo FAILED: a call was not bridged both ways"
         }
     );
-    gw.server.stop(true).await;
+    gw.stop().await;
     sim.server.stop(false).await;
     Ok(DemoOutcome { reports, ok })
 }
 
 async fn print_history(gw: &Gateway, n: usize) {
-    let url = format!("{}/calls/history?limit={n}", gw.http_url);
+    let url = format!("{}/calls/history?limit={n}", gw.admin_url);
     let Ok(mut resp) = awc::Client::default().get(url).send().await else {
         return;
     };
@@ -168,7 +172,7 @@ async fn print_history(gw: &Gateway, n: usize) {
 
 async fn print_calls_snapshot(gw: &Gateway) {
     let client = awc::Client::default();
-    match client.get(format!("{}/calls", gw.http_url)).send().await {
+    match client.get(format!("{}/calls", gw.admin_url)).send().await {
         Ok(mut resp) => match resp.json::<serde_json::Value>().await {
             Ok(v) => {
                 println!(

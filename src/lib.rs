@@ -3,6 +3,8 @@
 //!
 //! Layout:
 //! - `config`: TOML + `WSAPI__SECTION__KEY` overrides, secrets from the environment, validation.
+//! - `values`: typed, bounded values for everything a carrier, ElevenLabs or an admin sends, made where it
+//!   enters.
 //! - `error`: errors tagged by side (carrier, elevenlabs, db, internal).
 //! - `registry`: the `CallRegistry` actor — admission, the cap, slots, the live-call list.
 //! - `call`: the `CallActor` per call and its two legs, `McubeLeg` and `ElevenLabsLeg`.
@@ -35,4 +37,5 @@ pub mod protocol;
 pub mod registry;
 pub mod server;
 pub mod sim;
+pub mod values;
 pub mod ws_frames;

@@ -18,6 +18,27 @@ pub const FD_MARGIN: u64 = 64;
 /// FDs per call: the carrier's socket and the ElevenLabs socket.
 pub const FDS_PER_CALL: u64 = 2;
 
+/// After the drain deadline, how long calls told to end have to finish.
+const END_GRACE: Duration = Duration::from_secs(5);
+/// Time for the ended calls' final records to reach the batcher.
+const RECORD_SETTLE: Duration = Duration::from_millis(100);
+/// The longest wait for every record to be stored (or spooled).
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest a stop can take with `config`: the whole drain, the grace for the calls told to end, the
+/// final flush of the records and the listeners' shutdown. A service manager's stop timeout must be above it.
+pub fn worst_case_stop(config: &Config) -> Duration {
+    Duration::from_millis(
+        config
+            .server
+            .drain_timeout_ms
+            .max(config.server.interrupt_drain_timeout_ms),
+    ) + END_GRACE
+        + RECORD_SETTLE
+        + FLUSH_TIMEOUT
+        + server::SHUTDOWN_TIMEOUT
+}
+
 /// What the start-up check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FdLimits {
@@ -78,12 +99,14 @@ fn notify(state: &[NotifyState]) {
 pub async fn run(config: Config, config_path: PathBuf, explicit_path: bool) -> std::io::Result<()> {
     let (gw, server) = server::start(config.clone(), false).await?;
     log::info!(
-        "websocket_api listening on {} (carrier wss base {})",
+        "websocket_api listening on {} (carrier wss base {}); admin on {}",
         gw.addr,
-        gw.public_url
+        gw.public_url,
+        gw.admin_addr
     );
     let server_task = actix_rt::spawn(server);
     notify(&[NotifyState::Ready]);
+    gw.replay_spool();
     start_watchdog(&gw);
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -149,18 +172,18 @@ pub async fn drain(gw: &Gateway, deadline: Duration) {
             .await
             .unwrap_or(0);
         log::info!("drain deadline reached: ending {told} live call(s)");
-        let grace = Instant::now() + Duration::from_secs(5);
+        let grace = Instant::now() + END_GRACE;
         while Instant::now() < grace && active(gw).await > 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
     // Give the ended calls' final records a moment to reach the batcher, then flush them all.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    match tokio::time::timeout(Duration::from_secs(30), gw.db.send(FlushAll)).await {
+    tokio::time::sleep(RECORD_SETTLE).await;
+    match tokio::time::timeout(FLUSH_TIMEOUT, gw.db.send(FlushAll)).await {
         Ok(Ok(Ok(true))) => log::info!("drain: every call record stored"),
         _ => log::warn!("drain: some call records are in the spool; they are replayed at the next start"),
     }
-    gw.server.stop(true).await;
+    gw.stop().await;
 }
 
 async fn active(gw: &Gateway) -> usize {
@@ -188,9 +211,9 @@ async fn reload(gw: &Gateway, path: &std::path::Path, explicit: bool, current: &
                 });
                 log::info!("SIGHUP: {key} = {} applied", new.calls.max_concurrent_calls);
             }
-            "carrier.allowed_ips" | "carrier.allowed_origins" => {
+            "carrier.allowed_ips" | "carrier.allowed_origins" | "server.trusted_proxies" => {
                 if let Ok(mut access) = gw.access.write() {
-                    *access = crate::http::access::CarrierAccess::from_config(&new.carrier);
+                    *access = crate::http::access::CarrierAccess::from_config(&new);
                 }
                 log::info!("SIGHUP: {key} applied");
             }

@@ -22,8 +22,10 @@ use std::time::{Duration, Instant};
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
-    /// `http://host:port` of the gateway.
+    /// `http://host:port` of the gateway (its carrier-facing listener).
     pub target: String,
+    /// `http://host:port` of the gateway's admin listener, for its `/metrics`.
+    pub admin: String,
     pub calls: usize,
     /// New calls per second.
     pub ramp_per_s: f64,
@@ -284,9 +286,9 @@ async fn one_call(opts: LoadOptions, id: String, start_at: Instant) -> CallOutco
 /// Bytes a transcoded round trip may come back short by without a frame being lost.
 const TRANSCODE_SLACK_BYTES: u64 = 32;
 
-async fn scrape_hops(target: &str) -> BTreeMap<String, (f64, f64)> {
+async fn scrape_hops(admin: &str) -> BTreeMap<String, (f64, f64)> {
     let mut hops = BTreeMap::new();
-    let Ok(mut resp) = awc::Client::default().get(format!("{target}/metrics")).send().await else {
+    let Ok(mut resp) = awc::Client::default().get(format!("{admin}/metrics")).send().await else {
         return hops;
     };
     let Ok(body) = resp.body().limit(16 << 20).await else {
@@ -433,7 +435,7 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
         report.refurl_ms = spread;
         report.admitted = admitted;
         report.refused = refused;
-        report.hop_ms = scrape_hops(&opts.target).await;
+        report.hop_ms = scrape_hops(&opts.admin).await;
         return report;
     }
     let t0 = Instant::now();
@@ -485,7 +487,7 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
     report.round_trip_ms = Spread::of(rtts);
     report.max_gap_ms = Spread::of(gaps);
     report.ramp_per_s_achieved = opts.calls as f64 / ramp_s.max(0.001);
-    report.hop_ms = scrape_hops(&opts.target).await;
+    report.hop_ms = scrape_hops(&opts.admin).await;
     if let Some((pid, base, a, b, window)) = measured {
         let live = report.admitted.max(1);
         let cpu_cores = (b.cpu_seconds - a.cpu_seconds) / window;

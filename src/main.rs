@@ -43,7 +43,7 @@ enum Command {
     },
     /// A standalone ElevenLabs Agents WebSocket server speaking the real protocol.
     SimulateAgent {
-        #[arg(long, default_value = "127.0.0.1:7901")]
+        #[arg(long, default_value = "127.0.0.1:7910")]
         listen: String,
         /// Both formats at once (e.g. ulaw_8000, pcm_16000); overridden by the two below.
         #[arg(long)]
@@ -68,9 +68,12 @@ enum Command {
     Migrate,
     /// Simulated Mcube carriers against a running gateway (with `simulate-agent --echo` behind it).
     Loadtest {
-        /// The gateway, e.g. http://127.0.0.1:7900
+        /// The gateway's carrier-facing listener, e.g. http://127.0.0.1:7900
         #[arg(long)]
         target: String,
+        /// The gateway's admin listener, for its /metrics.
+        #[arg(long, default_value = "http://127.0.0.1:7901")]
+        admin: String,
         #[arg(long, default_value_t = 100)]
         calls: usize,
         /// New calls per second.
@@ -95,7 +98,8 @@ enum Command {
         /// A `loadtest --json` report to take the per-call cost from.
         #[arg(long)]
         profile: Option<PathBuf>,
-        /// Ask a running gateway instead (its GET /capacity).
+        /// Ask a running gateway instead (GET /capacity on its admin listener, e.g. http://127.0.0.1:7901;
+        /// with an admin token, WSAPI__ADMIN__TOKEN is sent as the bearer).
         #[arg(long)]
         target: Option<String>,
         #[arg(long)]
@@ -154,6 +158,7 @@ fn main() -> ExitCode {
         Command::Migrate => migrate(cli.config.as_ref()),
         Command::Loadtest {
             target,
+            admin,
             calls,
             ramp,
             seconds,
@@ -164,6 +169,7 @@ fn main() -> ExitCode {
         } => {
             let opts = LoadOptions {
                 target,
+                admin,
                 calls,
                 ramp_per_s: ramp,
                 seconds,
@@ -201,16 +207,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// Files the gateway creates (the SQLite database, the spool, the dead letters) hold phone numbers and
+/// transcripts: readable by its own user only, whatever the umask it was started with.
+fn private_files() {
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 fn serve(cli_path: Option<&PathBuf>) -> ExitCode {
     let config = match load_config(cli_path) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let problems = config.serve_problems();
+    let mut problems = config.serve_problems();
+    problems.extend(config.exposure_problems());
     if !problems.is_empty() {
         eprint!("{}", websocket_api::config::ConfigProblems(problems));
         return ExitCode::from(EXIT_USAGE);
     }
+    private_files();
     init_logging(&config.log.level);
     match lifecycle::raise_fd_limit(config.calls.max_concurrent_calls) {
         Ok(l) => log::info!(
@@ -242,6 +259,7 @@ fn migrate(cli_path: Option<&PathBuf>) -> ExitCode {
         Err(code) => return code,
     };
     init_logging(&config.log.level);
+    private_files();
     let d = &config.database;
     let result = DbTarget::parse(&d.url).and_then(|target| {
         let pool = db::pool(&target, 1, Duration::from_millis(d.connect_timeout_ms))?;
@@ -283,12 +301,13 @@ fn capacity(cli_path: Option<&PathBuf>, profile: Option<PathBuf>, target: Option
     };
     let report = match target {
         Some(t) => {
+            let token = config.admin.token.clone();
             let fetched = actix_rt::System::new().block_on(async move {
-                let mut resp = awc::Client::default()
-                    .get(format!("{t}/capacity"))
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let mut req = awc::Client::default().get(format!("{t}/capacity"));
+                if let Some(token) = token {
+                    req = req.bearer_auth(token);
+                }
+                let mut resp = req.send().await.map_err(|e| e.to_string())?;
                 resp.json::<serde_json::Value>()
                     .limit(1 << 20)
                     .await
@@ -332,20 +351,25 @@ fn capacity(cli_path: Option<&PathBuf>, profile: Option<PathBuf>, target: Option
 }
 
 fn check_config(cli_path: Option<&PathBuf>) -> ExitCode {
-    match load_config(cli_path) {
-        Ok(config) => {
-            print!("{}", config.redacted_toml());
-            for p in config.serve_problems() {
-                println!("# note: {p}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(code) => code,
+    let config = match load_config(cli_path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    print!("{}", config.redacted_toml());
+    for p in config.serve_problems() {
+        println!("# note: {p}");
     }
+    let exposed = config.exposure_problems();
+    if exposed.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    eprint!("{}", websocket_api::config::ConfigProblems(exposed));
+    ExitCode::from(EXIT_USAGE)
 }
 
 fn demo(calls: usize, seconds: f64) -> ExitCode {
     init_logging("warn");
+    private_files();
     let outcome = actix_rt::System::new().block_on(websocket_api::demo::run(calls, seconds));
     match outcome {
         Ok(o) if o.ok => ExitCode::SUCCESS,

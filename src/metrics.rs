@@ -63,6 +63,10 @@ pub struct Metrics {
     pub elevenlabs_ping_ms: Histogram,
     pub carrier_unknown_events: IntCounter,
     pub carrier_bad_frames: IntCounter,
+    /// Values a carrier sent out of bounds (refurl answered 400, media socket closed 1007), by field.
+    pub carrier_invalid: IntCounterVec,
+    /// Reports from an agent connection the call had already given up on (dropped).
+    pub agent_stale_reports: IntCounter,
     /// Carrier audio payloads that were not base64 or far larger than a frame (dropped; the call goes on).
     pub carrier_bad_audio: IntCounter,
     pub agent_ignored_events: IntCounter,
@@ -209,6 +213,17 @@ impl Metrics {
                 &r,
                 "carrier_unknown_events_total",
                 "Carrier events with an unknown name (ignored)",
+            )?,
+            carrier_invalid: counter_vec(
+                &r,
+                "carrier_invalid_total",
+                "Values a carrier sent out of bounds (refurl 400, media socket 1007), by field",
+                "field",
+            )?,
+            agent_stale_reports: counter(
+                &r,
+                "agent_stale_reports_total",
+                "Messages from an ElevenLabs connection the call had given up on (dropped)",
             )?,
             carrier_bad_audio: counter(
                 &r,

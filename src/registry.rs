@@ -1,11 +1,15 @@
 //! The call registry: the single place that admits, counts and lists calls. `Slots` is the table, decided
 //! synchronously under a short lock; the `CallRegistry` actor does the timed work around it. Admission
 //! happens before any WebSocket upgrade or upstream dial; a slot is released when the call actor stops, when
-//! a reservation's deadline passes without a WebSocket, and by a periodic reconcile against live call actors.
+//! a reservation's deadline passes without a WebSocket (the call is then recorded as never connected), and
+//! by a periodic reconcile against live call actors.
 
 use crate::call::actor::CallActor;
 use crate::call::messages::DescribeCall;
-use crate::call::CallInfo;
+use crate::call::{CallInfo, EndReason};
+use crate::db::batcher::{DbBatcher, Save};
+use crate::db::models::{new_attempt, now_ms, CallRecord, DbWrite};
+use crate::values::CallId;
 use actix::prelude::*;
 use actix::WeakAddr;
 use serde::Serialize;
@@ -27,6 +31,8 @@ pub enum Refusal {
     NotAdmitted,
     /// A second WebSocket for a call that already has one.
     AlreadyConnected,
+    /// A refurl admission for a call id that is live right now.
+    Duplicate,
 }
 
 impl Refusal {
@@ -37,6 +43,7 @@ impl Refusal {
             Refusal::UpstreamUnavailable => "upstream_unavailable",
             Refusal::NotAdmitted => "not_admitted",
             Refusal::AlreadyConnected => "already_connected",
+            Refusal::Duplicate => "duplicate",
         }
     }
 }
@@ -79,9 +86,9 @@ struct Table {
     max_calls: usize,
     admission_deadline: Duration,
     draining: bool,
-    slots: HashMap<String, Slot>,
+    slots: HashMap<CallId, Slot>,
     /// Reservations in the order they were made; their deadlines are in the same order.
-    expiries: VecDeque<(Instant, String)>,
+    expiries: VecDeque<(Instant, CallId)>,
     counters: RegistryCounters,
 }
 
@@ -103,23 +110,27 @@ impl Slots {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Refurl admission: reserve a slot for `info.call_id` or refuse. Idempotent for a call already
-    /// admitted, since Mcube may repeat its POST.
-    pub fn admit(&self, info: CallInfo) -> Result<(), Refusal> {
+    /// Refurl admission: reserve a slot for `info.call_id` or refuse; returns the call as admitted.
+    /// Idempotent while the call waits for its WebSocket, since Mcube may repeat its POST (the first
+    /// attempt stands); a call id that is connected right now is a duplicate.
+    pub fn admit(&self, info: CallInfo) -> Result<CallInfo, Refusal> {
         let mut t = self.table();
-        if t.slots.contains_key(&info.call_id) {
-            return Ok(());
+        if let Some(slot) = t.slots.get(&info.call_id) {
+            return match slot.state {
+                SlotState::Reserved { .. } => Ok(slot.info.clone()),
+                _ => Err(Refusal::Duplicate),
+            };
         }
         t.refuse_if_full()?;
         let deadline = Instant::now() + t.admission_deadline;
         t.expiries.push_back((deadline, info.call_id.clone()));
-        t.insert(info, SlotState::Reserved { deadline });
-        Ok(())
+        t.insert(info.clone(), SlotState::Reserved { deadline });
+        Ok(info)
     }
 
     /// The carrier's WebSocket arrived for `call_id`: turn its reservation into a claimed slot. With
     /// `admit_unreserved` (carrier tokens not required) a call with no reservation is admitted on the spot.
-    pub fn claim(&self, call_id: &str, admit_unreserved: bool) -> Result<CallInfo, Refusal> {
+    pub fn claim(&self, call_id: &CallId, admit_unreserved: bool) -> Result<CallInfo, Refusal> {
         let mut t = self.table();
         let draining = t.draining;
         if let Some(slot) = t.slots.get_mut(call_id) {
@@ -136,16 +147,13 @@ impl Slots {
             return Err(Refusal::NotAdmitted);
         }
         t.refuse_if_full()?;
-        let info = CallInfo {
-            call_id: call_id.to_string(),
-            ..CallInfo::default()
-        };
+        let info = CallInfo::bare(call_id.clone(), new_attempt());
         t.insert(info.clone(), SlotState::Claimed);
         Ok(info)
     }
 
     /// The call actor now owns the claimed slot; only a weak address to it is kept.
-    pub fn attach(&self, call_id: &str, call: WeakAddr<CallActor>) {
+    pub fn attach(&self, call_id: &CallId, call: WeakAddr<CallActor>) {
         if let Some(slot) = self.table().slots.get_mut(call_id) {
             slot.state = SlotState::Live { call };
         }
@@ -153,7 +161,7 @@ impl Slots {
 
     /// A call ended (called from the call actor's `stopped`, so every kind of end passes here): its slot
     /// is free.
-    pub fn release(&self, call_id: &str) {
+    pub fn release(&self, call_id: &CallId) {
         let mut t = self.table();
         if t.slots.remove(call_id).is_some() {
             t.counters.released += 1;
@@ -170,7 +178,7 @@ impl Slots {
         (t.summary(), t.slots.values().map(slot_view).collect())
     }
 
-    pub fn find(&self, call_id: &str) -> Option<SlotView> {
+    pub fn find(&self, call_id: &CallId) -> Option<SlotView> {
         self.table().slots.get(call_id).map(slot_view)
     }
 
@@ -196,33 +204,38 @@ impl Slots {
         t.draining = true;
     }
 
-    /// Drops reservations past their deadline and slots whose call actor is gone.
-    pub fn reconcile(&self) {
-        self.table().reconcile();
+    /// Drops reservations past their deadline and slots whose call actor is gone; returns the reservations
+    /// dropped (calls admitted that never connected).
+    pub fn reconcile(&self) -> Vec<Unconnected> {
+        self.table().reconcile()
     }
 
-    /// Frees reservations whose carrier WebSocket did not come before the deadline. Costs only the
-    /// reservations that are due: one timer for all of them, not one per call (actix polls every timer of
-    /// an actor on each message, so per-call timers made the registry quadratic in a ramp of calls).
-    pub fn expire_reservations(&self) {
+    /// Frees reservations whose carrier WebSocket did not come before the deadline, and returns them. Costs
+    /// only the reservations that are due: one timer for all of them, not one per call (actix polls every
+    /// timer of an actor on each message, so per-call timers made the registry quadratic in a ramp of calls).
+    pub fn expire_reservations(&self) -> Vec<Unconnected> {
         let mut t = self.table();
         let now = Instant::now();
+        let mut expired = Vec::new();
         while t.expiries.front().is_some_and(|(due, _)| *due <= now) {
             let Some((due, call_id)) = t.expiries.pop_front() else {
                 break;
             };
-            let expired = matches!(t.slots.get(&call_id), Some(Slot { state: SlotState::Reserved { deadline }, .. }) if *deadline == due);
-            if expired {
-                t.slots.remove(&call_id);
+            let due_now = matches!(t.slots.get(&call_id), Some(Slot { state: SlotState::Reserved { deadline }, .. }) if *deadline == due);
+            if let Some(slot) = due_now.then(|| t.slots.remove(&call_id)).flatten() {
                 t.counters.reservations_expired += 1;
                 log::info!("call_id={call_id} reservation expired: no carrier WebSocket before the deadline");
+                expired.push(Unconnected::from(slot));
             }
         }
+        expired
     }
 
-    /// Ends every live call with `reason` and drops reservations; returns how many calls were told.
-    fn end_all(&self, reason: crate::call::EndReason) -> usize {
+    /// Ends every live call with `reason` and drops reservations; returns how many calls were told, and
+    /// the reservations dropped.
+    fn end_all(&self, reason: EndReason) -> (usize, Vec<Unconnected>) {
         let mut told = 0;
+        let mut dropped = Vec::new();
         self.table().slots.retain(|_, slot| match &slot.state {
             SlotState::Live { call } => {
                 if let Some(call) = call.upgrade() {
@@ -231,10 +244,38 @@ impl Slots {
                 }
                 true
             }
-            // A reservation or a claim without its actor yet: nothing to tell, just let the slot go.
-            _ => false,
+            SlotState::Reserved { .. } => {
+                dropped.push(Unconnected::from(&*slot));
+                false
+            }
+            // A claim without its actor yet: nothing to tell; its call actor records the call.
+            SlotState::Claimed => false,
         });
-        told
+        (told, dropped)
+    }
+}
+
+/// A call admitted at the refurl whose WebSocket never came: what its record needs.
+pub struct Unconnected {
+    pub info: CallInfo,
+    pub admitted_at: SystemTime,
+}
+
+impl From<Slot> for Unconnected {
+    fn from(slot: Slot) -> Self {
+        Unconnected {
+            info: slot.info,
+            admitted_at: slot.admitted_at,
+        }
+    }
+}
+
+impl From<&Slot> for Unconnected {
+    fn from(slot: &Slot) -> Self {
+        Unconnected {
+            info: slot.info.clone(),
+            admitted_at: slot.admitted_at,
+        }
     }
 }
 
@@ -271,28 +312,29 @@ impl Table {
         }
     }
 
-    fn reconcile(&mut self) {
+    fn reconcile(&mut self) -> Vec<Unconnected> {
         let now = Instant::now();
         let before = self.slots.len();
-        let mut expired = 0usize;
+        let mut expired = Vec::new();
         self.slots.retain(|call_id, slot| match &slot.state {
             SlotState::Reserved { deadline } if *deadline <= now => {
                 log::info!("call_id={call_id} reservation expired: no carrier WebSocket before the deadline");
-                expired += 1;
+                expired.push(Unconnected::from(&*slot));
                 false
             }
             SlotState::Live { call } => call.upgrade().is_some_and(|a| a.connected()),
             _ => true,
         });
         let removed = before - self.slots.len();
-        self.counters.reservations_expired += expired as u64;
-        if removed > expired {
+        self.counters.reservations_expired += expired.len() as u64;
+        if removed > expired.len() {
             log::warn!(
                 "registry reconcile freed {} slot(s) whose call actor was gone",
-                removed - expired
+                removed - expired.len()
             );
-            self.counters.reconciled += (removed - expired) as u64;
+            self.counters.reconciled += (removed - expired.len()) as u64;
         }
+        expired
     }
 }
 
@@ -302,6 +344,8 @@ const RESERVATION_TICK: Duration = Duration::from_millis(100);
 pub struct CallRegistry {
     slots: Slots,
     reconcile_every: Duration,
+    /// Where calls admitted but never connected are recorded, with the agent they were meant for.
+    records: Option<(Addr<DbBatcher>, Option<String>)>,
 }
 
 impl CallRegistry {
@@ -309,12 +353,48 @@ impl CallRegistry {
         CallRegistry {
             slots: Slots::new(max_calls, admission_deadline),
             reconcile_every,
+            records: None,
         }
+    }
+
+    /// Records calls admitted but never connected through `db`.
+    pub fn with_records(mut self, db: Addr<DbBatcher>, agent_id: Option<String>) -> Self {
+        self.records = Some((db, agent_id));
+        self
     }
 
     /// The table the HTTP handlers admit and claim through.
     pub fn slots(&self) -> Slots {
         self.slots.clone()
+    }
+
+    /// Each call admitted that never connected leaves a record: state `expired`, end reason
+    /// `carrier_never_connected` (or the shutdown that dropped it), so an operator sees carriers that were
+    /// admitted and never came.
+    fn record_unconnected(&self, calls: Vec<Unconnected>, reason: EndReason) {
+        let Some((db, agent_id)) = &self.records else { return };
+        if calls.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        let writes = calls
+            .into_iter()
+            .map(|c| {
+                let admitted_ms = c
+                    .admitted_at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(now, |d| d.as_millis() as i64);
+                let mut rec = CallRecord::of(&c.info, "expired", admitted_ms);
+                rec.agent_id = agent_id.clone();
+                rec.end_reason = Some(reason.as_str().into());
+                rec.ended_at = Some(now);
+                rec.duration_ms = now.saturating_sub(admitted_ms);
+                rec.revision = 1;
+                rec.updated_at = now;
+                DbWrite::Call(Box::new(rec))
+            })
+            .collect();
+        db.do_send(Save { writes });
     }
 }
 
@@ -322,8 +402,14 @@ impl Actor for CallRegistry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(self.reconcile_every, |act, _| act.slots.reconcile());
-        ctx.run_interval(RESERVATION_TICK, |act, _| act.slots.expire_reservations());
+        ctx.run_interval(self.reconcile_every, |act, _| {
+            let expired = act.slots.reconcile();
+            act.record_unconnected(expired, EndReason::CarrierNeverConnected);
+        });
+        ctx.run_interval(RESERVATION_TICK, |act, _| {
+            let expired = act.slots.expire_reservations();
+            act.record_unconnected(expired, EndReason::CarrierNeverConnected);
+        });
     }
 }
 
@@ -384,7 +470,7 @@ pub async fn describe(call: &WeakAddr<CallActor>) -> Option<crate::call::CallVie
 
 /// One call's slot, if it holds one.
 pub struct FindCall {
-    pub call_id: String,
+    pub call_id: CallId,
 }
 
 impl Message for FindCall {
@@ -456,6 +542,8 @@ impl Handler<EndAll> for CallRegistry {
     type Result = usize;
 
     fn handle(&mut self, msg: EndAll, _: &mut Context<Self>) -> usize {
-        self.slots.end_all(msg.reason)
+        let (told, dropped) = self.slots.end_all(msg.reason);
+        self.record_unconnected(dropped, msg.reason);
+        told
     }
 }

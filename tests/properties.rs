@@ -1,15 +1,18 @@
 //! Properties over generated input (proptest): the parsers never panic whatever a peer sends, the frame
 //! guard's verdict does not depend on how the bytes are split, reassembly never exceeds its cap, and the
-//! registry never admits past the cap and returns to zero.
+//! registry agrees with a model of its slots at every step — never past the cap, every expired
+//! reservation handed back for its record, nothing held once every call has ended.
 use actix_http::ws::Item;
 use bytes::Bytes;
 use proptest::prelude::*;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use websocket_api::call::CallInfo;
 use websocket_api::protocol::{elevenlabs, mcube};
 use websocket_api::registry::{Refusal, Slots};
+use websocket_api::values::CallId;
 use websocket_api::ws_frames::{Assembled, FrameGuard, Reassembler};
 
 /// JSON-shaped text built from the protocols' own words, so generated input reaches past the first `{`.
@@ -110,32 +113,81 @@ proptest! {
     }
 
     #[test]
-    fn registry_never_admits_past_the_cap_and_returns_to_zero(
-        ops in prop::collection::vec((0u8..5, 0u8..12, 0usize..8), 0..200), cap in 0usize..6) {
-        let slots = Slots::new(cap, Duration::from_secs(3600));
-        let mut cap_now = cap;
-        let info = |id: u8| CallInfo { call_id: format!("C{id}"), ..CallInfo::default() };
-        for (op, id, n) in ops {
-            let before = slots.summary().active;
-            let admitted = match op {
-                0 => slots.admit(info(id)),
-                1 => slots.claim(&format!("C{id}"), n % 2 == 0).map(|_| ()),
-                2 => { slots.release(&format!("C{id}")); Ok(()) }
-                3 => { cap_now = n; slots.set_limit(n); Ok(()) }
-                _ => { slots.reconcile(); Ok(()) }
-            };
-            let after = slots.summary().active;
-            if after > before {
-                // A new slot is only ever taken below the cap in force.
-                prop_assert!(before < cap_now, "admitted at {before} with cap {cap_now}");
+    fn registry_agrees_with_a_model_of_its_slots(
+        ops in prop::collection::vec((0u8..6, 0u8..12, 0usize..8), 0..200), cap in 0usize..6) {
+        #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+        enum Held { Reserved, Claimed }
+        // A zero deadline: every reservation is due the moment expiry runs, so it runs only when asked.
+        let slots = Slots::new(cap, Duration::ZERO);
+        let id = |n: u8| CallId::parse("id", &format!("C{n}")).expect("a valid id");
+        let mut model: HashMap<u8, Held> = HashMap::new();
+        let (mut cap_now, mut draining) = (cap, false);
+        for (op, n, k) in ops {
+            let full = draining || model.len() >= cap_now;
+            match op {
+                0 => {
+                    let admitted = slots.admit(CallInfo::bare(id(n), k as i64));
+                    match model.get(&n) {
+                        Some(Held::Reserved) => prop_assert!(admitted.is_ok(), "a repeated POST is idempotent"),
+                        Some(Held::Claimed) => prop_assert_eq!(admitted.err(), Some(Refusal::Duplicate)),
+                        None if full => prop_assert!(admitted.is_err(), "admitted past the cap {} or draining", cap_now),
+                        None => {
+                            prop_assert!(admitted.is_ok(), "refused below the cap");
+                            model.insert(n, Held::Reserved);
+                        }
+                    }
+                }
+                1 => {
+                    let unreserved = k % 2 == 0;
+                    let claimed = slots.claim(&id(n), unreserved);
+                    match model.get(&n) {
+                        Some(Held::Reserved) if draining => prop_assert_eq!(claimed.err(), Some(Refusal::Draining)),
+                        Some(Held::Reserved) => {
+                            prop_assert!(claimed.is_ok());
+                            model.insert(n, Held::Claimed);
+                        }
+                        Some(Held::Claimed) => prop_assert_eq!(claimed.err(), Some(Refusal::AlreadyConnected)),
+                        None if !unreserved => prop_assert_eq!(claimed.err(), Some(Refusal::NotAdmitted)),
+                        None if full => prop_assert!(claimed.is_err(), "claimed past the cap {}", cap_now),
+                        None => {
+                            prop_assert!(claimed.is_ok());
+                            model.insert(n, Held::Claimed);
+                        }
+                    }
+                }
+                2 => {
+                    slots.release(&id(n));
+                    model.remove(&n);
+                }
+                3 => {
+                    cap_now = k;
+                    slots.set_limit(k);
+                }
+                4 => {
+                    let expired: BTreeSet<String> =
+                        slots.expire_reservations().into_iter().map(|u| u.info.call_id.to_string()).collect();
+                    let due: BTreeSet<String> = model
+                        .iter()
+                        .filter(|(_, h)| **h == Held::Reserved)
+                        .map(|(n, _)| format!("C{n}"))
+                        .collect();
+                    prop_assert_eq!(expired, due, "every due reservation, and only those, is handed back");
+                    model.retain(|_, h| *h != Held::Reserved);
+                }
+                _ => {
+                    slots.start_drain();
+                    draining = true;
+                }
             }
-            if let Err(Refusal::Capacity) = admitted {
-                prop_assert!(before >= cap_now);
+            prop_assert_eq!(slots.summary().active, model.len());
+        }
+        // Every connected call releases its slot when it ends, and the rest expire: nothing is held.
+        for n in model.keys() {
+            if model[n] == Held::Claimed {
+                slots.release(&id(*n));
             }
         }
-        for id in 0..12u8 {
-            slots.release(&format!("C{id}"));
-        }
+        let _ = slots.expire_reservations();
         prop_assert_eq!(slots.summary().active, 0);
     }
 }

@@ -172,7 +172,7 @@ async fn crash_left_rows_are_closed(backend: Backend) {
         let pool = db.pool();
         let mut c = pool.get().expect("db");
         websocket_api::db::migrate(&mut c).expect("migrate");
-        let mut rec = CallRecord::new("CRASHED-1", "active", now_ms() - 60_000);
+        let mut rec = CallRecord::stub("CRASHED-1", 1, "active", now_ms() - 60_000);
         rec.revision = 3;
         websocket_api::db::save_call(&mut c, &rec).expect("insert");
     }

@@ -512,7 +512,7 @@ fn a_long_spool_is_replayed_after_the_gateway_is_ready() {
     let mut conn = pool.get().expect("connection");
     for i in [0, n / 2, n - 1] {
         assert!(
-            websocket_api::db::get_call(&mut conn, &format!("SP-{i}"))
+            websocket_api::db::get_call(&mut conn, &format!("SP-{i}"), None)
                 .expect("query")
                 .is_some(),
             "SP-{i} stored"

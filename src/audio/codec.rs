@@ -1,4 +1,4 @@
-//! Sample-level codecs for the bridge: G.711 μ-law (carrier leg) and PCM16 little-endian (agent leg).
+//! Sample-level codecs for the bridge: G.711 μ-law and A-law (carrier leg) and PCM16 little-endian (agent leg).
 
 /// μ-law byte for digital silence. Carriers pad and comfort-fill with this value, so it is the
 /// natural filler when the bridge has nothing to send.
@@ -76,6 +76,77 @@ pub fn decode_ulaw(src: &[u8], out: &mut Vec<i16>) {
 pub fn encode_ulaw(src: &[i16], out: &mut Vec<u8>) {
     out.reserve(src.len());
     out.extend(src.iter().map(|&s| linear_to_ulaw(s)));
+}
+
+/// A-law bytes are sent with every other bit inverted (G.711's even-bit inversion, for line density).
+const ALAW_XOR: u8 = 0x55;
+
+const fn decode_alaw_one(b: u8) -> i16 {
+    let a = b ^ ALAW_XOR;
+    let segment = ((a >> 4) & 0x07) as i32;
+    // The step's middle: half a step above the mantissa in segments 0 and 1, doubled per segment above.
+    let mut magnitude = (((a & 0x0F) as i32) << 4) + 8;
+    if segment > 0 {
+        magnitude = (magnitude + 0x100) << (segment - 1);
+    }
+    if a & 0x80 != 0 {
+        magnitude as i16
+    } else {
+        (-magnitude) as i16
+    }
+}
+
+const fn build_alaw_table() -> [i16; 256] {
+    let mut table = [0i16; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = decode_alaw_one(i as u8);
+        i += 1;
+    }
+    table
+}
+
+/// A table for the same reason as μ-law's: one lookup per sample on the media path.
+const ALAW_TABLE: [i16; 256] = build_alaw_table();
+
+/// A-law byte for digital silence (positive zero).
+pub const ALAW_SILENCE: u8 = 0xD5;
+
+/// Decodes one G.711 A-law byte to a linear 16-bit sample.
+#[inline]
+pub fn alaw_to_linear(b: u8) -> i16 {
+    ALAW_TABLE[b as usize]
+}
+
+/// Encodes one linear 16-bit sample to G.711 A-law (13-bit magnitude, 8 segments).
+#[inline]
+pub fn linear_to_alaw(s: i16) -> u8 {
+    // A-law works on 13 bits; the sign bit is set for positive values, and negatives are offset by one so
+    // that -1 and 0 land in the smallest step of each sign.
+    let v = i32::from(s) >> 3;
+    let (sign, magnitude) = if v >= 0 { (0x80u8, v) } else { (0u8, -v - 1) };
+    let code = if magnitude >= 0x1000 {
+        0x7F
+    } else if magnitude < 0x20 {
+        (magnitude >> 1) as u8
+    } else {
+        // Segment = how far the top set bit sits above bit 4.
+        let segment = 27 - magnitude.leading_zeros() as i32;
+        ((segment << 4) as u8) | ((magnitude >> segment) & 0x0F) as u8
+    };
+    (sign | code) ^ ALAW_XOR
+}
+
+/// Appends the linear samples for every A-law byte in `src` to `out`.
+pub fn decode_alaw(src: &[u8], out: &mut Vec<i16>) {
+    out.reserve(src.len());
+    out.extend(src.iter().map(|&b| alaw_to_linear(b)));
+}
+
+/// Appends one A-law byte per sample in `src` to `out`.
+pub fn encode_alaw(src: &[i16], out: &mut Vec<u8>) {
+    out.reserve(src.len());
+    out.extend(src.iter().map(|&s| linear_to_alaw(s)));
 }
 
 /// Appends the samples of little-endian PCM16 bytes to `out`. A trailing odd byte is ignored
@@ -182,6 +253,37 @@ mod tests {
         for (i, &b) in bytes[1..].iter().enumerate() {
             assert_eq!(decoded[i + 1], ulaw_to_linear(b));
         }
+    }
+
+    #[test]
+    fn alaw_reference_values_and_stability() {
+        assert_eq!(alaw_to_linear(ALAW_SILENCE), 8);
+        assert_eq!(alaw_to_linear(0x55), -8);
+        assert_eq!(linear_to_alaw(0), ALAW_SILENCE);
+        assert_eq!(alaw_to_linear(0xAA), 32256, "the largest positive code");
+        assert_eq!(alaw_to_linear(0x2A), -32256);
+        assert_eq!(linear_to_alaw(i16::MAX), 0xAA);
+        assert_eq!(linear_to_alaw(i16::MIN), 0x2A);
+        // Every code decodes to a value that encodes back to it: A-law has no second zero.
+        for b in 0..=255u8 {
+            assert_eq!(linear_to_alaw(alaw_to_linear(b)), b, "byte {b:#04x}");
+        }
+    }
+
+    #[test]
+    fn alaw_round_trip_error_within_quantisation_step() {
+        let mut x: i32 = i32::from(i16::MIN);
+        while x <= i32::from(i16::MAX) {
+            let back = i32::from(alaw_to_linear(linear_to_alaw(x as i16)));
+            let bound = std::cmp::max(16, x.abs() / 16);
+            assert!((back - x).abs() <= bound, "x={x} back={back}");
+            x += 89;
+        }
+        let mut bytes = Vec::new();
+        encode_alaw(&[0, 1000, -1000], &mut bytes);
+        let mut back = Vec::new();
+        decode_alaw(&bytes, &mut back);
+        assert_eq!(back.len(), 3);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Streaming mono i16 sample-rate conversion between carrier and agent rates (8 kHz ↔ 16/22.05/24/44.1/48 kHz).
+//! It takes `SampleRate`s only, so no rate from the wire can size its buffers.
 
+use super::format::SampleRate;
 use std::f64::consts::PI;
 
 /// Tap count for a 2:1 decimation; enough for a clean 16 kHz → 8 kHz with a Hamming window.
@@ -38,11 +40,10 @@ pub struct Resampler {
 }
 
 impl Resampler {
-    /// Creates a resampler from `from_hz` to `to_hz`. A zero rate is treated as identity rather
-    /// than panicking, since it can only come from a bad configuration and passing audio through
-    /// unchanged is the least surprising failure.
-    pub fn new(from_hz: u32, to_hz: u32) -> Resampler {
-        let identity = from_hz == to_hz || from_hz == 0 || to_hz == 0;
+    /// Creates a resampler from one rate to another.
+    pub fn new(from: SampleRate, to: SampleRate) -> Resampler {
+        let (from_hz, to_hz) = (from.hz(), to.hz());
+        let identity = from == to;
         let (step_num, step_den) = if identity {
             (1, 1)
         } else {
@@ -198,6 +199,14 @@ mod tests {
     use super::super::signal::{dominant_frequency, rms, tone};
     use super::*;
 
+    fn rate(hz: u32) -> SampleRate {
+        SampleRate::from_hz(u64::from(hz)).expect("a rate we bridge")
+    }
+
+    fn resampler(from: u32, to: u32) -> Resampler {
+        Resampler::new(rate(from), rate(to))
+    }
+
     fn run_chunked(r: &mut Resampler, input: &[i16], chunk: usize) -> Vec<i16> {
         let mut out = Vec::new();
         for c in input.chunks(chunk.max(1)) {
@@ -216,23 +225,14 @@ mod tests {
 
     #[test]
     fn identity_copies_input() {
-        let mut r = Resampler::new(8000, 8000);
+        let mut r = resampler(8000, 8000);
         assert!(r.is_identity());
         let input: Vec<i16> = (0..500).map(|i| (i * 37 % 2000 - 1000) as i16).collect();
         let mut out = vec![1i16];
         r.process(&input, &mut out);
         assert_eq!(out[0], 1);
         assert_eq!(&out[1..], &input[..]);
-        assert!(!Resampler::new(8000, 16000).is_identity());
-    }
-
-    #[test]
-    fn zero_rate_does_not_panic() {
-        let mut r = Resampler::new(0, 8000);
-        assert!(r.is_identity());
-        let mut out = Vec::new();
-        r.process(&[1, 2, 3], &mut out);
-        assert_eq!(out, vec![1, 2, 3]);
+        assert!(!resampler(8000, 16000).is_identity());
     }
 
     #[test]
@@ -240,13 +240,13 @@ mod tests {
         let mut sig = Vec::new();
         tone(1000.0, 8000, 0, 8000, 10000, &mut sig);
 
-        let mut up = Resampler::new(8000, 16000);
+        let mut up = resampler(8000, 16000);
         let mid = run_chunked(&mut up, &sig, 160);
         assert!((mid.len() as i64 - 16000).abs() <= 4, "len {}", mid.len());
         let f_mid = dominant_frequency(middle(&mid), 16000);
         assert!((f_mid - 1000.0).abs() <= 20.0, "16k freq {f_mid}");
 
-        let mut down = Resampler::new(16000, 8000);
+        let mut down = resampler(16000, 8000);
         let back = run_chunked(&mut down, &mid, 320);
         assert!((back.len() as i64 - 8000).abs() <= 4, "len {}", back.len());
         let f_back = dominant_frequency(middle(&back), 8000);
@@ -261,7 +261,7 @@ mod tests {
     fn downsample_keeps_3500_hz_tone() {
         let mut sig = Vec::new();
         tone(3500.0, 16000, 0, 16000, 10000, &mut sig);
-        let mut r = Resampler::new(16000, 8000);
+        let mut r = resampler(16000, 8000);
         let out = run_chunked(&mut r, &sig, 320);
         assert!((out.len() as i64 - 8000).abs() <= 2);
         let f = dominant_frequency(middle(&out), 8000);
@@ -274,7 +274,7 @@ mod tests {
     fn downsample_attenuates_6000_hz_alias() {
         let mut sig = Vec::new();
         tone(6000.0, 16000, 0, 16000, 10000, &mut sig);
-        let mut r = Resampler::new(16000, 8000);
+        let mut r = resampler(16000, 8000);
         let out = run_chunked(&mut r, &sig, 320);
         let attenuation = db(rms(&sig) / rms(middle(&out)).max(1e-9));
         assert!(attenuation >= 10.0, "only {attenuation} dB");
@@ -285,7 +285,7 @@ mod tests {
         for &(from, to) in &[(16000u32, 8000u32), (48000, 8000), (44100, 8000), (24000, 16000)] {
             let mut sig = Vec::new();
             tone(500.0, from, 0, from as usize, 10000, &mut sig);
-            let mut r = Resampler::new(from, to);
+            let mut r = resampler(from, to);
             let out = run_chunked(&mut r, &sig, (from / 50) as usize);
             let gain = db(rms(middle(&out)) / rms(middle(&sig)));
             assert!(gain.abs() < 0.5, "{from}->{to}: gain {gain} dB");
@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn output_length_tracks_rate_ratio() {
-        let pairs: [(u32, u32); 16] = [
+        let pairs: [(u32, u32); 14] = [
             (8000, 16000),
             (16000, 8000),
             (8000, 22050),
@@ -309,8 +309,6 @@ mod tests {
             (48000, 8000),
             (16000, 48000),
             (48000, 16000),
-            (11025, 8000),
-            (8000, 11025),
             (16000, 22050),
             (44100, 48000),
         ];
@@ -318,7 +316,7 @@ mod tests {
             let n = from as usize * 3;
             let mut sig = Vec::new();
             tone(440.0, from, 0, n, 8000, &mut sig);
-            let mut r = Resampler::new(from, to);
+            let mut r = resampler(from, to);
             let out = run_chunked(&mut r, &sig, (from / 50) as usize);
             let expected = n as i64 * i64::from(to) / i64::from(from);
             assert!(
@@ -345,11 +343,11 @@ mod tests {
             tone(700.0, from, 0, from as usize / 2, 9000, &mut sig);
             tone(1900.0, from, 0, from as usize / 2, 5000, &mut sig);
 
-            let mut whole_r = Resampler::new(from, to);
+            let mut whole_r = resampler(from, to);
             let mut whole = Vec::new();
             whole_r.process(&sig, &mut whole);
 
-            let mut chunk_r = Resampler::new(from, to);
+            let mut chunk_r = resampler(from, to);
             let mut chunked = Vec::new();
             let mut pos = 0;
             let mut k = 0;
@@ -376,7 +374,7 @@ mod tests {
         // is bounded by the tone's own slope, whatever the chunking.
         let mut sig = Vec::new();
         tone(200.0, 8000, 0, 8000, 20000, &mut sig);
-        let mut r = Resampler::new(8000, 48000);
+        let mut r = resampler(8000, 48000);
         let out = run_chunked(&mut r, &sig, 160);
         let max_step = 2.0 * std::f64::consts::PI * 200.0 / 48000.0 * 20000.0;
         for w in out.windows(2).skip(48) {
@@ -392,7 +390,7 @@ mod tests {
         let sig: Vec<i16> = (0..4000)
             .map(|i| if (i / 20) % 2 == 0 { i16::MAX } else { i16::MIN })
             .collect();
-        let mut r = Resampler::new(16000, 8000);
+        let mut r = resampler(16000, 8000);
         let mut out = Vec::new();
         r.process(&sig, &mut out);
         let sign_changes = |s: &[i16]| s.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();

@@ -1,7 +1,7 @@
 //! One direction of a call's audio conversion: decode once, resample, encode once, with buffers kept per
 //! call. Passthrough (equal formats) is decided by the caller, which then never builds a `Transcoder`.
 
-use super::codec::{decode_pcm16le, decode_ulaw, encode_pcm16le, encode_ulaw};
+use super::codec::{decode_alaw, decode_pcm16le, decode_ulaw, encode_alaw, encode_pcm16le, encode_ulaw};
 use super::format::{AudioFormat, Codec};
 use super::resample::Resampler;
 
@@ -41,6 +41,7 @@ impl Transcoder {
         self.samples.clear();
         match self.from.codec {
             Codec::Ulaw => decode_ulaw(input, &mut self.samples),
+            Codec::Alaw => decode_alaw(input, &mut self.samples),
             Codec::Pcm16 => self.decode_pcm_with_carry(input),
         }
         let samples: &[i16] = if self.resampler.is_identity() {
@@ -52,6 +53,7 @@ impl Transcoder {
         };
         match self.to.codec {
             Codec::Ulaw => encode_ulaw(samples, out),
+            Codec::Alaw => encode_alaw(samples, out),
             Codec::Pcm16 => encode_pcm16le(samples, out),
         }
     }
@@ -95,6 +97,24 @@ mod tests {
         assert!((back.len() as i64 - 8000).abs() <= 8, "{}", back.len());
         let mut decoded = Vec::new();
         decode_ulaw(&back, &mut decoded);
+        let f = dominant_frequency(&decoded[800..7200], 8000);
+        assert!((f - 1000.0).abs() < 20.0, "{f}");
+    }
+
+    #[test]
+    fn alaw_to_ulaw_keeps_pitch_and_length() {
+        let mut pcm = Vec::new();
+        tone(1000.0, 8000, 0, 8000, 8000, &mut pcm);
+        let mut alaw = Vec::new();
+        crate::audio::codec::encode_alaw(&pcm, &mut alaw);
+        let mut tc = Transcoder::new(AudioFormat::ALAW_8K, AudioFormat::ULAW_8K);
+        let mut ulaw = Vec::new();
+        for chunk in alaw.chunks(160) {
+            tc.convert(chunk, &mut ulaw);
+        }
+        assert_eq!(ulaw.len(), 8000);
+        let mut decoded = Vec::new();
+        decode_ulaw(&ulaw, &mut decoded);
         let f = dominant_frequency(&decoded[800..7200], 8000);
         assert!((f - 1000.0).abs() < 20.0, "{f}");
     }

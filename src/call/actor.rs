@@ -14,9 +14,10 @@ use crate::db::batcher::{DbBatcher, Save};
 use crate::db::models::{now_ms, CallEvent, CallRecord, DbWrite};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
-use crate::protocol::elevenlabs::{self as el, ConversationInitiation};
+use crate::protocol::elevenlabs::{self as el, AgentFormats, ConversationInitiation};
 use crate::protocol::mcube::{CarrierWriter, StreamStart};
 use crate::registry::Slots;
+use crate::values::{ConversationId, Invalid, Text};
 use actix::prelude::*;
 use base64::Engine as _;
 use std::collections::VecDeque;
@@ -87,10 +88,8 @@ impl ReconnectBudget {
     }
 }
 
-/// The agent's formats and the conversions they imply.
+/// The conversions the agent's formats imply.
 struct Bridge {
-    agent_in: AudioFormat,
-    agent_out: AudioFormat,
     /// Carrier → agent; `None` passes the base64 through untouched.
     upstream: Option<Transcoder>,
     /// Agent → carrier; `None` queues the agent's bytes as they are.
@@ -118,7 +117,7 @@ pub struct CallActor {
     /// Which agent connection is current; reports from older ones are ignored.
     generation: u32,
     failed_generation: u32,
-    agent_formats: Option<(AudioFormat, AudioFormat)>,
+    agent_formats: Option<AgentFormats>,
     bridge: Option<Bridge>,
     reconnect: ReconnectBudget,
     /// Caller audio held while the agent is not ready, bounded.
@@ -148,7 +147,7 @@ pub struct CallActor {
     /// The agent ended the call; we are playing out what is queued.
     playing_out: bool,
     last_interruption: Option<i64>,
-    conversation_id: Option<String>,
+    conversation_id: Option<ConversationId>,
     transcript: VecDeque<TranscriptLine>,
     end_reason: Option<EndReason>,
     stats: CallStats,
@@ -299,12 +298,18 @@ impl CallActor {
     fn initiation(&self) -> String {
         let i = &self.info;
         ConversationInitiation::for_call(&[
-            ("caller_number", &i.from),
-            ("called_number", &i.to),
-            ("call_id", &i.call_id),
-            ("direction", &i.direction),
+            ("caller_number", &CallInfo::number(&i.from)),
+            ("called_number", &CallInfo::number(&i.to)),
+            ("call_id", i.call_id.as_str()),
+            ("direction", i.direction.as_str()),
         ])
         .to_json()
+    }
+
+    /// Whether reports from agent connection `generation` still count: it is the current connection, it has
+    /// not been given up on, and the call goes on. The one place this is decided.
+    fn is_current_agent(&self, generation: u32) -> bool {
+        generation == self.generation && generation > self.failed_generation && !self.is_over()
     }
 
     fn connect_agent(&mut self, ctx: &mut Context<Self>) {
@@ -336,26 +341,21 @@ impl CallActor {
                 }),
         );
         ctx.run_later(deadline, move |act, ctx| {
-            if act.generation == generation && act.agent_formats.is_none() {
-                act.agent_failed(
-                    ctx,
-                    generation,
-                    None,
-                    "no conversation_initiation_metadata in time".into(),
-                );
+            if act.is_current_agent(generation) && act.agent_formats.is_none() {
+                act.agent_failed(ctx, None, "no conversation_initiation_metadata in time".into());
             }
         });
     }
 
     fn on_dialed(&mut self, res: Result<AgentSocket, GatewayError>, generation: u32, ctx: &mut Context<Self>) {
-        if generation != self.generation || self.is_over() || generation <= self.failed_generation {
+        if !self.is_current_agent(generation) {
             return; // a late answer for a connection we gave up on: dropping the socket closes it
         }
         match res {
             Ok(socket) => {
                 let calls = &self.cfg().calls;
                 let setup = LegSetup {
-                    call_id: self.info.call_id.clone(),
+                    call_id: self.info.call_id.to_string(),
                     call: ctx.address().downgrade(),
                     generation,
                     metrics: self.deps.metrics.clone(),
@@ -368,18 +368,15 @@ impl CallActor {
             }
             Err(e) => {
                 self.deps.metrics.upstream_connect_failures.inc();
-                self.agent_failed(ctx, generation, None, e.to_string());
+                self.agent_failed(ctx, None, e.to_string());
             }
         }
     }
 
     /// The current agent connection failed or ended: play out (1000), give up (1008), or reconnect within
-    /// the budget; past the budget the call ends.
-    fn agent_failed(&mut self, ctx: &mut Context<Self>, generation: u32, close_code: Option<u16>, detail: String) {
-        if generation != self.generation || generation <= self.failed_generation || self.is_over() {
-            return;
-        }
-        self.failed_generation = generation;
+    /// the budget; past the budget the call ends. From here on nothing from that connection counts.
+    fn agent_failed(&mut self, ctx: &mut Context<Self>, close_code: Option<u16>, detail: String) {
+        self.failed_generation = self.generation;
         let code = close_code.map_or("none".to_string(), |c| c.to_string());
         let error = format!("elevenlabs: {detail} (close code {code})");
         if close_code != Some(1000) {
@@ -425,16 +422,14 @@ impl CallActor {
     /// Once both the carrier's `start` and the agent's metadata are known: decide the conversions, then
     /// flush what was held.
     fn try_bridge(&mut self, ctx: &mut Context<Self>) {
-        let (Some(stream), Some((agent_in, agent_out))) = (&self.stream, self.agent_formats) else {
+        let (Some(stream), Some(agent)) = (&self.stream, self.agent_formats) else {
             return;
         };
         let carrier = stream.start.format;
         let convert = |from: AudioFormat, to: AudioFormat| (from != to).then(|| Transcoder::new(from, to));
         self.bridge = Some(Bridge {
-            agent_in,
-            agent_out,
-            upstream: convert(carrier, agent_in),
-            downstream: convert(agent_out, carrier),
+            upstream: convert(carrier, agent.input),
+            downstream: convert(agent.output, carrier),
         });
         if self.state == CallState::Connecting {
             self.state = CallState::Active;
@@ -446,8 +441,8 @@ impl CallActor {
             "call_id={} bridging carrier {} <-> agent in {} / out {}",
             self.info.call_id,
             carrier.elevenlabs_name(),
-            agent_in.elevenlabs_name(),
-            agent_out.elevenlabs_name()
+            agent.input.elevenlabs_name(),
+            agent.output.elevenlabs_name()
         );
         while let Some(p) = self.pending_in.pop_front() {
             self.forward_upstream(p, None);
@@ -710,13 +705,13 @@ impl CallActor {
         }
     }
 
-    fn record_line(&mut self, role: &'static str, text: String) {
+    fn record_line(&mut self, role: &'static str, text: Text) {
         let kind = match role {
             "user" => "user_transcript",
             "agent" => "agent_response",
             other => other,
         };
-        self.add_event(kind, text.clone());
+        self.add_event(kind, text.to_string());
         if self.transcript.len() == MAX_TRANSCRIPT_LINES {
             self.transcript.pop_front();
         }
@@ -724,7 +719,7 @@ impl CallActor {
         self.transcript.push_back(TranscriptLine { role, text, at_ms });
     }
 
-    fn last_line(&self, role: &str) -> Option<String> {
+    fn last_line(&self, role: &str) -> Option<Text> {
         self.transcript
             .iter()
             .rev()
@@ -735,7 +730,8 @@ impl CallActor {
     fn add_event(&mut self, kind: &str, detail: String) {
         self.event_seq += 1;
         self.pending_events.push(CallEvent {
-            call_id: self.info.call_id.clone(),
+            call_id: self.info.call_id.to_string(),
+            attempt: self.info.attempt,
             seq: self.event_seq,
             at_ms: now_ms(),
             kind: kind.to_string(),
@@ -760,29 +756,21 @@ impl CallActor {
     }
 
     fn record(&self) -> CallRecord {
-        let fmt = |f: Option<AudioFormat>| f.map(|f| f.elevenlabs_name());
         let ended = self.state == CallState::Ended;
         let now = now_ms();
         let s = &self.stats;
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let state = match self.state {
+            CallState::Connecting => "connecting",
+            CallState::Active => "active",
+            CallState::Ending => "ending",
+            CallState::Ended => "ended",
+        };
         CallRecord {
-            call_id: self.info.call_id.clone(),
-            stream_id: self.stream.as_ref().and_then(|s| s.start.stream_id.clone()),
-            carrier: "mcube".into(),
-            direction: self.info.direction.clone(),
-            from_number: self.info.from.clone(),
-            to_number: self.info.to.clone(),
+            stream_id: self.stream_id(),
             agent_id: self.cfg().elevenlabs.agent_id.clone(),
-            conversation_id: self.conversation_id.clone(),
-            state: match self.state {
-                CallState::Connecting => "connecting",
-                CallState::Active => "active",
-                CallState::Ending => "ending",
-                CallState::Ended => "ended",
-            }
-            .into(),
+            conversation_id: self.conversation_id.as_ref().map(|c| c.to_string()),
             end_reason: self.end_reason.map(|r| r.as_str().to_string()),
-            started_at: self.started_ms,
             answered_at: self.answered_ms,
             ended_at: ended.then_some(now),
             duration_ms: count(self.started.elapsed().as_millis() as u64),
@@ -792,23 +780,35 @@ impl CallActor {
             bytes_out: count(s.bytes_out),
             interruptions: count(s.interruptions),
             upstream_reconnects: count(s.upstream_reconnects),
-            carrier_format: self.stream.as_ref().map(|s| s.start.format.elevenlabs_name()),
-            agent_input_format: fmt(self.agent_formats.map(|(i, _)| i)),
-            agent_output_format: fmt(self.agent_formats.map(|(_, o)| o)),
+            carrier_format: self.carrier_format_name(),
+            agent_input_format: self.agent_formats.map(|f| f.input.elevenlabs_name()),
+            agent_output_format: self.agent_formats.map(|f| f.output.elevenlabs_name()),
             error_detail: self.error_detail.clone(),
             revision: self.revision,
             updated_at: now,
+            ..CallRecord::of(&self.info, state, self.started_ms)
         }
     }
 
+    fn stream_id(&self) -> Option<String> {
+        self.stream
+            .as_ref()
+            .and_then(|s| s.start.stream_id.as_ref())
+            .map(|id| id.to_string())
+    }
+
+    fn carrier_format_name(&self) -> Option<String> {
+        self.stream.as_ref().map(|s| s.start.format.elevenlabs_name())
+    }
+
     fn view(&self) -> CallView {
-        let fmt = |f: Option<AudioFormat>| f.map(|f| f.elevenlabs_name());
         CallView {
             call_id: self.info.call_id.clone(),
-            stream_id: self.stream.as_ref().and_then(|s| s.start.stream_id.clone()),
-            from: self.info.from.clone(),
-            to: self.info.to.clone(),
-            direction: self.info.direction.clone(),
+            attempt: self.info.attempt,
+            stream_id: self.stream_id(),
+            from: CallInfo::number(&self.info.from),
+            to: CallInfo::number(&self.info.to),
+            direction: self.info.direction,
             state: self.state,
             started_at: humantime::format_rfc3339_millis(self.started_at).to_string(),
             duration_ms: self.started.elapsed().as_millis() as u64,
@@ -818,10 +818,10 @@ impl CallActor {
             bytes_out: self.stats.bytes_out,
             interruptions: self.stats.interruptions,
             upstream_reconnects: self.stats.upstream_reconnects,
-            conversation_id: self.conversation_id.clone(),
-            carrier_format: self.stream.as_ref().map(|s| s.start.format.elevenlabs_name()),
-            agent_input_format: fmt(self.bridge.as_ref().map(|b| b.agent_in)),
-            agent_output_format: fmt(self.bridge.as_ref().map(|b| b.agent_out)),
+            conversation_id: self.conversation_id.as_ref().map(|c| c.to_string()),
+            carrier_format: self.carrier_format_name(),
+            agent_input_format: self.agent_formats.map(|f| f.input.elevenlabs_name()),
+            agent_output_format: self.agent_formats.map(|f| f.output.elevenlabs_name()),
             last_user_transcript: self.last_line("user"),
             last_agent_response: self.last_line("agent"),
             end_reason: self.end_reason,
@@ -954,8 +954,11 @@ impl Handler<CarrierStarted> for CallActor {
             return;
         }
         let start = msg.start;
-        let stream_id = start.stream_id.clone().unwrap_or_else(|| self.info.call_id.clone());
-        let writer = CarrierWriter::new(&stream_id, start.format);
+        let stream_id = start
+            .stream_id
+            .as_ref()
+            .map_or(self.info.call_id.as_str(), |id| id.as_str());
+        let writer = CarrierWriter::new(stream_id, start.format);
         self.pacer = Self::pacer_for(self.cfg(), start.format);
         self.stream = Some(CarrierStream { start, writer });
         self.try_bridge(ctx);
@@ -980,7 +983,8 @@ impl Handler<CarrierPlayed> for CallActor {
     type Result = ();
 
     fn handle(&mut self, msg: CarrierPlayed, ctx: &mut Context<Self>) {
-        if msg.name.is_some() && msg.name == self.awaiting_checkpoint {
+        let played = msg.name.as_ref().map(|n| n.as_str());
+        if played.is_some() && played == self.awaiting_checkpoint.as_deref() {
             self.awaiting_checkpoint = None;
             self.maybe_finish_playout(ctx);
         }
@@ -995,7 +999,7 @@ impl Handler<CarrierDtmf> for CallActor {
             "The caller pressed DTMF key {}",
             msg.digit
         )));
-        self.record_line("dtmf", msg.digit);
+        self.record_line("dtmf", Text::clean(&msg.digit.to_string(), 1));
     }
 }
 
@@ -1003,57 +1007,82 @@ impl Handler<CarrierGone> for CallActor {
     type Result = ();
 
     fn handle(&mut self, msg: CarrierGone, ctx: &mut Context<Self>) {
-        if !self.is_over() {
-            log::info!(
-                "call_id={} carrier leg ended: {}",
-                self.info.call_id,
-                msg.reason.as_str()
-            );
+        if self.is_over() {
+            return;
+        }
+        log::info!(
+            "call_id={} carrier leg ended: {}",
+            self.info.call_id,
+            msg.reason.as_str()
+        );
+        if let Some(invalid) = msg.invalid {
+            let error = format!("carrier: {invalid}");
+            self.add_event("error", error.clone());
+            self.error_detail = Some(error);
         }
         self.end_call(ctx, msg.reason);
     }
 }
 
-impl Handler<AgentMetadata> for CallActor {
+impl Handler<FromAgent> for CallActor {
     type Result = ();
 
-    fn handle(&mut self, msg: AgentMetadata, ctx: &mut Context<Self>) {
-        if msg.generation != self.generation || self.is_over() {
+    fn handle(&mut self, msg: FromAgent, ctx: &mut Context<Self>) {
+        if !self.is_current_agent(msg.generation) {
+            self.deps.metrics.agent_stale_reports.inc();
             return;
         }
-        let formats = (
-            AudioFormat::from_elevenlabs(&msg.input_format),
-            AudioFormat::from_elevenlabs(&msg.output_format),
-        );
-        let (Some(agent_in), Some(agent_out)) = formats else {
-            log::warn!(
-                "call_id={} elevenlabs announced formats we cannot bridge: in {} out {}",
-                self.info.call_id,
-                msg.input_format,
-                msg.output_format
-            );
-            self.end_call(ctx, EndReason::ElevenlabsBadFormat);
-            return;
-        };
-        log::info!(
-            "call_id={} elevenlabs conversation_id={}",
-            self.info.call_id,
-            msg.conversation_id
-        );
-        self.conversation_id = Some(msg.conversation_id);
-        self.agent_formats = Some((agent_in, agent_out));
-        self.try_bridge(ctx);
+        match msg.report {
+            AgentReport::Metadata {
+                conversation_id,
+                formats,
+            } => self.on_agent_metadata(conversation_id, formats, ctx),
+            AgentReport::Audio { audio, event_id } => self.on_agent_audio(&audio, event_id, ctx),
+            AgentReport::Interruption { event_id } => self.on_interruption(event_id, ctx),
+            AgentReport::Transcript { role, text } => self.record_line(role, text),
+            AgentReport::ToolCall {
+                tool_name,
+                tool_call_id,
+            } => {
+                // No client tools run on a phone gateway; answering keeps the agent from waiting for one.
+                let result = format!("client tool '{tool_name}' is not available on this phone gateway");
+                self.send_agent(el::client_tool_result(tool_call_id.as_str(), &result, true));
+                self.record_line("tool_call", tool_name);
+            }
+            AgentReport::Gone { close_code, detail } => self.agent_failed(ctx, close_code, detail.to_string()),
+        }
     }
 }
 
-impl Handler<AgentAudio> for CallActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: AgentAudio, ctx: &mut Context<Self>) {
-        if msg.generation != self.generation || self.is_over() {
-            return;
+impl CallActor {
+    fn on_agent_metadata(
+        &mut self,
+        conversation_id: Option<ConversationId>,
+        formats: Result<AgentFormats, Invalid>,
+        ctx: &mut Context<Self>,
+    ) {
+        let formats = match formats {
+            Ok(f) => f,
+            Err(invalid) => {
+                log::warn!(
+                    "call_id={} elevenlabs announced a format we cannot bridge: {invalid}",
+                    self.info.call_id
+                );
+                self.error_detail = Some(format!("elevenlabs: {invalid}"));
+                self.end_call(ctx, EndReason::ElevenlabsBadFormat);
+                return;
+            }
+        };
+        if let Some(id) = &conversation_id {
+            log::info!("call_id={} elevenlabs conversation_id={id}", self.info.call_id);
         }
-        if let (Some(last), Some(id)) = (self.last_interruption, msg.event_id) {
+        self.conversation_id = conversation_id;
+        self.agent_formats = Some(formats);
+        self.try_bridge(ctx);
+    }
+
+    fn on_agent_audio(&mut self, audio: &[u8], event_id: Option<i64>, ctx: &mut Context<Self>) {
+        if let (Some(last), Some(id)) = (self.last_interruption, event_id) {
             if id <= last {
                 self.stats.stale_audio_dropped += 1;
                 self.deps.metrics.stale_audio_dropped.inc();
@@ -1061,28 +1090,20 @@ impl Handler<AgentAudio> for CallActor {
             }
         }
         if self.bridge.is_some() {
-            self.enqueue_downstream(&msg.audio, ctx);
+            self.enqueue_downstream(audio, ctx);
         } else {
             let cap = self
                 .agent_formats
-                .map_or(0, |(_, out)| out.bytes_for_ms(self.cfg().calls.outbound_queue_ms));
+                .map_or(0, |f| f.output.bytes_for_ms(self.cfg().calls.outbound_queue_ms));
             let room = cap.saturating_sub(self.pending_out.len());
-            self.pending_out
-                .extend_from_slice(&msg.audio[..msg.audio.len().min(room)]);
+            self.pending_out.extend_from_slice(&audio[..audio.len().min(room)]);
         }
     }
-}
 
-impl Handler<AgentInterruption> for CallActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: AgentInterruption, ctx: &mut Context<Self>) {
-        if msg.generation != self.generation || self.is_over() {
-            return;
-        }
+    fn on_interruption(&mut self, event_id: Option<i64>, ctx: &mut Context<Self>) {
         self.stats.interruptions += 1;
         self.deps.metrics.interruptions.inc();
-        self.last_interruption = msg.event_id.or(self.last_interruption);
+        self.last_interruption = event_id.or(self.last_interruption);
         self.pacer.clear();
         self.sync_queue_gauge();
         self.pending_out.clear();
@@ -1094,34 +1115,7 @@ impl Handler<AgentInterruption> for CallActor {
         if let Some(stream) = &self.stream {
             self.send_carrier(stream.writer.clear_audio());
         }
-        self.record_line("interruption", String::new());
-    }
-}
-
-impl Handler<AgentTranscript> for CallActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: AgentTranscript, _: &mut Context<Self>) {
-        self.record_line(msg.role, msg.text);
-    }
-}
-
-impl Handler<AgentToolCall> for CallActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: AgentToolCall, _: &mut Context<Self>) {
-        // No client tools run on a phone gateway; answering keeps the agent from waiting for one.
-        let result = format!("client tool '{}' is not available on this phone gateway", msg.tool_name);
-        self.send_agent(el::client_tool_result(&msg.tool_call_id, &result, true));
-        self.record_line("tool_call", msg.tool_name);
-    }
-}
-
-impl Handler<AgentGone> for CallActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: AgentGone, ctx: &mut Context<Self>) {
-        self.agent_failed(ctx, msg.generation, msg.close_code, msg.detail);
+        self.record_line("interruption", Text::default());
     }
 }
 

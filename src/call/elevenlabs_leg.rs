@@ -8,6 +8,7 @@ use crate::config::{ElevenLabsAuth, ElevenLabsConfig};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::protocol::elevenlabs::{self as el, parse_agent_event, AgentEvent};
+use crate::values::Text;
 use crate::ws_frames::{Assembled, Reassembler};
 use actix::io::{SinkWrite, WriteHandler};
 use actix::prelude::*;
@@ -155,7 +156,7 @@ pub struct ElevenLabsLeg {
     liveness: super::Liveness,
     reassembler: Reassembler,
     close_code: Option<u16>,
-    detail: String,
+    detail: Text,
     closing: bool,
     b64: base64::engine::GeneralPurpose,
 }
@@ -190,7 +191,7 @@ impl ElevenLabsLeg {
                 liveness: super::Liveness::new(setup.heartbeat, setup.peer_timeout),
                 reassembler: Reassembler::new(setup.max_message_bytes),
                 close_code: None,
-                detail: "connection ended".into(),
+                detail: Text::clean("connection ended", Text::SHORT),
                 closing: false,
                 b64: base64::engine::general_purpose::STANDARD,
             }
@@ -199,9 +200,24 @@ impl ElevenLabsLeg {
 
     fn send(&mut self, msg: WsMessage, ctx: &mut Context<Self>) {
         if self.sink.write(msg).is_err() {
-            self.detail = "write to a closed socket".into();
+            self.set_detail("write to a closed socket");
             ctx.stop();
         }
+    }
+
+    fn set_detail(&mut self, detail: &str) {
+        self.detail = Text::clean(detail, Text::SHORT);
+    }
+
+    /// Hands a report to the call, marked with this connection's generation.
+    fn report(&self, report: AgentReport) {
+        report_to_call(
+            &self.call,
+            FromAgent {
+                generation: self.generation,
+                report,
+            },
+        );
     }
 
     fn on_text(&mut self, text: &[u8], ctx: &mut Context<Self>) {
@@ -216,17 +232,9 @@ impl ElevenLabsLeg {
                 return;
             }
         };
-        let generation = self.generation;
         match event {
             AgentEvent::Audio { audio_b64, event_id } => match self.b64.decode(audio_b64.as_bytes()) {
-                Ok(audio) => report_to_call(
-                    &self.call,
-                    AgentAudio {
-                        generation,
-                        audio,
-                        event_id,
-                    },
-                ),
+                Ok(audio) => self.report(AgentReport::Audio { audio, event_id }),
                 Err(e) => {
                     self.metrics.agent_bad_messages.inc();
                     log::warn!(
@@ -243,46 +251,35 @@ impl ElevenLabsLeg {
             }
             AgentEvent::Metadata {
                 conversation_id,
-                agent_output_audio_format,
-                user_input_audio_format,
-            } => report_to_call(
-                &self.call,
-                AgentMetadata {
-                    generation,
-                    conversation_id,
-                    output_format: agent_output_audio_format,
-                    input_format: user_input_audio_format,
-                },
-            ),
-            AgentEvent::Interruption { event_id } => {
-                report_to_call(&self.call, AgentInterruption { generation, event_id })
-            }
+                formats,
+            } => self.report(AgentReport::Metadata {
+                conversation_id,
+                formats,
+            }),
+            AgentEvent::Interruption { event_id } => self.report(AgentReport::Interruption { event_id }),
             AgentEvent::AgentResponse { text } | AgentEvent::AgentResponseCorrection { text } => {
-                report_to_call(&self.call, AgentTranscript { role: "agent", text })
+                self.report(AgentReport::Transcript { role: "agent", text })
             }
-            AgentEvent::UserTranscript { text } => report_to_call(&self.call, AgentTranscript { role: "user", text }),
+            AgentEvent::UserTranscript { text } => self.report(AgentReport::Transcript { role: "user", text }),
             AgentEvent::ClientToolCall {
                 tool_name,
                 tool_call_id,
-            } => report_to_call(
-                &self.call,
-                AgentToolCall {
-                    tool_name,
-                    tool_call_id,
-                },
-            ),
+            } => self.report(AgentReport::ToolCall {
+                tool_name,
+                tool_call_id,
+            }),
             AgentEvent::Error {
                 code,
                 error_type,
                 message,
             } => {
+                let error_type = error_type.unwrap_or_default();
                 log::warn!(
-                    "call_id={} elevenlabs: error event code={code:?} type={} message={}",
+                    "call_id={} elevenlabs: error event code={code:?} type={error_type} message={}",
                     self.call_id,
-                    error_type.as_deref().unwrap_or("-"),
-                    message.as_deref().unwrap_or("-")
+                    message.unwrap_or_default()
                 );
-                self.detail = format!("error event {}", error_type.as_deref().unwrap_or("unknown"));
+                self.set_detail(&format!("error event {error_type}"));
             }
             AgentEvent::Other { .. } => self.metrics.agent_ignored_events.inc(),
         }
@@ -300,7 +297,7 @@ impl ElevenLabsLeg {
                 self.call_id,
                 self.peer_timeout
             );
-            self.detail = "agent silent past the peer timeout".into();
+            self.set_detail("agent silent past the peer timeout");
             ctx.stop();
         } else {
             self.send(WsMessage::Ping(Bytes::new()), ctx);
@@ -317,7 +314,7 @@ impl ElevenLabsLeg {
         let _ = self
             .sink
             .write(WsMessage::Close(Some(CloseReason::from(CloseCode::Normal))));
-        self.detail = "closed by the gateway".into();
+        self.set_detail("closed by the gateway");
         ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
     }
 }
@@ -334,20 +331,16 @@ impl Actor for ElevenLabsLeg {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         let detail = std::mem::take(&mut self.detail);
-        report_to_call(
-            &self.call,
-            AgentGone {
-                generation: self.generation,
-                close_code: self.close_code,
-                detail,
-            },
-        );
+        self.report(AgentReport::Gone {
+            close_code: self.close_code,
+            detail,
+        });
     }
 }
 
 impl WriteHandler<awc::error::WsProtocolError> for ElevenLabsLeg {
     fn error(&mut self, err: awc::error::WsProtocolError, _: &mut Self::Context) -> Running {
-        self.detail = format!("write failed: {err}");
+        self.set_detail(&format!("write failed: {err}"));
         Running::Stop
     }
 }
@@ -362,7 +355,7 @@ impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for ElevenLabsLeg
                 Ok(Some(Assembled::Text(text))) => self.on_text(&text, ctx),
                 Ok(Some(Assembled::Binary(_))) | Ok(None) => {}
                 Err(e) => {
-                    self.detail = format!("fragmented message refused: {e}");
+                    self.set_detail(&format!("fragmented message refused: {e}"));
                     self.close_normally(ctx);
                 }
             },
@@ -374,16 +367,17 @@ impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for ElevenLabsLeg
                     let _ = self.sink.write(WsMessage::Close(reason.clone()));
                 }
                 self.close_code = reason.as_ref().map(|r| u16::from(r.code));
-                self.detail = format!(
-                    "agent closed: {}",
-                    reason.as_ref().and_then(|r| r.description.clone()).unwrap_or_default()
-                );
+                let said = reason
+                    .as_ref()
+                    .and_then(|r| r.description.as_deref())
+                    .unwrap_or_default();
+                self.set_detail(&format!("agent closed: {said}"));
                 self.sink.close();
                 ctx.stop();
             }
             Err(e) => {
                 self.metrics.agent_bad_messages.inc();
-                self.detail = format!("protocol error: {e}");
+                self.set_detail(&format!("protocol error: {e}"));
                 ctx.stop();
             }
         }

@@ -9,7 +9,8 @@ use super::{EndReason, RoutedAudio};
 use crate::metrics::Metrics;
 use crate::protocol::base64_decoded_len;
 use crate::protocol::elevenlabs::passthrough_user_audio;
-use crate::protocol::mcube::{parse_event, CarrierEvent};
+use crate::protocol::mcube::{parse_event, CarrierEvent, CarrierParseError};
+use crate::values::Invalid;
 use crate::ws_frames::{sort_inbound, Inbound, Reassembler};
 use actix::prelude::*;
 use actix::WeakAddr;
@@ -39,6 +40,8 @@ pub struct McubeLeg {
     reassembler: Reassembler,
     /// Why the leg is ending; reported to the call once, from `stopped`.
     gone: Option<EndReason>,
+    /// The value the carrier sent that was refused, when that is why.
+    invalid: Option<Invalid>,
     /// Set by the frame guard in front of the codec when it cut the stream (answer 1009).
     oversized: Arc<AtomicBool>,
     /// Frames read, for hop-latency sampling.
@@ -67,6 +70,7 @@ impl McubeLeg {
             liveness: super::Liveness::new(heartbeat, peer_timeout),
             reassembler: Reassembler::new(max_message_bytes),
             gone: None,
+            invalid: None,
             oversized: Arc::default(),
             frames: 0,
             pings: (0, None),
@@ -104,14 +108,16 @@ impl McubeLeg {
                     &self.call,
                     CarrierGone {
                         reason: EndReason::CarrierStop,
+                        invalid: None,
                     },
                 );
             }
-            Ok(CarrierEvent::Ignored { .. }) => {}
+            Ok(CarrierEvent::Ignored) => {}
             Ok(CarrierEvent::Unknown { event }) => {
                 self.metrics.carrier_unknown_events.inc();
                 log::debug!("call_id={} carrier: ignoring unknown event '{event}'", self.call_id);
             }
+            Err(CarrierParseError::Invalid(invalid)) => self.refuse_value(invalid, ctx),
             Err(e) => {
                 self.metrics.carrier_bad_frames.inc();
                 log::warn!("call_id={} {e}; closing the carrier leg (1007)", self.call_id);
@@ -122,6 +128,25 @@ impl McubeLeg {
                 self.finish(ctx, EndReason::CarrierProtocolError, Some(close));
             }
         }
+    }
+
+    /// A field out of bounds: the socket is closed with 1007 and the field's name, counted, and the call's
+    /// record says why.
+    fn refuse_value(&mut self, invalid: Invalid, ctx: &mut ws::WebsocketContext<Self>) {
+        self.metrics.carrier_invalid.with_label_values(&[invalid.field]).inc();
+        log::warn!(
+            "call_id={} carrier: {invalid}; closing the carrier leg (1007)",
+            self.call_id
+        );
+        // A close frame's reason is at most 123 bytes.
+        let mut description = format!("invalid {}", invalid.field);
+        description.truncate(123);
+        let close = ws::CloseReason {
+            code: ws::CloseCode::Invalid,
+            description: Some(description),
+        };
+        self.invalid = Some(invalid);
+        self.finish(ctx, EndReason::CarrierInvalidData, Some(close));
     }
 
     /// Shares the flag of the frame guard in front of this leg's codec.
@@ -221,7 +246,8 @@ impl Actor for McubeLeg {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         let reason = self.gone.unwrap_or(EndReason::CarrierHangup);
-        report_to_call(&self.call, CarrierGone { reason });
+        let invalid = self.invalid.take();
+        report_to_call(&self.call, CarrierGone { reason, invalid });
     }
 }
 

@@ -4,7 +4,9 @@ use super::actor::CallActor;
 use super::elevenlabs_leg::ElevenLabsLeg;
 use super::mcube_leg::McubeLeg;
 use super::{CallView, EndReason, RoutedAudio};
+use crate::protocol::elevenlabs::AgentFormats;
 use crate::protocol::mcube::StreamStart;
+use crate::values::{ConversationId, DtmfDigit, Invalid, Label, Text};
 use actix::prelude::*;
 use actix::WeakAddr;
 use bytes::Bytes;
@@ -49,15 +51,14 @@ pub struct CarrierAudio {
 #[rtype(result = "()")]
 pub struct CarrierPlayed {
     /// The checkpoint's name, as we sent it.
-    pub name: Option<String>,
+    pub name: Option<Label>,
 }
 
 /// The caller pressed a key.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct CarrierDtmf {
-    /// The key, as the carrier names it.
-    pub digit: String,
+    pub digit: DtmfDigit,
 }
 
 /// The carrier leg is over (or is going): stop, close, drop, timeout, unreadable frames.
@@ -66,6 +67,8 @@ pub struct CarrierDtmf {
 pub struct CarrierGone {
     /// How it ended, from the carrier's side.
     pub reason: EndReason,
+    /// The value the carrier sent that was refused, when that is why.
+    pub invalid: Option<Invalid>,
 }
 
 /// The carrier's WebSocket actor, attached right after the upgrade.
@@ -106,64 +109,41 @@ pub struct CloseCarrier {
     pub code: u16,
 }
 
-/// `conversation_initiation_metadata` arrived.
+/// What one connection to the agent reported. One message for all of it, so the call decides in one place
+/// whether the connection it came from is still the current one: nothing from an abandoned connection (a
+/// late metadata, audio, a transcript or a tool call while the call redials) reaches the call.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct AgentMetadata {
+pub struct FromAgent {
     /// Which connection of this call it came from.
     pub generation: u32,
-    pub conversation_id: String,
-    /// ElevenLabs' names, e.g. `ulaw_8000`, `pcm_16000`.
-    pub output_format: String,
-    pub input_format: String,
+    pub report: AgentReport,
 }
 
-/// Agent audio, base64-decoded, in the agent's output format.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AgentAudio {
-    pub generation: u32,
-    /// Raw audio bytes.
-    pub audio: Vec<u8>,
-    /// The event id, compared with the last interruption's.
-    pub event_id: Option<i64>,
-}
-
-/// The caller barged in.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AgentInterruption {
-    pub generation: u32,
-    /// Audio with an event id up to this one is stale.
-    pub event_id: Option<i64>,
-}
-
-/// Something was said (user transcript or agent response).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AgentTranscript {
-    /// `user` or `agent`.
-    pub role: &'static str,
-    pub text: String,
-}
-
-/// The agent asked for a client tool we do not have.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AgentToolCall {
-    pub tool_name: String,
-    pub tool_call_id: String,
-}
-
-/// The agent's connection is over.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AgentGone {
-    pub generation: u32,
-    /// The close code ElevenLabs sent, if it sent one.
-    pub close_code: Option<u16>,
-    /// What happened, for the log and the record.
-    pub detail: String,
+/// The agent's side of a call, typed and bounded by its leg.
+pub enum AgentReport {
+    /// `conversation_initiation_metadata` arrived.
+    Metadata {
+        conversation_id: Option<ConversationId>,
+        /// A format we cannot bridge ends the call.
+        formats: Result<AgentFormats, Invalid>,
+    },
+    /// Agent audio, base64-decoded, in the agent's output format; its event id is compared with the last
+    /// interruption's.
+    Audio { audio: Vec<u8>, event_id: Option<i64> },
+    /// The caller barged in: audio with an event id up to this one is stale.
+    Interruption { event_id: Option<i64> },
+    /// Something was said: `user` (transcript) or `agent` (response).
+    Transcript { role: &'static str, text: Text },
+    /// The agent asked for a client tool we do not have.
+    ToolCall { tool_name: Text, tool_call_id: Text },
+    /// The connection is over.
+    Gone {
+        /// The close code ElevenLabs sent, if it sent one.
+        close_code: Option<u16>,
+        /// What happened, for the log and the record.
+        detail: Text,
+    },
 }
 
 /// Text for the agent's socket.

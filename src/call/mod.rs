@@ -6,6 +6,7 @@ pub mod elevenlabs_leg;
 pub mod mcube_leg;
 pub mod messages;
 
+use crate::values::{CallId, Direction, PhoneNumber};
 use serde::Serialize;
 
 /// Whether a peer has been heard from, judged at each heartbeat. A flag set per frame instead of a clock
@@ -55,13 +56,34 @@ pub struct RoutedAudio {
     pub bad: std::sync::atomic::AtomicU64,
 }
 
-/// What the refurl told us about the call; feeds ElevenLabs' `dynamic_variables`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Who the call is, as validated at the refurl (or at the upgrade, for a call nobody announced); feeds
+/// ElevenLabs' `dynamic_variables` and every record of the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallInfo {
-    pub call_id: String,
-    pub from: String,
-    pub to: String,
-    pub direction: String,
+    pub call_id: CallId,
+    /// This attempt of the call id (a record key): a call id used again gets a record of its own.
+    pub attempt: i64,
+    pub from: Option<PhoneNumber>,
+    pub to: Option<PhoneNumber>,
+    pub direction: Direction,
+}
+
+impl CallInfo {
+    /// A call known by its id only.
+    pub fn bare(call_id: CallId, attempt: i64) -> CallInfo {
+        CallInfo {
+            call_id,
+            attempt,
+            from: None,
+            to: None,
+            direction: Direction::Inbound,
+        }
+    }
+
+    /// A number as records and views show it: empty when the carrier gave none.
+    pub fn number(n: &Option<PhoneNumber>) -> String {
+        n.as_ref().map(|n| n.to_string()).unwrap_or_default()
+    }
 }
 
 /// Where a call is in its life (interface.md §4).
@@ -88,6 +110,10 @@ pub enum EndReason {
     CarrierNoStart,
     /// The carrier sent frames we cannot read at all.
     CarrierProtocolError,
+    /// The carrier sent a value out of bounds (an id, a digit, an encoding or rate we do not bridge).
+    CarrierInvalidData,
+    /// Admitted at the refurl, but the carrier's WebSocket never came before the admission deadline.
+    CarrierNeverConnected,
     /// The carrier stopped reading what we send: its queue filled up.
     CarrierStalled,
     /// The agent closed with 1000 (end_call tool, max duration).
@@ -116,6 +142,8 @@ impl EndReason {
             EndReason::CarrierTimeout => "carrier_timeout",
             EndReason::CarrierNoStart => "carrier_no_start",
             EndReason::CarrierProtocolError => "carrier_protocol_error",
+            EndReason::CarrierInvalidData => "carrier_invalid_data",
+            EndReason::CarrierNeverConnected => "carrier_never_connected",
             EndReason::CarrierStalled => "carrier_stalled",
             EndReason::AgentEnded => "agent_ended",
             EndReason::ElevenlabsUnavailable => "elevenlabs_unavailable",
@@ -136,6 +164,8 @@ impl EndReason {
                 | EndReason::CarrierTimeout
                 | EndReason::CarrierStop
                 | EndReason::CarrierProtocolError
+                | EndReason::CarrierInvalidData
+                | EndReason::CarrierNeverConnected
                 | EndReason::CarrierStalled
         )
     }
@@ -146,18 +176,19 @@ impl EndReason {
 pub struct TranscriptLine {
     /// `user` or `agent`.
     pub role: &'static str,
-    pub text: String,
+    pub text: crate::values::Text,
     pub at_ms: u64,
 }
 
 /// A call as `/calls` shows it (interface.md §4 CALL).
 #[derive(Debug, Clone, Serialize)]
 pub struct CallView {
-    pub call_id: String,
+    pub call_id: CallId,
+    pub attempt: i64,
     pub stream_id: Option<String>,
     pub from: String,
     pub to: String,
-    pub direction: String,
+    pub direction: Direction,
     pub state: CallState,
     pub started_at: String,
     pub duration_ms: u64,
@@ -171,8 +202,8 @@ pub struct CallView {
     pub carrier_format: Option<String>,
     pub agent_input_format: Option<String>,
     pub agent_output_format: Option<String>,
-    pub last_user_transcript: Option<String>,
-    pub last_agent_response: Option<String>,
+    pub last_user_transcript: Option<crate::values::Text>,
+    pub last_agent_response: Option<crate::values::Text>,
     pub end_reason: Option<EndReason>,
 }
 
@@ -181,10 +212,11 @@ impl CallView {
     pub fn reserved(info: &CallInfo, admitted_at: std::time::SystemTime) -> CallView {
         CallView {
             call_id: info.call_id.clone(),
+            attempt: info.attempt,
             stream_id: None,
-            from: info.from.clone(),
-            to: info.to.clone(),
-            direction: info.direction.clone(),
+            from: CallInfo::number(&info.from),
+            to: CallInfo::number(&info.to),
+            direction: info.direction,
             state: CallState::Connecting,
             started_at: humantime::format_rfc3339_millis(admitted_at).to_string(),
             duration_ms: admitted_at.elapsed().map_or(0, |d| d.as_millis() as u64),

@@ -5,6 +5,7 @@
 
 use super::actor::{DbActor, ReplaySpool, WriteBatch};
 use super::models::DbWrite;
+use super::writer::Replay;
 use actix::prelude::*;
 use std::time::Duration;
 
@@ -87,7 +88,15 @@ impl Handler<FlushAll> for DbBatcher {
     fn handle(&mut self, _: FlushAll, ctx: &mut Context<Self>) -> Self::Result {
         self.flush(ctx);
         let db = self.db.clone();
-        // The actor handles messages in order, so this answers after every batch sent before it.
-        Box::pin(async move { db.send(ReplaySpool).await })
+        // The actor handles messages in order, so this answers after every batch sent before it; a long
+        // spool takes several slices.
+        Box::pin(async move {
+            loop {
+                match db.send(ReplaySpool).await? {
+                    Replay::More => continue,
+                    replay => return Ok(replay == Replay::Empty),
+                }
+            }
+        })
     }
 }

@@ -1,11 +1,13 @@
 //! Call records in SQLite (embedded default) or PostgreSQL (production) through one diesel connection type
-//! and an r2d2 pool: connecting, migrations, and the queries. The `DbActor` (the one writer) and the
-//! `DbBatcher` (which keeps the media path from ever waiting on it) live beside this; so does the spool.
+//! and an r2d2 pool: connecting, migrations, and the queries. The `Writer` (no row can block the others),
+//! the `DbActor` that runs it, and the `DbBatcher` (which keeps the media path from ever waiting on it) live
+//! beside this; so do the spool and the dead-letter file.
 pub mod actor;
 pub mod batcher;
 pub mod models;
 pub mod schema;
 pub mod spool;
+pub mod writer;
 
 use crate::error::GatewayError;
 use diesel::connection::SimpleConnection;
@@ -49,10 +51,7 @@ impl DbTarget {
     pub fn redacted(&self) -> String {
         match self {
             DbTarget::Sqlite(p) => format!("sqlite://{p}"),
-            DbTarget::Postgres(u) => match (u.find("://"), u.rfind('@')) {
-                (Some(s), Some(at)) if at > s => format!("{}://…@{}", &u[..s], &u[at + 1..]),
-                _ => u.clone(),
-            },
+            DbTarget::Postgres(u) => crate::config::redact_url(u),
         }
     }
 }
@@ -106,8 +105,24 @@ pub fn pool(target: &DbTarget, size: u32, timeout: Duration) -> Result<DbPool, G
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
         {
-            std::fs::create_dir_all(dir)
+            // The records hold phone numbers and transcripts: a directory of our own user's.
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
                 .map_err(|e| GatewayError::db(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        // Created here, mode 0600, before SQLite creates it from the umask: its -wal and -shm files take the
+        // database file's mode.
+        use std::os::unix::fs::OpenOptionsExt;
+        if !std::path::Path::new(path).exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| GatewayError::db(format!("cannot create {path}: {e}")))?;
         }
     }
     Ok(r2d2::Pool::builder()
@@ -127,63 +142,87 @@ pub fn migrate(conn: &mut DbConnection) -> Result<usize, GatewayError> {
     ran.map_err(|e| GatewayError::db(format!("migrations failed: {e}")))
 }
 
-/// Upserts a call snapshot: newer revisions replace older ones, older ones never replace newer ones, and a
-/// revision-0 record (a refusal) only fills a missing row.
+/// Upserts a call snapshot: newer revisions replace older ones of the same attempt, older ones never replace
+/// newer ones, and a revision-0 record (a refusal) only fills a missing row. Another attempt of the same call
+/// id is another row.
 pub fn save_call(conn: &mut DbConnection, rec: &CallRecord) -> QueryResult<()> {
     let updated = diesel::update(
         calls::table
             .filter(calls::call_id.eq(&rec.call_id))
+            .filter(calls::attempt.eq(rec.attempt))
             .filter(calls::revision.lt(rec.revision)),
     )
     .set(rec)
     .execute(conn)?;
-    if updated == 0 && !call_exists(conn, &rec.call_id)? {
+    if updated == 0 && !attempt_exists(conn, &rec.call_id, rec.attempt)? {
         diesel::insert_into(calls::table).values(rec).execute(conn)?;
     }
     Ok(())
 }
 
-fn call_exists(conn: &mut DbConnection, call_id: &str) -> QueryResult<bool> {
+fn attempt_exists(conn: &mut DbConnection, call_id: &str, attempt: i64) -> QueryResult<bool> {
     let n: i64 = calls::table
         .filter(calls::call_id.eq(call_id))
+        .filter(calls::attempt.eq(attempt))
         .count()
         .get_result(conn)?;
     Ok(n > 0)
 }
 
-/// Inserts the events not already stored (keyed on call id and seq), so replays are harmless.
+/// The latest attempt recorded for a call id.
+fn latest_attempt(conn: &mut DbConnection, call_id: &str) -> QueryResult<Option<i64>> {
+    calls::table
+        .filter(calls::call_id.eq(call_id))
+        .select(diesel::dsl::max(calls::attempt))
+        .first(conn)
+}
+
+/// Inserts the events not already stored (keyed on call id, attempt and seq), so replays are harmless.
 pub fn save_events(conn: &mut DbConnection, events: &[CallEvent]) -> QueryResult<usize> {
     let Some(first) = events.first() else { return Ok(0) };
     let min_seq = events.iter().map(|e| e.seq).min().unwrap_or(first.seq);
-    let existing: Vec<i64> = call_events::table
-        .filter(call_events::call_id.eq(&first.call_id))
+    let existing: Vec<(String, i64, i64)> = call_events::table
+        .filter(call_events::call_id.eq_any(events.iter().map(|e| e.call_id.as_str())))
         .filter(call_events::seq.ge(min_seq))
-        .select(call_events::seq)
+        .select((call_events::call_id, call_events::attempt, call_events::seq))
         .load(conn)?;
-    let fresh: Vec<&CallEvent> = events.iter().filter(|e| !existing.contains(&e.seq)).collect();
+    let fresh: Vec<&CallEvent> = events
+        .iter()
+        .filter(|e| {
+            !existing
+                .iter()
+                .any(|(c, a, s)| *c == e.call_id && *a == e.attempt && *s == e.seq)
+        })
+        .collect();
     for e in &fresh {
         diesel::insert_into(call_events::table).values(*e).execute(conn)?;
     }
     Ok(fresh.len())
 }
 
-/// Records the carrier's hang-up/status report on the call (creating a minimal row if the call is unknown).
+/// Records the carrier's hang-up/status report on its attempt — the one named, else the call id's latest —
+/// creating a minimal row if the call is unknown.
 pub fn save_status(conn: &mut DbConnection, report: &StatusReport) -> QueryResult<()> {
-    let updated = diesel::update(calls::table.filter(calls::call_id.eq(&report.call_id)))
+    let attempt = match report.attempt {
+        Some(a) => a,
+        None => latest_attempt(conn, &report.call_id)?.unwrap_or(report.at_ms.saturating_mul(1000)),
+    };
+    let set_status = |conn: &mut DbConnection| {
+        diesel::update(
+            calls::table
+                .filter(calls::call_id.eq(&report.call_id))
+                .filter(calls::attempt.eq(attempt)),
+        )
         .set((
             calls::dial_status.eq(&report.dial_status),
             calls::recording_url.eq(&report.recording_url),
         ))
-        .execute(conn)?;
-    if updated == 0 {
-        let stub = CallRecord::new(&report.call_id, "reported", report.at_ms);
+        .execute(conn)
+    };
+    if set_status(conn)? == 0 {
+        let stub = CallRecord::stub(&report.call_id, attempt, "reported", report.at_ms);
         diesel::insert_into(calls::table).values(&stub).execute(conn)?;
-        diesel::update(calls::table.filter(calls::call_id.eq(&report.call_id)))
-            .set((
-                calls::dial_status.eq(&report.dial_status),
-                calls::recording_url.eq(&report.recording_url),
-            ))
-            .execute(conn)?;
+        set_status(conn)?;
     }
     Ok(())
 }
@@ -201,12 +240,12 @@ pub fn close_abandoned(conn: &mut DbConnection, now_ms: i64, started_before: i64
         .execute(conn)
 }
 
-/// Finished (or refused) calls, newest first.
+/// Finished (or refused, or never connected) calls, newest first; each attempt of a call id is its own entry.
 pub fn history(conn: &mut DbConnection, limit: i64, before_ms: Option<i64>) -> QueryResult<Vec<CallRow>> {
     let mut q = calls::table
         .filter(calls::state.ne_all(["connecting", "active", "ending"]))
         .select(CallRow::as_select())
-        .order((calls::started_at.desc(), calls::call_id.desc()))
+        .order((calls::started_at.desc(), calls::call_id.desc(), calls::attempt.desc()))
         .limit(limit)
         .into_boxed();
     if let Some(before) = before_ms {
@@ -215,18 +254,48 @@ pub fn history(conn: &mut DbConnection, limit: i64, before_ms: Option<i64>) -> Q
     q.load(conn)
 }
 
-/// One call with its events in order.
-pub fn get_call(conn: &mut DbConnection, call_id: &str) -> QueryResult<Option<(CallRow, Vec<CallEvent>)>> {
+/// Most attempts of one call id listed with it.
+pub const MAX_ATTEMPTS_LISTED: i64 = 100;
+
+/// One stored call: the attempt asked for (else the latest), its events in order, and every attempt of the
+/// call id, newest first.
+pub struct StoredCall {
+    pub row: CallRow,
+    pub events: Vec<CallEvent>,
+    pub attempts: Vec<AttemptSummary>,
+}
+
+/// One attempt of a call id, as listed beside the one shown.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Queryable)]
+pub struct AttemptSummary {
+    pub attempt: i64,
+    pub state: String,
+    pub started_at: i64,
+    pub end_reason: Option<String>,
+}
+
+pub fn get_call(conn: &mut DbConnection, call_id: &str, attempt: Option<i64>) -> QueryResult<Option<StoredCall>> {
+    let attempts: Vec<AttemptSummary> = calls::table
+        .filter(calls::call_id.eq(call_id))
+        .order(calls::attempt.desc())
+        .select((calls::attempt, calls::state, calls::started_at, calls::end_reason))
+        .limit(MAX_ATTEMPTS_LISTED)
+        .load(conn)?;
+    let Some(attempt) = attempt.or_else(|| attempts.first().map(|a| a.attempt)) else {
+        return Ok(None);
+    };
     let row = calls::table
         .filter(calls::call_id.eq(call_id))
+        .filter(calls::attempt.eq(attempt))
         .select(CallRow::as_select())
         .first(conn)
         .optional()?;
     let Some(row) = row else { return Ok(None) };
     let events = call_events::table
         .filter(call_events::call_id.eq(call_id))
+        .filter(call_events::attempt.eq(attempt))
         .order(call_events::seq.asc())
         .select(CallEvent::as_select())
         .load(conn)?;
-    Ok(Some((row, events)))
+    Ok(Some(StoredCall { row, events, attempts }))
 }

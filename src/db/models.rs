@@ -1,17 +1,27 @@
 //! Rows of the `calls` and `call_events` tables, and what the gateway writes: a call's snapshot, its events,
 //! a carrier status report. Serializable, because what the database cannot take goes to the spool.
+//!
+//! The fields are plain strings because the writer must survive anything (a row the database refuses is
+//! set aside, never retried forever), but the gateway builds records only from validated values
+//! (`CallRecord::of` takes a `CallInfo`), so what the carrier sent reaches a record only through them.
 
 use super::schema::{call_events, calls};
+use crate::call::CallInfo;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicI64, Ordering};
 
-/// Everything the gateway knows about a call, written as a whole each time (an idempotent upsert keyed on
-/// `call_id`; a lower `revision` never overwrites a higher one). The carrier's status report columns
-/// (`dial_status`, `recording_url`) are not part of it, so a snapshot never erases them.
+/// Everything the gateway knows about one attempt of a call, written as a whole each time (an idempotent
+/// upsert keyed on `(call_id, attempt)`; a lower `revision` never overwrites a higher one). The carrier's
+/// status report columns (`dial_status`, `recording_url`) are not part of it, so a snapshot never erases
+/// them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Insertable, AsChangeset)]
 #[diesel(table_name = calls, treat_none_as_null = true)]
 pub struct CallRecord {
     pub call_id: String,
+    /// Which attempt of this call id (`new_attempt`); spool lines from before attempts existed read as 0.
+    #[serde(default)]
+    pub attempt: i64,
     pub stream_id: Option<String>,
     pub carrier: String,
     pub direction: String,
@@ -43,11 +53,23 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
-    /// A record with nothing known but the call id, a state and a time; revision 0, so it only ever fills a
-    /// missing row.
-    pub fn new(call_id: &str, state: &str, at_ms: i64) -> CallRecord {
+    /// A record of what was admitted (or refused) about a call, in `state` since `at_ms`; revision 0, so it
+    /// only ever fills a missing row.
+    pub fn of(info: &CallInfo, state: &str, at_ms: i64) -> CallRecord {
+        CallRecord {
+            direction: info.direction.as_str().into(),
+            from_number: CallInfo::number(&info.from),
+            to_number: CallInfo::number(&info.to),
+            ..CallRecord::stub(info.call_id.as_str(), info.attempt, state, at_ms)
+        }
+    }
+
+    /// A row for a call the database has no record of, known by its key only (a carrier's status report
+    /// about a call it never had admitted here).
+    pub fn stub(call_id: &str, attempt: i64, state: &str, at_ms: i64) -> CallRecord {
         CallRecord {
             call_id: call_id.to_string(),
+            attempt,
             stream_id: None,
             carrier: "mcube".into(),
             direction: String::new(),
@@ -82,6 +104,7 @@ impl CallRecord {
 #[diesel(table_name = calls)]
 pub struct CallRow {
     pub call_id: String,
+    pub attempt: i64,
     pub stream_id: Option<String>,
     pub carrier: String,
     pub direction: String,
@@ -111,11 +134,13 @@ pub struct CallRow {
     pub updated_at: i64,
 }
 
-/// Something that happened during a call; `(call_id, seq)` is unique, so replays insert it once.
+/// Something that happened during a call; `(call_id, attempt, seq)` is unique, so replays insert it once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Insertable, Queryable, Selectable)]
 #[diesel(table_name = call_events)]
 pub struct CallEvent {
     pub call_id: String,
+    #[serde(default)]
+    pub attempt: i64,
     pub seq: i64,
     pub at_ms: i64,
     /// `state`, `user_transcript`, `agent_response`, `interruption`, `dtmf`, `tool_call`, `error`.
@@ -127,6 +152,9 @@ pub struct CallEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReport {
     pub call_id: String,
+    /// The attempt it is about when the call is still known to the registry; otherwise the latest one.
+    #[serde(default)]
+    pub attempt: Option<i64>,
     pub dial_status: String,
     pub recording_url: Option<String>,
     pub at_ms: i64,
@@ -140,6 +168,21 @@ pub enum DbWrite {
     Call(Box<CallRecord>),
     Events(Vec<CallEvent>),
     Status(StatusReport),
+}
+
+/// A new attempt number: Unix microseconds, made unique and increasing within the process, so attempts of
+/// one call id sort in the order they were made.
+pub fn new_attempt() -> i64 {
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = now_ms().saturating_mul(1000);
+    let mut prev = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(prev + 1);
+        match LAST.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(p) => prev = p,
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.

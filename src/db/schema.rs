@@ -1,8 +1,10 @@
-// @generated-compatible: what `diesel print-schema` writes for migrations/*/2026-11-26-000001_calls.
+// @generated-compatible: what `diesel print-schema` writes for migrations/*/ up to 2026-12-02-000001_call_attempts
+// (column order aside: PostgreSQL appends `attempt`, SQLite's rebuild puts it second).
 
 diesel::table! {
-    calls (call_id) {
+    calls (call_id, attempt) {
         call_id -> Text,
+        attempt -> BigInt,
         stream_id -> Nullable<Text>,
         carrier -> Text,
         direction -> Text,
@@ -34,8 +36,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    call_events (call_id, seq) {
+    call_events (call_id, attempt, seq) {
         call_id -> Text,
+        attempt -> BigInt,
         seq -> BigInt,
         at_ms -> BigInt,
         kind -> Text,

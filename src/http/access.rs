@@ -1,7 +1,8 @@
 //! Who may reach the carrier endpoints: a source-address allow-list (IPs or CIDR blocks) and a browser
-//! `Origin` allow-list, checked before anything else and swappable at run time (SIGHUP).
+//! `Origin` allow-list, checked before anything else and swappable at run time (SIGHUP). Behind a trusted
+//! proxy the source is the address the proxy forwarded (`X-Forwarded-For`), not the proxy's own.
 
-use crate::config::CarrierConfig;
+use crate::config::Config;
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
@@ -19,13 +20,16 @@ pub fn parse_net(s: &str) -> Option<IpNet> {
 pub struct CarrierAccess {
     nets: Vec<IpNet>,
     origins: Vec<String>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    proxies: Vec<IpNet>,
 }
 
 /// Shared between the HTTP workers and the reload on SIGHUP.
 pub type SharedAccess = Arc<RwLock<CarrierAccess>>;
 
 impl CarrierAccess {
-    pub fn from_config(c: &CarrierConfig) -> CarrierAccess {
+    pub fn from_config(config: &Config) -> CarrierAccess {
+        let c = &config.carrier;
         CarrierAccess {
             nets: c.allowed_ips.iter().filter_map(|s| parse_net(s)).collect(),
             origins: c
@@ -33,7 +37,42 @@ impl CarrierAccess {
                 .iter()
                 .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
                 .collect(),
+            proxies: config
+                .server
+                .trusted_proxies
+                .iter()
+                .filter_map(|s| parse_net(s))
+                .collect(),
         }
+    }
+
+    fn trusted(&self, ip: &IpAddr) -> bool {
+        self.proxies.iter().any(|n| n.contains(ip))
+    }
+
+    /// The client's address: the peer's, unless the peer is a trusted proxy; then the nearest address in
+    /// `X-Forwarded-For` (read from the right, skipping our own proxies) that is not one. A header from any
+    /// other peer is ignored, since anyone can write one.
+    pub fn client_ip<'a>(&self, peer: Option<IpAddr>, forwarded_for: impl Iterator<Item = &'a str>) -> Option<IpAddr> {
+        let peer = peer?;
+        if !self.trusted(&peer) {
+            return Some(peer);
+        }
+        let hops: Vec<&str> = forwarded_for.flat_map(|h| h.split(',')).map(str::trim).collect();
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.trusted(&ip) {
+                        break;
+                    }
+                }
+                // An unreadable hop: nothing to its left can be trusted; the last address read stands.
+                Err(_) => break,
+            }
+        }
+        Some(client)
     }
 
     /// `None` when allowed, else why not.
@@ -56,12 +95,37 @@ mod tests {
     use super::*;
 
     fn access(ips: &[&str], origins: &[&str]) -> CarrierAccess {
-        let c = CarrierConfig {
-            allowed_ips: ips.iter().map(|s| s.to_string()).collect(),
-            allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
-            ..CarrierConfig::default()
-        };
+        let mut c = Config::default();
+        c.carrier.allowed_ips = ips.iter().map(|s| s.to_string()).collect();
+        c.carrier.allowed_origins = origins.iter().map(|s| s.to_string()).collect();
+        c.server.trusted_proxies = vec!["127.0.0.1".into(), "10.0.0.0/8".into()];
         CarrierAccess::from_config(&c)
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_from_trusted_proxies_only() {
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        let a = access(&[], &[]);
+        let xff = |peer: &str, h: &[&str]| a.client_ip(ip(peer), h.iter().copied());
+        assert_eq!(xff("127.0.0.1", &["203.0.113.7"]), ip("203.0.113.7"));
+        assert_eq!(
+            xff("127.0.0.1", &["198.51.100.1, 203.0.113.7, 10.1.1.1"]),
+            ip("203.0.113.7"),
+            "our proxies skipped, the client's own claims ignored"
+        );
+        assert_eq!(
+            xff("127.0.0.1", &["198.51.100.1", "203.0.113.7"]),
+            ip("203.0.113.7"),
+            "several headers read as one list"
+        );
+        assert_eq!(
+            xff("198.51.100.9", &["203.0.113.7"]),
+            ip("198.51.100.9"),
+            "not a proxy of ours: ignored"
+        );
+        assert_eq!(xff("127.0.0.1", &[]), ip("127.0.0.1"));
+        assert_eq!(xff("127.0.0.1", &["garbage"]), ip("127.0.0.1"));
+        assert_eq!(xff("127.0.0.1", &["garbage, 10.2.2.2"]), ip("10.2.2.2"));
     }
 
     #[test]

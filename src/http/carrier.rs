@@ -8,9 +8,9 @@ use crate::call::mcube_leg::McubeLeg;
 use crate::call::messages::{AttachCarrier, EndCall};
 use crate::call::{CallInfo, EndReason};
 use crate::db::batcher::Save;
-use crate::db::models::{now_ms, CallRecord, DbWrite, StatusReport};
-use crate::protocol::loose;
+use crate::db::models::{new_attempt, now_ms, CallRecord, DbWrite, StatusReport};
 use crate::registry::Refusal;
+use crate::values::{shown, text_of, CallId, DialStatus, Direction, HttpUrl, Invalid, PhoneNumber};
 use crate::ws_frames::FrameGuard;
 use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
@@ -19,6 +19,7 @@ use actix_web_actors::ws;
 use futures_util::future::ready;
 use futures_util::StreamExt as _;
 use serde::Deserialize;
+use serde_json::Value;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,45 +27,123 @@ use std::time::Duration;
 /// Seconds a refused carrier is asked to wait before trying again.
 const RETRY_AFTER_SECONDS: &str = "1";
 
-/// The refurl body, read tolerantly: camelCase or snake_case, numbers or strings.
+/// The refurl body as sent, each field kept raw so that it is validated with its own reason: camelCase or
+/// snake_case, numbers or strings.
 #[derive(Debug, Default, Deserialize)]
-struct RefurlBody {
-    #[serde(
-        default,
-        alias = "callId",
-        alias = "callid",
-        alias = "CallId",
-        deserialize_with = "loose::opt_string"
-    )]
-    call_id: Option<String>,
-    #[serde(
-        default,
-        alias = "fromNumber",
-        alias = "from_number",
-        deserialize_with = "loose::opt_string"
-    )]
-    from: Option<String>,
-    #[serde(
-        default,
-        alias = "toNumber",
-        alias = "to_number",
-        deserialize_with = "loose::opt_string"
-    )]
-    to: Option<String>,
+struct RawRefurl {
+    #[serde(default, alias = "callId", alias = "callid", alias = "CallId")]
+    call_id: Option<Value>,
+    #[serde(default, alias = "fromNumber", alias = "from_number")]
+    from: Option<Value>,
+    #[serde(default, alias = "toNumber", alias = "to_number")]
+    to: Option<Value>,
     #[serde(default, alias = "callDirection", alias = "call_direction")]
-    direction: Option<String>,
+    direction: Option<Value>,
     #[serde(default, alias = "dialStatus", alias = "dial_status")]
-    dial_status: Option<String>,
+    dial_status: Option<Value>,
     #[serde(default, alias = "endTime", alias = "end_time")]
-    end_time: Option<serde_json::Value>,
+    end_time: Option<Value>,
     #[serde(default, alias = "filename", alias = "recordingUrl", alias = "recording_url")]
-    recording: Option<String>,
+    recording: Option<Value>,
+}
+
+/// What a refurl POST asks, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refurl {
+    /// `dialStatus` CONNECTING (or absent) and no `endTime`: take the call?
+    Admit(CallInfo),
+    /// The hang-up/status report.
+    Status {
+        call_id: CallId,
+        dial_status: DialStatus,
+        recording: Option<HttpUrl>,
+    },
+}
+
+/// A refurl body refused: the call id, when it was valid, and the first field that was not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefurlRefused {
+    pub call_id: Option<CallId>,
+    pub invalid: Invalid,
+}
+
+/// An optional field: absent, `null` or blank is `None`; anything else must parse.
+fn optional<T>(
+    raw: &Option<Value>,
+    field: &'static str,
+    parse: impl Fn(&'static str, &str) -> Result<T, Invalid>,
+) -> Result<Option<T>, Invalid> {
+    let Some(v) = raw.as_ref().filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let text = text_of(field, v)?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    parse(field, &text).map(Some)
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Parses a refurl body into typed values, or names the first field that is not acceptable.
+pub fn parse_refurl(body: &[u8]) -> Result<Refurl, RefurlRefused> {
+    let refused = |call_id: Option<CallId>, invalid| RefurlRefused { call_id, invalid };
+    let not_an_object = |e: String| {
+        refused(
+            None,
+            Invalid::new(
+                "body",
+                format!("not a JSON object of the refurl's fields: {}", shown(&e)),
+            ),
+        )
+    };
+    // An object only: serde would also read a struct from an array, field by field.
+    let object = match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(other) => return Err(not_an_object(format!("a JSON {}", json_kind(&other)))),
+        Err(e) => return Err(not_an_object(e.to_string())),
+    };
+    let raw = RawRefurl::deserialize(object).map_err(|e| not_an_object(e.to_string()))?;
+    let call_id = optional(&raw.call_id, "callId", CallId::parse)
+        .and_then(|id| id.ok_or_else(|| Invalid::new("callId", "missing")))
+        .map_err(|e| refused(None, e))?;
+    let with_id = |e| refused(Some(call_id.clone()), e);
+    let dial_status = optional(&raw.dial_status, "dialStatus", DialStatus::parse)
+        .map_err(with_id)?
+        .unwrap_or(DialStatus::Connecting);
+    let ended = raw.end_time.as_ref().is_some_and(|v| !v.is_null());
+    if dial_status != DialStatus::Connecting || ended {
+        return Ok(Refurl::Status {
+            recording: optional(&raw.recording, "filename", HttpUrl::parse).map_err(with_id)?,
+            call_id,
+            dial_status,
+        });
+    }
+    let info = CallInfo {
+        from: optional(&raw.from, "fromNumber", PhoneNumber::parse).map_err(with_id)?,
+        to: optional(&raw.to, "toNumber", PhoneNumber::parse).map_err(with_id)?,
+        direction: optional(&raw.direction, "callDirection", Direction::parse)
+            .map_err(with_id)?
+            .unwrap_or_default(),
+        attempt: new_attempt(),
+        call_id,
+    };
+    Ok(Refurl::Admit(info))
 }
 
 fn refused(refusal: Refusal) -> HttpResponse {
     let status = match refusal {
         Refusal::NotAdmitted => StatusCode::NOT_FOUND,
-        Refusal::AlreadyConnected => StatusCode::CONFLICT,
+        Refusal::AlreadyConnected | Refusal::Duplicate => StatusCode::CONFLICT,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
     let mut resp = error_json(status, refusal.as_str());
@@ -76,81 +155,106 @@ fn refused(refusal: Refusal) -> HttpResponse {
     resp
 }
 
-/// Call ids end up in URLs and logs: keep them to a safe alphabet and length.
-fn valid_call_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-}
-
 /// `POST /mcube/call`: admission (`dialStatus` CONNECTING or absent) or a hang-up/status report.
 pub async fn refurl(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
     if let Some(refusal) = refuse_source(&req, &state).or_else(|| refuse_carrier_token(&req, &state)) {
         return refusal;
     }
     let timer = state.metrics.refurl_seconds.start_timer();
-    let resp = answer_refurl(body, &state).await;
+    let resp = match parse_refurl(&body) {
+        Ok(Refurl::Admit(info)) => admit(info, &state),
+        Ok(Refurl::Status {
+            call_id,
+            dial_status,
+            recording,
+        }) => status_report(call_id, dial_status, recording, &state),
+        Err(refused) => refuse_refurl(refused, &state),
+    };
     timer.observe_duration();
     resp
 }
 
-async fn answer_refurl(body: web::Bytes, state: &web::Data<AppState>) -> HttpResponse {
-    let parsed: RefurlBody = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => {
-            log::warn!("carrier: refurl body is not the expected JSON: {e}");
-            return error_json(StatusCode::BAD_REQUEST, "body must be a JSON object with callId");
-        }
-    };
-    let Some(call_id) = parsed.call_id.filter(|id| valid_call_id(id)) else {
-        return error_json(StatusCode::BAD_REQUEST, "missing or invalid callId");
-    };
-    let status = parsed.dial_status.as_deref().unwrap_or("CONNECTING");
-    if !status.eq_ignore_ascii_case("connecting") || parsed.end_time.is_some() {
-        log::info!("call_id={call_id} carrier status report: dialStatus={status}");
-        let report = StatusReport {
-            call_id,
-            dial_status: status.to_string(),
-            recording_url: parsed.recording,
-            at_ms: now_ms(),
-        };
-        state.db.do_send(Save {
-            writes: vec![DbWrite::Status(report)],
-        });
-        return HttpResponse::Ok().json(serde_json::json!({"status": "ok"}));
+/// A body with a field out of bounds: 400 naming it, counted; an admission request for a valid call id
+/// also leaves a `rejected` record saying why.
+fn refuse_refurl(refused: RefurlRefused, state: &AppState) -> HttpResponse {
+    let RefurlRefused { call_id, invalid } = refused;
+    state.metrics.carrier_invalid.with_label_values(&[invalid.field]).inc();
+    let who = call_id.as_ref().map_or_else(|| "-".to_string(), |c| c.to_string());
+    log::warn!("call_id={who} carrier: refurl refused (400): {invalid}");
+    if let Some(call_id) = call_id {
+        let info = CallInfo::bare(call_id, new_attempt());
+        let mut rec = rejected_record(state, &info, EndReason::CarrierInvalidData.as_str());
+        rec.error_detail = Some(format!("carrier: {invalid}"));
+        save(state, DbWrite::Call(Box::new(rec)));
     }
-    let info = CallInfo {
-        call_id: call_id.clone(),
-        from: parsed.from.unwrap_or_default(),
-        to: parsed.to.unwrap_or_default(),
-        direction: parsed.direction.unwrap_or_else(|| "inbound".into()),
+    HttpResponse::BadRequest().json(serde_json::json!({
+        "error": "invalid_field", "field": invalid.field, "reason": invalid.reason,
+    }))
+}
+
+fn status_report(
+    call_id: CallId,
+    dial_status: DialStatus,
+    recording: Option<HttpUrl>,
+    state: &AppState,
+) -> HttpResponse {
+    log::info!(
+        "call_id={call_id} carrier status report: dialStatus={}",
+        dial_status.as_str()
+    );
+    // The attempt still holding a slot, if any; otherwise the database applies it to the latest one.
+    let attempt = state.slots.find(&call_id).map(|s| s.info.attempt);
+    let report = StatusReport {
+        call_id: call_id.to_string(),
+        attempt,
+        dial_status: dial_status.as_str().to_string(),
+        recording_url: recording.map(|r| r.to_string()),
+        at_ms: now_ms(),
     };
-    let info_copy = info.clone();
-    match state.slots.admit(info) {
-        Ok(()) => {
+    save(state, DbWrite::Status(report));
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+fn admit(info: CallInfo, state: &AppState) -> HttpResponse {
+    match state.slots.admit(info.clone()) {
+        Ok(admitted) => {
             state.metrics.calls_admitted.inc();
-            let token = state.tokens.issue(&call_id);
+            let call_id = &admitted.call_id;
+            let token = state.tokens.issue(call_id.as_str());
             let wss_url = format!("{}/ws/mcube/{call_id}?token={token}", state.public_url);
             let show = state.config.log.show_numbers;
             log::info!(
                 "call_id={call_id} admitted from={} to={}",
-                mask_number(&info_copy.from, show),
-                mask_number(&info_copy.to, show)
+                mask_number(&CallInfo::number(&admitted.from), show),
+                mask_number(&CallInfo::number(&admitted.to), show)
             );
             HttpResponse::Ok().json(serde_json::json!({ "wss_url": wss_url }))
         }
         Err(refusal) => {
-            log::info!("call_id={call_id} refused: {}", refusal.as_str());
-            record_refusal(state, &info_copy, refusal.as_str());
+            log::info!("call_id={} refused: {}", info.call_id, refusal.as_str());
+            state.metrics.calls_refused.with_label_values(&[refusal.as_str()]).inc();
+            save(
+                state,
+                DbWrite::Call(Box::new(rejected_record(state, &info, refusal.as_str()))),
+            );
             refused(refusal)
         }
     }
 }
 
-/// The access rules: a source address not allowed, or a browser Origin not allowed, gets 403.
+fn save(state: &AppState, write: DbWrite) {
+    state.db.do_send(Save { writes: vec![write] });
+}
+
+/// The access rules: a source address not allowed, or a browser Origin not allowed, gets 403. Behind a
+/// trusted proxy, the source is the address it forwarded.
 fn refuse_source(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
-    let peer = req.peer_addr().map(|a| a.ip());
+    let access = state.access.read().ok()?;
+    let forwarded = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok());
+    let client = access.client_ip(req.peer_addr().map(|a| a.ip()), forwarded);
     let origin = req.headers().get("origin").and_then(|v| v.to_str().ok());
-    let reason = state.access.read().ok()?.refuse(peer, origin)?;
-    log::warn!("carrier: request from {peer:?} refused: {reason}");
+    let reason = access.refuse(client, origin)?;
+    log::warn!("carrier: request from {client:?} refused: {reason}");
     state.metrics.calls_refused.with_label_values(&[reason]).inc();
     Some(error_json(StatusCode::FORBIDDEN, reason))
 }
@@ -225,18 +329,12 @@ pub fn mask_number(number: &str, show: bool) -> String {
         .collect()
 }
 
-/// A refused call leaves a `rejected` row with its reason (never over a real call's row).
-fn record_refusal(state: &AppState, info: &CallInfo, reason: &str) {
-    state.metrics.calls_refused.with_label_values(&[reason]).inc();
-    let mut rec = CallRecord::new(&info.call_id, "rejected", now_ms());
-    rec.direction = info.direction.clone();
-    rec.from_number = info.from.clone();
-    rec.to_number = info.to.clone();
+/// A call refused at the refurl: a `rejected` record of its own attempt, with the reason.
+fn rejected_record(state: &AppState, info: &CallInfo, reason: &str) -> CallRecord {
+    let mut rec = CallRecord::of(info, "rejected", now_ms());
     rec.agent_id = state.config.elevenlabs.agent_id.clone();
     rec.end_reason = Some(reason.to_string());
-    state.db.do_send(Save {
-        writes: vec![DbWrite::Call(Box::new(rec))],
-    });
+    rec
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,7 +343,8 @@ pub struct MediaQuery {
     token: Option<String>,
 }
 
-/// `GET /ws/mcube/{call_id}`: token, then slot, then the upgrade; the call actor starts only after both.
+/// `GET /ws/mcube/{call_id}`: token, then slot, then the upgrade; the call actor starts only after both. A
+/// refused upgrade writes no record (whoever sent it has not shown they are the carrier): it is counted.
 pub async fn media_socket(
     req: HttpRequest,
     payload: web::Payload,
@@ -258,19 +357,21 @@ pub async fn media_socket(
     if let Some(refusal) = refusal {
         return refusal;
     }
-    let call_id = path.into_inner();
     let cfg = &state.config;
-    if !valid_call_id(&call_id) {
-        return error_json(StatusCode::BAD_REQUEST, "invalid call id");
-    }
-    let token_ok = query.token.as_deref().is_some_and(|t| state.tokens.verify(&call_id, t));
-    let bare = CallInfo {
-        call_id: call_id.clone(),
-        ..CallInfo::default()
+    let call_id = match CallId::parse("call_id", &path.into_inner()) {
+        Ok(id) => id,
+        Err(e) => {
+            state.metrics.carrier_invalid.with_label_values(&[e.field]).inc();
+            return error_json(StatusCode::BAD_REQUEST, "invalid call id");
+        }
     };
+    let token_ok = query
+        .token
+        .as_deref()
+        .is_some_and(|t| state.tokens.verify(call_id.as_str(), t));
     if cfg.carrier.require_token && !token_ok {
         log::warn!("call_id={call_id} carrier: WebSocket refused, missing or bad token");
-        record_refusal(&state, &bare, "unauthorized");
+        state.metrics.calls_refused.with_label_values(&["unauthorized"]).inc();
         return error_json(StatusCode::UNAUTHORIZED, "unauthorized");
     }
     if let Err(e) = ws::handshake(&req) {
@@ -280,7 +381,7 @@ pub async fn media_socket(
         Ok(info) => info,
         Err(refusal) => {
             log::info!("call_id={call_id} carrier: WebSocket refused: {}", refusal.as_str());
-            record_refusal(&state, &bare, refusal.as_str());
+            state.metrics.calls_refused.with_label_values(&[refusal.as_str()]).inc();
             return refused(refusal);
         }
     };
@@ -292,7 +393,7 @@ pub async fn media_socket(
     };
     let call = CallActor::launch(info, deps);
     let leg = McubeLeg::new(
-        call_id.clone(),
+        call_id.to_string(),
         call.downgrade(),
         state.metrics.clone(),
         Duration::from_millis(cfg.calls.heartbeat_interval_ms),
@@ -321,7 +422,74 @@ pub async fn media_socket(
 
 #[cfg(test)]
 mod tests {
-    use super::mask_number;
+    use super::*;
+
+    #[test]
+    fn refurl_fields_are_typed_or_refused_with_their_name() {
+        let parse = |v: Value| parse_refurl(v.to_string().as_bytes());
+        let Ok(Refurl::Admit(info)) = parse(serde_json::json!({"callId": 42, "fromNumber": "+91 415 555 1234",
+            "to_number": 918001234567u64, "callDirection": "OUTBOUND", "accountId": "ignored"}))
+        else {
+            panic!("admitted")
+        };
+        assert_eq!(info.call_id.as_str(), "42");
+        assert_eq!(CallInfo::number(&info.from), "+914155551234");
+        assert_eq!(CallInfo::number(&info.to), "918001234567");
+        assert_eq!(info.direction, Direction::Outbound);
+        assert!(matches!(
+            parse(serde_json::json!({"callId": "C1", "dialStatus": "ANSWER", "filename": "https://r.example/1.mp3"})),
+            Ok(Refurl::Status {
+                dial_status: DialStatus::Answer,
+                recording: Some(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(serde_json::json!({"callId": "C1", "endTime": "2026-01-01T12:05:00"})),
+            Ok(Refurl::Status {
+                dial_status: DialStatus::Connecting,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(serde_json::json!({"callId": "C1", "fromNumber": ""})),
+            Ok(Refurl::Admit(_))
+        ));
+        for (body, field, has_id) in [
+            (serde_json::json!({}), "callId", false),
+            (serde_json::json!({"callId": "a b"}), "callId", false),
+            (
+                serde_json::json!({"callId": "C1", "fromNumber": "+91\u{0}4"}),
+                "fromNumber",
+                true,
+            ),
+            (
+                serde_json::json!({"callId": "C1", "toNumber": {"n": 1}}),
+                "toNumber",
+                true,
+            ),
+            (
+                serde_json::json!({"callId": "C1", "callDirection": "sideways"}),
+                "callDirection",
+                true,
+            ),
+            (
+                serde_json::json!({"callId": "C1", "dialStatus": "A\u{7}"}),
+                "dialStatus",
+                true,
+            ),
+            (
+                serde_json::json!({"callId": "C1", "dialStatus": "ANSWER", "filename": "ftp://x"}),
+                "filename",
+                true,
+            ),
+        ] {
+            let refused = parse(body.clone()).expect_err("refused");
+            assert_eq!(refused.invalid.field, field, "{body}");
+            assert_eq!(refused.call_id.is_some(), has_id, "{body}");
+        }
+        assert_eq!(parse_refurl(b"[1,2]").expect_err("refused").invalid.field, "body");
+    }
 
     #[test]
     fn numbers_are_masked_but_the_last_four_digits() {

@@ -1,5 +1,7 @@
-//! The HTTP surface: carrier endpoints (refurl webhook, media WebSocket), admin endpoints (`/calls`) and
-//! health checks, over one shared `AppState`.
+//! The HTTP surface, on two listeners over one shared `AppState`: the carrier-facing one (refurl webhook,
+//! media WebSocket, health) and the admin one (`/calls`, `/metrics`, `/capacity`, health). The admin
+//! endpoints are on the carrier-facing listener too only when an admin token guards them: a proxy in
+//! front of the carrier port connects from loopback, so "loopback only" would publish them.
 pub mod access;
 pub mod admin;
 pub mod carrier;
@@ -7,8 +9,8 @@ pub mod health;
 
 use crate::carrier_token::CallTokens;
 use crate::config::Config;
-use crate::db::actor::DbStats;
 use crate::db::batcher::DbBatcher;
+use crate::db::writer::DbStats;
 use crate::db::DbPool;
 use crate::metrics::Metrics;
 use crate::registry::{CallRegistry, Slots};
@@ -37,18 +39,32 @@ pub struct AppState {
     pub meter: Arc<std::sync::Mutex<crate::capacity::CostMeter>>,
 }
 
-/// Registers every route.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// The carrier-facing listener's routes; with `admin_too` (an admin token is set) the admin routes as well.
+pub fn carrier_routes(cfg: &mut web::ServiceConfig, admin_too: bool) {
     cfg.route("/mcube/call", web::post().to(carrier::refurl))
-        .route("/ws/mcube/{call_id}", web::get().to(carrier::media_socket))
-        .route("/calls", web::get().to(admin::list_calls))
+        .route("/ws/mcube/{call_id}", web::get().to(carrier::media_socket));
+    if admin_too {
+        admin_routes(cfg);
+    } else {
+        health_routes(cfg);
+    }
+}
+
+/// The admin listener's routes (health included).
+pub fn admin_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/calls", web::get().to(admin::list_calls))
         .route("/calls/history", web::get().to(admin::call_history))
         .route("/calls/limit", web::put().to(admin::set_limit))
         .route("/calls/{call_id}", web::get().to(admin::get_call))
         .route("/calls/{call_id}", web::delete().to(admin::end_call))
         .route("/metrics", web::get().to(admin::metrics))
-        .route("/capacity", web::get().to(admin::capacity))
-        .route("/healthz", web::get().to(health::healthz))
+        .route("/capacity", web::get().to(admin::capacity));
+    health_routes(cfg);
+}
+
+/// Probes, open on both listeners.
+fn health_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz));
 }
 

@@ -2,6 +2,8 @@
 //! client (our gateway) sends and parses, and what a server (our agent simulator) parses and sends. Plain
 //! serde, no I/O; audio is borrowed from the frame text on the hot path.
 
+use crate::audio::format::AudioFormat;
+use crate::values::{shown, ConversationId, Invalid, Text};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::borrow::Cow;
@@ -86,13 +88,14 @@ impl ConversationInitiation {
 // ---------------------------------------------------------------------------------------------------------
 // Server → client, as the gateway's ElevenLabs leg reads it
 
-/// One message from the agent.
+/// One message from the agent, its values typed and bounded (free text cleaned, formats parsed).
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentEvent<'a> {
     Metadata {
-        conversation_id: String,
-        agent_output_audio_format: String,
-        user_input_audio_format: String,
+        conversation_id: Option<ConversationId>,
+        /// The caller's audio as the agent wants it and the agent's audio as it sends it; a format we
+        /// cannot bridge is an error the call ends on.
+        formats: Result<AgentFormats, Invalid>,
     },
     Audio {
         audio_b64: Cow<'a, str>,
@@ -106,27 +109,36 @@ pub enum AgentEvent<'a> {
         ping_ms: Option<u64>,
     },
     AgentResponse {
-        text: String,
+        text: Text,
     },
     AgentResponseCorrection {
-        text: String,
+        text: Text,
     },
     UserTranscript {
-        text: String,
+        text: Text,
     },
     ClientToolCall {
-        tool_name: String,
-        tool_call_id: String,
+        tool_name: Text,
+        tool_call_id: Text,
     },
     Error {
         code: Option<i64>,
-        error_type: Option<String>,
-        message: Option<String>,
+        error_type: Option<Text>,
+        message: Option<Text>,
     },
     /// A known-but-unused or unknown `type`; ignored (counted) as the schema asks.
     Other {
         kind: String,
     },
+}
+
+/// The agent's two audio formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentFormats {
+    /// `user_input_audio_format`: what we send.
+    pub input: AudioFormat,
+    /// `agent_output_audio_format`: what we receive.
+    pub output: AudioFormat,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,6 +149,13 @@ pub enum AgentParseError {
     NoType,
     #[error("elevenlabs: '{0}' message lacks its event body")]
     MissingBody(&'static str),
+    #[error("elevenlabs: {0}")]
+    Invalid(#[from] Invalid),
+}
+
+fn agent_format(field: &'static str, name: &str) -> Result<AudioFormat, Invalid> {
+    AudioFormat::from_elevenlabs(name)
+        .ok_or_else(|| Invalid::new(field, format!("'{}' is not a format we bridge", shown(name))))
 }
 
 #[derive(Deserialize)]
@@ -252,10 +271,18 @@ pub fn parse_agent_event(text: &str) -> Result<AgentEvent<'_>, AgentParseError> 
             let m = raw
                 .conversation_initiation_metadata_event
                 .ok_or(missing("conversation_initiation_metadata"))?;
+            let conversation_id = (!m.conversation_id.is_empty())
+                .then(|| ConversationId::parse("conversation_id", &m.conversation_id))
+                .transpose()?;
+            let formats = agent_format("user_input_audio_format", &m.user_input_audio_format).and_then(|input| {
+                Ok(AgentFormats {
+                    input,
+                    output: agent_format("agent_output_audio_format", &m.agent_output_audio_format)?,
+                })
+            });
             AgentEvent::Metadata {
-                conversation_id: m.conversation_id,
-                agent_output_audio_format: m.agent_output_audio_format,
-                user_input_audio_format: m.user_input_audio_format,
+                conversation_id,
+                formats,
             }
         }
         "interruption" => AgentEvent::Interruption {
@@ -269,25 +296,19 @@ pub fn parse_agent_event(text: &str) -> Result<AgentEvent<'_>, AgentParseError> 
             }
         }
         "agent_response" => AgentEvent::AgentResponse {
-            text: raw.agent_response_event.map(|r| r.agent_response).unwrap_or_default(),
+            text: speech(raw.agent_response_event.map(|r| r.agent_response)),
         },
         "agent_response_correction" => AgentEvent::AgentResponseCorrection {
-            text: raw
-                .agent_response_correction_event
-                .map(|r| r.corrected_agent_response)
-                .unwrap_or_default(),
+            text: speech(raw.agent_response_correction_event.map(|r| r.corrected_agent_response)),
         },
         "user_transcript" => AgentEvent::UserTranscript {
-            text: raw
-                .user_transcription_event
-                .map(|r| r.user_transcript)
-                .unwrap_or_default(),
+            text: speech(raw.user_transcription_event.map(|r| r.user_transcript)),
         },
         "client_tool_call" => {
             let t = raw.client_tool_call.ok_or(missing("client_tool_call"))?;
             AgentEvent::ClientToolCall {
-                tool_name: t.tool_name,
-                tool_call_id: t.tool_call_id,
+                tool_name: Text::clean(&t.tool_name, Text::SHORT),
+                tool_call_id: Text::clean(&t.tool_call_id, Text::SHORT),
             }
         }
         "error" => {
@@ -298,14 +319,16 @@ pub fn parse_agent_event(text: &str) -> Result<AgentEvent<'_>, AgentParseError> 
             });
             AgentEvent::Error {
                 code: e.code,
-                error_type: e.error_type,
-                message: e.message,
+                error_type: e.error_type.map(|t| Text::clean(&t, Text::SHORT)),
+                message: e.message.map(|m| Text::clean(&m, Text::SHORT)),
             }
         }
-        other => AgentEvent::Other {
-            kind: other.chars().take(64).collect(),
-        },
+        other => AgentEvent::Other { kind: shown(other) },
     })
+}
+
+fn speech(text: Option<String>) -> Text {
+    Text::clean(text.as_deref().unwrap_or_default(), Text::SPEECH)
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -418,11 +441,22 @@ mod tests {
         assert_eq!(
             m,
             AgentEvent::Metadata {
-                conversation_id: "conv_1".into(),
-                agent_output_audio_format: "ulaw_8000".into(),
-                user_input_audio_format: "pcm_16000".into()
+                conversation_id: ConversationId::parse("c", "conv_1").ok(),
+                formats: Ok(AgentFormats {
+                    input: AudioFormat::PCM_16K,
+                    output: AudioFormat::ULAW_8K
+                })
             }
         );
+        let odd = metadata("conv_1", "mp3_44100", "pcm_16000");
+        assert!(matches!(
+            parse_agent_event(&odd),
+            Ok(AgentEvent::Metadata { formats: Err(ref e), .. }) if e.field == "agent_output_audio_format"
+        ));
+        assert!(matches!(
+            parse_agent_event(&metadata("conv\u{0}1", "ulaw_8000", "ulaw_8000")),
+            Err(AgentParseError::Invalid(_))
+        ));
         let mut buf = String::new();
         audio("AAEC", 7, &mut buf);
         let a = parse_agent_event(&buf).expect("audio");
@@ -445,8 +479,10 @@ mod tests {
             })
         );
         assert_eq!(
-            parse_agent_event(&user_transcript("hello", 2)),
-            Ok(AgentEvent::UserTranscript { text: "hello".into() })
+            parse_agent_event(&user_transcript("hel\u{0}lo", 2)),
+            Ok(AgentEvent::UserTranscript {
+                text: Text::clean("hello", Text::SPEECH)
+            })
         );
         assert_eq!(
             parse_agent_event(r#"{"type":"vad_score","vad_score_event":{"vad_score":0.9}}"#),

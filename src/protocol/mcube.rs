@@ -1,44 +1,47 @@
 //! The Mcube (Plivo-style) stream protocol: tolerant parsing of what the carrier sends (camelCase or
-//! snake_case, numbers as strings or numbers, unknown fields ignored) and the messages we send back
+//! snake_case, numbers as strings or numbers, unknown fields ignored) into typed, bounded values — a
+//! field we use that is out of bounds is refused with the field's name — and the messages we send back
 //! (`playAudio`, `checkpoint`, `clearAudio`, `terminate`). Plain serde, no I/O.
 
 use crate::audio::format::{AudioFormat, Codec};
 use crate::protocol::{loose, CowStr};
+use crate::values::{shown, whole_number, DtmfDigit, Invalid, Label};
 use serde::Deserialize;
 use std::borrow::Cow;
+
+/// The longest stream id and checkpoint name we accept.
+pub const MAX_NAME: usize = 128;
 
 /// One event from the carrier's WebSocket, borrowed from the frame text where possible.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CarrierEvent<'a> {
-    /// The stream starts: ids and the media format.
+    /// The stream starts: its id and media format.
     Start(StreamStart),
-    /// Caller audio, base64 in the negotiated encoding.
+    /// Caller audio, base64 in the negotiated encoding (its shape and size are checked by the leg).
     Media {
         payload: Cow<'a, str>,
         sequence: Option<u64>,
     },
     /// A checkpoint we sent has played out (`playedStream`, or an Exotel/Twilio style `mark`).
-    PlayedStream { name: Option<String> },
+    PlayedStream { name: Option<Label> },
     /// The caller pressed a key.
-    Dtmf { digit: String },
+    Dtmf { digit: DtmfDigit },
     /// The carrier ends the stream.
     Stop,
     /// Events we understand and have nothing to do for (`connected`, `clearedAudio`).
-    Ignored { event: String },
-    /// An event name we do not know; counted and logged, never fatal.
+    Ignored,
+    /// An event name we do not know; counted and logged (escaped), never fatal.
     Unknown { event: String },
 }
 
 /// The `start` event's content, with the protocol's defaults filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamStart {
-    pub call_id: Option<String>,
-    pub stream_id: Option<String>,
+    pub stream_id: Option<Label>,
     pub format: AudioFormat,
-    pub tracks: Vec<String>,
 }
 
-/// Why a carrier frame could not be understood at all.
+/// Why a carrier frame was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CarrierParseError {
     #[error("carrier: frame is not JSON: {0}")]
@@ -47,6 +50,9 @@ pub enum CarrierParseError {
     NoEvent,
     #[error("carrier: 'media' event without a payload")]
     NoPayload,
+    /// A field we use holds a value out of bounds.
+    #[error("carrier: {0}")]
+    Invalid(#[from] Invalid),
 }
 
 #[derive(Deserialize)]
@@ -61,7 +67,7 @@ struct RawEvent<'a> {
     dtmf: Option<RawDtmf>,
     #[serde(default)]
     mark: Option<RawMark>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "loose::opt_string")]
     name: Option<String>,
     #[serde(default, alias = "sequenceNumber", deserialize_with = "loose::opt_u64")]
     sequence_number: Option<u64>,
@@ -75,12 +81,14 @@ struct RawMedia<'a> {
 
 #[derive(Deserialize, Default)]
 struct RawStart {
-    #[serde(default, alias = "callId", alias = "callSid", alias = "call_sid")]
-    call_id: Option<String>,
-    #[serde(default, alias = "streamId", alias = "streamSid", alias = "stream_sid")]
+    #[serde(
+        default,
+        alias = "streamId",
+        alias = "streamSid",
+        alias = "stream_sid",
+        deserialize_with = "loose::opt_string"
+    )]
     stream_id: Option<String>,
-    #[serde(default)]
-    tracks: Option<Vec<String>>,
     #[serde(default, alias = "mediaFormat")]
     media_format: Option<RawMediaFormat>,
 }
@@ -88,9 +96,9 @@ struct RawStart {
 #[derive(Deserialize, Default)]
 struct RawMediaFormat {
     #[serde(default)]
-    encoding: Option<String>,
-    #[serde(default, alias = "sampleRate", deserialize_with = "loose::opt_u64")]
-    sample_rate: Option<u64>,
+    encoding: Option<serde_json::Value>,
+    #[serde(default, alias = "sampleRate")]
+    sample_rate: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -101,7 +109,7 @@ struct RawDtmf {
 
 #[derive(Deserialize)]
 struct RawMark {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "loose::opt_string")]
     name: Option<String>,
 }
 
@@ -123,37 +131,78 @@ pub fn parse_event(text: &str) -> Result<CarrierEvent<'_>, CarrierParseError> {
         .flat_map(char::to_lowercase)
         .collect();
     Ok(match normalized.as_str() {
-        "start" => CarrierEvent::Start(stream_start(raw.start.unwrap_or_default())),
-        "playedstream" | "played" | "mark" => CarrierEvent::PlayedStream {
-            name: raw.name.or_else(|| raw.mark.and_then(|m| m.name)),
-        },
-        "dtmf" => CarrierEvent::Dtmf {
-            digit: raw.dtmf.and_then(|d| d.digit).unwrap_or_default(),
-        },
+        "start" => CarrierEvent::Start(stream_start(raw.start.unwrap_or_default())?),
+        "playedstream" | "played" | "mark" => {
+            let name = raw.name.or_else(|| raw.mark.and_then(|m| m.name));
+            CarrierEvent::PlayedStream {
+                name: name.map(|n| Label::parse("name", &n, MAX_NAME)).transpose()?,
+            }
+        }
+        "dtmf" => {
+            let digit = raw.dtmf.and_then(|d| d.digit).unwrap_or_default();
+            CarrierEvent::Dtmf {
+                digit: DtmfDigit::parse("dtmf.digit", &digit)?,
+            }
+        }
         "stop" | "hangup" => CarrierEvent::Stop,
-        "connected" | "clearedaudio" | "cleared" => CarrierEvent::Ignored {
-            event: event.into_owned(),
-        },
-        _ => CarrierEvent::Unknown {
-            event: truncate(&event, 64),
-        },
+        "connected" | "clearedaudio" | "cleared" => CarrierEvent::Ignored,
+        _ => CarrierEvent::Unknown { event: shown(&event) },
     })
 }
 
-fn stream_start(raw: RawStart) -> StreamStart {
+fn stream_start(raw: RawStart) -> Result<StreamStart, Invalid> {
     let mf = raw.media_format.unwrap_or_default();
-    let encoding = mf.encoding.unwrap_or_else(|| "audio/x-mulaw".into());
-    let rate = mf.sample_rate.and_then(|r| u32::try_from(r).ok()).unwrap_or(8000);
-    StreamStart {
-        call_id: raw.call_id,
-        stream_id: raw.stream_id,
-        format: AudioFormat::from_carrier_encoding(&encoding, rate),
-        tracks: raw.tracks.unwrap_or_else(|| vec!["inbound".into(), "outbound".into()]),
-    }
+    Ok(StreamStart {
+        stream_id: raw
+            .stream_id
+            .map(|id| Label::parse("start.streamId", &id, MAX_NAME))
+            .transpose()?,
+        format: media_format(mf.encoding.as_ref(), mf.sample_rate.as_ref())?,
+    })
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
+/// The carrier's `mediaFormat`: a MIME-style encoding (μ-law, A-law or linear PCM16, optionally with a
+/// `;rate=` parameter) at a rate we bridge. Absent means the protocol's default, μ-law at 8 kHz.
+fn media_format(
+    encoding: Option<&serde_json::Value>,
+    rate: Option<&serde_json::Value>,
+) -> Result<AudioFormat, Invalid> {
+    const ENCODING: &str = "start.mediaFormat.encoding";
+    const RATE: &str = "start.mediaFormat.sampleRate";
+    let encoding = match encoding {
+        None | Some(serde_json::Value::Null) => "audio/x-mulaw".to_string(),
+        Some(serde_json::Value::String(s)) => s.trim().to_ascii_lowercase(),
+        Some(other) => {
+            return Err(Invalid::new(
+                ENCODING,
+                format!("{} is not a string", shown(&other.to_string())),
+            ))
+        }
+    };
+    let (mime, params) = encoding.split_once(';').unwrap_or((&encoding, ""));
+    let codec = match mime.trim() {
+        "audio/x-mulaw" | "audio/mulaw" | "audio/pcmu" | "audio/basic" | "mulaw" | "ulaw" | "pcmu" => Codec::Ulaw,
+        "audio/x-alaw" | "audio/alaw" | "audio/pcma" | "alaw" | "pcma" => Codec::Alaw,
+        "audio/x-l16" | "audio/l16" | "audio/x-raw" | "raw" | "slin" | "l16" | "linear16" | "pcm" => Codec::Pcm16,
+        other => {
+            return Err(Invalid::new(
+                ENCODING,
+                format!(
+                    "'{}' is not an encoding we bridge (audio/x-mulaw, audio/x-alaw, audio/x-l16)",
+                    shown(other)
+                ),
+            ))
+        }
+    };
+    let param_rate = params
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("rate="))
+        .map(|r| serde_json::Value::String(r.to_string()));
+    let hz = match rate.filter(|v| !v.is_null()).or(param_rate.as_ref()) {
+        Some(v) => whole_number(RATE, v)?,
+        None => 8000,
+    };
+    AudioFormat::new(RATE, codec, hz)
 }
 
 /// Writes our messages to the carrier into a caller-owned buffer (reused per call on the hot path).
@@ -170,11 +219,12 @@ impl CarrierWriter {
         let stream_id_json = serde_json::to_string(stream_id).unwrap_or_else(|_| "\"\"".into());
         let content_type = match format.codec {
             Codec::Ulaw => "audio/x-mulaw",
+            Codec::Alaw => "audio/x-alaw",
             Codec::Pcm16 => "audio/x-l16",
         };
         let play_audio_head = format!(
             "{{\"event\":\"playAudio\",\"streamId\":{stream_id_json},\"media\":{{\"contentType\":\"{content_type}\",\"sampleRate\":{},\"payload\":\"",
-            format.rate
+            format.rate.hz()
         );
         CarrierWriter {
             stream_id_json,
@@ -224,23 +274,86 @@ mod tests {
         let CarrierEvent::Start(s) = e else {
             panic!("not start: {e:?}")
         };
-        assert_eq!(s.call_id.as_deref(), Some("C1"));
-        assert_eq!(s.stream_id.as_deref(), Some("S1"));
+        assert_eq!(s.stream_id.as_ref().map(Label::as_str), Some("S1"));
+        assert_eq!(s.format, AudioFormat::PCM_16K);
+    }
+
+    #[test]
+    fn every_encoding_we_bridge_and_nothing_else() {
+        let format = |mf: &str| match parse_event(&format!(r#"{{"event":"start","start":{{"mediaFormat":{mf}}}}}"#)) {
+            Ok(CarrierEvent::Start(s)) => Ok(s.format),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(format(r#"{"encoding":"audio/x-alaw"}"#), Ok(AudioFormat::ALAW_8K));
         assert_eq!(
-            s.format,
-            AudioFormat {
-                codec: Codec::Pcm16,
-                rate: 16000
-            }
+            format(r#"{"encoding":"PCMA","sampleRate":8000}"#),
+            Ok(AudioFormat::ALAW_8K)
         );
-        assert_eq!(s.tracks, vec!["inbound".to_string()]);
+        assert_eq!(format(r#"{"encoding":"audio/PCMU"}"#), Ok(AudioFormat::ULAW_8K));
+        assert_eq!(
+            format(r#"{"encoding":"audio/x-l16;rate=16000"}"#),
+            Ok(AudioFormat::PCM_16K)
+        );
+        assert_eq!(format(r#"{"encoding":"audio/x-l16"}"#).map(|f| f.rate.hz()), Ok(8000));
+        for (bad, field) in [
+            (
+                r#"{"encoding":"audio/x-l16","sampleRate":4294967295}"#,
+                "start.mediaFormat.sampleRate",
+            ),
+            (
+                r#"{"encoding":"audio/x-l16","sampleRate":0}"#,
+                "start.mediaFormat.sampleRate",
+            ),
+            (
+                r#"{"encoding":"audio/x-l16","sampleRate":"fast"}"#,
+                "start.mediaFormat.sampleRate",
+            ),
+            (
+                r#"{"encoding":"audio/x-mulaw","sampleRate":16000}"#,
+                "start.mediaFormat.sampleRate",
+            ),
+            (r#"{"encoding":"audio/opus"}"#, "start.mediaFormat.encoding"),
+            (r#"{"encoding":7}"#, "start.mediaFormat.encoding"),
+        ] {
+            match format(bad) {
+                Err(CarrierParseError::Invalid(e)) => assert_eq!(e.field, field, "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ids_digits_and_names_out_of_bounds_are_refused_with_their_field() {
+        let field = |text: &str| match parse_event(text) {
+            Err(CarrierParseError::Invalid(e)) => e.field,
+            other => panic!("{text}: {other:?}"),
+        };
+        assert_eq!(
+            field(r#"{"event":"start","start":{"streamId":"a\u0000b"}}"#),
+            "start.streamId"
+        );
+        let long = "s".repeat(MAX_NAME + 1);
+        assert_eq!(
+            field(&format!(r#"{{"event":"start","start":{{"streamId":"{long}"}}}}"#)),
+            "start.streamId"
+        );
+        assert_eq!(field(r#"{"event":"dtmf","dtmf":{"digit":"\u0000"}}"#), "dtmf.digit");
+        assert_eq!(field(r#"{"event":"dtmf","dtmf":{}}"#), "dtmf.digit");
+        assert_eq!(field(r#"{"event":"playedStream","name":"cp\n1"}"#), "name");
+        assert_eq!(
+            parse_event(r#"{"event":"we\u0000ird"}"#),
+            Ok(CarrierEvent::Unknown {
+                event: "we\\0ird".into()
+            })
+        );
     }
 
     #[test]
     fn start_in_snake_case_and_defaults() {
         let e = parse_event(r#"{"event":"start","start":{"stream_sid":"S2","media_format":{}}}"#).expect("parses");
         let CarrierEvent::Start(s) = e else { panic!() };
-        assert_eq!(s.stream_id.as_deref(), Some("S2"));
+        assert_eq!(s.stream_id.as_ref().map(Label::as_str), Some("S2"));
         assert_eq!(s.format, AudioFormat::ULAW_8K);
         let e = parse_event(r#"{"event":"start"}"#).expect("parses");
         assert!(matches!(e, CarrierEvent::Start(ref s) if s.format == AudioFormat::ULAW_8K && s.stream_id.is_none()));
@@ -261,20 +374,19 @@ mod tests {
 
     #[test]
     fn other_events_and_failures() {
+        let label = |s: &str| Label::parse("name", s, MAX_NAME).ok();
         assert_eq!(
             parse_event(r#"{"event":"playedStream","streamId":"S","name":"cp-1"}"#),
-            Ok(CarrierEvent::PlayedStream {
-                name: Some("cp-1".into())
-            })
+            Ok(CarrierEvent::PlayedStream { name: label("cp-1") })
         );
         assert_eq!(
             parse_event(r#"{"event":"mark","mark":{"name":"m"}}"#),
-            Ok(CarrierEvent::PlayedStream { name: Some("m".into()) })
+            Ok(CarrierEvent::PlayedStream { name: label("m") })
         );
-        assert_eq!(
+        assert!(matches!(
             parse_event(r#"{"event":"dtmf","dtmf":{"digit":5}}"#),
-            Ok(CarrierEvent::Dtmf { digit: "5".into() })
-        );
+            Ok(CarrierEvent::Dtmf { digit }) if digit.as_char() == '5'
+        ));
         assert_eq!(parse_event(r#"{"event":"stop"}"#), Ok(CarrierEvent::Stop));
         assert_eq!(
             parse_event(r#"{"event":"played_stream"}"#),

@@ -302,11 +302,11 @@ impl AgentSession {
 
     /// Speech as a tone in the output format, continuing the tone's phase across calls.
     fn tone_audio(&mut self, ms: u64) -> Vec<u8> {
-        let n = (self.output.rate as u64 * ms / 1000) as usize;
+        let n = (u64::from(self.output.rate.hz()) * ms / 1000) as usize;
         let mut samples = Vec::with_capacity(n);
         tone(
             self.script.tone_hz,
-            self.output.rate,
+            self.output.rate.hz(),
             self.tone_sample,
             n,
             8000,
@@ -316,6 +316,7 @@ impl AgentSession {
         let mut out = Vec::with_capacity(n * 2);
         match self.output.codec {
             Codec::Ulaw => encode_ulaw(&samples, &mut out),
+            Codec::Alaw => crate::audio::codec::encode_alaw(&samples, &mut out),
             Codec::Pcm16 => encode_pcm16le(&samples, &mut out),
         }
         out

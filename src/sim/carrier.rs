@@ -144,10 +144,11 @@ pub async fn open_media_socket(wss_url: &str) -> Result<MediaSocket, UpgradeRefu
 pub fn start_event(call_id: &str, stream_id: &str, format: AudioFormat) -> String {
     let encoding = match format.codec {
         Codec::Ulaw => "audio/x-mulaw",
+        Codec::Alaw => "audio/x-alaw",
         Codec::Pcm16 => "audio/x-l16",
     };
     json!({"event": "start", "sequenceNumber": 1, "start": {"callId": call_id, "streamId": stream_id,
-        "tracks": ["inbound"], "mediaFormat": {"encoding": encoding, "sampleRate": format.rate}}})
+        "tracks": ["inbound"], "mediaFormat": {"encoding": encoding, "sampleRate": format.rate.hz()}}})
     .to_string()
 }
 

@@ -77,11 +77,17 @@ impl TestDb {
         db::pool(&target, 2, Duration::from_secs(5)).expect("pool")
     }
 
+    /// The latest attempt of a call, with its events.
     pub fn get_call(&self, call_id: &str) -> Option<(CallRow, Vec<CallEvent>)> {
+        self.stored(call_id, None).map(|s| (s.row, s.events))
+    }
+
+    /// A call as stored: one attempt (the latest when `attempt` is `None`), its events, every attempt.
+    pub fn stored(&self, call_id: &str, attempt: Option<i64>) -> Option<db::StoredCall> {
         let pool = self.pool();
         let mut c = pool.get().expect("test db reachable");
         db::migrate(&mut c).expect("migrated");
-        db::get_call(&mut c, call_id).expect("query")
+        db::get_call(&mut c, call_id, attempt).expect("query")
     }
 }
 

@@ -86,6 +86,7 @@ pub fn test_config(sim: &AgentSimulator, dir: &Path) -> Config {
     cfg.database.spool_path = dir.join("spool.jsonl").display().to_string();
     cfg.database.replay_interval_ms = 200;
     cfg.server.listen = "127.0.0.1:0".into();
+    cfg.admin.listen = "127.0.0.1:0".into();
     cfg.server.public_url = String::new();
     cfg.server.workers = 1;
     cfg.calls.max_concurrent_calls = 10;
@@ -205,10 +206,10 @@ pub fn audio_of(heard: &[Heard]) -> Vec<u8> {
         .collect()
 }
 
-/// GET a JSON endpoint of the gateway.
+/// GET a JSON endpoint of the gateway's admin listener.
 pub async fn get_json(h: &Harness, path: &str) -> (u16, Value) {
     let mut resp = awc::Client::default()
-        .get(format!("{}{path}", h.gw.http_url))
+        .get(format!("{}{path}", h.gw.admin_url))
         .send()
         .await
         .expect("GET answers");

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 pub struct Served {
     pub child: Child,
+    /// The carrier-facing listener.
     pub http: String,
+    /// The admin listener.
+    pub admin: String,
     /// Log lines up to and including the address line.
     pub early_log: Vec<String>,
     /// Log lines after the address line.
@@ -38,6 +41,7 @@ pub fn serve_limited(
         .env("RUST_LOG", "info")
         .env("WSAPI_CONFIG", &empty)
         .env("WSAPI__SERVER__LISTEN", "127.0.0.1:0")
+        .env("WSAPI__ADMIN__LISTEN", "127.0.0.1:0")
         .env("WSAPI__SERVER__PUBLIC_URL", "")
         .env("WSAPI__SERVER__WORKERS", "1")
         .env("WSAPI__ELEVENLABS__AGENT_ID", "agent_test")
@@ -78,9 +82,11 @@ pub fn serve_limited(
             seen.push(line.clone());
             if let Some(rest) = line.split("listening on ").nth(1) {
                 let addr = rest.split_whitespace().next().expect("address");
+                let admin = rest.split("admin on ").nth(1).expect("admin address").trim();
                 return Served {
                     child,
                     http: format!("http://{addr}"),
+                    admin: format!("http://{admin}"),
                     early_log: seen,
                     log: rx,
                 };
