@@ -13,7 +13,7 @@ use websocket_api::sim::carrier::{post_refurl, Admission, Heard};
 
 async fn request(h: &Harness, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
     let client = awc::Client::default();
-    let url = format!("{}{path}", h.gw.http_url);
+    let url = format!("{}{path}", h.gw.admin_url);
     let mut req = match method {
         "PUT" => client.put(url),
         "DELETE" => client.delete(url),

@@ -109,7 +109,7 @@ async fn sighup_reloads_the_cap_from_the_file() {
             ("WSAPI__DATABASE__SPOOL_PATH", &spool),
         ],
     );
-    let limit = || async { get_cap(&gw.http).await };
+    let limit = || async { get_cap(&gw.admin).await };
     assert_eq!(limit().await, 200, "default cap");
     std::fs::write(dir.join("empty.toml"), "[calls]\nmax_concurrent_calls = 7\n").expect("write config");
     gw.signal("HUP");

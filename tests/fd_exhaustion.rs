@@ -89,7 +89,7 @@ async fn emfile_on_accept_spares_the_live_call_and_recovers() {
     }
     assert!(admitted, "the gateway accepts again once descriptors are free");
     let metrics = awc::Client::default()
-        .get(format!("{}/metrics", gw.http))
+        .get(format!("{}/metrics", gw.admin))
         .send()
         .await
         .expect("/metrics answers")

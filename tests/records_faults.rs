@@ -147,7 +147,7 @@ async fn a_spool_left_by_a_dead_process_is_replayed_at_the_next_start() {
     let _ = first.gw.db.send(FlushAll).await;
     assert!(first.gw.db_stats.spooled.get() > 0);
     // The process goes away with its records only in the spool.
-    first.gw.server.stop(false).await;
+    first.gw.stop().await;
     drop(first);
     assert!(
         std::fs::metadata(&spool).map(|m| m.len() > 0).unwrap_or(false),
@@ -160,7 +160,11 @@ async fn a_spool_left_by_a_dead_process_is_replayed_at_the_next_start() {
         c.database.spool_path = spool2;
     })
     .await;
-    assert!(second.gw.db_stats.replayed.get() > 0, "replayed at start-up");
+    let stats = second.gw.db_stats.clone();
+    assert!(
+        eventually(Duration::from_secs(5), || stats.replayed.get() > 0).await,
+        "replayed once the gateway is up"
+    );
     assert_recorded_once(&db, &["DEAD-1".to_string()]);
     assert!(std::fs::metadata(&spool).is_err(), "spool emptied");
 }

@@ -31,7 +31,7 @@ async fn round_trip(input: &str, output: &str) {
         echo: true,
         ..quiet_script()
     };
-    let in_rate = AudioFormat::from_elevenlabs(input).expect("known format").rate as usize;
+    let in_rate = AudioFormat::from_elevenlabs(input).expect("known format").rate.hz() as usize;
     let h = start(script, |_| {}).await;
     let mut conn = dial(&h, "PCM-1").await;
     conn.send_start("PCM-1", "s", AudioFormat::ULAW_8K);

@@ -16,14 +16,16 @@ pub enum Codec {
 }
 
 /// A sample rate the gateway bridges: the carrier rates (8 and 16 kHz) and every rate ElevenLabs offers.
+/// Each variant's discriminant is its rate in Hz, so even an `as` cast reads the rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u32)]
 pub enum SampleRate {
-    Hz8000,
-    Hz16000,
-    Hz22050,
-    Hz24000,
-    Hz44100,
-    Hz48000,
+    Hz8000 = 8000,
+    Hz16000 = 16000,
+    Hz22050 = 22050,
+    Hz24000 = 24000,
+    Hz44100 = 44100,
+    Hz48000 = 48000,
 }
 
 impl SampleRate {
@@ -37,14 +39,7 @@ impl SampleRate {
     ];
 
     pub fn hz(self) -> u32 {
-        match self {
-            SampleRate::Hz8000 => 8000,
-            SampleRate::Hz16000 => 16000,
-            SampleRate::Hz22050 => 22050,
-            SampleRate::Hz24000 => 24000,
-            SampleRate::Hz44100 => 44100,
-            SampleRate::Hz48000 => 48000,
-        }
+        self as u32
     }
 
     pub fn from_hz(hz: u64) -> Option<SampleRate> {
