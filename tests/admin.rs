@@ -1,6 +1,6 @@
-//! The admin API (interface.md §4): bearer-token auth on every admin endpoint, the cap changed at run time
-//! with live calls, a call hung up by an admin, `/metrics` matching what happened, `/readyz` following the
-//! cap and the drain.
+//! The admin API (interface.md §4) on its own listener: bearer-token auth on every admin endpoint (on both
+//! listeners once a token is set), the cap changed at run time with live calls, a call hung up by an admin,
+//! `/capacity` and `/metrics` matching what happened, `/readyz` following the cap and the drain.
 mod common;
 
 use common::*;
@@ -12,8 +12,12 @@ use websocket_api::sim::agent::AgentScript;
 use websocket_api::sim::carrier::{post_refurl, Admission, Heard};
 
 async fn request(h: &Harness, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+    request_to(&h.gw.admin_url, method, path, token, body).await
+}
+
+async fn request_to(base: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
     let client = awc::Client::default();
-    let url = format!("{}{path}", h.gw.admin_url);
+    let url = format!("{base}{path}");
     let mut req = match method {
         "PUT" => client.put(url),
         "DELETE" => client.delete(url),
@@ -44,34 +48,84 @@ async fn request(h: &Harness, method: &str, path: &str, token: Option<&str>, bod
 #[actix_rt::test]
 async fn every_admin_endpoint_needs_the_token_when_one_is_set() {
     let h = start(quiet_script(), |c| c.admin.token = Some("s3cret-token".into())).await;
+    // What each endpoint answers with the token, when no call is live.
     let endpoints = [
-        ("GET", "/calls", None),
-        ("GET", "/calls/history", None),
-        ("GET", "/calls/SOME-CALL", None),
-        ("DELETE", "/calls/SOME-CALL", None),
-        ("PUT", "/calls/limit", Some(r#"{"max_concurrent_calls": 5}"#)),
-        ("GET", "/metrics", None),
+        ("GET", "/calls", None, 200),
+        ("GET", "/calls/history", None, 200),
+        ("GET", "/calls/SOME-CALL", None, 404),
+        ("DELETE", "/calls/SOME-CALL", None, 404),
+        ("PUT", "/calls/limit", Some(r#"{"max_concurrent_calls": 5}"#), 200),
+        ("GET", "/capacity", None, 200),
+        ("GET", "/metrics", None, 200),
     ];
-    for (method, path, body) in endpoints {
+    // With a token, both listeners serve the admin API, behind it.
+    for base in [&h.gw.admin_url, &h.gw.http_url] {
+        for (method, path, body, with_token) in endpoints {
+            let answer = |token| request_to(base, method, path, token, body);
+            assert_eq!(answer(None).await.0, 401, "{base} {method} {path} without a token");
+            assert_eq!(
+                answer(Some("wrong")).await.0,
+                401,
+                "{base} {method} {path} with a wrong token"
+            );
+            let (status, text) = answer(Some("s3cret-token")).await;
+            assert_eq!(status, with_token, "{base} {method} {path} with the token: {text}");
+        }
+        // Probes stay open.
+        assert_eq!(request_to(base, "GET", "/healthz", None, None).await.0, 200);
+        assert_eq!(request_to(base, "GET", "/readyz", None, None).await.0, 200);
+    }
+    let (_, capacity) = request(&h, "GET", "/capacity", Some("s3cret-token"), None).await;
+    let capacity: serde_json::Value = serde_json::from_str(&capacity).expect("JSON");
+    assert_eq!(capacity["current_cap"], 5, "the cap just set: {capacity}");
+    assert!(capacity["maximum"].as_u64().is_some_and(|m| m > 0), "{capacity}");
+    assert!(
+        capacity["recommended"].as_u64() <= capacity["maximum"].as_u64(),
+        "{capacity}"
+    );
+    assert!(
+        capacity["bottleneck"].as_str().is_some_and(|b| !b.is_empty()),
+        "{capacity}"
+    );
+    assert!(
+        capacity["limits"]["nofile_soft"].as_u64().is_some_and(|n| n > 0),
+        "{capacity}"
+    );
+}
+
+#[actix_rt::test]
+async fn without_a_token_the_admin_api_is_on_its_own_listener_only() {
+    let h = start(quiet_script(), |_| {}).await;
+    for path in [
+        "/calls",
+        "/calls/history",
+        "/capacity",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+    ] {
         assert_eq!(
-            request(&h, method, path, None, body).await.0,
-            401,
-            "{method} {path} without a token"
-        );
-        assert_eq!(
-            request(&h, method, path, Some("wrong"), body).await.0,
-            401,
-            "{method} {path} with a wrong token"
-        );
-        let (status, _) = request(&h, method, path, Some("s3cret-token"), body).await;
-        assert!(
-            status == 200 || status == 404 || status == 202,
-            "{method} {path} with the token: {status}"
+            request(&h, "GET", path, None, None).await.0,
+            200,
+            "{path} on the admin listener"
         );
     }
-    // Probes stay open.
-    assert_eq!(request(&h, "GET", "/healthz", None, None).await.0, 200);
-    assert_eq!(request(&h, "GET", "/readyz", None, None).await.0, 200);
+    for path in ["/calls", "/calls/history", "/capacity", "/metrics"] {
+        assert_eq!(
+            request_to(&h.gw.http_url, "GET", path, None, None).await.0,
+            404,
+            "{path} on the carrier listener"
+        );
+    }
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(
+            request_to(&h.gw.http_url, "GET", path, None, None).await.0,
+            200,
+            "{path}: probes"
+        );
+    }
+    // An admin's path is validated like a carrier's: a call id out of bounds is a 400, not a lookup.
+    assert_eq!(request(&h, "GET", "/calls/a%00b", None, None).await.0, 400);
 }
 
 #[actix_rt::test]

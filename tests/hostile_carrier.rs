@@ -298,8 +298,9 @@ async fn a_carrier_that_stops_reading_is_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // Two minutes of agent speech, released at real time towards a carrier that keeps talking but never
     // reads. What we send piles up unacknowledged; the kernel's send timeout (TCP_USER_TIMEOUT, set from
-    // server.send_timeout_ms) aborts the connection and the call ends. (Had the leg stopped running first,
-    // its bounded queue would have ended the call as `carrier_stalled`.)
+    // server.send_timeout_ms) aborts the connection and the call ends. Without the timeout the call would
+    // never end: the carrier keeps talking, so it is never silent. (The bounded-queue path, where the leg
+    // stops running first, has its own test below, with one exact outcome.)
     let script = AgentScript {
         greeting_ms: 120_000,
         chunk_ms: 1000,
@@ -329,8 +330,9 @@ async fn a_carrier_that_stops_reading_is_cut_off() {
         active_becomes(&h, 0, Duration::from_secs(20)).await,
         "the call ends once the carrier is found not reading"
     );
-    // The connection is gone under the leg: recorded as stalled when the timeout reaches it as an error,
-    // as a hang-up when the HTTP layer just ends the stream.
+    // The connection is gone under the leg. actix-http drops the I/O error's kind on the way (the leg sees
+    // an incomplete stream), so the record says stalled when the timeout reached the leg as an error, and
+    // hang-up when the stream just ended: what is tested here is that the kernel cut it at all.
     let reason = end_reason(&h, "DEAF-1").await;
     assert!(reason == "carrier_stalled" || reason == "carrier_hangup", "{reason}");
     // The gateway's side of the socket goes: reading drains what was buffered, then fails or ends.
@@ -346,6 +348,40 @@ async fn a_carrier_that_stops_reading_is_cut_off() {
     .await;
     talker.abort();
     assert!(ended.is_ok(), "the connection was not closed by the gateway");
+}
+
+#[actix_rt::test]
+async fn a_carrier_that_neither_reads_nor_talks_fills_its_bounded_queue() {
+    use tokio::io::AsyncWriteExt;
+    // Two minutes of agent speech for a carrier that sent `start` and then went still: it reads nothing
+    // and says nothing. Its socket buffers are small and the kernel's send timeout is far off, so it is the
+    // leg's bounded queue (the call's messages waiting for a socket that takes nothing) that fills up: the
+    // call ends as `carrier_stalled`, and the slot is free long before the kernel would give up.
+    let script = AgentScript {
+        greeting_ms: 120_000,
+        chunk_ms: 1000,
+        ..quiet_script()
+    };
+    let h = start(script, |c| {
+        c.server.send_timeout_ms = 120_000;
+        c.server.send_buffer_bytes = 4096;
+        c.calls.peer_timeout_ms = 120_000;
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small receive buffer");
+    let stream = socket.connect(h.gw.addr).await.expect("connect");
+    let mut sock = raw_media_socket_on(&h, "STILL-1", stream).await;
+    let start = r#"{"event":"start","start":{"callId":"STILL-1","streamId":"s"}}"#;
+    sock.write_all(&masked_frame(0x81, start.as_bytes()))
+        .await
+        .expect("start sent");
+    assert!(
+        active_becomes(&h, 0, Duration::from_secs(30)).await,
+        "the call ends once its queue is full"
+    );
+    assert_eq!(end_reason(&h, "STILL-1").await, "carrier_stalled");
+    drop(sock);
 }
 
 #[actix_rt::test]

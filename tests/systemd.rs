@@ -72,15 +72,36 @@ fn the_unit_keeps_records_private_and_outlasts_the_worst_stop() {
         setting("RestartPreventExitStatus").is_some_and(|v| v.split_whitespace().any(|c| c == "64")),
         "a bad configuration (exit 64) must not crash-loop"
     );
-    // The worst stop: the whole drain, the grace for the calls told to end, the final flush, and the
-    // HTTP server's own shutdown.
-    let c = websocket_api::config::Config::default();
-    let worst_ms = c.server.drain_timeout_ms + 5_000 + 100 + 30_000 + 5_000;
+    // The worst stop with the defaults: the whole drain, the grace for the calls told to end, the final
+    // flush, and the listeners' own shutdown.
+    let worst = websocket_api::lifecycle::worst_case_stop(&websocket_api::config::Config::default());
+    assert!(
+        worst.as_secs() >= 100,
+        "the drain, the grace, the flush and the shutdown: {worst:?}"
+    );
     let stop = setting("TimeoutStopSec")
         .and_then(|v| v.trim_end_matches('s').parse::<u64>().ok())
         .expect("TimeoutStopSec");
     assert!(
-        stop * 1000 > worst_ms,
-        "TimeoutStopSec {stop}s <= worst-case stop {worst_ms} ms"
+        std::time::Duration::from_secs(stop) > worst,
+        "TimeoutStopSec {stop}s <= worst-case stop {worst:?}: systemd would kill a gateway still flushing records"
     );
+}
+
+#[test]
+fn the_unit_is_hardened_to_an_ok_exposure() {
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/websocket_api.service"))
+        .output()
+        .expect("systemd-analyze is installed (scripts/test installs systemd when it is missing)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let score: f64 = text
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for websocket_api.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure score in: {text}{}", String::from_utf8_lossy(&out.stderr)));
+    println!("systemd-analyze security: exposure {score}");
+    assert!(score <= 3.0, "exposure {score} is above OK (3.0)");
 }
