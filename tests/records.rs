@@ -130,3 +130,64 @@ async fn sqlite_bridged_and_refused_calls_are_recorded() {
 async fn postgres_bridged_and_refused_calls_are_recorded() {
     bridged_call_is_recorded(Backend::Postgres).await;
 }
+
+/// Records written before calls had attempts survive the migration that keys them on `(call_id, attempt)`:
+/// read back as attempt 0 with their events, and a new attempt of the same id is a row of its own.
+fn records_from_before_attempts_survive_the_upgrade(backend: Backend) {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+    const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+    const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+    let dir = scratch_dir("upgrade");
+    let db = TestDb::new(backend, &dir);
+    let old_rows = "INSERT INTO calls (call_id, carrier, direction, from_number, to_number, state, started_at, \
+                    updated_at, frames_in, revision) VALUES ('OLD-1', 'mcube', 'inbound', '+914155551234', '', \
+                    'ended', 1, 1, 50, 3); \
+                    INSERT INTO call_events (call_id, seq, at_ms, kind, detail) VALUES \
+                    ('OLD-1', 1, 1, 'state', 'active'), ('OLD-1', 2, 2, 'state', 'ended: carrier_hangup');";
+    // The first migration only, as the previous release left the database, with its rows.
+    match backend {
+        Backend::Sqlite => {
+            let path = db.url.trim_start_matches("sqlite://");
+            let mut c = diesel::SqliteConnection::establish(path).expect("sqlite");
+            c.run_next_migration(SQLITE).expect("first migration");
+            c.batch_execute(old_rows).expect("old rows");
+        }
+        Backend::Postgres => {
+            let mut c = diesel::PgConnection::establish(&db.url).expect("postgres");
+            c.run_next_migration(POSTGRES).expect("first migration");
+            c.batch_execute(old_rows).expect("old rows");
+        }
+    }
+    let pool = db.pool();
+    let mut c = pool.get().expect("connection");
+    assert!(websocket_api::db::migrate(&mut c).expect("upgrade") >= 1);
+    let old = db.stored("OLD-1", None).expect("the old call is still there");
+    assert_eq!((old.row.attempt, old.row.frames_in), (0, 50), "{backend:?}");
+    assert_eq!(old.events.len(), 2, "{backend:?}: its events too");
+    let mut again = websocket_api::db::models::CallRecord::stub("OLD-1", 7, "ended", 2);
+    again.revision = 1;
+    websocket_api::db::save_call(&mut c, &again).expect("a new attempt");
+    let latest = db.stored("OLD-1", None).expect("stored");
+    assert_eq!(latest.row.attempt, 7);
+    assert_eq!(
+        latest.attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
+        vec![7, 0]
+    );
+    assert_eq!(
+        db.stored("OLD-1", Some(0)).map(|s| s.row.frames_in),
+        Some(50),
+        "{backend:?}: old attempt intact"
+    );
+}
+
+#[test]
+fn sqlite_records_from_before_attempts_survive_the_upgrade() {
+    records_from_before_attempts_survive_the_upgrade(Backend::Sqlite);
+}
+
+#[test]
+fn postgres_records_from_before_attempts_survive_the_upgrade() {
+    records_from_before_attempts_survive_the_upgrade(Backend::Postgres);
+}

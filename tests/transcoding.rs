@@ -1,11 +1,11 @@
 //! Agent on ElevenLabs' default `pcm_16000`: the gateway transcodes μ-law 8 kHz ↔ PCM16 16 kHz both ways,
-//! and a known tone survives the round trip at the right pitch and length.
+//! and a known tone survives the round trip at the right pitch and length; so does an A-law carrier's.
 mod common;
 
 use base64::Engine as _;
 use common::*;
 use std::time::Duration;
-use websocket_api::audio::codec::{decode_ulaw, encode_ulaw};
+use websocket_api::audio::codec::{decode_alaw, decode_ulaw, encode_alaw, encode_ulaw};
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::audio::signal::{dominant_frequency, tone};
 use websocket_api::protocol::elevenlabs::{parse_client_message, ClientMessage};
@@ -81,4 +81,50 @@ async fn round_trip(input: &str, output: &str) {
         "{output}: pitch at the carrier: {f_down}"
     );
     assert_gateway_messages_valid(&h);
+}
+
+#[actix_rt::test]
+async fn an_alaw_carrier_is_transcoded_to_and_from_the_agent() {
+    // ElevenLabs offers no A-law: a PCMA carrier (common in India and Europe) is bridged to a μ-law agent.
+    let script = AgentScript {
+        echo: true,
+        ..quiet_script()
+    };
+    let h = start(script, |_| {}).await;
+    let mut conn = dial(&h, "ALAW-1").await;
+    conn.send_start("ALAW-1", "s", AudioFormat::ALAW_8K);
+    let frames: Vec<Vec<u8>> = (0..50u64)
+        .map(|i| {
+            let (mut pcm, mut alaw) = (Vec::new(), Vec::new());
+            tone(1000.0, 8000, i * 160, 160, 12000, &mut pcm);
+            encode_alaw(&pcm, &mut alaw);
+            alaw
+        })
+        .collect();
+    stream_frames(&conn, &frames).await;
+    let heard = listen(&mut conn, Duration::from_millis(1500)).await;
+    let upstream: Vec<u8> = h.sim.log.connections()[0]
+        .received
+        .iter()
+        .filter_map(|t| match parse_client_message(t) {
+            Ok(ClientMessage::UserAudio { audio_b64 }) => base64::engine::general_purpose::STANDARD
+                .decode(audio_b64.as_bytes())
+                .ok(),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(upstream.len(), 8000, "one second of μ-law reached the agent");
+    let mut pcm = Vec::new();
+    decode_ulaw(&upstream, &mut pcm);
+    let f_up = dominant_frequency(&pcm[800..7200], 8000);
+    assert!((f_up - 1000.0).abs() < 15.0, "pitch at ElevenLabs: {f_up}");
+    let down = audio_of(&heard);
+    assert_eq!(down.len(), 8000, "one second of A-law back at the carrier");
+    let mut back = Vec::new();
+    decode_alaw(&down, &mut back);
+    let f_down = dominant_frequency(&back[800..7200], 8000);
+    assert!((f_down - 1000.0).abs() < 15.0, "pitch at the carrier: {f_down}");
+    let (_, view) = get_json(&h, "/calls/ALAW-1").await;
+    assert_eq!(view["carrier_format"], "alaw_8000", "{view}");
 }

@@ -152,6 +152,42 @@ async fn an_absurd_sample_rate_is_refused_and_the_gateway_lives() {
     next.close(1000);
     let _ = listen(&mut next, Duration::from_millis(300)).await;
     assert!(gw.wait_exit(Duration::from_millis(10)).is_none());
+    // The record says why, and the refusal is counted by field.
+    let client = awc::Client::default();
+    let mut rec = Value::Null;
+    for _ in 0..50 {
+        let mut resp = client
+            .get(format!("{}/calls/RATE-1", gw.admin))
+            .send()
+            .await
+            .expect("admin");
+        rec = resp.json().await.unwrap_or(Value::Null);
+        if rec["state"] == "ended" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rec["end_reason"], "carrier_invalid_data", "{rec}");
+    assert!(
+        rec["error_detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("start.mediaFormat.sampleRate")),
+        "{rec}"
+    );
+    let mut metrics = client
+        .get(format!("{}/metrics", gw.admin))
+        .send()
+        .await
+        .expect("metrics");
+    let text = String::from_utf8_lossy(&metrics.body().await.expect("body")).into_owned();
+    assert!(
+        text.contains(r#"wsapi_carrier_invalid_total{field="start.mediaFormat.sampleRate"} 1"#),
+        "{}",
+        text.lines()
+            .filter(|l| l.contains("invalid"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 // ----- open by default ----------------------------------------------------------------------------------
@@ -288,6 +324,38 @@ async fn a_reused_call_id_gets_a_record_of_its_own() {
             "each attempt keeps its own events: {rec}"
         );
     }
+}
+
+#[actix_rt::test]
+async fn a_call_id_that_is_live_is_refused_as_a_duplicate() {
+    let h = start(quiet_script(), |_| {}).await;
+    let conn = dial(&h, "LIVE-1").await;
+    conn.send_start("LIVE-1", "s", AudioFormat::ULAW_8K);
+    // A repeated POST while the call waits for its socket is the same admission; once it is live, a second
+    // call with its id is refused, and its own record says so, next to the live one.
+    let again = websocket_api::sim::carrier::post_refurl(&h.gw.http_url, &call("LIVE-1")).await;
+    assert!(
+        matches!(again, Ok(websocket_api::sim::carrier::Admission::Refused { status: 409, ref error, .. }) if error == "duplicate"),
+        "{again:?}"
+    );
+    conn.close(1000);
+    assert!(active_becomes(&h, 0, Duration::from_secs(5)).await);
+    flush(&h).await;
+    let (_, rec) = get_json(&h, "/calls/LIVE-1").await;
+    let attempts = rec["attempts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(attempts.len(), 2, "{rec}");
+    assert!(
+        attempts
+            .iter()
+            .any(|a| a["state"] == "rejected" && a["end_reason"] == "duplicate"),
+        "{rec}"
+    );
+    assert!(attempts.iter().any(|a| a["state"] == "ended"), "{rec}");
+    let reserved = admit(&h, "WAIT-1").await;
+    let repeated = admit(&h, "WAIT-1").await;
+    assert_ne!(reserved, "", "admitted");
+    assert_ne!(repeated, "", "a repeated POST is admitted again");
+    assert_eq!(get_json(&h, "/calls").await.1["active"], 1, "one slot for both POSTs");
 }
 
 // ----- unauthenticated rows ------------------------------------------------------------------------

@@ -23,9 +23,9 @@ pub fn refuse_admin(req: &HttpRequest, state: &AppState) -> Option<HttpResponse>
     (!same_secret(given.as_bytes(), token.as_bytes())).then(|| error_json(StatusCode::UNAUTHORIZED, "unauthorized"))
 }
 
-/// A call id from an admin's path, or the 400 to answer.
-fn call_id_of(path: web::Path<String>) -> Result<CallId, HttpResponse> {
-    CallId::parse("call_id", &path.into_inner()).map_err(|e| error_json(StatusCode::BAD_REQUEST, &e.to_string()))
+/// A call id from an admin's path, validated like a carrier's.
+fn call_id_of(path: web::Path<String>) -> Result<CallId, crate::values::Invalid> {
+    CallId::parse("call_id", &path.into_inner())
 }
 
 /// `GET /calls`: totals and every call holding a slot.
@@ -232,7 +232,7 @@ pub async fn get_call(
     }
     let call_id = match call_id_of(path) {
         Ok(id) => id,
-        Err(resp) => return resp,
+        Err(e) => return error_json(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let attempt = query.attempt;
     if let Ok(Some(slot)) = state
@@ -294,7 +294,7 @@ pub async fn end_call(req: HttpRequest, path: web::Path<String>, state: web::Dat
     }
     let call_id = match call_id_of(path) {
         Ok(id) => id,
-        Err(resp) => return resp,
+        Err(e) => return error_json(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     match state
         .registry
