@@ -462,7 +462,7 @@ impl Config {
         ] {
             for ip in nets {
                 bad(
-                    crate::http::access::parse_net(ip).is_none(),
+                    crate::values::parse_net(ip).is_none(),
                     format!("{name}: '{ip}' is not an IP address or CIDR block"),
                 );
             }

@@ -329,6 +329,14 @@ impl Text {
     }
 }
 
+/// An address block an operator allows or trusts: `10.0.0.1` or `10.0.0.0/8` (v4 or v6).
+pub fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
 /// A whole number a peer sent as a JSON number or a numeric string.
 pub fn whole_number(field: &'static str, v: &serde_json::Value) -> Result<u64, Invalid> {
     let parsed = match v {

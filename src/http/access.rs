@@ -3,17 +3,10 @@
 //! proxy the source is the address the proxy forwarded (`X-Forwarded-For`), not the proxy's own.
 
 use crate::config::Config;
+pub use crate::values::parse_net;
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
-
-/// `10.0.0.1` or `10.0.0.0/8` (v4 or v6).
-pub fn parse_net(s: &str) -> Option<IpNet> {
-    let s = s.trim();
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
-}
 
 /// The carrier access rules in force.
 #[derive(Debug, Clone, Default)]
