@@ -293,6 +293,30 @@ async fn slowloris_clients_are_cut_off_and_calls_go_on() {
     );
 }
 
+/// Two minutes of agent speech, sent at once as ElevenLabs does.
+fn long_speech() -> AgentScript {
+    AgentScript {
+        greeting_ms: 120_000,
+        chunk_ms: 1000,
+        ..quiet_script()
+    }
+}
+
+/// A carrier whose socket takes almost nothing in (a 4 KiB receive buffer) and that never reads: the call
+/// `id` is admitted, upgraded and started.
+async fn carrier_that_never_reads(h: &Harness, id: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small receive buffer");
+    let stream = socket.connect(h.gw.addr).await.expect("connect");
+    let mut sock = raw_media_socket_on(h, id, stream).await;
+    let start = format!(r#"{{"event":"start","start":{{"callId":"{id}","streamId":"s"}}}}"#);
+    sock.write_all(&masked_frame(0x81, start.as_bytes()))
+        .await
+        .expect("start sent");
+    sock
+}
+
 #[actix_rt::test]
 async fn a_carrier_that_stops_reading_is_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -301,22 +325,9 @@ async fn a_carrier_that_stops_reading_is_cut_off() {
     // server.send_timeout_ms) aborts the connection and the call ends. Without the timeout the call would
     // never end: the carrier keeps talking, so it is never silent. (The bounded-queue path, where the leg
     // stops running first, has its own test below, with one exact outcome.)
-    let script = AgentScript {
-        greeting_ms: 120_000,
-        chunk_ms: 1000,
-        ..quiet_script()
-    };
-    let h = start(script, |c| c.server.send_timeout_ms = 3_000).await;
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("small receive buffer");
-    let stream = socket.connect(h.gw.addr).await.expect("connect");
-    let sock = raw_media_socket_on(&h, "DEAF-1", stream).await;
+    let h = start(long_speech(), |c| c.server.send_timeout_ms = 3_000).await;
+    let sock = carrier_that_never_reads(&h, "DEAF-1").await;
     let (mut reader, mut writer) = sock.into_split();
-    let start = r#"{"event":"start","start":{"callId":"DEAF-1","streamId":"s"}}"#;
-    writer
-        .write_all(&masked_frame(0x81, start.as_bytes()))
-        .await
-        .expect("start sent");
     let media = masked_frame(0x81, br#"{"event":"media","media":{"payload":"1dXV1dXV1dU="}}"#);
     let talker = actix_rt::spawn(async move {
         loop {
@@ -352,30 +363,17 @@ async fn a_carrier_that_stops_reading_is_cut_off() {
 
 #[actix_rt::test]
 async fn a_carrier_that_neither_reads_nor_talks_fills_its_bounded_queue() {
-    use tokio::io::AsyncWriteExt;
     // Two minutes of agent speech for a carrier that sent `start` and then went still: it reads nothing
     // and says nothing. Its socket buffers are small and the kernel's send timeout is far off, so it is the
     // leg's bounded queue (the call's messages waiting for a socket that takes nothing) that fills up: the
     // call ends as `carrier_stalled`, and the slot is free long before the kernel would give up.
-    let script = AgentScript {
-        greeting_ms: 120_000,
-        chunk_ms: 1000,
-        ..quiet_script()
-    };
-    let h = start(script, |c| {
+    let h = start(long_speech(), |c| {
         c.server.send_timeout_ms = 120_000;
         c.server.send_buffer_bytes = 4096;
         c.calls.peer_timeout_ms = 120_000;
     })
     .await;
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("small receive buffer");
-    let stream = socket.connect(h.gw.addr).await.expect("connect");
-    let mut sock = raw_media_socket_on(&h, "STILL-1", stream).await;
-    let start = r#"{"event":"start","start":{"callId":"STILL-1","streamId":"s"}}"#;
-    sock.write_all(&masked_frame(0x81, start.as_bytes()))
-        .await
-        .expect("start sent");
+    let sock = carrier_that_never_reads(&h, "STILL-1").await;
     assert!(
         active_becomes(&h, 0, Duration::from_secs(30)).await,
         "the call ends once its queue is full"

@@ -24,6 +24,21 @@ async fn other_rates_and_mixed_formats_round_trip_too() {
     round_trip("pcm_48000", "ulaw_8000").await;
 }
 
+/// The caller audio the agent's first connection received, decoded.
+fn heard_by_the_agent(h: &Harness) -> Vec<u8> {
+    h.sim.log.connections()[0]
+        .received
+        .iter()
+        .filter_map(|t| match parse_client_message(t) {
+            Ok(ClientMessage::UserAudio { audio_b64 }) => base64::engine::general_purpose::STANDARD
+                .decode(audio_b64.as_bytes())
+                .ok(),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
 async fn round_trip(input: &str, output: &str) {
     let script = AgentScript {
         input_format: input.into(),
@@ -48,18 +63,7 @@ async fn round_trip(input: &str, output: &str) {
     let heard = listen(&mut conn, Duration::from_millis(1500)).await;
 
     // What ElevenLabs received: PCM16 at 16 kHz, 1 kHz, one second long.
-    let conns = h.sim.log.connections();
-    let upstream: Vec<u8> = conns[0]
-        .received
-        .iter()
-        .filter_map(|t| match parse_client_message(t) {
-            Ok(ClientMessage::UserAudio { audio_b64 }) => base64::engine::general_purpose::STANDARD
-                .decode(audio_b64.as_bytes())
-                .ok(),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let upstream = heard_by_the_agent(&h);
     let wide = pcm_samples(&upstream);
     let n = wide.len() as i64;
     assert!((n - in_rate as i64).abs() <= 16, "{input}: samples at ElevenLabs: {n}");
@@ -103,17 +107,7 @@ async fn an_alaw_carrier_is_transcoded_to_and_from_the_agent() {
         .collect();
     stream_frames(&conn, &frames).await;
     let heard = listen(&mut conn, Duration::from_millis(1500)).await;
-    let upstream: Vec<u8> = h.sim.log.connections()[0]
-        .received
-        .iter()
-        .filter_map(|t| match parse_client_message(t) {
-            Ok(ClientMessage::UserAudio { audio_b64 }) => base64::engine::general_purpose::STANDARD
-                .decode(audio_b64.as_bytes())
-                .ok(),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let upstream = heard_by_the_agent(&h);
     assert_eq!(upstream.len(), 8000, "one second of μ-law reached the agent");
     let mut pcm = Vec::new();
     decode_ulaw(&upstream, &mut pcm);

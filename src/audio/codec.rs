@@ -24,19 +24,22 @@ const fn decode_one(b: u8) -> i16 {
     }
 }
 
-const fn build_ulaw_table() -> [i16; 256] {
-    let mut table = [0i16; 256];
-    let mut i = 0;
-    while i < 256 {
-        table[i] = decode_one(i as u8);
-        i += 1;
-    }
-    table
+/// A decoding table of all 256 codes, computed at compile time from a `const fn` decoder.
+macro_rules! decode_table {
+    ($decode:ident) => {{
+        let mut table = [0i16; 256];
+        let mut i = 0;
+        while i < 256 {
+            table[i] = $decode(i as u8);
+            i += 1;
+        }
+        table
+    }};
 }
 
 /// Decoding is on the hot path for every carrier frame, so it is a single table lookup computed
 /// at compile time rather than bit twiddling per sample.
-const ULAW_TABLE: [i16; 256] = build_ulaw_table();
+const ULAW_TABLE: [i16; 256] = decode_table!(decode_one);
 
 /// Decodes one G.711 μ-law byte to a linear 16-bit sample.
 #[inline]
@@ -96,18 +99,8 @@ const fn decode_alaw_one(b: u8) -> i16 {
     }
 }
 
-const fn build_alaw_table() -> [i16; 256] {
-    let mut table = [0i16; 256];
-    let mut i = 0;
-    while i < 256 {
-        table[i] = decode_alaw_one(i as u8);
-        i += 1;
-    }
-    table
-}
-
 /// A table for the same reason as μ-law's: one lookup per sample on the media path.
-const ALAW_TABLE: [i16; 256] = build_alaw_table();
+const ALAW_TABLE: [i16; 256] = decode_table!(decode_alaw_one);
 
 /// A-law byte for digital silence (positive zero).
 pub const ALAW_SILENCE: u8 = 0xD5;
