@@ -99,6 +99,25 @@ fn read(path: &str) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
+/// This process's cgroup v2 directory, from `/proc/self/cgroup` (`0::/system.slice/x.service`). Under
+/// systemd a service has no cgroup namespace of its own, so its limits are in its own directory, not at
+/// the root of `/sys/fs/cgroup`.
+pub fn cgroup_dir(proc_self_cgroup: &str) -> String {
+    let path = proc_self_cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::trim)
+        .filter(|p| p.starts_with('/') && !p.contains(".."))
+        .unwrap_or("/");
+    format!("/sys/fs/cgroup{}", path.trim_end_matches('/'))
+}
+
+/// A cgroup file of this process: its own directory's, else the root's.
+fn read_cgroup(file: &str) -> Option<String> {
+    let dir = cgroup_dir(&read("/proc/self/cgroup").unwrap_or_default());
+    read(&format!("{dir}/{file}")).or_else(|| read(&format!("/sys/fs/cgroup/{file}")))
+}
+
 /// The system's limits as this process sees them.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SystemLimits {
@@ -120,7 +139,7 @@ impl SystemLimits {
     pub fn read() -> SystemLimits {
         let (nofile_soft, nofile_hard) = rlimit::Resource::NOFILE.get().unwrap_or((0, 0));
         let online = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
-        let quota = read("/sys/fs/cgroup/cpu.max").as_deref().and_then(parse_cpu_max);
+        let quota = read_cgroup("cpu.max").as_deref().and_then(parse_cpu_max);
         SystemLimits {
             nofile_soft,
             nofile_hard,
@@ -129,10 +148,10 @@ impl SystemLimits {
             port_range: read("/proc/sys/net/ipv4/ip_local_port_range")
                 .as_deref()
                 .and_then(parse_port_range),
-            tasks_max: read("/sys/fs/cgroup/pids.max").as_deref().and_then(parse_limit),
+            tasks_max: read_cgroup("pids.max").as_deref().and_then(parse_limit),
             cpus: quota.map_or(online, |q| q.min(online)),
             mem_available_bytes: read("/proc/meminfo").as_deref().and_then(parse_meminfo_available),
-            mem_limit_bytes: read("/sys/fs/cgroup/memory.max").as_deref().and_then(parse_limit),
+            mem_limit_bytes: read_cgroup("memory.max").as_deref().and_then(parse_limit),
         }
     }
 }
@@ -140,6 +159,18 @@ impl SystemLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cgroup_directory_is_the_process_own() {
+        assert_eq!(
+            cgroup_dir("0::/system.slice/websocket_api.service\n"),
+            "/sys/fs/cgroup/system.slice/websocket_api.service"
+        );
+        assert_eq!(cgroup_dir("0::/\n"), "/sys/fs/cgroup");
+        assert_eq!(cgroup_dir("4:memory:/x\n0::/\n"), "/sys/fs/cgroup");
+        assert_eq!(cgroup_dir(""), "/sys/fs/cgroup");
+        assert_eq!(cgroup_dir("0::/../etc"), "/sys/fs/cgroup");
+    }
 
     #[test]
     fn parses_this_process_real_files() {
