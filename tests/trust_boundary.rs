@@ -503,6 +503,10 @@ async fn nothing_from_an_abandoned_agent_connection_reaches_the_call() {
         log.connections().iter().all(|c| c.tool_results.is_empty()),
         "no answer to a tool call of an abandoned connection"
     );
+    assert!(
+        h2.gw.metrics.agent_stale_reports.get() >= 1,
+        "the late messages are counted"
+    );
 }
 
 // ----- the spool ---------------------------------------------------------------------------------------

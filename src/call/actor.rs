@@ -1029,7 +1029,10 @@ impl Handler<FromAgent> for CallActor {
 
     fn handle(&mut self, msg: FromAgent, ctx: &mut Context<Self>) {
         if !self.is_current_agent(msg.generation) {
-            self.deps.metrics.agent_stale_reports.inc();
+            // Every abandoned connection reports its end: that one is expected, the rest is stale talk.
+            if !matches!(msg.report, AgentReport::Gone { .. }) {
+                self.deps.metrics.agent_stale_reports.inc();
+            }
             return;
         }
         match msg.report {
