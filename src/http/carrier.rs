@@ -60,10 +60,11 @@ pub enum Refurl {
     },
 }
 
-/// A refurl body refused: the call id, when it was valid, and the first field that was not.
+/// A refurl body refused: the call id of an admission request, when it was valid (the refusal is then
+/// recorded against it), and the first field that was not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefurlRefused {
-    pub call_id: Option<CallId>,
+    pub admitting: Option<CallId>,
     pub invalid: Invalid,
 }
 
@@ -96,7 +97,7 @@ fn json_kind(v: &Value) -> &'static str {
 
 /// Parses a refurl body into typed values, or names the first field that is not acceptable.
 pub fn parse_refurl(body: &[u8]) -> Result<Refurl, RefurlRefused> {
-    let refused = |call_id: Option<CallId>, invalid| RefurlRefused { call_id, invalid };
+    let refused = |admitting: Option<CallId>, invalid| RefurlRefused { admitting, invalid };
     let not_an_object = |e: String| {
         refused(
             None,
@@ -116,18 +117,18 @@ pub fn parse_refurl(body: &[u8]) -> Result<Refurl, RefurlRefused> {
     let call_id = optional(&raw.call_id, "callId", CallId::parse)
         .and_then(|id| id.ok_or_else(|| Invalid::new("callId", "missing")))
         .map_err(|e| refused(None, e))?;
-    let with_id = |e| refused(Some(call_id.clone()), e);
     let dial_status = optional(&raw.dial_status, "dialStatus", DialStatus::parse)
-        .map_err(with_id)?
+        .map_err(|e| refused(None, e))?
         .unwrap_or(DialStatus::Connecting);
     let ended = raw.end_time.as_ref().is_some_and(|v| !v.is_null());
     if dial_status != DialStatus::Connecting || ended {
         return Ok(Refurl::Status {
-            recording: optional(&raw.recording, "filename", HttpUrl::parse).map_err(with_id)?,
+            recording: optional(&raw.recording, "filename", HttpUrl::parse).map_err(|e| refused(None, e))?,
             call_id,
             dial_status,
         });
     }
+    let with_id = |e| refused(Some(call_id.clone()), e);
     let info = CallInfo {
         from: optional(&raw.from, "fromNumber", PhoneNumber::parse).map_err(with_id)?,
         to: optional(&raw.to, "toNumber", PhoneNumber::parse).map_err(with_id)?,
@@ -177,11 +178,11 @@ pub async fn refurl(req: HttpRequest, body: web::Bytes, state: web::Data<AppStat
 /// A body with a field out of bounds: 400 naming it, counted; an admission request for a valid call id
 /// also leaves a `rejected` record saying why.
 fn refuse_refurl(refused: RefurlRefused, state: &AppState) -> HttpResponse {
-    let RefurlRefused { call_id, invalid } = refused;
+    let RefurlRefused { admitting, invalid } = refused;
     state.metrics.carrier_invalid.with_label_values(&[invalid.field]).inc();
-    let who = call_id.as_ref().map_or_else(|| "-".to_string(), |c| c.to_string());
+    let who = admitting.as_ref().map_or_else(|| "-".to_string(), |c| c.to_string());
     log::warn!("call_id={who} carrier: refurl refused (400): {invalid}");
-    if let Some(call_id) = call_id {
+    if let Some(call_id) = admitting {
         let info = CallInfo::bare(call_id, new_attempt());
         let mut rec = rejected_record(state, &info, EndReason::CarrierInvalidData.as_str());
         rec.error_detail = Some(format!("carrier: {invalid}"));
@@ -476,17 +477,17 @@ mod tests {
             (
                 serde_json::json!({"callId": "C1", "dialStatus": "A\u{7}"}),
                 "dialStatus",
-                true,
+                false,
             ),
             (
                 serde_json::json!({"callId": "C1", "dialStatus": "ANSWER", "filename": "ftp://x"}),
                 "filename",
-                true,
+                false,
             ),
         ] {
             let refused = parse(body.clone()).expect_err("refused");
             assert_eq!(refused.invalid.field, field, "{body}");
-            assert_eq!(refused.call_id.is_some(), has_id, "{body}");
+            assert_eq!(refused.admitting.is_some(), has_id, "{body}");
         }
         assert_eq!(parse_refurl(b"[1,2]").expect_err("refused").invalid.field, "body");
     }
