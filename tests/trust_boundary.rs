@@ -43,6 +43,33 @@ fn with_toml(c: &mut Config, extra: &str) {
     *c = Config::from_parts(&toml::to_string(&table).expect("TOML"), &[]).expect("the configuration is valid");
 }
 
+/// The gateway in front of `script`, recording to a database of `backend` (kept alive beside it).
+async fn start_on(backend: Backend, script: AgentScript, tweak: impl FnOnce(&mut Config)) -> (Harness, TestDb) {
+    let db = TestDb::new(backend, &scratch_dir("tb-db"));
+    let url = db.url.clone();
+    let h = start(script, |c| {
+        c.database.url = url;
+        tweak(c);
+    })
+    .await;
+    (h, db)
+}
+
+/// One test per backend for a hole where a database is involved.
+macro_rules! on_both_backends {
+    ($test:ident: $sqlite:ident, $postgres:ident) => {
+        #[actix_rt::test]
+        async fn $sqlite() {
+            $test(Backend::Sqlite).await;
+        }
+
+        #[actix_rt::test]
+        async fn $postgres() {
+            $test(Backend::Postgres).await;
+        }
+    };
+}
+
 /// A short ordinary call: admitted, `start`, a few frames, hung up.
 async fn ordinary_call(h: &Harness, id: &str, frames: usize) {
     let conn = dial(h, id).await;
@@ -59,10 +86,7 @@ async fn ordinary_call(h: &Harness, id: &str, frames: usize) {
 // ----- one NUL must not stop every later record ------------------------------------------------------
 
 async fn a_nul_in_a_number_blocks_no_later_record(backend: Backend) {
-    let dir = scratch_dir("nul");
-    let db = TestDb::new(backend, &dir);
-    let url = db.url.clone();
-    let h = start(quiet_script(), |c| c.database.url = url).await;
+    let (h, db) = start_on(backend, quiet_script(), |_| {}).await;
     let body = json!({"callId": "NUL-1", "fromNumber": "+91\u{0}4155551234", "toNumber": "+918001234567",
         "dialStatus": "CONNECTING"});
     let (status, answer) = post_json(&format!("{}/mcube/call", h.gw.http_url), &body, &[]).await;
@@ -92,15 +116,8 @@ async fn a_nul_in_a_number_blocks_no_later_record(backend: Backend) {
     );
 }
 
-#[actix_rt::test]
-async fn postgres_a_nul_in_a_number_blocks_no_later_record() {
-    a_nul_in_a_number_blocks_no_later_record(Backend::Postgres).await;
-}
-
-#[actix_rt::test]
-async fn sqlite_a_nul_in_a_number_blocks_no_later_record() {
-    a_nul_in_a_number_blocks_no_later_record(Backend::Sqlite).await;
-}
+on_both_backends!(a_nul_in_a_number_blocks_no_later_record:
+    sqlite_a_nul_in_a_number_blocks_no_later_record, postgres_a_nul_in_a_number_blocks_no_later_record);
 
 // ----- one `start` must not kill the process ----------------------------------------------------------
 
@@ -297,9 +314,8 @@ async fn the_carrier_allow_list_sees_the_carrier_behind_a_trusted_proxy() {
 
 // ----- a reused call id ------------------------------------------------------------------------------
 
-#[actix_rt::test]
-async fn a_reused_call_id_gets_a_record_of_its_own() {
-    let h = start(quiet_script(), |_| {}).await;
+async fn a_reused_call_id_gets_a_record_of_its_own(backend: Backend) {
+    let (h, _db) = start_on(backend, quiet_script(), |_| {}).await;
     ordinary_call(&h, "AGAIN-1", 50).await;
     ordinary_call(&h, "AGAIN-1", 5).await;
     flush(&h).await;
@@ -326,9 +342,11 @@ async fn a_reused_call_id_gets_a_record_of_its_own() {
     }
 }
 
-#[actix_rt::test]
-async fn a_call_id_that_is_live_is_refused_as_a_duplicate() {
-    let h = start(quiet_script(), |_| {}).await;
+on_both_backends!(a_reused_call_id_gets_a_record_of_its_own:
+    sqlite_a_reused_call_id_gets_a_record_of_its_own, postgres_a_reused_call_id_gets_a_record_of_its_own);
+
+async fn a_call_id_that_is_live_is_refused_as_a_duplicate(backend: Backend) {
+    let (h, _db) = start_on(backend, quiet_script(), |_| {}).await;
     let conn = dial(&h, "LIVE-1").await;
     conn.send_start("LIVE-1", "s", AudioFormat::ULAW_8K);
     // A repeated POST while the call waits for its socket is the same admission; once it is live, a second
@@ -358,11 +376,13 @@ async fn a_call_id_that_is_live_is_refused_as_a_duplicate() {
     assert_eq!(get_json(&h, "/calls").await.1["active"], 1, "one slot for both POSTs");
 }
 
+on_both_backends!(a_call_id_that_is_live_is_refused_as_a_duplicate:
+    sqlite_a_call_id_that_is_live_is_refused_as_a_duplicate, postgres_a_call_id_that_is_live_is_refused_as_a_duplicate);
+
 // ----- unauthenticated rows ------------------------------------------------------------------------
 
-#[actix_rt::test]
-async fn a_forged_token_writes_no_row() {
-    let h = start(quiet_script(), |_| {}).await;
+async fn a_forged_token_writes_no_row(backend: Backend) {
+    let (h, _db) = start_on(backend, quiet_script(), |_| {}).await;
     let ws = h.gw.http_url.replace("http://", "ws://");
     for path in ["FORGED-1?token=forged", "NEVER-ADMITTED"] {
         match open_media_socket(&format!("{ws}/ws/mcube/{path}")).await {
@@ -383,11 +403,12 @@ async fn a_forged_token_writes_no_row() {
     );
 }
 
+on_both_backends!(a_forged_token_writes_no_row: sqlite_a_forged_token_writes_no_row, postgres_a_forged_token_writes_no_row);
+
 // ----- a call admitted but never connected ------------------------------------------------------------
 
-#[actix_rt::test]
-async fn an_admitted_call_that_never_connects_is_recorded() {
-    let h = start(quiet_script(), |c| c.calls.admission_deadline_ms = 300).await;
+async fn an_admitted_call_that_never_connects_is_recorded(backend: Backend) {
+    let (h, _db) = start_on(backend, quiet_script(), |c| c.calls.admission_deadline_ms = 300).await;
     let _wss = admit(&h, "NOSHOW-1").await;
     assert!(active_becomes(&h, 0, Duration::from_secs(3)).await, "the slot is freed");
     flush(&h).await;
@@ -404,6 +425,9 @@ async fn an_admitted_call_that_never_connects_is_recorded() {
         "{history}"
     );
 }
+
+on_both_backends!(an_admitted_call_that_never_connects_is_recorded:
+    sqlite_an_admitted_call_that_never_connects_is_recorded, postgres_an_admitted_call_that_never_connects_is_recorded);
 
 // ----- late messages from an abandoned agent connection ---------------------------------------------
 
@@ -454,8 +478,7 @@ async fn lingering_first_agent(sim: std::net::SocketAddr) -> std::net::SocketAdd
     addr
 }
 
-#[actix_rt::test]
-async fn nothing_from_an_abandoned_agent_connection_reaches_the_call() {
+async fn nothing_from_an_abandoned_agent_connection_reaches_the_call(backend: Backend) {
     let h = start(
         AgentScript {
             transcripts: false,
@@ -466,7 +489,7 @@ async fn nothing_from_an_abandoned_agent_connection_reaches_the_call() {
     .await;
     let agent = lingering_first_agent(h.sim.addr).await;
     // A second gateway (same simulator behind) whose agent URL goes through the lingering agent.
-    let h2 = start(quiet_script(), |c| {
+    let (h2, _db) = start_on(backend, quiet_script(), |c| {
         c.elevenlabs.url = format!("ws://{agent}/v1/convai/conversation");
         c.elevenlabs.connect_timeout_ms = 300;
         c.elevenlabs.metadata_timeout_ms = 300;
@@ -509,6 +532,10 @@ async fn nothing_from_an_abandoned_agent_connection_reaches_the_call() {
     );
 }
 
+on_both_backends!(nothing_from_an_abandoned_agent_connection_reaches_the_call:
+    sqlite_nothing_from_an_abandoned_agent_connection_reaches_the_call,
+    postgres_nothing_from_an_abandoned_agent_connection_reaches_the_call);
+
 // ----- the spool ---------------------------------------------------------------------------------------
 
 #[test]
@@ -544,9 +571,9 @@ fn a_torn_spool_line_costs_that_line_only() {
     assert_eq!(skipped, 1, "the torn line is counted");
 }
 
-#[test]
-fn a_long_spool_is_replayed_after_the_gateway_is_ready() {
+fn a_long_spool_is_replayed_after_the_gateway_is_ready(backend: Backend) {
     let dir = scratch_dir("replay");
+    let test_db = TestDb::new(backend, &dir);
     let spool = dir.join("spool.jsonl");
     let n = 3000;
     let lines: String = (0..n)
@@ -555,7 +582,7 @@ fn a_long_spool_is_replayed_after_the_gateway_is_ready() {
         })
         .collect();
     std::fs::write(&spool, lines).expect("spool");
-    let db = format!("sqlite://{}", dir.join("calls.db").display());
+    let db = test_db.url.clone();
     let spool_path = spool.display().to_string();
     let gw = common::process::serve(
         &dir,
@@ -579,17 +606,22 @@ fn a_long_spool_is_replayed_after_the_gateway_is_ready() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(stored, "the spool was replayed and emptied");
-    let target = websocket_api::db::DbTarget::parse(&db).expect("url");
-    let pool = websocket_api::db::pool(&target, 2, Duration::from_secs(5)).expect("pool");
-    let mut conn = pool.get().expect("connection");
     for i in [0, n / 2, n - 1] {
         assert!(
-            websocket_api::db::get_call(&mut conn, &format!("SP-{i}"), None)
-                .expect("query")
-                .is_some(),
-            "SP-{i} stored"
+            test_db.get_call(&format!("SP-{i}")).is_some(),
+            "{backend:?}: SP-{i} stored"
         );
     }
+}
+
+#[test]
+fn sqlite_a_long_spool_is_replayed_after_the_gateway_is_ready() {
+    a_long_spool_is_replayed_after_the_gateway_is_ready(Backend::Sqlite);
+}
+
+#[test]
+fn postgres_a_long_spool_is_replayed_after_the_gateway_is_ready() {
+    a_long_spool_is_replayed_after_the_gateway_is_ready(Backend::Postgres);
 }
 
 // ----- secrets and personal data at rest --------------------------------------------------------------
