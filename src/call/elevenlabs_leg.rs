@@ -141,7 +141,19 @@ async fn fetch_signed_url(
         .json()
         .await
         .map_err(|e| GatewayError::elevenlabs(format!("signed URL answer unreadable: {e}")))?;
-    Ok(signed.signed_url)
+    // The URL we are about to dial comes from the wire: a WebSocket URL of visible ASCII, bounded.
+    let url = signed.signed_url;
+    let lower = url.to_ascii_lowercase();
+    let dialable = (lower.starts_with("wss://") || lower.starts_with("ws://"))
+        && url.len() <= 4096
+        && url.bytes().all(|b| b.is_ascii_graphic());
+    if !dialable {
+        return Err(GatewayError::elevenlabs(format!(
+            "signed URL answer is not a WebSocket URL: {}",
+            crate::values::shown(&url)
+        )));
+    }
+    Ok(url)
 }
 
 pub struct ElevenLabsLeg {
