@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use websocket_api::call::CallInfo;
-use websocket_api::protocol::{elevenlabs, mcube};
+use websocket_api::protocol::{elevenlabs, mcube, refurl};
 use websocket_api::registry::{Refusal, Slots};
 use websocket_api::values::CallId;
 use websocket_api::ws_frames::{Assembled, FrameGuard, Reassembler};
@@ -66,8 +66,16 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     #[test]
-    fn carrier_parser_never_panics(text in any_text()) {
+    fn carrier_parsers_never_panic(text in any_text()) {
         let _ = mcube::parse_event(&text);
+        // The refurl's body: accepted values are within their bounds, refusals name a field.
+        match refurl::parse_refurl(text.as_bytes()) {
+            Ok(refurl::Refurl::Admit(a)) => prop_assert!(a.call_id.as_str().len() <= 128),
+            Ok(refurl::Refurl::Status { recording, .. }) => {
+                prop_assert!(recording.is_none_or(|r| r.as_str().len() <= 2048))
+            }
+            Err(e) => prop_assert!(!e.invalid.field.is_empty() && !e.invalid.reason.is_empty()),
+        }
     }
 
     #[test]

@@ -13,11 +13,12 @@ use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use websocket_api::call::CallInfo;
 use websocket_api::db::models::{now_ms, CallEvent, CallRecord, DbWrite, StatusReport};
 use websocket_api::db::spool::{DeadLetters, Spool};
 use websocket_api::db::writer::{DbStats, Replay, Writer};
-use websocket_api::http::carrier::{parse_refurl, Refurl};
 use websocket_api::protocol::mcube::{parse_event, CarrierEvent};
+use websocket_api::protocol::refurl::{parse_refurl, Refurl};
 
 struct Bench {
     db: TestDb,
@@ -310,7 +311,13 @@ fn through_the_edge(field: Field, value: &str, id: &str) -> Result<Vec<DbWrite>,
     body[key] = v.clone();
     let refused = |e: &dyn std::fmt::Display| e.to_string();
     let info = match parse_refurl(body.to_string().as_bytes()).map_err(|e| refused(&e.invalid))? {
-        Refurl::Admit(info) => info,
+        Refurl::Admit(a) => CallInfo {
+            call_id: a.call_id,
+            attempt: websocket_api::db::models::new_attempt(),
+            from: a.from,
+            to: a.to,
+            direction: a.direction,
+        },
         Refurl::Status {
             call_id,
             dial_status,

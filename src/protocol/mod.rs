@@ -1,7 +1,9 @@
-//! Wire formats of both legs as plain serde types and writers, with no I/O: `mcube` (the carrier) and
-//! `elevenlabs` (the agent), plus the tolerant field readers they share.
+//! Wire formats of both legs as plain serde types and writers, with no I/O: `mcube` (the carrier's
+//! stream), `refurl` (the carrier's webhook) and `elevenlabs` (the agent), plus the tolerant field readers
+//! they share.
 pub mod elevenlabs;
 pub mod mcube;
+pub mod refurl;
 
 /// Standard base64 by its shape (alphabet, padding, length), without decoding. Passthrough audio is spliced
 /// into the JSON sent to ElevenLabs as is, so this is also what keeps a carrier's payload from injecting JSON.
