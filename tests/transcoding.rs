@@ -24,6 +24,18 @@ async fn other_rates_and_mixed_formats_round_trip_too() {
     round_trip("pcm_48000", "ulaw_8000").await;
 }
 
+/// One second of 1 kHz at 8 kHz in 50 frames of 20 ms, encoded by `encode`.
+fn one_second_of_tone(encode: fn(&[i16], &mut Vec<u8>)) -> Vec<Vec<u8>> {
+    (0..50u64)
+        .map(|i| {
+            let (mut pcm, mut frame) = (Vec::new(), Vec::new());
+            tone(1000.0, 8000, i * 160, 160, 12000, &mut pcm);
+            encode(&pcm, &mut frame);
+            frame
+        })
+        .collect()
+}
+
 /// The caller audio the agent's first connection received, decoded.
 fn heard_by_the_agent(h: &Harness) -> Vec<u8> {
     h.sim.log.connections()[0]
@@ -50,15 +62,7 @@ async fn round_trip(input: &str, output: &str) {
     let h = start(script, |_| {}).await;
     let mut conn = dial(&h, "PCM-1").await;
     conn.send_start("PCM-1", "s", AudioFormat::ULAW_8K);
-    // One second of 1 kHz in 50 frames of 20 ms.
-    let frames: Vec<Vec<u8>> = (0..50u64)
-        .map(|i| {
-            let (mut pcm, mut ulaw) = (Vec::new(), Vec::new());
-            tone(1000.0, 8000, i * 160, 160, 12000, &mut pcm);
-            encode_ulaw(&pcm, &mut ulaw);
-            ulaw
-        })
-        .collect();
+    let frames = one_second_of_tone(encode_ulaw);
     stream_frames(&conn, &frames).await;
     let heard = listen(&mut conn, Duration::from_millis(1500)).await;
 
@@ -97,14 +101,7 @@ async fn an_alaw_carrier_is_transcoded_to_and_from_the_agent() {
     let h = start(script, |_| {}).await;
     let mut conn = dial(&h, "ALAW-1").await;
     conn.send_start("ALAW-1", "s", AudioFormat::ALAW_8K);
-    let frames: Vec<Vec<u8>> = (0..50u64)
-        .map(|i| {
-            let (mut pcm, mut alaw) = (Vec::new(), Vec::new());
-            tone(1000.0, 8000, i * 160, 160, 12000, &mut pcm);
-            encode_alaw(&pcm, &mut alaw);
-            alaw
-        })
-        .collect();
+    let frames = one_second_of_tone(encode_alaw);
     stream_frames(&conn, &frames).await;
     let heard = listen(&mut conn, Duration::from_millis(1500)).await;
     let upstream = heard_by_the_agent(&h);

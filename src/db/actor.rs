@@ -3,12 +3,8 @@
 //! spool, prepare at start-up.
 
 use super::models::DbWrite;
-use super::writer::{Replay, Writer};
+use super::writer::{Replay, Writer, REPLAY_SLICE};
 use actix::prelude::*;
-use std::time::Duration;
-
-/// How long one `ReplaySpool` may replay before the writes queued behind it get their turn.
-const REPLAY_SLICE: Duration = Duration::from_millis(250);
 
 pub struct DbActor {
     writer: Writer,

@@ -145,11 +145,6 @@ impl Spool {
         &self.lines.path
     }
 
-    /// Bytes in the file (replayed or not) until it is emptied.
-    pub fn size(&self) -> u64 {
-        self.lines.size
-    }
-
     /// Bytes not replayed yet.
     pub fn pending(&self) -> u64 {
         self.lines.size.saturating_sub(self.position)

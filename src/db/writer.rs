@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 const REPLAY_CHUNK_LINES: usize = 500;
 /// ... and at most about this many bytes of them held in memory at once.
 const REPLAY_CHUNK_BYTES: u64 = 4 << 20;
+/// How long one replay may run before the writes queued behind it get their turn.
+pub const REPLAY_SLICE: Duration = Duration::from_millis(250);
 /// How long writes skip the database after it failed, instead of each waiting for a connection; the
 /// periodic replay probes it meanwhile.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
@@ -190,7 +192,7 @@ impl Writer {
             self.spool_writes(&writes);
             return;
         }
-        if !self.spool.is_empty() && self.replay(Duration::from_millis(200)) != Replay::Empty {
+        if !self.spool.is_empty() && self.replay(REPLAY_SLICE) != Replay::Empty {
             self.spool_writes(&writes);
             return;
         }
