@@ -2,8 +2,8 @@
 //! for the Autobahn|Testsuite conformance run (`scripts/autobahn`). Only the `conformance_echo` binary
 //! mounts it; `websocket_api serve` never does.
 
-use crate::http::carrier::start_guarded_socket;
-use crate::ws_frames::{sort_inbound, Inbound, Reassembler};
+use crate::ws::frames::{sort_inbound, Inbound, Reassembler};
+use crate::ws::start_guarded_socket;
 use actix::prelude::*;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;

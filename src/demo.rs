@@ -3,7 +3,7 @@
 
 use crate::config::{Config, ElevenLabsAuth};
 use crate::db::batcher::FlushAll;
-use crate::server::{self, Gateway};
+use crate::gateway::{self, Gateway};
 use crate::sim::agent::{self, AgentScript};
 use crate::sim::carrier::{run_call, CallReport, CallRequest};
 use futures_util::future::join_all;
@@ -51,7 +51,7 @@ fn demo_config(agent_url: &str, calls: usize) -> Config {
 pub async fn run(calls: usize, seconds: f64) -> Result<DemoOutcome, String> {
     let (sim, sim_server) = agent::start("127.0.0.1:0", demo_script()).map_err(|e| format!("agent simulator: {e}"))?;
     actix_rt::spawn(sim_server);
-    let (gw, gw_server) = server::start(demo_config(&sim.url, calls), false)
+    let (gw, gw_server) = gateway::start(demo_config(&sim.url, calls), false)
         .await
         .map_err(|e| format!("gateway: {e}"))?;
     actix_rt::spawn(gw_server);

@@ -6,8 +6,8 @@
 use crate::call::EndReason;
 use crate::config::Config;
 use crate::db::batcher::FlushAll;
+use crate::gateway::{self, Gateway};
 use crate::registry::{EndAll, SetLimit, StartDrain, Summarize};
-use crate::server::{self, Gateway};
 use sd_notify::NotifyState;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -36,7 +36,7 @@ pub fn worst_case_stop(config: &Config) -> Duration {
     ) + END_GRACE
         + RECORD_SETTLE
         + FLUSH_TIMEOUT
-        + server::SHUTDOWN_TIMEOUT
+        + gateway::SHUTDOWN_TIMEOUT
 }
 
 /// What the start-up check found.
@@ -97,7 +97,7 @@ fn notify(state: &[NotifyState]) {
 
 /// Serves until a signal ends it; returns when the drain is done.
 pub async fn run(config: Config, config_path: PathBuf, explicit_path: bool) -> std::io::Result<()> {
-    let (gw, server) = server::start(config.clone(), false).await?;
+    let (gw, server) = gateway::start(config.clone(), false).await?;
     log::info!(
         "websocket_api listening on {} (carrier wss base {}); admin on {}",
         gw.addr,

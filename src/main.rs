@@ -8,7 +8,6 @@ use std::time::Duration;
 use websocket_api::capacity::PerCallCost;
 use websocket_api::config::Config;
 use websocket_api::db::{self, DbTarget};
-use websocket_api::error::GatewayError;
 use websocket_api::lifecycle;
 use websocket_api::loadtest::LoadOptions;
 use websocket_api::sim::agent::{self, AgentScript};
@@ -263,9 +262,7 @@ fn migrate(cli_path: Option<&PathBuf>) -> ExitCode {
     let d = &config.database;
     let result = DbTarget::parse(&d.url).and_then(|target| {
         let pool = db::pool(&target, 1, Duration::from_millis(d.connect_timeout_ms))?;
-        let mut conn = pool
-            .get()
-            .map_err(|e| GatewayError::db(format!("cannot connect to {}: {e}", target.redacted())))?;
+        let mut conn = db::connect(&pool, &target)?;
         db::migrate(&mut conn).map(|n| (n, target))
     });
     match result {

@@ -4,14 +4,12 @@
 //! a reservation's deadline passes without a WebSocket (the call is then recorded as never connected), and
 //! by a periodic reconcile against live call actors.
 
-use crate::call::actor::CallActor;
-use crate::call::messages::DescribeCall;
+use crate::call::messages::CallHandle;
 use crate::call::{CallInfo, EndReason};
 use crate::db::batcher::{DbBatcher, Save};
-use crate::db::models::{new_attempt, now_ms, CallRecord, DbWrite};
+use crate::db::models::{new_attempt, now_ms, DbWrite};
 use crate::values::CallId;
 use actix::prelude::*;
-use actix::WeakAddr;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,7 +52,7 @@ enum SlotState {
     /// The WebSocket arrived; the call actor is being attached.
     Claimed,
     /// A call actor owns the slot.
-    Live { call: WeakAddr<CallActor> },
+    Live { call: CallHandle },
 }
 
 struct Slot {
@@ -128,42 +126,49 @@ impl Slots {
         Ok(info)
     }
 
-    /// The carrier's WebSocket arrived for `call_id`: turn its reservation into a claimed slot. With
-    /// `admit_unreserved` (carrier tokens not required) a call with no reservation is admitted on the spot.
-    pub fn claim(&self, call_id: &CallId, admit_unreserved: bool) -> Result<CallInfo, Refusal> {
+    /// The carrier's WebSocket arrived for `call_id`: turn its reservation into a claimed slot, held by the
+    /// returned guard. With `admit_unreserved` (carrier tokens not required) a call with no reservation is
+    /// admitted on the spot.
+    pub fn claim(&self, call_id: &CallId, admit_unreserved: bool) -> Result<(CallInfo, SlotGuard), Refusal> {
         let mut t = self.table();
         let draining = t.draining;
-        if let Some(slot) = t.slots.get_mut(call_id) {
-            return match slot.state {
+        let info = match t.slots.get_mut(call_id) {
+            Some(slot) => match slot.state {
                 SlotState::Reserved { .. } if !draining => {
                     slot.state = SlotState::Claimed;
-                    Ok(slot.info.clone())
+                    slot.info.clone()
                 }
-                SlotState::Reserved { .. } => Err(Refusal::Draining),
-                _ => Err(Refusal::AlreadyConnected),
-            };
-        }
-        if !admit_unreserved {
-            return Err(Refusal::NotAdmitted);
-        }
-        t.refuse_if_full()?;
-        let info = CallInfo::bare(call_id.clone(), new_attempt());
-        t.insert(info.clone(), SlotState::Claimed);
-        Ok(info)
+                SlotState::Reserved { .. } => return Err(Refusal::Draining),
+                _ => return Err(Refusal::AlreadyConnected),
+            },
+            None if !admit_unreserved => return Err(Refusal::NotAdmitted),
+            None => {
+                t.refuse_if_full()?;
+                let info = CallInfo::bare(call_id.clone(), new_attempt());
+                t.insert(info.clone(), SlotState::Claimed);
+                info
+            }
+        };
+        let guard = SlotGuard {
+            slots: self.clone(),
+            call_id: info.call_id.clone(),
+            attempt: info.attempt,
+        };
+        Ok((info, guard))
     }
 
-    /// The call actor now owns the claimed slot; only a weak address to it is kept.
-    pub fn attach(&self, call_id: &CallId, call: WeakAddr<CallActor>) {
+    /// The call actor now owns the claimed slot; only weak handles to it are kept.
+    pub fn attach(&self, call_id: &CallId, call: CallHandle) {
         if let Some(slot) = self.table().slots.get_mut(call_id) {
             slot.state = SlotState::Live { call };
         }
     }
 
-    /// A call ended (called from the call actor's `stopped`, so every kind of end passes here): its slot
-    /// is free.
-    pub fn release(&self, call_id: &CallId) {
+    /// The slot of this attempt of `call_id` is free (a later attempt of the same id keeps its own).
+    fn release(&self, call_id: &CallId, attempt: i64) {
         let mut t = self.table();
-        if t.slots.remove(call_id).is_some() {
+        if t.slots.get(call_id).is_some_and(|s| s.info.attempt == attempt) {
+            t.slots.remove(call_id);
             t.counters.released += 1;
         }
     }
@@ -238,8 +243,7 @@ impl Slots {
         let mut dropped = Vec::new();
         self.table().slots.retain(|_, slot| match &slot.state {
             SlotState::Live { call } => {
-                if let Some(call) = call.upgrade() {
-                    call.do_send(crate::call::messages::EndCall { reason });
+                if call.end(reason) {
                     told += 1;
                 }
                 true
@@ -252,6 +256,20 @@ impl Slots {
             SlotState::Claimed => false,
         });
         (told, dropped)
+    }
+}
+
+/// A claimed slot, held by its call: dropping it (when the call actor stops, or when the call never
+/// started) gives the slot back, so no path out of a call can leak one.
+pub struct SlotGuard {
+    slots: Slots,
+    call_id: CallId,
+    attempt: i64,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.slots.release(&self.call_id, self.attempt);
     }
 }
 
@@ -322,7 +340,7 @@ impl Table {
                 expired.push(Unconnected::from(&*slot));
                 false
             }
-            SlotState::Live { call } => call.upgrade().is_some_and(|a| a.connected()),
+            SlotState::Live { call } => call.is_alive(),
             _ => true,
         });
         let removed = before - self.slots.len();
@@ -384,7 +402,7 @@ impl CallRegistry {
                     .admitted_at
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(now, |d| d.as_millis() as i64);
-                let mut rec = CallRecord::of(&c.info, "expired", admitted_ms);
+                let mut rec = c.info.record("expired", admitted_ms);
                 rec.agent_id = agent_id.clone();
                 rec.end_reason = Some(reason.as_str().into());
                 rec.ended_at = Some(now);
@@ -417,9 +435,8 @@ impl Actor for CallRegistry {
 pub struct SlotView {
     pub info: CallInfo,
     pub admitted_at: SystemTime,
-    /// The live call actor, if the WebSocket has arrived. Weak: a strong address held while the call ends
-    /// would make its supervisor restart it.
-    pub call: Option<WeakAddr<CallActor>>,
+    /// The live call, if the WebSocket has arrived.
+    pub call: Option<CallHandle>,
 }
 
 /// Totals for `/calls` and `/readyz`.
@@ -460,12 +477,6 @@ impl Handler<Summarize> for CallRegistry {
     fn handle(&mut self, _: Summarize, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.slots.summary())
     }
-}
-
-/// Asks one live call for its view, with a bound so a stuck call cannot stall `/calls`.
-pub async fn describe(call: &WeakAddr<CallActor>) -> Option<crate::call::CallView> {
-    let request = call.upgrade()?.send(DescribeCall);
-    request.timeout(Duration::from_secs(1)).await.ok()
 }
 
 /// One call's slot, if it holds one.

@@ -1,6 +1,7 @@
 //! A carrier that declares a 1 GiB frame and streams it is cut off at the frame's header: the call ends
 //! with a 1009 close and the gateway's memory does not grow with what the peer keeps sending (the rest is
 //! read and dropped, never buffered).
+
 mod common;
 
 use common::*;

@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use websocket_api::ws_frames::FrameGuard;
+use websocket_api::ws::frames::FrameGuard;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&split, bytes)) = data.split_first() else { return };

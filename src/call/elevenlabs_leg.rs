@@ -2,17 +2,15 @@
 //! of its own). It dials (header key, signed URL, or none), sends the initiation first, answers pings itself,
 //! and turns agent messages into typed reports for its call. When it dies, the call decides what next.
 
-use super::actor::CallActor;
 use super::messages::*;
 use crate::config::{ElevenLabsAuth, ElevenLabsConfig};
-use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::protocol::elevenlabs::{self as el, parse_agent_event, AgentEvent};
 use crate::values::Text;
-use crate::ws_frames::{Assembled, Reassembler};
+use crate::ws::frames::{Assembled, Reassembler};
 use actix::io::{SinkWrite, WriteHandler};
 use actix::prelude::*;
-use actix::WeakAddr;
+use actix::WeakRecipient;
 use actix_codec::Framed;
 use awc::ws::{CloseCode, CloseReason, Codec, Frame, Message as WsMessage};
 use awc::BoxedSocket;
@@ -26,6 +24,17 @@ use std::time::Duration;
 /// An upgraded connection to the agent.
 pub type AgentSocket = Framed<BoxedSocket, Codec>;
 type AgentSink = SplitSink<AgentSocket, WsMessage>;
+
+/// Why the agent could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error("no WebSocket upgrade within {0:?}")]
+    Timeout(Duration),
+    #[error("connect failed: {0}")]
+    Connect(String),
+    #[error("signed URL request failed: {0}")]
+    SignedUrl(String),
+}
 
 /// How long a closing leg waits for the agent's answering close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -80,7 +89,7 @@ impl actix_service::Service<actix_tls::connect::ConnectInfo<awc::http::Uri>> for
         let ms = self.send_timeout_ms;
         Box::pin(async move {
             let conn = connecting.await?;
-            if let Err(e) = crate::server::set_send_timeout(conn.io_ref(), ms) {
+            if let Err(e) = crate::net::set_send_timeout(conn.io_ref(), ms) {
                 log::warn!("elevenlabs: TCP_USER_TIMEOUT not set: {e}");
             }
             Ok(conn)
@@ -94,7 +103,7 @@ fn with_agent_id(url: &str, agent_id: &str) -> String {
 }
 
 /// Dials the agent and completes the upgrade, within the connect timeout.
-pub async fn dial(cfg: &ElevenLabsConfig, agent_id: &str) -> Result<AgentSocket, GatewayError> {
+pub async fn dial(cfg: &ElevenLabsConfig, agent_id: &str) -> Result<AgentSocket, DialError> {
     let timeout = Duration::from_millis(cfg.connect_timeout_ms);
     let client = agent_client(timeout, cfg.send_timeout_ms);
     let url = match cfg.auth {
@@ -106,20 +115,14 @@ pub async fn dial(cfg: &ElevenLabsConfig, agent_id: &str) -> Result<AgentSocket,
         req = req.set_header("xi-api-key", key);
     }
     match tokio::time::timeout(timeout, req.connect()).await {
-        Err(_) => Err(GatewayError::elevenlabs(format!(
-            "no WebSocket upgrade within {timeout:?}"
-        ))),
-        Ok(Err(e)) => Err(GatewayError::elevenlabs(format!("connect failed: {e}"))),
+        Err(_) => Err(DialError::Timeout(timeout)),
+        Ok(Err(e)) => Err(DialError::Connect(e.to_string())),
         Ok(Ok((_, socket))) => Ok(socket),
     }
 }
 
 /// `GET get-signed-url?agent_id=…` with the API key; the answer's `signed_url` is valid for 15 minutes.
-async fn fetch_signed_url(
-    client: &awc::Client,
-    cfg: &ElevenLabsConfig,
-    agent_id: &str,
-) -> Result<String, GatewayError> {
+async fn fetch_signed_url(client: &awc::Client, cfg: &ElevenLabsConfig, agent_id: &str) -> Result<String, DialError> {
     #[derive(serde::Deserialize)]
     struct Signed {
         signed_url: String,
@@ -130,17 +133,14 @@ async fn fetch_signed_url(
         .insert_header(("xi-api-key", key))
         .send()
         .await
-        .map_err(|e| GatewayError::elevenlabs(format!("signed URL request failed: {e}")))?;
+        .map_err(|e| DialError::SignedUrl(e.to_string()))?;
     if !resp.status().is_success() {
-        return Err(GatewayError::elevenlabs(format!(
-            "signed URL request answered {}",
-            resp.status()
-        )));
+        return Err(DialError::SignedUrl(format!("answered {}", resp.status())));
     }
     let signed: Signed = resp
         .json()
         .await
-        .map_err(|e| GatewayError::elevenlabs(format!("signed URL answer unreadable: {e}")))?;
+        .map_err(|e| DialError::SignedUrl(format!("answer unreadable: {e}")))?;
     // The URL we are about to dial comes from the wire: a WebSocket URL of visible ASCII, bounded.
     let url = signed.signed_url;
     let lower = url.to_ascii_lowercase();
@@ -148,8 +148,8 @@ async fn fetch_signed_url(
         && url.len() <= 4096
         && url.bytes().all(|b| b.is_ascii_graphic());
     if !dialable {
-        return Err(GatewayError::elevenlabs(format!(
-            "signed URL answer is not a WebSocket URL: {}",
+        return Err(DialError::SignedUrl(format!(
+            "answer is not a WebSocket URL: {}",
             crate::values::shown(&url)
         )));
     }
@@ -158,7 +158,7 @@ async fn fetch_signed_url(
 
 pub struct ElevenLabsLeg {
     call_id: String,
-    call: WeakAddr<CallActor>,
+    call: WeakRecipient<FromAgent>,
     generation: u32,
     sink: SinkWrite<WsMessage, AgentSink>,
     metrics: Arc<Metrics>,
@@ -176,7 +176,7 @@ pub struct ElevenLabsLeg {
 /// What a leg needs besides its socket.
 pub struct LegSetup {
     pub call_id: String,
-    pub call: WeakAddr<CallActor>,
+    pub call: WeakRecipient<FromAgent>,
     pub generation: u32,
     pub metrics: Arc<Metrics>,
     /// `conversation_initiation_client_data`, sent before anything else.
@@ -301,7 +301,7 @@ impl ElevenLabsLeg {
         if self.closing {
             return;
         }
-        if !self.call.upgrade().is_some_and(|c| c.connected()) {
+        if !call_alive(&self.call) {
             self.close_normally(ctx);
         } else if self.liveness.silent_too_long() {
             log::warn!(
@@ -400,21 +400,27 @@ impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for ElevenLabsLeg
     }
 }
 
-impl Handler<SendToAgent> for ElevenLabsLeg {
+impl Handler<ToAgent> for ElevenLabsLeg {
     type Result = ();
 
-    fn handle(&mut self, msg: SendToAgent, ctx: &mut Self::Context) {
-        self.send(WsMessage::Text(msg.text.into()), ctx);
-        if let Some(read) = msg.since {
-            self.metrics.hop_carrier_to_agent.observe(read.elapsed().as_secs_f64());
-        }
-    }
-}
-
-impl Handler<CloseAgent> for ElevenLabsLeg {
-    type Result = ();
-
-    fn handle(&mut self, _: CloseAgent, ctx: &mut Self::Context) {
-        self.close_normally(ctx);
+    fn handle(&mut self, msg: ToAgent, ctx: &mut Self::Context) {
+        let text = match msg {
+            ToAgent::CallerAudio { audio, since } => {
+                let mut text = String::new();
+                el::write_user_audio_chunk(&audio, &mut text);
+                if let Some(read) = since {
+                    self.metrics.hop_carrier_to_agent.observe(read.elapsed().as_secs_f64());
+                }
+                text
+            }
+            ToAgent::Note { text } => el::contextual_update(&text),
+            ToAgent::ToolResult {
+                tool_call_id,
+                result,
+                is_error,
+            } => el::client_tool_result(tool_call_id.as_str(), &result, is_error),
+            ToAgent::Close => return self.close_normally(ctx),
+        };
+        self.send(WsMessage::Text(text.into()), ctx);
     }
 }

@@ -2,18 +2,15 @@
 //! call and writes what the call tells it to. It never ends the call itself: when it goes, it reports why.
 //! This is the only file that uses actix-web-actors (deprecated upstream), so moving off it is one file.
 
-use super::actor::CallActor;
-use super::elevenlabs_leg::ElevenLabsLeg;
 use super::messages::*;
 use super::{EndReason, RoutedAudio};
 use crate::metrics::Metrics;
-use crate::protocol::base64_decoded_len;
-use crate::protocol::elevenlabs::passthrough_user_audio;
-use crate::protocol::mcube::{parse_event, CarrierEvent, CarrierParseError};
+use crate::protocol::mcube::{parse_event, CarrierEvent, CarrierParseError, CarrierWriter};
+use crate::protocol::{base64_decoded_len, is_base64};
 use crate::values::Invalid;
-use crate::ws_frames::{sort_inbound, Inbound, Reassembler};
+use crate::ws::frames::{sort_inbound, Inbound, Reassembler};
 use actix::prelude::*;
-use actix::WeakAddr;
+use actix::WeakRecipient;
 use actix_web_actors::ws;
 use bytestring::ByteString;
 use std::borrow::Cow;
@@ -32,7 +29,7 @@ const MAX_PINGS_PER_SECOND: u32 = 20;
 
 pub struct McubeLeg {
     call_id: String,
-    call: WeakAddr<CallActor>,
+    call: WeakRecipient<FromCarrier>,
     metrics: Arc<Metrics>,
     heartbeat: Duration,
     peer_timeout: Duration,
@@ -48,14 +45,16 @@ pub struct McubeLeg {
     frames: u32,
     /// Pings in the current one-second window, and when that window began.
     pings: (u32, Option<Instant>),
-    /// Set while caller audio goes straight to the agent leg (see `RouteCallerAudio`).
-    route: Option<(Addr<ElevenLabsLeg>, Arc<RoutedAudio>)>,
+    /// Set while caller audio goes straight to the agent leg (see `ToCarrier::Route`).
+    route: Option<(Recipient<ToAgent>, Arc<RoutedAudio>)>,
+    /// Writes what the call asks for in Mcube's protocol, once the carrier's `start` named the stream.
+    writer: Option<CarrierWriter>,
 }
 
 impl McubeLeg {
     pub fn new(
         call_id: String,
-        call: WeakAddr<CallActor>,
+        call: WeakRecipient<FromCarrier>,
         metrics: Arc<Metrics>,
         heartbeat: Duration,
         peer_timeout: Duration,
@@ -75,7 +74,12 @@ impl McubeLeg {
             frames: 0,
             pings: (0, None),
             route: None,
+            writer: None,
         }
+    }
+
+    fn report(&self, report: CarrierReport) {
+        report_to_call(&self.call, FromCarrier(report));
     }
 
     /// Ends the leg with a close code, remembering why for the call.
@@ -99,18 +103,21 @@ impl McubeLeg {
                 };
                 self.send_audio(CarrierPayload::Base64(b64));
             }
-            Ok(CarrierEvent::Start(start)) => report_to_call(&self.call, CarrierStarted { start }),
-            Ok(CarrierEvent::PlayedStream { name }) => report_to_call(&self.call, CarrierPlayed { name }),
-            Ok(CarrierEvent::Dtmf { digit }) => report_to_call(&self.call, CarrierDtmf { digit }),
+            Ok(CarrierEvent::Start(start)) => {
+                if self.writer.is_none() {
+                    let stream_id = start.stream_id.as_ref().map_or(self.call_id.as_str(), |id| id.as_str());
+                    self.writer = Some(CarrierWriter::new(stream_id, start.format));
+                }
+                self.report(CarrierReport::Started(start));
+            }
+            Ok(CarrierEvent::PlayedStream { name }) => self.report(CarrierReport::Played { name }),
+            Ok(CarrierEvent::Dtmf { digit }) => self.report(CarrierReport::Dtmf { digit }),
             Ok(CarrierEvent::Stop) => {
                 self.gone = Some(EndReason::CarrierStop);
-                report_to_call(
-                    &self.call,
-                    CarrierGone {
-                        reason: EndReason::CarrierStop,
-                        invalid: None,
-                    },
-                );
+                self.report(CarrierReport::Gone {
+                    reason: EndReason::CarrierStop,
+                    invalid: None,
+                });
             }
             Ok(CarrierEvent::Ignored) => {}
             Ok(CarrierEvent::Unknown { event }) => {
@@ -156,7 +163,7 @@ impl McubeLeg {
     }
 
     /// Hands caller audio to the agent leg when routed there, else to the call; times one frame in
-    /// `HOP_SAMPLE_EVERY`.
+    /// `HOP_SAMPLE_EVERY`. Payloads too large or not base64 are dropped and counted here, at the edge.
     fn send_audio(&mut self, payload: CarrierPayload) {
         if self.gone.is_some() {
             return;
@@ -173,31 +180,29 @@ impl McubeLeg {
             );
             return;
         }
+        if matches!(&payload, CarrierPayload::Base64(b64) if !is_base64(b64)) {
+            self.metrics.carrier_bad_audio.inc();
+            if let Some((_, counts)) = &self.route {
+                counts.bad.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
         self.frames = self.frames.wrapping_add(1);
         let received_at = self.frames.is_multiple_of(HOP_SAMPLE_EVERY).then(Instant::now);
         match (&self.route, payload) {
-            (Some((agent, counts)), CarrierPayload::Base64(b64)) => {
+            (Some((agent, counts)), CarrierPayload::Base64(audio)) => {
                 counts.frames.fetch_add(1, Ordering::Relaxed);
                 counts.bytes.fetch_add(raw_len as u64, Ordering::Relaxed);
-                match passthrough_user_audio(&b64) {
-                    Some(text) => agent.do_send(SendToAgent {
-                        text,
-                        since: received_at,
-                    }),
-                    None => {
-                        counts.bad.fetch_add(1, Ordering::Relaxed);
-                        self.metrics.carrier_bad_audio.inc();
-                    }
-                }
+                agent.do_send(ToAgent::CallerAudio {
+                    audio,
+                    since: received_at,
+                });
             }
-            (_, payload) => report_to_call(
-                &self.call,
-                CarrierAudio {
-                    payload,
-                    bytes: raw_len,
-                    received_at,
-                },
-            ),
+            (_, payload) => self.report(CarrierReport::Audio {
+                payload,
+                bytes: raw_len,
+                received_at,
+            }),
         }
     }
 
@@ -220,7 +225,7 @@ impl McubeLeg {
     }
 
     fn check_heartbeat(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        if !self.call.upgrade().is_some_and(|c| c.connected()) {
+        if !call_alive(&self.call) {
             // The call is gone: never leave a zombie socket behind it.
             self.finish(ctx, EndReason::CarrierHangup, Some(ws::CloseCode::Normal.into()));
         } else if self.liveness.silent_too_long() {
@@ -247,7 +252,7 @@ impl Actor for McubeLeg {
     fn stopped(&mut self, _: &mut Self::Context) {
         let reason = self.gone.unwrap_or(EndReason::CarrierHangup);
         let invalid = self.invalid.take();
-        report_to_call(&self.call, CarrierGone { reason, invalid });
+        self.report(CarrierReport::Gone { reason, invalid });
     }
 }
 
@@ -296,34 +301,39 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
     }
 }
 
-impl Handler<SendToCarrier> for McubeLeg {
+impl Handler<ToCarrier> for McubeLeg {
     type Result = ();
 
-    fn handle(&mut self, msg: SendToCarrier, ctx: &mut Self::Context) {
-        ctx.text(msg.text);
-        if let Some(ready_at) = msg.since {
-            self.metrics
-                .hop_agent_to_carrier
-                .observe(ready_at.elapsed().as_secs_f64());
+    fn handle(&mut self, msg: ToCarrier, ctx: &mut Self::Context) {
+        match msg {
+            ToCarrier::Play { frame, since } => {
+                let Some(w) = &self.writer else { return };
+                ctx.text(w.play_audio(&frame));
+                if let Some(ready_at) = since {
+                    let waited = ready_at.elapsed().as_secs_f64();
+                    self.metrics.hop_agent_to_carrier.observe(waited);
+                }
+            }
+            ToCarrier::ClearAudio => {
+                if let Some(w) = &self.writer {
+                    ctx.text(w.clear_audio());
+                }
+            }
+            ToCarrier::Checkpoint { name } => {
+                if let Some(w) = &self.writer {
+                    ctx.text(w.checkpoint(&name));
+                }
+            }
+            ToCarrier::Route { to, counts } => self.route = to.map(|agent| (agent, counts)),
+            ToCarrier::Close { code, terminate } => {
+                if let (true, Some(w)) = (terminate, &self.writer) {
+                    ctx.text(w.terminate());
+                }
+                // The call is ending this leg; do not report it back as a hang-up that the call must act on.
+                self.gone.get_or_insert(EndReason::CarrierHangup);
+                ctx.close(Some(ws::CloseCode::from(code).into()));
+                ctx.stop();
+            }
         }
-    }
-}
-
-impl Handler<RouteCallerAudio> for McubeLeg {
-    type Result = ();
-
-    fn handle(&mut self, msg: RouteCallerAudio, _: &mut Self::Context) {
-        self.route = msg.to.map(|agent| (agent, msg.counts));
-    }
-}
-
-impl Handler<CloseCarrier> for McubeLeg {
-    type Result = ();
-
-    fn handle(&mut self, msg: CloseCarrier, ctx: &mut Self::Context) {
-        // The call is ending this leg; do not report it back as a hang-up that the call must act on.
-        self.gone.get_or_insert(EndReason::CarrierHangup);
-        ctx.close(Some(ws::CloseCode::from(msg.code).into()));
-        ctx.stop();
     }
 }

@@ -1,23 +1,22 @@
-//! Messages between a call and its legs. Legs report what their peer did; only the call decides.
+//! Messages between a call and its legs, and the handles others hold to a call. Plain types: no actor is
+//! named here, so every side knows the others only as `Recipient`s. Legs report what their peer did; only
+//! the call decides. Each leg writes its own peer's wire format: the call sends typed requests.
 
-use super::actor::CallActor;
-use super::elevenlabs_leg::ElevenLabsLeg;
-use super::mcube_leg::McubeLeg;
 use super::{CallView, EndReason, RoutedAudio};
 use crate::protocol::elevenlabs::AgentFormats;
 use crate::protocol::mcube::StreamStart;
 use crate::values::{ConversationId, DtmfDigit, Invalid, Label, Text};
 use actix::prelude::*;
-use actix::WeakAddr;
+use actix::WeakRecipient;
 use bytes::Bytes;
 use bytestring::ByteString;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Hop latency is measured on one frame in this many: enough for the percentiles, cheap for the media path.
 pub const HOP_SAMPLE_EVERY: u32 = 8;
 
-/// Caller audio as the carrier sent it.
+/// Caller audio as the carrier sent it, checked by its leg: base64 here is well-formed.
 #[derive(Debug, Clone)]
 pub enum CarrierPayload {
     /// Base64 text from a `media` event (a slice of the frame, not a copy).
@@ -26,87 +25,63 @@ pub enum CarrierPayload {
     Raw(Bytes),
 }
 
-/// The carrier's `start` event.
+/// What the carrier did, as its leg read it.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct CarrierStarted {
-    /// Stream ids and media format.
-    pub start: StreamStart,
+pub struct FromCarrier(pub CarrierReport);
+
+pub enum CarrierReport {
+    /// The carrier's `start` event: stream ids and media format.
+    Started(StreamStart),
+    /// One frame of caller audio, undecoded.
+    Audio {
+        payload: CarrierPayload,
+        /// Its size decoded, as the leg measured it for its size check.
+        bytes: usize,
+        /// When the leg read it, for one frame in `HOP_SAMPLE_EVERY` (hop latency is sampled).
+        received_at: Option<Instant>,
+    },
+    /// The carrier played everything up to the named checkpoint.
+    Played { name: Option<Label> },
+    /// The caller pressed a key.
+    Dtmf { digit: DtmfDigit },
+    /// The carrier leg is over (or is going): stop, close, drop, timeout, unreadable frames.
+    Gone {
+        /// How it ended, from the carrier's side.
+        reason: EndReason,
+        /// The value the carrier sent that was refused, when that is why.
+        invalid: Option<Invalid>,
+    },
 }
 
-/// One frame of caller audio.
+/// What the call asks of the carrier's leg, which writes it in the carrier's protocol.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct CarrierAudio {
-    /// The audio, undecoded.
-    pub payload: CarrierPayload,
-    /// Its size decoded, as the leg measured it for its size check.
-    pub bytes: usize,
-    /// When the leg read it, for one frame in `HOP_SAMPLE_EVERY` (hop latency is sampled).
-    pub received_at: Option<Instant>,
+pub enum ToCarrier {
+    /// Play one frame of raw audio in the stream's format. For one frame in `HOP_SAMPLE_EVERY`, `since` is
+    /// when the call could play it: the leg records how long it took to be written.
+    Play { frame: Vec<u8>, since: Option<Instant> },
+    /// Barge-in: the carrier drops what it has buffered.
+    ClearAudio,
+    /// Ask the carrier to say when everything sent so far has been played.
+    Checkpoint { name: String },
+    /// Where caller audio goes. When it needs no conversion, the call hands the leg the agent leg: each
+    /// frame then takes one actor hop instead of two. `None` sends it to the call again.
+    Route {
+        to: Option<Recipient<ToAgent>>,
+        /// Where the leg counts what it forwarded.
+        counts: Arc<RoutedAudio>,
+    },
+    /// Close the socket with `code` and stop the leg; with `terminate`, first ask the carrier to hang up.
+    Close { code: u16, terminate: bool },
 }
 
-/// The carrier played everything up to the named checkpoint.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CarrierPlayed {
-    /// The checkpoint's name, as we sent it.
-    pub name: Option<Label>,
-}
-
-/// The caller pressed a key.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CarrierDtmf {
-    pub digit: DtmfDigit,
-}
-
-/// The carrier leg is over (or is going): stop, close, drop, timeout, unreadable frames.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CarrierGone {
-    /// How it ended, from the carrier's side.
-    pub reason: EndReason,
-    /// The value the carrier sent that was refused, when that is why.
-    pub invalid: Option<Invalid>,
-}
-
-/// The carrier's WebSocket actor, attached right after the upgrade.
+/// The carrier's leg, as its call holds it.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct AttachCarrier {
-    /// The leg; the call holds the only strong address to it.
-    pub leg: Addr<McubeLeg>,
-}
-
-/// Where the carrier leg sends caller audio. When the carrier's audio needs no conversion, the call hands
-/// the leg the agent leg's address: each frame then takes one actor hop instead of two.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RouteCallerAudio {
-    /// The agent leg to write base64 `media` payloads to, or `None` to send them to the call again.
-    pub to: Option<Addr<ElevenLabsLeg>>,
-    /// Where the leg counts what it forwarded.
-    pub counts: Arc<RoutedAudio>,
-}
-
-/// Text for the carrier's socket.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SendToCarrier {
-    /// A complete protocol message.
-    pub text: String,
-    /// For one audio frame in `HOP_SAMPLE_EVERY`, since when the call could play it: the leg records how
-    /// long it took to be written.
-    pub since: Option<Instant>,
-}
-
-/// Close the carrier's socket and stop the leg.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CloseCarrier {
-    /// WebSocket close code.
-    pub code: u16,
+    /// The only strong handle to the leg.
+    pub leg: Recipient<ToCarrier>,
 }
 
 /// What one connection to the agent reported. One message for all of it, so the call decides in one place
@@ -146,20 +121,25 @@ pub enum AgentReport {
     },
 }
 
-/// Text for the agent's socket.
+/// What the call (or the carrier leg, for routed caller audio) asks of the agent's leg, which writes it in
+/// ElevenLabs' protocol.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SendToAgent {
-    /// A complete protocol message.
-    pub text: String,
-    /// For caller audio, when the carrier leg read it: the leg records the hop latency.
-    pub since: Option<Instant>,
+pub enum ToAgent {
+    /// Caller audio in the agent's input format, base64. `since`: when the carrier leg read it (sampled),
+    /// for the hop latency.
+    CallerAudio { audio: ByteString, since: Option<Instant> },
+    /// A non-interrupting note for the agent (a DTMF key).
+    Note { text: String },
+    /// The answer to a client tool call.
+    ToolResult {
+        tool_call_id: Text,
+        result: String,
+        is_error: bool,
+    },
+    /// Close with 1000 and stop the leg.
+    Close,
 }
-
-/// Close the agent's socket with 1000 and stop the leg.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CloseAgent;
 
 /// Ends a call from outside (admin, shutdown).
 #[derive(Message)]
@@ -174,15 +154,55 @@ pub struct EndCall {
 #[rtype(result = "CallView")]
 pub struct DescribeCall;
 
-/// A leg's report to its call. Legs hold only a weak address, so a call that has ended is not kept alive
+/// How the registry and the admin API reach a live call. Weak: a strong handle held while the call ends
+/// would make its supervisor restart it.
+#[derive(Clone)]
+pub struct CallHandle {
+    pub describe: WeakRecipient<DescribeCall>,
+    pub end: WeakRecipient<EndCall>,
+}
+
+impl CallHandle {
+    /// Whether the call actor is still running.
+    pub fn is_alive(&self) -> bool {
+        self.end.upgrade().is_some_and(|r| r.connected())
+    }
+
+    /// Asks the call to end; false when it is already gone.
+    pub fn end(&self, reason: EndReason) -> bool {
+        match self.end.upgrade() {
+            Some(call) => {
+                call.do_send(EndCall { reason });
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The call's view, with a bound so a stuck call cannot stall `/calls`.
+    pub async fn describe(&self) -> Option<CallView> {
+        let request = self.describe.upgrade()?.send(DescribeCall);
+        request.timeout(Duration::from_secs(1)).await.ok()
+    }
+}
+
+/// A leg's report to its call. Legs hold only a weak handle, so a call that has ended is not kept alive
 /// (or restarted by its supervisor) by a leg still draining its socket; such reports are dropped.
-pub fn report_to_call<M>(call: &WeakAddr<CallActor>, msg: M)
+pub fn report_to_call<M>(call: &WeakRecipient<M>, msg: M)
 where
     M: Message + Send + 'static,
     M::Result: Send,
-    CallActor: Handler<M>,
 {
     if let Some(call) = call.upgrade() {
         call.do_send(msg);
     }
+}
+
+/// Whether the call behind a leg's weak handle is still running.
+pub fn call_alive<M>(call: &WeakRecipient<M>) -> bool
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    call.upgrade().is_some_and(|c| c.connected())
 }

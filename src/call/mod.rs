@@ -1,10 +1,18 @@
 //! One phone call: the `CallActor` that owns its state and the two legs it talks to — `McubeLeg` (the
 //! carrier's inbound WebSocket) and `ElevenLabsLeg` (the outbound agent WebSocket) — plus the messages
 //! between them and the views `/calls` shows.
+//!
+//! Inside, imports run one way: `messages` and this file are plain vocabulary; the call's four parts
+//! (`playout`, `upstream`, `agent_link`, `record`) are plain structs that take `now` and return decisions;
+//! the legs know the call only as `Recipient`s; `actor` uses all of them and nothing here uses it.
 pub mod actor;
+pub mod agent_link;
 pub mod elevenlabs_leg;
 pub mod mcube_leg;
 pub mod messages;
+pub mod playout;
+pub mod record;
+pub mod upstream;
 
 use crate::values::{CallId, Direction, PhoneNumber};
 use serde::Serialize;
@@ -80,6 +88,16 @@ impl CallInfo {
         }
     }
 
+    /// A record of what was admitted (or refused) about this call, in `state` since `at_ms`; revision 0, so
+    /// it only ever fills a missing row.
+    pub fn record(&self, state: &str, at_ms: i64) -> crate::db::models::CallRecord {
+        let mut rec = crate::db::models::CallRecord::stub(self.call_id.as_str(), self.attempt, state, at_ms);
+        rec.direction = self.direction.as_str().into();
+        rec.from_number = CallInfo::number(&self.from);
+        rec.to_number = CallInfo::number(&self.to);
+        rec
+    }
+
     /// A number as records and views show it: empty when the carrier gave none.
     pub fn number(n: &Option<PhoneNumber>) -> String {
         n.as_ref().map(|n| n.to_string()).unwrap_or_default()
@@ -94,6 +112,17 @@ pub enum CallState {
     Active,
     Ending,
     Ended,
+}
+
+impl CallState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CallState::Connecting => "connecting",
+            CallState::Active => "active",
+            CallState::Ending => "ending",
+            CallState::Ended => "ended",
+        }
+    }
 }
 
 /// Why a call ended; the `end_reason` on the record.
@@ -208,32 +237,44 @@ pub struct CallView {
 }
 
 impl CallView {
-    /// A call that holds a slot but whose carrier WebSocket has not arrived yet.
-    pub fn reserved(info: &CallInfo, admitted_at: std::time::SystemTime) -> CallView {
+    /// A call's snapshot as `/calls` shows it.
+    pub fn of_record(info: &CallInfo, rec: crate::db::models::CallRecord, state: CallState) -> CallView {
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let started = std::time::UNIX_EPOCH + std::time::Duration::from_millis(count(rec.started_at));
         CallView {
             call_id: info.call_id.clone(),
             attempt: info.attempt,
-            stream_id: None,
-            from: CallInfo::number(&info.from),
-            to: CallInfo::number(&info.to),
+            stream_id: rec.stream_id,
+            from: rec.from_number,
+            to: rec.to_number,
             direction: info.direction,
-            state: CallState::Connecting,
-            started_at: humantime::format_rfc3339_millis(admitted_at).to_string(),
-            duration_ms: admitted_at.elapsed().map_or(0, |d| d.as_millis() as u64),
-            frames_in: 0,
-            frames_out: 0,
-            bytes_in: 0,
-            bytes_out: 0,
-            interruptions: 0,
-            upstream_reconnects: 0,
-            conversation_id: None,
-            carrier_format: None,
-            agent_input_format: None,
-            agent_output_format: None,
+            state,
+            started_at: humantime::format_rfc3339_millis(started).to_string(),
+            duration_ms: count(rec.duration_ms),
+            frames_in: count(rec.frames_in),
+            frames_out: count(rec.frames_out),
+            bytes_in: count(rec.bytes_in),
+            bytes_out: count(rec.bytes_out),
+            interruptions: count(rec.interruptions),
+            upstream_reconnects: count(rec.upstream_reconnects),
+            conversation_id: rec.conversation_id,
+            carrier_format: rec.carrier_format,
+            agent_input_format: rec.agent_input_format,
+            agent_output_format: rec.agent_output_format,
             last_user_transcript: None,
             last_agent_response: None,
             end_reason: None,
         }
+    }
+
+    /// A call that holds a slot but whose carrier WebSocket has not arrived yet.
+    pub fn reserved(info: &CallInfo, admitted_at: std::time::SystemTime) -> CallView {
+        let admitted_ms = admitted_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let mut rec = info.record(CallState::Connecting.as_str(), admitted_ms);
+        rec.duration_ms = admitted_at.elapsed().map_or(0, |d| d.as_millis() as i64);
+        CallView::of_record(info, rec, CallState::Connecting)
     }
 }
 

@@ -9,7 +9,6 @@ pub mod schema;
 pub mod spool;
 pub mod writer;
 
-use crate::error::GatewayError;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -19,6 +18,27 @@ use std::time::Duration;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// What failed on the database side, with its cause.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("db: database.url must be sqlite://PATH or postgres://…, not '{0}'")]
+    BadUrl(String),
+    #[error("db: cannot create {path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("db: cannot connect to {target}: {source}")]
+    Connect {
+        target: String,
+        #[source]
+        source: r2d2::Error,
+    },
+    #[error("db: migrations failed: {0}")]
+    Migrate(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
 
 /// One connection type for both backends (SQLite last: it would accept any string as a file name).
 #[derive(diesel::MultiConnection)]
@@ -35,15 +55,13 @@ pub enum DbTarget {
 }
 
 impl DbTarget {
-    pub fn parse(url: &str) -> Result<DbTarget, GatewayError> {
+    pub fn parse(url: &str) -> Result<DbTarget, DbError> {
         if let Some(path) = url.strip_prefix("sqlite://") {
             Ok(DbTarget::Sqlite(path.to_string()))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(DbTarget::Postgres(url.to_string()))
         } else {
-            Err(GatewayError::db(format!(
-                "database.url must be sqlite://PATH or postgres://…, not '{url}'"
-            )))
+            Err(DbError::BadUrl(url.to_string()))
         }
     }
 
@@ -97,9 +115,17 @@ impl r2d2::ManageConnection for DbManager {
 
 pub type DbPool = r2d2::Pool<DbManager>;
 
+/// A connection from the pool, or why there is none.
+pub fn connect(pool: &DbPool, target: &DbTarget) -> Result<r2d2::PooledConnection<DbManager>, DbError> {
+    pool.get().map_err(|source| DbError::Connect {
+        target: target.redacted(),
+        source,
+    })
+}
+
 /// A pool that does not block start-up when the database is down: connections are made on demand, and a
 /// caller waits at most `timeout` for one.
-pub fn pool(target: &DbTarget, size: u32, timeout: Duration) -> Result<DbPool, GatewayError> {
+pub fn pool(target: &DbTarget, size: u32, timeout: Duration) -> Result<DbPool, DbError> {
     if let DbTarget::Sqlite(path) = target {
         if let Some(dir) = std::path::Path::new(path)
             .parent()
@@ -111,7 +137,10 @@ pub fn pool(target: &DbTarget, size: u32, timeout: Duration) -> Result<DbPool, G
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(|e| GatewayError::db(format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|source| DbError::File {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
         }
         // Created here, mode 0600, before SQLite creates it from the umask: its -wal and -shm files take the
         // database file's mode.
@@ -122,7 +151,10 @@ pub fn pool(target: &DbTarget, size: u32, timeout: Duration) -> Result<DbPool, G
                 .create_new(true)
                 .mode(0o600)
                 .open(path)
-                .map_err(|e| GatewayError::db(format!("cannot create {path}: {e}")))?;
+                .map_err(|source| DbError::File {
+                    path: path.clone(),
+                    source,
+                })?;
         }
     }
     Ok(r2d2::Pool::builder()
@@ -134,12 +166,12 @@ pub fn pool(target: &DbTarget, size: u32, timeout: Duration) -> Result<DbPool, G
 }
 
 /// Applies pending migrations of the connection's backend; returns how many ran.
-pub fn migrate(conn: &mut DbConnection) -> Result<usize, GatewayError> {
+pub fn migrate(conn: &mut DbConnection) -> Result<usize, DbError> {
     let ran = match conn {
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
         DbConnection::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
     };
-    ran.map_err(|e| GatewayError::db(format!("migrations failed: {e}")))
+    ran.map_err(DbError::Migrate)
 }
 
 /// Upserts a call snapshot: newer revisions replace older ones of the same attempt, older ones never replace

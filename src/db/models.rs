@@ -3,10 +3,9 @@
 //!
 //! The fields are plain strings because the writer must survive anything (a row the database refuses is
 //! set aside, never retried forever), but the gateway builds records only from validated values
-//! (`CallRecord::of` takes a `CallInfo`), so what the carrier sent reaches a record only through them.
+//! (`CallInfo::record` in `call`), so what the carrier sent reaches a record only through them.
 
 use super::schema::{call_events, calls};
-use crate::call::CallInfo;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -53,17 +52,6 @@ pub struct CallRecord {
 }
 
 impl CallRecord {
-    /// A record of what was admitted (or refused) about a call, in `state` since `at_ms`; revision 0, so it
-    /// only ever fills a missing row.
-    pub fn of(info: &CallInfo, state: &str, at_ms: i64) -> CallRecord {
-        CallRecord {
-            direction: info.direction.as_str().into(),
-            from_number: CallInfo::number(&info.from),
-            to_number: CallInfo::number(&info.to),
-            ..CallRecord::stub(info.call_id.as_str(), info.attempt, state, at_ms)
-        }
-    }
-
     /// A row for a call the database has no record of, known by its key only (a carrier's status report
     /// about a call it never had admitted here).
     pub fn stub(call_id: &str, attempt: i64, state: &str, at_ms: i64) -> CallRecord {

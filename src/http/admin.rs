@@ -2,13 +2,13 @@
 //! `Authorization: Bearer <token>` (on both listeners); without one they are not on the carrier-facing
 //! listener at all, so who reaches them is decided by where `admin.listen` is bound.
 
-use super::{bearer_token, error_json, same_secret, AppState};
-use crate::call::messages::EndCall;
+use super::reply::{bearer_token, error_json, same_secret};
+use super::state::AppState;
 use crate::call::CallView;
 use crate::call::EndReason;
 use crate::db::models::{CallEvent, CallRow};
 use crate::db::{self, AttemptSummary, DbPool};
-use crate::registry::{describe, FindCall, ListCalls, SetLimit, SlotView, Summarize};
+use crate::registry::{FindCall, ListCalls, SetLimit, SlotView, Summarize};
 use crate::values::CallId;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -48,7 +48,8 @@ pub async fn list_calls(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
 
 async fn live_view(slot: SlotView) -> CallView {
     match slot.call {
-        Some(call) => describe(&call)
+        Some(call) => call
+            .describe()
             .await
             .unwrap_or_else(|| CallView::reserved(&slot.info, slot.admitted_at)),
         None => CallView::reserved(&slot.info, slot.admitted_at),
@@ -303,14 +304,8 @@ pub async fn end_call(req: HttpRequest, path: web::Path<String>, state: web::Dat
         })
         .await
     {
-        Ok(Some(SlotView { call: Some(call), .. })) if call.upgrade().is_some() => {
+        Ok(Some(SlotView { call: Some(call), .. })) if call.end(EndReason::Admin) => {
             log::info!("call_id={call_id} ended by an admin");
-            crate::call::messages::report_to_call(
-                &call,
-                EndCall {
-                    reason: EndReason::Admin,
-                },
-            );
             HttpResponse::Accepted().json(serde_json::json!({"call_id": call_id, "status": "ending"}))
         }
         Ok(_) => error_json(StatusCode::NOT_FOUND, "not a live call"),
@@ -360,7 +355,7 @@ mod tests {
         config.admin.token = token.map(str::to_string);
         config.database.url = format!("sqlite://{}/wsapi-admin-unit/calls.db", std::env::temp_dir().display());
         let metrics = std::sync::Arc::new(crate::metrics::Metrics::new().expect("metrics"));
-        let db = crate::server::start_database(&config, &metrics.registry)
+        let db = crate::gateway::start_database(&config, &metrics.registry)
             .await
             .expect("db");
         let registry = crate::registry::CallRegistry::new(1, Duration::from_secs(1), Duration::from_secs(1));

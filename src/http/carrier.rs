@@ -2,26 +2,22 @@
 //! before anything else happens, and the media WebSocket, which is refused before the upgrade (no 101) when
 //! the token is bad or the call holds no slot.
 
-use super::{bearer_token, error_json, same_secret, AppState};
+use super::reply::{bearer_token, error_json, same_secret};
+use super::state::AppState;
 use crate::call::actor::{CallActor, CallDeps};
 use crate::call::mcube_leg::McubeLeg;
-use crate::call::messages::{AttachCarrier, EndCall};
+use crate::call::messages::{AttachCarrier, CallHandle, EndCall};
 use crate::call::{CallInfo, EndReason};
 use crate::db::batcher::Save;
 use crate::db::models::{new_attempt, now_ms, CallRecord, DbWrite, StatusReport};
 use crate::protocol::refurl::{parse_refurl, Admission, Refurl, RefurlRefused};
 use crate::registry::Refusal;
 use crate::values::{CallId, DialStatus, HttpUrl};
-use crate::ws_frames::FrameGuard;
-use actix_web::error::PayloadError;
+use crate::ws::start_guarded_socket;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
-use futures_util::future::ready;
-use futures_util::StreamExt as _;
 use serde::Deserialize;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Seconds a refused carrier is asked to wait before trying again.
@@ -157,29 +153,6 @@ fn refuse_source(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
     Some(error_json(StatusCode::FORBIDDEN, reason))
 }
 
-/// Upgrades to a WebSocket served by the actor `make` builds, behind the plumbing every socket we serve
-/// shares: the frame guard (frames declaring more than `max_frame` are refused at their header, before
-/// their payload is buffered; `make` gets the flag it raises) and an orderly end of a stream cut short.
-pub fn start_guarded_socket<A>(
-    make: impl FnOnce(Arc<AtomicBool>) -> A,
-    req: &HttpRequest,
-    payload: web::Payload,
-    max_frame: usize,
-) -> Result<(actix::Addr<A>, HttpResponse), actix_web::Error>
-where
-    A: actix::Actor<Context = ws::WebsocketContext<A>> + actix::StreamHandler<Result<ws::Message, ws::ProtocolError>>,
-{
-    // A peer that sends its last frames and a close, then shuts the socket at once, makes the HTTP layer
-    // report "incomplete payload"; actix-web-actors would return that error before decoding the frames it
-    // already holds, losing the caller's last audio and the close. Ending the stream there instead keeps them.
-    let payload = payload.take_while(|chunk| ready(!matches!(chunk, Err(PayloadError::Incomplete(_)))));
-    let oversized = Arc::new(AtomicBool::new(false));
-    let payload = FrameGuard::new(payload, max_frame, oversized.clone());
-    ws::WsResponseBuilder::new(make(oversized), req, payload)
-        .frame_size(max_frame)
-        .start_with_addr()
-}
-
 /// With `WSAPI__CARRIER__STATIC_TOKEN` set, the carrier must present it: `Authorization: Bearer <t>`,
 /// `X-Carrier-Token: <t>` or `?carrier_token=<t>`. Missing or wrong gets 401, and no record is written: an
 /// unauthenticated client must not be able to add rows to the call history.
@@ -229,7 +202,7 @@ pub fn mask_number(number: &str, show: bool) -> String {
 
 /// A call refused at the refurl: a `rejected` record of its own attempt, with the reason.
 fn rejected_record(state: &AppState, info: &CallInfo, reason: &str) -> CallRecord {
-    let mut rec = CallRecord::of(info, "rejected", now_ms());
+    let mut rec = info.record("rejected", now_ms());
     rec.agent_id = state.config.elevenlabs.agent_id.clone();
     rec.end_reason = Some(reason.to_string());
     rec
@@ -275,8 +248,8 @@ pub async fn media_socket(
     if let Err(e) = ws::handshake(&req) {
         return HttpResponse::from_error(e);
     }
-    let info = match state.slots.claim(&call_id, !cfg.carrier.require_token) {
-        Ok(info) => info,
+    let (info, slot) = match state.slots.claim(&call_id, !cfg.carrier.require_token) {
+        Ok(claimed) => claimed,
         Err(refusal) => {
             log::info!("call_id={call_id} carrier: WebSocket refused: {}", refusal.as_str());
             state.metrics.calls_refused.with_label_values(&[refusal.as_str()]).inc();
@@ -285,14 +258,13 @@ pub async fn media_socket(
     };
     let deps = CallDeps {
         config: cfg.clone(),
-        slots: state.slots.clone(),
         metrics: state.metrics.clone(),
         db: state.db.clone(),
     };
-    let call = CallActor::launch(info, deps);
+    let call = CallActor::launch(info, slot, deps);
     let leg = McubeLeg::new(
         call_id.to_string(),
-        call.downgrade(),
+        call.downgrade().recipient(),
         state.metrics.clone(),
         Duration::from_millis(cfg.calls.heartbeat_interval_ms),
         Duration::from_millis(cfg.calls.peer_timeout_ms),
@@ -305,8 +277,12 @@ pub async fn media_socket(
         cfg.server.max_frame_bytes,
     ) {
         Ok((leg, resp)) => {
-            state.slots.attach(&call_id, call.downgrade());
-            call.do_send(AttachCarrier { leg });
+            let handle = CallHandle {
+                describe: call.downgrade().recipient(),
+                end: call.downgrade().recipient(),
+            };
+            state.slots.attach(&call_id, handle);
+            call.do_send(AttachCarrier { leg: leg.recipient() });
             resp
         }
         Err(e) => {

@@ -1,7 +1,7 @@
 //! `/healthz` (the process serves; with what the records side is doing) and `/readyz` (it takes calls: not
 //! draining, not at the cap).
 
-use super::AppState;
+use super::state::AppState;
 use crate::registry::Summarize;
 use actix_web::{web, HttpResponse};
 
@@ -15,6 +15,6 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match state.registry.send(Summarize).await {
         Ok(s) if !s.draining && s.available > 0 => HttpResponse::Ok().json(s),
         Ok(s) => HttpResponse::ServiceUnavailable().json(s),
-        Err(_) => super::error_json(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
+        Err(_) => super::reply::error_json(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
     }
 }

@@ -7,37 +7,11 @@ pub mod admin;
 pub mod carrier;
 pub mod health;
 
-use crate::carrier_token::CallTokens;
-use crate::config::Config;
-use crate::db::batcher::DbBatcher;
-use crate::db::writer::DbStats;
-use crate::db::DbPool;
-use crate::metrics::Metrics;
-use crate::registry::{CallRegistry, Slots};
-use actix::Addr;
-use actix_web::{web, HttpResponse};
-use std::sync::Arc;
+pub mod reply;
+pub mod state;
 
-/// What every handler can reach.
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub registry: Addr<CallRegistry>,
-    /// The registry's table, for admitting and claiming without a mailbox round trip.
-    pub slots: Slots,
-    pub metrics: Arc<Metrics>,
-    pub tokens: CallTokens,
-    /// Base of the `wss_url` handed to the carrier (no trailing slash).
-    pub public_url: String,
-    /// Where records are sent (never awaited).
-    pub db: Addr<DbBatcher>,
-    /// For the admin endpoints' reads.
-    pub pool: DbPool,
-    pub db_stats: Arc<DbStats>,
-    /// Who may reach the carrier endpoints (reloaded on SIGHUP).
-    pub access: access::SharedAccess,
-    /// This gateway's measured per-call cost.
-    pub meter: Arc<std::sync::Mutex<crate::capacity::CostMeter>>,
-}
+use actix_web::web;
+pub use state::AppState;
 
 /// The carrier-facing listener's routes; with `admin_too` (an admin token is set) the admin routes as well.
 pub fn carrier_routes(cfg: &mut web::ServiceConfig, admin_too: bool) {
@@ -66,22 +40,4 @@ pub fn admin_routes(cfg: &mut web::ServiceConfig) {
 fn health_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz));
-}
-
-/// Constant-time equality, so a wrong token's timing says nothing about the right one.
-pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The token of an `Authorization: Bearer <token>` header.
-pub fn bearer_token(req: &actix_web::HttpRequest) -> Option<&str> {
-    req.headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-}
-
-/// `{"error": "..."}` with a status.
-pub fn error_json(status: actix_web::http::StatusCode, error: &str) -> HttpResponse {
-    HttpResponse::build(status).json(serde_json::json!({ "error": error }))
 }

@@ -232,12 +232,15 @@ impl CarrierWriter {
         }
     }
 
-    /// `playAudio` with an already base64-encoded payload.
-    pub fn play_audio(&self, payload_b64: &str, out: &mut String) {
-        out.clear();
+    /// `playAudio` for raw audio in the stream's format, base64-encoded straight into the message (one
+    /// allocation per frame).
+    pub fn play_audio(&self, raw: &[u8]) -> String {
+        use base64::Engine as _;
+        let mut out = String::with_capacity(self.play_audio_head.len() + raw.len().div_ceil(3) * 4 + 3);
         out.push_str(&self.play_audio_head);
-        out.push_str(payload_b64);
+        base64::engine::general_purpose::STANDARD.encode_string(raw, &mut out);
         out.push_str("\"}}");
+        out
     }
 
     /// `checkpoint`: the carrier answers `playedStream` with the same name once what came before has played.
@@ -408,8 +411,7 @@ mod tests {
     #[test]
     fn outbound_messages_are_valid_json() {
         let w = CarrierWriter::new("S\"1", AudioFormat::ULAW_8K);
-        let mut buf = String::new();
-        w.play_audio("AAEC", &mut buf);
+        let buf = w.play_audio(&[0, 1, 2]);
         let v: serde_json::Value = serde_json::from_str(&buf).expect("json");
         assert_eq!(v["event"], "playAudio");
         assert_eq!(v["media"]["payload"], "AAEC");

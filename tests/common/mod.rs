@@ -10,8 +10,9 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use websocket_api::audio::format::AudioFormat;
 use websocket_api::config::{Config, ElevenLabsAuth};
-use websocket_api::server::{self, Gateway};
+use websocket_api::gateway::{self, Gateway};
 use websocket_api::sim::agent::{self, AgentScript, AgentSimulator};
 use websocket_api::sim::carrier::{post_refurl, Admission, CallRequest, CarrierConn, Heard};
 
@@ -119,7 +120,7 @@ pub async fn start(script: AgentScript, tweak: impl FnOnce(&mut Config)) -> Harn
     let sim = start_agent(script);
     let mut cfg = test_config(&sim, &dir);
     tweak(&mut cfg);
-    let (gw, gw_server) = server::start(cfg, false).await.expect("gateway starts");
+    let (gw, gw_server) = gateway::start(cfg, false).await.expect("gateway starts");
     actix_rt::spawn(gw_server);
     Harness { gw, sim, dir }
 }
@@ -143,6 +144,13 @@ pub async fn admit(h: &Harness, call_id: &str) -> String {
 pub async fn dial(h: &Harness, call_id: &str) -> CarrierConn {
     let url = admit(h, call_id).await;
     CarrierConn::connect(&url, true).await.expect("media socket opens")
+}
+
+/// Dials `call_id` (admitted, media socket open) and sends its `start`: stream `stream_id`, audio in `format`.
+pub async fn start_call(h: &Harness, call_id: &str, stream_id: &str, format: AudioFormat) -> CarrierConn {
+    let conn = dial(h, call_id).await;
+    conn.send_start(call_id, stream_id, format);
+    conn
 }
 
 /// Polls `f` every 50 ms until it is true or `limit` passes; returns whether it became true.

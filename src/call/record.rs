@@ -1,0 +1,288 @@
+//! `CallLog`: what a call counts and says about itself — counters, events, the transcript — and the one
+//! snapshot (`CallRecord`) that both the database and `/calls` get. A plain part of the call.
+
+use super::{CallInfo, CallState, CallView, EndReason, TranscriptLine};
+use crate::db::models::{now_ms, CallEvent, CallRecord};
+use crate::metrics::Metrics;
+use crate::protocol::elevenlabs::AgentFormats;
+use crate::values::{ConversationId, Text};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Most transcript lines kept on a live call.
+const MAX_TRANSCRIPT_LINES: usize = 500;
+/// Events held on the call before they are sent to the database without waiting for the call's end.
+pub const EVENT_FLUSH_AT: usize = 32;
+
+/// Per-call counters (plain integers: the call is single-threaded).
+#[derive(Debug, Default, Clone)]
+pub struct CallStats {
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub interruptions: u64,
+    pub stale_audio_dropped: u64,
+    pub inbound_dropped: u64,
+    pub upstream_reconnects: u64,
+    pub pacing_resyncs: u64,
+    pub bad_carrier_audio: u64,
+}
+
+/// When the call began: the wall clock for records, the monotonic one for its length.
+#[derive(Debug, Clone, Copy)]
+pub struct Started {
+    at: SystemTime,
+    instant: Instant,
+}
+
+impl Started {
+    pub fn now() -> Self {
+        Started {
+            at: SystemTime::now(),
+            instant: Instant::now(),
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.instant.elapsed()
+    }
+
+    pub fn unix_ms(&self) -> i64 {
+        self.at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    }
+}
+
+/// What the call knows beyond its log, for a snapshot.
+pub struct Facts<'a> {
+    pub state: CallState,
+    pub stream_id: Option<String>,
+    pub agent_id: Option<&'a str>,
+    pub conversation_id: Option<&'a ConversationId>,
+    pub carrier_format: Option<String>,
+    pub agent_formats: Option<AgentFormats>,
+}
+
+pub struct CallLog {
+    pub info: CallInfo,
+    pub started: Started,
+    pub stats: CallStats,
+    /// `stats` as last added to the process-wide counters.
+    reported: CallStats,
+    /// Each snapshot a higher, time-ordered revision; events numbered per call.
+    revision: i64,
+    event_seq: i64,
+    pending_events: Vec<CallEvent>,
+    transcript: VecDeque<TranscriptLine>,
+    answered_ms: Option<i64>,
+    error_detail: Option<String>,
+    end_reason: Option<EndReason>,
+}
+
+impl CallLog {
+    pub fn new(info: CallInfo) -> Self {
+        CallLog {
+            info,
+            started: Started::now(),
+            stats: CallStats::default(),
+            reported: CallStats::default(),
+            revision: 0,
+            event_seq: 0,
+            pending_events: Vec::new(),
+            transcript: VecDeque::new(),
+            answered_ms: None,
+            error_detail: None,
+            end_reason: None,
+        }
+    }
+
+    /// Adds an event; true when enough are held that they should be saved now.
+    pub fn event(&mut self, kind: &str, detail: String) -> bool {
+        self.event_seq += 1;
+        self.pending_events.push(CallEvent {
+            call_id: self.info.call_id.to_string(),
+            attempt: self.info.attempt,
+            seq: self.event_seq,
+            at_ms: now_ms(),
+            kind: kind.to_string(),
+            detail,
+        });
+        self.pending_events.len() >= EVENT_FLUSH_AT
+    }
+
+    /// An error on the record (the last one stands) and in the events. `error` says which side failed.
+    pub fn error(&mut self, error: String) -> bool {
+        self.error_detail = Some(error.clone());
+        self.event("error", error)
+    }
+
+    /// Something said or done on the call: `user`, `agent`, `dtmf`, `tool_call`, `interruption`.
+    pub fn line(&mut self, role: &'static str, text: Text) -> bool {
+        let kind = match role {
+            "user" => "user_transcript",
+            "agent" => "agent_response",
+            other => other,
+        };
+        let flush = self.event(kind, text.to_string());
+        if self.transcript.len() == MAX_TRANSCRIPT_LINES {
+            self.transcript.pop_front();
+        }
+        let at_ms = self.started.elapsed().as_millis() as u64;
+        self.transcript.push_back(TranscriptLine { role, text, at_ms });
+        flush
+    }
+
+    fn last_line(&self, role: &str) -> Option<Text> {
+        self.transcript
+            .iter()
+            .rev()
+            .find(|l| l.role == role)
+            .map(|l| l.text.clone())
+    }
+
+    /// The call is bridged (once).
+    pub fn answered(&mut self) {
+        self.answered_ms.get_or_insert_with(now_ms);
+    }
+
+    /// How the call ended; the first reason stands.
+    pub fn ended(&mut self, reason: EndReason) {
+        self.end_reason.get_or_insert(reason);
+    }
+
+    pub fn end_reason(&self) -> Option<EndReason> {
+        self.end_reason
+    }
+
+    /// The events not yet saved.
+    pub fn take_events(&mut self) -> Vec<CallEvent> {
+        std::mem::take(&mut self.pending_events)
+    }
+
+    /// A new revision for the next saved snapshot. Time-ordered, so a snapshot from a later process (a
+    /// reused call id) also wins over an older one; the low digits order snapshots within one millisecond.
+    pub fn next_revision(&mut self) -> i64 {
+        self.revision = (now_ms() * 1000).max(self.revision + 1);
+        self.revision
+    }
+
+    /// Adds what the call counted since the last flush to the process-wide counters. Per-frame counting
+    /// stays in plain integers on the call: shared atomics bumped by every frame on every worker thread
+    /// cost more than the frame's own work.
+    pub fn flush_counters(&mut self, m: &Metrics) {
+        let (s, r) = (&self.stats, &mut self.reported);
+        m.frames_in.inc_by(s.frames_in - r.frames_in);
+        m.bytes_in.inc_by(s.bytes_in - r.bytes_in);
+        m.frames_out.inc_by(s.frames_out - r.frames_out);
+        m.bytes_out.inc_by(s.bytes_out - r.bytes_out);
+        *r = s.clone();
+    }
+
+    /// The call as it stands: the one snapshot that is saved and shown.
+    pub fn snapshot(&self, facts: Facts<'_>) -> CallRecord {
+        let ended = facts.state == CallState::Ended;
+        let now = now_ms();
+        let s = &self.stats;
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        CallRecord {
+            stream_id: facts.stream_id,
+            agent_id: facts.agent_id.map(str::to_string),
+            conversation_id: facts.conversation_id.map(|c| c.to_string()),
+            end_reason: self.end_reason.map(|r| r.as_str().to_string()),
+            answered_at: self.answered_ms,
+            ended_at: ended.then_some(now),
+            duration_ms: count(self.started.elapsed().as_millis() as u64),
+            frames_in: count(s.frames_in),
+            frames_out: count(s.frames_out),
+            bytes_in: count(s.bytes_in),
+            bytes_out: count(s.bytes_out),
+            interruptions: count(s.interruptions),
+            upstream_reconnects: count(s.upstream_reconnects),
+            carrier_format: facts.carrier_format,
+            agent_input_format: facts.agent_formats.map(|f| f.input.elevenlabs_name()),
+            agent_output_format: facts.agent_formats.map(|f| f.output.elevenlabs_name()),
+            error_detail: self.error_detail.clone(),
+            revision: self.revision,
+            updated_at: now,
+            ..self.info.record(facts.state.as_str(), self.started.unix_ms())
+        }
+    }
+
+    /// `/calls`' view of a snapshot, with the last things said.
+    pub fn view(&self, record: CallRecord, state: CallState) -> CallView {
+        let mut view = CallView::of_record(&self.info, record, state);
+        view.end_reason = self.end_reason;
+        view.last_user_transcript = self.last_line("user");
+        view.last_agent_response = self.last_line("agent");
+        view
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::values::CallId;
+
+    fn log() -> CallLog {
+        let id = CallId::parse("call_id", "LOG-1").expect("valid");
+        CallLog::new(CallInfo::bare(id, 7))
+    }
+
+    #[test]
+    fn events_are_numbered_and_ask_to_be_saved_in_batches() {
+        let mut l = log();
+        for i in 1..EVENT_FLUSH_AT {
+            assert!(!l.event("state", format!("{i}")), "event {i} waits");
+        }
+        assert!(l.event("state", "last".into()), "a batch is due");
+        let events = l.take_events();
+        assert_eq!(events.len(), EVENT_FLUSH_AT);
+        assert_eq!(
+            events.last().map(|e| (e.seq, e.attempt)),
+            Some((EVENT_FLUSH_AT as i64, 7))
+        );
+        assert!(l.take_events().is_empty());
+    }
+
+    #[test]
+    fn the_snapshot_and_the_view_say_the_same() {
+        let mut l = log();
+        l.stats.frames_in = 5;
+        l.line("user", Text::clean("hello", Text::SHORT));
+        l.line("agent", Text::clean("hi there", Text::SHORT));
+        l.error("elevenlabs: gone".into());
+        l.ended(EndReason::CarrierStop);
+        l.ended(EndReason::Admin);
+        l.next_revision();
+        let facts = Facts {
+            state: CallState::Ended,
+            stream_id: Some("S1".into()),
+            agent_id: Some("agent"),
+            conversation_id: None,
+            carrier_format: Some("ulaw_8000".into()),
+            agent_formats: None,
+        };
+        let rec = l.snapshot(facts);
+        assert_eq!(
+            rec.end_reason.as_deref(),
+            Some("carrier_stop"),
+            "the first end reason stands"
+        );
+        assert_eq!(rec.state, "ended");
+        assert!(rec.ended_at.is_some() && rec.revision > 0);
+        let view = l.view(rec.clone(), CallState::Ended);
+        assert_eq!(view.frames_in, 5);
+        assert_eq!(view.stream_id, rec.stream_id);
+        assert_eq!(view.carrier_format, rec.carrier_format);
+        assert_eq!(
+            view.last_user_transcript.map(|t| t.to_string()).as_deref(),
+            Some("hello")
+        );
+        assert_eq!(
+            view.last_agent_response.map(|t| t.to_string()).as_deref(),
+            Some("hi there")
+        );
+    }
+}

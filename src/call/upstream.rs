@@ -1,0 +1,239 @@
+//! `CallerAudio`: the caller's audio on its way to the agent — held (bounded) while the agent is not ready,
+//! converted when the formats differ, and routed straight from the carrier leg to the agent leg when they
+//! do not. A plain part of the call: one `to_agent` makes every chunk the agent gets, whichever way it came.
+
+use super::messages::{CarrierPayload, ToAgent};
+use super::RoutedAudio;
+use crate::audio::transcode::Transcoder;
+use actix::Recipient;
+use base64::Engine as _;
+use bytestring::ByteString;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Counts the call keeps of caller audio.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counted {
+    pub frames: u64,
+    pub bytes: u64,
+    /// Payloads dropped because they could not be read.
+    pub bad: u64,
+}
+
+/// A change of route for the carrier leg to apply.
+pub struct Reroute {
+    pub to: Option<Recipient<ToAgent>>,
+    pub counts: Arc<RoutedAudio>,
+}
+
+pub struct CallerAudio {
+    held: VecDeque<CarrierPayload>,
+    held_bytes: usize,
+    /// The most held, in payload bytes (base64 counts as it came).
+    hold_limit: usize,
+    /// Set once both sides' formats are known; its `Option` is "no conversion".
+    bridge: Option<Option<Transcoder>>,
+    /// Counts of caller audio the carrier leg forwarded straight to the agent leg.
+    routed: Arc<RoutedAudio>,
+    /// The agent connection the carrier leg forwards to, if any.
+    routed_to: Option<u32>,
+    scratch: Vec<u8>,
+    b64: base64::engine::GeneralPurpose,
+}
+
+fn payload_len(p: &CarrierPayload) -> usize {
+    match p {
+        CarrierPayload::Base64(b) => b.len(),
+        CarrierPayload::Raw(r) => r.len(),
+    }
+}
+
+impl CallerAudio {
+    pub fn new(hold_limit: usize) -> Self {
+        CallerAudio {
+            held: VecDeque::new(),
+            held_bytes: 0,
+            hold_limit,
+            bridge: None,
+            routed: Arc::default(),
+            routed_to: None,
+            scratch: Vec::new(),
+            b64: base64::engine::general_purpose::STANDARD,
+        }
+    }
+
+    /// The hold limit once the carrier's format is known.
+    pub fn set_hold_limit(&mut self, bytes: usize) {
+        self.hold_limit = bytes;
+    }
+
+    /// Both formats are known: convert with `transcoder` (`None`: pass through).
+    pub fn bridge(&mut self, transcoder: Option<Transcoder>) {
+        self.bridge = Some(transcoder);
+    }
+
+    /// The agent connection is gone: hold again until the next one is bridged.
+    pub fn unbridge(&mut self) {
+        self.bridge = None;
+    }
+
+    pub fn is_bridged(&self) -> bool {
+        self.bridge.is_some()
+    }
+
+    /// Holds a payload while the agent is not ready; the oldest go first past the limit. Returns how many
+    /// payloads were dropped.
+    pub fn hold(&mut self, payload: CarrierPayload) -> u64 {
+        self.held_bytes += payload_len(&payload);
+        self.held.push_back(payload);
+        let mut dropped = 0;
+        while self.held_bytes > self.hold_limit {
+            let Some(old) = self.held.pop_front() else { break };
+            self.held_bytes -= payload_len(&old);
+            dropped += 1;
+        }
+        dropped
+    }
+
+    /// Everything held, oldest first, as the agent will get it.
+    pub fn release_held(&mut self) -> Vec<ToAgent> {
+        self.held_bytes = 0;
+        let held = std::mem::take(&mut self.held);
+        held.into_iter().filter_map(|p| self.to_agent(p, None)).collect()
+    }
+
+    /// The chunk the agent gets for one payload, in its input format; `None` when there is no bridge yet or
+    /// the payload cannot be read.
+    pub fn to_agent(&mut self, payload: CarrierPayload, since: Option<Instant>) -> Option<ToAgent> {
+        let audio = match (self.bridge.as_mut()?, payload) {
+            (None, CarrierPayload::Base64(b64)) => b64,
+            (None, CarrierPayload::Raw(raw)) => ByteString::from(self.b64.encode(&raw)),
+            (Some(tc), payload) => {
+                let decoded;
+                let raw: &[u8] = match &payload {
+                    CarrierPayload::Raw(raw) => raw,
+                    CarrierPayload::Base64(b64) => {
+                        decoded = self.b64.decode(b64.as_bytes()).ok()?;
+                        &decoded
+                    }
+                };
+                self.scratch.clear();
+                tc.convert(raw, &mut self.scratch);
+                ByteString::from(self.b64.encode(&self.scratch))
+            }
+        };
+        Some(ToAgent::CallerAudio { audio, since })
+    }
+
+    /// Whether the carrier leg should send caller audio straight to agent connection `generation`'s leg:
+    /// only while bridged without conversion. Returns the change to tell the leg, if any.
+    pub fn reroute(&mut self, agent: Option<(u32, &Recipient<ToAgent>)>) -> Option<Reroute> {
+        let direct = matches!(self.bridge, Some(None));
+        let want = agent.filter(|_| direct);
+        let generation = want.as_ref().map(|(g, _)| *g);
+        if generation == self.routed_to {
+            return None;
+        }
+        self.routed_to = generation;
+        Some(Reroute {
+            to: want.map(|(_, leg)| leg.clone()),
+            counts: self.routed.clone(),
+        })
+    }
+
+    /// What the carrier leg forwarded by itself since the last call: the call adds it to its own counts.
+    pub fn take_routed(&self) -> Counted {
+        let r = &self.routed;
+        Counted {
+            frames: r.frames.swap(0, Ordering::Relaxed),
+            bytes: r.bytes.swap(0, Ordering::Relaxed),
+            bad: r.bad.swap(0, Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::format::AudioFormat;
+
+    fn b64(s: &str) -> CarrierPayload {
+        CarrierPayload::Base64(ByteString::from(s.to_string()))
+    }
+
+    fn chunk(m: Option<ToAgent>) -> String {
+        match m {
+            Some(ToAgent::CallerAudio { audio, .. }) => audio.to_string(),
+            _ => panic!("no caller audio"),
+        }
+    }
+
+    #[test]
+    fn nothing_reaches_the_agent_before_the_bridge_and_the_oldest_held_go_first() {
+        let mut c = CallerAudio::new(8);
+        assert!(c.to_agent(b64("AAAA"), None).is_none());
+        assert_eq!(c.hold(b64("AAAA")), 0);
+        assert_eq!(c.hold(b64("AQID")), 0);
+        assert_eq!(c.hold(b64("BAUG")), 1, "past the limit the oldest is dropped");
+        c.bridge(None);
+        let released: Vec<String> = c.release_held().into_iter().map(|m| chunk(Some(m))).collect();
+        assert_eq!(released, vec!["AQID", "BAUG"]);
+    }
+
+    #[test]
+    fn passthrough_keeps_base64_and_encodes_raw_frames() {
+        let mut c = CallerAudio::new(1024);
+        c.bridge(None);
+        assert_eq!(chunk(c.to_agent(b64("AAEC"), None)), "AAEC");
+        assert_eq!(
+            chunk(c.to_agent(CarrierPayload::Raw(Bytes::from_static(&[0, 1, 2])), None)),
+            "AAEC"
+        );
+    }
+
+    #[test]
+    fn a_conversion_decodes_converts_and_encodes() {
+        let mut c = CallerAudio::new(1024);
+        c.bridge(Some(Transcoder::new(AudioFormat::ULAW_8K, AudioFormat::PCM_16K)));
+        let out = chunk(c.to_agent(b64(&"/////".repeat(32)[..160]), None));
+        let raw = base64::engine::general_purpose::STANDARD.decode(out).expect("base64");
+        assert!(!raw.is_empty() && raw.len().is_multiple_of(2), "PCM16 samples: {}", raw.len());
+        assert!(
+            raw.len() <= 120 * 2 * 2,
+            "120 μ-law samples become at most 240 PCM16 samples at 16 kHz"
+        );
+    }
+
+    #[test]
+    fn caller_audio_is_routed_directly_only_while_bridged_without_conversion() {
+        let mut c = CallerAudio::new(1024);
+        let sys = actix::System::new();
+        sys.block_on(async {
+            let leg = actix::Actor::start(Sink).recipient();
+            assert!(c.reroute(Some((1, &leg))).is_none(), "not bridged: no route, no change");
+            c.bridge(None);
+            assert!(c.reroute(Some((1, &leg))).is_some_and(|r| r.to.is_some()));
+            assert!(c.reroute(Some((1, &leg))).is_none(), "unchanged");
+            c.unbridge();
+            assert!(c.reroute(Some((1, &leg))).is_some_and(|r| r.to.is_none()));
+        });
+    }
+
+    use actix::prelude::*;
+    use bytes::Bytes;
+
+    /// An agent leg that takes what it is sent.
+    struct Sink;
+
+    impl Actor for Sink {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<ToAgent> for Sink {
+        type Result = ();
+
+        fn handle(&mut self, _: ToAgent, _: &mut Context<Self>) {}
+    }
+}

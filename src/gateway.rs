@@ -1,0 +1,242 @@
+//! Assembles the gateway: the database side (pool, writer, batcher), the registry, and the two HTTP
+//! listeners (carrier and admin) over one shared state.
+
+use crate::carrier_token::CallTokens;
+use crate::config::Config;
+use crate::db::actor::{DbActor, Prepare, ReplaySpool};
+use crate::db::batcher::DbBatcher;
+use crate::db::models::now_ms;
+use crate::db::spool::{DeadLetters, Spool};
+use crate::db::writer::{DbStats, Writer};
+use crate::db::{self, DbPool, DbTarget};
+use crate::http::access::{CarrierAccess, SharedAccess};
+use crate::http::{admin_routes, carrier_routes, AppState};
+use crate::metrics::Metrics;
+use crate::registry::CallRegistry;
+use actix::{Actor, Addr, SyncArbiter};
+use actix_web::{dev::Server, web, App, HttpServer};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a stopping listener lets in-flight requests finish.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A started gateway: where it listens and the handles tests and the demo use.
+pub struct Gateway {
+    /// The carrier-facing listener.
+    pub addr: SocketAddr,
+    /// `http://addr` for the refurl (and, with an admin token, the admin endpoints).
+    pub http_url: String,
+    /// The admin listener.
+    pub admin_addr: SocketAddr,
+    /// `http://admin_addr` for `/calls`, `/metrics`, `/capacity`.
+    pub admin_url: String,
+    /// Base of the carrier's `wss_url`.
+    pub public_url: String,
+    pub registry: Addr<CallRegistry>,
+    pub metrics: Arc<Metrics>,
+    pub db: Addr<DbBatcher>,
+    /// The writer itself, to start replaying the spool once the gateway is ready.
+    pub db_writer: Addr<DbActor>,
+    pub db_stats: Arc<DbStats>,
+    pub pool: DbPool,
+    /// The carrier access rules, swapped on SIGHUP.
+    pub access: SharedAccess,
+    pub server: actix_web::dev::ServerHandle,
+    pub admin_server: actix_web::dev::ServerHandle,
+}
+
+impl Gateway {
+    /// The gateway is ready: replay what the spool holds, in slices, behind new writes (not before the
+    /// gateway answers: a long spool would outlast a service manager's start timeout).
+    pub fn replay_spool(&self) {
+        self.db_writer.do_send(ReplaySpool);
+    }
+
+    /// Stops both listeners (gracefully: in-flight requests finish, within `SHUTDOWN_TIMEOUT`).
+    pub async fn stop(&self) {
+        futures_util::future::join(self.admin_server.stop(true), self.server.stop(true)).await;
+    }
+}
+
+/// The database side: the pool, the one writer and the batcher in front of it.
+pub struct Database {
+    pub pool: DbPool,
+    pub writer: Addr<DbActor>,
+    pub batcher: Addr<DbBatcher>,
+    pub stats: Arc<DbStats>,
+}
+
+/// Starts the database side and makes a first attempt at reaching and migrating the database (bounded by
+/// its connect timeout). A database that is down does not stop the gateway: records spool until it is
+/// back. The spool itself is replayed once the gateway is ready (`Gateway::replay_spool`), and then
+/// periodically.
+pub async fn start_database(config: &Config, metrics: &prometheus::Registry) -> std::io::Result<Database> {
+    let d = &config.database;
+    let target = DbTarget::parse(&d.url).map_err(std::io::Error::other)?;
+    let pool =
+        db::pool(&target, d.pool_size, Duration::from_millis(d.connect_timeout_ms)).map_err(std::io::Error::other)?;
+    let stats = Arc::new(DbStats::new(metrics).map_err(std::io::Error::other)?);
+    let (spool_path, dead_path, max, started) = (
+        d.spool_path.clone(),
+        d.dead_letter_path.clone(),
+        d.spool_max_bytes,
+        now_ms(),
+    );
+    let (p, st) = (pool.clone(), stats.clone());
+    let writer = SyncArbiter::start(1, move || {
+        let spool = Spool::open(&spool_path, max);
+        let dead = DeadLetters::open(&dead_path, max);
+        DbActor::new(Writer::new(p.clone(), spool, dead, st.clone(), started))
+    });
+    let batcher = DbBatcher::new(
+        writer.clone(),
+        d.batch_max,
+        Duration::from_millis(d.batch_delay_ms),
+        Duration::from_millis(d.replay_interval_ms),
+    )
+    .start();
+    match writer.send(Prepare).await {
+        Ok(true) => log::info!("db: {} ready", target.redacted()),
+        _ => log::error!(
+            "db: {} not ready; call records will spool until it is",
+            target.redacted()
+        ),
+    }
+    Ok(Database {
+        pool,
+        writer,
+        batcher,
+        stats,
+    })
+}
+
+/// The HTTP servers of a started gateway; both must be polled (spawned or awaited).
+pub struct Servers {
+    pub carrier: Server,
+    pub admin: Server,
+}
+
+impl std::future::Future for Servers {
+    type Output = std::io::Result<()>;
+
+    /// Runs until either server stops.
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let this = &mut *self;
+        if let std::task::Poll::Ready(r) = std::pin::Pin::new(&mut this.carrier).poll(cx) {
+            return std::task::Poll::Ready(r);
+        }
+        std::pin::Pin::new(&mut this.admin).poll(cx)
+    }
+}
+
+/// Starts the database side, binds and starts the gateway inside the current actix system. The returned
+/// `Servers` must be polled (spawned or awaited). `handle_signals`: let actix-web stop on SIGINT/SIGTERM by
+/// itself (`serve` handles signals with a drain instead, see `crate::lifecycle`).
+pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gateway, Servers)> {
+    let metrics = Arc::new(Metrics::new().map_err(std::io::Error::other)?);
+    let database = start_database(&config, &metrics.registry).await?;
+    let listener = TcpListener::bind(&config.server.listen)?;
+    let addr = listener.local_addr()?;
+    let admin_listener = TcpListener::bind(&config.admin.listen)?;
+    let admin_addr = admin_listener.local_addr()?;
+    let public_url = if config.server.public_url.is_empty() {
+        format!("ws://{addr}")
+    } else {
+        config.server.public_url.trim_end_matches('/').to_string()
+    };
+    let calls = &config.calls;
+    let registry = CallRegistry::new(
+        calls.max_concurrent_calls,
+        Duration::from_millis(calls.admission_deadline_ms),
+        Duration::from_millis(calls.reconcile_interval_ms),
+    )
+    .with_records(database.batcher.clone(), config.elevenlabs.agent_id.clone());
+    let slots = registry.slots();
+    let registry = registry.start();
+    let meter = Arc::new(std::sync::Mutex::new(crate::capacity::CostMeter::default()));
+    sample_cost(meter.clone(), registry.clone());
+    let access: SharedAccess = Arc::new(std::sync::RwLock::new(CarrierAccess::from_config(&config)));
+    let state = web::Data::new(AppState {
+        tokens: CallTokens::new(
+            config.carrier.secret.as_deref(),
+            Duration::from_secs(config.carrier.token_ttl_seconds),
+        )
+        .map_err(std::io::Error::other)?,
+        config: Arc::new(config.clone()),
+        registry: registry.clone(),
+        slots,
+        metrics: metrics.clone(),
+        db_stats: database.stats.clone(),
+        public_url: public_url.clone(),
+        db: database.batcher.clone(),
+        pool: database.pool.clone(),
+        meter: meter.clone(),
+        access: access.clone(),
+    });
+    let (send_timeout_ms, send_buffer) = (config.server.send_timeout_ms, config.server.send_buffer_bytes);
+    let admin_too = config.admin.token.is_some();
+    let carrier_state = state.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(carrier_state.clone())
+            .configure(|cfg| carrier_routes(cfg, admin_too))
+    })
+    .on_connect(move |conn, _| crate::net::bound_unacknowledged_data(conn, send_timeout_ms, send_buffer))
+    .listen(listener)?
+    .backlog(4096)
+    .max_connections(100_000)
+    .client_request_timeout(Duration::from_millis(config.server.request_timeout_ms))
+    .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs());
+    if config.server.workers > 0 {
+        server = server.workers(config.server.workers);
+    }
+    if !handle_signals {
+        server = server.disable_signals();
+    }
+    let server = server.run();
+    // The admin listener: a handful of requests, one worker.
+    let admin = HttpServer::new(move || App::new().app_data(state.clone()).configure(admin_routes))
+        .listen(admin_listener)?
+        .workers(1)
+        .client_request_timeout(Duration::from_millis(config.server.request_timeout_ms))
+        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
+        .disable_signals()
+        .run();
+    let gateway = Gateway {
+        addr,
+        http_url: format!("http://{addr}"),
+        admin_addr,
+        admin_url: format!("http://{admin_addr}"),
+        public_url,
+        registry,
+        metrics,
+        db: database.batcher,
+        db_writer: database.writer,
+        db_stats: database.stats,
+        pool: database.pool,
+        access,
+        server: server.handle(),
+        admin_server: admin.handle(),
+    };
+    Ok((gateway, Servers { carrier: server, admin }))
+}
+
+/// Every few seconds: this process's RSS, CPU and FDs with the calls then live, for `/capacity`.
+fn sample_cost(meter: Arc<std::sync::Mutex<crate::capacity::CostMeter>>, registry: Addr<CallRegistry>) {
+    actix_rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let Ok(summary) = registry.send(crate::registry::Summarize).await else {
+                break;
+            };
+            if let Ok(sample) = crate::capacity::procfs::sample_process("self") {
+                if let Ok(mut m) = meter.lock() {
+                    m.observe(sample, summary.active as u64);
+                }
+            }
+        }
+    });
+}

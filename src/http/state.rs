@@ -1,0 +1,32 @@
+//! `AppState`: what every HTTP handler of both listeners can reach.
+
+use crate::carrier_token::CallTokens;
+use crate::config::Config;
+use crate::db::batcher::DbBatcher;
+use crate::db::writer::DbStats;
+use crate::db::DbPool;
+use crate::metrics::Metrics;
+use crate::registry::{CallRegistry, Slots};
+use actix::Addr;
+use std::sync::Arc;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub registry: Addr<CallRegistry>,
+    /// The registry's table, for admitting and claiming without a mailbox round trip.
+    pub slots: Slots,
+    pub metrics: Arc<Metrics>,
+    pub tokens: CallTokens,
+    /// Base of the `wss_url` handed to the carrier (no trailing slash).
+    pub public_url: String,
+    /// Where records are sent (never awaited).
+    pub db: Addr<DbBatcher>,
+    /// For the admin endpoints' reads.
+    pub pool: DbPool,
+    pub db_stats: Arc<DbStats>,
+    /// Who may reach the carrier endpoints (reloaded on SIGHUP).
+    pub access: super::access::SharedAccess,
+    /// This gateway's measured per-call cost.
+    pub meter: Arc<std::sync::Mutex<crate::capacity::CostMeter>>,
+}

@@ -1,0 +1,52 @@
+//! Socket options the gateway sets on its TCP connections (both the carrier's and the agent's): how long
+//! unacknowledged data may sit, and how much of it the kernel may hold.
+
+/// Bounds how long an accepted connection may hold data we sent that the peer does not acknowledge, and
+/// (when configured) how much of it the kernel may hold.
+pub fn bound_unacknowledged_data(conn: &dyn std::any::Any, ms: u64, send_buffer: usize) {
+    if let Some(sock) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Err(e) = set_send_timeout(sock, ms) {
+            log::warn!("carrier: TCP_USER_TIMEOUT not set: {e}");
+        }
+        if send_buffer > 0 {
+            if let Err(e) = set_send_buffer(sock, send_buffer) {
+                log::warn!("carrier: SO_SNDBUF not set: {e}");
+            }
+        }
+    }
+}
+
+/// Sets TCP_USER_TIMEOUT: a peer that stops reading (or vanishes) while we have data in flight is dropped by
+/// the kernel after `ms`, even when the actor writing to the socket can no longer run.
+pub fn set_send_timeout(sock: &impl std::os::fd::AsRawFd, ms: u64) -> std::io::Result<()> {
+    set_int_option(sock, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms)
+}
+
+/// Sets SO_SNDBUF (the kernel doubles the value for its bookkeeping, and stops autotuning it).
+fn set_send_buffer(sock: &impl std::os::fd::AsRawFd, bytes: usize) -> std::io::Result<()> {
+    set_int_option(sock, libc::SOL_SOCKET, libc::SO_SNDBUF, bytes as u64)
+}
+
+fn set_int_option(
+    sock: &impl std::os::fd::AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: u64,
+) -> std::io::Result<()> {
+    let value = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt reads `value` for its size; the fd is a live socket the caller borrows to us.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -1,0 +1,18 @@
+//! Calls bridged over real sockets: the real gateway between a carrier client and the agent simulator —
+//! audio both ways, pacing, barge-in, the agent's end and auth, heartbeats, pings, hang-ups, upstream
+//! failures, and that what we send ElevenLabs validates against its schema.
+#[path = "../common/mod.rs"]
+mod common;
+
+mod agent_auth;
+mod agent_end;
+mod conversation;
+mod hangup;
+mod heartbeat;
+mod interruption;
+mod pacing;
+mod passthrough;
+mod ping;
+mod schema;
+mod transcoding;
+mod upstream_failure;

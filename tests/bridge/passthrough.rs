@@ -1,0 +1,84 @@
+//! Same formats on both sides (μ-law 8 kHz ↔ `ulaw_8000`): the carrier's base64 reaches ElevenLabs
+//! untouched, the agent's audio reaches the carrier byte for byte, and the first message to ElevenLabs is
+//! the initiation with the caller's numbers.
+
+use crate::common::*;
+use base64::Engine as _;
+use std::time::Duration;
+use websocket_api::audio::codec::encode_ulaw;
+use websocket_api::audio::format::AudioFormat;
+use websocket_api::audio::signal::SpeechLike;
+use websocket_api::protocol::elevenlabs::{parse_client_message, ClientMessage};
+
+fn speech_frames(n: usize) -> Vec<Vec<u8>> {
+    let mut speech = SpeechLike::new(8000, 7);
+    (0..n)
+        .map(|_| {
+            let (mut pcm, mut ulaw) = (Vec::new(), Vec::new());
+            speech.next_frame(160, &mut pcm);
+            encode_ulaw(&pcm, &mut ulaw);
+            ulaw
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn payload_bytes_identical_both_ways_and_initiation_first() {
+    let h = start_echo(|_| {}).await;
+    let mut conn = start_call(&h, "PASS-1", "stream-PASS-1", AudioFormat::ULAW_8K).await;
+    let frames = speech_frames(50);
+    stream_frames(&conn, &frames).await;
+    let heard = listen(&mut conn, Duration::from_millis(1500)).await;
+    conn.close(1000);
+
+    // Carrier → ElevenLabs: the exact base64 strings, in order, after the initiation.
+    let conns = h.sim.log.connections();
+    assert_eq!(conns.len(), 1, "one upstream connection");
+    let received = &conns[0].received;
+    let first = parse_client_message(&received[0]).expect("first message parses");
+    let ClientMessage::Initiation(init) = first else {
+        panic!("first message is not the initiation: {}", received[0])
+    };
+    assert_eq!(init.kind, "conversation_initiation_client_data");
+    assert_eq!(init.dynamic_variables["caller_number"], "+914155551234");
+    assert_eq!(init.dynamic_variables["called_number"], "+918001234567");
+    assert_eq!(init.dynamic_variables["call_id"], "PASS-1");
+    assert_eq!(init.dynamic_variables["direction"], "inbound");
+    let sent_b64: Vec<String> = frames
+        .iter()
+        .map(|f| base64::engine::general_purpose::STANDARD.encode(f))
+        .collect();
+    let upstream_b64: Vec<String> = received[1..]
+        .iter()
+        .filter_map(|t| match parse_client_message(t) {
+            Ok(ClientMessage::UserAudio { audio_b64 }) => Some(audio_b64.into_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        upstream_b64, sent_b64,
+        "carrier payloads reach ElevenLabs untouched and in order"
+    );
+
+    // ElevenLabs → carrier: the echoed audio, byte for byte, in 20 ms frames.
+    let down = audio_of(&heard);
+    assert_eq!(down, frames.concat(), "agent audio reaches the carrier byte for byte");
+    assert!(heard
+        .iter()
+        .all(|h| !matches!(h, websocket_api::sim::carrier::Heard::Audio(a) if a.len() != 160)));
+
+    assert!(assert_gateway_messages_valid(&h) >= 51);
+}
+
+#[actix_rt::test]
+async fn binary_carrier_frames_are_bridged_too() {
+    let h = start_echo(|_| {}).await;
+    let mut conn = start_call(&h, "PASS-BIN", "s", AudioFormat::ULAW_8K).await;
+    let frames = speech_frames(10);
+    for f in &frames {
+        conn.send_binary(f);
+    }
+    let heard = listen(&mut conn, Duration::from_millis(1200)).await;
+    assert_eq!(audio_of(&heard), frames.concat());
+    assert_gateway_messages_valid(&h);
+}

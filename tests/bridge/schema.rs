@@ -1,0 +1,63 @@
+//! Every message shape the gateway sends ElevenLabs, and every one the simulator sends as ElevenLabs,
+//! validates against the asyncapi schema — and the validator does reject broken ones.
+
+use crate::common::AgentSchema;
+use websocket_api::protocol::elevenlabs as el;
+
+#[test]
+fn gateway_messages_validate() {
+    let s = AgentSchema::load();
+    let mut chunk = String::new();
+    el::write_user_audio_chunk("AAECAw==", &mut chunk);
+    let init = el::ConversationInitiation::for_call(&[("caller_number", "+91"), ("call_id", "C")]).to_json();
+    for msg in [
+        chunk,
+        init,
+        el::pong(42),
+        el::user_activity(),
+        el::contextual_update("The caller pressed DTMF key 5"),
+        el::client_tool_result("tc_1", "not available", true),
+    ] {
+        s.check_client_message(&msg).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn simulator_messages_validate() {
+    let s = AgentSchema::load();
+    let mut audio = String::new();
+    el::audio("AAEC", 3, &mut audio);
+    for msg in [
+        el::metadata("conv_1", "pcm_16000", "ulaw_8000"),
+        audio,
+        el::interruption(3),
+        el::ping(4, Some(20)),
+        el::ping(5, None),
+        el::agent_response("hello", 6),
+        el::user_transcript("hi", 7),
+        el::client_tool_call("check_account", "tc_8", 8),
+        el::error(1008, "invalid_message", "bad"),
+    ] {
+        s.check_server_message(&msg).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn the_validator_rejects_broken_messages() {
+    let s = AgentSchema::load();
+    for bad in [
+        r#"{"type":"pong"}"#,
+        r#"{"type":"pong","event_id":"seven"}"#,
+        r#"{"type":"no_such_message"}"#,
+        r#"{"user_audio_chunk":5}"#,
+        r#"{"type":"contextual_update"}"#,
+    ] {
+        assert!(s.check_client_message(bad).is_err(), "accepted {bad}");
+    }
+    assert!(s
+        .check_server_message(r#"{"type":"audio","audio_event":{"event_id":1}}"#)
+        .is_err());
+    assert!(s
+        .check_server_message(r#"{"type":"conversation_initiation_metadata","conversation_initiation_metadata_event":{"conversation_id":"c","agent_output_audio_format":"mp3","user_input_audio_format":"ulaw_8000"}}"#)
+        .is_err());
+}

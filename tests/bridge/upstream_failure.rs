@@ -1,0 +1,310 @@
+//! ElevenLabs unreachable, refusing, or dropping mid-call: the call reconnects within its budget (keeping the
+//! carrier leg), and past the budget the carrier gets `terminate` and the call ends.
+
+use crate::common::*;
+use std::time::Duration;
+use websocket_api::audio::format::AudioFormat;
+use websocket_api::sim::agent::AgentScript;
+use websocket_api::sim::carrier::Heard;
+
+#[actix_rt::test]
+async fn a_drop_within_budget_reconnects_and_the_call_goes_on() {
+    let script = AgentScript {
+        drop_first: 1,
+        drop_after_ms: 300,
+        greeting_ms: 400,
+        ..quiet_script()
+    };
+    let h = start(script, |_| {}).await;
+    let mut conn = start_call(&h, "RECON-1", "s", AudioFormat::ULAW_8K).await;
+    let heard = listen(&mut conn, Duration::from_millis(2500)).await;
+    assert_eq!(h.sim.log.connection_count(), 2, "one reconnect");
+    assert!(
+        !heard.iter().any(|h| matches!(h, Heard::Terminate | Heard::Closed(_))),
+        "the carrier leg stayed up"
+    );
+    // Both greetings (before and after the drop) played.
+    assert_eq!(audio_of(&heard).len(), 2 * 8 * 400);
+    let view = call_view(&h, "RECON-1").await.expect("still live");
+    assert_eq!(view["upstream_reconnects"], 1);
+    assert_eq!(view["state"], "active");
+    let conns = h.sim.log.connections();
+    assert!(
+        conns[1].initiation.is_some(),
+        "the new connection starts with the initiation"
+    );
+    assert_gateway_messages_valid(&h);
+}
+
+async fn expect_terminate(h: &Harness, id: &str) -> Vec<Heard> {
+    let mut conn = start_call(h, id, "s", AudioFormat::ULAW_8K).await;
+    let heard = listen(&mut conn, Duration::from_secs(8)).await;
+    let t = heard
+        .iter()
+        .position(|h| *h == Heard::Terminate)
+        .expect("terminate sent to the carrier");
+    assert!(
+        matches!(heard.get(t + 1), Some(Heard::Closed(_))),
+        "then the carrier socket closed: {heard:?}"
+    );
+    heard
+}
+
+#[actix_rt::test]
+async fn drops_past_the_budget_terminate_the_call() {
+    let script = AgentScript {
+        drop_first: 100,
+        drop_after_ms: 100,
+        ..quiet_script()
+    };
+    let h = start(script, |c| {
+        c.elevenlabs.reconnect_attempts = 2;
+        c.elevenlabs.reconnect_window_ms = 5_000;
+    })
+    .await;
+    expect_terminate(&h, "RECON-2").await;
+    assert_eq!(
+        h.sim.log.connection_count(),
+        3,
+        "first connection + 2 reconnects, then give up"
+    );
+    assert!(active_becomes(&h, 0, Duration::from_secs(3)).await, "slot released");
+}
+
+#[actix_rt::test]
+async fn refused_upgrades_past_the_budget_terminate_the_call() {
+    let script = AgentScript {
+        refuse_first: 100,
+        ..quiet_script()
+    };
+    let h = start(script, |c| c.elevenlabs.reconnect_attempts = 2).await;
+    expect_terminate(&h, "REFUSED-1").await;
+    assert_eq!(h.sim.log.upgrades_refused(), 3);
+    assert_eq!(h.sim.log.connection_count(), 0);
+}
+
+#[actix_rt::test]
+async fn unreachable_elevenlabs_terminates_the_call() {
+    let h = start(quiet_script(), |c| {
+        // A port nothing listens on.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        c.elevenlabs.url = format!("ws://{}/v1/convai/conversation", l.local_addr().expect("addr"));
+        drop(l);
+    })
+    .await;
+    expect_terminate(&h, "DEAD-1").await;
+}
+
+/// The agent sends an `error` event and closes with `code`, on every connection.
+async fn failing_agent_ends_the_call(code: u16) {
+    let script = AgentScript {
+        drop_first: 100,
+        drop_after_ms: 100,
+        fail_with_code: Some(code),
+        ..quiet_script()
+    };
+    let h = start(script, |c| c.elevenlabs.reconnect_attempts = 1).await;
+    let id = format!("ERR-{code}");
+    expect_terminate(&h, &id).await;
+    assert_eq!(h.sim.log.connection_count(), 2, "one retry after close {code}");
+    assert_eq!(end_reason(&h, &id).await, "elevenlabs_unavailable");
+}
+
+#[actix_rt::test]
+async fn an_error_close_is_retried_then_the_call_ends() {
+    failing_agent_ends_the_call(1011).await;
+}
+
+#[actix_rt::test]
+async fn a_protocol_error_close_is_retried_then_the_call_ends() {
+    failing_agent_ends_the_call(1002).await;
+}
+
+#[actix_rt::test]
+async fn a_policy_close_is_not_retried() {
+    let script = AgentScript {
+        drop_first: 100,
+        drop_after_ms: 100,
+        fail_with_code: Some(1008),
+        ..quiet_script()
+    };
+    let h = start(script, |c| c.elevenlabs.reconnect_attempts = 2).await;
+    expect_terminate(&h, "ERR-1008").await;
+    assert_eq!(
+        h.sim.log.connection_count(),
+        1,
+        "a refused conversation (1008) is not redialled"
+    );
+}
+
+#[actix_rt::test]
+async fn an_agent_format_we_cannot_serve_ends_the_call() {
+    let script = AgentScript {
+        output_format: "mp3_44100_128".into(),
+        ..quiet_script()
+    };
+    let h = start(script, |c| c.elevenlabs.reconnect_attempts = 2).await;
+    expect_terminate(&h, "FMT-1").await;
+    assert_eq!(h.sim.log.connection_count(), 1, "a format mismatch is not retried");
+    assert_eq!(end_reason(&h, "FMT-1").await, "elevenlabs_bad_format");
+}
+
+#[actix_rt::test]
+async fn an_upgrade_that_never_comes_times_out_then_the_call_ends() {
+    // Accepts TCP connections and never answers the upgrade.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let h = start(quiet_script(), |c| {
+        c.elevenlabs.url = format!("ws://{addr}/v1/convai/conversation");
+        c.elevenlabs.connect_timeout_ms = 300;
+        c.elevenlabs.reconnect_attempts = 1;
+    })
+    .await;
+    // Detected by the short connect timeout: with the 5 s default, two attempts would not end the call
+    // within `expect_terminate`'s listening window.
+    expect_terminate(&h, "NO101-1").await;
+    assert_eq!(end_reason(&h, "NO101-1").await, "elevenlabs_unavailable");
+}
+
+#[actix_rt::test]
+async fn an_agent_frame_over_the_limit_is_refused_and_redialled() {
+    // The greeting arrives as one 2 s message (~21 KB of JSON), over the 8 KiB limit set below.
+    let script = AgentScript {
+        greeting_ms: 2000,
+        chunk_ms: 2000,
+        ..quiet_script()
+    };
+    let h = start(script, |c| {
+        c.elevenlabs.max_frame_bytes = 8192;
+        c.elevenlabs.reconnect_attempts = 1;
+    })
+    .await;
+    let heard = expect_terminate(&h, "BIG-1").await;
+    assert!(
+        audio_of(&heard).is_empty(),
+        "nothing of the oversized message was played"
+    );
+    assert_eq!(h.sim.log.connection_count(), 2, "one redial, then the call ends");
+    assert_eq!(end_reason(&h, "BIG-1").await, "elevenlabs_unavailable");
+}
+
+/// A hand-made agent that completes the upgrade, announces μ-law, sends `script`, then keeps talking
+/// (pings) and never reads again. Its receive buffer is small, so what the gateway sends backs up quickly.
+async fn raw_agent(script: Vec<String>) -> std::net::SocketAddr {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small receive buffer");
+    socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    let listener = socket.listen(16).expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    actix_rt::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let script = script.clone();
+            actix_rt::spawn(async move {
+                if !accept_ws_upgrade(&mut s).await {
+                    return;
+                }
+                let metadata = r#"{"type":"conversation_initiation_metadata","conversation_initiation_metadata_event":{"conversation_id":"deaf","agent_output_audio_format":"ulaw_8000","user_input_audio_format":"ulaw_8000"}}"#;
+                if s.write_all(&server_text(metadata)).await.is_err() {
+                    return;
+                }
+                for text in &script {
+                    if s.write_all(&server_text(text)).await.is_err() {
+                        return;
+                    }
+                }
+                for id in 1.. {
+                    let ping = format!(r#"{{"type":"ping","ping_event":{{"event_id":{id}}}}}"#);
+                    if s.write_all(&server_text(&ping)).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[actix_rt::test]
+async fn an_agent_that_stops_reading_is_dropped_and_the_call_ends() {
+    let addr = raw_agent(Vec::new()).await;
+    let h = start(quiet_script(), |c| {
+        c.elevenlabs.url = format!("ws://{addr}/v1/convai/conversation");
+        c.elevenlabs.send_timeout_ms = 2000;
+        c.elevenlabs.reconnect_attempts = 0;
+    })
+    .await;
+    let mut conn = start_call(&h, "DEAF-AGENT", "s", AudioFormat::ULAW_8K).await;
+    // The caller talks; the agent reads none of it (nor the pongs to its pings).
+    let t0 = std::time::Instant::now();
+    let mut terminated = false;
+    while t0.elapsed() < Duration::from_secs(25) && !terminated {
+        conn.send_media(&[0xD5u8; 160]);
+        while let Some((_, heard)) = conn.next(Duration::from_millis(20)).await {
+            terminated |= heard == Heard::Terminate;
+        }
+    }
+    assert!(terminated, "the call was not ended");
+    assert_eq!(end_reason(&h, "DEAF-AGENT").await, "elevenlabs_unavailable");
+}
+
+#[actix_rt::test]
+async fn malformed_and_unknown_agent_messages_are_skipped_and_counted() {
+    use base64::Engine as _;
+    let good = base64::engine::general_purpose::STANDARD.encode([0x55u8; 160]);
+    let script = vec![
+        "not json at all".to_string(),
+        r#"{"type":"a_future_event","a_future_event":{}}"#.to_string(),
+        r#"{"type":"audio","audio_event":{"audio_base_64":"!!not base64!!","event_id":1}}"#.to_string(),
+        format!(r#"{{"type":"audio","audio_event":{{"audio_base_64":"{good}","event_id":2}}}}"#),
+    ];
+    let addr = raw_agent(script).await;
+    let h = start(quiet_script(), |c| {
+        c.elevenlabs.url = format!("ws://{addr}/v1/convai/conversation")
+    })
+    .await;
+    let mut conn = start_call(&h, "JUNK-1", "s", AudioFormat::ULAW_8K).await;
+    let heard = listen(&mut conn, Duration::from_millis(800)).await;
+    assert_eq!(
+        audio_of(&heard),
+        vec![0x55u8; 160],
+        "the good audio is played, the rest skipped"
+    );
+    assert!(call_view(&h, "JUNK-1").await.is_some(), "the call goes on");
+    assert_eq!(
+        h.gw.metrics.agent_bad_messages.get(),
+        2,
+        "unreadable JSON and bad base64"
+    );
+    assert!(
+        h.gw.metrics.agent_ignored_events.get() >= 1,
+        "the unknown event is counted"
+    );
+}
+
+#[actix_rt::test]
+async fn an_upgrade_without_metadata_times_out_then_the_call_ends() {
+    // The agent accepts the WebSocket but announces nothing for 10 s.
+    let script = AgentScript {
+        metadata_delay_ms: 10_000,
+        ..quiet_script()
+    };
+    let h = start(script, |c| {
+        c.elevenlabs.connect_timeout_ms = 1000;
+        c.elevenlabs.metadata_timeout_ms = 300;
+        c.elevenlabs.reconnect_attempts = 1;
+    })
+    .await;
+    // Detected by the short metadata timeout: with the 5 s default, two attempts would not end the call
+    // within `expect_terminate`'s listening window.
+    expect_terminate(&h, "NOMETA-1").await;
+    assert_eq!(h.sim.log.connection_count(), 2, "one redial, then the call ends");
+    assert_eq!(end_reason(&h, "NOMETA-1").await, "elevenlabs_unavailable");
+}

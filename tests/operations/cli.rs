@@ -1,0 +1,128 @@
+//! The binary's contract (interface.md §1–2): `check-config` prints effective values with secrets redacted
+//! and exits 0, or lists every problem and exits 64; `serve` refuses to start without an agent.
+use crate::common::db;
+use std::process::Command;
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_websocket_api"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn shipped() -> String {
+    format!("{}/config/websocket_api.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn check_config_prints_effective_values_without_secrets() {
+    let (code, out, err) = run(
+        &["check-config", "--config", &shipped()],
+        &[
+            ("ELEVENLABS_API_KEY", "sk_very_secret"),
+            ("WSAPI__CALLS__MAX_CONCURRENT_CALLS", "500"),
+            ("WSAPI__CARRIER__STATIC_TOKEN", "carrier-secret-token"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("carrier-secret-token"), "secret printed: {out}");
+    assert!(out.contains("max_concurrent_calls = 500"), "{out}");
+    assert!(!out.contains("sk_very_secret"), "secret printed: {out}");
+    assert!(out.contains("ELEVENLABS_API_KEY: set (redacted)"));
+}
+
+#[test]
+fn bad_configuration_lists_every_problem_and_exits_64() {
+    let dir = std::env::temp_dir().join(format!("wsapi-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("bad.toml");
+    std::fs::write(
+        &path,
+        "[calls]\nmax_concurrent_calls = 0\nframe_ms = 2\n[server]\nlisten = \"nope\"\n",
+    )
+    .expect("write");
+    let (code, _, err) = run(&["check-config", "--config", path.to_str().expect("utf8 path")], &[]);
+    assert_eq!(code, 64);
+    for needle in ["max_concurrent_calls", "frame_ms", "server.listen"] {
+        assert!(err.contains(needle), "missing {needle}: {err}");
+    }
+    let (code, _, _) = run(&["check-config", "--config", "/nonexistent/websocket_api.toml"], &[]);
+    assert_eq!(code, 64, "an explicitly named file that is missing is a problem");
+}
+
+#[test]
+fn serve_needs_an_agent_and_bad_usage_is_64() {
+    let (code, _, err) = run(&["serve", "--config", &shipped()], &[("ELEVENLABS_API_KEY", "k")]);
+    assert_eq!(code, 64);
+    assert!(err.contains("agent_id"), "{err}");
+    let (code, _, _) = run(&["no-such-command"], &[]);
+    assert_eq!(code, 64);
+}
+
+fn migrate_empty(url: &str) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
+    let all = std::fs::read_dir(dir).expect("migrations").count();
+    let (code, out, err) = run(&["migrate"], &[("WSAPI__DATABASE__URL", url)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("{all} migration(s) applied")), "{out}");
+    let (code, out, _) = run(&["migrate"], &[("WSAPI__DATABASE__URL", url)]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("0 migration(s) applied"),
+        "second run applies nothing: {out}"
+    );
+}
+
+fn scratch(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wsapi-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+#[test]
+fn migrate_works_on_an_empty_sqlite_file() {
+    let dir = scratch("sqlite");
+    migrate_empty(&format!("sqlite://{}", dir.join("new/calls.db").display()));
+}
+
+#[test]
+fn migrate_works_on_an_empty_postgres_database() {
+    let dir = scratch("pg");
+    let database = db::TestDb::new(db::Backend::Postgres, &dir);
+    migrate_empty(&database.url);
+}
+
+#[test]
+fn migrate_reports_an_unreachable_database() {
+    let (code, _, err) = run(
+        &["migrate"],
+        &[("WSAPI__DATABASE__URL", "postgres://nobody@127.0.0.1:1/none")],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("db:"), "{err}");
+}
+
+#[test]
+fn serve_refuses_a_cap_the_file_descriptor_limit_cannot_hold() {
+    let (code, _, err) = run(
+        &["serve", "--config", &shipped()],
+        &[
+            ("WSAPI__ELEVENLABS__AGENT_ID", "agent_x"),
+            ("WSAPI__ELEVENLABS__AUTH", "none"),
+            ("WSAPI__CALLS__MAX_CONCURRENT_CALLS", "900000000"),
+            ("WSAPI__SERVER__LISTEN", "127.0.0.1:7900"),
+        ],
+    );
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("file descriptors") && err.contains("LimitNOFILE"), "{err}");
+}

@@ -1,0 +1,156 @@
+//! Graceful drain on the real binary: SIGTERM stops admission (503 `draining`, `/readyz` 503), lets live
+//! calls finish, ends the ones still up at the deadline cleanly (`terminate`), writes every record and
+//! exits 0. SIGHUP reloads the cap from the file.
+
+use crate::common::db::{Backend, TestDb};
+use crate::common::process::{bridged_call, serve};
+use crate::common::*;
+use std::time::{Duration, Instant};
+use websocket_api::sim::agent::AgentScript;
+use websocket_api::sim::carrier::{post_refurl, Admission, Heard};
+
+async fn status_of(url: &str) -> u16 {
+    awc::Client::default()
+        .get(url)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[actix_rt::test]
+async fn sigterm_drains_then_ends_what_is_left_and_exits_0() {
+    let dir = scratch_dir("drain");
+    let db = TestDb::new(Backend::Sqlite, &dir);
+    let sim = start_agent(AgentScript {
+        greeting_ms: 200,
+        ..quiet_script()
+    });
+    let spool = dir.join("spool").display().to_string();
+    let mut gw = serve(
+        &dir,
+        &[
+            ("WSAPI__ELEVENLABS__URL", &sim.url),
+            ("WSAPI__DATABASE__URL", &db.url),
+            ("WSAPI__DATABASE__SPOOL_PATH", &spool),
+            ("WSAPI__SERVER__DRAIN_TIMEOUT_MS", "2500"),
+        ],
+    );
+    let finishing = bridged_call(&gw.http, "DRAIN-FINISHES").await;
+    let mut lingering = bridged_call(&gw.http, "DRAIN-LINGERS").await;
+
+    let signalled = Instant::now();
+    gw.signal("TERM");
+    let mut refused = None;
+    // Polled for up to 5 s: on a busy machine the signal can take a moment to be handled.
+    for _ in 0..100 {
+        if let Ok(Admission::Refused { status, error, .. }) = post_refurl(&gw.http, &call("DRAIN-NEW")).await {
+            refused = Some((status, error));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        refused,
+        Some((503, "draining".to_string())),
+        "new calls refused while draining"
+    );
+    assert_eq!(status_of(&format!("{}/readyz", gw.http)).await, 503);
+
+    // One call finishes by itself during the drain; the other is still up at the deadline.
+    finishing.close(1000);
+    let heard = listen(&mut lingering, Duration::from_secs(6)).await;
+    let t = heard
+        .iter()
+        .position(|h| *h == Heard::Terminate)
+        .expect("the lingering call is terminated");
+    assert!(matches!(heard.get(t + 1), Some(Heard::Closed(_))));
+    let ended_after = signalled.elapsed();
+    assert!(
+        ended_after >= Duration::from_millis(2000),
+        "live calls were given the drain time ({ended_after:?})"
+    );
+
+    let status = gw
+        .wait_exit(Duration::from_secs(10))
+        .expect("the process exits after the drain");
+    assert!(status.success(), "exit status {status:?}: {:?}", gw.drain_log());
+
+    let (done, _) = db.get_call("DRAIN-FINISHES").expect("record written");
+    assert_eq!(
+        (done.state.as_str(), done.end_reason.as_deref()),
+        ("ended", Some("carrier_hangup"))
+    );
+    let (cut, events) = db.get_call("DRAIN-LINGERS").expect("record written");
+    assert_eq!(
+        (cut.state.as_str(), cut.end_reason.as_deref()),
+        ("ended", Some("shutdown"))
+    );
+    assert_eq!(events.last().map(|e| e.detail.as_str()), Some("ended: shutdown"));
+    let (new, _) = db.get_call("DRAIN-NEW").expect("refusal recorded");
+    assert_eq!(
+        (new.state.as_str(), new.end_reason.as_deref()),
+        ("rejected", Some("draining"))
+    );
+}
+
+#[actix_rt::test]
+async fn sighup_reloads_the_cap_from_the_file() {
+    let dir = scratch_dir("reload");
+    let sim = start_agent(quiet_script());
+    let db = format!("sqlite://{}", dir.join("calls.db").display());
+    let spool = dir.join("spool").display().to_string();
+    let gw = serve(
+        &dir,
+        &[
+            ("WSAPI__ELEVENLABS__URL", &sim.url),
+            ("WSAPI__DATABASE__URL", &db),
+            ("WSAPI__DATABASE__SPOOL_PATH", &spool),
+        ],
+    );
+    let limit = || async { get_cap(&gw.admin).await };
+    assert_eq!(limit().await, 200, "default cap");
+    std::fs::write(dir.join("empty.toml"), "[calls]\nmax_concurrent_calls = 7\n").expect("write config");
+    gw.signal("HUP");
+    let mut cap = 0;
+    for _ in 0..40 {
+        cap = limit().await;
+        if cap == 7 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(cap, 7, "cap reloaded on SIGHUP");
+    // The carrier allow-list follows the file too.
+    std::fs::write(
+        dir.join("empty.toml"),
+        "[calls]\nmax_concurrent_calls = 7\n[carrier]\nallowed_ips = [\"203.0.113.0/24\"]\n",
+    )
+    .expect("write config");
+    gw.signal("HUP");
+    let mut status = 0;
+    for _ in 0..40 {
+        status = match post_refurl(&gw.http, &call("RELOAD-IP")).await {
+            Ok(Admission::Refused { status, .. }) => status,
+            _ => 200,
+        };
+        if status == 403 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 403, "loopback no longer allowed after the reload");
+    // A broken file is refused and the running configuration kept.
+    std::fs::write(dir.join("empty.toml"), "[calls]\nmax_concurrent_calls = 0\n").expect("write config");
+    gw.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(limit().await, 7);
+}
+
+async fn get_cap(http: &str) -> u64 {
+    let Ok(mut resp) = awc::Client::default().get(format!("{http}/calls")).send().await else {
+        return 0;
+    };
+    let v: serde_json::Value = resp.json().await.unwrap_or_default();
+    v["max_concurrent_calls"].as_u64().unwrap_or(0)
+}

@@ -1,0 +1,11 @@
+//! What an operator touches: the admin API, drain and reload on the real binary, the cap, the command
+//! line, the systemd unit and a loadtest smoke run.
+#[path = "../common/mod.rs"]
+mod common;
+
+mod admin;
+mod capacity;
+mod cli;
+mod drain;
+mod loadtest_smoke;
+mod systemd;
