@@ -199,7 +199,11 @@ mod tests {
         c.bridge(Some(Transcoder::new(AudioFormat::ULAW_8K, AudioFormat::PCM_16K)));
         let out = chunk(c.to_agent(b64(&"/////".repeat(32)[..160]), None));
         let raw = base64::engine::general_purpose::STANDARD.decode(out).expect("base64");
-        assert!(!raw.is_empty() && raw.len().is_multiple_of(2), "PCM16 samples: {}", raw.len());
+        assert!(
+            !raw.is_empty() && raw.len().is_multiple_of(2),
+            "PCM16 samples: {}",
+            raw.len()
+        );
         assert!(
             raw.len() <= 120 * 2 * 2,
             "120 μ-law samples become at most 240 PCM16 samples at 16 kHz"

@@ -8,7 +8,7 @@ use std::time::Duration;
 use websocket_api::audio::codec::encode_ulaw;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::audio::signal::SpeechLike;
-use websocket_api::protocol::elevenlabs::{parse_client_message, ClientMessage};
+use websocket_api::protocol::elevenlabs::agent_side::{parse_client_message, ClientMessage};
 
 fn speech_frames(n: usize) -> Vec<Vec<u8>> {
     let mut speech = SpeechLike::new(8000, 7);

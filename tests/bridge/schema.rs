@@ -26,17 +26,17 @@ fn gateway_messages_validate() {
 fn simulator_messages_validate() {
     let s = AgentSchema::load();
     let mut audio = String::new();
-    el::audio("AAEC", 3, &mut audio);
+    el::agent_side::audio("AAEC", 3, &mut audio);
     for msg in [
-        el::metadata("conv_1", "pcm_16000", "ulaw_8000"),
+        el::agent_side::metadata("conv_1", "pcm_16000", "ulaw_8000"),
         audio,
-        el::interruption(3),
-        el::ping(4, Some(20)),
-        el::ping(5, None),
-        el::agent_response("hello", 6),
-        el::user_transcript("hi", 7),
-        el::client_tool_call("check_account", "tc_8", 8),
-        el::error(1008, "invalid_message", "bad"),
+        el::agent_side::interruption(3),
+        el::agent_side::ping(4, Some(20)),
+        el::agent_side::ping(5, None),
+        el::agent_side::agent_response("hello", 6),
+        el::agent_side::user_transcript("hi", 7),
+        el::agent_side::client_tool_call("check_account", "tc_8", 8),
+        el::agent_side::error(1008, "invalid_message", "bad"),
     ] {
         s.check_server_message(&msg).unwrap_or_else(|e| panic!("{e}"));
     }

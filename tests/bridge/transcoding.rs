@@ -7,7 +7,7 @@ use std::time::Duration;
 use websocket_api::audio::codec::{decode_alaw, decode_ulaw, encode_alaw, encode_ulaw};
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::audio::signal::{dominant_frequency, tone};
-use websocket_api::protocol::elevenlabs::{parse_client_message, ClientMessage};
+use websocket_api::protocol::elevenlabs::agent_side::{parse_client_message, ClientMessage};
 use websocket_api::sim::agent::AgentScript;
 use websocket_api::sim::carrier::pcm_samples;
 

@@ -81,7 +81,7 @@ proptest! {
     #[test]
     fn agent_parsers_never_panic(text in any_text()) {
         let _ = elevenlabs::parse_agent_event(&text);
-        let _ = elevenlabs::parse_client_message(&text);
+        let _ = elevenlabs::agent_side::parse_client_message(&text);
     }
 
     #[test]

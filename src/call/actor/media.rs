@@ -1,0 +1,208 @@
+//! Audio both ways: the bridge once both formats are known, the caller's audio on its way to the agent, and
+//! the agent's audio paced out to the carrier. `CallerAudio` and `Playout` decide; the call keeps the one
+//! pacing timer and the sends.
+
+use super::*;
+
+impl CallActor {
+    // ----- bridging -----------------------------------------------------------------------------------
+
+    /// Once both the carrier's `start` and the agent's metadata are known: decide the conversions, then
+    /// flush what was held.
+    pub(super) fn try_bridge(&mut self, ctx: &mut Context<Self>) {
+        let (Some(stream), Some(agent)) = (&self.stream, self.agent.formats()) else {
+            return;
+        };
+        let carrier = stream.format;
+        let convert = |from: AudioFormat, to: AudioFormat| (from != to).then(|| Transcoder::new(from, to));
+        self.caller.bridge(convert(carrier, agent.input));
+        self.downstream = Some(convert(agent.output, carrier));
+        if self.phase == Phase::Connecting {
+            self.phase = Phase::Active;
+            self.log.answered();
+            self.event("state", "active".into());
+            self.save();
+        }
+        log::info!(
+            "call_id={} bridging carrier {} <-> agent in {} / out {}",
+            self.call_id(),
+            carrier.elevenlabs_name(),
+            agent.input.elevenlabs_name(),
+            agent.output.elevenlabs_name()
+        );
+        for chunk in self.caller.release_held() {
+            self.send_agent(chunk);
+        }
+        self.update_route();
+        let held = std::mem::take(&mut self.early_agent_audio);
+        if !held.is_empty() {
+            self.enqueue_downstream(&held, ctx);
+        }
+    }
+
+    /// The agent connection is being replaced: caller audio is held and agent audio waits for the bridge.
+    pub(super) fn unbridge(&mut self) {
+        self.caller.unbridge();
+        self.downstream = None;
+        self.update_route();
+    }
+
+    /// Tells the carrier leg where caller audio goes when that changed (see `CallerAudio::reroute`).
+    pub(super) fn update_route(&mut self) {
+        let Some(carrier) = &self.carrier else { return };
+        let agent = self.agent.leg().map(|leg| (self.agent.generation(), leg));
+        if let Some(r) = self.caller.reroute(agent) {
+            carrier.do_send(ToCarrier::Route {
+                to: r.to,
+                counts: r.counts,
+            });
+        }
+    }
+
+    /// Adds what the carrier leg forwarded by itself to the call's own counts.
+    pub(super) fn absorb_routed(&mut self) {
+        let r = self.caller.take_routed();
+        let s = &mut self.log.stats;
+        s.frames_in += r.frames;
+        s.bytes_in += r.bytes;
+        s.bad_carrier_audio += r.bad;
+    }
+
+    pub(super) fn on_caller_audio(&mut self, payload: CarrierPayload, bytes: usize, received_at: Option<Instant>) {
+        self.log.stats.frames_in += 1;
+        self.log.stats.bytes_in += bytes as u64;
+        if self.caller.is_bridged() && self.agent.leg().is_some() {
+            match self.caller.to_agent(payload, received_at) {
+                Some(chunk) => self.send_agent(chunk),
+                None => {
+                    self.log.stats.bad_carrier_audio += 1;
+                    self.deps.metrics.carrier_bad_audio.inc();
+                }
+            }
+        } else if self.phase != Phase::PlayingOut {
+            self.log.stats.inbound_dropped += self.caller.hold(payload);
+        }
+    }
+
+    pub(super) fn on_carrier_start(&mut self, start: StreamStart, ctx: &mut Context<Self>) {
+        if self.stream.is_some() {
+            log::warn!("call_id={} carrier sent a second start; ignored", self.call_id());
+            return;
+        }
+        let (format, calls) = (start.format, &self.deps.config.calls);
+        self.playout.resize(
+            format.bytes_for_ms(calls.frame_ms),
+            format.bytes_for_ms(calls.outbound_queue_ms),
+        );
+        self.caller.set_hold_limit(Self::hold_limit(self.cfg(), format));
+        self.stream = Some(start);
+        self.try_bridge(ctx);
+    }
+
+    pub(super) fn enqueue_downstream(&mut self, audio: &[u8], ctx: &mut Context<Self>) {
+        let Some(conversion) = self.downstream.as_mut() else {
+            return;
+        };
+        let dropped = match conversion {
+            None => self.playout.push(audio),
+            Some(tc) => {
+                self.scratch.clear();
+                tc.convert(audio, &mut self.scratch);
+                self.playout.push(&self.scratch)
+            }
+        };
+        if dropped > 0 {
+            self.deps.metrics.outbound_dropped_bytes.inc_by(dropped as u64);
+        }
+        self.start_pacing(ctx);
+    }
+
+    // ----- pacing: `Playout` decides, the call keeps the one timer and sends --------------------------
+
+    /// New audio is queued: play what the clock allows now, unless a pending wake-up already covers it.
+    pub(super) fn start_pacing(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        if !self.playout.send_now(now) {
+            return;
+        }
+        if self.playout.waiting() {
+            self.stop_pacing(ctx);
+        }
+        self.pump(ctx, now, now);
+    }
+
+    pub(super) fn stop_pacing(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.pace_timer.take() {
+            ctx.cancel_future(h);
+        }
+        self.playout.cancel_wake();
+    }
+
+    /// Sends every frame the clock allows at `now`, then arranges the next wake-up or marks the end of the
+    /// stream. `ready_at`: since when the audio could be played (for hop latency).
+    pub(super) fn pump(&mut self, ctx: &mut Context<Self>, now: Instant, ready_at: Instant) {
+        while let Some(frame) = self.playout.next_frame(now) {
+            let frame = frame.to_vec();
+            self.play_frame(frame, ready_at);
+        }
+        match self.playout.after_pump(now) {
+            AfterPump::Drained if self.phase == Phase::PlayingOut => self.on_queue_drained(ctx),
+            AfterPump::Drained => {}
+            AfterPump::WakeAt(wake) => {
+                let timer = ctx.run_later(wake.saturating_duration_since(now), |act, ctx| {
+                    act.pace_timer = None;
+                    let now = Instant::now();
+                    let (due, late) = act.playout.woke(now);
+                    if late {
+                        act.log.stats.pacing_resyncs += 1;
+                        act.deps.metrics.pacing_resyncs.inc();
+                    }
+                    act.pump(ctx, now, due);
+                });
+                self.pace_timer = Some(timer);
+            }
+        }
+    }
+
+    pub(super) fn play_frame(&mut self, frame: Vec<u8>, ready_at: Instant) {
+        let s = &mut self.log.stats;
+        s.frames_out += 1;
+        s.bytes_out += frame.len() as u64;
+        // Hop latency is sampled: one played frame in `HOP_SAMPLE_EVERY` is timed.
+        let since = s
+            .frames_out
+            .is_multiple_of(u64::from(HOP_SAMPLE_EVERY))
+            .then_some(ready_at);
+        self.send_carrier(ToCarrier::Play { frame, since });
+    }
+
+    /// The queue ran dry: mark the end of what was played so the carrier tells us when it has been heard.
+    pub(super) fn on_queue_drained(&mut self, ctx: &mut Context<Self>) {
+        if let Some(name) = self.playout.mark_end() {
+            self.send_carrier(ToCarrier::Checkpoint { name });
+        }
+        self.maybe_finish_playout(ctx);
+    }
+
+    pub(super) fn begin_playout(&mut self, ctx: &mut Context<Self>) {
+        self.phase = Phase::PlayingOut;
+        let queued_ms = self.carrier_format().ms_for_bytes(self.playout.queued_bytes());
+        let limit = Duration::from_millis(queued_ms + self.cfg().calls.playout_timeout_ms);
+        ctx.run_later(limit, |act, ctx| {
+            log::info!(
+                "call_id={} play-out not acknowledged in time; terminating",
+                act.call_id()
+            );
+            act.end_call(ctx, EndReason::AgentEnded);
+        });
+        if !self.playout.waiting() {
+            self.on_queue_drained(ctx);
+        }
+    }
+
+    pub(super) fn maybe_finish_playout(&mut self, ctx: &mut Context<Self>) {
+        if self.phase == Phase::PlayingOut && self.playout.done() {
+            self.end_call(ctx, EndReason::AgentEnded);
+        }
+    }
+}

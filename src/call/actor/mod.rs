@@ -1,0 +1,350 @@
+//! `CallActor`: one per call, supervised. It owns the call's phase, its timers and its sends, and it is the
+//! only place a call ends (`end_call`). Its four parts decide without touching actix: `Playout` (pacing and
+//! checkpoints), `CallerAudio` (hold, route, convert), `AgentLink` (which agent connection counts, and what
+//! to do when it fails) and `CallLog` (counters, events, the snapshot). It never touches a socket: the
+//! carrier and agent legs do, and report back.
+
+mod agent;
+mod bookkeeping;
+mod media;
+
+use crate::audio::format::AudioFormat;
+use crate::audio::transcode::Transcoder;
+use crate::call::agent_link::{AgentFailure, AgentLink, ReconnectPolicy};
+use crate::call::elevenlabs_leg::{dial, AgentSocket, DialError, ElevenLabsLeg, LegSetup};
+use crate::call::messages::*;
+use crate::call::playout::{AfterPump, Playout};
+use crate::call::record::{CallLog, Facts};
+use crate::call::upstream::CallerAudio;
+use crate::call::{CallInfo, CallState, EndReason};
+use crate::config::Config;
+use crate::db::batcher::{DbBatcher, Save};
+use crate::db::models::{CallRecord, DbWrite};
+use crate::metrics::Metrics;
+use crate::protocol::elevenlabs::{AgentFormats, ConversationInitiation};
+use crate::protocol::mcube::StreamStart;
+use crate::registry::SlotGuard;
+use crate::values::{ConversationId, Invalid, Text};
+use actix::prelude::*;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often a call adds its frame and byte counts to the process-wide metrics and checks its length.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+
+/// What every call needs from the process.
+#[derive(Clone)]
+pub struct CallDeps {
+    pub config: Arc<Config>,
+    pub metrics: Arc<Metrics>,
+    /// Where the call's records go (`do_send` only: the media path never waits on the database).
+    pub db: Addr<DbBatcher>,
+}
+
+/// Where the call is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the carrier's `start` and the agent's metadata.
+    Connecting,
+    /// Bridged.
+    Active,
+    /// The agent ended the conversation: what is queued plays out, then the call ends.
+    PlayingOut,
+    /// Restarted by its supervisor before it ended: it ends as soon as it starts.
+    Restarted,
+    /// `end_call` ran: the actor is stopping.
+    Ended,
+    /// `stopped` ran: the record is final and the slot released. A restart after this stays idle.
+    Finished,
+}
+
+impl Phase {
+    fn state(self) -> CallState {
+        match self {
+            Phase::Connecting => CallState::Connecting,
+            Phase::Active => CallState::Active,
+            Phase::PlayingOut | Phase::Restarted => CallState::Ending,
+            Phase::Ended | Phase::Finished => CallState::Ended,
+        }
+    }
+}
+
+pub struct CallActor {
+    deps: CallDeps,
+    phase: Phase,
+    /// The call's slot under the cap; given back when dropped, in `stopped`.
+    slot: Option<SlotGuard>,
+    carrier: Option<Recipient<ToCarrier>>,
+    /// The carrier leg's queue was found full: it stopped reading.
+    carrier_stalled: bool,
+    stream: Option<StreamStart>,
+    agent: AgentLink,
+    caller: CallerAudio,
+    /// Agent → carrier conversion once bridged (the inner `None`: none needed).
+    downstream: Option<Option<Transcoder>>,
+    /// Agent audio that arrived before the bridge, in the agent's format, bounded.
+    early_agent_audio: Vec<u8>,
+    playout: Playout,
+    /// The wake-up `playout` asked for, while one is pending.
+    pace_timer: Option<SpawnHandle>,
+    /// What this call last added to the process-wide queue gauge.
+    queue_reported: i64,
+    log: CallLog,
+    scratch: Vec<u8>,
+}
+
+impl CallActor {
+    pub fn new(info: CallInfo, slot: SlotGuard, deps: CallDeps) -> Self {
+        let (calls, el) = (&deps.config.calls, &deps.config.elevenlabs);
+        let policy = ReconnectPolicy {
+            max: el.reconnect_attempts,
+            window: Duration::from_millis(el.reconnect_window_ms),
+        };
+        let format = AudioFormat::ULAW_8K;
+        let playout = Playout::new(
+            format.bytes_for_ms(calls.frame_ms),
+            format.bytes_for_ms(calls.outbound_queue_ms),
+            calls.frame(),
+            Instant::now(),
+        );
+        CallActor {
+            phase: Phase::Connecting,
+            slot: Some(slot),
+            carrier: None,
+            carrier_stalled: false,
+            stream: None,
+            agent: AgentLink::new(policy),
+            caller: CallerAudio::new(Self::hold_limit(&deps.config, format)),
+            downstream: None,
+            early_agent_audio: Vec::new(),
+            playout,
+            pace_timer: None,
+            queue_reported: 0,
+            log: CallLog::new(info),
+            scratch: Vec::new(),
+            deps,
+        }
+    }
+
+    /// Starts the call under a supervisor on the current arbiter.
+    pub fn launch(info: CallInfo, slot: SlotGuard, deps: CallDeps) -> Addr<CallActor> {
+        actix::Supervisor::start(move |_| CallActor::new(info, slot, deps))
+    }
+
+    /// How much caller audio is held while the agent is not ready (base64 as it came, with some slack).
+    fn hold_limit(config: &Config, format: AudioFormat) -> usize {
+        format.bytes_for_ms(config.calls.inbound_buffer_ms) * 4 / 3 + 64
+    }
+
+    fn cfg(&self) -> &Config {
+        &self.deps.config
+    }
+
+    fn call_id(&self) -> &str {
+        self.log.info.call_id.as_str()
+    }
+
+    fn carrier_format(&self) -> AudioFormat {
+        self.stream.as_ref().map_or(AudioFormat::ULAW_8K, |s| s.format)
+    }
+
+    fn is_over(&self) -> bool {
+        matches!(self.phase, Phase::Ended | Phase::Finished)
+    }
+
+    /// Whether reports from agent connection `generation` still count.
+    fn is_current_agent(&self, generation: u32) -> bool {
+        self.agent.is_current(generation) && !self.is_over()
+    }
+
+    /// The carrier leg's queue is bounded: a full one means the carrier stopped reading (its socket is not
+    /// being written), and the call ends at the next housekeeping tick.
+    fn send_carrier(&mut self, msg: ToCarrier) {
+        if let Some(c) = &self.carrier {
+            if let Err(SendError::Full(_)) = c.try_send(msg) {
+                self.carrier_stalled = true;
+            }
+        }
+    }
+
+    fn send_agent(&self, msg: ToAgent) {
+        if let Some(a) = self.agent.leg() {
+            a.do_send(msg);
+        }
+    }
+
+    // ----- ending: the only way out ------------------------------------------------------------------
+
+    /// Ends the call: tells the carrier (terminate, when its socket may still be up), closes the agent with
+    /// 1000, stops both legs and this actor. `stopped` then saves the final record and releases the slot.
+    fn end_call(&mut self, ctx: &mut Context<Self>, reason: EndReason) {
+        if self.is_over() {
+            return;
+        }
+        self.phase = Phase::Ended;
+        self.log.ended(reason);
+        self.event("state", format!("ended: {}", reason.as_str()));
+        if let Some(carrier) = self.carrier.take() {
+            let terminate = reason.carrier_still_there() && self.stream.is_some();
+            carrier.do_send(ToCarrier::Close { code: 1000, terminate });
+        }
+        if let Some(agent) = self.agent.take_leg() {
+            agent.do_send(ToAgent::Close);
+        }
+        ctx.stop();
+    }
+}
+
+impl Actor for CallActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        match self.phase {
+            // Restarted after the call ended because something still held the address: stay idle, holding
+            // nothing and scheduling nothing, so the actor goes as soon as the last address is dropped.
+            Phase::Finished => return,
+            Phase::Restarted => return self.end_call(ctx, EndReason::Internal),
+            _ => {}
+        }
+        self.deps.metrics.calls_started.inc();
+        let calls = &self.cfg().calls;
+        let start_timeout = Duration::from_millis(calls.start_timeout_ms);
+        let max_len = Duration::from_secs(calls.max_call_seconds);
+        ctx.run_later(start_timeout, |act, ctx| {
+            if act.stream.is_none() {
+                log::warn!("call_id={} carrier sent no start event in time", act.call_id());
+                act.end_call(ctx, EndReason::CarrierNoStart);
+            }
+        });
+        self.save();
+        // One interval for the call's slow chores: actix polls every timer of an actor each time it wakes,
+        // and a call wakes for every frame, so long-lived timers are kept to this one.
+        ctx.run_interval(HOUSEKEEPING_EVERY, move |act, ctx| act.housekeeping(ctx, max_len));
+        self.connect_agent(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if self.phase != Phase::Finished {
+            self.finish();
+        }
+    }
+}
+
+impl actix::Supervised for CallActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // A restarted call has lost its legs' trust: end it cleanly instead of bridging half a call.
+        if self.phase == Phase::Finished {
+            return;
+        }
+        log::error!(
+            "call_id={} call actor restarted by its supervisor; ending the call",
+            self.call_id()
+        );
+        self.phase = Phase::Restarted;
+    }
+}
+
+impl Handler<AttachCarrier> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttachCarrier, _: &mut Context<Self>) {
+        if self.is_over() {
+            msg.leg.do_send(ToCarrier::Close {
+                code: 1000,
+                terminate: false,
+            });
+        } else {
+            self.carrier = Some(msg.leg);
+            self.update_route();
+        }
+    }
+}
+
+impl Handler<FromCarrier> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, FromCarrier(report): FromCarrier, ctx: &mut Context<Self>) {
+        match report {
+            CarrierReport::Audio {
+                payload,
+                bytes,
+                received_at,
+            } => self.on_caller_audio(payload, bytes, received_at),
+            CarrierReport::Started(start) => self.on_carrier_start(start, ctx),
+            CarrierReport::Played { name } => {
+                if name.is_some_and(|n| self.playout.played(n.as_str())) {
+                    self.maybe_finish_playout(ctx);
+                }
+            }
+            CarrierReport::Dtmf { digit } => {
+                let text = format!("The caller pressed DTMF key {digit}");
+                self.send_agent(ToAgent::Note { text });
+                self.line("dtmf", Text::clean(&digit.to_string(), 1));
+            }
+            CarrierReport::Gone { reason, invalid } => {
+                if self.is_over() {
+                    return;
+                }
+                log::info!("call_id={} carrier leg ended: {}", self.call_id(), reason.as_str());
+                if let Some(invalid) = invalid {
+                    self.error(format!("carrier: {invalid}"));
+                }
+                self.end_call(ctx, reason);
+            }
+        }
+    }
+}
+
+impl Handler<FromAgent> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: FromAgent, ctx: &mut Context<Self>) {
+        if !self.is_current_agent(msg.generation) {
+            // Every abandoned connection reports its end: that one is expected, the rest is stale talk.
+            if !matches!(msg.report, AgentReport::Gone { .. }) {
+                self.deps.metrics.agent_stale_reports.inc();
+            }
+            return;
+        }
+        match msg.report {
+            AgentReport::Metadata {
+                conversation_id,
+                formats,
+            } => self.on_agent_metadata(conversation_id, formats, ctx),
+            AgentReport::Audio { audio, event_id } => self.on_agent_audio(&audio, event_id, ctx),
+            AgentReport::Interruption { event_id } => self.on_interruption(event_id, ctx),
+            AgentReport::Transcript { role, text } => self.line(role, text),
+            AgentReport::ToolCall {
+                tool_name,
+                tool_call_id,
+            } => {
+                // No client tools run on a phone gateway; answering keeps the agent from waiting for one.
+                let result = format!("client tool '{tool_name}' is not available on this phone gateway");
+                self.send_agent(ToAgent::ToolResult {
+                    tool_call_id,
+                    result,
+                    is_error: true,
+                });
+                self.line("tool_call", tool_name);
+            }
+            AgentReport::Gone { close_code, detail } => self.agent_failed(ctx, close_code, detail.to_string()),
+        }
+    }
+}
+
+impl Handler<EndCall> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: EndCall, ctx: &mut Context<Self>) {
+        self.end_call(ctx, msg.reason);
+    }
+}
+
+impl Handler<DescribeCall> for CallActor {
+    type Result = MessageResult<DescribeCall>;
+
+    fn handle(&mut self, _: DescribeCall, _: &mut Context<Self>) -> Self::Result {
+        self.absorb_routed();
+        MessageResult(self.log.view(self.snapshot(), self.phase.state()))
+    }
+}

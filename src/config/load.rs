@@ -1,0 +1,393 @@
+//! Loading the configuration: the file, `WSAPI__SECTION__KEY` overrides, secrets from the environment only,
+//! and redaction for display.
+
+use super::sections::*;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+impl Config {
+    /// The path to load: `--config`, else `WSAPI_CONFIG`, else the default.
+    pub fn resolve_path(cli: Option<&Path>) -> PathBuf {
+        cli.map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("WSAPI_CONFIG").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+    }
+
+    /// Loads the file (a missing default file is fine), applies the process environment, validates.
+    pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigProblems> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
+            Err(e) => return Err(ConfigProblems(vec![format!("cannot read {}: {e}", path.display())])),
+        };
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Config::from_parts(&text, &env)
+    }
+
+    /// Builds the configuration from file text and environment pairs; pure, so it is tested directly.
+    pub fn from_parts(toml_text: &str, env: &[(String, String)]) -> Result<Config, ConfigProblems> {
+        let mut problems = Vec::new();
+        let mut table = match toml_text.parse::<toml::Table>() {
+            Ok(t) => t,
+            Err(e) => return Err(ConfigProblems(vec![format!("file is not valid TOML: {e}")])),
+        };
+        check_no_secrets_in_file(&table, &mut problems);
+        apply_env_overrides(&mut table, env, &mut problems);
+        let mut config = deserialize_sections(table, &mut problems);
+        config.read_secrets(env);
+        config.validate(&mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigProblems(problems))
+        }
+    }
+
+    fn read_secrets(&mut self, env: &[(String, String)]) {
+        let get = |name: &str| {
+            env.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty())
+        };
+        self.elevenlabs.api_key = get(ENV_ELEVENLABS_API_KEY);
+        self.admin.token = get(ENV_ADMIN_TOKEN);
+        self.carrier.secret = get(ENV_CARRIER_SECRET);
+        self.carrier.static_token = get(ENV_CARRIER_STATIC_TOKEN);
+    }
+
+    /// The effective configuration as TOML with secrets shown only as set/unset, and credentials inside URLs
+    /// (a database password, a token in a query) masked.
+    pub fn redacted_toml(&self) -> String {
+        let mut value = toml::Value::try_from(self).unwrap_or(toml::Value::Table(Default::default()));
+        redact_urls(&mut value);
+        let body = toml::to_string_pretty(&value).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
+        let secret = |s: &Option<String>| {
+            if s.is_some() {
+                "set (redacted)"
+            } else {
+                "unset"
+            }
+        };
+        format!(
+            "{body}\n# secrets (environment only)\n# {ENV_ELEVENLABS_API_KEY}: {}\n# {ENV_ADMIN_TOKEN}: {}\n# {ENV_CARRIER_SECRET}: {}\n# {ENV_CARRIER_STATIC_TOKEN}: {}\n",
+            secret(&self.elevenlabs.api_key),
+            secret(&self.admin.token),
+            secret(&self.carrier.secret),
+            secret(&self.carrier.static_token),
+        )
+    }
+}
+
+/// Query parameters whose values are credentials.
+const SECRET_PARAMS: [&str; 8] = [
+    "token",
+    "key",
+    "api_key",
+    "secret",
+    "password",
+    "signature",
+    "sig",
+    "conversation_signature",
+];
+
+/// `scheme://user:password@host/path?token=…` with the password and secret-looking query values masked.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority_end, _) = rest
+        .char_indices()
+        .find(|(_, c)| matches!(c, '/' | '?' | '#'))
+        .unwrap_or((rest.len(), ' '));
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((name, _)) => format!("{name}:***@{host}"),
+            None => format!("{user}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if SECRET_PARAMS.contains(&k.to_ascii_lowercase().as_str()) => format!("{k}=***"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+fn redact_urls(v: &mut toml::Value) {
+    match v {
+        toml::Value::String(s) if s.contains("://") => *s = redact_url(s),
+        toml::Value::Table(t) => t.iter_mut().for_each(|(_, v)| redact_urls(v)),
+        toml::Value::Array(a) => a.iter_mut().for_each(redact_urls),
+        _ => {}
+    }
+}
+
+fn check_no_secrets_in_file(table: &toml::Table, problems: &mut Vec<String>) {
+    let secrets = [
+        ("elevenlabs", "api_key"),
+        ("admin", "token"),
+        ("carrier", "secret"),
+        ("carrier", "static_token"),
+    ];
+    for (section, key) in secrets {
+        if table.get(section).and_then(|s| s.get(key)).is_some() {
+            problems.push(format!(
+                "{section}.{key}: secrets are read from the environment only, remove it from the file"
+            ));
+        }
+    }
+}
+
+fn secret_env_names() -> BTreeSet<&'static str> {
+    [ENV_ADMIN_TOKEN, ENV_CARRIER_SECRET, ENV_CARRIER_STATIC_TOKEN]
+        .into_iter()
+        .collect()
+}
+
+/// `WSAPI__CALLS__MAX_CONCURRENT_CALLS=500` becomes `calls.max_concurrent_calls = 500`; values that parse as a
+/// TOML scalar (number, bool) keep that type, everything else is a string.
+fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)], problems: &mut Vec<String>) {
+    let secrets = secret_env_names();
+    for (name, raw) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if secrets.contains(name.as_str()) {
+            continue;
+        }
+        let parts: Vec<&str> = rest.split("__").collect();
+        let [section, key] = parts.as_slice() else {
+            problems.push(format!("{name}: expected WSAPI__<SECTION>__<KEY>"));
+            continue;
+        };
+        let value = parse_env_value(raw);
+        let entry = table
+            .entry(section.to_ascii_lowercase())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match entry.as_table_mut() {
+            Some(t) => {
+                t.insert(key.to_ascii_lowercase(), value);
+            }
+            None => problems.push(format!(
+                "{name}: section '{}' is not a table",
+                section.to_ascii_lowercase()
+            )),
+        }
+    }
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    let probe = format!("v = {raw}");
+    match probe.parse::<toml::Table>() {
+        Ok(mut t) => match t.remove("v") {
+            Some(v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_))) => v,
+            _ => toml::Value::String(raw.to_string()),
+        },
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+/// Deserializes section by section so that one bad section does not hide the problems of the others.
+fn deserialize_sections(table: toml::Table, problems: &mut Vec<String>) -> Config {
+    let mut config = Config::default();
+    for (section, value) in table {
+        let result = match section.as_str() {
+            "server" => value.try_into().map(|v| config.server = v),
+            "calls" => value.try_into().map(|v| config.calls = v),
+            "elevenlabs" => value.try_into().map(|v| config.elevenlabs = v),
+            "database" => value.try_into().map(|v| config.database = v),
+            "admin" => value.try_into().map(|v| config.admin = v),
+            "carrier" => value.try_into().map(|v| config.carrier = v),
+            "log" => value.try_into().map(|v| config.log = v),
+            "capacity" => value.try_into().map(|v| config.capacity = v),
+            other => {
+                problems.push(format!("[{other}]: unknown section"));
+                continue;
+            }
+        };
+        if let Err(e) = result {
+            problems.push(format!("[{section}]: {}", e.to_string().trim()));
+        }
+    }
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn empty_file_gives_interface_defaults() {
+        let c = Config::from_parts("", &env(&[("ELEVENLABS_API_KEY", "k")])).expect("valid");
+        assert_eq!(c.server.listen, "0.0.0.0:7900");
+        assert_eq!(c.server.public_url, "ws://127.0.0.1:7900");
+        assert_eq!(c.calls.max_concurrent_calls, 200);
+        assert_eq!(c.elevenlabs.url, "wss://api.elevenlabs.io/v1/convai/conversation");
+        assert_eq!(c.elevenlabs.auth, ElevenLabsAuth::Header);
+        assert_eq!(c.database.url, "sqlite://data/websocket_api.db");
+        assert!(c.carrier.require_token);
+        assert!(c.admin.token.is_none());
+    }
+
+    #[test]
+    fn env_overrides_file_and_keeps_types() {
+        let c = Config::from_parts(
+            "[calls]\nmax_concurrent_calls = 10\n[elevenlabs]\nauth = \"none\"\n",
+            &env(&[
+                ("WSAPI__CALLS__MAX_CONCURRENT_CALLS", "500"),
+                ("WSAPI__CARRIER__REQUIRE_TOKEN", "false"),
+                ("WSAPI__ELEVENLABS__AGENT_ID", "agent_1"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.calls.max_concurrent_calls, 500);
+        assert!(!c.carrier.require_token);
+        assert_eq!(c.elevenlabs.agent_id.as_deref(), Some("agent_1"));
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let err = Config::from_parts(
+            "[server]\nlisten = \"nowhere\"\n[calls]\nmax_concurrent_calls = 0\nframe_ms = 1\n[admin]\ntoken = \"x\"\n[bogus]\na = 1\n",
+            &env(&[]),
+        )
+        .expect_err("invalid");
+        let all = err.0.join("\n");
+        for needle in [
+            "server.listen",
+            "max_concurrent_calls",
+            "frame_ms",
+            "admin.token",
+            "[bogus]",
+        ] {
+            assert!(all.contains(needle), "missing {needle} in {all}");
+        }
+        assert!(err.0.len() >= 5, "{all}");
+        let keyless = Config::from_parts("", &env(&[])).expect("valid without a key");
+        assert!(keyless
+            .serve_problems()
+            .iter()
+            .any(|p| p.contains("ELEVENLABS_API_KEY")));
+    }
+
+    #[test]
+    fn unknown_key_and_bad_type_are_reported_per_section() {
+        let err = Config::from_parts(
+            "[calls]\nmax_concurent_calls = 5\n[server]\nworkers = \"two\"\n",
+            &env(&[("ELEVENLABS_API_KEY", "k")]),
+        )
+        .expect_err("invalid");
+        let all = err.0.join("\n");
+        assert!(all.contains("[calls]") && all.contains("max_concurent_calls"), "{all}");
+        assert!(all.contains("[server]"), "{all}");
+    }
+
+    const SHIPPED: &str = include_str!("../../config/websocket_api.toml");
+
+    #[test]
+    fn shipped_file_is_valid_and_holds_the_defaults() {
+        let shipped = Config::from_parts(SHIPPED, &env(&[("ELEVENLABS_API_KEY", "k")])).expect("shipped file valid");
+        let defaults = Config::from_parts("", &env(&[("ELEVENLABS_API_KEY", "k")])).expect("defaults valid");
+        assert_eq!(toml::to_string(&shipped).ok(), toml::to_string(&defaults).ok());
+    }
+
+    #[test]
+    fn shipped_file_documents_every_key() {
+        let defaults = toml::Value::try_from(Config::default()).expect("serializes");
+        let mut documented = BTreeSet::new();
+        let mut section = String::new();
+        for line in SHIPPED.lines().map(str::trim) {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = name.to_string();
+            } else if let Some((key, _)) = line.trim_start_matches("# ").split_once(" = ") {
+                documented.insert(format!("{section}.{}", key.trim()));
+            }
+        }
+        let mut keys: Vec<String> = Vec::new();
+        for (section, table) in defaults.as_table().into_iter().flatten() {
+            for key in table.as_table().into_iter().flat_map(|t| t.keys()) {
+                keys.push(format!("{section}.{key}"));
+            }
+        }
+        keys.push("elevenlabs.agent_id".into());
+        for k in keys {
+            assert!(
+                documented.contains(&k),
+                "config/websocket_api.toml does not document {k}"
+            );
+        }
+    }
+
+    #[test]
+    fn url_credentials_are_masked() {
+        assert_eq!(
+            redact_url("postgres://gw:hunter2@db:5432/calls?sslmode=require"),
+            "postgres://gw:***@db:5432/calls?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("wss://el.example/v1?agent_id=a&token=t0p&Signature=s"),
+            "wss://el.example/v1?agent_id=a&token=***&Signature=***"
+        );
+        assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
+        assert_eq!(redact_url("postgres://gw@db/calls"), "postgres://gw@db/calls");
+    }
+
+    #[test]
+    fn an_open_carrier_port_is_an_exposure_unless_meant() {
+        let with = |pairs: &[(&str, &str)]| Config::from_parts("", &env(pairs)).expect("valid").exposure_problems();
+        let open = with(&[]);
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert!(open[0].contains("allow_unauthenticated"));
+        assert!(with(&[("WSAPI__SERVER__LISTEN", "127.0.0.1:7900")]).is_empty());
+        assert!(with(&[("WSAPI__SERVER__LISTEN", "[::1]:7900")]).is_empty());
+        assert!(with(&[("WSAPI__CARRIER__STATIC_TOKEN", "t")]).is_empty());
+        assert!(with(&[("WSAPI__CARRIER__ALLOW_UNAUTHENTICATED", "true")]).is_empty());
+        let listed = Config::from_parts("[carrier]\nallowed_ips = [\"203.0.113.0/24\"]\n", &env(&[])).expect("valid");
+        assert!(listed.exposure_problems().is_empty());
+        let admin = with(&[
+            ("WSAPI__SERVER__LISTEN", "127.0.0.1:7900"),
+            ("WSAPI__ADMIN__LISTEN", "0.0.0.0:7901"),
+        ]);
+        assert!(admin.len() == 1 && admin[0].contains("admin.listen"), "{admin:?}");
+        assert!(with(&[
+            ("WSAPI__SERVER__LISTEN", "127.0.0.1:7900"),
+            ("WSAPI__ADMIN__LISTEN", "0.0.0.0:7901"),
+            ("WSAPI__ADMIN__TOKEN", "t")
+        ])
+        .is_empty());
+    }
+
+    #[test]
+    fn secrets_come_from_env_and_are_redacted() {
+        let c = Config::from_parts(
+            "",
+            &env(&[
+                ("ELEVENLABS_API_KEY", "sk_live_secret"),
+                ("WSAPI__ADMIN__TOKEN", "admintok"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.admin.token.as_deref(), Some("admintok"));
+        let shown = c.redacted_toml();
+        assert!(
+            !shown.contains("sk_live_secret") && !shown.contains("admintok"),
+            "{shown}"
+        );
+        assert!(shown.contains("set (redacted)"));
+    }
+}

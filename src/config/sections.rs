@@ -1,0 +1,323 @@
+//! The configuration's sections, their keys and their defaults.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Default location of the configuration file when neither `--config` nor `WSAPI_CONFIG` names one.
+pub const DEFAULT_CONFIG_PATH: &str = "config/websocket_api.toml";
+
+/// Prefix of environment variables that override configuration keys.
+pub(super) const ENV_PREFIX: &str = "WSAPI__";
+
+/// Secrets: read from these environment variables only, never from the file.
+pub const ENV_ELEVENLABS_API_KEY: &str = "ELEVENLABS_API_KEY";
+pub const ENV_ADMIN_TOKEN: &str = "WSAPI__ADMIN__TOKEN";
+pub const ENV_CARRIER_SECRET: &str = "WSAPI__CARRIER__SECRET";
+pub const ENV_CARRIER_STATIC_TOKEN: &str = "WSAPI__CARRIER__STATIC_TOKEN";
+
+/// The whole effective configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub calls: CallsConfig,
+    pub elevenlabs: ElevenLabsConfig,
+    pub database: DatabaseConfig,
+    pub admin: AdminConfig,
+    pub carrier: CarrierConfig,
+    pub log: LogConfig,
+    pub capacity: CapacityConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CapacityConfig {
+    /// A `loadtest --json` report whose measured per-call cost the capacity report uses while too few calls
+    /// are live to measure this gateway itself; empty means the built-in profile.
+    pub profile: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the gateway listens on.
+    pub listen: String,
+    /// Base of the `wss_url` handed to Mcube; empty means "derived from the bound address".
+    pub public_url: String,
+    /// actix-web worker threads; 0 means one per CPU.
+    pub workers: usize,
+    /// Largest WebSocket frame accepted from a carrier, in bytes.
+    pub max_frame_bytes: usize,
+    /// SIGTERM: how long live calls may go on before they are ended.
+    pub drain_timeout_ms: u64,
+    /// SIGINT: the same, short.
+    pub interrupt_drain_timeout_ms: u64,
+    /// A client must finish sending its request head within this (slowloris), or the connection is closed.
+    pub request_timeout_ms: u64,
+    /// Data we sent that a peer has not acknowledged for this long (it stopped reading, or vanished) aborts
+    /// its connection (TCP_USER_TIMEOUT on every accepted socket).
+    pub send_timeout_ms: u64,
+    /// Kernel send buffer of each accepted socket (SO_SNDBUF); 0 leaves the kernel's autotuning. A bound
+    /// caps how much audio can pile up for a carrier that stopped reading before its queue says so.
+    pub send_buffer_bytes: usize,
+    /// Proxies (IPs or CIDR blocks) whose `X-Forwarded-For` is believed: behind one, the carrier
+    /// allow-list sees the carrier, not the proxy.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "0.0.0.0:7900".into(),
+            public_url: "ws://127.0.0.1:7900".into(),
+            workers: 0,
+            max_frame_bytes: 64 * 1024,
+            drain_timeout_ms: 60_000,
+            interrupt_drain_timeout_ms: 5_000,
+            request_timeout_ms: 5_000,
+            send_timeout_ms: 30_000,
+            send_buffer_bytes: 0,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallsConfig {
+    /// The cap on concurrent calls (reserved + live).
+    pub max_concurrent_calls: usize,
+    /// How long an admitted call holds its slot waiting for the carrier's WebSocket.
+    pub admission_deadline_ms: u64,
+    /// How long after the upgrade the carrier has to send `start`.
+    pub start_timeout_ms: u64,
+    /// Size of the frames paced out to the carrier.
+    pub frame_ms: u64,
+    /// Most agent audio queued for the carrier; more is dropped (and counted).
+    pub outbound_queue_ms: u64,
+    /// Most carrier audio held while the agent is not (yet) connected.
+    pub inbound_buffer_ms: u64,
+    /// Interval of WebSocket pings on both legs.
+    pub heartbeat_interval_ms: u64,
+    /// A peer silent for this long is declared gone (noticed at the next heartbeat, so within
+    /// `peer_timeout_ms + heartbeat_interval_ms`).
+    pub peer_timeout_ms: u64,
+    /// After the agent ends the call: longest wait for queued audio to be acknowledged as played.
+    pub playout_timeout_ms: u64,
+    /// Hard limit on one call's length.
+    pub max_call_seconds: u64,
+    /// How often the registry reconciles its slots against live call actors.
+    pub reconcile_interval_ms: u64,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            max_concurrent_calls: 200,
+            admission_deadline_ms: 10_000,
+            start_timeout_ms: 10_000,
+            frame_ms: 20,
+            outbound_queue_ms: 30_000,
+            inbound_buffer_ms: 2_000,
+            heartbeat_interval_ms: 5_000,
+            peer_timeout_ms: 20_000,
+            playout_timeout_ms: 5_000,
+            max_call_seconds: 3_600,
+            reconcile_interval_ms: 5_000,
+        }
+    }
+}
+
+/// How the gateway authenticates to ElevenLabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ElevenLabsAuth {
+    /// `xi-api-key` header on the WebSocket upgrade.
+    Header,
+    /// Fetch a signed URL first (`get-signed-url`), then connect to it.
+    SignedUrl,
+    /// Public agent: no credentials.
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ElevenLabsConfig {
+    /// The Agents WebSocket endpoint.
+    pub url: String,
+    /// Agent to talk to; `serve` refuses to start without one.
+    pub agent_id: Option<String>,
+    pub auth: ElevenLabsAuth,
+    /// Endpoint that hands out signed URLs (`auth = "signed_url"`).
+    pub signed_url_endpoint: String,
+    /// Dial + upgrade timeout.
+    pub connect_timeout_ms: u64,
+    /// How long to wait for `conversation_initiation_metadata` after the upgrade.
+    pub metadata_timeout_ms: u64,
+    /// Reconnect budget: this many attempts ...
+    pub reconnect_attempts: u32,
+    /// ... within this window from the first failure.
+    pub reconnect_window_ms: u64,
+    /// Largest frame accepted from ElevenLabs, in bytes.
+    pub max_frame_bytes: usize,
+    /// Caller audio ElevenLabs has not acknowledged for this long (it stopped reading) aborts the connection
+    /// (TCP_USER_TIMEOUT), and the call redials within its budget.
+    pub send_timeout_ms: u64,
+    /// Secret, from `ELEVENLABS_API_KEY` only.
+    #[serde(skip)]
+    pub api_key: Option<String>,
+}
+
+impl Default for ElevenLabsConfig {
+    fn default() -> Self {
+        ElevenLabsConfig {
+            url: "wss://api.elevenlabs.io/v1/convai/conversation".into(),
+            agent_id: None,
+            auth: ElevenLabsAuth::Header,
+            signed_url_endpoint: "https://api.elevenlabs.io/v1/convai/conversation/get-signed-url".into(),
+            connect_timeout_ms: 5_000,
+            metadata_timeout_ms: 5_000,
+            reconnect_attempts: 2,
+            reconnect_window_ms: 5_000,
+            max_frame_bytes: 1024 * 1024,
+            send_timeout_ms: 30_000,
+            api_key: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://…`.
+    pub url: String,
+    /// Where records go while the database cannot take them (append-only, replayed later).
+    pub spool_path: String,
+    /// The spool's cap (and the dead-letter file's); past it records are lost (logged and counted).
+    pub spool_max_bytes: u64,
+    /// Where rows the database refuses (and always will) are kept, with its error.
+    pub dead_letter_path: String,
+    /// Pooled connections (one writer plus readers for the admin endpoints).
+    pub pool_size: u32,
+    /// Longest wait for a connection before a write is spooled or a read answers 503.
+    pub connect_timeout_ms: u64,
+    /// Writes gathered into one transaction, at most ...
+    pub batch_max: usize,
+    /// ... waiting at most this long.
+    pub batch_delay_ms: u64,
+    /// How often the spool is retried while it holds records.
+    pub replay_interval_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://data/websocket_api.db".into(),
+            spool_path: "data/websocket_api.spool".into(),
+            spool_max_bytes: 256 * 1024 * 1024,
+            dead_letter_path: "data/websocket_api.dead-letter".into(),
+            pool_size: 4,
+            connect_timeout_ms: 2_000,
+            batch_max: 256,
+            batch_delay_ms: 20,
+            replay_interval_ms: 2_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The admin listener (admin endpoints, metrics, health), apart from the carrier-facing one.
+    pub listen: String,
+    /// Secret, from `WSAPI__ADMIN__TOKEN` only. With it, the admin endpoints need it as a bearer token on
+    /// both listeners; without it they are served on `listen` only.
+    #[serde(skip)]
+    pub token: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: "127.0.0.1:7901".into(),
+            token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CarrierConfig {
+    /// Reject WebSocket upgrades that lack a valid per-call token.
+    pub require_token: bool,
+    /// Serve carriers on a non-loopback address with no static token and no `allowed_ips`: anyone who
+    /// reaches the port can then place calls. Off, such a configuration is refused (exit 64).
+    pub allow_unauthenticated: bool,
+    /// Lifetime of the per-call token handed out in `wss_url`.
+    pub token_ttl_seconds: u64,
+    /// Carrier addresses (IPs or CIDR blocks) allowed on the refurl and the media socket; empty means any.
+    pub allowed_ips: Vec<String>,
+    /// Browser `Origin`s allowed on the media socket; carriers send none, so any other Origin is refused.
+    pub allowed_origins: Vec<String>,
+    /// Secret, from `WSAPI__CARRIER__SECRET` only (random per process when unset).
+    #[serde(skip)]
+    pub secret: Option<String>,
+    /// A shared token the carrier must present on the refurl (and on the media socket when
+    /// `require_token` is off), from `WSAPI__CARRIER__STATIC_TOKEN` only; unset means none is asked for.
+    #[serde(skip)]
+    pub static_token: Option<String>,
+}
+
+impl Default for CarrierConfig {
+    fn default() -> Self {
+        CarrierConfig {
+            require_token: true,
+            allow_unauthenticated: false,
+            token_ttl_seconds: 30,
+            allowed_ips: Vec::new(),
+            allowed_origins: Vec::new(),
+            secret: None,
+            static_token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// env_logger filter, e.g. `info` or `websocket_api=debug`; `RUST_LOG` wins when set.
+    pub level: String,
+    /// Log phone numbers in full (otherwise all but the last 4 digits are masked).
+    pub show_numbers: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            show_numbers: false,
+        }
+    }
+}
+
+/// Every problem found while loading or validating, so an operator fixes them in one pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblems(pub Vec<String>);
+
+impl std::fmt::Display for ConfigProblems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "invalid configuration ({} problem(s)):", self.0.len())?;
+        for p in &self.0 {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigProblems {}
+
+impl CallsConfig {
+    pub fn frame(&self) -> Duration {
+        Duration::from_millis(self.frame_ms)
+    }
+}

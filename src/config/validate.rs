@@ -1,0 +1,147 @@
+//! The configuration's checks: every problem listed at once, and the exposure a `serve` must not start with.
+
+use super::sections::*;
+
+impl Config {
+    pub(super) fn validate(&self, problems: &mut Vec<String>) {
+        let mut bad = |cond: bool, msg: String| {
+            if cond {
+                problems.push(msg)
+            }
+        };
+        for (name, addr) in [
+            ("server.listen", &self.server.listen),
+            ("admin.listen", &self.admin.listen),
+        ] {
+            bad(
+                addr.parse::<std::net::SocketAddr>().is_err(),
+                format!("{name}: '{addr}' is not an address like 127.0.0.1:7900"),
+            );
+        }
+        bad(
+            self.admin.listen == self.server.listen && !self.server.listen.ends_with(":0"),
+            "admin.listen: must differ from server.listen (the admin API has a listener of its own)".into(),
+        );
+        let pu = &self.server.public_url;
+        bad(
+            !(pu.is_empty() || pu.starts_with("ws://") || pu.starts_with("wss://")),
+            format!("server.public_url: '{pu}' must start with ws:// or wss:// (or be empty to derive it)"),
+        );
+        bad(
+            self.server.max_frame_bytes < 1024,
+            "server.max_frame_bytes: must be at least 1024".into(),
+        );
+        bad(
+            self.calls.max_concurrent_calls == 0,
+            "calls.max_concurrent_calls: must be at least 1".into(),
+        );
+        bad(
+            !(5..=1000).contains(&self.calls.frame_ms),
+            format!("calls.frame_ms: {} is outside 5..=1000", self.calls.frame_ms),
+        );
+        bad(
+            self.calls.outbound_queue_ms < self.calls.frame_ms,
+            "calls.outbound_queue_ms: must hold at least one frame".into(),
+        );
+        bad(
+            self.calls.heartbeat_interval_ms == 0 || self.calls.peer_timeout_ms <= self.calls.heartbeat_interval_ms,
+            "calls.peer_timeout_ms must be greater than calls.heartbeat_interval_ms (> 0)".into(),
+        );
+        for (name, v) in [
+            ("calls.admission_deadline_ms", self.calls.admission_deadline_ms),
+            ("calls.start_timeout_ms", self.calls.start_timeout_ms),
+            ("calls.max_call_seconds", self.calls.max_call_seconds),
+            ("calls.reconcile_interval_ms", self.calls.reconcile_interval_ms),
+            ("elevenlabs.connect_timeout_ms", self.elevenlabs.connect_timeout_ms),
+            ("elevenlabs.metadata_timeout_ms", self.elevenlabs.metadata_timeout_ms),
+            ("carrier.token_ttl_seconds", self.carrier.token_ttl_seconds),
+            ("database.connect_timeout_ms", self.database.connect_timeout_ms),
+            ("database.replay_interval_ms", self.database.replay_interval_ms),
+        ] {
+            bad(v == 0, format!("{name}: must be greater than 0"));
+        }
+        let url = &self.elevenlabs.url;
+        bad(
+            !(url.starts_with("ws://") || url.starts_with("wss://")),
+            format!("elevenlabs.url: '{url}' must start with ws:// or wss://"),
+        );
+        bad(
+            self.elevenlabs.agent_id.as_deref().is_some_and(|a| a.trim().is_empty()),
+            "elevenlabs.agent_id: must not be empty when set".into(),
+        );
+        bad(
+            self.database.pool_size < 2,
+            "database.pool_size: must be at least 2 (a writer and a reader)".into(),
+        );
+        bad(
+            self.database.batch_max == 0,
+            "database.batch_max: must be at least 1".into(),
+        );
+        for (name, path) in [
+            ("database.spool_path", &self.database.spool_path),
+            ("database.dead_letter_path", &self.database.dead_letter_path),
+        ] {
+            bad(path.is_empty(), format!("{name}: must name a file"));
+        }
+        for (name, nets) in [
+            ("carrier.allowed_ips", &self.carrier.allowed_ips),
+            ("server.trusted_proxies", &self.server.trusted_proxies),
+        ] {
+            for ip in nets {
+                bad(
+                    crate::values::parse_net(ip).is_none(),
+                    format!("{name}: '{ip}' is not an IP address or CIDR block"),
+                );
+            }
+        }
+        let db = &self.database.url;
+        bad(
+            !(db.starts_with("sqlite://") || db.starts_with("postgres://") || db.starts_with("postgresql://")),
+            format!("database.url: '{db}' must be sqlite://PATH or postgres://…"),
+        );
+    }
+
+    /// Problems that stop `serve` but not `check-config` or `demo`.
+    pub fn serve_problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.elevenlabs.agent_id.is_none() {
+            p.push("elevenlabs.agent_id: serve needs an agent to talk to (WSAPI__ELEVENLABS__AGENT_ID)".into());
+        }
+        if self.elevenlabs.auth != ElevenLabsAuth::None && self.elevenlabs.api_key.is_none() {
+            p.push(format!(
+                "elevenlabs.auth = {:?} needs {ENV_ELEVENLABS_API_KEY} in the environment (or auth = \"none\")",
+                self.elevenlabs.auth
+            ));
+        }
+        p
+    }
+
+    /// What would leave the gateway open to anyone who reaches it; `serve` and `check-config` refuse to go on
+    /// (exit 64) while there is any. A loopback address (the demo, a proxy on the same host) is not open.
+    pub fn exposure_problems(&self) -> Vec<String> {
+        let public = |addr: &str| {
+            addr.parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| !a.ip().is_loopback())
+        };
+        let c = &self.carrier;
+        let unauthenticated = c.static_token.is_none() && c.allowed_ips.is_empty();
+        let mut p = Vec::new();
+        if public(&self.server.listen) && unauthenticated && !c.allow_unauthenticated {
+            p.push(format!(
+                "server.listen: {} takes carriers from other hosts, but nothing authenticates them: anyone who \
+                 reaches it can place calls (and run up the ElevenLabs bill). Set {ENV_CARRIER_STATIC_TOKEN} or \
+                 carrier.allowed_ips, listen on 127.0.0.1 behind a proxy, or set carrier.allow_unauthenticated = \
+                 true to accept that on purpose",
+                self.server.listen
+            ));
+        }
+        if public(&self.admin.listen) && self.admin.token.is_none() {
+            p.push(format!(
+                "admin.listen: {} serves the admin API (live calls, hang-ups, the cap) to other hosts without \
+                 {ENV_ADMIN_TOKEN}; set one, or listen on 127.0.0.1",
+                self.admin.listen
+            ));
+        }
+        p
+    }
+}

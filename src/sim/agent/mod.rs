@@ -1,0 +1,111 @@
+//! The ElevenLabs agent simulator: a real Agents WebSocket server (interface.md §6) speaking the protocol of
+//! specs/elevenlabs-agent.asyncapi.yaml. It expects the initiation first, announces its formats, pings and
+//! expects pongs, speaks (tones or an echo of the caller), and can interrupt, transcribe, call tools, drop,
+//! fail or end the conversation — all scripted, so the gateway can be tested and demonstrated without
+//! ElevenLabs.
+
+use actix_web::{dev::Server, web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web_actors::ws;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+mod script;
+mod session;
+pub use script::*;
+
+struct SimState {
+    script: AgentScript,
+    log: Arc<SimLog>,
+    attempts: AtomicU32,
+    public_ws: String,
+}
+
+/// A running simulator.
+pub struct AgentSimulator {
+    pub addr: SocketAddr,
+    /// The Agents WebSocket endpoint (`elevenlabs.url`).
+    pub url: String,
+    /// The signed-URL endpoint (`elevenlabs.signed_url_endpoint`).
+    pub signed_url_endpoint: String,
+    pub log: Arc<SimLog>,
+    pub server: actix_web::dev::ServerHandle,
+}
+
+/// Starts the simulator on `listen` inside the current actix system; poll the returned `Server`.
+pub fn start(listen: &str, script: AgentScript) -> std::io::Result<(AgentSimulator, Server)> {
+    let listener = TcpListener::bind(listen)?;
+    let addr = listener.local_addr()?;
+    let log = Arc::new(SimLog::default());
+    let url = format!("ws://{addr}/v1/convai/conversation");
+    let state = web::Data::new(SimState {
+        script,
+        log: log.clone(),
+        attempts: AtomicU32::new(0),
+        public_ws: url.clone(),
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/v1/convai/conversation", web::get().to(upgrade))
+            .route("/v1/convai/conversation/get-signed-url", web::get().to(signed_url))
+    })
+    .listen(listener)?
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .run();
+    let sim = AgentSimulator {
+        addr,
+        signed_url_endpoint: format!("http://{addr}/v1/convai/conversation/get-signed-url"),
+        url,
+        log,
+        server: server.handle(),
+    };
+    Ok((sim, server))
+}
+
+fn api_key(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get("xi-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+async fn signed_url(req: HttpRequest, state: web::Data<SimState>) -> HttpResponse {
+    if state.script.require_api_key.is_some() && api_key(&req) != state.script.require_api_key {
+        return HttpResponse::Unauthorized().json(serde_json::json!({"detail": "invalid api key"}));
+    }
+    let agent = req.query_string().to_string();
+    HttpResponse::Ok().json(serde_json::json!({
+        "signed_url": format!("{}?{agent}&conversation_signature=sim-signature", state.public_ws)
+    }))
+}
+
+async fn upgrade(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<SimState>,
+) -> actix_web::Result<HttpResponse> {
+    let attempt = state.attempts.fetch_add(1, Ordering::Relaxed);
+    if attempt < state.script.refuse_first {
+        state.log.upgrades_refused.fetch_add(1, Ordering::Relaxed);
+        return Ok(HttpResponse::ServiceUnavailable().finish());
+    }
+    let key = api_key(&req);
+    if state.script.require_api_key.is_some() && key != state.script.require_api_key {
+        let signed = req.query_string().contains("conversation_signature=");
+        if !signed {
+            state.log.upgrades_refused.fetch_add(1, Ordering::Relaxed);
+            return Ok(HttpResponse::Unauthorized().finish());
+        }
+    }
+    let index = state.log.open(key, req.query_string().to_string());
+    let session = AgentSession::new(index, state.script.clone(), state.log.clone());
+    ws::WsResponseBuilder::new(session, &req, payload)
+        .frame_size(4 * 1024 * 1024)
+        .start()
+}
+
+use session::AgentSession;
