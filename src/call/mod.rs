@@ -104,7 +104,7 @@ impl CallInfo {
     }
 }
 
-/// Where a call is in its life (interface.md §4).
+/// Where a call is in its life (README: Endpoints).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallState {
@@ -209,7 +209,7 @@ pub struct TranscriptLine {
     pub at_ms: u64,
 }
 
-/// A call as `/calls` shows it (interface.md §4 CALL).
+/// A call as `/calls` shows it (README: Endpoints).
 #[derive(Debug, Clone, Serialize)]
 pub struct CallView {
     pub call_id: CallId,

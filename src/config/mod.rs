@@ -1,5 +1,5 @@
 //! Configuration: the TOML file, `WSAPI__SECTION__KEY` environment overrides, secrets from the environment
-//! only, and validation that lists every problem at once (interface.md §2). The sections are here; loading
+//! only, and validation that lists every problem at once (README: Configuration). The sections are here; loading
 //! (file, environment, secrets, redaction) is in `load`, the checks in `validate`.
 mod load;
 mod sections;

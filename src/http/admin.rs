@@ -1,4 +1,4 @@
-//! Admin endpoints (interface.md §4), served on `admin.listen`. With `admin.token` set they need
+//! Admin endpoints (README: Endpoints), served on `admin.listen`. With `admin.token` set they need
 //! `Authorization: Bearer <token>` (on both listeners); without one they are not on the carrier-facing
 //! listener at all, so who reaches them is decided by where `admin.listen` is bound.
 
@@ -81,7 +81,7 @@ fn parse_before(s: &str) -> Option<i64> {
     })
 }
 
-/// A stored call as the admin endpoints show it: the CALL fields of interface.md §4 plus the record.
+/// A stored call as the admin endpoints show it: the fields of a live call (README: Endpoints) plus the record.
 #[derive(Debug, Serialize)]
 pub struct StoredCall {
     pub call_id: String,

@@ -1,4 +1,4 @@
-//! Carrier-facing endpoints (interface.md §3): the Mcube refurl webhook, which admits or refuses a call
+//! Carrier-facing endpoints (README: Endpoints): the Mcube refurl webhook, which admits or refuses a call
 //! before anything else happens, and the media WebSocket, which is refused before the upgrade (no 101) when
 //! the token is bad or the call holds no slot.
 

@@ -1,4 +1,4 @@
-//! The ElevenLabs Agents WebSocket protocol (specs/elevenlabs-agent.asyncapi.yaml), both directions: what a
+//! The ElevenLabs Agents WebSocket protocol (tests/fixtures/elevenlabs-agent.asyncapi.yaml), both directions: what a
 //! client (our gateway) sends and parses, and what a server (our agent simulator) parses and sends. Plain
 //! serde, no I/O; audio is borrowed from the frame text on the hot path.
 

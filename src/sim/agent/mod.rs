@@ -1,5 +1,5 @@
-//! The ElevenLabs agent simulator: a real Agents WebSocket server (interface.md §6) speaking the protocol of
-//! specs/elevenlabs-agent.asyncapi.yaml. It expects the initiation first, announces its formats, pings and
+//! The ElevenLabs agent simulator: a real Agents WebSocket server (README: Subcommands) speaking the protocol of
+//! tests/fixtures/elevenlabs-agent.asyncapi.yaml. It expects the initiation first, announces its formats, pings and
 //! expects pongs, speaks (tones or an echo of the caller), and can interrupt, transcribe, call tools, drop,
 //! fail or end the conversation — all scripted, so the gateway can be tested and demonstrated without
 //! ElevenLabs.
