@@ -1,5 +1,5 @@
 //! websocket_api: a media gateway that bridges carrier phone calls (Mcube, Plivo-style stream events) to
-//! ElevenLabs conversational agents over WebSocket, one supervised actor per call, with a call cap.
+//! ElevenLabs conversational agents over WebSocket, one actor per call, with a call cap.
 //!
 //! Layout, by layer. A module uses only modules of its own layer or of layers below it, and no two files
 //! import each other, directly or around a circle: `scripts/layers` checks both (CI runs it).

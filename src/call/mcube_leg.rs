@@ -182,9 +182,6 @@ impl McubeLeg {
         }
         if matches!(&payload, CarrierPayload::Base64(b64) if !is_base64(b64)) {
             self.metrics.carrier_bad_audio.inc();
-            if let Some((_, counts)) = &self.route {
-                counts.bad.fetch_add(1, Ordering::Relaxed);
-            }
             return;
         }
         self.frames = self.frames.wrapping_add(1);

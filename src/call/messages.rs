@@ -154,8 +154,8 @@ pub struct EndCall {
 #[rtype(result = "CallView")]
 pub struct DescribeCall;
 
-/// How the registry and the admin API reach a live call. Weak: a strong handle held while the call ends
-/// would make its supervisor restart it.
+/// How the registry and the admin API reach a live call. Weak, so holding it keeps nothing of an ended call
+/// alive, and an ended call shows as gone.
 #[derive(Clone)]
 pub struct CallHandle {
     pub describe: WeakRecipient<DescribeCall>,
@@ -187,7 +187,7 @@ impl CallHandle {
 }
 
 /// A leg's report to its call. Legs hold only a weak handle, so a call that has ended is not kept alive
-/// (or restarted by its supervisor) by a leg still draining its socket; such reports are dropped.
+/// by a leg still draining its socket; such reports are dropped.
 pub fn report_to_call<M>(call: &WeakRecipient<M>, msg: M)
 where
     M: Message + Send + 'static,

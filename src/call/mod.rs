@@ -60,8 +60,6 @@ impl Liveness {
 pub struct RoutedAudio {
     pub frames: std::sync::atomic::AtomicU64,
     pub bytes: std::sync::atomic::AtomicU64,
-    /// Payloads dropped because they were not base64.
-    pub bad: std::sync::atomic::AtomicU64,
 }
 
 /// Who the call is, as validated at the refurl (or at the upgrade, for a call nobody announced); feeds
@@ -159,8 +157,6 @@ pub enum EndReason {
     Admin,
     /// The gateway shut down.
     Shutdown,
-    /// The call actor was restarted by its supervisor.
-    Internal,
 }
 
 impl EndReason {
@@ -181,7 +177,6 @@ impl EndReason {
             EndReason::MaxDuration => "max_duration",
             EndReason::Admin => "admin",
             EndReason::Shutdown => "shutdown",
-            EndReason::Internal => "internal",
         }
     }
 

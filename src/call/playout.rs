@@ -42,8 +42,6 @@ pub struct Playout {
     unmarked: bool,
     checkpoint_seq: u64,
     awaiting_checkpoint: Option<String>,
-    /// The frame being sent, reused.
-    frame_buf: Vec<u8>,
 }
 
 impl Playout {
@@ -58,7 +56,6 @@ impl Playout {
             unmarked: false,
             checkpoint_seq: 0,
             awaiting_checkpoint: None,
-            frame_buf: Vec::new(),
         }
     }
 
@@ -82,18 +79,20 @@ impl Playout {
         self.wake_at.is_none() || (self.pacer.has_full_frame() && self.play_clock <= now + self.lead())
     }
 
-    /// The next frame the clock allows at `now`, if any. A partial frame goes once it has waited a period.
-    pub fn next_frame(&mut self, now: Instant) -> Option<&[u8]> {
+    /// The next frame the clock allows at `now`, if any, to be sent as it is. A partial frame goes once it
+    /// has waited a period.
+    pub fn next_frame(&mut self, now: Instant) -> Option<Vec<u8>> {
         let full = self.pacer.has_full_frame();
         let partial_due = !full && !self.pacer.is_empty() && self.partial_since.is_some_and(|t| t + self.frame <= now);
         if !(full || partial_due) || self.play_clock > now + self.lead() {
             return None;
         }
-        self.pacer.pop_frame(&mut self.frame_buf, true);
+        let mut frame = Vec::new();
+        self.pacer.pop_frame(&mut frame, true);
         self.partial_since = None;
         self.play_clock = self.play_clock.max(now) + self.frame;
         self.unmarked = true;
-        Some(&self.frame_buf)
+        Some(frame)
     }
 
     /// After the allowed frames went out at `now`: the next wake-up, or drained.

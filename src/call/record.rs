@@ -26,7 +26,6 @@ pub struct CallStats {
     pub inbound_dropped: u64,
     pub upstream_reconnects: u64,
     pub pacing_resyncs: u64,
-    pub bad_carrier_audio: u64,
 }
 
 /// When the call began: the wall clock for records, the monotonic one for its length.

@@ -18,8 +18,6 @@ use std::time::Instant;
 pub struct Counted {
     pub frames: u64,
     pub bytes: u64,
-    /// Payloads dropped because they could not be read.
-    pub bad: u64,
 }
 
 /// A change of route for the carrier leg to apply.
@@ -149,7 +147,6 @@ impl CallerAudio {
         Counted {
             frames: r.frames.swap(0, Ordering::Relaxed),
             bytes: r.bytes.swap(0, Ordering::Relaxed),
-            bad: r.bad.swap(0, Ordering::Relaxed),
         }
     }
 }

@@ -65,7 +65,6 @@ impl CallActor {
         let s = &mut self.log.stats;
         s.frames_in += r.frames;
         s.bytes_in += r.bytes;
-        s.bad_carrier_audio += r.bad;
     }
 
     pub(super) fn on_caller_audio(&mut self, payload: CarrierPayload, bytes: usize, received_at: Option<Instant>) {
@@ -74,10 +73,8 @@ impl CallActor {
         if self.caller.is_bridged() && self.agent.leg().is_some() {
             match self.caller.to_agent(payload, received_at) {
                 Some(chunk) => self.send_agent(chunk),
-                None => {
-                    self.log.stats.bad_carrier_audio += 1;
-                    self.deps.metrics.carrier_bad_audio.inc();
-                }
+                // The leg checked the payload; a conversion that still cannot read it drops it, counted.
+                None => self.deps.metrics.carrier_bad_audio.inc(),
             }
         } else if self.phase != Phase::PlayingOut {
             self.log.stats.inbound_dropped += self.caller.hold(payload);
@@ -142,7 +139,6 @@ impl CallActor {
     /// stream. `ready_at`: since when the audio could be played (for hop latency).
     pub(super) fn pump(&mut self, ctx: &mut Context<Self>, now: Instant, ready_at: Instant) {
         while let Some(frame) = self.playout.next_frame(now) {
-            let frame = frame.to_vec();
             self.play_frame(frame, ready_at);
         }
         match self.playout.after_pump(now) {

@@ -1,4 +1,4 @@
-//! `CallActor`: one per call, supervised. It owns the call's phase, its timers and its sends, and it is the
+//! `CallActor`: one per call. It owns the call's phase, its timers and its sends, and it is the
 //! only place a call ends (`end_call`). Its four parts decide without touching actix: `Playout` (pacing and
 //! checkpoints), `CallerAudio` (hold, route, convert), `AgentLink` (which agent connection counts, and what
 //! to do when it fails) and `CallLog` (counters, events, the snapshot). It never touches a socket: the
@@ -50,11 +50,9 @@ enum Phase {
     Active,
     /// The agent ended the conversation: what is queued plays out, then the call ends.
     PlayingOut,
-    /// Restarted by its supervisor before it ended: it ends as soon as it starts.
-    Restarted,
     /// `end_call` ran: the actor is stopping.
     Ended,
-    /// `stopped` ran: the record is final and the slot released. A restart after this stays idle.
+    /// `stopped` ran: the record is final and the slot released.
     Finished,
 }
 
@@ -63,7 +61,7 @@ impl Phase {
         match self {
             Phase::Connecting => CallState::Connecting,
             Phase::Active => CallState::Active,
-            Phase::PlayingOut | Phase::Restarted => CallState::Ending,
+            Phase::PlayingOut => CallState::Ending,
             Phase::Ended | Phase::Finished => CallState::Ended,
         }
     }
@@ -126,9 +124,11 @@ impl CallActor {
         }
     }
 
-    /// Starts the call under a supervisor on the current arbiter.
+    /// Starts the call on the current arbiter. It is not supervised: every way out of a call, a stop by
+    /// the arbiter included, passes through `stopped`, which writes the final record and gives the slot
+    /// back; a restart would have nothing left to do.
     pub fn launch(info: CallInfo, slot: SlotGuard, deps: CallDeps) -> Addr<CallActor> {
-        actix::Supervisor::start(move |_| CallActor::new(info, slot, deps))
+        CallActor::new(info, slot, deps).start()
     }
 
     /// How much caller audio is held while the agent is not ready (base64 as it came, with some slack).
@@ -199,13 +199,6 @@ impl Actor for CallActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        match self.phase {
-            // Restarted after the call ended because something still held the address: stay idle, holding
-            // nothing and scheduling nothing, so the actor goes as soon as the last address is dropped.
-            Phase::Finished => return,
-            Phase::Restarted => return self.end_call(ctx, EndReason::Internal),
-            _ => {}
-        }
         self.deps.metrics.calls_started.inc();
         let calls = &self.cfg().calls;
         let start_timeout = Duration::from_millis(calls.start_timeout_ms);
@@ -224,23 +217,7 @@ impl Actor for CallActor {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        if self.phase != Phase::Finished {
-            self.finish();
-        }
-    }
-}
-
-impl actix::Supervised for CallActor {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        // A restarted call has lost its legs' trust: end it cleanly instead of bridging half a call.
-        if self.phase == Phase::Finished {
-            return;
-        }
-        log::error!(
-            "call_id={} call actor restarted by its supervisor; ending the call",
-            self.call_id()
-        );
-        self.phase = Phase::Restarted;
+        self.finish();
     }
 }
 
