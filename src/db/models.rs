@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 /// upsert keyed on `(call_id, attempt)`; a lower `revision` never overwrites a higher one). The carrier's
 /// status report columns (`dial_status`, `recording_url`) are not part of it, so a snapshot never erases
 /// them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Insertable, AsChangeset)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Insertable, AsChangeset, Queryable, Selectable)]
 #[diesel(table_name = calls, treat_none_as_null = true)]
 pub struct CallRecord {
     pub call_id: String,
@@ -87,39 +87,24 @@ impl CallRecord {
     }
 }
 
-/// One row of `calls` as read back.
+/// One row of `calls` as read back: the call's snapshot and the carrier's status report beside it. Reading
+/// a field of the snapshot reads it through the row (`row.state`).
 #[derive(Debug, Clone, PartialEq, Serialize, Queryable, Selectable)]
 #[diesel(table_name = calls)]
 pub struct CallRow {
-    pub call_id: String,
-    pub attempt: i64,
-    pub stream_id: Option<String>,
-    pub carrier: String,
-    pub direction: String,
-    pub from_number: String,
-    pub to_number: String,
-    pub agent_id: Option<String>,
-    pub conversation_id: Option<String>,
-    pub state: String,
-    pub end_reason: Option<String>,
+    #[diesel(embed)]
+    #[serde(flatten)]
+    pub call: CallRecord,
     pub dial_status: Option<String>,
     pub recording_url: Option<String>,
-    pub started_at: i64,
-    pub answered_at: Option<i64>,
-    pub ended_at: Option<i64>,
-    pub duration_ms: i64,
-    pub frames_in: i64,
-    pub frames_out: i64,
-    pub bytes_in: i64,
-    pub bytes_out: i64,
-    pub interruptions: i64,
-    pub upstream_reconnects: i64,
-    pub carrier_format: Option<String>,
-    pub agent_input_format: Option<String>,
-    pub agent_output_format: Option<String>,
-    pub error_detail: Option<String>,
-    pub revision: i64,
-    pub updated_at: i64,
+}
+
+impl std::ops::Deref for CallRow {
+    type Target = CallRecord;
+
+    fn deref(&self) -> &CallRecord {
+        &self.call
+    }
 }
 
 /// Something that happened during a call; `(call_id, attempt, seq)` is unique, so replays insert it once.

@@ -126,7 +126,12 @@ pub struct StoredEvent {
 }
 
 impl StoredCall {
-    fn from_row(r: CallRow, events: Option<Vec<CallEvent>>, attempts: Option<Vec<AttemptSummary>>) -> StoredCall {
+    fn from_row(row: CallRow, events: Option<Vec<CallEvent>>, attempts: Option<Vec<AttemptSummary>>) -> StoredCall {
+        let CallRow {
+            call: r,
+            dial_status,
+            recording_url,
+        } = row;
         StoredCall {
             attempts,
             started_at: rfc3339(r.started_at),
@@ -159,8 +164,8 @@ impl StoredCall {
             conversation_id: r.conversation_id,
             agent_id: r.agent_id,
             end_reason: r.end_reason,
-            dial_status: r.dial_status,
-            recording_url: r.recording_url,
+            dial_status,
+            recording_url,
             carrier_format: r.carrier_format,
             agent_input_format: r.agent_input_format,
             agent_output_format: r.agent_output_format,
