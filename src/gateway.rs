@@ -12,7 +12,7 @@ use crate::db::{self, DbPool, DbTarget};
 use crate::http::access::{CarrierAccess, SharedAccess};
 use crate::http::{admin_routes, carrier_routes, AppState};
 use crate::metrics::Metrics;
-use crate::registry::CallRegistry;
+use crate::registry::{Registry, RegistrySetup};
 use actix::{Actor, Addr, SyncArbiter};
 use actix_web::{dev::Server, web, App, HttpServer};
 use std::net::{SocketAddr, TcpListener};
@@ -34,7 +34,7 @@ pub struct Gateway {
     pub admin_url: String,
     /// Base of the carrier's `wss_url`.
     pub public_url: String,
-    pub registry: Addr<CallRegistry>,
+    pub registry: Registry,
     pub metrics: Arc<Metrics>,
     pub db: Addr<DbBatcher>,
     /// The writer itself, to start replaying the spool once the gateway is ready.
@@ -147,14 +147,12 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         config.server.public_url.trim_end_matches('/').to_string()
     };
     let calls = &config.calls;
-    let registry = CallRegistry::new(
-        calls.max_concurrent_calls,
-        Duration::from_millis(calls.admission_deadline_ms),
-        Duration::from_millis(calls.reconcile_interval_ms),
-    )
-    .with_records(database.batcher.clone(), config.elevenlabs.agent_id.clone());
-    let slots = registry.slots();
-    let registry = registry.start();
+    let registry = Registry::start(RegistrySetup {
+        max_calls: calls.max_concurrent_calls,
+        admission_deadline: Duration::from_millis(calls.admission_deadline_ms),
+        reconcile_every: Duration::from_millis(calls.reconcile_interval_ms),
+        records: Some((database.batcher.clone(), config.elevenlabs.agent_id.clone())),
+    });
     let meter = Arc::new(std::sync::Mutex::new(crate::capacity::CostMeter::default()));
     sample_cost(meter.clone(), registry.clone());
     let access: SharedAccess = Arc::new(std::sync::RwLock::new(CarrierAccess::from_config(&config)));
@@ -166,7 +164,6 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         .map_err(std::io::Error::other)?,
         config: Arc::new(config.clone()),
         registry: registry.clone(),
-        slots,
         metrics: metrics.clone(),
         db_stats: database.stats.clone(),
         public_url: public_url.clone(),
@@ -224,14 +221,12 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
 }
 
 /// Every few seconds: this process's RSS, CPU and FDs with the calls then live, for `/capacity`.
-fn sample_cost(meter: Arc<std::sync::Mutex<crate::capacity::CostMeter>>, registry: Addr<CallRegistry>) {
+fn sample_cost(meter: Arc<std::sync::Mutex<crate::capacity::CostMeter>>, registry: Registry) {
     actix_rt::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
-            let Ok(summary) = registry.send(crate::registry::Summarize).await else {
-                break;
-            };
+            let summary = registry.summary();
             if let Ok(sample) = crate::capacity::procfs::sample_process("self") {
                 if let Ok(mut m) = meter.lock() {
                     m.observe(sample, summary.active as u64);

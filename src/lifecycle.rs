@@ -7,7 +7,6 @@ use crate::call::EndReason;
 use crate::config::Config;
 use crate::db::batcher::FlushAll;
 use crate::gateway::{self, Gateway};
-use crate::registry::{EndAll, SetLimit, StartDrain, Summarize};
 use sd_notify::NotifyState;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -146,7 +145,7 @@ fn start_watchdog(gw: &Gateway) {
         loop {
             tick.tick().await;
             // Tied to the registry answering: a wedged registry stops the pings and systemd restarts us.
-            if registry.send(Summarize).await.is_ok() {
+            if registry.clock_answers().await {
                 notify(&[NotifyState::Watchdog]);
             }
         }
@@ -157,20 +156,14 @@ fn start_watchdog(gw: &Gateway) {
 /// and stops the HTTP server.
 pub async fn drain(gw: &Gateway, deadline: Duration) {
     notify(&[NotifyState::Stopping]);
-    gw.registry.do_send(StartDrain);
+    gw.registry.start_drain();
     let until = Instant::now() + deadline;
     while Instant::now() < until && active(gw).await > 0 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let left = active(gw).await;
     if left > 0 {
-        let told = gw
-            .registry
-            .send(EndAll {
-                reason: EndReason::Shutdown,
-            })
-            .await
-            .unwrap_or(0);
+        let told = gw.registry.end_all(EndReason::Shutdown);
         log::info!("drain deadline reached: ending {told} live call(s)");
         let grace = Instant::now() + END_GRACE;
         while Instant::now() < grace && active(gw).await > 0 {
@@ -187,7 +180,7 @@ pub async fn drain(gw: &Gateway, deadline: Duration) {
 }
 
 async fn active(gw: &Gateway) -> usize {
-    gw.registry.send(Summarize).await.map_or(0, |s| s.active)
+    gw.registry.summary().active
 }
 
 /// SIGHUP: re-reads the file; applies the cap and the log level at once, names what needs a restart.
@@ -206,9 +199,7 @@ async fn reload(gw: &Gateway, path: &std::path::Path, explicit: bool, current: &
     for key in &changed {
         match key.as_str() {
             "calls.max_concurrent_calls" => {
-                gw.registry.do_send(SetLimit {
-                    max_concurrent_calls: new.calls.max_concurrent_calls,
-                });
+                gw.registry.set_limit(new.calls.max_concurrent_calls);
                 log::info!("SIGHUP: {key} = {} applied", new.calls.max_concurrent_calls);
             }
             "carrier.allowed_ips" | "carrier.allowed_origins" | "server.trusted_proxies" => {

@@ -8,7 +8,7 @@ use crate::call::CallView;
 use crate::call::EndReason;
 use crate::db::models::{CallEvent, CallRow};
 use crate::db::{self, AttemptSummary, DbPool};
-use crate::registry::{FindCall, ListCalls, SetLimit, SlotView, Summarize};
+use crate::registry::SlotView;
 use crate::values::CallId;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -33,9 +33,7 @@ pub async fn list_calls(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
     if let Some(refusal) = refuse_admin(&req, &state) {
         return refusal;
     }
-    let Ok((summary, slots)) = state.registry.send(ListCalls).await else {
-        return error_json(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable");
-    };
+    let (summary, slots) = state.registry.list();
     let views = join_all(slots.into_iter().map(live_view)).await;
     HttpResponse::Ok().json(serde_json::json!({
         "max_concurrent_calls": summary.max_concurrent_calls,
@@ -241,13 +239,7 @@ pub async fn get_call(
         Err(e) => return error_json(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let attempt = query.attempt;
-    if let Ok(Some(slot)) = state
-        .registry
-        .send(FindCall {
-            call_id: call_id.clone(),
-        })
-        .await
-    {
+    if let Some(slot) = state.registry.find(&call_id) {
         if attempt.is_none_or(|a| a == slot.info.attempt) {
             return HttpResponse::Ok().json(live_view(slot).await);
         }
@@ -280,16 +272,7 @@ pub async fn set_limit(req: HttpRequest, body: web::Bytes, state: web::Data<AppS
     if limit.max_concurrent_calls == 0 || limit.max_concurrent_calls > 1_000_000 {
         return error_json(StatusCode::BAD_REQUEST, "max_concurrent_calls must be 1..=1000000");
     }
-    match state
-        .registry
-        .send(SetLimit {
-            max_concurrent_calls: limit.max_concurrent_calls,
-        })
-        .await
-    {
-        Ok(summary) => HttpResponse::Ok().json(summary),
-        Err(_) => error_json(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
-    }
+    HttpResponse::Ok().json(state.registry.set_limit(limit.max_concurrent_calls))
 }
 
 /// `DELETE /calls/{call_id}`: hangs a live call up (terminate to the carrier, close 1000 to ElevenLabs,
@@ -302,19 +285,12 @@ pub async fn end_call(req: HttpRequest, path: web::Path<String>, state: web::Dat
         Ok(id) => id,
         Err(e) => return error_json(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    match state
-        .registry
-        .send(FindCall {
-            call_id: call_id.clone(),
-        })
-        .await
-    {
-        Ok(Some(SlotView { call: Some(call), .. })) if call.end(EndReason::Admin) => {
+    match state.registry.find(&call_id) {
+        Some(SlotView { call: Some(call), .. }) if call.end(EndReason::Admin) => {
             log::info!("call_id={call_id} ended by an admin");
             HttpResponse::Accepted().json(serde_json::json!({"call_id": call_id, "status": "ending"}))
         }
-        Ok(_) => error_json(StatusCode::NOT_FOUND, "not a live call"),
-        Err(_) => error_json(StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
+        _ => error_json(StatusCode::NOT_FOUND, "not a live call"),
     }
 }
 
@@ -323,11 +299,7 @@ pub async fn capacity(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     if let Some(refusal) = refuse_admin(&req, &state) {
         return refusal;
     }
-    let cap = state
-        .registry
-        .send(Summarize)
-        .await
-        .map_or(0, |s| s.max_concurrent_calls as u64);
+    let cap = state.registry.summary().max_concurrent_calls as u64;
     let measured = state.meter.lock().ok().and_then(|m| m.cost());
     let cost = measured.unwrap_or_else(|| crate::capacity::configured_profile(&state.config));
     let limits = crate::capacity::procfs::SystemLimits::read();
@@ -339,12 +311,11 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
     if let Some(refusal) = refuse_admin(&req, &state) {
         return refusal;
     }
-    if let Ok(s) = state.registry.send(Summarize).await {
-        let m = &state.metrics;
-        m.calls_active.set(s.active as i64);
-        m.calls_cap.set(s.max_concurrent_calls as i64);
-        m.draining.set(i64::from(s.draining));
-    }
+    let s = state.registry.summary();
+    let m = &state.metrics;
+    m.calls_active.set(s.active as i64);
+    m.calls_cap.set(s.max_concurrent_calls as i64);
+    m.draining.set(i64::from(s.draining));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())
@@ -363,11 +334,15 @@ mod tests {
         let db = crate::gateway::start_database(&config, &metrics.registry)
             .await
             .expect("db");
-        let registry = crate::registry::CallRegistry::new(1, Duration::from_secs(1), Duration::from_secs(1));
+        let registry = crate::registry::Registry::start(crate::registry::RegistrySetup {
+            max_calls: 1,
+            admission_deadline: Duration::from_secs(1),
+            reconcile_every: Duration::from_secs(1),
+            records: None,
+        });
         web::Data::new(AppState {
             config: std::sync::Arc::new(config),
-            slots: registry.slots(),
-            registry: actix::Actor::start(registry),
+            registry,
             metrics,
             tokens: crate::carrier_token::CallTokens::new(None, Duration::from_secs(1)).expect("key"),
             public_url: String::new(),

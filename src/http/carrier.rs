@@ -86,7 +86,7 @@ fn status_report(
         dial_status.as_str()
     );
     // The attempt still holding a slot, if any; otherwise the database applies it to the latest one.
-    let attempt = state.slots.find(&call_id).map(|s| s.info.attempt);
+    let attempt = state.registry.find(&call_id).map(|s| s.info.attempt);
     let report = StatusReport {
         call_id: call_id.to_string(),
         attempt,
@@ -99,7 +99,7 @@ fn status_report(
 }
 
 fn admit(info: CallInfo, state: &AppState) -> HttpResponse {
-    match state.slots.admit(info.clone()) {
+    match state.registry.admit(info.clone()) {
         Ok(admitted) => {
             state.metrics.calls_admitted.inc();
             let call_id = &admitted.call_id;
@@ -248,7 +248,7 @@ pub async fn media_socket(
     if let Err(e) = ws::handshake(&req) {
         return HttpResponse::from_error(e);
     }
-    let (info, slot) = match state.slots.claim(&call_id, !cfg.carrier.require_token) {
+    let (info, slot) = match state.registry.claim(&call_id, !cfg.carrier.require_token) {
         Ok(claimed) => claimed,
         Err(refusal) => {
             log::info!("call_id={call_id} carrier: WebSocket refused: {}", refusal.as_str());
@@ -261,6 +261,7 @@ pub async fn media_socket(
         metrics: state.metrics.clone(),
         db: state.db.clone(),
     };
+    let attempt = info.attempt;
     let call = CallActor::launch(info, slot, deps);
     let leg = McubeLeg::new(
         call_id.to_string(),
@@ -281,7 +282,7 @@ pub async fn media_socket(
                 describe: call.downgrade().recipient(),
                 end: call.downgrade().recipient(),
             };
-            state.slots.attach(&call_id, handle);
+            state.registry.attach(&call_id, attempt, handle);
             call.do_send(AttachCarrier { leg: leg.recipient() });
             resp
         }

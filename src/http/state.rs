@@ -6,16 +6,15 @@ use crate::db::batcher::DbBatcher;
 use crate::db::writer::DbStats;
 use crate::db::DbPool;
 use crate::metrics::Metrics;
-use crate::registry::{CallRegistry, Slots};
+use crate::registry::Registry;
 use actix::Addr;
 use std::sync::Arc;
 
 /// What every handler can reach.
 pub struct AppState {
     pub config: Arc<Config>,
-    pub registry: Addr<CallRegistry>,
-    /// The registry's table, for admitting and claiming without a mailbox round trip.
-    pub slots: Slots,
+    /// The one door to the cap: admissions, claims, lists, the cap and the drain.
+    pub registry: Registry,
     pub metrics: Arc<Metrics>,
     pub tokens: CallTokens,
     /// Base of the `wss_url` handed to the carrier (no trailing slash).

@@ -1,44 +1,32 @@
-//! The `CallRegistry` actor: the registry's clock (reservation expiry, reconciling against live calls) and
-//! its messages (list, totals, find, cap, drain, end all); it records calls admitted that never connected.
+//! `RegistryClock`: the registry's actor. It keeps time for the slot table — frees reservations whose
+//! WebSocket never came, reconciles slots against live calls — and records the calls admitted that never
+//! connected. Admissions do not pass through it (see `door`).
 
-use super::slots::*;
+use super::slots::{SlotTable, Unconnected};
 use crate::call::EndReason;
 use crate::db::batcher::{DbBatcher, Save};
 use crate::db::models::{now_ms, DbWrite};
-use crate::values::CallId;
 use actix::prelude::*;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// How often due reservations are freed: a reservation lives at most this much past its deadline.
 const RESERVATION_TICK: Duration = Duration::from_millis(100);
 
-pub struct CallRegistry {
-    slots: Slots,
-    reconcile_every: Duration,
-    /// Where calls admitted but never connected are recorded, with the agent they were meant for.
-    records: Option<(Addr<DbBatcher>, Option<String>)>,
+/// The table, shared by the door and the clock. A panic elsewhere while it was held leaves it consistent
+/// (each change is one map operation), so a poisoned lock is used as is rather than taking the gateway down.
+pub(super) fn lock(table: &Mutex<SlotTable>) -> MutexGuard<'_, SlotTable> {
+    table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl CallRegistry {
-    pub fn new(max_calls: usize, admission_deadline: Duration, reconcile_every: Duration) -> Self {
-        CallRegistry {
-            slots: Slots::new(max_calls, admission_deadline),
-            reconcile_every,
-            records: None,
-        }
-    }
+pub struct RegistryClock {
+    pub(super) table: Arc<Mutex<SlotTable>>,
+    pub(super) reconcile_every: Duration,
+    /// Where calls admitted but never connected are recorded, with the agent they were meant for.
+    pub(super) records: Option<(Addr<DbBatcher>, Option<String>)>,
+}
 
-    /// Records calls admitted but never connected through `db`.
-    pub fn with_records(mut self, db: Addr<DbBatcher>, agent_id: Option<String>) -> Self {
-        self.records = Some((db, agent_id));
-        self
-    }
-
-    /// The table the HTTP handlers admit and claim through.
-    pub fn slots(&self) -> Slots {
-        self.slots.clone()
-    }
-
+impl RegistryClock {
     /// Each call admitted that never connected leaves a record: state `expired`, end reason
     /// `carrier_never_connected` (or the shutdown that dropped it), so an operator sees carriers that were
     /// admitted and never came.
@@ -69,116 +57,44 @@ impl CallRegistry {
     }
 }
 
-impl Actor for CallRegistry {
+impl Actor for RegistryClock {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.reconcile_every, |act, _| {
-            let expired = act.slots.reconcile();
+            let expired = lock(&act.table).reconcile();
             act.record_unconnected(expired, EndReason::CarrierNeverConnected);
         });
         ctx.run_interval(RESERVATION_TICK, |act, _| {
-            let expired = act.slots.expire_reservations();
+            let expired = lock(&act.table).expire_reservations();
             act.record_unconnected(expired, EndReason::CarrierNeverConnected);
         });
     }
 }
 
-/// Lists every slot (reserved and live) with the registry's totals.
-pub struct ListCalls;
-
-impl Message for ListCalls {
-    type Result = (RegistrySummary, Vec<SlotView>);
+/// Record these calls, admitted but never connected, as ended for `reason`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct RecordUnconnected {
+    pub calls: Vec<Unconnected>,
+    pub reason: EndReason,
 }
 
-impl Handler<ListCalls> for CallRegistry {
-    type Result = MessageResult<ListCalls>;
-
-    fn handle(&mut self, _: ListCalls, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.slots.list())
-    }
-}
-
-/// Totals only.
-pub struct Summarize;
-
-impl Message for Summarize {
-    type Result = RegistrySummary;
-}
-
-impl Handler<Summarize> for CallRegistry {
-    type Result = MessageResult<Summarize>;
-
-    fn handle(&mut self, _: Summarize, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.slots.summary())
-    }
-}
-
-/// One call's slot, if it holds one.
-pub struct FindCall {
-    pub call_id: CallId,
-}
-
-impl Message for FindCall {
-    type Result = Option<SlotView>;
-}
-
-impl Handler<FindCall> for CallRegistry {
-    type Result = Option<SlotView>;
-
-    fn handle(&mut self, msg: FindCall, _: &mut Context<Self>) -> Option<SlotView> {
-        self.slots.find(&msg.call_id)
-    }
-}
-
-/// Changes the cap at run time. Live calls are untouched: a cap below `active` only stops admissions.
-pub struct SetLimit {
-    pub max_concurrent_calls: usize,
-}
-
-impl Message for SetLimit {
-    type Result = RegistrySummary;
-}
-
-impl Handler<SetLimit> for CallRegistry {
-    type Result = MessageResult<SetLimit>;
-
-    fn handle(&mut self, msg: SetLimit, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.slots.set_limit(msg.max_concurrent_calls))
-    }
-}
-
-/// Stops admitting calls (refurl and upgrade answer 503 `draining`); live calls go on.
-pub struct StartDrain;
-
-impl Message for StartDrain {
-    type Result = ();
-}
-
-impl Handler<StartDrain> for CallRegistry {
+impl Handler<RecordUnconnected> for RegistryClock {
     type Result = ();
 
-    fn handle(&mut self, _: StartDrain, _: &mut Context<Self>) {
-        self.slots.start_drain();
+    fn handle(&mut self, msg: RecordUnconnected, _: &mut Context<Self>) {
+        self.record_unconnected(msg.calls, msg.reason);
     }
 }
 
-/// Ends every live call with `reason` (drain deadline, shutdown) and drops reservations; returns how many
-/// calls were told to end.
-pub struct EndAll {
-    pub reason: crate::call::EndReason,
-}
+/// Answers when the clock runs: the watchdog's proof that the registry is not wedged.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct Ping;
 
-impl Message for EndAll {
-    type Result = usize;
-}
+impl Handler<Ping> for RegistryClock {
+    type Result = ();
 
-impl Handler<EndAll> for CallRegistry {
-    type Result = usize;
-
-    fn handle(&mut self, msg: EndAll, _: &mut Context<Self>) -> usize {
-        let (told, dropped) = self.slots.end_all(msg.reason);
-        self.record_unconnected(dropped, msg.reason);
-        told
-    }
+    fn handle(&mut self, _: Ping, _: &mut Context<Self>) {}
 }

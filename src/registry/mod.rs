@@ -1,11 +1,12 @@
-//! The call registry: the single place that admits, counts and lists calls. `Slots` is the table, decided
-//! synchronously under a short lock; the `CallRegistry` actor does the timed work around it. Admission
-//! happens before any WebSocket upgrade or upstream dial; a slot is released when the call actor stops, when
-//! a reservation's deadline passes without a WebSocket (the call is then recorded as never connected), and
-//! by a periodic reconcile against live call actors. The table is in `slots`; the actor and its messages
-//! are in `actor`.
+//! The call registry: the single place that admits, counts and lists calls, behind one door (`Registry`,
+//! in `door`). Admission happens before any WebSocket upgrade or upstream dial; a slot is released when its
+//! call's `SlotGuard` drops (every way a call ends passes there), when a reservation's deadline passes
+//! without a WebSocket (the call is then recorded as never connected), and by a periodic reconcile against
+//! live call actors. The table is plain data in `slots`; the clock that expires and reconciles is the
+//! actor in `actor`.
 mod actor;
+mod door;
 mod slots;
 
-pub use actor::*;
+pub use door::{Registry, RegistrySetup, SlotGuard};
 pub use slots::*;

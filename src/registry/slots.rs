@@ -1,4 +1,4 @@
-//! The slot table: admissions, claims, the guard that gives a slot back, expiry and reconciling.
+//! The slot table: admissions, claims, releases, expiry and reconciling, as plain data.
 
 use crate::call::messages::CallHandle;
 use crate::call::{CallInfo, EndReason};
@@ -7,7 +7,6 @@ use crate::db::models::new_attempt;
 use crate::values::CallId;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Why a call was not taken; the `error` string of the 503 answer.
@@ -67,15 +66,9 @@ pub struct RegistryCounters {
     pub reconciled: u64,
 }
 
-/// The slot table. Admissions and claims are decided here, synchronously, by the HTTP handlers: under a
-/// burst of refurl POSTs a round trip through an actor's mailbox made each answer wait behind every other
-/// request on its worker (p99 over 100 ms at 5,000 POSTs); a lock held for a map lookup does not. The
-/// `CallRegistry` actor owns what takes time: reservation expiry, reconciling, asking calls to describe or
-/// end themselves.
-#[derive(Clone)]
-pub struct Slots(Arc<Mutex<Table>>);
-
-struct Table {
+/// The slot table: plain data. In the gateway only `Registry` (the door) and its clock hold it; tests of the
+/// table's rules drive it directly.
+pub struct SlotTable {
     max_calls: usize,
     admission_deadline: Duration,
     draining: bool,
@@ -85,29 +78,23 @@ struct Table {
     counters: RegistryCounters,
 }
 
-impl Slots {
+impl SlotTable {
     pub fn new(max_calls: usize, admission_deadline: Duration) -> Self {
-        Slots(Arc::new(Mutex::new(Table {
+        SlotTable {
             max_calls,
             admission_deadline,
             draining: false,
             slots: HashMap::new(),
             expiries: VecDeque::new(),
             counters: RegistryCounters::default(),
-        })))
-    }
-
-    /// The table; a panic elsewhere while it was held leaves it consistent (each change is one map
-    /// operation), so a poisoned lock is used as is rather than taking the gateway down.
-    fn table(&self) -> MutexGuard<'_, Table> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
     }
 
     /// Refurl admission: reserve a slot for `info.call_id` or refuse; returns the call as admitted.
     /// Idempotent while the call waits for its WebSocket, since Mcube may repeat its POST (the first
     /// attempt stands); a call id that is connected right now is a duplicate.
-    pub fn admit(&self, info: CallInfo) -> Result<CallInfo, Refusal> {
-        let mut t = self.table();
+    pub fn admit(&mut self, info: CallInfo) -> Result<CallInfo, Refusal> {
+        let t = self;
         if let Some(slot) = t.slots.get(&info.call_id) {
             return match slot.state {
                 SlotState::Reserved { .. } => Ok(slot.info.clone()),
@@ -121,11 +108,10 @@ impl Slots {
         Ok(info)
     }
 
-    /// The carrier's WebSocket arrived for `call_id`: turn its reservation into a claimed slot, held by the
-    /// returned guard. With `admit_unreserved` (carrier tokens not required) a call with no reservation is
-    /// admitted on the spot.
-    pub fn claim(&self, call_id: &CallId, admit_unreserved: bool) -> Result<(CallInfo, SlotGuard), Refusal> {
-        let mut t = self.table();
+    /// The carrier's WebSocket arrived for `call_id`: turn its reservation into a claimed slot. With
+    /// `admit_unreserved` (carrier tokens not required) a call with no reservation is admitted on the spot.
+    pub fn claim(&mut self, call_id: &CallId, admit_unreserved: bool) -> Result<CallInfo, Refusal> {
+        let t = self;
         let draining = t.draining;
         let info = match t.slots.get_mut(call_id) {
             Some(slot) => match slot.state {
@@ -144,47 +130,37 @@ impl Slots {
                 info
             }
         };
-        let guard = SlotGuard {
-            slots: self.clone(),
-            call_id: info.call_id.clone(),
-            attempt: info.attempt,
-        };
-        Ok((info, guard))
+        Ok(info)
     }
 
     /// The call actor now owns the claimed slot; only weak handles to it are kept.
-    pub fn attach(&self, call_id: &CallId, call: CallHandle) {
-        if let Some(slot) = self.table().slots.get_mut(call_id) {
+    pub fn attach(&mut self, call_id: &CallId, attempt: i64, call: CallHandle) {
+        if let Some(slot) = self.slots.get_mut(call_id).filter(|s| s.info.attempt == attempt) {
             slot.state = SlotState::Live { call };
         }
     }
 
     /// The slot of this attempt of `call_id` is free (a later attempt of the same id keeps its own).
-    fn release(&self, call_id: &CallId, attempt: i64) {
-        let mut t = self.table();
+    pub fn release(&mut self, call_id: &CallId, attempt: i64) {
+        let t = self;
         if t.slots.get(call_id).is_some_and(|s| s.info.attempt == attempt) {
             t.slots.remove(call_id);
             t.counters.released += 1;
         }
     }
 
-    pub fn summary(&self) -> RegistrySummary {
-        self.table().summary()
-    }
-
     /// Every slot (reserved and live) with the totals.
     pub fn list(&self) -> (RegistrySummary, Vec<SlotView>) {
-        let t = self.table();
-        (t.summary(), t.slots.values().map(slot_view).collect())
+        (self.summary(), self.slots.values().map(slot_view).collect())
     }
 
     pub fn find(&self, call_id: &CallId) -> Option<SlotView> {
-        self.table().slots.get(call_id).map(slot_view)
+        self.slots.get(call_id).map(slot_view)
     }
 
     /// Changes the cap. Live calls are untouched: a cap below `active` only stops admissions.
-    pub fn set_limit(&self, max_calls: usize) -> RegistrySummary {
-        let mut t = self.table();
+    pub fn set_limit(&mut self, max_calls: usize) -> RegistrySummary {
+        let t = self;
         if max_calls != t.max_calls {
             log::info!(
                 "cap changed from {} to {max_calls} ({} call(s) live)",
@@ -196,25 +172,19 @@ impl Slots {
         t.summary()
     }
 
-    pub fn start_drain(&self) {
-        let mut t = self.table();
+    pub fn start_drain(&mut self) {
+        let t = self;
         if !t.draining {
             log::info!("draining: no new calls; {} call(s) live", t.slots.len());
         }
         t.draining = true;
     }
 
-    /// Drops reservations past their deadline and slots whose call actor is gone; returns the reservations
-    /// dropped (calls admitted that never connected).
-    pub fn reconcile(&self) -> Vec<Unconnected> {
-        self.table().reconcile()
-    }
-
     /// Frees reservations whose carrier WebSocket did not come before the deadline, and returns them. Costs
     /// only the reservations that are due: one timer for all of them, not one per call (actix polls every
     /// timer of an actor on each message, so per-call timers made the registry quadratic in a ramp of calls).
-    pub fn expire_reservations(&self) -> Vec<Unconnected> {
-        let mut t = self.table();
+    pub fn expire_reservations(&mut self) -> Vec<Unconnected> {
+        let t = self;
         let now = Instant::now();
         let mut expired = Vec::new();
         while t.expiries.front().is_some_and(|(due, _)| *due <= now) {
@@ -233,10 +203,10 @@ impl Slots {
 
     /// Ends every live call with `reason` and drops reservations; returns how many calls were told, and
     /// the reservations dropped.
-    pub(super) fn end_all(&self, reason: EndReason) -> (usize, Vec<Unconnected>) {
+    pub fn end_all(&mut self, reason: EndReason) -> (usize, Vec<Unconnected>) {
         let mut told = 0;
         let mut dropped = Vec::new();
-        self.table().slots.retain(|_, slot| match &slot.state {
+        self.slots.retain(|_, slot| match &slot.state {
             SlotState::Live { call } => {
                 if call.end(reason) {
                     told += 1;
@@ -251,20 +221,6 @@ impl Slots {
             SlotState::Claimed => false,
         });
         (told, dropped)
-    }
-}
-
-/// A claimed slot, held by its call: dropping it (when the call actor stops, or when the call never
-/// started) gives the slot back, so no path out of a call can leak one.
-pub struct SlotGuard {
-    slots: Slots,
-    call_id: CallId,
-    attempt: i64,
-}
-
-impl Drop for SlotGuard {
-    fn drop(&mut self) {
-        self.slots.release(&self.call_id, self.attempt);
     }
 }
 
@@ -292,7 +248,7 @@ impl From<&Slot> for Unconnected {
     }
 }
 
-impl Table {
+impl SlotTable {
     fn refuse_if_full(&mut self) -> Result<(), Refusal> {
         if self.draining {
             self.counters.refused_draining += 1;
@@ -315,7 +271,7 @@ impl Table {
         self.counters.admitted += 1;
     }
 
-    fn summary(&self) -> RegistrySummary {
+    pub fn summary(&self) -> RegistrySummary {
         RegistrySummary {
             max_concurrent_calls: self.max_calls,
             active: self.slots.len(),
@@ -325,7 +281,9 @@ impl Table {
         }
     }
 
-    fn reconcile(&mut self) -> Vec<Unconnected> {
+    /// Drops reservations past their deadline and slots whose call actor is gone; returns the reservations
+    /// dropped (calls admitted that never connected).
+    pub fn reconcile(&mut self) -> Vec<Unconnected> {
         let now = Instant::now();
         let before = self.slots.len();
         let mut expired = Vec::new();

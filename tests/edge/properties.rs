@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use websocket_api::call::CallInfo;
 use websocket_api::protocol::{elevenlabs, mcube, refurl};
-use websocket_api::registry::{Refusal, Slots};
+use websocket_api::registry::{Refusal, SlotTable};
 use websocket_api::values::CallId;
 use websocket_api::ws::frames::{Assembled, FrameGuard, Reassembler};
 
@@ -126,11 +126,11 @@ proptest! {
         #[derive(Clone, Copy, PartialEq, Eq, Debug)]
         enum Held { Reserved, Claimed }
         // A zero deadline: every reservation is due the moment expiry runs, so it runs only when asked.
-        let slots = Slots::new(cap, Duration::ZERO);
+        let mut slots = SlotTable::new(cap, Duration::ZERO);
         let id = |n: u8| CallId::parse("id", &format!("C{n}")).expect("a valid id");
         let mut model: HashMap<u8, Held> = HashMap::new();
-        // A claimed slot is held by its guard, as a call holds it: dropping the guard releases the slot.
-        let mut guards = HashMap::new();
+        // The attempt each claimed slot was claimed for, as its call's guard holds it.
+        let mut claimed_attempts = HashMap::new();
         let (mut cap_now, mut draining) = (cap, false);
         for (op, n, k) in ops {
             let full = draining || model.len() >= cap_now;
@@ -149,8 +149,8 @@ proptest! {
                 }
                 1 => {
                     let unreserved = k % 2 == 0;
-                    let claimed = slots.claim(&id(n), unreserved).map(|(_, guard)| {
-                        guards.insert(n, guard);
+                    let claimed = slots.claim(&id(n), unreserved).map(|info| {
+                        claimed_attempts.insert(n, info.attempt);
                     });
                     match model.get(&n) {
                         Some(Held::Reserved) if draining => prop_assert_eq!(claimed.err(), Some(Refusal::Draining)),
@@ -168,8 +168,9 @@ proptest! {
                     }
                 }
                 2 => {
-                    // A call ends: its guard goes. A reservation has no guard; it only expires (op 4).
-                    if guards.remove(&n).is_some() {
+                    // A call ends: its guard releases its attempt. A reservation has no guard; it only expires.
+                    if let Some(attempt) = claimed_attempts.remove(&n) {
+                        slots.release(&id(n), attempt);
                         model.remove(&n);
                     }
                 }
@@ -196,7 +197,9 @@ proptest! {
             prop_assert_eq!(slots.summary().active, model.len());
         }
         // Every connected call releases its slot when it ends, and the rest expire: nothing is held.
-        guards.clear();
+        for (n, attempt) in claimed_attempts {
+            slots.release(&id(n), attempt);
+        }
         let _ = slots.expire_reservations();
         prop_assert_eq!(slots.summary().active, 0);
     }

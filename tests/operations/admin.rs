@@ -6,7 +6,6 @@ use crate::common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::db::batcher::FlushAll;
-use websocket_api::registry::StartDrain;
 use websocket_api::sim::agent::AgentScript;
 use websocket_api::sim::carrier::{post_refurl, Admission, Heard};
 
@@ -286,7 +285,7 @@ async fn readyz_follows_the_cap_and_the_drain() {
     conn.close(1000);
     assert!(active_becomes(&h, 0, Duration::from_secs(3)).await);
     assert_eq!(request(&h, "GET", "/readyz", None, None).await.0, 200);
-    let _ = h.gw.registry.send(StartDrain).await;
+    h.gw.registry.start_drain();
     let (status, body) = request(&h, "GET", "/readyz", None, None).await;
     assert_eq!(status, 503);
     assert!(body.contains("\"draining\":true"), "{body}");
