@@ -62,6 +62,8 @@ pub struct AgentLink {
     conversation_id: Option<ConversationId>,
     /// The event id of the last barge-in: agent audio up to it is stale.
     last_interruption: Option<i64>,
+    /// Dials not yet answered (a redial can start while an abandoned dial is still out).
+    dials_out: u32,
     budget: ReconnectBudget,
     policy: ReconnectPolicy,
 }
@@ -75,6 +77,7 @@ impl AgentLink {
             formats: None,
             conversation_id: None,
             last_interruption: None,
+            dials_out: 0,
             budget: ReconnectBudget::default(),
             policy,
         }
@@ -82,10 +85,21 @@ impl AgentLink {
 
     /// A new connection is being dialled: its generation. What the previous one announced no longer holds.
     pub fn dialling(&mut self) -> u32 {
+        self.dials_out += 1;
         self.generation += 1;
         self.formats = None;
         self.last_interruption = None;
         self.generation
+    }
+
+    /// A dial was answered (or failed).
+    pub fn dialled(&mut self) {
+        self.dials_out = self.dials_out.saturating_sub(1);
+    }
+
+    /// Whether a dial is still out: an answer may yet come that must be closed cleanly.
+    pub fn dial_out(&self) -> bool {
+        self.dials_out > 0
     }
 
     /// Whether reports from connection `generation` still count: it is the current one and has not been
@@ -228,7 +242,12 @@ mod tests {
         let mut l = link(3, 5);
         let first = l.dialling();
         assert!(l.is_current(first));
+        assert!(l.dial_out());
         let second = l.dialling();
+        l.dialled();
+        assert!(l.dial_out(), "the second dial is still out");
+        l.dialled();
+        assert!(!l.dial_out());
         assert!(!l.is_current(first), "an abandoned connection's reports are stale");
         assert!(l.is_current(second));
         l.on_failure(None, Instant::now());

@@ -17,6 +17,7 @@ use awc::BoxedSocket;
 use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, StreamExt};
+use futures_util::SinkExt as _;
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,6 +96,20 @@ impl actix_service::Service<actix_tls::connect::ConnectInfo<awc::http::Uri>> for
             Ok(conn)
         })
     }
+}
+
+/// Closes a connection no call will use (its call ended, or gave up on it, while it was being dialled) with
+/// 1000, and waits (bounded) for the agent's answering close.
+pub fn close_unused(mut socket: AgentSocket) {
+    actix_rt::spawn(async move {
+        if socket
+            .send(WsMessage::Close(Some(CloseCode::Normal.into())))
+            .await
+            .is_ok()
+        {
+            let _ = tokio::time::timeout(CLOSE_GRACE, socket.next()).await;
+        }
+    });
 }
 
 fn with_agent_id(url: &str, agent_id: &str) -> String {

@@ -308,3 +308,27 @@ async fn an_upgrade_without_metadata_times_out_then_the_call_ends() {
     assert_eq!(h.sim.log.connection_count(), 2, "one redial, then the call ends");
     assert_eq!(end_reason(&h, "NOMETA-1").await, "elevenlabs_unavailable");
 }
+
+#[actix_rt::test]
+async fn a_call_that_ends_while_its_agent_is_dialled_still_closes_it_with_1000() {
+    // The agent answers the upgrade 600 ms after it arrives; the caller hangs up in between. The answer that
+    // comes after the call ended is closed with 1000 like every connection we end, not dropped.
+    let script = AgentScript {
+        upgrade_delay_ms: 600,
+        ..quiet_script()
+    };
+    let h = start(script, |_| {}).await;
+    let conn = start_call(&h, "DIALLING-1", "s", AudioFormat::ULAW_8K).await;
+    let log = h.sim.log.clone();
+    assert!(eventually(Duration::from_secs(3), || log.connection_count() == 1).await);
+    conn.close(1000);
+    assert!(
+        eventually(Duration::from_secs(5), || log.connections()[0].client_close
+            == Some(1000))
+        .await,
+        "the late answer is closed with 1000: {:?}",
+        log.connections()[0].client_close
+    );
+    assert!(active_becomes(&h, 0, Duration::from_secs(5)).await, "slot released");
+    assert_eq!(end_reason(&h, "DIALLING-1").await, "carrier_hangup");
+}

@@ -46,8 +46,17 @@ impl CallActor {
     }
 
     pub(super) fn on_dialed(&mut self, res: Result<AgentSocket, DialError>, generation: u32, ctx: &mut Context<Self>) {
+        self.agent.dialled();
         if !self.is_current_agent(generation) {
-            return; // a late answer for a connection we gave up on: dropping the socket closes it
+            // A late answer for a connection given up on, or for a call that ended meanwhile: the agent is
+            // told 1000 like every other connection we end.
+            if let Ok(socket) = res {
+                close_unused(socket);
+            }
+            if self.is_over() && !self.agent.dial_out() {
+                ctx.stop();
+            }
+            return;
         }
         match res {
             Ok(socket) => {

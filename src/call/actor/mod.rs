@@ -11,7 +11,7 @@ mod media;
 use crate::audio::format::AudioFormat;
 use crate::audio::transcode::Transcoder;
 use crate::call::agent_link::{AgentFailure, AgentLink, ReconnectPolicy};
-use crate::call::elevenlabs_leg::{dial, AgentSocket, DialError, ElevenLabsLeg, LegSetup};
+use crate::call::elevenlabs_leg::{close_unused, dial, AgentSocket, DialError, ElevenLabsLeg, LegSetup};
 use crate::call::messages::*;
 use crate::call::playout::{AfterPump, Playout};
 use crate::call::record::{CallLog, Facts};
@@ -191,7 +191,11 @@ impl CallActor {
         if let Some(agent) = self.agent.take_leg() {
             agent.do_send(ToAgent::Close);
         }
-        ctx.stop();
+        // A dial still out would be dropped with the actor, and its answer cut without a close frame: the
+        // call stops once it is answered (bounded by the connect timeout), and closes it.
+        if !self.agent.dial_out() {
+            ctx.stop();
+        }
     }
 }
 
@@ -241,6 +245,9 @@ impl Handler<FromCarrier> for CallActor {
     type Result = ();
 
     fn handle(&mut self, FromCarrier(report): FromCarrier, ctx: &mut Context<Self>) {
+        if self.is_over() {
+            return;
+        }
         match report {
             CarrierReport::Audio {
                 payload,
@@ -259,9 +266,6 @@ impl Handler<FromCarrier> for CallActor {
                 self.line("dtmf", Text::clean(&digit.to_string(), 1));
             }
             CarrierReport::Gone { reason, invalid } => {
-                if self.is_over() {
-                    return;
-                }
                 log::info!("call_id={} carrier leg ended: {}", self.call_id(), reason.as_str());
                 if let Some(invalid) = invalid {
                     self.error(format!("carrier: {invalid}"));

@@ -10,6 +10,7 @@ use actix_web_actors::ws;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 mod script;
 mod session;
@@ -102,6 +103,9 @@ async fn upgrade(
         }
     }
     let index = state.log.open(key, req.query_string().to_string());
+    if state.script.upgrade_delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(state.script.upgrade_delay_ms)).await;
+    }
     let session = AgentSession::new(index, state.script.clone(), state.log.clone());
     ws::WsResponseBuilder::new(session, &req, payload)
         .frame_size(4 * 1024 * 1024)

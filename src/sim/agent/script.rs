@@ -50,6 +50,8 @@ pub struct AgentScript {
     pub stall_first: u32,
     /// The first `refuse_first` upgrades are answered 503.
     pub refuse_first: u32,
+    /// Answer each upgrade this long after it arrived (a slow dial; the connection is logged on arrival).
+    pub upgrade_delay_ms: u64,
     /// Refuse upgrades whose `xi-api-key` header differs.
     pub require_api_key: Option<String>,
     /// Keep every message received (tests); otherwise only counts.
@@ -79,6 +81,7 @@ impl Default for AgentScript {
             fail_with_code: None,
             stall_first: 0,
             refuse_first: 0,
+            upgrade_delay_ms: 0,
             require_api_key: None,
             record: false,
         }
