@@ -83,6 +83,11 @@ impl Pacer {
         self.len() >= self.frame_bytes
     }
 
+    /// Whole frames queued.
+    pub fn full_frames(&self) -> usize {
+        self.len() / self.frame_bytes
+    }
+
     pub fn dropped_bytes(&self) -> u64 {
         self.dropped_bytes
     }

@@ -2,6 +2,7 @@
 //! call and writes what the call tells it to. It never ends the call itself: when it goes, it reports why.
 //! This is the only file that uses actix-web-actors (deprecated upstream), so moving off it is one file.
 
+use super::chunks::ChunkJoiner;
 use super::messages::*;
 use super::{EndReason, RoutedAudio};
 use crate::metrics::Metrics;
@@ -49,6 +50,11 @@ pub struct McubeLeg {
     route: Option<(Recipient<ToAgent>, Arc<RoutedAudio>)>,
     /// Writes what the call asks for in Mcube's protocol, once the carrier's `start` named the stream.
     writer: Option<CarrierWriter>,
+    /// Caller audio joined into chunks before it leaves the leg (`elevenlabs.user_audio_chunk_ms`).
+    joiner: ChunkJoiner,
+    /// The frames and decoded bytes held in the joiner, and the timer that sends them when they are due.
+    held: (u64, usize),
+    join_timer: Option<SpawnHandle>,
 }
 
 impl McubeLeg {
@@ -59,6 +65,7 @@ impl McubeLeg {
         heartbeat: Duration,
         peer_timeout: Duration,
         max_message_bytes: usize,
+        user_audio_chunk: Duration,
     ) -> Self {
         McubeLeg {
             call_id,
@@ -75,6 +82,9 @@ impl McubeLeg {
             pings: (0, None),
             route: None,
             writer: None,
+            joiner: ChunkJoiner::new(user_audio_chunk),
+            held: (0, 0),
+            join_timer: None,
         }
     }
 
@@ -95,18 +105,25 @@ impl McubeLeg {
             // with caller audio routed straight to the agent it would otherwise still reach ElevenLabs.
             return;
         }
-        match parse_event(&text) {
+        let event = parse_event(&text);
+        if !matches!(event, Ok(CarrierEvent::Media { .. })) {
+            // What the caller said before this event reaches the agent before it.
+            self.send_held_audio(ctx);
+        }
+        match event {
             Ok(CarrierEvent::Media { payload, .. }) => {
                 let b64 = match payload {
                     Cow::Borrowed(s) => text.slice_ref(s),
                     Cow::Owned(s) => ByteString::from(s),
                 };
-                self.send_audio(CarrierPayload::Base64(b64));
+                self.send_audio(CarrierPayload::Base64(b64), ctx);
             }
             Ok(CarrierEvent::Start(start)) => {
                 if self.writer.is_none() {
                     let stream_id = start.stream_id.as_ref().map_or(self.call_id.as_str(), |id| id.as_str());
                     self.writer = Some(CarrierWriter::new(stream_id, start.format));
+                    let chunk_ms = self.joiner.chunk().as_millis() as u64;
+                    self.joiner.set_chunk_bytes(start.format.bytes_for_ms(chunk_ms));
                 }
                 self.report(CarrierReport::Started(start));
             }
@@ -162,9 +179,10 @@ impl McubeLeg {
         self
     }
 
-    /// Hands caller audio to the agent leg when routed there, else to the call; times one frame in
-    /// `HOP_SAMPLE_EVERY`. Payloads too large or not base64 are dropped and counted here, at the edge.
-    fn send_audio(&mut self, payload: CarrierPayload) {
+    /// Joins caller audio into chunks and hands each to the agent leg when routed there, else to the call;
+    /// times one frame in `HOP_SAMPLE_EVERY`. Payloads too large or not base64 are dropped and counted here,
+    /// at the edge.
+    fn send_audio(&mut self, payload: CarrierPayload, ctx: &mut ws::WebsocketContext<Self>) {
         if self.gone.is_some() {
             return;
         }
@@ -185,21 +203,58 @@ impl McubeLeg {
             return;
         }
         self.frames = self.frames.wrapping_add(1);
-        let received_at = self.frames.is_multiple_of(HOP_SAMPLE_EVERY).then(Instant::now);
-        match (&self.route, payload) {
-            (Some((agent, counts)), CarrierPayload::Base64(audio)) => {
-                counts.frames.fetch_add(1, Ordering::Relaxed);
-                counts.bytes.fetch_add(raw_len as u64, Ordering::Relaxed);
-                agent.do_send(ToAgent::CallerAudio {
-                    audio,
-                    since: received_at,
-                });
+        let now = Instant::now();
+        let received_at = self.frames.is_multiple_of(HOP_SAMPLE_EVERY).then_some(now);
+        let chunk = match payload {
+            CarrierPayload::Base64(b64) => self.joiner.push(b64, now),
+            CarrierPayload::Raw(raw) => self.joiner.push_raw(&raw, now),
+        };
+        self.held.0 += 1;
+        self.held.1 += raw_len;
+        match chunk {
+            Some(chunk) => self.forward(chunk, received_at, ctx),
+            None if self.join_timer.is_none() => {
+                let Some(due) = self.joiner.due() else { return };
+                let wait = due.saturating_duration_since(now);
+                self.join_timer = Some(ctx.run_later(wait, |act, ctx| {
+                    act.join_timer = None;
+                    act.send_held_audio(ctx);
+                }));
             }
-            (_, payload) => self.report(CarrierReport::Audio {
-                payload,
-                bytes: raw_len,
-                received_at,
+            None => {}
+        }
+    }
+
+    /// Sends a chunk of caller audio on (`since`: when the frame that completed it was read, if timed).
+    fn forward(&mut self, audio: ByteString, since: Option<Instant>, ctx: &mut ws::WebsocketContext<Self>) {
+        if let Some(timer) = self.join_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let (frames, bytes) = std::mem::take(&mut self.held);
+        match &self.route {
+            Some((agent, counts)) => {
+                counts.frames.fetch_add(frames, Ordering::Relaxed);
+                counts.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                agent.do_send(ToAgent::CallerAudio { audio, since });
+            }
+            None => self.report(CarrierReport::Audio {
+                payload: CarrierPayload::Base64(audio),
+                frames,
+                bytes,
+                received_at: since,
             }),
+        }
+    }
+
+    /// Sends what is held now: at its deadline, before any other event, on a change of route, at the end.
+    fn send_held_audio(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        match self.joiner.take() {
+            Some(chunk) => self.forward(chunk, None, ctx),
+            None => {
+                if let Some(timer) = self.join_timer.take() {
+                    ctx.cancel_future(timer);
+                }
+            }
         }
     }
 
@@ -246,7 +301,9 @@ impl Actor for McubeLeg {
         ctx.run_interval(self.heartbeat, |act, ctx| act.check_heartbeat(ctx));
     }
 
-    fn stopped(&mut self, _: &mut Self::Context) {
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        // Audio said before the end still belongs to the call.
+        self.send_held_audio(ctx);
         let reason = self.gone.unwrap_or(EndReason::CarrierHangup);
         let invalid = self.invalid.take();
         self.report(CarrierReport::Gone { reason, invalid });
@@ -263,7 +320,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
         let oversized = self.oversized.load(Ordering::SeqCst);
         match sort_inbound(msg, &mut self.reassembler, oversized) {
             Inbound::Text(text) => self.on_text(text, ctx),
-            Inbound::Binary(bin) => self.send_audio(CarrierPayload::Raw(bin)),
+            Inbound::Binary(bin) => self.send_audio(CarrierPayload::Raw(bin), ctx),
             Inbound::Ping(p) => self.on_ping(&p, ctx),
             Inbound::Nothing => {}
             Inbound::Closed(reason) => {
@@ -321,7 +378,10 @@ impl Handler<ToCarrier> for McubeLeg {
                     ctx.text(w.checkpoint(&name));
                 }
             }
-            ToCarrier::Route { to, counts } => self.route = to.map(|agent| (agent, counts)),
+            ToCarrier::Route { to, counts } => {
+                self.send_held_audio(ctx);
+                self.route = to.map(|agent| (agent, counts));
+            }
             ToCarrier::Close { code, terminate } => {
                 if let (true, Some(w)) = (terminate, &self.writer) {
                     ctx.text(w.terminate());

@@ -36,6 +36,8 @@ pub enum CarrierReport {
     /// One frame of caller audio, undecoded.
     Audio {
         payload: CarrierPayload,
+        /// The carrier frames joined into it.
+        frames: u64,
         /// Its size decoded, as the leg measured it for its size check.
         bytes: usize,
         /// When the leg read it, for one frame in `HOP_SAMPLE_EVERY` (hop latency is sampled).

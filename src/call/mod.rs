@@ -7,6 +7,7 @@
 //! the legs know the call only as `Recipient`s; `actor` uses all of them and nothing here uses it.
 pub mod actor;
 pub mod agent_link;
+pub mod chunks;
 pub mod elevenlabs_leg;
 pub mod mcube_leg;
 pub mod messages;

@@ -5,16 +5,24 @@
 //! unit-tested with synthetic time. The call owns the timer and the sends.
 //!
 //! A frame is released as soon as the carrier has less than the lead of ours still to play, so a live
-//! stream goes out the moment it arrives (no timer, no added latency) and a faster-than-real-time burst is
-//! released one frame per period. A wake-up is asked for only while audio waits.
+//! stream goes out the moment it arrives (no timer, no added latency). Audio that has to wait (a
+//! faster-than-real-time burst, or a stream that keeps the carrier topped up to the lead) is released in
+//! batches of frames, so one wake-up and one write carry several frames. A wake-up is asked for only while
+//! audio waits.
 
 use crate::audio::pacer::Pacer;
 use std::time::{Duration, Instant};
 
-/// How far ahead of the carrier's playback the pacer may run, in frames. A little lead absorbs network
-/// jitter and the burst that follows an agent (re)connect without adding latency to a live stream, and it
-/// costs nothing on barge-in because `clearAudio` empties the carrier's buffer.
-pub const PACING_LEAD_FRAMES: u32 = 3;
+/// How far ahead of the carrier's playback the pacer may run, in frames (100 ms at 20 ms frames). The lead
+/// absorbs network jitter and lets a stream that comes at real time in chunks go out a chunk per write,
+/// without adding latency to a live stream; it costs nothing on barge-in because `clearAudio` empties the
+/// carrier's buffer.
+pub const PACING_LEAD_FRAMES: u32 = 5;
+/// While audio waits, the call wakes when this many frames may go out at once: the carrier then still has
+/// `PACING_LEAD_FRAMES - PACING_BATCH_FRAMES + 1` frames to play (40 ms at 20 ms frames), and one wake-up
+/// and one write carry four frames instead of one (a timer and a write per frame were most of what a
+/// speaking call cost).
+pub const PACING_BATCH_FRAMES: u32 = 4;
 /// A pacing wake-up this many frames late counts as a resync (the carrier heard a gap).
 pub const MAX_PACING_LAG_FRAMES: u32 = 5;
 /// How long the outbound stream must have been quiet before its end is marked with a checkpoint.
@@ -38,6 +46,8 @@ pub struct Playout {
     partial_since: Option<Instant>,
     /// The wake-up asked for, while one is pending.
     wake_at: Option<Instant>,
+    /// Frames are being taken for one write (between the first `next_frame` and `after_pump`).
+    pumping: bool,
     /// Audio was played since the last checkpoint.
     unmarked: bool,
     checkpoint_seq: u64,
@@ -53,6 +63,7 @@ impl Playout {
             play_clock: now,
             partial_since: None,
             wake_at: None,
+            pumping: false,
             unmarked: false,
             checkpoint_seq: 0,
             awaiting_checkpoint: None,
@@ -68,25 +79,43 @@ impl Playout {
         self.frame * PACING_LEAD_FRAMES
     }
 
+    /// When the clock allows a whole batch: the carrier has `lead - batch + 1` frames left to play.
+    fn batch_opens(&self, now: Instant) -> Instant {
+        (self.play_clock + self.frame * (PACING_BATCH_FRAMES - 1))
+            .checked_sub(self.lead())
+            .unwrap_or(now)
+    }
+
+    /// Whether a write may begin at `now`: when the clock allows a whole batch, or when less than a batch
+    /// is queued (a live stream goes out as it comes, never held back for a batch).
+    fn may_begin(&self, now: Instant) -> bool {
+        self.batch_opens(now) <= now || self.pacer.full_frames() < PACING_BATCH_FRAMES as usize
+    }
+
     /// Queues agent audio; returns the bytes that did not fit (dropped).
     pub fn push(&mut self, audio: &[u8]) -> usize {
         self.pacer.push(audio)
     }
 
-    /// New audio was queued at `now`: whether to send now. A pending wake-up already covers audio that the
-    /// clock does not allow yet; when it says to send now, the pending wake-up is dropped (`cancel_wake`).
+    /// New audio was queued at `now`: whether to send now. A pending wake-up already covers audio until a
+    /// batch may go; when it says to send now, the pending wake-up is dropped (`cancel_wake`).
     pub fn send_now(&self, now: Instant) -> bool {
-        self.wake_at.is_none() || (self.pacer.has_full_frame() && self.play_clock <= now + self.lead())
+        self.wake_at.is_none() || (self.pacer.has_full_frame() && self.batch_opens(now) <= now)
     }
 
     /// The next frame the clock allows at `now`, if any, to be sent as it is. A partial frame goes once it
-    /// has waited a period.
+    /// has waited a period. Frames that go in one pump go in one write, so a pump begins only when a batch
+    /// may go (`may_begin`) and then takes what the lead allows.
     pub fn next_frame(&mut self, now: Instant) -> Option<Vec<u8>> {
         let full = self.pacer.has_full_frame();
         let partial_due = !full && !self.pacer.is_empty() && self.partial_since.is_some_and(|t| t + self.frame <= now);
         if !(full || partial_due) || self.play_clock > now + self.lead() {
             return None;
         }
+        if !self.pumping && !self.may_begin(now) {
+            return None;
+        }
+        self.pumping = true;
         let mut frame = Vec::new();
         self.pacer.pop_frame(&mut frame, true);
         self.partial_since = None;
@@ -97,16 +126,17 @@ impl Playout {
 
     /// After the allowed frames went out at `now`: the next wake-up, or drained.
     pub fn after_pump(&mut self, now: Instant) -> AfterPump {
+        self.pumping = false;
         if self.pacer.is_empty() {
             self.partial_since = None;
             return AfterPump::Drained;
         }
-        let clock_opens = self.play_clock.checked_sub(self.lead()).unwrap_or(now);
+        let batch_opens = self.batch_opens(now);
         let wake = if self.pacer.has_full_frame() {
-            clock_opens
+            batch_opens
         } else {
             // Give the rest of the utterance one period to arrive before sending a short frame.
-            clock_opens.max(*self.partial_since.get_or_insert(now) + self.frame)
+            batch_opens.max(*self.partial_since.get_or_insert(now) + self.frame)
         };
         self.wake_at = Some(wake);
         AfterPump::WakeAt(wake)
@@ -221,10 +251,13 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_runs_the_lead_ahead_then_one_frame_per_period() {
+    fn a_burst_runs_the_lead_ahead_then_a_batch_per_batch_of_periods() {
         let t0 = Instant::now();
         let mut p = playout(t0);
-        p.push(&[0; 160 * 10]);
+        p.push(&vec![
+            0;
+            160 * (1 + PACING_LEAD_FRAMES + 3 * PACING_BATCH_FRAMES) as usize
+        ]);
         assert_eq!(
             sent(&mut p, t0).len(),
             1 + PACING_LEAD_FRAMES as usize,
@@ -233,12 +266,59 @@ mod tests {
         let AfterPump::WakeAt(wake) = p.after_pump(t0) else {
             panic!("audio waits")
         };
-        assert_eq!(wake, t0 + FRAME, "the clock opens one period later");
-        assert!(!p.send_now(t0 + ms(5)), "new audio waits for the pending wake-up");
+        let batch = PACING_BATCH_FRAMES;
+        assert_eq!(wake, t0 + FRAME * batch, "the clock opens for a whole batch");
+        assert!(!p.send_now(t0 + FRAME), "new audio waits for the pending wake-up");
         let (due, late) = p.woke(wake);
         assert_eq!((due, late), (wake, false));
-        assert_eq!(sent(&mut p, wake).len(), 1, "one frame per period");
-        assert_eq!(p.after_pump(wake), AfterPump::WakeAt(t0 + FRAME * 2));
+        assert_eq!(sent(&mut p, wake).len(), batch as usize, "a batch per wake-up");
+        assert_eq!(p.after_pump(wake), AfterPump::WakeAt(t0 + FRAME * batch * 2));
+        // Over time the pace is real time: 1 + lead frames at once, then `batch` per `batch` periods.
+        let later = t0 + FRAME * batch * 2;
+        p.woke(later);
+        assert_eq!(sent(&mut p, later).len(), batch as usize);
+        assert!(
+            p.send_now(later + FRAME * batch),
+            "a batch is due: new audio goes at once"
+        );
+    }
+
+    #[test]
+    fn a_stream_that_keeps_the_carrier_topped_up_goes_out_in_batches() {
+        // After a burst the carrier holds the lead; agent audio then comes at real time, 60 ms at a time
+        // (an echo of caller audio sent in 60 ms chunks). Without batches each frame would cost a wake-up
+        // and a write of its own.
+        let t0 = Instant::now();
+        let mut p = playout(t0);
+        p.push(&[0; 160 * 6]);
+        let mut wake = None;
+        let (mut writes, mut frames) = (0, 0);
+        for ms_now in 0..=1200u64 {
+            let now = t0 + ms(ms_now);
+            let arrived = ms_now % 60 == 0;
+            if arrived {
+                p.push(&[0; 160 * 3]);
+            }
+            let woke = wake.is_some_and(|w| w <= now);
+            if woke {
+                p.woke(now);
+            }
+            if woke || (arrived && p.send_now(now)) {
+                p.cancel_wake();
+                let n = sent(&mut p, now).len();
+                frames += n;
+                writes += usize::from(n > 0);
+                wake = match p.after_pump(now) {
+                    AfterPump::WakeAt(w) => Some(w),
+                    AfterPump::Drained => None,
+                };
+            }
+        }
+        assert!(frames >= 60, "the stream keeps its pace: {frames} frames in 1.2 s");
+        assert!(
+            writes * 3 <= frames * 2,
+            "at most two writes per three frames: {writes} writes for {frames} frames"
+        );
     }
 
     #[test]
@@ -283,7 +363,7 @@ mod tests {
         p.push(&[0; 160 * 10]);
         sent(&mut p, t0);
         p.after_pump(t0);
-        assert_eq!(p.clear(t0 + ms(1)), 160 * 6);
+        assert_eq!(p.clear(t0 + ms(1)), 160 * (10 - 1 - PACING_LEAD_FRAMES as usize));
         assert!(!p.waiting());
         assert_eq!(p.mark_end(), None, "nothing played after the barge-in is left to mark");
         p.push(&[0; 160 * 2]);

@@ -163,6 +163,10 @@ pub struct ElevenLabsConfig {
     /// Caller audio ElevenLabs has not acknowledged for this long (it stopped reading) aborts the connection
     /// (TCP_USER_TIMEOUT), and the call redials within its budget.
     pub send_timeout_ms: u64,
+    /// Caller audio is sent to the agent in chunks of this length (0: each carrier frame as it comes). Each
+    /// message costs a write and a wake-up on both ends; a longer chunk delays what the caller says by up to
+    /// the chunk's length less one carrier frame.
+    pub user_audio_chunk_ms: u64,
     /// Secret, from `ELEVENLABS_API_KEY` only.
     #[serde(skip)]
     pub api_key: Option<String>,
@@ -181,6 +185,7 @@ impl Default for ElevenLabsConfig {
             reconnect_window_ms: 5_000,
             max_frame_bytes: 1024 * 1024,
             send_timeout_ms: 30_000,
+            user_audio_chunk_ms: 60,
             api_key: None,
         }
     }

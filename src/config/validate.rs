@@ -40,6 +40,13 @@ impl Config {
             format!("calls.frame_ms: {} is outside 5..=1000", self.calls.frame_ms),
         );
         bad(
+            self.elevenlabs.user_audio_chunk_ms > 250,
+            format!(
+                "elevenlabs.user_audio_chunk_ms: {} is over 250 (what ElevenLabs' own SDK sends; longer delays the caller)",
+                self.elevenlabs.user_audio_chunk_ms
+            ),
+        );
+        bad(
             self.calls.outbound_queue_ms < self.calls.frame_ms,
             "calls.outbound_queue_ms: must hold at least one frame".into(),
         );

@@ -270,6 +270,7 @@ pub async fn media_socket(
         Duration::from_millis(cfg.calls.heartbeat_interval_ms),
         Duration::from_millis(cfg.calls.peer_timeout_ms),
         cfg.server.max_frame_bytes,
+        Duration::from_millis(cfg.elevenlabs.user_audio_chunk_ms),
     );
     match start_guarded_socket(
         |oversized| leg.guarded_by(oversized),

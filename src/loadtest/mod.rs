@@ -1,6 +1,6 @@
 //! `websocket_api loadtest`: simulated Mcube carriers against a running gateway, through the real refurl +
 //! WebSocket path, with an echoing agent behind it (`simulate-agent --echo`). It measures what an operator
-//! sizes a box by: admissions, setup time, frames lost, pacing gaps, round trips, the gateway's own
+//! sizes a box by: admissions, setup time, frames lost, silences heard, round trips, the gateway's own
 //! hop latency (from `/metrics`), and the gateway's RSS, CPU and FDs per call read from `/proc/<pid>`.
 
 use crate::audio::format::AudioFormat;
@@ -49,8 +49,8 @@ struct CallOutcome {
     echoed_bytes: u64,
     lost_frames: u64,
     rtts: Vec<f64>,
-    max_gap_ms: f64,
-    gaps: u64,
+    max_silence_ms: f64,
+    silences: u64,
 }
 
 /// A frame whose first bytes carry its number, so its echo can be matched (μ-law passes through untouched).
@@ -86,7 +86,8 @@ struct Talk {
     t0: Instant,
     frame_ms: u64,
     sent_at: Vec<Instant>,
-    last_heard: Option<Instant>,
+    /// When a listener would have played everything heard so far.
+    heard_until: Option<Instant>,
     out: CallOutcome,
 }
 
@@ -134,16 +135,21 @@ impl Talk {
                 out.rtts.push(at.duration_since(*s).as_secs_f64() * 1000.0);
             }
         }
-        if let Some(prev) = self.last_heard {
-            let gap = at.duration_since(prev).as_secs_f64() * 1000.0;
-            out.max_gap_ms = out.max_gap_ms.max(gap);
-            if gap > 2.0 * self.frame_ms as f64 {
-                out.gaps += 1;
+        // The gateway may write a few frames at once (its pacing lead): what a caller hears is silence only
+        // when a frame comes after everything before it has been played.
+        let bytes = crate::protocol::base64_decoded_len(b64);
+        if let Some(until) = self.heard_until {
+            let silence = at.saturating_duration_since(until).as_secs_f64() * 1000.0;
+            out.max_silence_ms = out.max_silence_ms.max(silence);
+            if silence > 2.0 * self.frame_ms as f64 {
+                out.silences += 1;
             }
         }
-        self.last_heard = Some(at);
+        // μ-law at 8 kHz: 8 bytes a millisecond.
+        let played = Duration::from_micros(bytes as u64 * 125);
+        self.heard_until = Some(self.heard_until.map_or(at, |u| u.max(at)) + played);
         out.echoed += 1;
-        out.echoed_bytes += crate::protocol::base64_decoded_len(b64) as u64;
+        out.echoed_bytes += bytes as u64;
     }
 }
 
@@ -175,7 +181,7 @@ async fn one_call(opts: LoadOptions, id: String, start_at: Instant) -> CallOutco
         t0,
         frame_ms: opts.frame_ms,
         sent_at: Vec::with_capacity(total),
-        last_heard: None,
+        heard_until: None,
         out,
     };
     let mut open = talk
@@ -294,8 +300,8 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
         bytes_sent: 0,
         bytes_echoed: 0,
         round_trip_ms: Spread::default(),
-        max_gap_ms: Spread::default(),
-        gaps_over_two_frames: 0,
+        max_silence_ms: Spread::default(),
+        silences_over_two_frames: 0,
         hop_ms: BTreeMap::new(),
         refurl_ms: Spread::default(),
         gateway: None,
@@ -333,7 +339,7 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
     let (outcomes, measured) = futures_util::future::join(join_all(calls), measure).await;
     let mut setup = Vec::new();
     let mut rtts = Vec::new();
-    let mut gaps = Vec::new();
+    let mut silences = Vec::new();
     for o in &outcomes {
         if o.admitted {
             report.admitted += 1;
@@ -345,18 +351,18 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
         setup.extend(o.setup_ms);
         rtts.extend_from_slice(&o.rtts);
         if o.echoed > 1 {
-            gaps.push(o.max_gap_ms);
+            silences.push(o.max_silence_ms);
         }
         report.frames_sent += o.sent;
         report.frames_echoed += o.echoed;
         report.bytes_sent += o.sent_bytes;
         report.bytes_echoed += o.echoed_bytes;
-        report.gaps_over_two_frames += o.gaps;
+        report.silences_over_two_frames += o.silences;
     }
     report.frames_lost = outcomes.iter().map(|o| o.lost_frames).sum();
     report.setup_ms = Spread::of(setup);
     report.round_trip_ms = Spread::of(rtts);
-    report.max_gap_ms = Spread::of(gaps);
+    report.max_silence_ms = Spread::of(silences);
     report.ramp_per_s_achieved = opts.calls as f64 / ramp_s.max(0.001);
     report.hop_ms = scrape_hops(&opts.admin).await;
     if let Some((pid, base, a, b, window)) = measured {

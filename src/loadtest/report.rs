@@ -65,10 +65,11 @@ pub struct LoadReport {
     pub bytes_echoed: u64,
     /// Frame sent → its echo heard, ms (through the gateway both ways and the agent).
     pub round_trip_ms: Spread,
-    /// Largest silence between consecutive echoed frames, per call, ms.
-    pub max_gap_ms: Spread,
-    /// Echoed frames that came more than two frame periods after the previous one.
-    pub gaps_over_two_frames: u64,
+    /// Longest silence per call that a listener playing the echo as it comes (no jitter buffer) would
+    /// hear, ms: a frame that came after everything before it had been played.
+    pub max_silence_ms: Spread,
+    /// Silences longer than two frame periods (audible dropouts).
+    pub silences_over_two_frames: u64,
     /// The gateway's own hop latency from `/metrics` (p50, p99 in ms), each direction.
     pub hop_ms: BTreeMap<String, (f64, f64)>,
     /// Refurl answer times in a burst, ms.
@@ -175,9 +176,9 @@ impl LoadReport {
             s(&self.round_trip_ms)
         ));
         o.push_str(&format!(
-            "largest gap per call ms: {}  gaps > 2 frames: {}\n",
-            s(&self.max_gap_ms),
-            self.gaps_over_two_frames
+            "longest silence heard per call ms: {}  silences > 2 frames: {}\n",
+            s(&self.max_silence_ms),
+            self.silences_over_two_frames
         ));
         for (dir, (p50, p99)) in &self.hop_ms {
             o.push_str(&format!("gateway hop {dir}: p50 ≤ {p50:.2} ms  p99 ≤ {p99:.2} ms\n"));

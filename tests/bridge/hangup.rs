@@ -67,8 +67,9 @@ async fn audio_sent_just_before_the_hang_up_still_reaches_the_agent() {
     }
     // Close and shut the socket at once, as a carrier hanging up does.
     conn.close(1000);
-    let all = eventually(Duration::from_secs(3), || log.connections()[0].audio_chunks == 10).await;
-    assert!(all, "chunks received: {}", log.connections()[0].audio_chunks);
+    // Counted in audio, not messages: the agent leg joins frames into chunks.
+    let all = eventually(Duration::from_secs(3), || log.connections()[0].audio_bytes == 10 * 160).await;
+    assert!(all, "bytes received: {}", log.connections()[0].audio_bytes);
     assert!(
         eventually(Duration::from_secs(3), || log.connections()[0].client_close
             == Some(1000))

@@ -24,7 +24,8 @@ fn speech_frames(n: usize) -> Vec<Vec<u8>> {
 
 #[actix_rt::test]
 async fn payload_bytes_identical_both_ways_and_initiation_first() {
-    let h = start_echo(|_| {}).await;
+    // Each carrier frame as it comes (`user_audio_chunk_ms = 0`): the base64 strings themselves go through.
+    let h = start_echo(|c| c.elevenlabs.user_audio_chunk_ms = 0).await;
     let mut conn = start_call(&h, "PASS-1", "stream-PASS-1", AudioFormat::ULAW_8K).await;
     let frames = speech_frames(50);
     stream_frames(&conn, &frames).await;
@@ -81,4 +82,73 @@ async fn binary_carrier_frames_are_bridged_too() {
     let heard = listen(&mut conn, Duration::from_millis(1200)).await;
     assert_eq!(audio_of(&heard), frames.concat());
     assert_gateway_messages_valid(&h);
+}
+
+/// The caller's audio, as the agent got it: the decoded `user_audio_chunk`s, in order.
+fn upstream_chunks(h: &Harness) -> Vec<Vec<u8>> {
+    h.sim.log.connections()[0]
+        .received
+        .iter()
+        .filter_map(|t| match parse_client_message(t) {
+            Ok(ClientMessage::UserAudio { audio_b64 }) => Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(audio_b64.as_bytes())
+                    .expect("base64"),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn caller_audio_reaches_the_agent_in_chunks_of_the_configured_length() {
+    // 200 ms chunks: ten 20 ms frames each. The frames are written at once, so they all arrive well within
+    // a chunk's deadline however busy the machine is.
+    let h = start_echo(|c| c.elevenlabs.user_audio_chunk_ms = 200).await;
+    let mut conn = start_call(&h, "PASS-CHUNK", "s", AudioFormat::ULAW_8K).await;
+    let frames = speech_frames(53);
+    for f in &frames {
+        conn.send_media(f);
+    }
+    let heard = listen(&mut conn, Duration::from_millis(2500)).await;
+    conn.close(1000);
+
+    let chunks = upstream_chunks(&h);
+    assert_eq!(chunks.concat(), frames.concat(), "every byte, in order");
+    let lengths: Vec<usize> = chunks.iter().map(Vec::len).collect();
+    // 53 frames: five whole chunks, then the last three frames once their chunk was due.
+    assert_eq!(lengths, [vec![1600; 5], vec![480]].concat(), "200 ms of μ-law a chunk");
+    assert_eq!(audio_of(&heard), frames.concat(), "the echo comes back whole");
+    assert_gateway_messages_valid(&h);
+}
+
+#[actix_rt::test]
+async fn held_caller_audio_goes_before_a_later_note_to_the_agent() {
+    let h = start_echo(|c| c.elevenlabs.user_audio_chunk_ms = 200).await;
+    let mut conn = start_call(&h, "PASS-ORDER", "s", AudioFormat::ULAW_8K).await;
+    let frames = speech_frames(2);
+    for f in &frames {
+        conn.send_media(f);
+    }
+    // A key press becomes a `contextual_update`; the two frames said before it, still waiting for the rest
+    // of their chunk, go first.
+    conn.send_text(r#"{"event":"dtmf","dtmf":{"digit":"5"}}"#.into());
+    listen(&mut conn, Duration::from_millis(600)).await;
+    conn.close(1000);
+
+    let received = h.sim.log.connections()[0].received.clone();
+    let order: Vec<String> = received
+        .iter()
+        .filter_map(|t| match parse_client_message(t) {
+            Ok(ClientMessage::UserAudio { audio_b64 }) => {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(audio_b64.as_bytes())
+                    .expect("base64");
+                Some(format!("audio {}", raw.len()))
+            }
+            Ok(ClientMessage::ContextualUpdate { .. }) => Some("note".into()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, ["audio 320", "note"], "in the order the caller made them");
 }

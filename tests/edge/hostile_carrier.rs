@@ -418,8 +418,8 @@ async fn events_after_stop_are_ignored() {
     assert!(active_becomes(&h, 0, Duration::from_secs(3)).await, "slot released");
     assert_eq!(end_reason(&h, "AFTER-STOP").await, "carrier_stop");
     assert_eq!(
-        h.sim.log.connections()[0].audio_chunks,
-        1,
+        h.sim.log.connections()[0].audio_bytes,
+        160,
         "only the audio before stop reached the agent"
     );
 }

@@ -505,10 +505,10 @@ async fn nothing_from_an_abandoned_agent_connection_reaches_the_call(backend: Ba
         eventually(Duration::from_secs(5), || log
             .connections()
             .first()
-            .is_some_and(|c| c.audio_chunks >= 10))
+            .is_some_and(|c| c.audio_bytes >= 10 * 160))
         .await,
         "the held caller audio reaches the agent that answered: {:?}",
-        log.connections().first().map(|c| c.audio_chunks)
+        log.connections().first().map(|c| c.audio_bytes)
     );
     tokio::time::sleep(Duration::from_millis(800)).await;
     conn.close(1000);

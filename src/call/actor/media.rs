@@ -67,8 +67,14 @@ impl CallActor {
         s.bytes_in += r.bytes;
     }
 
-    pub(super) fn on_caller_audio(&mut self, payload: CarrierPayload, bytes: usize, received_at: Option<Instant>) {
-        self.log.stats.frames_in += 1;
+    pub(super) fn on_caller_audio(
+        &mut self,
+        payload: CarrierPayload,
+        frames: u64,
+        bytes: usize,
+        received_at: Option<Instant>,
+    ) {
+        self.log.stats.frames_in += frames;
         self.log.stats.bytes_in += bytes as u64;
         if self.caller.is_bridged() && self.agent.leg().is_some() {
             match self.caller.to_agent(payload, received_at) {

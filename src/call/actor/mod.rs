@@ -251,9 +251,10 @@ impl Handler<FromCarrier> for CallActor {
         match report {
             CarrierReport::Audio {
                 payload,
+                frames,
                 bytes,
                 received_at,
-            } => self.on_caller_audio(payload, bytes, received_at),
+            } => self.on_caller_audio(payload, frames, bytes, received_at),
             CarrierReport::Started(start) => self.on_carrier_start(start, ctx),
             CarrierReport::Played { name } => {
                 if name.is_some_and(|n| self.playout.played(n.as_str())) {
