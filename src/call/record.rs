@@ -23,6 +23,7 @@ pub struct CallStats {
     pub bytes_out: u64,
     pub interruptions: u64,
     pub stale_audio_dropped: u64,
+    /// Chunks of caller audio dropped while held past the limit (the agent not ready).
     pub inbound_dropped: u64,
     pub upstream_reconnects: u64,
     pub pacing_resyncs: u64,

@@ -49,13 +49,7 @@ async fn payload_bytes_identical_both_ways_and_initiation_first() {
         .iter()
         .map(|f| base64::engine::general_purpose::STANDARD.encode(f))
         .collect();
-    let upstream_b64: Vec<String> = received[1..]
-        .iter()
-        .filter_map(|t| match parse_client_message(t) {
-            Ok(ClientMessage::UserAudio { audio_b64 }) => Some(audio_b64.into_owned()),
-            _ => None,
-        })
-        .collect();
+    let upstream_b64 = upstream_b64(&h);
     assert_eq!(
         upstream_b64, sent_b64,
         "carrier payloads reach ElevenLabs untouched and in order"
@@ -84,19 +78,23 @@ async fn binary_carrier_frames_are_bridged_too() {
     assert_gateway_messages_valid(&h);
 }
 
-/// The caller's audio, as the agent got it: the decoded `user_audio_chunk`s, in order.
-fn upstream_chunks(h: &Harness) -> Vec<Vec<u8>> {
+/// The caller's audio as the agent got it: the `user_audio_chunk`s' base64, in order.
+fn upstream_b64(h: &Harness) -> Vec<String> {
     h.sim.log.connections()[0]
         .received
         .iter()
         .filter_map(|t| match parse_client_message(t) {
-            Ok(ClientMessage::UserAudio { audio_b64 }) => Some(
-                base64::engine::general_purpose::STANDARD
-                    .decode(audio_b64.as_bytes())
-                    .expect("base64"),
-            ),
+            Ok(ClientMessage::UserAudio { audio_b64 }) => Some(audio_b64.into_owned()),
             _ => None,
         })
+        .collect()
+}
+
+/// The same, decoded.
+fn upstream_chunks(h: &Harness) -> Vec<Vec<u8>> {
+    upstream_b64(h)
+        .iter()
+        .map(|b| base64::engine::general_purpose::STANDARD.decode(b).expect("base64"))
         .collect()
 }
 
