@@ -185,7 +185,7 @@ impl Default for ElevenLabsConfig {
             reconnect_window_ms: 5_000,
             max_frame_bytes: 1024 * 1024,
             send_timeout_ms: 30_000,
-            user_audio_chunk_ms: 60,
+            user_audio_chunk_ms: 100,
             api_key: None,
         }
     }
