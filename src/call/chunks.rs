@@ -1,4 +1,4 @@
-//! `ChunkJoiner`: caller audio on its last step to the agent, joined into chunks of the configured length
+//! `ChunkJoiner`: caller audio on its way to the agent, joined into chunks of the configured length
 //! (`elevenlabs.user_audio_chunk_ms`). A carrier sends a frame every 20 ms; every frame sent on as its own
 //! `user_audio_chunk` costs a message, a write and a wake-up on both ends, which is most of what a call
 //! costs. ElevenLabs' own SDK sends 250 ms chunks; a few frames per chunk cut that cost by as many times for a
@@ -6,86 +6,114 @@
 //! joins frames before they leave it, so each chunk (not each frame) costs a mailbox hop, a wake-up of the
 //! agent leg and a write; it takes `now` and says what to send and when held audio is due.
 
+use crate::audio::format::AudioFormat;
 use base64::Engine as _;
 use bytestring::ByteString;
 use std::time::{Duration, Instant};
 
+/// Caller audio ready to leave the leg: base64, and what went into it for the call's counters.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Chunk {
+    pub audio: ByteString,
+    /// Carrier frames joined into it.
+    pub frames: u64,
+    /// Its size decoded.
+    pub bytes: usize,
+}
+
 pub struct ChunkJoiner {
-    /// Bytes that make a chunk in the agent's input format; 0 until the format is known (each piece then
-    /// goes as it comes).
+    /// The configured chunk length; also the longest held audio waits for the rest of its chunk.
+    chunk: Duration,
+    /// Bytes that make a chunk in the carrier's format; 0 until its `start` names the format (each piece
+    /// then goes as it comes).
     chunk_bytes: usize,
-    /// The longest held audio waits for the rest of its chunk.
-    hold: Duration,
-    /// Audio waiting for the rest of its chunk (raw, the agent's input format).
+    /// Audio waiting for the rest of its chunk (raw, the carrier's format), and how many frames it was.
     held: Vec<u8>,
+    held_frames: u64,
     /// When the oldest held audio came.
     held_since: Option<Instant>,
     b64: base64::engine::GeneralPurpose,
 }
 
 impl ChunkJoiner {
-    /// Chunks of `chunk`'s length (`Duration::ZERO`: every piece as it comes). Until `set_chunk_bytes`
-    /// every piece goes as it comes.
+    /// Chunks of `chunk`'s length (`Duration::ZERO`: every piece as it comes). Until `set_format` every
+    /// piece goes as it comes.
     pub fn new(chunk: Duration) -> Self {
         ChunkJoiner {
+            chunk,
             chunk_bytes: 0,
-            hold: chunk,
             held: Vec::new(),
+            held_frames: 0,
             held_since: None,
             b64: base64::engine::general_purpose::STANDARD,
         }
     }
 
-    /// The configured chunk length.
-    pub fn chunk(&self) -> Duration {
-        self.hold
+    /// The carrier's format is known: a chunk is the configured length of it.
+    pub fn set_format(&mut self, format: AudioFormat) {
+        self.chunk_bytes = format.bytes_for_ms(self.chunk.as_millis() as u64);
     }
 
-    /// The agent's input format is known: a chunk is `bytes` of it.
-    pub fn set_chunk_bytes(&mut self, bytes: usize) {
-        self.chunk_bytes = bytes;
-    }
-
-    /// Takes one piece of caller audio (base64 in the agent's input format) at `now`: the chunk to send now,
-    /// if one is complete. A piece that is a chunk by itself, with nothing held, goes on as it came.
-    pub fn push(&mut self, b64: ByteString, now: Instant) -> Option<ByteString> {
-        if self.held.is_empty() && crate::protocol::base64_decoded_len(&b64) >= self.chunk_bytes {
-            return Some(b64);
+    /// Takes one frame of caller audio (base64, already checked) at `now`: the chunk to send now, if one is
+    /// complete. A frame that is a chunk by itself, with nothing held, goes on as it came.
+    pub fn push(&mut self, b64: ByteString, now: Instant) -> Option<Chunk> {
+        let bytes = crate::protocol::base64_decoded_len(&b64);
+        if self.held.is_empty() && bytes >= self.chunk_bytes {
+            return Some(Chunk {
+                audio: b64,
+                frames: 1,
+                bytes,
+            });
         }
         let before = self.held.len();
         if self.b64.decode_vec(b64.as_bytes(), &mut self.held).is_err() {
-            // The carrier leg checked the base64 and the converter writes its own: nothing else gets here.
+            // The carrier leg checks the base64 before it gets here.
             self.held.truncate(before);
             return None;
         }
-        self.held_since.get_or_insert(now);
-        (self.held.len() >= self.chunk_bytes).then(|| self.take()).flatten()
+        self.held_one(now)
     }
 
-    /// As `push`, for a piece of raw audio (a binary frame).
-    pub fn push_raw(&mut self, raw: &[u8], now: Instant) -> Option<ByteString> {
+    /// As `push`, for a frame of raw audio (a binary frame).
+    pub fn push_raw(&mut self, raw: &[u8], now: Instant) -> Option<Chunk> {
         if self.held.is_empty() && raw.len() >= self.chunk_bytes {
-            return Some(ByteString::from(self.b64.encode(raw)));
+            let audio = ByteString::from(self.b64.encode(raw));
+            return Some(Chunk {
+                audio,
+                frames: 1,
+                bytes: raw.len(),
+            });
         }
         self.held.extend_from_slice(raw);
+        self.held_one(now)
+    }
+
+    /// One more frame is held: the chunk, once it is complete.
+    fn held_one(&mut self, now: Instant) -> Option<Chunk> {
+        self.held_frames += 1;
         self.held_since.get_or_insert(now);
         (self.held.len() >= self.chunk_bytes).then(|| self.take()).flatten()
     }
 
     /// Whatever is held, as one chunk (at a deadline, before other messages, at the end).
-    pub fn take(&mut self) -> Option<ByteString> {
+    pub fn take(&mut self) -> Option<Chunk> {
         self.held_since = None;
+        let frames = std::mem::take(&mut self.held_frames);
         if self.held.is_empty() {
             return None;
         }
-        let chunk = self.b64.encode(&self.held);
+        let chunk = Chunk {
+            audio: ByteString::from(self.b64.encode(&self.held)),
+            frames,
+            bytes: self.held.len(),
+        };
         self.held.clear();
-        Some(ByteString::from(chunk))
+        Some(chunk)
     }
 
     /// When held audio must go even if its chunk is not complete; `None` while nothing is held.
     pub fn due(&self) -> Option<Instant> {
-        self.held_since.map(|t| t + self.hold)
+        self.held_since.map(|t| t + self.chunk)
     }
 }
 
@@ -97,22 +125,25 @@ mod tests {
         ByteString::from(base64::engine::general_purpose::STANDARD.encode(raw))
     }
 
-    fn raw(b64: &ByteString) -> Vec<u8> {
-        base64::engine::general_purpose::STANDARD
-            .decode(b64.as_bytes())
-            .expect("base64")
+    fn raw(chunk: &Chunk) -> Vec<u8> {
+        let audio = base64::engine::general_purpose::STANDARD
+            .decode(chunk.audio.as_bytes())
+            .expect("base64");
+        assert_eq!(audio.len(), chunk.bytes, "its size counted as it is");
+        audio
     }
 
-    fn joiner(chunk_bytes: usize) -> ChunkJoiner {
-        let mut j = ChunkJoiner::new(Duration::from_millis(60));
-        j.set_chunk_bytes(chunk_bytes);
+    /// μ-law at 8 kHz: `ms` of it make `8 * ms` bytes.
+    fn joiner(ms: u64) -> ChunkJoiner {
+        let mut j = ChunkJoiner::new(Duration::from_millis(ms));
+        j.set_format(AudioFormat::ULAW_8K);
         j
     }
 
     #[test]
     fn frames_are_joined_into_chunks_in_order() {
         let t0 = Instant::now();
-        let mut j = joiner(480);
+        let mut j = joiner(60);
         assert!(j.push(b64(&[1; 160]), t0).is_none());
         assert_eq!(
             j.due(),
@@ -122,17 +153,22 @@ mod tests {
         assert!(j.push(b64(&[2; 160]), t0).is_none());
         let chunk = j.push(b64(&[3; 160]), t0).expect("a complete chunk");
         assert_eq!(raw(&chunk), [[1u8; 160], [2; 160], [3; 160]].concat());
+        assert_eq!(chunk.frames, 3);
         assert_eq!(j.due(), None, "nothing held");
         assert!(j.take().is_none());
     }
 
     #[test]
     fn a_piece_that_is_a_chunk_by_itself_passes_as_it_came() {
-        let mut j = joiner(160);
+        let mut j = joiner(20);
         let whole = b64(&[7; 160]);
         assert_eq!(
             j.push(whole.clone(), Instant::now()),
-            Some(whole),
+            Some(Chunk {
+                audio: whole,
+                frames: 1,
+                bytes: 160
+            }),
             "not decoded, not re-encoded"
         );
         assert!(
@@ -143,19 +179,25 @@ mod tests {
             .push(b64(&[9; 160]), Instant::now())
             .expect("held audio goes first, joined");
         assert_eq!(raw(&next), [vec![8u8; 100], vec![9; 160]].concat());
+        assert_eq!(next.frames, 2);
     }
 
     #[test]
     fn before_the_format_is_known_every_piece_goes_as_it_comes() {
         let mut j = ChunkJoiner::new(Duration::from_millis(60));
         let piece = b64(&[9; 10]);
-        assert_eq!(j.push(piece.clone(), Instant::now()), Some(piece));
+        let chunk = Chunk {
+            audio: piece.clone(),
+            frames: 1,
+            bytes: 10,
+        };
+        assert_eq!(j.push(piece, Instant::now()), Some(chunk));
     }
 
     #[test]
     fn held_audio_is_taken_whole_at_its_deadline() {
         let t0 = Instant::now();
-        let mut j = joiner(480);
+        let mut j = joiner(60);
         assert!(j.push(b64(&[1; 160]), t0).is_none());
         assert!(j.push(b64(&[2; 100]), t0 + Duration::from_millis(20)).is_none());
         assert_eq!(
@@ -170,7 +212,7 @@ mod tests {
 
     #[test]
     fn unreadable_base64_is_dropped_without_touching_what_is_held() {
-        let mut j = joiner(480);
+        let mut j = joiner(60);
         assert!(j.push(b64(&[1; 160]), Instant::now()).is_none());
         assert!(j.push(ByteString::from_static("!!!!"), Instant::now()).is_none());
         assert_eq!(raw(&j.take().expect("held")), vec![1; 160]);
@@ -178,7 +220,7 @@ mod tests {
 
     #[test]
     fn raw_pieces_are_joined_with_base64_ones() {
-        let mut j = joiner(320);
+        let mut j = joiner(40);
         assert!(j.push_raw(&[1; 160], Instant::now()).is_none());
         let chunk = j.push(b64(&[2; 160]), Instant::now()).expect("a chunk");
         assert_eq!(raw(&chunk), [[1u8; 160], [2; 160]].concat());

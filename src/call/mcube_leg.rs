@@ -2,7 +2,7 @@
 //! call and writes what the call tells it to. It never ends the call itself: when it goes, it reports why.
 //! This is the only file that uses actix-web-actors (deprecated upstream), so moving off it is one file.
 
-use super::chunks::ChunkJoiner;
+use super::chunks::{Chunk, ChunkJoiner};
 use super::messages::*;
 use super::{EndReason, RoutedAudio};
 use crate::metrics::Metrics;
@@ -50,10 +50,9 @@ pub struct McubeLeg {
     route: Option<(Recipient<ToAgent>, Arc<RoutedAudio>)>,
     /// Writes what the call asks for in Mcube's protocol, once the carrier's `start` named the stream.
     writer: Option<CarrierWriter>,
-    /// Caller audio joined into chunks before it leaves the leg (`elevenlabs.user_audio_chunk_ms`).
+    /// Caller audio joined into chunks before it leaves the leg (`elevenlabs.user_audio_chunk_ms`), and
+    /// the timer that sends held audio when it is due.
     joiner: ChunkJoiner,
-    /// The frames and decoded bytes held in the joiner, and the timer that sends them when they are due.
-    held: (u64, usize),
     join_timer: Option<SpawnHandle>,
 }
 
@@ -83,7 +82,6 @@ impl McubeLeg {
             route: None,
             writer: None,
             joiner: ChunkJoiner::new(user_audio_chunk),
-            held: (0, 0),
             join_timer: None,
         }
     }
@@ -122,8 +120,7 @@ impl McubeLeg {
                 if self.writer.is_none() {
                     let stream_id = start.stream_id.as_ref().map_or(self.call_id.as_str(), |id| id.as_str());
                     self.writer = Some(CarrierWriter::new(stream_id, start.format));
-                    let chunk_ms = self.joiner.chunk().as_millis() as u64;
-                    self.joiner.set_chunk_bytes(start.format.bytes_for_ms(chunk_ms));
+                    self.joiner.set_format(start.format);
                 }
                 self.report(CarrierReport::Started(start));
             }
@@ -209,8 +206,6 @@ impl McubeLeg {
             CarrierPayload::Base64(b64) => self.joiner.push(b64, now),
             CarrierPayload::Raw(raw) => self.joiner.push_raw(&raw, now),
         };
-        self.held.0 += 1;
-        self.held.1 += raw_len;
         match chunk {
             Some(chunk) => self.forward(chunk, received_at, ctx),
             None if self.join_timer.is_none() => {
@@ -226,21 +221,23 @@ impl McubeLeg {
     }
 
     /// Sends a chunk of caller audio on (`since`: when the frame that completed it was read, if timed).
-    fn forward(&mut self, audio: ByteString, since: Option<Instant>, ctx: &mut ws::WebsocketContext<Self>) {
+    fn forward(&mut self, chunk: Chunk, since: Option<Instant>, ctx: &mut ws::WebsocketContext<Self>) {
         if let Some(timer) = self.join_timer.take() {
             ctx.cancel_future(timer);
         }
-        let (frames, bytes) = std::mem::take(&mut self.held);
         match &self.route {
             Some((agent, counts)) => {
-                counts.frames.fetch_add(frames, Ordering::Relaxed);
-                counts.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-                agent.do_send(ToAgent::CallerAudio { audio, since });
+                counts.frames.fetch_add(chunk.frames, Ordering::Relaxed);
+                counts.bytes.fetch_add(chunk.bytes as u64, Ordering::Relaxed);
+                agent.do_send(ToAgent::CallerAudio {
+                    audio: chunk.audio,
+                    since,
+                });
             }
             None => self.report(CarrierReport::Audio {
-                payload: CarrierPayload::Base64(audio),
-                frames,
-                bytes,
+                payload: CarrierPayload::Base64(chunk.audio),
+                frames: chunk.frames,
+                bytes: chunk.bytes,
                 received_at: since,
             }),
         }

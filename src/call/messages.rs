@@ -33,7 +33,7 @@ pub struct FromCarrier(pub CarrierReport);
 pub enum CarrierReport {
     /// The carrier's `start` event: stream ids and media format.
     Started(StreamStart),
-    /// One frame of caller audio, undecoded.
+    /// A chunk of caller audio (one or more carrier frames, joined by the leg), undecoded.
     Audio {
         payload: CarrierPayload,
         /// The carrier frames joined into it.
