@@ -9,10 +9,13 @@ use crate::db::models::now_ms;
 use crate::db::spool::{DeadLetters, Spool};
 use crate::db::writer::{DbStats, Writer};
 use crate::db::{self, DbPool, DbTarget};
+use crate::fleet::store::Member;
+use crate::fleet::Fleet;
 use crate::http::access::{CarrierAccess, SharedAccess};
 use crate::http::{admin_routes, carrier_routes, AppState};
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistrySetup};
+use crate::values::InstanceId;
 use actix::{Actor, Addr, SyncArbiter};
 use actix_web::{dev::Server, web, App, HttpServer};
 use std::net::{SocketAddr, TcpListener};
@@ -43,6 +46,10 @@ pub struct Gateway {
     pub pool: DbPool,
     /// The carrier access rules, swapped on SIGHUP.
     pub access: SharedAccess,
+    /// This instance's name (records, `wss_url`, the fleet).
+    pub instance: InstanceId,
+    /// Its membership of a fleet, when `fleet.max_concurrent_calls` is set.
+    pub fleet: Option<Fleet>,
     pub server: actix_web::dev::ServerHandle,
     pub admin_server: actix_web::dev::ServerHandle,
 }
@@ -72,7 +79,11 @@ pub struct Database {
 /// its connect timeout). A database that is down does not stop the gateway: records spool until it is
 /// back. The spool itself is replayed once the gateway is ready (`Gateway::replay_spool`), and then
 /// periodically.
-pub async fn start_database(config: &Config, metrics: &prometheus::Registry) -> std::io::Result<Database> {
+pub async fn start_database(
+    config: &Config,
+    metrics: &prometheus::Registry,
+    instance: &InstanceId,
+) -> std::io::Result<Database> {
     let d = &config.database;
     let target = DbTarget::parse(&d.url).map_err(std::io::Error::other)?;
     let pool =
@@ -84,11 +95,11 @@ pub async fn start_database(config: &Config, metrics: &prometheus::Registry) -> 
         d.spool_max_bytes,
         now_ms(),
     );
-    let (p, st) = (pool.clone(), stats.clone());
+    let (p, st, id) = (pool.clone(), stats.clone(), instance.to_string());
     let writer = SyncArbiter::start(1, move || {
         let spool = Spool::open(&spool_path, max);
         let dead = DeadLetters::open(&dead_path, max);
-        DbActor::new(Writer::new(p.clone(), spool, dead, st.clone(), started))
+        DbActor::new(Writer::new(p.clone(), spool, dead, st.clone(), started).for_instance(&id))
     });
     let batcher = DbBatcher::new(
         writer.clone(),
@@ -96,6 +107,7 @@ pub async fn start_database(config: &Config, metrics: &prometheus::Registry) -> 
         Duration::from_millis(d.batch_delay_ms),
         Duration::from_millis(d.replay_interval_ms),
     )
+    .for_instance(instance.as_str())
     .start();
     match writer.send(Prepare).await {
         Ok(true) => log::info!("db: {} ready", target.redacted()),
@@ -136,11 +148,12 @@ impl std::future::Future for Servers {
 /// itself (`serve` handles signals with a drain instead, see `crate::lifecycle`).
 pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gateway, Servers)> {
     let metrics = Arc::new(Metrics::new().map_err(std::io::Error::other)?);
-    let database = start_database(&config, &metrics.registry).await?;
     let listener = TcpListener::bind(&config.server.listen)?;
     let addr = listener.local_addr()?;
     let admin_listener = TcpListener::bind(&config.admin.listen)?;
     let admin_addr = admin_listener.local_addr()?;
+    let instance = crate::fleet::instance_of(&config);
+    let database = start_database(&config, &metrics.registry, &instance).await?;
     let public_url = if config.server.public_url.is_empty() {
         format!("ws://{addr}")
     } else {
@@ -153,6 +166,7 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         reconcile_every: Duration::from_millis(calls.reconcile_interval_ms),
         records: Some((database.batcher.clone(), config.elevenlabs.agent_id.clone())),
     });
+    let fleet = join_fleet(&config, &registry, &instance, &public_url, admin_addr, &metrics).await;
     let meter = Arc::new(std::sync::Mutex::new(crate::capacity::CostMeter::default()));
     sample_cost(meter.clone(), registry.clone());
     let access: SharedAccess = Arc::new(std::sync::RwLock::new(CarrierAccess::from_config(&config)));
@@ -171,6 +185,8 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         pool: database.pool.clone(),
         meter: meter.clone(),
         access: access.clone(),
+        instance: instance.clone(),
+        fleet: fleet.clone(),
     });
     let (send_timeout_ms, send_buffer) = (config.server.send_timeout_ms, config.server.send_buffer_bytes);
     let admin_too = config.admin.token.is_some();
@@ -214,10 +230,39 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         db_stats: database.stats,
         pool: database.pool,
         access,
+        instance,
+        fleet,
         server: server.handle(),
         admin_server: admin.handle(),
     };
     Ok((gateway, Servers { carrier: server, admin }))
+}
+
+/// With `fleet.max_concurrent_calls` set (PostgreSQL, checked with the configuration), joins the fleet on
+/// the database: the registry admits within this instance's share from now on.
+async fn join_fleet(
+    config: &Config,
+    registry: &Registry,
+    instance: &InstanceId,
+    public_url: &str,
+    admin_addr: SocketAddr,
+    metrics: &Arc<Metrics>,
+) -> Option<Fleet> {
+    let fleet_cap = config.fleet.max_concurrent_calls?;
+    let admin_url = match config.fleet.admin_url.as_str() {
+        "" => format!("http://{admin_addr}"),
+        url => url.trim_end_matches('/').to_string(),
+    };
+    let member = Member {
+        instance_id: instance.to_string(),
+        public_url: public_url.to_string(),
+        admin_url,
+        started_ms: now_ms(),
+        fallback: config.fleet.fallback_calls,
+        fleet_cap,
+        lease_ttl_ms: config.fleet.lease_ttl_ms,
+    };
+    Some(Fleet::join(registry, member, &config.database.url, metrics.clone()).await)
 }
 
 /// Every few seconds: this process's RSS, CPU and FDs with the calls then live, for `/capacity`.

@@ -10,8 +10,9 @@
 //!    I/O); codecs, resampling and the pacer's queue; WebSocket frame plumbing; per-call carrier tokens.
 //! 3. records — `db`, `capacity`: call records (SQLite or PostgreSQL), the writer, batcher and spool;
 //!    live limits × measured per-call cost.
-//! 4. call — `call`, `registry`: the `CallActor` per call, its parts and its two legs; the registry
-//!    that admits, counts and lists calls (the cap).
+//! 4. call — `call`, `registry`, `fleet`: the `CallActor` per call, its parts and its two legs; the
+//!    registry that admits, counts and lists calls (the cap); the fleet's lease and share of a cap held
+//!    across instances on one PostgreSQL database.
 //! 5. edges — `http`: carrier endpoints, admin endpoints, health checks.
 //! 6. process — `gateway`, `lifecycle`: assembling and starting it all; FD limits, systemd, signals.
 //! 7. tools — `demo`, `sim`, `loadtest`, `conformance`: the demo, the agent and carrier simulators, the
@@ -24,6 +25,7 @@ pub mod config;
 pub mod conformance;
 pub mod db;
 pub mod demo;
+pub mod fleet;
 pub mod gateway;
 pub mod http;
 pub mod lifecycle;

@@ -176,6 +176,9 @@ pub async fn drain(gw: &Gateway, deadline: Duration) {
         Ok(Ok(Ok(true))) => log::info!("drain: every call record stored"),
         _ => log::warn!("drain: some call records are in the spool; they are replayed at the next start"),
     }
+    if let Some(fleet) = &gw.fleet {
+        fleet.leave().await;
+    }
     gw.stop().await;
 }
 

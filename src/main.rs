@@ -356,7 +356,11 @@ fn check_config(cli_path: Option<&PathBuf>) -> ExitCode {
     for p in config.serve_problems() {
         println!("# note: {p}");
     }
-    let exposed = config.exposure_problems();
+    let mut exposed = config.exposure_problems();
+    match websocket_api::fleet::shares_problem(&config) {
+        Ok(problem) => exposed.extend(problem),
+        Err(e) => println!("# note: fleet shares not checked against the other instances ({e})"),
+    }
     if exposed.is_empty() {
         return ExitCode::SUCCESS;
     }

@@ -71,6 +71,14 @@ pub struct Metrics {
     pub carrier_bad_audio: IntCounter,
     pub agent_ignored_events: IntCounter,
     pub agent_bad_messages: IntCounter,
+    /// In a fleet: the slots of the fleet's cap this instance holds.
+    pub fleet_held_slots: IntGauge,
+    /// In a fleet: lease renewals that failed (the database unreachable or refusing).
+    pub fleet_renewal_failures: IntCounter,
+    /// In a fleet: other instances whose lease expired and whose calls this one closed.
+    pub fleet_instances_lost: IntCounter,
+    /// Media sockets that arrived at another instance than the one that admitted their call.
+    pub misdirected_sockets: IntCounter,
 }
 
 /// Registers `metric` in `r` and hands it back. Fails only on a bad or duplicate name, at start-up.
@@ -163,6 +171,26 @@ impl Metrics {
                 vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
             )?,
             calls_admitted: counter(&r, "calls_admitted_total", "Calls admitted (refurl or direct upgrade)")?,
+            fleet_held_slots: gauge(
+                &r,
+                "fleet_held_slots",
+                "Slots of the fleet's cap this instance holds (live calls plus spare)",
+            )?,
+            fleet_renewal_failures: counter(
+                &r,
+                "fleet_renewal_failures_total",
+                "Fleet lease renewals that failed (database unreachable)",
+            )?,
+            fleet_instances_lost: counter(
+                &r,
+                "fleet_instances_lost_total",
+                "Instances whose lease expired and whose calls this instance closed",
+            )?,
+            misdirected_sockets: counter(
+                &r,
+                "misdirected_sockets_total",
+                "Media sockets that reached another instance than the one that admitted the call",
+            )?,
             calls_refused: counter_vec(&r, "calls_refused_total", "Calls refused, by reason", "reason")?,
             calls_started: counter(&r, "calls_started_total", "Call actors started (carrier socket open)")?,
             calls_ended: counter_vec(&r, "calls_ended_total", "Calls ended, by end reason", "reason")?,

@@ -95,6 +95,42 @@ impl CallId {
     }
 }
 
+/// A gateway instance's name in a fleet: 1 to 64 characters of `A-Z a-z 0-9 - _ .` (it goes into the
+/// `wss_url` a balancer routes on, into records and into the fleet's table). Comes from the operator's
+/// configuration, or from the host name and port, or from another instance's `wss_url` (then only compared).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct InstanceId(String);
+string_value!(InstanceId);
+
+impl InstanceId {
+    pub const MAX: usize = 64;
+
+    pub fn parse(field: &'static str, s: &str) -> Result<InstanceId, Invalid> {
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_.".contains(&b);
+        token(field, s, Self::MAX, allowed, "letters, digits and - _ . only").map(InstanceId)
+    }
+
+    /// `host-port`, from the host name with anything outside the alphabet made `-`: the same name after a
+    /// restart on the same box and port, another one for another box or port.
+    pub fn derived(host: &str, port: u16) -> InstanceId {
+        let suffix = format!("-{port}");
+        let host: String = host
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.".contains(&b) {
+                    b as char
+                } else {
+                    '-'
+                }
+            })
+            .take(Self::MAX - suffix.len())
+            .collect();
+        let host = if host.is_empty() { "gateway".to_string() } else { host };
+        InstanceId(format!("{host}{suffix}"))
+    }
+}
+
 /// ElevenLabs' conversation id: the same alphabet as a call id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]

@@ -211,6 +211,7 @@ fn deserialize_sections(table: toml::Table, problems: &mut Vec<String>) -> Confi
             "carrier" => value.try_into().map(|v| config.carrier = v),
             "log" => value.try_into().map(|v| config.log = v),
             "capacity" => value.try_into().map(|v| config.capacity = v),
+            "fleet" => value.try_into().map(|v| config.fleet = v),
             other => {
                 problems.push(format!("[{other}]: unknown section"));
                 continue;

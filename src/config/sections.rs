@@ -27,6 +27,37 @@ pub struct Config {
     pub carrier: CarrierConfig,
     pub log: LogConfig,
     pub capacity: CapacityConfig,
+    pub fleet: FleetConfig,
+}
+
+/// Several gateways on one PostgreSQL database (README: Running a fleet). Off unless
+/// `max_concurrent_calls` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FleetConfig {
+    /// The cap across every instance on the database (e.g. the ElevenLabs plan's concurrency); unset means
+    /// this instance is alone.
+    pub max_concurrent_calls: Option<usize>,
+    /// An instance whose lease was not renewed for this long is lost: its calls are closed
+    /// (`instance_lost`) and its slots return to the fleet.
+    pub lease_ttl_ms: u64,
+    /// What this instance may carry while it cannot reach the database (it always keeps this many of the
+    /// fleet's slots, so the shares of all instances must fit in the fleet cap).
+    pub fallback_calls: usize,
+    /// Where the other instances reach this one's admin API (forwarded hang-ups, the fleet's call list);
+    /// empty means `http://` + the bound `admin.listen`.
+    pub admin_url: String,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            max_concurrent_calls: None,
+            lease_ttl_ms: 10_000,
+            fallback_calls: 0,
+            admin_url: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -63,6 +94,9 @@ pub struct ServerConfig {
     /// Proxies (IPs or CIDR blocks) whose `X-Forwarded-For` is believed: behind one, the carrier
     /// allow-list sees the carrier, not the proxy.
     pub trusted_proxies: Vec<String>,
+    /// This instance's name in a fleet, on every call record and in the `wss_url` it hands out; empty means
+    /// derived from the host name and the port (`host-7900`), stable across restarts.
+    pub instance_id: String,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +112,7 @@ impl Default for ServerConfig {
             send_timeout_ms: 30_000,
             send_buffer_bytes: 0,
             trusted_proxies: Vec::new(),
+            instance_id: String::new(),
         }
     }
 }

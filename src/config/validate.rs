@@ -106,6 +106,67 @@ impl Config {
             !(db.starts_with("sqlite://") || db.starts_with("postgres://") || db.starts_with("postgresql://")),
             format!("database.url: '{db}' must be sqlite://PATH or postgres://…"),
         );
+        self.validate_fleet(problems);
+    }
+
+    /// The fleet's keys: a fleet needs PostgreSQL (SQLite is one instance's database), and a fallback share
+    /// that fits in the fleet's cap.
+    fn validate_fleet(&self, problems: &mut Vec<String>) {
+        let f = &self.fleet;
+        let id = &self.server.instance_id;
+        if !id.is_empty() {
+            if let Err(e) = crate::values::InstanceId::parse("server.instance_id", id) {
+                problems.push(e.to_string());
+            }
+        }
+        let defaults = FleetConfig::default();
+        let fleet_keys_set = f.max_concurrent_calls.is_some()
+            || f.fallback_calls != defaults.fallback_calls
+            || f.lease_ttl_ms != defaults.lease_ttl_ms
+            || !f.admin_url.is_empty();
+        if fleet_keys_set && self.database.url.starts_with("sqlite://") {
+            problems.push(
+                "fleet.*: a fleet shares one PostgreSQL database (its lease and cap live there); with \
+                 database.url = sqlite://… this gateway runs alone: set database.url = postgres://… or remove \
+                 the [fleet] settings"
+                    .into(),
+            );
+        }
+        if f.max_concurrent_calls.is_some() && id.is_empty() && self.server.listen.ends_with(":0") {
+            problems.push(
+                "server.instance_id: must be set in a fleet when server.listen has port 0 (the name is derived \
+                 from the host name and the port)"
+                    .into(),
+            );
+        }
+        if f.max_concurrent_calls == Some(0) {
+            problems.push("fleet.max_concurrent_calls: must be at least 1 (or unset: no fleet)".into());
+        }
+        if f.max_concurrent_calls.is_none() && f.fallback_calls > 0 {
+            problems.push(
+                "fleet.fallback_calls: set without fleet.max_concurrent_calls (no fleet to fall back from)".into(),
+            );
+        }
+        if let Some(cap) = f.max_concurrent_calls.filter(|cap| f.fallback_calls > *cap) {
+            problems.push(format!(
+                "fleet.fallback_calls: {} is over fleet.max_concurrent_calls ({cap}); the shares of all \
+                 instances must fit in the fleet's cap",
+                f.fallback_calls
+            ));
+        }
+        if f.lease_ttl_ms < 3_000 {
+            problems.push(format!(
+                "fleet.lease_ttl_ms: {} is under 3000 (a lease is renewed every second; a shorter one loses \
+                 live instances to a slow database)",
+                f.lease_ttl_ms
+            ));
+        }
+        let au = &f.admin_url;
+        if !(au.is_empty() || au.starts_with("http://") || au.starts_with("https://")) {
+            problems.push(format!(
+                "fleet.admin_url: '{au}' must start with http:// or https:// (or be empty)"
+            ));
+        }
     }
 
     /// Problems that stop `serve` but not `check-config` or `demo`.

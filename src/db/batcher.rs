@@ -16,6 +16,8 @@ pub struct DbBatcher {
     max_batch: usize,
     delay: Duration,
     replay_every: Duration,
+    /// Stamped on every call record that names no instance (`server.instance_id`).
+    instance_id: String,
 }
 
 impl DbBatcher {
@@ -27,7 +29,14 @@ impl DbBatcher {
             max_batch: max_batch.max(1),
             delay,
             replay_every,
+            instance_id: String::new(),
         }
+    }
+
+    /// Call records are stamped with this instance's name before they are stored or spooled.
+    pub fn for_instance(mut self, instance_id: &str) -> Self {
+        self.instance_id = instance_id.to_string();
+        self
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -61,7 +70,14 @@ pub struct Save {
 impl Handler<Save> for DbBatcher {
     type Result = ();
 
-    fn handle(&mut self, msg: Save, ctx: &mut Context<Self>) {
+    fn handle(&mut self, mut msg: Save, ctx: &mut Context<Self>) {
+        for write in &mut msg.writes {
+            if let DbWrite::Call(rec) = write {
+                if rec.instance_id.is_empty() {
+                    rec.instance_id.clone_from(&self.instance_id);
+                }
+            }
+        }
         self.pending.extend(msg.writes);
         if self.pending.len() >= self.max_batch {
             self.flush(ctx);

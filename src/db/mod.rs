@@ -259,17 +259,30 @@ pub fn save_status(conn: &mut DbConnection, report: &StatusReport) -> QueryResul
     Ok(())
 }
 
-/// Calls a crash left open (started before this process) are closed as `aborted` with end reason `restart`.
-pub fn close_abandoned(conn: &mut DbConnection, now_ms: i64, started_before: i64) -> QueryResult<usize> {
+/// Calls a crash of this instance left open (started before this process) are closed as `aborted` with end
+/// reason `restart`; so are rows that name no instance (written before instances were recorded). Other
+/// instances' calls are not touched.
+pub fn close_abandoned(
+    conn: &mut DbConnection,
+    now_ms: i64,
+    started_before: i64,
+    instance_id: &str,
+) -> QueryResult<usize> {
     let open = calls::state.eq_any(["connecting", "active", "ending"]);
-    diesel::update(calls::table.filter(open).filter(calls::started_at.lt(started_before)))
-        .set((
-            calls::state.eq("aborted"),
-            calls::end_reason.eq("restart"),
-            calls::ended_at.eq(now_ms),
-            calls::updated_at.eq(now_ms),
-        ))
-        .execute(conn)
+    let ours = calls::instance_id.eq_any([instance_id, ""]);
+    diesel::update(
+        calls::table
+            .filter(open)
+            .filter(ours)
+            .filter(calls::started_at.lt(started_before)),
+    )
+    .set((
+        calls::state.eq("aborted"),
+        calls::end_reason.eq("restart"),
+        calls::ended_at.eq(now_ms),
+        calls::updated_at.eq(now_ms),
+    ))
+    .execute(conn)
 }
 
 /// Finished (or refused, or never connected) calls, newest first; each attempt of a call id is its own entry.

@@ -49,6 +49,10 @@ pub struct CallRecord {
     /// Grows with each snapshot of the same call; 0 means "only if there is no row yet" (refusals).
     pub revision: i64,
     pub updated_at: i64,
+    /// The gateway instance that carried the call (`server.instance_id`); stamped by the batcher when
+    /// empty. Spool lines from before instances existed read as ''.
+    #[serde(default)]
+    pub instance_id: String,
 }
 
 impl CallRecord {
@@ -83,6 +87,7 @@ impl CallRecord {
             error_detail: None,
             revision: 0,
             updated_at: at_ms,
+            instance_id: String::new(),
         }
     }
 }

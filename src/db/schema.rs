@@ -1,4 +1,4 @@
-// @generated-compatible: what `diesel print-schema` writes for migrations/*/ up to 2026-12-02-000001_call_attempts
+// @generated-compatible: what `diesel print-schema` writes for migrations/*/ up to 2026-12-03-000001_fleet
 // (column order aside: PostgreSQL appends `attempt`, SQLite's rebuild puts it second).
 
 diesel::table! {
@@ -32,6 +32,7 @@ diesel::table! {
         error_detail -> Nullable<Text>,
         revision -> BigInt,
         updated_at -> BigInt,
+        instance_id -> Text,
     }
 }
 

@@ -123,6 +123,9 @@ pub struct Writer {
     abandoned_closed: bool,
     /// Rows of calls started before this moment and still open were left by a previous process.
     process_started_ms: i64,
+    /// ... of this instance (or of no instance: rows from before instances were recorded); other
+    /// instances' rows are theirs, or the fleet's to close when their lease expires.
+    instance_id: String,
     retry_after: Option<Instant>,
 }
 
@@ -139,8 +142,15 @@ impl Writer {
             migrated: false,
             abandoned_closed: false,
             process_started_ms,
+            instance_id: String::new(),
             retry_after: None,
         }
+    }
+
+    /// Leftovers closed at start are this instance's only.
+    pub fn for_instance(mut self, instance_id: &str) -> Self {
+        self.instance_id = instance_id.to_string();
+        self
     }
 
     /// A connection that is migrated, or why there is none.
@@ -353,7 +363,7 @@ impl Writer {
             return;
         }
         let Ok(mut conn) = self.connection() else { return };
-        match close_abandoned(&mut conn, now_ms(), self.process_started_ms) {
+        match close_abandoned(&mut conn, now_ms(), self.process_started_ms, &self.instance_id) {
             Ok(n) => {
                 if n > 0 {
                     log::warn!("db: closed {n} call(s) left open by a previous process as aborted (restart)");

@@ -28,20 +28,40 @@ fn call_id_of(path: web::Path<String>) -> Result<CallId, crate::values::Invalid>
     CallId::parse("call_id", &path.into_inner())
 }
 
-/// `GET /calls`: totals and every call holding a slot.
-pub async fn list_calls(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    /// `fleet`: every live instance's calls; anything else (or absent): this instance's.
+    scope: Option<String>,
+}
+
+/// `GET /calls[?scope=fleet]`: totals and every call holding a slot, here or across the fleet.
+pub async fn list_calls(req: HttpRequest, query: web::Query<ListQuery>, state: web::Data<AppState>) -> HttpResponse {
     if let Some(refusal) = refuse_admin(&req, &state) {
         return refusal;
     }
     let (summary, slots) = state.registry.list();
     let views = join_all(slots.into_iter().map(live_view)).await;
-    HttpResponse::Ok().json(serde_json::json!({
+    let local = serde_json::json!({
+        "instance_id": state.instance,
         "max_concurrent_calls": summary.max_concurrent_calls,
         "active": summary.active,
         "available": summary.available,
         "draining": summary.draining,
         "calls": views,
-    }))
+    });
+    match query.scope.as_deref() {
+        Some("fleet") => super::fleet::fleet_calls(&req, &state, local).await,
+        Some("local") | None => HttpResponse::Ok().json(local),
+        Some(_) => error_json(StatusCode::BAD_REQUEST, "scope: fleet or local"),
+    }
+}
+
+/// `GET /fleet`: the instances sharing the database and the fleet's cap.
+pub async fn fleet(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(refusal) = refuse_admin(&req, &state) {
+        return refusal;
+    }
+    super::fleet::fleet_view(&state).await
 }
 
 async fn live_view(slot: SlotView) -> CallView {
@@ -173,7 +193,7 @@ impl StoredCall {
 }
 
 /// Runs a read on the pool off the actix worker; a database that is down answers 503.
-async fn read_db<T: Send + 'static>(
+pub(super) async fn read_db<T: Send + 'static>(
     pool: &DbPool,
     f: impl FnOnce(&mut db::DbConnection) -> diesel::QueryResult<T> + Send + 'static,
 ) -> Result<T, HttpResponse> {
@@ -276,7 +296,7 @@ pub async fn set_limit(req: HttpRequest, body: web::Bytes, state: web::Data<AppS
 }
 
 /// `DELETE /calls/{call_id}`: hangs a live call up (terminate to the carrier, close 1000 to ElevenLabs,
-/// record written); 404 if it is not live.
+/// record written); in a fleet, a call live on another instance is hung up there; 404 if it is not live.
 pub async fn end_call(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
     if let Some(refusal) = refuse_admin(&req, &state) {
         return refusal;
@@ -290,7 +310,9 @@ pub async fn end_call(req: HttpRequest, path: web::Path<String>, state: web::Dat
             log::info!("call_id={call_id} ended by an admin");
             HttpResponse::Accepted().json(serde_json::json!({"call_id": call_id, "status": "ending"}))
         }
-        _ => error_json(StatusCode::NOT_FOUND, "not a live call"),
+        _ => super::fleet::forward_end(&req, &state, &call_id)
+            .await
+            .unwrap_or_else(|| error_json(StatusCode::NOT_FOUND, "not a live call")),
     }
 }
 
@@ -331,7 +353,8 @@ mod tests {
         config.admin.token = token.map(str::to_string);
         config.database.url = format!("sqlite://{}/wsapi-admin-unit/calls.db", std::env::temp_dir().display());
         let metrics = std::sync::Arc::new(crate::metrics::Metrics::new().expect("metrics"));
-        let db = crate::gateway::start_database(&config, &metrics.registry)
+        let instance = crate::fleet::instance_id("unit", 0);
+        let db = crate::gateway::start_database(&config, &metrics.registry, &instance)
             .await
             .expect("db");
         let registry = crate::registry::Registry::start(crate::registry::RegistrySetup {
@@ -351,6 +374,8 @@ mod tests {
             db_stats: db.stats,
             meter: Default::default(),
             access: Default::default(),
+            instance,
+            fleet: None,
         })
     }
 

@@ -104,7 +104,7 @@ fn admit(info: CallInfo, state: &AppState) -> HttpResponse {
             state.metrics.calls_admitted.inc();
             let call_id = &admitted.call_id;
             let token = state.tokens.issue(call_id.as_str());
-            let wss_url = format!("{}/ws/mcube/{call_id}?token={token}", state.public_url);
+            let wss_url = wss_url(state, call_id, &token);
             let show = state.config.log.show_numbers;
             log::info!(
                 "call_id={call_id} admitted from={} to={}",
@@ -123,6 +123,40 @@ fn admit(info: CallInfo, state: &AppState) -> HttpResponse {
             refused(refusal)
         }
     }
+}
+
+/// Where the carrier opens the call's media socket. In a fleet the URL names this instance, so the
+/// balancer in front of every instance sends the socket here (README: Running a fleet).
+fn wss_url(state: &AppState, call_id: &CallId, token: &str) -> String {
+    let base = format!("{}/ws/mcube/{call_id}?token={token}", state.public_url);
+    match state.fleet {
+        Some(_) => format!("{base}&instance={}", state.instance),
+        None => base,
+    }
+}
+
+/// A media socket for a call another instance admitted (the balancer did not route on the instance in
+/// its URL): 421 naming both instances, never a bare 404.
+fn refuse_misdirected(query: &MediaQuery, state: &AppState, call_id: &CallId) -> Option<HttpResponse> {
+    let wanted = query.instance.as_deref()?;
+    if wanted == state.instance.as_str() {
+        return None;
+    }
+    let wanted = crate::values::InstanceId::parse("instance", wanted)
+        .map_or_else(|_| "(invalid)".to_string(), |i| i.to_string());
+    log::warn!(
+        "call_id={call_id} carrier: media socket for instance {wanted} reached {}: check the balancer routes on \
+         the `instance` query parameter",
+        state.instance
+    );
+    state.metrics.misdirected_sockets.inc();
+    Some(HttpResponse::MisdirectedRequest().json(serde_json::json!({
+        "error": "wrong_instance",
+        "detail": "this call was admitted by another gateway instance; the load balancer must route the media \
+                   socket on its `instance` query parameter",
+        "instance": wanted,
+        "this_instance": state.instance,
+    })))
 }
 
 /// The call to admit, as the refurl asked for it: a new attempt of its id.
@@ -212,6 +246,9 @@ fn rejected_record(state: &AppState, info: &CallInfo, reason: &str) -> CallRecor
 pub struct MediaQuery {
     #[serde(default)]
     token: Option<String>,
+    /// The instance that admitted the call (in a fleet's `wss_url`).
+    #[serde(default)]
+    instance: Option<String>,
 }
 
 /// `GET /ws/mcube/{call_id}`: token, then slot, then the upgrade; the call actor starts only after both. A
@@ -240,6 +277,9 @@ pub async fn media_socket(
         .token
         .as_deref()
         .is_some_and(|t| state.tokens.verify(call_id.as_str(), t));
+    if let Some(refusal) = refuse_misdirected(&query, &state, &call_id) {
+        return refusal;
+    }
     if cfg.carrier.require_token && !token_ok {
         log::warn!("call_id={call_id} carrier: WebSocket refused, missing or bad token");
         state.metrics.calls_refused.with_label_values(&["unauthorized"]).inc();

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod admin;
 pub mod carrier;
+pub mod fleet;
 pub mod health;
 
 pub mod reply;
@@ -32,7 +33,8 @@ pub fn admin_routes(cfg: &mut web::ServiceConfig) {
         .route("/calls/{call_id}", web::get().to(admin::get_call))
         .route("/calls/{call_id}", web::delete().to(admin::end_call))
         .route("/metrics", web::get().to(admin::metrics))
-        .route("/capacity", web::get().to(admin::capacity));
+        .route("/capacity", web::get().to(admin::capacity))
+        .route("/fleet", web::get().to(admin::fleet));
     health_routes(cfg);
 }
 

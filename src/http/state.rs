@@ -26,6 +26,10 @@ pub struct AppState {
     pub db_stats: Arc<DbStats>,
     /// Who may reach the carrier endpoints (reloaded on SIGHUP).
     pub access: super::access::SharedAccess,
+    /// This instance's name: on records, in the `wss_url` (a balancer routes on it).
+    pub instance: crate::values::InstanceId,
+    /// Its membership of a fleet, when there is one.
+    pub fleet: Option<crate::fleet::Fleet>,
     /// This gateway's measured per-call cost.
     pub meter: Arc<std::sync::Mutex<crate::capacity::CostMeter>>,
 }

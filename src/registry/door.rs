@@ -5,6 +5,7 @@
 //! cores, against 0.1–0.25 ms under the lock).
 
 use super::actor::{lock, Ping, RecordUnconnected, RegistryClock};
+use super::share::FleetShare;
 use super::slots::{Refusal, RegistrySummary, SlotTable, SlotView};
 use crate::call::messages::CallHandle;
 use crate::call::{CallInfo, EndReason};
@@ -18,6 +19,17 @@ use std::time::Duration;
 pub struct Registry {
     table: Arc<Mutex<SlotTable>>,
     clock: Addr<RegistryClock>,
+    /// In a fleet: wakes the steward when this instance runs short of slots or starts draining.
+    fleet_wake: Arc<tokio::sync::Notify>,
+}
+
+/// What the fleet's steward sees of this instance under the table's lock.
+pub struct FleetView<'a> {
+    pub share: &'a mut FleetShare,
+    /// Calls holding a slot.
+    pub occupied: usize,
+    pub local_cap: usize,
+    pub draining: bool,
 }
 
 /// How the registry is set up.
@@ -40,12 +52,46 @@ impl Registry {
             records: setup.records,
         }
         .start();
-        Registry { table, clock }
+        Registry {
+            table,
+            clock,
+            fleet_wake: Arc::default(),
+        }
     }
 
     /// Refurl admission: reserve a slot for the call or refuse; returns the call as admitted.
     pub fn admit(&self, info: CallInfo) -> Result<CallInfo, Refusal> {
-        lock(&self.table).admit(info)
+        let (admitted, short) = {
+            let mut t = lock(&self.table);
+            (t.admit(info), t.fleet_short())
+        };
+        if short {
+            self.fleet_wake.notify_one();
+        }
+        admitted
+    }
+
+    /// From now on this instance admits within its share of a fleet's cap (see `FleetShare`).
+    pub fn join_fleet(&self, fallback: usize) {
+        lock(&self.table).join_fleet(fallback);
+    }
+
+    /// Notified when the fleet's steward should act before its next tick.
+    pub fn fleet_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.fleet_wake.clone()
+    }
+
+    /// Runs `f` on this instance's fleet share under the table's lock; `None` outside a fleet.
+    pub fn with_fleet<R>(&self, f: impl FnOnce(FleetView<'_>) -> R) -> Option<R> {
+        let mut t = lock(&self.table);
+        let (occupied, local_cap, draining) = (t.occupied(), t.local_cap(), t.is_draining());
+        let share = t.fleet_mut()?;
+        Some(f(FleetView {
+            share,
+            occupied,
+            local_cap,
+            draining,
+        }))
     }
 
     /// The carrier's WebSocket arrived: claim the call's slot, held by the returned guard.
@@ -85,6 +131,8 @@ impl Registry {
     /// Stops admitting calls (refurl and upgrade answer 503 `draining`); live calls go on.
     pub fn start_drain(&self) {
         lock(&self.table).start_drain();
+        // A draining instance gives its spare fleet slots back at once.
+        self.fleet_wake.notify_one();
     }
 
     /// Ends every live call with `reason` (drain deadline, shutdown) and drops reservations, which are

@@ -6,7 +6,9 @@
 //! actor in `actor`.
 mod actor;
 mod door;
+mod share;
 mod slots;
 
-pub use door::{Registry, RegistrySetup, SlotGuard};
+pub use door::{FleetView, Registry, RegistrySetup, SlotGuard};
+pub use share::FleetShare;
 pub use slots::*;

@@ -3,11 +3,15 @@
 use crate::call::messages::CallHandle;
 use crate::call::{CallInfo, EndReason};
 
+use super::share::FleetShare;
 use crate::db::models::new_attempt;
 use crate::values::CallId;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
+
+/// In a fleet, fewer spare slots than this wakes the steward to ask the fleet for more at once.
+const FLEET_LOW_SPARE: usize = 4;
 
 /// Why a call was not taken; the `error` string of the 503 answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -76,6 +80,8 @@ pub struct SlotTable {
     /// Reservations in the order they were made; their deadlines are in the same order.
     expiries: VecDeque<(Instant, CallId)>,
     counters: RegistryCounters,
+    /// In a fleet: the part of the fleet's cap this instance holds.
+    fleet: Option<FleetShare>,
 }
 
 impl SlotTable {
@@ -87,7 +93,42 @@ impl SlotTable {
             slots: HashMap::new(),
             expiries: VecDeque::new(),
             counters: RegistryCounters::default(),
+            fleet: None,
         }
+    }
+
+    /// From now on admissions also stop at this instance's share of a fleet's cap (none until the fleet
+    /// grants some, or `fallback` while the database cannot be reached).
+    pub fn join_fleet(&mut self, fallback: usize) {
+        self.fleet = Some(FleetShare::new(fallback));
+    }
+
+    pub fn fleet_mut(&mut self) -> Option<&mut FleetShare> {
+        self.fleet.as_mut()
+    }
+
+    /// Calls holding a slot (reserved, claimed or live).
+    pub fn occupied(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    pub fn local_cap(&self) -> usize {
+        self.max_calls
+    }
+
+    /// How many calls may hold a slot now: the local cap, and in a fleet this instance's share.
+    fn limit(&self) -> usize {
+        let share = self.fleet.as_ref().map_or(usize::MAX, |f| f.limit(Instant::now()));
+        self.max_calls.min(share)
+    }
+
+    /// In a fleet, whether this instance is short of spare slots and should ask for more now.
+    pub fn fleet_short(&self) -> bool {
+        self.fleet.is_some() && self.limit().saturating_sub(self.slots.len()) < FLEET_LOW_SPARE
     }
 
     /// Refurl admission: reserve a slot for `info.call_id` or refuse; returns the call as admitted.
@@ -254,7 +295,11 @@ impl SlotTable {
             self.counters.refused_draining += 1;
             return Err(Refusal::Draining);
         }
-        if self.slots.len() >= self.max_calls {
+        // A call asked for, taken or not, is demand for a fleet slot.
+        if let Some(f) = self.fleet.as_mut() {
+            f.note_demand();
+        }
+        if self.slots.len() >= self.limit() {
             self.counters.refused_capacity += 1;
             return Err(Refusal::Capacity);
         }
@@ -275,8 +320,9 @@ impl SlotTable {
         RegistrySummary {
             max_concurrent_calls: self.max_calls,
             active: self.slots.len(),
-            available: self.max_calls.saturating_sub(self.slots.len()),
+            available: self.limit().saturating_sub(self.slots.len()),
             draining: self.draining,
+            fleet_held: self.fleet.as_ref().map(FleetShare::held),
             counters: self.counters.clone(),
         }
     }
@@ -322,8 +368,12 @@ pub struct SlotView {
 pub struct RegistrySummary {
     pub max_concurrent_calls: usize,
     pub active: usize,
+    /// Calls this instance may still admit: under the local cap and, in a fleet, its share.
     pub available: usize,
     pub draining: bool,
+    /// In a fleet: the slots of the fleet's cap this instance holds (live calls plus spare ones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet_held: Option<usize>,
     pub counters: RegistryCounters,
 }
 

@@ -69,10 +69,17 @@ pub async fn post_refurl(http_base: &str, call: &CallRequest) -> Result<Admissio
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let v: Value = resp
-        .json()
-        .await
-        .map_err(|e| format!("refurl answer unreadable: {e}"))?;
+    let v: Value = match resp.json().await {
+        Ok(v) => v,
+        Err(e) => {
+            let kind = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none");
+            return Err(format!("refurl answer unreadable ({status}, content-type {kind}): {e}"));
+        }
+    };
     Ok(match (status, v["wss_url"].as_str()) {
         (200, Some(url)) => Admission::Admitted {
             wss_url: url.to_string(),

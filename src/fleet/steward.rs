@@ -1,0 +1,146 @@
+//! `FleetSteward`: the one actor that talks to the fleet's tables for this instance, on a connection of its
+//! own (a busy records writer must not delay a lease). Each `Renew` renews the lease and settles the block
+//! of slots in one transaction, then closes the calls of instances whose lease expired. It runs on a
+//! thread of its own (a `SyncArbiter`), since diesel blocks.
+
+use super::lease::Ask;
+use super::store::{self, Grant, Member};
+use crate::db::models::now_ms;
+use crate::metrics::Metrics;
+use actix::prelude::*;
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct FleetSteward {
+    me: Member,
+    url: String,
+    conn: Option<PgConnection>,
+    /// Since when every renewal has succeeded: a survivor closes others' calls only after holding its own
+    /// lease for a whole TTL, so that after an outage of the database (when every lease looks expired) the
+    /// live instances have had the time to renew theirs.
+    connected_since: Option<Instant>,
+    metrics: Arc<Metrics>,
+}
+
+impl FleetSteward {
+    pub fn new(me: Member, url: &str, metrics: Arc<Metrics>) -> FleetSteward {
+        FleetSteward {
+            url: with_connect_timeout(url),
+            me,
+            conn: None,
+            connected_since: None,
+            metrics,
+        }
+    }
+
+    fn connection(&mut self) -> Result<&mut PgConnection, String> {
+        if self.conn.is_none() {
+            let mut c = PgConnection::establish(&self.url).map_err(|e| format!("db: fleet: cannot connect: {e}"))?;
+            // A statement that hangs must not outlive the lease it is renewing.
+            let limit = self.me.lease_ttl_ms / 2;
+            c.batch_execute(&format!("SET statement_timeout = {limit}"))
+                .map_err(|e| format!("db: fleet: {e}"))?;
+            self.conn = Some(c);
+        }
+        self.conn.as_mut().ok_or_else(|| "db: fleet: no connection".to_string())
+    }
+
+    /// A failed statement may have left the connection broken: the next renewal makes a new one.
+    fn failed(&mut self, why: String) -> String {
+        self.conn = None;
+        self.connected_since = None;
+        self.metrics.fleet_renewal_failures.inc();
+        why
+    }
+
+    fn renew(&mut self, ask: Ask) -> Result<Grant, String> {
+        let me = self.me.clone();
+        let grant = match self
+            .connection()
+            .and_then(|c| store::renew(c, &me, ask).map_err(|e| format!("db: fleet: {e}")))
+        {
+            Ok(g) => g,
+            Err(e) => return Err(self.failed(e)),
+        };
+        let since = *self.connected_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= Duration::from_millis(me.lease_ttl_ms) {
+            self.reap();
+        }
+        Ok(grant)
+    }
+
+    fn reap(&mut self) {
+        let me = self.me.clone();
+        let Ok(conn) = self.connection() else { return };
+        match store::reap(conn, &me, now_ms()) {
+            Ok(lost) => {
+                for (instance, calls) in lost {
+                    self.metrics.fleet_instances_lost.inc();
+                    log::warn!(
+                        "fleet: instance {instance} lost (no lease renewal for {} ms): its {calls} open call(s) \
+                         closed as aborted (instance_lost), its slots returned",
+                        me.lease_ttl_ms
+                    );
+                }
+            }
+            Err(e) => log::warn!("db: fleet: cannot close lost instances' calls yet: {e}"),
+        }
+    }
+}
+
+/// libpq waits for a TCP connection as long as the kernel does unless told otherwise.
+fn with_connect_timeout(url: &str) -> String {
+    if url.contains("connect_timeout=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&connect_timeout=2")
+    } else {
+        format!("{url}?connect_timeout=2")
+    }
+}
+
+impl Actor for FleetSteward {
+    type Context = SyncContext<Self>;
+}
+
+/// Renew the lease and settle the block of slots.
+pub struct Renew {
+    /// What to ask for (the slots given back already are given back).
+    pub ask: Ask,
+}
+
+impl Message for Renew {
+    /// What the database granted, or why nothing was.
+    type Result = Result<Grant, String>;
+}
+
+impl Handler<Renew> for FleetSteward {
+    type Result = Result<Grant, String>;
+
+    fn handle(&mut self, msg: Renew, _: &mut SyncContext<Self>) -> Self::Result {
+        self.renew(msg.ask)
+    }
+}
+
+/// Leave the fleet (a clean stop, every call ended): the slots return at once.
+pub struct Leave;
+
+impl Message for Leave {
+    type Result = ();
+}
+
+impl Handler<Leave> for FleetSteward {
+    type Result = ();
+
+    fn handle(&mut self, _: Leave, _: &mut SyncContext<Self>) {
+        let id = self.me.instance_id.clone();
+        if let Ok(conn) = self.connection() {
+            match store::leave(conn, &id) {
+                Ok(_) => log::info!("fleet: {id} left the fleet; its slots are free"),
+                Err(e) => log::warn!("db: fleet: cannot leave the fleet ({e}); the lease expires instead"),
+            }
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! A fleet of real gateway processes on one real PostgreSQL database, behind a real HAProxy (Debian's
+//! package, started here with `deploy/haproxy.cfg` as shipped): admission through the balancer, a killed,
+//! restarted and draining instance, a database outage, and the fleet's admin views.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod admission;
+mod failover;
+mod views;
+
+use common::db::{Backend, Proxy, TestDb};
+use common::process::{self, Served};
+use common::*;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use websocket_api::audio::format::AudioFormat;
+use websocket_api::sim::agent::{AgentScript, AgentSimulator};
+use websocket_api::sim::carrier::{post_refurl, Admission, CarrierConn, Heard};
+
+/// The fleet tests run one at a time: each is three gateways, a balancer and a simulator on 2 cores.
+static ONE_FLEET_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Leases expire fast here, so that a lost instance is noticed within seconds.
+pub const LEASE_TTL_MS: u64 = 3_000;
+
+/// How a fleet is set up.
+pub struct Setup {
+    pub fleet_cap: usize,
+    pub fallback: usize,
+    /// Every gateway reaches the database through a proxy the test can cut.
+    pub via_proxy: bool,
+    /// Extra `WSAPI__…` settings for every gateway.
+    pub extra: Vec<(&'static str, String)>,
+}
+
+impl Setup {
+    pub fn cap(fleet_cap: usize) -> Setup {
+        Setup {
+            fleet_cap,
+            fallback: 0,
+            via_proxy: false,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// HAProxy as a child process; killed with the fleet.
+pub struct Balancer {
+    child: Child,
+    pub url: String,
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Fleet {
+    pub dir: PathBuf,
+    pub db: TestDb,
+    pub proxy: Option<Proxy>,
+    pub sim: AgentSimulator,
+    /// gw1, gw2, gw3 (a stopped one is `None`).
+    pub gws: Vec<Option<Served>>,
+    pub lb: Balancer,
+    env: Vec<(String, String)>,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+pub fn instance(n: usize) -> String {
+    format!("gw{}", n + 1)
+}
+
+/// A free loopback port (bound, then let go for the child that will take it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn host_port(url: &str) -> String {
+    url.trim_start_matches("http://").to_string()
+}
+
+impl Fleet {
+    pub async fn start(setup: Setup) -> Fleet {
+        let turn = ONE_FLEET_AT_A_TIME.lock().await;
+        let dir = scratch_dir("fleet");
+        let db = TestDb::new(Backend::Postgres, &dir);
+        let proxy = if setup.via_proxy {
+            Some(Proxy::start("127.0.0.1:5432").await)
+        } else {
+            None
+        };
+        let db_url = proxy.as_ref().map_or_else(|| db.url.clone(), |p| db.via(p));
+        let sim = start_agent(AgentScript {
+            greeting_ms: 100,
+            echo: true,
+            ..quiet_script()
+        });
+        let lb_port = free_port();
+        let mut env: Vec<(String, String)> = vec![
+            ("WSAPI__ELEVENLABS__URL".into(), sim.url.clone()),
+            ("WSAPI__DATABASE__URL".into(), db_url),
+            ("WSAPI__DATABASE__CONNECT_TIMEOUT_MS".into(), "300".into()),
+            ("WSAPI__DATABASE__REPLAY_INTERVAL_MS".into(), "200".into()),
+            ("WSAPI__SERVER__PUBLIC_URL".into(), format!("ws://127.0.0.1:{lb_port}")),
+            ("WSAPI__FLEET__MAX_CONCURRENT_CALLS".into(), setup.fleet_cap.to_string()),
+            ("WSAPI__FLEET__LEASE_TTL_MS".into(), LEASE_TTL_MS.to_string()),
+            ("WSAPI__FLEET__FALLBACK_CALLS".into(), setup.fallback.to_string()),
+            ("WSAPI__CALLS__ADMISSION_DEADLINE_MS".into(), "120000".into()),
+            ("WSAPI__CALLS__MAX_CONCURRENT_CALLS".into(), "1000".into()),
+            ("WSAPI__CARRIER__TOKEN_TTL_SECONDS".into(), "600".into()),
+        ];
+        env.extend(setup.extra.into_iter().map(|(k, v)| (k.to_string(), v)));
+        let mut fleet_gws = Vec::new();
+        for n in 0..3 {
+            fleet_gws.push(Some(serve(&dir, &env, n, None)));
+        }
+        let lb = start_balancer(lb_port, &fleet_gws, &dir);
+        Fleet {
+            dir,
+            db,
+            proxy,
+            sim,
+            gws: fleet_gws,
+            lb,
+            env,
+            _turn: turn,
+        }
+    }
+
+    pub fn gw(&self, n: usize) -> &Served {
+        self.gws[n].as_ref().expect("instance running")
+    }
+
+    /// SIGKILL: the instance vanishes with its calls, as in a crash or a lost box.
+    pub fn kill(&mut self, n: usize) -> Served {
+        let mut gone = self.gws[n].take().expect("instance running");
+        gone.child.kill().expect("SIGKILL");
+        let _ = gone.child.wait();
+        gone
+    }
+
+    /// Starts instance `n` again on the address it had (the balancer knows it by that address).
+    pub fn restart(&mut self, n: usize, old: &Served) {
+        let listen = host_port(&old.http);
+        self.gws[n] = Some(serve(&self.dir, &self.env, n, Some(&listen)));
+    }
+
+    /// `GET` on instance `n`'s admin API.
+    pub async fn admin_get(&self, n: usize, path: &str) -> Value {
+        get(&format!("{}{path}", self.gw(n).admin)).await
+    }
+
+    /// Every log line instance `n` wrote since the last call.
+    pub fn log(&self, n: usize) -> Vec<String> {
+        self.gw(n).drain_log()
+    }
+}
+
+fn serve(dir: &std::path::Path, env: &[(String, String)], n: usize, listen: Option<&str>) -> Served {
+    let id = instance(n);
+    let own = dir.join(&id);
+    std::fs::create_dir_all(&own).expect("instance dir");
+    let spool = own.join("spool").display().to_string();
+    let dead = own.join("dead-letter").display().to_string();
+    let mut overrides: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    overrides.extend([
+        ("WSAPI__SERVER__INSTANCE_ID", id.as_str()),
+        ("WSAPI__DATABASE__SPOOL_PATH", spool.as_str()),
+        ("WSAPI__DATABASE__DEAD_LETTER_PATH", dead.as_str()),
+    ]);
+    if let Some(addr) = listen {
+        overrides.push(("WSAPI__SERVER__LISTEN", addr));
+    }
+    process::serve(&own, &overrides)
+}
+
+/// HAProxy with the shipped configuration, the gateways' addresses given through its environment.
+fn start_balancer(port: u16, gws: &[Option<Served>], dir: &std::path::Path) -> Balancer {
+    let log = std::fs::File::create(dir.join("haproxy.log")).expect("haproxy log");
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/haproxy.cfg");
+    let mut cmd = Command::new("haproxy");
+    cmd.arg("-f")
+        .arg(cfg)
+        .arg("-db")
+        .env("WSAPI_LB_BIND", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(log);
+    for (n, gw) in gws.iter().enumerate() {
+        let gw = gw.as_ref().expect("instance running");
+        cmd.env(format!("WSAPI_GW{}", n + 1), host_port(&gw.http));
+    }
+    let child = cmd
+        .spawn()
+        .expect("haproxy runs (scripts/test installs Debian's package)");
+    let url = format!("http://127.0.0.1:{port}");
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < until, "haproxy did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Balancer { child, url }
+}
+
+pub async fn get(url: &str) -> Value {
+    let mut resp = awc::Client::new().get(url).send().await.expect("GET answers");
+    resp.json::<Value>().limit(64 << 20).await.expect("JSON answer")
+}
+
+/// A refurl POST for `call_id` at `base` (an instance, or the balancer); the `wss_url` when admitted.
+pub async fn admit_at(base: &str, call_id: &str) -> Option<String> {
+    match post_refurl(base, &call(call_id)).await {
+        Ok(Admission::Admitted { wss_url }) => Some(wss_url),
+        Ok(Admission::Refused { .. }) => None,
+        Err(e) => panic!("{call_id}: refurl at {base} failed: {e}"),
+    }
+}
+
+/// The `active` count each instance reports.
+pub async fn active_per_instance(f: &Fleet) -> Vec<u64> {
+    let mut out = Vec::new();
+    for n in 0..3 {
+        if f.gws[n].is_some() {
+            out.push(f.admin_get(n, "/calls").await["active"].as_u64().unwrap_or(0));
+        }
+    }
+    out
+}
+
+/// The value of a counter in instance `n`'s `/metrics`.
+pub async fn counter(f: &Fleet, n: usize, name: &str) -> f64 {
+    let url = format!("{}/metrics", f.gw(n).admin);
+    let mut resp = awc::Client::new().get(&url).send().await.expect("metrics");
+    let body = resp.body().limit(16 << 20).await.expect("metrics body");
+    let text = String::from_utf8_lossy(&body);
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Opens the media socket at `wss_url` (through the balancer), sends `start` and waits for the agent's
+/// audio: the call is bridged on the instance that admitted it.
+pub async fn bridge(id: &str, wss_url: &str) -> CarrierConn {
+    let mut c = CarrierConn::connect(wss_url, true)
+        .await
+        .unwrap_or_else(|e| panic!("{id}: media socket at {wss_url} refused: {e:?}"));
+    c.send_start(id, "s", AudioFormat::ULAW_8K);
+    assert!(
+        hears_audio(&mut c, Duration::from_secs(5)).await,
+        "{id}: no agent audio"
+    );
+    c
+}
+
+/// Whether agent audio arrives within `limit`.
+pub async fn hears_audio(c: &mut CarrierConn, limit: Duration) -> bool {
+    let until = tokio::time::Instant::now() + limit;
+    while let Some((_, heard)) = c
+        .next(until.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        match heard {
+            Heard::Audio(_) => return true,
+            Heard::Closed(_) | Heard::Terminate => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Whether the call still bridges: what the caller says comes back from the echoing agent.
+pub async fn still_talks(c: &mut CarrierConn) -> bool {
+    c.drain(Duration::from_millis(100)).await;
+    for _ in 0..10 {
+        c.send_media(&[0x55; 160]);
+    }
+    hears_audio(c, Duration::from_secs(3)).await
+}
+
+/// Retries a refurl at `base` every 50 ms until it is admitted or `limit` passes (a fleet moves spare slots
+/// between instances at its renewals).
+pub async fn admit_eventually(base: &str, id: &str, limit: Duration) -> Option<String> {
+    let until = std::time::Instant::now() + limit;
+    loop {
+        if let Some(url) = admit_at(base, id).await {
+            return Some(url);
+        }
+        if std::time::Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A call's stored state and end reason (latest attempt).
+pub fn stored(f: &Fleet, id: &str) -> Option<(String, Option<String>)> {
+    f.db.get_call(id).map(|(r, _)| (r.state.clone(), r.end_reason.clone()))
+}
+
+pub fn is_state(f: &Fleet, id: &str, state: &str) -> bool {
+    stored(f, id).is_some_and(|(s, _)| s == state)
+}
