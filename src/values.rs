@@ -400,6 +400,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn instance_names_keep_to_what_a_balancer_and_a_url_can_carry() {
+        assert!(InstanceId::parse("i", "gw-1.eu_west").is_ok());
+        for bad in ["", "gw 1", "gw:1", "gw/1", "gw&instance=x", &"g".repeat(65)] {
+            assert!(InstanceId::parse("i", bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            InstanceId::derived("box-7.example", 7900).as_str(),
+            "box-7.example-7900"
+        );
+        assert_eq!(InstanceId::derived("weird host/é", 1).as_str(), "weird-host----1");
+        assert_eq!(InstanceId::derived("", 80).as_str(), "gateway-80");
+        let long = InstanceId::derived(&"h".repeat(100), 65535);
+        assert_eq!(long.as_str().len(), InstanceId::MAX);
+        assert!(InstanceId::parse("i", long.as_str()).is_ok());
+    }
+
+    #[test]
     fn call_ids_keep_to_a_safe_alphabet_and_length() {
         assert_eq!(
             CallId::parse("callId", "CALL-1_a.b:c").map(|c| c.to_string()),

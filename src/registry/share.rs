@@ -92,8 +92,8 @@ mod tests {
 
     #[test]
     fn a_lapsed_lease_leaves_only_the_fallback_share() {
-        let start = Instant::now();
         let mut s = FleetShare::new(3);
+        let start = Instant::now();
         assert_eq!(s.limit(start), 3, "never granted: the operator's share");
         s.granted(10, 1, start, Duration::from_secs(5));
         assert_eq!(s.limit(start + Duration::from_secs(1)), 10);
