@@ -10,6 +10,9 @@
 
 use crate::registry::FleetView;
 
+/// How often the lease is renewed without being asked.
+pub const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Spare slots an idle instance keeps, so a call arriving finds one without a round trip to the database.
 pub const MIN_SPARE: usize = 8;
 

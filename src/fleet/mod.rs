@@ -12,13 +12,12 @@ use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::values::InstanceId;
 use actix::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use steward::{FleetSteward, Leave, Renew};
 use store::Member;
 
-/// How often the lease is renewed without being asked.
-pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 /// Least time between two renewals asked for by the registry (a burst of admissions).
 const GROW_GAP: Duration = Duration::from_millis(5);
 /// The same once the fleet had no more slots to give: refusals must not turn into a storm of transactions.
@@ -71,6 +70,8 @@ pub fn shares_problem(config: &crate::config::Config) -> Result<Option<String>, 
 pub struct Fleet {
     steward: Addr<FleetSteward>,
     pub member: Member,
+    /// Set when this instance has left: the renewal loop stops, so it does not register again.
+    left: Arc<AtomicBool>,
 }
 
 impl Fleet {
@@ -82,6 +83,7 @@ impl Fleet {
         let (m, u, mx) = (member.clone(), url.to_string(), metrics.clone());
         let steward = SyncArbiter::start(1, move || FleetSteward::new(m.clone(), &u, mx.clone()));
         let valid = Duration::from_millis(member.lease_ttl_ms / 2);
+        let left = Arc::new(AtomicBool::new(false));
         let mut keeper = LeaseKeeper {
             registry: registry.clone(),
             steward: steward.clone(),
@@ -89,6 +91,7 @@ impl Fleet {
             metrics,
             down: false,
             full: false,
+            left: left.clone(),
         };
         keeper.renew().await;
         actix_rt::spawn(keeper.run());
@@ -99,11 +102,12 @@ impl Fleet {
             member.fallback,
             member.lease_ttl_ms
         );
-        Fleet { steward, member }
+        Fleet { steward, member, left }
     }
 
     /// A clean stop: the row goes, and with it the slots (after the calls have ended).
     pub async fn leave(&self) {
+        self.left.store(true, Ordering::SeqCst);
         let _ = self.steward.send(Leave).await;
     }
 }
@@ -119,21 +123,24 @@ struct LeaseKeeper {
     down: bool,
     /// The last renewal got less than it asked for: the fleet is full.
     full: bool,
+    left: Arc<AtomicBool>,
 }
 
 impl LeaseKeeper {
     async fn run(mut self) {
         let wake = self.registry.fleet_wake();
-        let mut tick = tokio::time::interval(RENEW_EVERY);
+        let mut tick = tokio::time::interval(lease::RENEW_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        while !self.left.load(Ordering::SeqCst) {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = wake.notified() => {
                     tokio::time::sleep(if self.full { FULL_GAP } else { GROW_GAP }).await;
                 }
             }
-            self.renew().await;
+            if !self.left.load(Ordering::SeqCst) {
+                self.renew().await;
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 //! of slots in one transaction, then closes the calls of instances whose lease expired. It runs on a
 //! thread of its own (a `SyncArbiter`), since diesel blocks.
 
-use super::lease::Ask;
+use super::lease::{self, Ask};
 use super::store::{self, Grant, Member};
 use crate::db::models::now_ms;
 use crate::metrics::Metrics;
@@ -21,6 +21,8 @@ pub struct FleetSteward {
     /// lease for a whole TTL, so that after an outage of the database (when every lease looks expired) the
     /// live instances have had the time to renew theirs.
     connected_since: Option<Instant>,
+    /// Lost instances are looked for once per `RENEW_EVERY`, not on every renewal a burst asks for.
+    last_reap: Option<Instant>,
     metrics: Arc<Metrics>,
 }
 
@@ -31,6 +33,7 @@ impl FleetSteward {
             me,
             conn: None,
             connected_since: None,
+            last_reap: None,
             metrics,
         }
     }
@@ -65,7 +68,9 @@ impl FleetSteward {
             Err(e) => return Err(self.failed(e)),
         };
         let since = *self.connected_since.get_or_insert_with(Instant::now);
-        if since.elapsed() >= Duration::from_millis(me.lease_ttl_ms) {
+        let reaped_lately = self.last_reap.is_some_and(|t| t.elapsed() < lease::RENEW_EVERY);
+        if since.elapsed() >= Duration::from_millis(me.lease_ttl_ms) && !reaped_lately {
+            self.last_reap = Some(Instant::now());
             self.reap();
         }
         Ok(grant)

@@ -2,12 +2,12 @@
 //! `Authorization: Bearer <token>` (on both listeners); without one they are not on the carrier-facing
 //! listener at all, so who reaches them is decided by where `admin.listen` is bound.
 
-use super::reply::{bearer_token, error_json, same_secret};
+use super::reply::{bearer_token, error_json, read_db, same_secret};
 use super::state::AppState;
 use crate::call::CallView;
 use crate::call::EndReason;
 use crate::db::models::{CallEvent, CallRow};
-use crate::db::{self, AttemptSummary, DbPool};
+use crate::db::{self, AttemptSummary};
 use crate::registry::SlotView;
 use crate::values::CallId;
 use actix_web::http::StatusCode;
@@ -189,27 +189,6 @@ impl StoredCall {
             agent_output_format: r.agent_output_format,
             error_detail: r.error_detail,
         }
-    }
-}
-
-/// Runs a read on the pool off the actix worker; a database that is down answers 503.
-pub(super) async fn read_db<T: Send + 'static>(
-    pool: &DbPool,
-    f: impl FnOnce(&mut db::DbConnection) -> diesel::QueryResult<T> + Send + 'static,
-) -> Result<T, HttpResponse> {
-    let pool = pool.clone();
-    let result = web::block(move || {
-        let mut conn = pool.get().map_err(|e| format!("db: no connection: {e}"))?;
-        f(&mut conn).map_err(|e| format!("db: query failed: {e}"))
-    })
-    .await;
-    match result {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => {
-            log::warn!("{e}");
-            Err(error_json(StatusCode::SERVICE_UNAVAILABLE, "db_unavailable"))
-        }
-        Err(_) => Err(error_json(StatusCode::SERVICE_UNAVAILABLE, "db_unavailable")),
     }
 }
 

@@ -3,8 +3,7 @@
 //! the call. Instances reach each other's admin API at the URL each registered, with the same admin token;
 //! a forwarded request says so in a header, so it is never forwarded again.
 
-use super::admin::read_db;
-use super::reply::{bearer_token, error_json};
+use super::reply::{bearer_token, error_json, read_db};
 use super::state::AppState;
 use crate::db::DbConnection;
 use crate::fleet::store::{self, InstanceRow};

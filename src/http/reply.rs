@@ -1,6 +1,9 @@
-//! What the handlers share: error answers, the bearer token of a request, constant-time comparison.
+//! What the handlers share: error answers, the bearer token of a request, constant-time comparison, reads
+//! from the database off the worker.
 
-use actix_web::HttpResponse;
+use crate::db::{DbConnection, DbPool};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
 
 /// Constant-time equality, so a wrong token's timing says nothing about the right one.
 pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
@@ -18,4 +21,25 @@ pub fn bearer_token(req: &actix_web::HttpRequest) -> Option<&str> {
 /// `{"error": "..."}` with a status.
 pub fn error_json(status: actix_web::http::StatusCode, error: &str) -> HttpResponse {
     HttpResponse::build(status).json(serde_json::json!({ "error": error }))
+}
+
+/// Runs a read on the pool off the actix worker; a database that is down answers 503.
+pub async fn read_db<T: Send + 'static>(
+    pool: &DbPool,
+    f: impl FnOnce(&mut DbConnection) -> diesel::QueryResult<T> + Send + 'static,
+) -> Result<T, HttpResponse> {
+    let pool = pool.clone();
+    let result = web::block(move || {
+        let mut conn = pool.get().map_err(|e| format!("db: no connection: {e}"))?;
+        f(&mut conn).map_err(|e| format!("db: query failed: {e}"))
+    })
+    .await;
+    match result {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            log::warn!("{e}");
+            Err(error_json(StatusCode::SERVICE_UNAVAILABLE, "db_unavailable"))
+        }
+        Err(_) => Err(error_json(StatusCode::SERVICE_UNAVAILABLE, "db_unavailable")),
+    }
 }

@@ -92,4 +92,24 @@ async fn a_draining_instance_gives_its_spare_slots_to_the_others() {
     assert_eq!(gw1["draining"], true, "{view}");
     assert_eq!(gw1["held_slots"], 1, "only its live call: {view}");
     assert!(still_talks(&mut live).await, "the draining instance's call goes on");
+    // Its last call over, the drained instance leaves the fleet at once (not when its lease expires).
+    live.close(1000);
+    let mut gone = false;
+    for _ in 0..30 {
+        let view = f.admin_get(1, "/fleet").await;
+        let ids = view["instances"].as_array().cloned().unwrap_or_default();
+        if !ids.iter().any(|i| i["instance_id"] == "gw1") {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "gw1 left the fleet within 1.5 s of its last call");
+    for n in [1, 2] {
+        assert_eq!(
+            counter(&f, n, "wsapi_fleet_instances_lost_total").await,
+            0.0,
+            "left, not lost"
+        );
+    }
 }
