@@ -165,11 +165,25 @@ pub fn pool(target: &DbTarget, size: u32, timeout: Duration) -> Result<DbPool, D
         .build_unchecked(DbManager { target: target.clone() }))
 }
 
-/// Applies pending migrations of the connection's backend; returns how many ran.
+/// Key of the PostgreSQL advisory lock held while migrating.
+const MIGRATION_LOCK: i64 = 0x7773_6170_6900;
+
+/// Applies pending migrations of the connection's backend; returns how many ran. On PostgreSQL the
+/// instances of a fleet starting together take turns (an advisory lock): otherwise two would run the
+/// same migration at once and one would fail half-way.
 pub fn migrate(conn: &mut DbConnection) -> Result<usize, DbError> {
     let ran = match conn {
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-        DbConnection::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+        DbConnection::Pg(c) => {
+            let lock = |c: &mut diesel::PgConnection, sql: &str| {
+                c.batch_execute(&format!("SELECT {sql}({MIGRATION_LOCK})"))
+                    .map_err(|e| DbError::Migrate(Box::new(e)))
+            };
+            lock(c, "pg_advisory_lock")?;
+            let ran = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len());
+            lock(c, "pg_advisory_unlock")?;
+            ran
+        }
     };
     ran.map_err(DbError::Migrate)
 }

@@ -171,6 +171,7 @@ impl LeaseKeeper {
     }
 
     fn lost(&mut self, why: &str) {
+        log::debug!("fleet: renewal failed: {why}");
         if !std::mem::replace(&mut self.down, true) {
             log::error!(
                 "{why}; admitting within the held block until the lease lapses, then within \

@@ -20,6 +20,29 @@ async fn two_calls_each(f: &Fleet, tag: &str) -> Vec<(usize, String, CarrierConn
     calls
 }
 
+/// `check-config` for a would-be fourth instance with fallback share `share`, on the fleet's database.
+fn check_config_as_gw4(f: &Fleet, share: usize) -> (Option<i32>, String) {
+    let empty = f.dir.join("gw4.toml");
+    std::fs::write(&empty, "").expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_websocket_api"))
+        .arg("check-config")
+        .env_clear()
+        .env("WSAPI_CONFIG", &empty)
+        .env("WSAPI__SERVER__LISTEN", "127.0.0.1:0")
+        .env("WSAPI__SERVER__INSTANCE_ID", "gw4")
+        .env("WSAPI__DATABASE__URL", &f.db.url)
+        .env("WSAPI__FLEET__MAX_CONCURRENT_CALLS", "10")
+        .env("WSAPI__FLEET__FALLBACK_CALLS", share.to_string())
+        .output()
+        .expect("check-config runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
 fn lost_lines(lines: &[String], who: &str) -> usize {
     lines
         .iter()
@@ -122,6 +145,33 @@ async fn with_the_database_cut_admission_stays_within_the_fallback_shares() {
             "{id} admitted at gw1 while the database is up"
         );
     }
+    // A fourth instance whose share would take the shares past the cap is told so by check-config.
+    let (code, out) = check_config_as_gw4(&f, 5);
+    assert_eq!(code, Some(64), "{out}");
+    assert!(
+        out.contains("add up to 11, over fleet.max_concurrent_calls (10)"),
+        "{out}"
+    );
+    assert_eq!(check_config_as_gw4(&f, 4).0, Some(0), "6 + 4 fits in 10");
+
+    // Every instance comes to hold its reserve within a renewal or two of the others' (one that joins a
+    // fleet whose slots are all held waits for them to give spare ones back).
+    let mut settled = false;
+    for _ in 0..60 {
+        let view = f.admin_get(1, "/fleet").await;
+        let rows = view["instances"].as_array().cloned().unwrap_or_default();
+        if rows.len() == 3 && rows.iter().all(|r| r["held_slots"].as_i64() >= Some(2)) {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        settled,
+        "every instance holds its fallback share: {}",
+        f.admin_get(1, "/fleet").await
+    );
+
     let proxy = f.proxy.as_ref().expect("proxy");
     proxy.cut();
     // Past half a lease, no instance counts on the block the database granted it.

@@ -9,7 +9,7 @@ mod admission;
 mod failover;
 mod views;
 
-use common::db::{Backend, Proxy, TestDb};
+pub use common::db::{Backend, Proxy, TestDb};
 use common::process::{self, Served};
 use common::*;
 use serde_json::Value;

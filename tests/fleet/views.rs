@@ -147,3 +147,29 @@ fn fleet_settings_on_sqlite_are_refused_with_the_reason() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn instances_starting_together_on_an_empty_database_migrate_it_once() {
+    let dir = scratch_dir("fleet-migrate");
+    let db = TestDb::new(Backend::Postgres, &dir);
+    let empty = dir.join("empty.toml");
+    std::fs::write(&empty, "").expect("config");
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_websocket_api"))
+                .arg("migrate")
+                .env_clear()
+                .env("WSAPI_CONFIG", &empty)
+                .env("WSAPI__DATABASE__URL", &db.url)
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("migrate runs")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("migrate ends");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(db.stored("nothing", None).is_none(), "the schema is whole");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -56,6 +56,12 @@ async fn bridged_call_is_recorded(backend: Backend) {
     flush(&h).await;
 
     let (row, events) = db.get_call("REC-1").expect("REC-1 recorded");
+    assert_eq!(row.instance_id, h.gw.instance.as_str(), "the record names the instance");
+    assert_eq!(
+        db.get_call("REC-2").map(|(r, _)| r.instance_id.clone()).as_deref(),
+        Some(h.gw.instance.as_str()),
+        "a refusal too"
+    );
     assert_eq!(row.state, "ended");
     assert_eq!(row.end_reason.as_deref(), Some("carrier_hangup"));
     assert_eq!(row.from_number, "+914155551234");
@@ -163,6 +169,10 @@ fn records_from_before_attempts_survive_the_upgrade(backend: Backend) {
     assert!(websocket_api::db::migrate(&mut c).expect("upgrade") >= 1);
     let old = db.stored("OLD-1", None).expect("the old call is still there");
     assert_eq!((old.row.attempt, old.row.frames_in), (0, 50), "{backend:?}");
+    assert_eq!(
+        old.row.instance_id, "",
+        "{backend:?}: rows from before name no instance"
+    );
     assert_eq!(old.events.len(), 2, "{backend:?}: its events too");
     let mut again = websocket_api::db::models::CallRecord::stub("OLD-1", 7, "ended", 2);
     again.revision = 1;
@@ -177,6 +187,12 @@ fn records_from_before_attempts_survive_the_upgrade(backend: Backend) {
         db.stored("OLD-1", Some(0)).map(|s| s.row.frames_in),
         Some(50),
         "{backend:?}: old attempt intact"
+    );
+    let mut long = websocket_api::db::models::CallRecord::stub("LONG-INSTANCE", 1, "ended", 2);
+    long.instance_id = "i".repeat(65);
+    assert!(
+        websocket_api::db::save_call(&mut c, &long).is_err(),
+        "{backend:?}: an instance name is bounded on both backends"
     );
 }
 
