@@ -2,8 +2,8 @@
 //! lease, its block of the fleet-wide cap, the closing of a lost instance's calls, and the reads behind
 //! `/fleet`. PostgreSQL is the only coordinator: every grant is one transaction serialised on one row, and
 //! every time is the database's. The arithmetic of blocks is in `lease`, the SQL in `store`, the actor that
-//! runs it in `steward`; `keep_lease` here is the loop that asks it, every second or when the registry
-//! runs short.
+//! runs it in `steward`; `LeaseKeeper` here is the loop that asks it, every second or when the registry
+//! runs short or starts draining.
 pub mod lease;
 pub mod steward;
 pub mod store;
