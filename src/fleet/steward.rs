@@ -6,6 +6,7 @@
 use super::lease::{self, Ask};
 use super::store::{self, Grant, Member};
 use crate::db::models::now_ms;
+use crate::db::DbConnection;
 use crate::metrics::Metrics;
 use actix::prelude::*;
 use diesel::connection::SimpleConnection;
@@ -40,7 +41,14 @@ impl FleetSteward {
 
     fn connection(&mut self) -> Result<&mut PgConnection, String> {
         if self.conn.is_none() {
-            let mut c = PgConnection::establish(&self.url).map_err(|e| format!("db: fleet: cannot connect: {e}"))?;
+            let c = PgConnection::establish(&self.url).map_err(|e| format!("db: fleet: cannot connect: {e}"))?;
+            // The fleet's tables may not exist yet: the records writer migrates only once it has something
+            // to write, and the database may have been down when this instance started.
+            let mut migrating = DbConnection::Pg(c);
+            crate::db::migrate(&mut migrating).map_err(|e| format!("db: fleet: {e}"))?;
+            let DbConnection::Pg(mut c) = migrating else {
+                return Err("db: fleet: not a PostgreSQL connection".into());
+            };
             // A statement that hangs must not outlive the lease it is renewing.
             let limit = self.me.lease_ttl_ms / 2;
             c.batch_execute(&format!("SET statement_timeout = {limit}"))

@@ -3,7 +3,7 @@
 //! the call. Instances reach each other's admin API at the URL each registered, with the same admin token;
 //! a forwarded request says so in a header, so it is never forwarded again.
 
-use super::reply::{bearer_token, error_json, read_db};
+use super::reply::{bearer_token, read_db};
 use super::state::AppState;
 use crate::db::DbConnection;
 use crate::fleet::store::{self, InstanceRow};
@@ -164,12 +164,9 @@ pub async fn forward_end(req: &HttpRequest, state: &AppState, call_id: &CallId) 
         }
         Err(e) => {
             log::warn!("call_id={call_id} fleet: hang-up not forwarded to {instance}: {e}");
-            let mut resp = error_json(StatusCode::BAD_GATEWAY, "instance_unreachable");
-            resp.headers_mut().insert(
-                actix_web::http::header::HeaderName::from_static(FORWARDED_HEADER),
-                actix_web::http::header::HeaderValue::from_static("failed"),
-            );
-            resp
+            HttpResponse::BadGateway().json(json!({
+                "error": "instance_unreachable", "call_id": call_id, "instance_id": instance,
+            }))
         }
     })
 }
