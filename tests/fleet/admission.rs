@@ -113,3 +113,29 @@ async fn a_draining_instance_gives_its_spare_slots_to_the_others() {
         );
     }
 }
+
+#[actix_rt::test]
+async fn a_busy_instance_gets_the_slots_idle_ones_held() {
+    let f = Fleet::start(Setup::cap(12)).await;
+    // Every call at gw1: the spare slots gw2 and gw3 sit on must come to it, each within a renewal or two.
+    for k in 0..12 {
+        let id = format!("BUSY-{k}");
+        let asked = std::time::Instant::now();
+        assert!(
+            admit_eventually(&f.gw(0).http, &id, Duration::from_secs(5))
+                .await
+                .is_some(),
+            "{id}: the fleet has a free slot"
+        );
+        assert!(
+            asked.elapsed() < Duration::from_secs(3),
+            "{id} waited {:?} for a slot another instance held",
+            asked.elapsed()
+        );
+    }
+    assert!(
+        admit_at(&f.gw(0).http, "BUSY-OVER").await.is_none(),
+        "the fleet is full"
+    );
+    assert_eq!(active_per_instance(&f).await, vec![12, 0, 0]);
+}
