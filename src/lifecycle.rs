@@ -158,13 +158,15 @@ pub async fn drain(gw: &Gateway, deadline: Duration) {
     notify(&[NotifyState::Stopping]);
     gw.registry.start_drain();
     let until = Instant::now() + deadline;
-    while Instant::now() < until && active(gw).await > 0 {
+    // Calls admitted whose WebSocket has not come are not waited for: draining refuses their socket.
+    while Instant::now() < until && gw.registry.connected() > 0 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let left = active(gw).await;
-    if left > 0 {
+    if active(gw).await > 0 {
         let told = gw.registry.end_all(EndReason::Shutdown);
-        log::info!("drain deadline reached: ending {told} live call(s)");
+        if told > 0 {
+            log::info!("drain deadline reached: ending {told} live call(s)");
+        }
         let grace = Instant::now() + END_GRACE;
         while Instant::now() < grace && active(gw).await > 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -123,6 +123,11 @@ impl Registry {
         lock(&self.table).summary()
     }
 
+    /// Calls whose carrier WebSocket arrived (claimed or live), reservations aside.
+    pub fn connected(&self) -> usize {
+        lock(&self.table).connected()
+    }
+
     /// Changes the cap. Live calls are untouched: a cap below `active` only stops admissions.
     pub fn set_limit(&self, max_calls: usize) -> RegistrySummary {
         lock(&self.table).set_limit(max_calls)

@@ -112,6 +112,15 @@ impl SlotTable {
         self.slots.len()
     }
 
+    /// Calls whose carrier WebSocket arrived (claimed or live): what a drain waits for. A reservation
+    /// cannot be claimed while draining, so it is not.
+    pub fn connected(&self) -> usize {
+        self.slots
+            .values()
+            .filter(|s| !matches!(s.state, SlotState::Reserved { .. }))
+            .count()
+    }
+
     pub fn is_draining(&self) -> bool {
         self.draining
     }

@@ -95,6 +95,39 @@ async fn sigterm_drains_then_ends_what_is_left_and_exits_0() {
 }
 
 #[actix_rt::test]
+async fn sigterm_does_not_wait_for_calls_that_never_connected() {
+    let dir = scratch_dir("drain-reserved");
+    let db = TestDb::new(Backend::Sqlite, &dir);
+    let sim = start_agent(quiet_script());
+    let spool = dir.join("spool").display().to_string();
+    let mut gw = serve(
+        &dir,
+        &[
+            ("WSAPI__ELEVENLABS__URL", &sim.url),
+            ("WSAPI__DATABASE__URL", &db.url),
+            ("WSAPI__DATABASE__SPOOL_PATH", &spool),
+            ("WSAPI__SERVER__DRAIN_TIMEOUT_MS", "30000"),
+            ("WSAPI__CALLS__ADMISSION_DEADLINE_MS", "60000"),
+        ],
+    );
+    let Ok(Admission::Admitted { .. }) = post_refurl(&gw.http, &call("DRAIN-RESERVED")).await else {
+        panic!("admitted")
+    };
+    let signalled = Instant::now();
+    gw.signal("TERM");
+    let status = gw
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits without waiting out the reservation's deadline or the drain's");
+    assert!(status.success(), "{:?}", gw.drain_log());
+    assert!(signalled.elapsed() < Duration::from_secs(10));
+    let (row, _) = db.get_call("DRAIN-RESERVED").expect("the reservation is recorded");
+    assert_eq!(
+        (row.state.as_str(), row.end_reason.as_deref()),
+        ("expired", Some("shutdown"))
+    );
+}
+
+#[actix_rt::test]
 async fn sighup_reloads_the_cap_from_the_file() {
     let dir = scratch_dir("reload");
     let sim = start_agent(quiet_script());
