@@ -3,7 +3,8 @@
 //! call's `SlotGuard` drops (every way a call ends passes there), when a reservation's deadline passes
 //! without a WebSocket (the call is then recorded as never connected), and by a periodic reconcile against
 //! live call actors. The table is plain data in `slots`; the clock that expires and reconciles is the
-//! actor in `actor`.
+//! actor in `actor`. In a fleet the table also stops at this instance's share of the fleet's cap (`share`,
+//! moved by `crate::fleet`).
 mod actor;
 mod door;
 mod share;
