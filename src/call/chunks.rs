@@ -21,6 +21,10 @@ pub struct Chunk {
     pub bytes: usize,
 }
 
+/// A frame that is not base64: dropped (the leg counts it).
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotBase64;
+
 pub struct ChunkJoiner {
     /// The configured chunk length; also the longest held audio waits for the rest of its chunk.
     chunk: Duration,
@@ -54,24 +58,27 @@ impl ChunkJoiner {
         self.chunk_bytes = format.bytes_for_ms(self.chunk.as_millis() as u64);
     }
 
-    /// Takes one frame of caller audio (base64, already checked) at `now`: the chunk to send now, if one is
-    /// complete. A frame that is a chunk by itself, with nothing held, goes on as it came.
-    pub fn push(&mut self, b64: ByteString, now: Instant) -> Option<Chunk> {
+    /// Takes one frame of caller audio (base64, as the carrier sent it) at `now`: the chunk to send now, if
+    /// one is complete. A frame that is a chunk by itself, with nothing held, goes on as it came. Each frame
+    /// is checked once: its shape when it passes on undecoded, its decoding when it is joined.
+    pub fn push(&mut self, b64: ByteString, now: Instant) -> Result<Option<Chunk>, NotBase64> {
         let bytes = crate::protocol::base64_decoded_len(&b64);
         if self.held.is_empty() && bytes >= self.chunk_bytes {
-            return Some(Chunk {
+            if !crate::protocol::is_base64(&b64) {
+                return Err(NotBase64);
+            }
+            return Ok(Some(Chunk {
                 audio: b64,
                 frames: 1,
                 bytes,
-            });
+            }));
         }
         let before = self.held.len();
         if self.b64.decode_vec(b64.as_bytes(), &mut self.held).is_err() {
-            // The carrier leg checks the base64 before it gets here.
             self.held.truncate(before);
-            return None;
+            return Err(NotBase64);
         }
-        self.held_one(now)
+        Ok(self.held_one(now))
     }
 
     /// As `push`, for a frame of raw audio (a binary frame).
@@ -133,6 +140,11 @@ mod tests {
         audio
     }
 
+    /// A frame pushed that must be base64.
+    fn pushed(j: &mut ChunkJoiner, b64: ByteString, now: Instant) -> Option<Chunk> {
+        j.push(b64, now).expect("base64")
+    }
+
     /// μ-law at 8 kHz: `ms` of it make `8 * ms` bytes.
     fn joiner(ms: u64) -> ChunkJoiner {
         let mut j = ChunkJoiner::new(Duration::from_millis(ms));
@@ -144,14 +156,14 @@ mod tests {
     fn frames_are_joined_into_chunks_in_order() {
         let t0 = Instant::now();
         let mut j = joiner(60);
-        assert!(j.push(b64(&[1; 160]), t0).is_none());
+        assert!(pushed(&mut j, b64(&[1; 160]), t0).is_none());
         assert_eq!(
             j.due(),
             Some(t0 + Duration::from_millis(60)),
             "held audio is due one chunk after it came"
         );
-        assert!(j.push(b64(&[2; 160]), t0).is_none());
-        let chunk = j.push(b64(&[3; 160]), t0).expect("a complete chunk");
+        assert!(pushed(&mut j, b64(&[2; 160]), t0).is_none());
+        let chunk = pushed(&mut j, b64(&[3; 160]), t0).expect("a complete chunk");
         assert_eq!(raw(&chunk), [[1u8; 160], [2; 160], [3; 160]].concat());
         assert_eq!(chunk.frames, 3);
         assert_eq!(j.due(), None, "nothing held");
@@ -163,7 +175,7 @@ mod tests {
         let mut j = joiner(20);
         let whole = b64(&[7; 160]);
         assert_eq!(
-            j.push(whole.clone(), Instant::now()),
+            pushed(&mut j, whole.clone(), Instant::now()),
             Some(Chunk {
                 audio: whole,
                 frames: 1,
@@ -172,12 +184,10 @@ mod tests {
             "not decoded, not re-encoded"
         );
         assert!(
-            j.push(b64(&[8; 100]), Instant::now()).is_none(),
+            pushed(&mut j, b64(&[8; 100]), Instant::now()).is_none(),
             "a short piece is held"
         );
-        let next = j
-            .push(b64(&[9; 160]), Instant::now())
-            .expect("held audio goes first, joined");
+        let next = pushed(&mut j, b64(&[9; 160]), Instant::now()).expect("held audio goes first, joined");
         assert_eq!(raw(&next), [vec![8u8; 100], vec![9; 160]].concat());
         assert_eq!(next.frames, 2);
     }
@@ -191,15 +201,15 @@ mod tests {
             frames: 1,
             bytes: 10,
         };
-        assert_eq!(j.push(piece, Instant::now()), Some(chunk));
+        assert_eq!(pushed(&mut j, piece, Instant::now()), Some(chunk));
     }
 
     #[test]
     fn held_audio_is_taken_whole_at_its_deadline() {
         let t0 = Instant::now();
         let mut j = joiner(60);
-        assert!(j.push(b64(&[1; 160]), t0).is_none());
-        assert!(j.push(b64(&[2; 100]), t0 + Duration::from_millis(20)).is_none());
+        assert!(pushed(&mut j, b64(&[1; 160]), t0).is_none());
+        assert!(pushed(&mut j, b64(&[2; 100]), t0 + Duration::from_millis(20)).is_none());
         assert_eq!(
             j.due(),
             Some(t0 + Duration::from_millis(60)),
@@ -213,8 +223,14 @@ mod tests {
     #[test]
     fn unreadable_base64_is_dropped_without_touching_what_is_held() {
         let mut j = joiner(60);
-        assert!(j.push(b64(&[1; 160]), Instant::now()).is_none());
-        assert!(j.push(ByteString::from_static("!!!!"), Instant::now()).is_none());
+        assert!(pushed(&mut j, b64(&[1; 160]), Instant::now()).is_none());
+        assert_eq!(j.push(ByteString::from_static("!!!!"), Instant::now()), Err(NotBase64));
+        let mut whole = joiner(20);
+        assert_eq!(
+            whole.push(ByteString::from_static("!!!!!!!!!!!!!!!!"), Instant::now()),
+            Err(NotBase64),
+            "checked when passed on undecoded too"
+        );
         assert_eq!(raw(&j.take().expect("held")), vec![1; 160]);
     }
 
@@ -222,7 +238,7 @@ mod tests {
     fn raw_pieces_are_joined_with_base64_ones() {
         let mut j = joiner(40);
         assert!(j.push_raw(&[1; 160], Instant::now()).is_none());
-        let chunk = j.push(b64(&[2; 160]), Instant::now()).expect("a chunk");
+        let chunk = pushed(&mut j, b64(&[2; 160]), Instant::now()).expect("a chunk");
         assert_eq!(raw(&chunk), [[1u8; 160], [2; 160]].concat());
         assert_eq!(
             raw(&j.push_raw(&[3; 320], Instant::now()).expect("whole")),

@@ -2,12 +2,12 @@
 //! call and writes what the call tells it to. It never ends the call itself: when it goes, it reports why.
 //! This is the only file that uses actix-web-actors (deprecated upstream), so moving off it is one file.
 
-use super::chunks::{Chunk, ChunkJoiner};
+use super::chunks::{Chunk, ChunkJoiner, NotBase64};
 use super::messages::*;
 use super::{EndReason, RoutedAudio};
 use crate::metrics::Metrics;
+use crate::protocol::base64_decoded_len;
 use crate::protocol::mcube::{parse_event, CarrierEvent, CarrierParseError, CarrierWriter};
-use crate::protocol::{base64_decoded_len, is_base64};
 use crate::values::Invalid;
 use crate::ws::frames::{sort_inbound, Inbound, Reassembler};
 use actix::prelude::*;
@@ -195,17 +195,19 @@ impl McubeLeg {
             );
             return;
         }
-        if matches!(&payload, CarrierPayload::Base64(b64) if !is_base64(b64)) {
-            self.metrics.carrier_bad_audio.inc();
-            return;
-        }
-        self.frames = self.frames.wrapping_add(1);
         let now = Instant::now();
-        let received_at = self.frames.is_multiple_of(HOP_SAMPLE_EVERY).then_some(now);
         let chunk = match payload {
-            CarrierPayload::Base64(b64) => self.joiner.push(b64, now),
+            CarrierPayload::Base64(b64) => match self.joiner.push(b64, now) {
+                Ok(chunk) => chunk,
+                Err(NotBase64) => {
+                    self.metrics.carrier_bad_audio.inc();
+                    return;
+                }
+            },
             CarrierPayload::Raw(raw) => self.joiner.push_raw(&raw, now),
         };
+        self.frames = self.frames.wrapping_add(1);
+        let received_at = self.frames.is_multiple_of(HOP_SAMPLE_EVERY).then_some(now);
         match chunk {
             Some(chunk) => self.forward(chunk, received_at, ctx),
             None if self.join_timer.is_none() => {

@@ -6,7 +6,6 @@
 use super::lease::{self, Ask};
 use super::store::{self, Grant, Member};
 use crate::db::models::now_ms;
-use crate::db::DbConnection;
 use crate::metrics::Metrics;
 use actix::prelude::*;
 use diesel::connection::SimpleConnection;
@@ -41,14 +40,9 @@ impl FleetSteward {
 
     fn connection(&mut self) -> Result<&mut PgConnection, String> {
         if self.conn.is_none() {
-            let c = PgConnection::establish(&self.url).map_err(|e| format!("db: fleet: cannot connect: {e}"))?;
-            // The fleet's tables may not exist yet: the records writer migrates only once it has something
-            // to write, and the database may have been down when this instance started.
-            let mut migrating = DbConnection::Pg(c);
-            crate::db::migrate(&mut migrating).map_err(|e| format!("db: fleet: {e}"))?;
-            let DbConnection::Pg(mut c) = migrating else {
-                return Err("db: fleet: not a PostgreSQL connection".into());
-            };
+            // The tables are the records writer's to create (at start, or at its next replay tick once the
+            // database answers); until then a renewal fails and is tried again.
+            let mut c = PgConnection::establish(&self.url).map_err(|e| format!("db: fleet: cannot connect: {e}"))?;
             // A statement that hangs must not outlive the lease it is renewing.
             let limit = self.me.lease_ttl_ms / 2;
             c.batch_execute(&format!("SET statement_timeout = {limit}"))

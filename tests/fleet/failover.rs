@@ -197,14 +197,8 @@ async fn with_the_database_cut_admission_stays_within_the_fallback_shares() {
     proxy.restore();
     let rebuilt = async {
         for _ in 0..100 {
-            let view = f.admin_get(1, "/fleet").await;
-            let rows = view["instances"].as_array().cloned().unwrap_or_default();
-            let by_id = |id: &str| {
-                rows.iter()
-                    .find(|i| i["instance_id"] == id)
-                    .cloned()
-                    .unwrap_or_default()
-            };
+            let (view, rows) = fleet_rows(&f, 1).await;
+            let by_id = |id: &str| row_of(&rows, id);
             let fresh = rows.len() == 3 && rows.iter().all(|i| i["expired"] == false);
             let live_ok = [("gw1", 5), ("gw2", 2), ("gw3", 2)]
                 .iter()

@@ -302,6 +302,21 @@ pub async fn admit_eventually(base: &str, id: &str, limit: Duration) -> Option<S
     }
 }
 
+/// Instance `n`'s `/fleet`, and its rows.
+pub async fn fleet_rows(f: &Fleet, n: usize) -> (Value, Vec<Value>) {
+    let view = f.admin_get(n, "/fleet").await;
+    let rows = view["instances"].as_array().cloned().unwrap_or_default();
+    (view, rows)
+}
+
+/// The row of instance `id` (`Null` when it is not in the fleet).
+pub fn row_of(rows: &[Value], id: &str) -> Value {
+    rows.iter()
+        .find(|r| r["instance_id"] == id)
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// A call's stored state and end reason (latest attempt).
 pub fn stored(f: &Fleet, id: &str) -> Option<(String, Option<String>)> {
     f.db.get_call(id).map(|(r, _)| (r.state.clone(), r.end_reason.clone()))

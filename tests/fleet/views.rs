@@ -15,9 +15,9 @@ async fn any_instance_shows_the_fleet_lists_its_calls_and_hangs_them_up() {
     // The table is renewed every second: wait for the renewal that counts the call.
     let mut view = Value::Null;
     for _ in 0..40 {
-        view = f.admin_get(0, "/fleet").await;
-        let rows = view["instances"].as_array().cloned().unwrap_or_default();
-        if rows.iter().any(|r| r["instance_id"] == "gw3" && r["live_calls"] == 1) {
+        let (seen, rows) = fleet_rows(&f, 0).await;
+        view = seen;
+        if row_of(&rows, "gw3")["live_calls"] == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -35,11 +35,7 @@ async fn any_instance_shows_the_fleet_lists_its_calls_and_hangs_them_up() {
         assert!(row["held_slots"].as_i64() >= row["live_calls"].as_i64(), "{row}");
         assert_eq!(row["draining"], false);
     }
-    let gw3 = rows
-        .iter()
-        .find(|r| r["instance_id"] == "gw3")
-        .cloned()
-        .unwrap_or_default();
+    let gw3 = row_of(&rows, "gw3");
     assert_eq!(gw3["live_calls"], 1, "{gw3}");
     assert!(view["held_slots"].as_i64() <= Some(20), "{view}");
 

@@ -3,7 +3,7 @@
 //! exits 0. SIGHUP reloads the cap from the file.
 
 use crate::common::db::{Backend, TestDb};
-use crate::common::process::{bridged_call, serve};
+use crate::common::process::{bridged_call, serve, Served};
 use crate::common::*;
 use std::time::{Duration, Instant};
 use websocket_api::sim::agent::AgentScript;
@@ -18,6 +18,18 @@ async fn status_of(url: &str) -> u16 {
         .unwrap_or(0)
 }
 
+/// The real binary on `db`, talking to `sim`, with `extra` settings.
+fn serve_on(dir: &std::path::Path, sim_url: &str, db: &TestDb, extra: &[(&str, &str)]) -> Served {
+    let spool = dir.join("spool").display().to_string();
+    let mut overrides = vec![
+        ("WSAPI__ELEVENLABS__URL", sim_url),
+        ("WSAPI__DATABASE__URL", db.url.as_str()),
+        ("WSAPI__DATABASE__SPOOL_PATH", spool.as_str()),
+    ];
+    overrides.extend_from_slice(extra);
+    serve(dir, &overrides)
+}
+
 #[actix_rt::test]
 async fn sigterm_drains_then_ends_what_is_left_and_exits_0() {
     let dir = scratch_dir("drain");
@@ -26,16 +38,7 @@ async fn sigterm_drains_then_ends_what_is_left_and_exits_0() {
         greeting_ms: 200,
         ..quiet_script()
     });
-    let spool = dir.join("spool").display().to_string();
-    let mut gw = serve(
-        &dir,
-        &[
-            ("WSAPI__ELEVENLABS__URL", &sim.url),
-            ("WSAPI__DATABASE__URL", &db.url),
-            ("WSAPI__DATABASE__SPOOL_PATH", &spool),
-            ("WSAPI__SERVER__DRAIN_TIMEOUT_MS", "2500"),
-        ],
-    );
+    let mut gw = serve_on(&dir, &sim.url, &db, &[("WSAPI__SERVER__DRAIN_TIMEOUT_MS", "2500")]);
     let finishing = bridged_call(&gw.http, "DRAIN-FINISHES").await;
     let mut lingering = bridged_call(&gw.http, "DRAIN-LINGERS").await;
 
@@ -99,27 +102,24 @@ async fn sigterm_does_not_wait_for_calls_that_never_connected() {
     let dir = scratch_dir("drain-reserved");
     let db = TestDb::new(Backend::Sqlite, &dir);
     let sim = start_agent(quiet_script());
-    let spool = dir.join("spool").display().to_string();
-    let mut gw = serve(
+    // Both waits are ten minutes: waiting out either would far outlast the generous exit limit below.
+    let mut gw = serve_on(
         &dir,
+        &sim.url,
+        &db,
         &[
-            ("WSAPI__ELEVENLABS__URL", &sim.url),
-            ("WSAPI__DATABASE__URL", &db.url),
-            ("WSAPI__DATABASE__SPOOL_PATH", &spool),
-            ("WSAPI__SERVER__DRAIN_TIMEOUT_MS", "30000"),
-            ("WSAPI__CALLS__ADMISSION_DEADLINE_MS", "60000"),
+            ("WSAPI__SERVER__DRAIN_TIMEOUT_MS", "600000"),
+            ("WSAPI__CALLS__ADMISSION_DEADLINE_MS", "600000"),
         ],
     );
     let Ok(Admission::Admitted { .. }) = post_refurl(&gw.http, &call("DRAIN-RESERVED")).await else {
         panic!("admitted")
     };
-    let signalled = Instant::now();
     gw.signal("TERM");
     let status = gw
-        .wait_exit(Duration::from_secs(10))
+        .wait_exit(Duration::from_secs(60))
         .expect("exits without waiting out the reservation's deadline or the drain's");
     assert!(status.success(), "{:?}", gw.drain_log());
-    assert!(signalled.elapsed() < Duration::from_secs(10));
     let (row, _) = db.get_call("DRAIN-RESERVED").expect("the reservation is recorded");
     assert_eq!(
         (row.state.as_str(), row.end_reason.as_deref()),
