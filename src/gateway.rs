@@ -170,7 +170,17 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
     let meter = Arc::new(std::sync::Mutex::new(crate::capacity::CostMeter::default()));
     sample_cost(meter.clone(), registry.clone());
     let access: SharedAccess = Arc::new(std::sync::RwLock::new(CarrierAccess::from_config(&config)));
+    let el = &config.elevenlabs;
+    let breaker = Arc::new(crate::call::breaker::UpstreamBreaker::new(
+        crate::call::breaker::BreakerPolicy {
+            failures: el.breaker_failures,
+            window: Duration::from_millis(el.breaker_window_ms),
+            cooldown: Duration::from_millis(el.breaker_cooldown_ms),
+        },
+        metrics.clone(),
+    ));
     let state = web::Data::new(AppState {
+        breaker,
         tokens: CallTokens::new(
             config.carrier.secret.as_deref(),
             Duration::from_secs(config.carrier.token_ttl_seconds),

@@ -60,6 +60,15 @@ enum Command {
         /// Interrupt (barge-in) after this many milliseconds.
         #[arg(long, default_value_t = 0)]
         interrupt_after_ms: u64,
+        /// Serve wss:// and https:// with this certificate chain (PEM); needs --tls-key.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<String>,
+        /// The certificate's private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<String>,
+        /// The host name the TLS URLs use (the certificate's name).
+        #[arg(long, default_value = "localhost")]
+        tls_host: String,
     },
     /// Validate the configuration and print the effective values (secrets redacted).
     CheckConfig,
@@ -188,6 +197,9 @@ fn main() -> ExitCode {
             echo,
             end_after_ms,
             interrupt_after_ms,
+            tls_cert,
+            tls_key,
+            tls_host,
         } => {
             let both = format.unwrap_or_else(|| "ulaw_8000".into());
             let script = AgentScript {
@@ -201,7 +213,12 @@ fn main() -> ExitCode {
                 transcripts: !echo,
                 ..AgentScript::default()
             };
-            simulate_agent(&listen, script)
+            let tls = tls_cert.zip(tls_key).map(|(cert, key)| agent::TlsFiles {
+                cert,
+                key,
+                host: tls_host,
+            });
+            simulate_agent(&listen, script, tls)
         }
     }
 }
@@ -382,10 +399,13 @@ fn demo(calls: usize, seconds: f64) -> ExitCode {
     }
 }
 
-fn simulate_agent(listen: &str, script: AgentScript) -> ExitCode {
+fn simulate_agent(listen: &str, script: AgentScript, tls: Option<agent::TlsFiles>) -> ExitCode {
     init_logging("info");
     let result = actix_rt::System::new().block_on(async move {
-        let (sim, server) = agent::start(listen, script)?;
+        let (sim, server) = match &tls {
+            Some(t) => agent::start_tls(listen, script, t)?,
+            None => agent::start(listen, script)?,
+        };
         println!(
             "agent simulator: {} (signed URLs: {})",
             sim.url, sim.signed_url_endpoint

@@ -79,6 +79,15 @@ pub struct Metrics {
     pub fleet_instances_lost: IntCounter,
     /// Media sockets that arrived at another instance than the one that admitted their call.
     pub misdirected_sockets: IntCounter,
+    /// The upstream breaker: 0 closed, 1 open (refusing new calls), 2 half-open (one probe call out).
+    pub upstream_breaker_state: IntGauge,
+    pub upstream_breaker_opened: IntCounter,
+    /// Redialled conversations seeded with the conversation so far.
+    pub upstream_resumed: IntCounter,
+    /// Conversations ElevenLabs refused for our configuration (an override the agent does not allow).
+    pub elevenlabs_config_refused: IntCounter,
+    /// MCP tool calls awaiting approval, by the answer given.
+    pub mcp_approvals: IntCounterVec,
 }
 
 /// Registers `metric` in `r` and hands it back. Fails only on a bad or duplicate name, at start-up.
@@ -175,6 +184,32 @@ impl Metrics {
                 &r,
                 "fleet_held_slots",
                 "Slots of the fleet's cap this instance holds (live calls plus spare)",
+            )?,
+            upstream_breaker_state: gauge(
+                &r,
+                "upstream_breaker_state",
+                "The ElevenLabs breaker: 0 closed, 1 open (new calls refused upstream_unavailable), 2 half-open",
+            )?,
+            upstream_breaker_opened: counter(
+                &r,
+                "upstream_breaker_opened_total",
+                "Times the ElevenLabs breaker opened after account-level failures",
+            )?,
+            upstream_resumed: counter(
+                &r,
+                "upstream_resumed_total",
+                "Redialled ElevenLabs conversations seeded with the conversation so far",
+            )?,
+            elevenlabs_config_refused: counter(
+                &r,
+                "elevenlabs_config_refused_total",
+                "Conversations ElevenLabs refused for the gateway's configuration (e.g. an override not allowed)",
+            )?,
+            mcp_approvals: counter_vec(
+                &r,
+                "mcp_approvals_total",
+                "MCP tool calls awaiting approval, by the answer the gateway gave",
+                "answer",
             )?,
             fleet_renewal_failures: counter(
                 &r,

@@ -1,7 +1,7 @@
 //! `AgentLink`: which connection to the agent is current, what it announced, and what to do when it fails.
 //! A plain part of the call (no actix context): it takes `now` and returns decisions, so its rules — the
-//! generation guard, the stale-audio drop after a barge-in, the reconnect budget — are unit-tested with
-//! synthetic time.
+//! generation guard, the stale-audio drop after a barge-in, the call's redial budget and spacing, the muted
+//! greeting of a resumed conversation — are unit-tested with synthetic time.
 
 use super::messages::ToAgent;
 use super::EndReason;
@@ -13,41 +13,23 @@ use std::time::{Duration, Instant};
 /// What the call does after its agent connection failed or ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgentFailure {
-    /// Dial again after `backoff`; this is reconnect number `attempt` of the window.
+    /// Dial again after `backoff`; this is redial number `attempt` of the call.
     Redial { attempt: u32, backoff: Duration },
     /// The agent ended the conversation (1000): play out what is queued, then end.
     PlayOut,
+    /// The call's redials are spent: play out what is queued, then end (`ElevenlabsUnavailable`).
+    BudgetSpent,
+    /// ElevenLabs refused an override we sent: a configuration problem, not retried.
+    ConfigRefused,
     /// End the call now.
     GiveUp(EndReason),
 }
 
-/// How many reconnects a call may make, and within how long.
+/// How many redials a call may make over its whole life, and how far apart.
 #[derive(Debug, Clone, Copy)]
-pub struct ReconnectPolicy {
+pub struct RedialPolicy {
     pub max: u32,
-    pub window: Duration,
-}
-
-/// Reconnects allowed within a sliding window from the first failure.
-#[derive(Debug, Default)]
-struct ReconnectBudget {
-    used: u32,
-    window_start: Option<Instant>,
-}
-
-impl ReconnectBudget {
-    fn allow(&mut self, now: Instant, policy: ReconnectPolicy) -> bool {
-        if self.window_start.is_none_or(|s| now.duration_since(s) > policy.window) {
-            self.window_start = Some(now);
-            self.used = 0;
-        }
-        if self.used < policy.max {
-            self.used += 1;
-            true
-        } else {
-            false
-        }
-    }
+    pub min_spacing: Duration,
 }
 
 pub struct AgentLink {
@@ -59,36 +41,50 @@ pub struct AgentLink {
     failed_generation: u32,
     /// What the current connection announced; `None` until its metadata arrives.
     formats: Option<AgentFormats>,
-    conversation_id: Option<ConversationId>,
+    /// Every conversation the call had, in order; the last is the current one.
+    conversation_ids: Vec<ConversationId>,
     /// The event id of the last barge-in: agent audio up to it is stale.
     last_interruption: Option<i64>,
     /// Dials not yet answered (a redial can start while an abandoned dial is still out).
     dials_out: u32,
-    budget: ReconnectBudget,
-    policy: ReconnectPolicy,
+    /// When the last dial began, for the spacing.
+    last_dial: Option<Instant>,
+    /// Redials made over the call.
+    redials: u32,
+    /// Whether any connection of this call got as far as its metadata: a redial then resumes it.
+    conversed: bool,
+    /// On a resumed conversation without a first-message override: agent audio is the greeting (dropped)
+    /// until the caller has been heard.
+    muting_greeting: bool,
+    policy: RedialPolicy,
 }
 
 impl AgentLink {
-    pub fn new(policy: ReconnectPolicy) -> Self {
+    pub fn new(policy: RedialPolicy) -> Self {
         AgentLink {
             leg: None,
             generation: 0,
             failed_generation: 0,
             formats: None,
-            conversation_id: None,
+            conversation_ids: Vec::new(),
             last_interruption: None,
             dials_out: 0,
-            budget: ReconnectBudget::default(),
+            last_dial: None,
+            redials: 0,
+            conversed: false,
+            muting_greeting: false,
             policy,
         }
     }
 
-    /// A new connection is being dialled: its generation. What the previous one announced no longer holds.
-    pub fn dialling(&mut self) -> u32 {
+    /// A new connection is being dialled at `now`: its generation. What the previous one announced no
+    /// longer holds.
+    pub fn dialling(&mut self, now: Instant) -> u32 {
         self.dials_out += 1;
         self.generation += 1;
         self.formats = None;
         self.last_interruption = None;
+        self.last_dial = Some(now);
         self.generation
     }
 
@@ -112,6 +108,11 @@ impl AgentLink {
         self.generation
     }
 
+    /// Whether the connection being dialled continues an earlier conversation of this call.
+    pub fn resuming(&self) -> bool {
+        self.conversed
+    }
+
     /// The current connection's leg is up.
     pub fn connected(&mut self, leg: Recipient<ToAgent>) {
         self.leg = Some(leg);
@@ -126,11 +127,17 @@ impl AgentLink {
         self.leg.take()
     }
 
-    /// The agent's metadata arrived on the current connection.
-    pub fn announced(&mut self, conversation_id: Option<ConversationId>, formats: AgentFormats) {
-        if conversation_id.is_some() {
-            self.conversation_id = conversation_id;
-        }
+    /// The agent's metadata arrived on the current connection. A resumed conversation whose greeting is
+    /// not overridden (`greeting_overridden`) has it muted until the caller speaks.
+    pub fn announced(
+        &mut self,
+        conversation_id: Option<ConversationId>,
+        formats: AgentFormats,
+        greeting_overridden: bool,
+    ) {
+        self.muting_greeting = self.conversed && !greeting_overridden;
+        self.conversed = true;
+        self.conversation_ids.extend(conversation_id);
         self.formats = Some(formats);
     }
 
@@ -139,12 +146,27 @@ impl AgentLink {
     }
 
     pub fn conversation_id(&self) -> Option<&ConversationId> {
-        self.conversation_id.as_ref()
+        self.conversation_ids.last()
+    }
+
+    pub fn conversation_ids(&self) -> &[ConversationId] {
+        &self.conversation_ids
+    }
+
+    /// The caller was heard by the agent (a transcript or a barge-in): what the agent says now is an answer.
+    pub fn caller_heard(&mut self) {
+        self.muting_greeting = false;
+    }
+
+    /// Whether agent audio is the greeting of a resumed conversation, which the caller must not hear again.
+    pub fn is_greeting_muted(&self) -> bool {
+        self.muting_greeting
     }
 
     /// The caller barged in at `event_id` (an interruption without one keeps the last mark).
     pub fn interrupted(&mut self, event_id: Option<i64>) {
         self.last_interruption = event_id.or(self.last_interruption);
+        self.caller_heard();
     }
 
     /// Agent audio with this event id was spoken before the last barge-in: drop it.
@@ -152,27 +174,33 @@ impl AgentLink {
         matches!((self.last_interruption, event_id), (Some(last), Some(id)) if id <= last)
     }
 
-    /// The current connection failed or ended with `close_code` at `now`: from here on nothing from it
-    /// counts. 1000 plays out, 1008 is a refusal, anything else redials within the budget.
-    pub fn on_failure(&mut self, close_code: Option<u16>, now: Instant) -> AgentFailure {
+    /// The current connection failed or ended with `close_code` (after an `error` event of `error_type`)
+    /// at `now`: from here on nothing from it counts. 1000 plays out; 1008 is a refusal (of an override we
+    /// sent, `override_error`: a configuration problem); anything else redials within the call's budget,
+    /// no sooner than the spacing after the last dial.
+    pub fn on_failure(&mut self, close_code: Option<u16>, error_type: Option<&str>, now: Instant) -> AgentFailure {
         self.failed_generation = self.generation;
         self.leg = None;
         self.formats = None;
         match close_code {
             Some(1000) => AgentFailure::PlayOut,
+            Some(1008) if error_type == Some("override_error") => AgentFailure::ConfigRefused,
             Some(1008) => AgentFailure::GiveUp(EndReason::ElevenlabsRejected),
-            _ if self.budget.allow(now, self.policy) => {
-                let attempt = self.budget.used;
+            _ if self.redials < self.policy.max => {
+                self.redials += 1;
+                let since_dial = self.last_dial.map_or(Duration::MAX, |t| now.duration_since(t));
+                let backoff = Duration::from_millis(100 * u64::from(self.redials))
+                    .max(self.policy.min_spacing.saturating_sub(since_dial));
                 AgentFailure::Redial {
-                    attempt,
-                    backoff: Duration::from_millis(100 * u64::from(attempt)),
+                    attempt: self.redials,
+                    backoff,
                 }
             }
-            _ => AgentFailure::GiveUp(EndReason::ElevenlabsUnavailable),
+            _ => AgentFailure::BudgetSpent,
         }
     }
 
-    pub fn policy(&self) -> ReconnectPolicy {
+    pub fn policy(&self) -> RedialPolicy {
         self.policy
     }
 }
@@ -181,85 +209,122 @@ impl AgentLink {
 mod tests {
     use super::*;
 
-    fn link(max: u32, window_s: u64) -> AgentLink {
-        AgentLink::new(ReconnectPolicy {
+    fn link(max: u32, spacing_ms: u64) -> AgentLink {
+        AgentLink::new(RedialPolicy {
             max,
-            window: Duration::from_secs(window_s),
+            min_spacing: Duration::from_millis(spacing_ms),
         })
     }
 
+    fn formats() -> AgentFormats {
+        let f = crate::audio::format::AudioFormat::ULAW_8K;
+        AgentFormats { input: f, output: f }
+    }
+
     #[test]
-    fn reconnects_count_within_the_window_and_renew_after_it() {
-        let mut l = link(2, 5);
+    fn redials_are_counted_over_the_whole_call_and_spaced() {
+        let mut l = link(2, 1000);
         let t0 = Instant::now();
-        let s = Duration::from_secs;
-        l.dialling();
+        let ms = Duration::from_millis;
+        l.dialling(t0);
         assert_eq!(
-            l.on_failure(None, t0),
+            l.on_failure(None, None, t0 + ms(200)),
             AgentFailure::Redial {
                 attempt: 1,
-                backoff: Duration::from_millis(100)
-            }
+                backoff: ms(800)
+            },
+            "no sooner than the spacing after the last dial"
         );
-        l.dialling();
+        l.dialling(t0 + ms(1000));
         assert_eq!(
-            l.on_failure(Some(1006), t0 + s(1)),
+            l.on_failure(Some(1006), None, t0 + ms(60_000)),
             AgentFailure::Redial {
                 attempt: 2,
-                backoff: Duration::from_millis(200)
-            }
+                backoff: ms(200)
+            },
+            "long after the last dial: the plain backoff"
         );
-        l.dialling();
+        l.dialling(t0 + ms(60_200));
         assert_eq!(
-            l.on_failure(None, t0 + s(2)),
-            AgentFailure::GiveUp(EndReason::ElevenlabsUnavailable),
-            "the budget is spent within the window"
-        );
-        l.dialling();
-        assert!(
-            matches!(l.on_failure(None, t0 + s(10)), AgentFailure::Redial { attempt: 1, .. }),
-            "a new window after a long healthy stretch"
+            l.on_failure(None, None, t0 + ms(3_600_000)),
+            AgentFailure::BudgetSpent,
+            "the budget does not renew, however long the call"
         );
     }
 
     #[test]
-    fn a_normal_close_plays_out_and_a_policy_close_gives_up_without_spending_the_budget() {
-        let mut l = link(1, 5);
+    fn a_normal_close_plays_out_and_policy_closes_give_up_without_spending_the_budget() {
+        let mut l = link(1, 0);
         let t0 = Instant::now();
-        l.dialling();
-        assert_eq!(l.on_failure(Some(1000), t0), AgentFailure::PlayOut);
-        l.dialling();
+        l.dialling(t0);
+        assert_eq!(l.on_failure(Some(1000), None, t0), AgentFailure::PlayOut);
+        l.dialling(t0);
         assert_eq!(
-            l.on_failure(Some(1008), t0),
+            l.on_failure(Some(1008), Some("missing_dynamic_variable"), t0),
             AgentFailure::GiveUp(EndReason::ElevenlabsRejected)
         );
-        l.dialling();
-        assert!(matches!(l.on_failure(None, t0), AgentFailure::Redial { .. }));
+        l.dialling(t0);
+        assert_eq!(
+            l.on_failure(Some(1008), Some("override_error"), t0),
+            AgentFailure::ConfigRefused
+        );
+        l.dialling(t0);
+        assert!(matches!(l.on_failure(None, None, t0), AgentFailure::Redial { .. }));
+    }
+
+    #[test]
+    fn every_conversation_is_kept_and_a_resumed_greeting_is_muted_until_the_caller_is_heard() {
+        let mut l = link(3, 0);
+        let t0 = Instant::now();
+        let id = |s: &str| ConversationId::parse("c", s).ok();
+        l.dialling(t0);
+        assert!(!l.resuming());
+        l.announced(id("conv_1"), formats(), false);
+        assert!(!l.is_greeting_muted(), "the first greeting is heard");
+        l.on_failure(None, None, t0);
+        l.dialling(t0);
+        assert!(l.resuming());
+        l.announced(id("conv_2"), formats(), false);
+        assert!(l.is_greeting_muted());
+        l.caller_heard();
+        assert!(!l.is_greeting_muted());
+        l.on_failure(None, None, t0);
+        l.dialling(t0);
+        l.announced(id("conv_3"), formats(), true);
+        assert!(
+            !l.is_greeting_muted(),
+            "an overridden first message is meant to be heard"
+        );
+        let ids: Vec<&str> = l.conversation_ids().iter().map(|c| c.as_str()).collect();
+        assert_eq!(ids, ["conv_1", "conv_2", "conv_3"]);
+        assert_eq!(l.conversation_id().map(|c| c.as_str()), Some("conv_3"));
     }
 
     #[test]
     fn only_the_current_connection_that_has_not_failed_counts() {
-        let mut l = link(3, 5);
-        let first = l.dialling();
+        let mut l = link(3, 0);
+        let now = Instant::now();
+        let first = l.dialling(now);
         assert!(l.is_current(first));
         assert!(l.dial_out());
-        let second = l.dialling();
+        let second = l.dialling(now);
         l.dialled();
         assert!(l.dial_out(), "the second dial is still out");
         l.dialled();
         assert!(!l.dial_out());
         assert!(!l.is_current(first), "an abandoned connection's reports are stale");
         assert!(l.is_current(second));
-        l.on_failure(None, Instant::now());
+        l.on_failure(None, None, now);
         assert!(!l.is_current(second), "nothing from a connection given up on counts");
-        let third = l.dialling();
+        let third = l.dialling(now);
         assert!(l.is_current(third));
     }
 
     #[test]
     fn audio_spoken_before_a_barge_in_is_stale() {
-        let mut l = link(1, 5);
-        l.dialling();
+        let mut l = link(1, 0);
+        let now = Instant::now();
+        l.dialling(now);
         assert!(!l.is_stale(Some(1)), "nothing is stale before an interruption");
         l.interrupted(Some(7));
         assert!(l.is_stale(Some(7)));
@@ -268,7 +333,7 @@ mod tests {
         assert!(!l.is_stale(None), "audio without an event id cannot be judged stale");
         l.interrupted(None);
         assert!(l.is_stale(Some(7)), "an interruption without an id keeps the last mark");
-        l.dialling();
+        l.dialling(now);
         assert!(!l.is_stale(Some(3)), "a new connection numbers its events afresh");
     }
 }

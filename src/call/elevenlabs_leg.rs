@@ -26,15 +26,41 @@ use std::time::Duration;
 pub type AgentSocket = Framed<BoxedSocket, Codec>;
 type AgentSink = SplitSink<AgentSocket, WsMessage>;
 
-/// Why the agent could not be reached.
+/// Why the agent could not be reached. Every one of them means no conversation started, so each counts
+/// toward the upstream breaker.
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
     #[error("no WebSocket upgrade within {0:?}")]
     Timeout(Duration),
     #[error("connect failed: {0}")]
     Connect(String),
+    #[error("upgrade refused with HTTP {0}")]
+    Refused(u16),
     #[error("signed URL request failed: {0}")]
     SignedUrl(String),
+}
+
+/// What an operator should read in a TLS failure, from rustls' wording (the certificate checks are the
+/// usual cause when a private deployment or an inspecting proxy is in the way).
+fn explained(error: String) -> String {
+    let reasons = [
+        (
+            ["UnknownIssuer", "unknown issuer"],
+            "the certificate is not trusted (add its CA to elevenlabs.ca_file)",
+        ),
+        (
+            ["NotValidForName", "not valid for name"],
+            "the certificate does not name this host",
+        ),
+        (["Expired", "expired"], "the certificate has expired"),
+    ];
+    match reasons
+        .iter()
+        .find(|(words, _)| words.iter().any(|w| error.contains(w)))
+    {
+        Some((_, why)) => format!("TLS: {why}: {error}"),
+        None => error,
+    }
 }
 
 /// How long a closing leg waits for the agent's answering close frame.
@@ -46,24 +72,41 @@ thread_local! {
     static CLIENT: RefCell<Option<awc::Client>> = const { RefCell::new(None) };
 }
 
-fn agent_client(timeout: Duration, send_timeout_ms: u64) -> awc::Client {
+fn agent_client(cfg: &ElevenLabsConfig) -> awc::Client {
+    let timeout = Duration::from_millis(cfg.connect_timeout_ms);
     CLIENT.with(|c| {
         c.borrow_mut()
             .get_or_insert_with(|| {
                 let tcp = BoundedSendConnector {
                     inner: actix_tls::connect::ConnectorService::default(),
-                    send_timeout_ms,
+                    send_timeout_ms: cfg.send_timeout_ms,
                 };
                 let connector = awc::Connector::new()
                     .connector(tcp)
                     .limit(0)
                     .timeout(timeout)
-                    // A WebSocket cannot ride an h2 connection that the server may offer over TLS.
-                    .max_http_version(awc::http::Version::HTTP_11);
+                    // First, as it replaces the TLS settings with awc's defaults.
+                    .max_http_version(awc::http::Version::HTTP_11)
+                    .rustls_0_23(tls_config(&cfg.extra_roots));
                 awc::Client::builder().connector(connector).timeout(timeout).finish()
             })
             .clone()
     })
+}
+
+/// The public roots plus `elevenlabs.ca_file`'s; HTTP/1.1 only, as a WebSocket cannot ride an h2
+/// connection that the server may offer over TLS.
+fn tls_config(extra_roots: &[rustls::pki_types::CertificateDer<'static>]) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = actix_tls::connect::rustls_0_23::webpki_roots_cert_store();
+    let (added, refused) = roots.add_parsable_certificates(extra_roots.iter().cloned());
+    if refused > 0 {
+        log::warn!("elevenlabs.ca_file: {refused} certificate(s) unusable as trust anchors ({added} added)");
+    }
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    std::sync::Arc::new(config)
 }
 
 /// awc's TCP connector with TCP_USER_TIMEOUT set on every socket it opens: an agent that stops reading what
@@ -120,7 +163,7 @@ fn with_agent_id(url: &str, agent_id: &str) -> String {
 /// Dials the agent and completes the upgrade, within the connect timeout.
 pub async fn dial(cfg: &ElevenLabsConfig, agent_id: &str) -> Result<AgentSocket, DialError> {
     let timeout = Duration::from_millis(cfg.connect_timeout_ms);
-    let client = agent_client(timeout, cfg.send_timeout_ms);
+    let client = agent_client(cfg);
     let url = match cfg.auth {
         ElevenLabsAuth::SignedUrl => fetch_signed_url(&client, cfg, agent_id).await?,
         _ => with_agent_id(&cfg.url, agent_id),
@@ -131,7 +174,8 @@ pub async fn dial(cfg: &ElevenLabsConfig, agent_id: &str) -> Result<AgentSocket,
     }
     match tokio::time::timeout(timeout, req.connect()).await {
         Err(_) => Err(DialError::Timeout(timeout)),
-        Ok(Err(e)) => Err(DialError::Connect(e.to_string())),
+        Ok(Err(awc::error::WsClientError::InvalidResponseStatus(status))) => Err(DialError::Refused(status.as_u16())),
+        Ok(Err(e)) => Err(DialError::Connect(explained(e.to_string()))),
         Ok(Ok((_, socket))) => Ok(socket),
     }
 }
@@ -148,7 +192,7 @@ async fn fetch_signed_url(client: &awc::Client, cfg: &ElevenLabsConfig, agent_id
         .insert_header(("xi-api-key", key))
         .send()
         .await
-        .map_err(|e| DialError::SignedUrl(e.to_string()))?;
+        .map_err(|e| DialError::SignedUrl(explained(e.to_string())))?;
     if !resp.status().is_success() {
         return Err(DialError::SignedUrl(format!("answered {}", resp.status())));
     }
@@ -183,6 +227,7 @@ pub struct ElevenLabsLeg {
     liveness: super::Liveness,
     reassembler: Reassembler,
     close_code: Option<u16>,
+    error_type: Option<Text>,
     detail: Text,
     closing: bool,
     b64: base64::engine::GeneralPurpose,
@@ -218,6 +263,7 @@ impl ElevenLabsLeg {
                 liveness: super::Liveness::new(setup.heartbeat, setup.peer_timeout),
                 reassembler: Reassembler::new(setup.max_message_bytes),
                 close_code: None,
+                error_type: None,
                 detail: Text::clean("connection ended", Text::SHORT),
                 closing: false,
                 b64: base64::engine::general_purpose::STANDARD,
@@ -284,9 +330,34 @@ impl ElevenLabsLeg {
                 formats,
             }),
             AgentEvent::Interruption { event_id } => self.report(AgentReport::Interruption { event_id }),
-            AgentEvent::AgentResponse { text } | AgentEvent::AgentResponseCorrection { text } => {
-                self.report(AgentReport::Transcript { role: "agent", text })
+            AgentEvent::AgentResponse { text } => self.report(AgentReport::Transcript { role: "agent", text }),
+            AgentEvent::AgentResponseCorrection { original, corrected } => {
+                self.report(AgentReport::Correction { original, corrected })
             }
+            AgentEvent::McpToolCall {
+                tool_call_id,
+                tool_name,
+                state,
+            } => self.report(AgentReport::McpToolCall {
+                tool_call_id,
+                tool_name,
+                state,
+            }),
+            AgentEvent::AgentToolResponse { tool_name, is_error } => {
+                let text = if is_error {
+                    Text::clean(&format!("{tool_name} (error)"), Text::SHORT)
+                } else {
+                    tool_name
+                };
+                self.report(AgentReport::Transcript {
+                    role: "agent_tool",
+                    text,
+                })
+            }
+            AgentEvent::GuardrailTriggered => self.report(AgentReport::Transcript {
+                role: "guardrail_triggered",
+                text: Text::default(),
+            }),
             AgentEvent::UserTranscript { text } => self.report(AgentReport::Transcript { role: "user", text }),
             AgentEvent::ClientToolCall {
                 tool_name,
@@ -307,8 +378,16 @@ impl ElevenLabsLeg {
                     message.unwrap_or_default()
                 );
                 self.set_detail(&format!("error event {error_type}"));
+                self.error_type = Some(error_type);
             }
-            AgentEvent::Other { .. } => self.metrics.agent_ignored_events.inc(),
+            AgentEvent::Unused { .. } => {}
+            AgentEvent::Other { kind } => {
+                self.metrics.agent_ignored_events.inc();
+                log::debug!(
+                    "call_id={} elevenlabs: unknown message type '{kind}' ignored",
+                    self.call_id
+                );
+            }
         }
     }
 
@@ -358,8 +437,10 @@ impl Actor for ElevenLabsLeg {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         let detail = std::mem::take(&mut self.detail);
+        let error_type = self.error_type.take();
         self.report(AgentReport::Gone {
             close_code: self.close_code,
+            error_type,
             detail,
         });
     }
@@ -429,6 +510,9 @@ impl Handler<ToAgent> for ElevenLabsLeg {
                 text
             }
             ToAgent::Note { text } => el::contextual_update(&text),
+            ToAgent::McpApproval { tool_call_id, approved } => {
+                el::mcp_tool_approval_result(tool_call_id.as_str(), approved)
+            }
             ToAgent::ToolResult {
                 tool_call_id,
                 result,

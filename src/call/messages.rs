@@ -110,14 +110,25 @@ pub enum AgentReport {
     Audio { audio: Vec<u8>, event_id: Option<i64> },
     /// The caller barged in: audio with an event id up to this one is stale.
     Interruption { event_id: Option<i64> },
-    /// Something was said: `user` (transcript) or `agent` (response).
+    /// Something was said or done: `user` (transcript), `agent` (response), `agent_tool` (a server tool
+    /// ran), `guardrail_triggered`.
     Transcript { role: &'static str, text: Text },
+    /// The agent's last response was cut short: it now reads `corrected`.
+    Correction { original: Text, corrected: Text },
     /// The agent asked for a client tool we do not have.
     ToolCall { tool_name: Text, tool_call_id: Text },
+    /// An MCP tool call in state `state`; `awaiting_approval` needs our answer.
+    McpToolCall {
+        tool_call_id: Text,
+        tool_name: Text,
+        state: Text,
+    },
     /// The connection is over.
     Gone {
         /// The close code ElevenLabs sent, if it sent one.
         close_code: Option<u16>,
+        /// The `error_type` of the last `error` event ElevenLabs sent before it closed, if any.
+        error_type: Option<Text>,
         /// What happened, for the log and the record.
         detail: Text,
     },
@@ -131,8 +142,10 @@ pub enum ToAgent {
     /// Caller audio in the agent's input format, base64. `since`: when the carrier leg read it (sampled),
     /// for the hop latency.
     CallerAudio { audio: ByteString, since: Option<Instant> },
-    /// A non-interrupting note for the agent (a DTMF key).
+    /// A non-interrupting note for the agent (a DTMF key, the conversation so far after a redial).
     Note { text: String },
+    /// The answer to an MCP tool call awaiting approval.
+    McpApproval { tool_call_id: Text, approved: bool },
     /// The answer to a client tool call.
     ToolResult {
         tool_call_id: Text,

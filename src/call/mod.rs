@@ -7,8 +7,10 @@
 //! the legs know the call only as `Recipient`s; `actor` uses all of them and nothing here uses it.
 pub mod actor;
 pub mod agent_link;
+pub mod breaker;
 pub mod chunks;
 pub mod elevenlabs_leg;
+pub mod hold;
 pub mod mcube_leg;
 pub mod messages;
 pub mod playout;
@@ -152,6 +154,9 @@ pub enum EndReason {
     ElevenlabsRejected,
     /// The agent's formats cannot be bridged.
     ElevenlabsBadFormat,
+    /// ElevenLabs refused an override the gateway is configured to send (the agent's security settings do
+    /// not allow it): a configuration problem.
+    ElevenlabsConfigRefused,
     /// The call reached `calls.max_call_seconds`.
     MaxDuration,
     /// An operator ended it.
@@ -175,6 +180,7 @@ impl EndReason {
             EndReason::ElevenlabsUnavailable => "elevenlabs_unavailable",
             EndReason::ElevenlabsRejected => "elevenlabs_rejected",
             EndReason::ElevenlabsBadFormat => "elevenlabs_bad_format",
+            EndReason::ElevenlabsConfigRefused => "elevenlabs_config_refused",
             EndReason::MaxDuration => "max_duration",
             EndReason::Admin => "admin",
             EndReason::Shutdown => "shutdown",
@@ -203,6 +209,9 @@ pub struct TranscriptLine {
     pub role: &'static str,
     pub text: crate::values::Text,
     pub at_ms: u64,
+    /// Its event's number, so a correction can rewrite the stored event.
+    #[serde(skip)]
+    pub seq: i64,
 }
 
 /// A call as `/calls` shows it (README: Endpoints).
@@ -224,6 +233,8 @@ pub struct CallView {
     pub interruptions: u64,
     pub upstream_reconnects: u64,
     pub conversation_id: Option<String>,
+    /// Every conversation of the call, in order (a redial starts a new one).
+    pub conversation_ids: Vec<String>,
     pub carrier_format: Option<String>,
     pub agent_input_format: Option<String>,
     pub agent_output_format: Option<String>,
@@ -253,6 +264,7 @@ impl CallView {
             bytes_out: count(rec.bytes_out),
             interruptions: count(rec.interruptions),
             upstream_reconnects: count(rec.upstream_reconnects),
+            conversation_ids: CallView::conversations(&rec.conversation_ids),
             conversation_id: rec.conversation_id,
             carrier_format: rec.carrier_format,
             agent_input_format: rec.agent_input_format,
@@ -261,6 +273,15 @@ impl CallView {
             last_agent_response: None,
             end_reason: None,
         }
+    }
+
+    /// The stored list of conversation ids, as a list.
+    pub fn conversations(stored: &str) -> Vec<String> {
+        stored
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
     }
 
     /// A call that holds a slot but whose carrier WebSocket has not arrived yet.

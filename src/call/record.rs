@@ -61,6 +61,8 @@ pub struct Facts<'a> {
     pub stream_id: Option<String>,
     pub agent_id: Option<&'a str>,
     pub conversation_id: Option<&'a ConversationId>,
+    /// Every conversation of the call so far, in order.
+    pub conversation_ids: &'a [ConversationId],
     pub carrier_format: Option<String>,
     pub agent_formats: Option<AgentFormats>,
 }
@@ -75,6 +77,8 @@ pub struct CallLog {
     revision: i64,
     event_seq: i64,
     pending_events: Vec<CallEvent>,
+    /// Saved events whose text changed since (a corrected agent response): saved again under their key.
+    pending_revisions: Vec<CallEvent>,
     transcript: VecDeque<TranscriptLine>,
     answered_ms: Option<i64>,
     error_detail: Option<String>,
@@ -91,6 +95,7 @@ impl CallLog {
             revision: 0,
             event_seq: 0,
             pending_events: Vec::new(),
+            pending_revisions: Vec::new(),
             transcript: VecDeque::new(),
             answered_ms: None,
             error_detail: None,
@@ -130,8 +135,64 @@ impl CallLog {
             self.transcript.pop_front();
         }
         let at_ms = self.started.elapsed().as_millis() as u64;
-        self.transcript.push_back(TranscriptLine { role, text, at_ms });
+        let seq = self.event_seq;
+        self.transcript.push_back(TranscriptLine { role, text, at_ms, seq });
         flush
+    }
+
+    /// The agent's response `original` was cut short: it now reads `corrected`, in the transcript and in
+    /// its stored event (the latest agent line when none matches). False when there is no agent line.
+    pub fn correct(&mut self, original: &Text, corrected: Text) -> bool {
+        let agent_lines = || {
+            self.transcript
+                .iter()
+                .enumerate()
+                .rev()
+                .filter(|(_, l)| l.role == "agent")
+        };
+        let found = agent_lines()
+            .find(|(_, l)| l.text == *original)
+            .or_else(|| agent_lines().next())
+            .map(|(i, _)| i);
+        let Some(line) = found.and_then(|i| self.transcript.get_mut(i)) else {
+            return false;
+        };
+        line.text = corrected.clone();
+        let seq = line.seq;
+        match self.pending_events.iter_mut().find(|e| e.seq == seq) {
+            Some(e) => e.detail = corrected.to_string(),
+            None => self.pending_revisions.push(CallEvent {
+                call_id: self.info.call_id.to_string(),
+                attempt: self.info.attempt,
+                seq,
+                at_ms: self.started.unix_ms() + line.at_ms as i64,
+                kind: "agent_response".into(),
+                detail: corrected.to_string(),
+            }),
+        }
+        true
+    }
+
+    /// What was said so far, newest last, as the lines that fit in `max_bytes`: a redialled conversation's
+    /// context.
+    pub fn recent_turns(&self, max_bytes: usize) -> Vec<String> {
+        let mut used = 0;
+        let mut turns: Vec<String> = self
+            .transcript
+            .iter()
+            .rev()
+            .filter_map(|l| match l.role {
+                "user" => Some(format!("Caller: {}", l.text)),
+                "agent" => Some(format!("Agent: {}", l.text)),
+                _ => None,
+            })
+            .take_while(|t| {
+                used += t.len() + 1;
+                used <= max_bytes
+            })
+            .collect();
+        turns.reverse();
+        turns
     }
 
     fn last_line(&self, role: &str) -> Option<Text> {
@@ -159,6 +220,11 @@ impl CallLog {
     /// The events not yet saved.
     pub fn take_events(&mut self) -> Vec<CallEvent> {
         std::mem::take(&mut self.pending_events)
+    }
+
+    /// Saved events to save again with their new text.
+    pub fn take_revisions(&mut self) -> Vec<CallEvent> {
+        std::mem::take(&mut self.pending_revisions)
     }
 
     /// A new revision for the next saved snapshot. Time-ordered, so a snapshot from a later process (a
@@ -190,6 +256,12 @@ impl CallLog {
             stream_id: facts.stream_id,
             agent_id: facts.agent_id.map(str::to_string),
             conversation_id: facts.conversation_id.map(|c| c.to_string()),
+            conversation_ids: facts
+                .conversation_ids
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
             end_reason: self.end_reason.map(|r| r.as_str().to_string()),
             answered_at: self.answered_ms,
             ended_at: ended.then_some(now),
@@ -247,6 +319,49 @@ mod tests {
     }
 
     #[test]
+    fn a_correction_rewrites_the_agent_line_held_or_already_saved() {
+        let mut l = log();
+        let t = |s: &str| Text::clean(s, Text::SPEECH);
+        l.line("agent", t("Your order ships on Monday and"));
+        assert!(l.correct(&t("Your order ships on Monday and"), t("Your order ships on Monday")));
+        let held = l.take_events();
+        assert_eq!(
+            held[0].detail, "Your order ships on Monday",
+            "a held event is rewritten in place"
+        );
+        assert!(l.take_revisions().is_empty());
+        l.line("user", t("when?"));
+        l.line("agent", t("It will arrive by"));
+        let saved = l.take_events();
+        assert!(
+            l.correct(&t("something else"), t("It will arrive")),
+            "no match: the latest agent line"
+        );
+        let revised = l.take_revisions();
+        assert_eq!(revised.len(), 1);
+        assert_eq!(
+            (revised[0].seq, revised[0].kind.as_str()),
+            (saved[1].seq, "agent_response")
+        );
+        assert_eq!(revised[0].detail, "It will arrive");
+        assert_eq!(l.last_line("agent"), Some(t("It will arrive")));
+        assert_eq!(
+            l.recent_turns(1000),
+            vec![
+                "Agent: Your order ships on Monday",
+                "Caller: when?",
+                "Agent: It will arrive"
+            ]
+        );
+        assert_eq!(
+            l.recent_turns(40),
+            vec!["Caller: when?", "Agent: It will arrive"],
+            "the newest that fit"
+        );
+        assert!(!log().correct(&t("x"), t("y")), "nothing to correct");
+    }
+
+    #[test]
     fn the_snapshot_and_the_view_say_the_same() {
         let mut l = log();
         l.stats.frames_in = 5;
@@ -261,6 +376,7 @@ mod tests {
             stream_id: Some("S1".into()),
             agent_id: Some("agent"),
             conversation_id: None,
+            conversation_ids: &[],
             carrier_format: Some("ulaw_8000".into()),
             agent_formats: None,
         };

@@ -175,6 +175,28 @@ pub enum ElevenLabsAuth {
     None,
 }
 
+/// The hold clip as read from its WAV file: 16-bit mono PCM, little-endian, at a rate we bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldClip {
+    pub sample_rate: u32,
+    pub pcm: Vec<u8>,
+}
+
+/// The rates a hold clip may have: the ones the audio path bridges (`audio::format::SampleRate`, which
+/// this layer cannot name; a test there keeps the two equal).
+pub const HOLD_CLIP_RATES: [u32; 6] = [8000, 16000, 22050, 24000, 44100, 48000];
+
+/// The longest hold clip accepted: it is held in memory once and looped.
+pub const MAX_HOLD_CLIP_SECONDS: u32 = 60;
+
+/// The answer to an MCP tool call that waits for approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum McpApproval {
+    Deny,
+    Allow,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ElevenLabsConfig {
@@ -189,10 +211,33 @@ pub struct ElevenLabsConfig {
     pub connect_timeout_ms: u64,
     /// How long to wait for `conversation_initiation_metadata` after the upgrade.
     pub metadata_timeout_ms: u64,
-    /// Reconnect budget: this many attempts ...
-    pub reconnect_attempts: u32,
-    /// ... within this window from the first failure.
-    pub reconnect_window_ms: u64,
+    /// Redials of the agent leg over the whole call (not per window: a flapping upstream must not cost an
+    /// unbounded number of billed conversations on a long call). Past it the call plays out and ends.
+    pub max_redials_per_call: u32,
+    /// Least time between two dials of one call.
+    pub redial_min_spacing_ms: u64,
+    /// A redialled conversation gets the conversation so far as a `contextual_update`: its last turns that
+    /// fit in this many bytes.
+    pub resume_context_bytes: usize,
+    /// When set, a redialled conversation is told to open with this `first_message` (empty: wait for the
+    /// caller) instead of the agent's greeting. The agent's security settings must allow that override, or
+    /// ElevenLabs refuses the conversation; unset sends no override.
+    pub resume_first_message: Option<String>,
+    /// What the caller hears while the agent is redialled: a WAV file (PCM16 mono), looped; unset plays
+    /// silence frames, so the line never sounds dropped.
+    pub hold_clip: Option<String>,
+    /// The answer to an MCP tool call awaiting approval (nobody on a phone line can approve one).
+    pub mcp_approval: McpApproval,
+    /// Extra trust anchors (PEM) for the signed-URL request and the `wss://` connection, beside the public
+    /// roots: private deployments, TLS-inspecting egress proxies.
+    pub ca_file: Option<String>,
+    /// The upstream breaker opens after this many account-level failures (refusals that will not pass on
+    /// retry: 401/403/429, 5xx, connect and TLS failures) ...
+    pub breaker_failures: u32,
+    /// ... within this window; while open, new calls are refused `upstream_unavailable` ...
+    pub breaker_window_ms: u64,
+    /// ... until this cool-down has passed, when one probe call is let through.
+    pub breaker_cooldown_ms: u64,
     /// Largest frame accepted from ElevenLabs, in bytes.
     pub max_frame_bytes: usize,
     /// Caller audio ElevenLabs has not acknowledged for this long (it stopped reading) aborts the connection
@@ -205,6 +250,12 @@ pub struct ElevenLabsConfig {
     /// Secret, from `ELEVENLABS_API_KEY` only.
     #[serde(skip)]
     pub api_key: Option<String>,
+    /// `ca_file`'s certificates, read once at load.
+    #[serde(skip)]
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// `hold_clip`'s audio, read once at load.
+    #[serde(skip)]
+    pub hold_audio: Option<std::sync::Arc<HoldClip>>,
 }
 
 impl Default for ElevenLabsConfig {
@@ -216,12 +267,22 @@ impl Default for ElevenLabsConfig {
             signed_url_endpoint: "https://api.elevenlabs.io/v1/convai/conversation/get-signed-url".into(),
             connect_timeout_ms: 5_000,
             metadata_timeout_ms: 5_000,
-            reconnect_attempts: 2,
-            reconnect_window_ms: 5_000,
+            max_redials_per_call: 2,
+            redial_min_spacing_ms: 1_000,
+            resume_context_bytes: 2_000,
+            resume_first_message: None,
+            hold_clip: None,
+            mcp_approval: McpApproval::Deny,
+            ca_file: None,
+            breaker_failures: 5,
+            breaker_window_ms: 30_000,
+            breaker_cooldown_ms: 15_000,
             max_frame_bytes: 1024 * 1024,
             send_timeout_ms: 30_000,
             user_audio_chunk_ms: 100,
             api_key: None,
+            extra_roots: Vec::new(),
+            hold_audio: None,
         }
     }
 }

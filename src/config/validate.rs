@@ -67,6 +67,32 @@ impl Config {
         ] {
             bad(v == 0, format!("{name}: must be greater than 0"));
         }
+        let el = &self.elevenlabs;
+        bad(
+            el.max_redials_per_call > 20,
+            format!(
+                "elevenlabs.max_redials_per_call: {} is over 20 (each redial is a billed conversation)",
+                el.max_redials_per_call
+            ),
+        );
+        bad(
+            !(200..=20_000).contains(&el.resume_context_bytes),
+            format!(
+                "elevenlabs.resume_context_bytes: {} is outside 200..=20000",
+                el.resume_context_bytes
+            ),
+        );
+        bad(
+            el.resume_first_message.as_deref().is_some_and(|m| m.len() > 2000),
+            "elevenlabs.resume_first_message: longer than 2000 bytes".into(),
+        );
+        for (name, v) in [
+            ("elevenlabs.breaker_failures", el.breaker_failures as u64),
+            ("elevenlabs.breaker_window_ms", el.breaker_window_ms),
+            ("elevenlabs.breaker_cooldown_ms", el.breaker_cooldown_ms),
+        ] {
+            bad(v == 0, format!("{name}: must be greater than 0"));
+        }
         let url = &self.elevenlabs.url;
         bad(
             !(url.starts_with("ws://") || url.starts_with("wss://")),

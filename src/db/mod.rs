@@ -246,6 +246,22 @@ pub fn save_events(conn: &mut DbConnection, events: &[CallEvent]) -> QueryResult
     Ok(fresh.len())
 }
 
+/// Rewrites a saved event's text (a corrected agent response), inserting it if it is missing.
+pub fn revise_event(conn: &mut DbConnection, event: &CallEvent) -> QueryResult<()> {
+    use call_events::dsl as e;
+    let key = e::call_id
+        .eq(&event.call_id)
+        .and(e::attempt.eq(event.attempt))
+        .and(e::seq.eq(event.seq));
+    let changed = diesel::update(call_events::table.filter(key))
+        .set(e::detail.eq(&event.detail))
+        .execute(conn)?;
+    if changed == 0 {
+        diesel::insert_into(call_events::table).values(event).execute(conn)?;
+    }
+    Ok(())
+}
+
 /// Records the carrier's hang-up/status report on its attempt — the one named, else the call id's latest —
 /// creating a minimal row if the call is unknown.
 pub fn save_status(conn: &mut DbConnection, report: &StatusReport) -> QueryResult<()> {

@@ -53,6 +53,9 @@ pub struct CallRecord {
     /// empty. Spool lines from before instances existed read as ''.
     #[serde(default)]
     pub instance_id: String,
+    /// Every ElevenLabs conversation of the call, in order, comma-separated (a redial starts a new one).
+    #[serde(default)]
+    pub conversation_ids: String,
 }
 
 impl CallRecord {
@@ -88,6 +91,7 @@ impl CallRecord {
             revision: 0,
             updated_at: at_ms,
             instance_id: String::new(),
+            conversation_ids: String::new(),
         }
     }
 }
@@ -146,6 +150,9 @@ pub enum DbWrite {
     Call(Box<CallRecord>),
     Events(Vec<CallEvent>),
     Status(StatusReport),
+    /// An event saved before whose text changed (a corrected agent response): replaces the stored one by
+    /// its key, or is inserted if it never arrived.
+    Revise(CallEvent),
 }
 
 /// A new attempt number: Unix microseconds, made unique and increasing within the process, so attempts of

@@ -1,4 +1,4 @@
-// @generated-compatible: what `diesel print-schema` writes for migrations/*/ up to 2026-12-03-000001_fleet
+// @generated-compatible: what `diesel print-schema` writes for migrations/*/ up to 2026-12-04-000001_conversations
 // (column order aside: PostgreSQL appends `attempt`, SQLite's rebuild puts it second).
 
 diesel::table! {
@@ -33,6 +33,7 @@ diesel::table! {
         revision -> BigInt,
         updated_at -> BigInt,
         instance_id -> Text,
+        conversation_ids -> Text,
     }
 }
 

@@ -12,7 +12,7 @@
 
 use super::models::{now_ms, DbWrite};
 use super::spool::{DeadLetters, Spool, SpoolLine, Spooled};
-use super::{close_abandoned, migrate, save_call, save_events, save_status, DbConnection, DbPool};
+use super::{close_abandoned, migrate, revise_event, save_call, save_events, save_status, DbConnection, DbPool};
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use prometheus::{Histogram, IntCounter, IntGauge, Registry};
@@ -397,6 +397,7 @@ fn apply(conn: &mut DbConnection, writes: &[DbWrite]) -> diesel::QueryResult<()>
                     save_events(c, events)?;
                 }
                 DbWrite::Status(report) => save_status(c, report)?,
+                DbWrite::Revise(event) => revise_event(c, event)?,
             }
         }
         Ok(())

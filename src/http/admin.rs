@@ -120,6 +120,8 @@ pub struct StoredCall {
     pub interruptions: i64,
     pub upstream_reconnects: i64,
     pub conversation_id: Option<String>,
+    /// Every conversation of the call, in order.
+    pub conversation_ids: Vec<String>,
     pub agent_id: Option<String>,
     pub end_reason: Option<String>,
     pub dial_status: Option<String>,
@@ -179,6 +181,7 @@ impl StoredCall {
             bytes_out: r.bytes_out,
             interruptions: r.interruptions,
             upstream_reconnects: r.upstream_reconnects,
+            conversation_ids: crate::call::CallView::conversations(&r.conversation_ids),
             conversation_id: r.conversation_id,
             agent_id: r.agent_id,
             end_reason: r.end_reason,
@@ -342,7 +345,13 @@ mod tests {
             reconcile_every: Duration::from_secs(1),
             records: None,
         });
+        let policy = crate::call::breaker::BreakerPolicy {
+            failures: 1,
+            window: Duration::from_secs(1),
+            cooldown: Duration::from_secs(1),
+        };
         web::Data::new(AppState {
+            breaker: std::sync::Arc::new(crate::call::breaker::UpstreamBreaker::new(policy, metrics.clone())),
             config: std::sync::Arc::new(config),
             registry,
             metrics,

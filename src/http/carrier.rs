@@ -24,6 +24,11 @@ use std::time::Duration;
 const RETRY_AFTER_SECONDS: &str = "1";
 
 fn refused(refusal: Refusal) -> HttpResponse {
+    refused_for(refusal, RETRY_AFTER_SECONDS)
+}
+
+/// `refused`, asking the carrier to come back after `retry_after` seconds.
+fn refused_for(refusal: Refusal, retry_after: &str) -> HttpResponse {
     let status = match refusal {
         Refusal::NotAdmitted => StatusCode::NOT_FOUND,
         Refusal::AlreadyConnected | Refusal::Duplicate => StatusCode::CONFLICT,
@@ -31,7 +36,7 @@ fn refused(refusal: Refusal) -> HttpResponse {
     };
     let mut resp = error_json(status, refusal.as_str());
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        if let Ok(v) = RETRY_AFTER_SECONDS.parse() {
+        if let Ok(v) = retry_after.parse() {
             resp.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
         }
     }
@@ -99,6 +104,22 @@ fn status_report(
 }
 
 fn admit(info: CallInfo, state: &AppState) -> HttpResponse {
+    if let Err(open) = state.breaker.admit() {
+        let refusal = Refusal::UpstreamUnavailable;
+        log::info!(
+            "call_id={} refused: {} (elevenlabs breaker open: {})",
+            info.call_id,
+            refusal.as_str(),
+            open.reason
+        );
+        state.metrics.calls_refused.with_label_values(&[refusal.as_str()]).inc();
+        save(
+            state,
+            DbWrite::Call(Box::new(rejected_record(state, &info, refusal.as_str()))),
+        );
+        let wait = open.retry_after.as_secs_f64().ceil().max(1.0);
+        return refused_for(refusal, &format!("{wait}"));
+    }
     match state.registry.admit(info.clone()) {
         Ok(admitted) => {
             state.metrics.calls_admitted.inc();
@@ -297,6 +318,7 @@ pub async fn media_socket(
         }
     };
     let deps = CallDeps {
+        breaker: state.breaker.clone(),
         config: cfg.clone(),
         metrics: state.metrics.clone(),
         db: state.db.clone(),

@@ -10,11 +10,25 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok", "db": state.db_stats.summary()}))
 }
 
+/// 200 when a new call would be taken; 503 while draining, at the cap, or with the upstream breaker open
+/// (the answer then says why).
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let s = state.registry.summary();
-    if !s.draining && s.available > 0 {
-        HttpResponse::Ok().json(s)
+    let upstream = state.breaker.refusal();
+    let mut body = serde_json::to_value(&s).unwrap_or_default();
+    if let (Some(open), Some(map)) = (&upstream, body.as_object_mut()) {
+        map.insert(
+            "upstream".into(),
+            serde_json::json!({
+                "breaker": "open",
+                "reason": open.reason,
+                "retry_after_ms": open.retry_after.as_millis() as u64,
+            }),
+        );
+    }
+    if !s.draining && s.available > 0 && upstream.is_none() {
+        HttpResponse::Ok().json(body)
     } else {
-        HttpResponse::ServiceUnavailable().json(s)
+        HttpResponse::ServiceUnavailable().json(body)
     }
 }

@@ -30,6 +30,8 @@ pub struct AppState {
     pub instance: crate::values::InstanceId,
     /// Its membership of a fleet, when there is one.
     pub fleet: Option<crate::fleet::Fleet>,
+    /// Whether ElevenLabs takes conversations at all: new calls are refused while it is open.
+    pub breaker: Arc<crate::call::breaker::UpstreamBreaker>,
     /// This gateway's measured per-call cost.
     pub meter: Arc<std::sync::Mutex<crate::capacity::CostMeter>>,
 }

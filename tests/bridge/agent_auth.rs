@@ -51,7 +51,7 @@ async fn a_wrong_key_ends_the_call() {
     let h = start(keyed(), |c| {
         c.elevenlabs.auth = ElevenLabsAuth::Header;
         c.elevenlabs.api_key = Some("sk_wrong".into());
-        c.elevenlabs.reconnect_attempts = 1;
+        c.elevenlabs.max_redials_per_call = 1;
     })
     .await;
     let mut conn = start_call(&h, "AUTH-X", "s", AudioFormat::ULAW_8K).await;

@@ -43,7 +43,7 @@ async fn a_hung_agent_is_redialled_then_the_call_ends() {
         },
         |c| {
             fast_heartbeat(c);
-            c.elevenlabs.reconnect_attempts = 1;
+            c.elevenlabs.max_redials_per_call = 1;
         },
     )
     .await;

@@ -6,6 +6,7 @@ mod common;
 
 mod agent_auth;
 mod agent_end;
+mod breaker;
 mod conversation;
 mod hangup;
 mod heartbeat;
@@ -13,6 +14,9 @@ mod interruption;
 mod pacing;
 mod passthrough;
 mod ping;
+mod protocol;
+mod resume;
 mod schema;
+mod tls;
 mod transcoding;
 mod upstream_failure;

@@ -17,6 +17,10 @@ fn gateway_messages_validate() {
         el::user_activity(),
         el::contextual_update("The caller pressed DTMF key 5"),
         el::client_tool_result("tc_1", "not available", true),
+        el::mcp_tool_approval_result("mcp_1", false),
+        el::ConversationInitiation::for_call(&[("call_id", "C")])
+            .with_first_message("Where were we?")
+            .to_json(),
     ] {
         s.check_client_message(&msg).unwrap_or_else(|e| panic!("{e}"));
     }
@@ -37,6 +41,8 @@ fn simulator_messages_validate() {
         el::agent_side::user_transcript("hi", 7),
         el::agent_side::client_tool_call("check_account", "tc_8", 8),
         el::agent_side::error(1008, "invalid_message", "bad"),
+        el::agent_side::agent_response_correction("Sure, let me check that", "Sure, let me", 9),
+        el::agent_side::mcp_tool_awaiting_approval("refund_order", "mcp_10"),
     ] {
         s.check_server_message(&msg).unwrap_or_else(|e| panic!("{e}"));
     }
@@ -60,4 +66,19 @@ fn the_validator_rejects_broken_messages() {
     assert!(s
         .check_server_message(r#"{"type":"conversation_initiation_metadata","conversation_initiation_metadata_event":{"conversation_id":"c","agent_output_audio_format":"mp3","user_input_audio_format":"ulaw_8000"}}"#)
         .is_err());
+}
+
+#[test]
+fn the_published_schema_refuses_every_mcp_tool_call_and_the_mended_one_checks_them() {
+    // Why `AgentSchema::load` mends the MCP states: as published, not even a well-formed call passes, so
+    // checking against it would prove nothing. If ElevenLabs fixes the schema, this fails: drop the mend.
+    let call = el::agent_side::mcp_tool_awaiting_approval("refund_order", "mcp_1");
+    assert!(AgentSchema::load_as_published().check_server_message(&call).is_err());
+    let mended = AgentSchema::load();
+    mended.check_server_message(&call).unwrap_or_else(|e| panic!("{e}"));
+    let no_state = call.replace(r#""state":"awaiting_approval","#, "");
+    assert!(
+        mended.check_server_message(&no_state).is_err(),
+        "a call without its state is still refused"
+    );
 }

@@ -46,11 +46,11 @@ pub fn quiet_script() -> AgentScript {
     }
 }
 
-/// The call's recorded end reason, once its record says it ended.
+/// The call's recorded end reason, once its record says it ended (or was refused).
 pub async fn end_reason(h: &Harness, id: &str) -> Value {
     for _ in 0..40 {
         let (_, record) = get_json(h, &format!("/calls/{id}")).await;
-        if record["state"] == "ended" {
+        if record["state"] == "ended" || record["state"] == "rejected" {
             return record["end_reason"].clone();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -101,6 +101,8 @@ pub fn test_config(sim: &AgentSimulator, dir: &Path) -> Config {
     cfg.elevenlabs.auth = ElevenLabsAuth::None;
     cfg.elevenlabs.connect_timeout_ms = 2_000;
     cfg.elevenlabs.metadata_timeout_ms = 2_000;
+    // Tests count redials, not wait for their spacing.
+    cfg.elevenlabs.redial_min_spacing_ms = 0;
     cfg
 }
 
@@ -114,10 +116,14 @@ pub fn start_agent(script: AgentScript) -> AgentSimulator {
 /// Starts the simulator with `script` and the gateway with the test config (its own SQLite file),
 /// adjusted by `tweak`.
 pub async fn start(script: AgentScript, tweak: impl FnOnce(&mut Config)) -> Harness {
+    start_with_agent(start_agent(script), tweak).await
+}
+
+/// The gateway with the test config, in front of `sim` (one started its own way, e.g. serving TLS).
+pub async fn start_with_agent(sim: AgentSimulator, tweak: impl FnOnce(&mut Config)) -> Harness {
     // RUST_LOG=websocket_api=debug shows the gateway's log under `cargo test -- --nocapture`.
     let _ = env_logger::builder().is_test(true).try_init();
     let dir = scratch_dir("harness");
-    let sim = start_agent(script);
     let mut cfg = test_config(&sim, &dir);
     tweak(&mut cfg);
     let (gw, gw_server) = gateway::start(cfg, false).await.expect("gateway starts");
@@ -269,18 +275,55 @@ fn direction_schema(doc: &Value, op: &str) -> jsonschema::Validator {
     jsonschema::validator_for(&schema).expect("the asyncapi payload schemas compile")
 }
 
+/// The MCP tool call states: each is `allOf` the base and its own part, and both parts say
+/// `additionalProperties: false`, so each forbids the other's fields and no MCP tool call can validate.
+pub const MCP_STATE_SCHEMAS: [&str; 5] = [
+    "MCPToolCallBase",
+    "MCPToolCallLoading",
+    "MCPToolCallAwaitingApproval",
+    "MCPToolCallSuccess",
+    "MCPToolCallFailure",
+];
+
 impl AgentSchema {
-    pub fn load() -> AgentSchema {
+    fn document() -> Value {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/elevenlabs-agent.asyncapi.yaml"
         );
         let text = std::fs::read_to_string(path).expect("schema fixture present");
-        let doc: Value = serde_yaml::from_str(&text).expect("schema is YAML");
+        serde_yaml::from_str(&text).expect("schema is YAML")
+    }
+
+    fn from_document(doc: &Value) -> AgentSchema {
         AgentSchema {
-            client_to_server: direction_schema(&doc, "subscribe"),
-            server_to_client: direction_schema(&doc, "publish"),
+            client_to_server: direction_schema(doc, "subscribe"),
+            server_to_client: direction_schema(doc, "publish"),
         }
+    }
+
+    /// The schema as published, its one defect (`MCP_STATE_SCHEMAS`) mended: the MCP states' parts lose
+    /// `additionalProperties: false`, so a tool call is checked against the base's and its state's fields.
+    pub fn load() -> AgentSchema {
+        let mut doc = Self::document();
+        let schemas = &mut doc["components"]["schemas"];
+        for name in MCP_STATE_SCHEMAS {
+            let s = &mut schemas[name];
+            if let Some(o) = s.as_object_mut() {
+                o.remove("additionalProperties");
+            }
+            for part in s.get_mut("allOf").and_then(Value::as_array_mut).into_iter().flatten() {
+                if let Some(o) = part.as_object_mut() {
+                    o.remove("additionalProperties");
+                }
+            }
+        }
+        Self::from_document(&doc)
+    }
+
+    /// The schema exactly as published.
+    pub fn load_as_published() -> AgentSchema {
+        Self::from_document(&Self::document())
     }
 
     fn check(v: &jsonschema::Validator, text: &str) -> Result<(), String> {

@@ -490,7 +490,7 @@ async fn nothing_from_an_abandoned_agent_connection_reaches_the_call(backend: Ba
         c.elevenlabs.url = format!("ws://{agent}/v1/convai/conversation");
         c.elevenlabs.connect_timeout_ms = 300;
         c.elevenlabs.metadata_timeout_ms = 300;
-        c.elevenlabs.reconnect_attempts = 2;
+        c.elevenlabs.max_redials_per_call = 2;
     })
     .await;
     let conn = start_call(&h2, "LATE-1", "s", AudioFormat::ULAW_8K).await;

@@ -138,6 +138,46 @@ fn refused_rows_never_hold_back_the_others(backend: Backend) {
     );
 }
 
+/// A corrected agent response rewrites its stored event (by key), is inserted when the original never
+/// arrived, and a revision the database refuses is set aside like any refused row.
+fn corrections_replace_stored_events(backend: Backend) {
+    let mut b = bench(backend, "revise");
+    let revised = |seq: i64, detail: &str| CallEvent {
+        seq,
+        kind: "agent_response".into(),
+        ..event("R-1", detail)
+    };
+    b.writer.write(vec![
+        boxed(call("R-1")),
+        DbWrite::Events(vec![revised(1, "Your order ships on Monday and")]),
+    ]);
+    b.writer.write(vec![
+        DbWrite::Revise(revised(1, "Your order ships on Monday")),
+        DbWrite::Revise(revised(2, "never saved before")),
+        DbWrite::Revise(revised(1, "with a NUL\u{0}")),
+    ]);
+    let stored = b.db.stored("R-1", Some(1)).expect("stored");
+    let details: Vec<(i64, &str)> = stored.events.iter().map(|e| (e.seq, e.detail.as_str())).collect();
+    match backend {
+        // PostgreSQL refuses the NUL: that revision is a dead letter and the one before stands.
+        Backend::Postgres => {
+            assert_eq!(details, [(1, "Your order ships on Monday"), (2, "never saved before")]);
+            assert_eq!(b.stats.dead_letter.get(), 1);
+        }
+        Backend::Sqlite => assert_eq!(details, [(1, "with a NUL\u{0}"), (2, "never saved before")]),
+    }
+}
+
+#[test]
+fn sqlite_corrections_replace_stored_events() {
+    corrections_replace_stored_events(Backend::Sqlite);
+}
+
+#[test]
+fn postgres_corrections_replace_stored_events() {
+    corrections_replace_stored_events(Backend::Postgres);
+}
+
 #[test]
 fn sqlite_refused_rows_never_hold_back_the_others() {
     refused_rows_never_hold_back_the_others(Backend::Sqlite);
@@ -389,6 +429,16 @@ fn read_back(db: &TestDb, writes: &[DbWrite]) -> Result<(), String> {
                     .ne(events.iter().map(|e| &e.detail))
                 {
                     return Err(format!("events differ: {:?}", stored.events));
+                }
+            }
+            DbWrite::Revise(event) => {
+                let stored = db.stored(&event.call_id, Some(event.attempt)).ok_or("no call")?;
+                if !stored
+                    .events
+                    .iter()
+                    .any(|e| e.seq == event.seq && e.detail == event.detail)
+                {
+                    return Err(format!("revision not stored: {:?}", stored.events));
                 }
             }
             DbWrite::Status(report) => {

@@ -2,26 +2,60 @@
 //! says (metadata, audio, barge-in). `AgentLink` decides; this applies its decisions.
 
 use super::*;
+use crate::config::McpApproval;
 
 impl CallActor {
     // ----- the agent connection -----------------------------------------------------------------------
 
+    /// The first message of a connection: the call's variables, and on a resumed conversation the
+    /// configured first message (only when configured: an override the agent does not allow is refused).
+    /// `caller_number` is always the customer and `called_number` our line: on an outbound call Mcube's
+    /// `fromNumber` is our line and `toNumber` the customer.
     pub(super) fn initiation(&self) -> String {
         let i = &self.log.info;
-        ConversationInitiation::for_call(&[
-            ("caller_number", &CallInfo::number(&i.from)),
-            ("called_number", &CallInfo::number(&i.to)),
+        let (customer, line) = match i.direction {
+            Direction::Outbound => (&i.to, &i.from),
+            _ => (&i.from, &i.to),
+        };
+        let init = ConversationInitiation::for_call(&[
+            ("caller_number", &CallInfo::number(customer)),
+            ("called_number", &CallInfo::number(line)),
             ("call_id", i.call_id.as_str()),
             ("direction", i.direction.as_str()),
-        ])
+        ]);
+        match self.greeting_override() {
+            Some(first) => init.with_first_message(first),
+            None => init,
+        }
         .to_json()
+    }
+
+    /// The first message a resumed conversation opens with, when one is configured.
+    fn greeting_override(&self) -> Option<&str> {
+        let configured = self.cfg().elevenlabs.resume_first_message.as_deref();
+        configured.filter(|_| self.agent.resuming())
+    }
+
+    /// What a redialled conversation is told first: the conversation so far (bounded), and that it
+    /// continues one that was cut off.
+    fn resume_context(&self) -> String {
+        let turns = self.log.recent_turns(self.cfg().elevenlabs.resume_context_bytes);
+        let said = if turns.is_empty() {
+            "Nothing had been said yet.".to_string()
+        } else {
+            format!("The conversation so far (most recent last):\n{}", turns.join("\n"))
+        };
+        format!(
+            "The phone line to the caller stayed up, but your previous session with them was cut off and this \
+             one continues it. Do not greet the caller again; carry on from where the conversation stopped. {said}"
+        )
     }
 
     pub(super) fn connect_agent(&mut self, ctx: &mut Context<Self>) {
         if self.is_over() || self.phase == Phase::PlayingOut {
             return;
         }
-        let generation = self.agent.dialling();
+        let generation = self.agent.dialling(Instant::now());
         self.unbridge();
         let el_cfg = self.cfg().elevenlabs.clone();
         let agent_id = el_cfg.agent_id.clone().unwrap_or_default();
@@ -40,7 +74,7 @@ impl CallActor {
         );
         ctx.run_later(deadline, move |act, ctx| {
             if act.is_current_agent(generation) && act.agent.formats().is_none() {
-                act.agent_failed(ctx, None, "no conversation_initiation_metadata in time".into());
+                act.agent_failed(ctx, None, None, "no conversation_initiation_metadata in time".into());
             }
         });
     }
@@ -75,14 +109,21 @@ impl CallActor {
             }
             Err(e) => {
                 self.deps.metrics.upstream_connect_failures.inc();
-                self.agent_failed(ctx, None, e.to_string());
+                self.agent_failed(ctx, None, None, e.to_string());
             }
         }
     }
 
-    /// The current agent connection failed or ended; from here on nothing from it counts. `AgentLink`
-    /// decides what follows: play out, give up, or redial within the budget.
-    pub(super) fn agent_failed(&mut self, ctx: &mut Context<Self>, close_code: Option<u16>, detail: String) {
+    /// The current agent connection failed or ended; from here on nothing from it counts. A connection
+    /// that never got as far as a conversation counts toward the upstream breaker. `AgentLink` decides
+    /// what follows: play out, give up, or redial within the call's budget.
+    pub(super) fn agent_failed(
+        &mut self,
+        ctx: &mut Context<Self>,
+        close_code: Option<u16>,
+        error_type: Option<Text>,
+        detail: String,
+    ) {
         let code = close_code.map_or("none".to_string(), |c| c.to_string());
         if close_code != Some(1000) {
             self.error(format!("elevenlabs: {detail} (close code {code})"));
@@ -90,29 +131,49 @@ impl CallActor {
         if let Some(agent) = self.agent.take_leg() {
             agent.do_send(ToAgent::Close);
         }
-        let decision = self.agent.on_failure(close_code, Instant::now());
+        let error_type = error_type.as_ref().map(|t| t.as_str());
+        let no_conversation = self.agent.formats().is_none() && close_code != Some(1000);
+        let decision = self.agent.on_failure(close_code, error_type, Instant::now());
+        if no_conversation && decision != AgentFailure::ConfigRefused {
+            self.deps.breaker.failed(&detail);
+        }
         self.unbridge();
         let call_id = self.call_id().to_string();
         match decision {
             AgentFailure::PlayOut => {
                 log::info!("call_id={call_id} elevenlabs ended the conversation; playing out queued audio");
-                self.begin_playout(ctx);
+                self.begin_playout(ctx, EndReason::AgentEnded);
             }
-            AgentFailure::GiveUp(EndReason::ElevenlabsRejected) => {
-                log::warn!("call_id={call_id} elevenlabs refused the conversation (1008): {detail}");
-                self.end_call(ctx, EndReason::ElevenlabsRejected);
+            AgentFailure::ConfigRefused => {
+                self.deps.metrics.elevenlabs_config_refused.inc();
+                let problem = "elevenlabs: the agent refused the conversation_config_override we sent \
+                               (elevenlabs.resume_first_message): allow overriding the first message in the \
+                               agent's security settings, or unset it; a configuration problem, not retried";
+                log::error!("call_id={call_id} {problem}");
+                self.error(problem.into());
+                self.begin_playout(ctx, EndReason::ElevenlabsConfigRefused);
             }
             AgentFailure::GiveUp(reason) => {
-                log::warn!(
-                    "call_id={call_id} elevenlabs: {detail} (code {code}); reconnect budget spent, ending the call"
-                );
+                log::warn!("call_id={call_id} elevenlabs refused the conversation (1008): {detail}");
                 self.end_call(ctx, reason);
+            }
+            AgentFailure::BudgetSpent => {
+                let budget = match self.agent.policy().max {
+                    0 => "no redials allowed (elevenlabs.max_redials_per_call = 0)".to_string(),
+                    max => format!("all {max} redials of the call spent (elevenlabs.max_redials_per_call)"),
+                };
+                let closed = close_code.map_or(String::new(), |c| format!(" (close code {c})"));
+                let spent = format!("elevenlabs: {detail}{closed}; {budget}; playing out and ending the call");
+                log::warn!("call_id={call_id} {spent}");
+                self.error(spent);
+                self.begin_playout(ctx, EndReason::ElevenlabsUnavailable);
             }
             AgentFailure::Redial { attempt, backoff } => {
                 let max = self.agent.policy().max;
-                log::warn!("call_id={call_id} elevenlabs: {detail} (code {code}); reconnect attempt {attempt}/{max}");
+                log::warn!("call_id={call_id} elevenlabs: {detail} (code {code}); redial {attempt}/{max} of the call");
                 self.log.stats.upstream_reconnects += 1;
                 self.deps.metrics.upstream_reconnects.inc();
+                self.start_hold(ctx);
                 ctx.run_later(backoff, |act, ctx| act.connect_agent(ctx));
             }
         }
@@ -139,14 +200,30 @@ impl CallActor {
         if let Some(id) = &conversation_id {
             log::info!("call_id={} elevenlabs conversation_id={id}", self.call_id());
         }
-        self.agent.announced(conversation_id, formats);
+        self.deps.breaker.succeeded();
+        let resumed = self.agent.resuming();
+        let overridden = self.greeting_override().is_some();
+        self.agent.announced(conversation_id, formats, overridden);
         self.try_bridge(ctx);
+        if resumed {
+            self.deps.metrics.upstream_resumed.inc();
+            let context = self.resume_context();
+            self.send_agent(ToAgent::Note { text: context });
+            let id = self.agent.conversation_id().map_or("-", |c| c.as_str()).to_string();
+            self.event(
+                "resumed",
+                format!("conversation {id} seeded with the conversation so far"),
+            );
+        }
     }
 
     pub(super) fn on_agent_audio(&mut self, audio: &[u8], event_id: Option<i64>, ctx: &mut Context<Self>) {
         if self.agent.is_stale(event_id) {
             self.log.stats.stale_audio_dropped += 1;
             self.deps.metrics.stale_audio_dropped.inc();
+            return;
+        }
+        if self.agent.is_greeting_muted() {
             return;
         }
         if self.downstream.is_some() {
@@ -157,6 +234,26 @@ impl CallActor {
             let room = cap.saturating_sub(self.early_agent_audio.len());
             self.early_agent_audio
                 .extend_from_slice(&audio[..audio.len().min(room)]);
+        }
+    }
+
+    /// MCP tools run on ElevenLabs' side; one that needs approval waits for the client, and nobody on a
+    /// phone line can give it: the configured answer is sent at once so the agent never stalls.
+    pub(super) fn on_mcp_tool_call(&mut self, tool_call_id: Text, tool_name: Text, state: Text) {
+        if state.as_str() == "awaiting_approval" {
+            let approved = self.cfg().elevenlabs.mcp_approval == McpApproval::Allow;
+            let answer = if approved { "allowed" } else { "denied" };
+            self.deps.metrics.mcp_approvals.with_label_values(&[answer]).inc();
+            self.send_agent(ToAgent::McpApproval { tool_call_id, approved });
+            self.line(
+                "mcp_tool_call",
+                Text::clean(&format!("{tool_name}: approval {answer}"), Text::SHORT),
+            );
+        } else if state.as_str() != "loading" {
+            self.line(
+                "mcp_tool_call",
+                Text::clean(&format!("{tool_name}: {state}"), Text::SHORT),
+            );
         }
     }
 

@@ -64,6 +64,7 @@ impl CallActor {
                 .map(|id| id.to_string()),
             agent_id: self.cfg().elevenlabs.agent_id.as_deref(),
             conversation_id: self.agent.conversation_id(),
+            conversation_ids: self.agent.conversation_ids(),
             carrier_format: self.stream.as_ref().map(|s| s.format.elevenlabs_name()),
             agent_formats: self.agent.formats(),
         })
@@ -78,6 +79,7 @@ impl CallActor {
         if !events.is_empty() {
             writes.push(DbWrite::Events(events));
         }
+        writes.extend(self.log.take_revisions().into_iter().map(DbWrite::Revise));
         self.deps.db.do_send(Save { writes });
     }
 

@@ -14,6 +14,7 @@ impl CallActor {
             return;
         };
         let carrier = stream.format;
+        self.stop_hold();
         let convert = |from: AudioFormat, to: AudioFormat| (from != to).then(|| Transcoder::new(from, to));
         self.caller.bridge(convert(carrier, agent.input));
         self.downstream = Some(convert(agent.output, carrier));
@@ -149,6 +150,7 @@ impl CallActor {
         }
         match self.playout.after_pump(now) {
             AfterPump::Drained if self.phase == Phase::PlayingOut => self.on_queue_drained(ctx),
+            AfterPump::Drained if self.hold.is_some() => self.queue_hold(ctx),
             AfterPump::Drained => {}
             AfterPump::WakeAt(wake) => {
                 let timer = ctx.run_later(wake.saturating_duration_since(now), |act, ctx| {
@@ -186,7 +188,46 @@ impl CallActor {
         self.maybe_finish_playout(ctx);
     }
 
-    pub(super) fn begin_playout(&mut self, ctx: &mut Context<Self>) {
+    /// The agent leg is being redialled: once the agent's last words have played, the caller hears the
+    /// hold clip (or silence) until the new conversation is bridged.
+    pub(super) fn start_hold(&mut self, ctx: &mut Context<Self>) {
+        let Some(stream) = &self.stream else { return };
+        let format = stream.format;
+        let audio = match &self.cfg().elevenlabs.hold_audio {
+            Some(clip) => crate::audio::clip::converted(clip, format),
+            None => crate::audio::clip::silence(format, crate::call::hold::HOLD_PIECE_MS),
+        };
+        self.hold = Some(HoldAudio::new(audio));
+        if !self.playout.waiting() {
+            self.queue_hold(ctx);
+        }
+    }
+
+    /// Queues the next piece of hold audio.
+    pub(super) fn queue_hold(&mut self, ctx: &mut Context<Self>) {
+        let len = self.carrier_format().bytes_for_ms(crate::call::hold::HOLD_PIECE_MS);
+        let Some(piece) = self.hold.as_mut().map(|h| h.next_piece(len)) else {
+            return;
+        };
+        if piece.is_empty() {
+            return;
+        }
+        self.playout.push(&piece);
+        self.start_pacing(ctx);
+    }
+
+    /// The agent is back: the hold audio still queued (here and at the carrier) is dropped.
+    pub(super) fn stop_hold(&mut self) {
+        if self.hold.take().is_some_and(|h| h.was_queued()) {
+            self.playout.clear(Instant::now());
+            self.sync_queue_gauge();
+            self.send_carrier(ToCarrier::ClearAudio);
+        }
+    }
+
+    pub(super) fn begin_playout(&mut self, ctx: &mut Context<Self>, reason: EndReason) {
+        self.stop_hold();
+        self.playout_reason = reason;
         self.phase = Phase::PlayingOut;
         let queued_ms = self.carrier_format().ms_for_bytes(self.playout.queued_bytes());
         let limit = Duration::from_millis(queued_ms + self.cfg().calls.playout_timeout_ms);
@@ -195,7 +236,7 @@ impl CallActor {
                 "call_id={} play-out not acknowledged in time; terminating",
                 act.call_id()
             );
-            act.end_call(ctx, EndReason::AgentEnded);
+            act.end_call(ctx, act.playout_reason);
         });
         if !self.playout.waiting() {
             self.on_queue_drained(ctx);
@@ -204,7 +245,7 @@ impl CallActor {
 
     pub(super) fn maybe_finish_playout(&mut self, ctx: &mut Context<Self>) {
         if self.phase == Phase::PlayingOut && self.playout.done() {
-            self.end_call(ctx, EndReason::AgentEnded);
+            self.end_call(ctx, self.playout_reason);
         }
     }
 }

@@ -10,8 +10,9 @@ mod media;
 
 use crate::audio::format::AudioFormat;
 use crate::audio::transcode::Transcoder;
-use crate::call::agent_link::{AgentFailure, AgentLink, ReconnectPolicy};
+use crate::call::agent_link::{AgentFailure, AgentLink, RedialPolicy};
 use crate::call::elevenlabs_leg::{close_unused, dial, AgentSocket, DialError, ElevenLabsLeg, LegSetup};
+use crate::call::hold::HoldAudio;
 use crate::call::messages::*;
 use crate::call::playout::{AfterPump, Playout};
 use crate::call::record::{CallLog, Facts};
@@ -24,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::protocol::elevenlabs::{AgentFormats, ConversationInitiation};
 use crate::protocol::mcube::StreamStart;
 use crate::registry::SlotGuard;
-use crate::values::{ConversationId, Invalid, Text};
+use crate::values::{ConversationId, Direction, Invalid, Text};
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +40,8 @@ pub struct CallDeps {
     pub metrics: Arc<Metrics>,
     /// Where the call's records go (`do_send` only: the media path never waits on the database).
     pub db: Addr<DbBatcher>,
+    /// Told how each dial went: account-level failures open it, a conversation that starts closes it.
+    pub breaker: Arc<crate::call::breaker::UpstreamBreaker>,
 }
 
 /// Where the call is in its life.
@@ -85,6 +88,10 @@ pub struct CallActor {
     playout: Playout,
     /// The wake-up `playout` asked for, while one is pending.
     pace_timer: Option<SpawnHandle>,
+    /// How the call ends once what is queued has played out.
+    playout_reason: EndReason,
+    /// What the caller hears while the agent is redialled; `None` when not redialling.
+    hold: Option<HoldAudio>,
     /// What this call last added to the process-wide queue gauge.
     queue_reported: i64,
     log: CallLog,
@@ -94,9 +101,9 @@ pub struct CallActor {
 impl CallActor {
     pub fn new(info: CallInfo, slot: SlotGuard, deps: CallDeps) -> Self {
         let (calls, el) = (&deps.config.calls, &deps.config.elevenlabs);
-        let policy = ReconnectPolicy {
-            max: el.reconnect_attempts,
-            window: Duration::from_millis(el.reconnect_window_ms),
+        let policy = RedialPolicy {
+            max: el.max_redials_per_call,
+            min_spacing: Duration::from_millis(el.redial_min_spacing_ms),
         };
         let format = AudioFormat::ULAW_8K;
         let playout = Playout::new(
@@ -117,6 +124,8 @@ impl CallActor {
             early_agent_audio: Vec::new(),
             playout,
             pace_timer: None,
+            playout_reason: EndReason::AgentEnded,
+            hold: None,
             queue_reported: 0,
             log: CallLog::new(info),
             scratch: Vec::new(),
@@ -295,7 +304,25 @@ impl Handler<FromAgent> for CallActor {
             } => self.on_agent_metadata(conversation_id, formats, ctx),
             AgentReport::Audio { audio, event_id } => self.on_agent_audio(&audio, event_id, ctx),
             AgentReport::Interruption { event_id } => self.on_interruption(event_id, ctx),
-            AgentReport::Transcript { role, text } => self.line(role, text),
+            AgentReport::Transcript { role: "agent", text } if self.agent.is_greeting_muted() => {
+                self.event("greeting_muted", text.to_string())
+            }
+            AgentReport::Transcript { role, text } => {
+                if role == "user" {
+                    self.agent.caller_heard();
+                }
+                self.line(role, text)
+            }
+            AgentReport::Correction { original, corrected } => {
+                if self.log.correct(&original, corrected) {
+                    self.save();
+                }
+            }
+            AgentReport::McpToolCall {
+                tool_call_id,
+                tool_name,
+                state,
+            } => self.on_mcp_tool_call(tool_call_id, tool_name, state),
             AgentReport::ToolCall {
                 tool_name,
                 tool_call_id,
@@ -309,7 +336,11 @@ impl Handler<FromAgent> for CallActor {
                 });
                 self.line("tool_call", tool_name);
             }
-            AgentReport::Gone { close_code, detail } => self.agent_failed(ctx, close_code, detail.to_string()),
+            AgentReport::Gone {
+                close_code,
+                error_type,
+                detail,
+            } => self.agent_failed(ctx, close_code, error_type, detail.to_string()),
         }
     }
 }

@@ -12,6 +12,7 @@ pub enum ClientMessage<'a> {
     UserActivity,
     ContextualUpdate { text: String },
     ClientToolResult { tool_call_id: String },
+    McpToolApproval { tool_call_id: String, is_approved: bool },
     Other { kind: String },
 }
 
@@ -47,6 +48,13 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, AgentParseE
         "client_tool_result" => ClientMessage::ClientToolResult {
             tool_call_id: full()["tool_call_id"].as_str().unwrap_or_default().to_string(),
         },
+        "mcp_tool_approval_result" => {
+            let v = full();
+            ClientMessage::McpToolApproval {
+                tool_call_id: v["tool_call_id"].as_str().unwrap_or_default().to_string(),
+                is_approved: v["is_approved"].as_bool().unwrap_or(false),
+            }
+        }
         _ => ClientMessage::Other { kind },
     })
 }
@@ -87,6 +95,21 @@ pub fn agent_response(text: &str, event_id: i64) -> String {
 pub fn user_transcript(text: &str, event_id: i64) -> String {
     json!({"type": "user_transcript", "user_transcription_event": {"user_transcript": text, "event_id": event_id}})
         .to_string()
+}
+
+/// The agent's last response corrected after a barge-in cut it short.
+pub fn agent_response_correction(original: &str, corrected: &str, event_id: i64) -> String {
+    json!({"type": "agent_response_correction", "agent_response_correction_event": {
+        "original_agent_response": original, "corrected_agent_response": corrected, "event_id": event_id}})
+    .to_string()
+}
+
+/// An MCP tool call waiting for the client's approval.
+pub fn mcp_tool_awaiting_approval(tool_name: &str, tool_call_id: &str) -> String {
+    json!({"type": "mcp_tool_call", "mcp_tool_call": {"service_id": "sim-mcp", "tool_call_id": tool_call_id,
+        "tool_name": tool_name, "parameters": {}, "timestamp": "2026-01-01T00:00:00Z",
+        "state": "awaiting_approval", "approval_timeout_secs": 30}})
+    .to_string()
 }
 
 pub fn client_tool_call(tool_name: &str, tool_call_id: &str, event_id: i64) -> String {
@@ -156,8 +179,35 @@ mod tests {
         );
         assert_eq!(
             parse_agent_event(r#"{"type":"vad_score","vad_score_event":{"vad_score":0.9}}"#),
+            Ok(AgentEvent::Unused { kind: "vad_score" }),
+            "a schema message deliberately unused, not an unknown one"
+        );
+        assert_eq!(
+            parse_agent_event(r#"{"type":"a_future_event"}"#),
             Ok(AgentEvent::Other {
-                kind: "vad_score".into()
+                kind: "a_future_event".into()
+            })
+        );
+        assert_eq!(
+            parse_agent_event(&agent_response_correction("Sure, let me", "Sure, let me check", 4)),
+            Ok(AgentEvent::AgentResponseCorrection {
+                original: Text::clean("Sure, let me", Text::SPEECH),
+                corrected: Text::clean("Sure, let me check", Text::SPEECH),
+            })
+        );
+        assert!(
+            matches!(
+                parse_agent_event(r#"{"type":"agent_response_correction","correction_event":{"corrected_response":"x"}}"#),
+                Ok(AgentEvent::AgentResponseCorrection { corrected, .. }) if corrected.as_str() == "x"
+            ),
+            "the older schema's shape"
+        );
+        assert_eq!(
+            parse_agent_event(&mcp_tool_awaiting_approval("lookup", "mcp_1")),
+            Ok(AgentEvent::McpToolCall {
+                tool_call_id: Text::clean("mcp_1", Text::SHORT),
+                tool_name: Text::clean("lookup", Text::SHORT),
+                state: Text::clean("awaiting_approval", Text::SHORT),
             })
         );
         assert_eq!(

@@ -37,6 +37,11 @@ pub fn contextual_update(text: &str) -> String {
     json!({"type": "contextual_update", "text": text}).to_string()
 }
 
+/// The answer to an MCP tool call awaiting approval.
+pub fn mcp_tool_approval_result(tool_call_id: &str, is_approved: bool) -> String {
+    json!({"type": "mcp_tool_approval_result", "tool_call_id": tool_call_id, "is_approved": is_approved}).to_string()
+}
+
 /// The answer to a `client_tool_call`.
 pub fn client_tool_result(tool_call_id: &str, result: &str, is_error: bool) -> String {
     json!({"type": "client_tool_result", "tool_call_id": tool_call_id, "result": result, "is_error": is_error})
@@ -52,6 +57,10 @@ pub struct ConversationInitiation {
     pub dynamic_variables: BTreeMap<String, Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// Only the overrides the operator configured: ElevenLabs refuses the conversation for any field the
+    /// agent's security settings do not allow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_config_override: Option<Value>,
 }
 
 pub const INITIATION_TYPE: &str = "conversation_initiation_client_data";
@@ -66,7 +75,14 @@ impl ConversationInitiation {
                 .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
                 .collect(),
             user_id: None,
+            conversation_config_override: None,
         }
+    }
+
+    /// The agent opens with `first_message` (empty: it waits for the caller) instead of its greeting.
+    pub fn with_first_message(mut self, first_message: &str) -> Self {
+        self.conversation_config_override = Some(json!({"agent": {"first_message": first_message}}));
+        self
     }
 
     pub fn to_json(&self) -> String {
@@ -100,8 +116,10 @@ pub enum AgentEvent<'a> {
     AgentResponse {
         text: Text,
     },
+    /// The agent's last response was cut short by a barge-in: what was really said.
     AgentResponseCorrection {
-        text: Text,
+        original: Text,
+        corrected: Text,
     },
     UserTranscript {
         text: Text,
@@ -110,16 +128,59 @@ pub enum AgentEvent<'a> {
         tool_name: Text,
         tool_call_id: Text,
     },
+    /// An MCP tool call in one of its states; one `awaiting_approval` waits for our answer.
+    McpToolCall {
+        tool_call_id: Text,
+        tool_name: Text,
+        state: Text,
+    },
+    /// A server-side tool ran (transfer, end call, a webhook tool…).
+    AgentToolResponse {
+        tool_name: Text,
+        is_error: bool,
+    },
+    /// A guardrail stopped the agent's response.
+    GuardrailTriggered,
     Error {
         code: Option<i64>,
         error_type: Option<Text>,
         message: Option<Text>,
     },
-    /// A known-but-unused or unknown `type`; ignored (counted) as the schema asks.
+    /// A type of the schema a phone gateway has no use for (README: ElevenLabs); not counted.
+    Unused {
+        kind: &'static str,
+    },
+    /// A type the schema does not have; ignored (counted) as the schema asks.
     Other {
         kind: String,
     },
 }
+
+/// Server messages of the schema the gateway deliberately does not act on, and why (README: ElevenLabs).
+pub const UNUSED_SERVER_MESSAGES: [(&str, &str); 16] = [
+    ("tentative_user_transcript", "the final user_transcript follows"),
+    ("vad_score", "turn-taking is the agent's"),
+    ("internal_turn_probability", "turn-taking is the agent's"),
+    ("internal_tentative_agent_response", "the final agent_response follows"),
+    ("agent_chat_response_part", "text-only conversations; a call speaks"),
+    ("agent_reasoning_response_part", "the agent's reasoning is not spoken"),
+    ("agent_typing", "text-only conversations"),
+    ("rich_content", "nothing to show on a phone line"),
+    ("agent_tool_request", "its agent_tool_response is recorded"),
+    (
+        "agent_tool_response_full_payload",
+        "its agent_tool_response is recorded",
+    ),
+    ("mcp_connection_status", "the agent's own MCP connections"),
+    ("context_usage", "the agent's own LLM context"),
+    ("asr_initiation_metadata", "the agent's own recogniser"),
+    ("external_agent_connected", "a human agent joining the agent's side"),
+    ("external_agent_disconnected", "a human agent leaving the agent's side"),
+    (
+        "conversation_mode_change",
+        "text-only conversations (the JS client's types)",
+    ),
+];
 
 /// The agent's two audio formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +224,13 @@ struct RawAgent<'a> {
     agent_response_event: Option<RawAgentResponse>,
     #[serde(default)]
     agent_response_correction_event: Option<RawCorrection>,
+    /// The older fern schema's name for the correction's body.
+    #[serde(default)]
+    correction_event: Option<RawCorrection>,
+    #[serde(default)]
+    mcp_tool_call: Option<RawMcpToolCall>,
+    #[serde(default)]
+    agent_tool_response: Option<RawAgentToolResponse>,
     #[serde(default)]
     user_transcription_event: Option<RawTranscript>,
     #[serde(default)]
@@ -216,7 +284,27 @@ struct RawAgentResponse {
 #[derive(Deserialize)]
 struct RawCorrection {
     #[serde(default)]
+    original_agent_response: String,
+    #[serde(default, alias = "corrected_response")]
     corrected_agent_response: String,
+}
+
+#[derive(Deserialize)]
+struct RawMcpToolCall {
+    #[serde(default)]
+    tool_call_id: String,
+    #[serde(default)]
+    tool_name: String,
+    #[serde(default)]
+    state: String,
+}
+
+#[derive(Deserialize)]
+struct RawAgentToolResponse {
+    #[serde(default)]
+    tool_name: String,
+    #[serde(default)]
+    is_error: bool,
 }
 
 #[derive(Deserialize)]
@@ -287,9 +375,32 @@ pub fn parse_agent_event(text: &str) -> Result<AgentEvent<'_>, AgentParseError> 
         "agent_response" => AgentEvent::AgentResponse {
             text: speech(raw.agent_response_event.map(|r| r.agent_response)),
         },
-        "agent_response_correction" => AgentEvent::AgentResponseCorrection {
-            text: speech(raw.agent_response_correction_event.map(|r| r.corrected_agent_response)),
-        },
+        "agent_response_correction" => {
+            let c = raw
+                .agent_response_correction_event
+                .or(raw.correction_event)
+                .ok_or(missing("agent_response_correction"))?;
+            AgentEvent::AgentResponseCorrection {
+                original: speech(Some(c.original_agent_response)),
+                corrected: speech(Some(c.corrected_agent_response)),
+            }
+        }
+        "mcp_tool_call" => {
+            let m = raw.mcp_tool_call.ok_or(missing("mcp_tool_call"))?;
+            AgentEvent::McpToolCall {
+                tool_call_id: Text::clean(&m.tool_call_id, Text::SHORT),
+                tool_name: Text::clean(&m.tool_name, Text::SHORT),
+                state: Text::clean(&m.state, Text::SHORT),
+            }
+        }
+        "agent_tool_response" => {
+            let t = raw.agent_tool_response.ok_or(missing("agent_tool_response"))?;
+            AgentEvent::AgentToolResponse {
+                tool_name: Text::clean(&t.tool_name, Text::SHORT),
+                is_error: t.is_error,
+            }
+        }
+        "guardrail_triggered" => AgentEvent::GuardrailTriggered,
         "user_transcript" => AgentEvent::UserTranscript {
             text: speech(raw.user_transcription_event.map(|r| r.user_transcript)),
         },
@@ -312,7 +423,10 @@ pub fn parse_agent_event(text: &str) -> Result<AgentEvent<'_>, AgentParseError> 
                 message: e.message.map(|m| Text::clean(&m, Text::SHORT)),
             }
         }
-        other => AgentEvent::Other { kind: shown(other) },
+        other => match UNUSED_SERVER_MESSAGES.iter().find(|(k, _)| *k == other) {
+            Some((kind, _)) => AgentEvent::Unused { kind },
+            None => AgentEvent::Other { kind: shown(other) },
+        },
     })
 }
 

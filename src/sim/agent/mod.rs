@@ -36,10 +36,46 @@ pub struct AgentSimulator {
 
 /// Starts the simulator on `listen` inside the current actix system; poll the returned `Server`.
 pub fn start(listen: &str, script: AgentScript) -> std::io::Result<(AgentSimulator, Server)> {
+    start_with(listen, script, None)
+}
+
+/// A certificate chain and its key (PEM files) to serve TLS with, and the host name they are for.
+pub struct TlsFiles {
+    pub cert: String,
+    pub key: String,
+    /// The name its URLs use (`localhost` for a test CA's certificate).
+    pub host: String,
+}
+
+/// The simulator serving `wss://` and `https://` with `tls`, as ElevenLabs does.
+pub fn start_tls(listen: &str, script: AgentScript, tls: &TlsFiles) -> std::io::Result<(AgentSimulator, Server)> {
+    start_with(listen, script, Some(tls))
+}
+
+fn server_tls(tls: &TlsFiles) -> std::io::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |e: rustls::pki_types::pem::Error| std::io::Error::other(format!("TLS files: {e}"));
+    let certs = CertificateDer::pem_file_iter(&tls.cert)
+        .map_err(bad)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad)?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(bad)?;
+    rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(std::io::Error::other)
+}
+
+fn start_with(listen: &str, script: AgentScript, tls: Option<&TlsFiles>) -> std::io::Result<(AgentSimulator, Server)> {
     let listener = TcpListener::bind(listen)?;
     let addr = listener.local_addr()?;
     let log = Arc::new(SimLog::default());
-    let url = format!("ws://{addr}/v1/convai/conversation");
+    let (ws, http, host) = match tls {
+        Some(t) => ("wss", "https", format!("{}:{}", t.host, addr.port())),
+        None => ("ws", "http", addr.to_string()),
+    };
+    let url = format!("{ws}://{host}/v1/convai/conversation");
     let state = web::Data::new(SimState {
         script,
         log: log.clone(),
@@ -51,15 +87,15 @@ pub fn start(listen: &str, script: AgentScript) -> std::io::Result<(AgentSimulat
             .app_data(state.clone())
             .route("/v1/convai/conversation", web::get().to(upgrade))
             .route("/v1/convai/conversation/get-signed-url", web::get().to(signed_url))
-    })
-    .listen(listener)?
-    .workers(1)
-    .disable_signals()
-    .shutdown_timeout(1)
-    .run();
+    });
+    let server = match tls {
+        Some(t) => server.listen_rustls_0_23(listener, server_tls(t)?)?,
+        None => server.listen(listener)?,
+    };
+    let server = server.workers(1).disable_signals().shutdown_timeout(1).run();
     let sim = AgentSimulator {
         addr,
-        signed_url_endpoint: format!("http://{addr}/v1/convai/conversation/get-signed-url"),
+        signed_url_endpoint: format!("{http}://{host}/v1/convai/conversation/get-signed-url"),
         url,
         log,
         server: server.handle(),
@@ -92,7 +128,9 @@ async fn upgrade(
     let attempt = state.attempts.fetch_add(1, Ordering::Relaxed);
     if attempt < state.script.refuse_first {
         state.log.upgrades_refused.fetch_add(1, Ordering::Relaxed);
-        return Ok(HttpResponse::ServiceUnavailable().finish());
+        let status = actix_web::http::StatusCode::from_u16(state.script.refuse_status)
+            .unwrap_or(actix_web::http::StatusCode::SERVICE_UNAVAILABLE);
+        return Ok(HttpResponse::build(status).finish());
     }
     let key = api_key(&req);
     if state.script.require_api_key.is_some() && key != state.script.require_api_key {

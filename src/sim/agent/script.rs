@@ -9,6 +9,10 @@ use std::sync::Mutex;
 /// event id): a gateway that plays it to the carrier has failed to drop stale audio.
 pub const STALE_MARKER: u8 = 0x2A;
 
+/// What the simulated agent answers, and what it corrects that to (as if a barge-in cut it short).
+pub const REPLY_TEXT: &str = "Sure, let me check that order for you.";
+pub const CORRECTED_REPLY: &str = "Sure, let me check";
+
 /// What the simulated agent does. Times are in milliseconds; 0 disables a behaviour.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -48,8 +52,17 @@ pub struct AgentScript {
     pub fail_with_code: Option<u16>,
     /// The first `stall_first` connections go mute after the metadata: no audio, no pongs (a hung agent).
     pub stall_first: u32,
-    /// The first `refuse_first` upgrades are answered 503.
+    /// The first `refuse_first` upgrades are answered with `refuse_status` (a quota or concurrency limit
+    /// is 429, a bad key 401/403, an outage 5xx).
     pub refuse_first: u32,
+    pub refuse_status: u16,
+    /// Refuse a conversation whose initiation carries a `conversation_config_override` (an agent whose
+    /// security settings allow none): `error` override_error, then close 1008.
+    pub refuse_overrides: bool,
+    /// After this long, correct the last agent response (`agent_response_correction`).
+    pub correct_after_ms: u64,
+    /// After this long, send an MCP tool call awaiting approval.
+    pub mcp_approval_after_ms: u64,
     /// Answer each upgrade this long after it arrived (a slow dial; the connection is logged on arrival).
     pub upgrade_delay_ms: u64,
     /// Refuse upgrades whose `xi-api-key` header differs.
@@ -81,6 +94,10 @@ impl Default for AgentScript {
             fail_with_code: None,
             stall_first: 0,
             refuse_first: 0,
+            refuse_status: 503,
+            refuse_overrides: false,
+            correct_after_ms: 0,
+            mcp_approval_after_ms: 0,
             upgrade_delay_ms: 0,
             require_api_key: None,
             record: false,
@@ -105,6 +122,8 @@ pub struct ConnectionLog {
     pub pongs: Vec<i64>,
     pub contextual_updates: Vec<String>,
     pub tool_results: Vec<String>,
+    /// Answers to MCP approval requests: tool call id and whether it was approved.
+    pub mcp_approvals: Vec<(String, bool)>,
     /// The close code the client sent, if it sent one.
     pub client_close: Option<u16>,
     pub ended: bool,

@@ -27,6 +27,13 @@ pub(super) struct AgentSession {
     user_ms_since_reply: u64,
     echo: Option<Transcoder>,
     ended: bool,
+    /// Whether the conversation opens with speech (an empty `first_message` override: it waits).
+    greeting: bool,
+}
+
+/// The `first_message` override of an initiation, if it has one.
+fn first_message(init: &crate::protocol::elevenlabs::ConversationInitiation) -> Option<&str> {
+    init.conversation_config_override.as_ref()?["agent"]["first_message"].as_str()
 }
 
 impl AgentSession {
@@ -46,6 +53,7 @@ impl AgentSession {
             user_ms_since_reply: 0,
             echo,
             ended: false,
+            greeting: true,
         }
     }
 
@@ -98,7 +106,7 @@ impl AgentSession {
             &self.script.input_format,
         ));
         self.schedule(ctx);
-        if self.script.greeting_ms > 0 {
+        if self.greeting && self.script.greeting_ms > 0 {
             let greeting = self.tone_audio(self.script.greeting_ms);
             self.speak(&greeting, ctx);
         }
@@ -121,6 +129,21 @@ impl AgentSession {
             ctx.run_later(ms(s.tool_call_after_ms), |act, ctx| {
                 let id = act.event_id();
                 ctx.text(agent_el::client_tool_call("check_account", &format!("tc_{id}"), id));
+            });
+        }
+        if s.correct_after_ms > 0 {
+            ctx.run_later(ms(s.correct_after_ms), |act, ctx| {
+                let id = act.event_id();
+                ctx.text(agent_el::agent_response_correction(REPLY_TEXT, CORRECTED_REPLY, id));
+            });
+        }
+        if s.mcp_approval_after_ms > 0 {
+            ctx.run_later(ms(s.mcp_approval_after_ms), |act, ctx| {
+                let id = act.event_id();
+                ctx.text(agent_el::mcp_tool_awaiting_approval(
+                    "refund_order",
+                    &format!("mcp_{id}"),
+                ));
             });
         }
         if s.end_after_ms > 0 {
@@ -209,7 +232,7 @@ impl AgentSession {
             let reply = self.tone_audio(self.script.reply_ms);
             let id = self.speak(&reply, ctx);
             if self.script.transcripts {
-                ctx.text(agent_el::agent_response("Sure, let me check that order for you.", id));
+                ctx.text(agent_el::agent_response(REPLY_TEXT, id));
             }
         }
     }
@@ -223,8 +246,19 @@ impl AgentSession {
             Err(e) => return self.fail(ctx, "invalid_message", &e.to_string()),
         };
         match (self.initiated, msg) {
+            (false, ClientMessage::Initiation(init))
+                if self.script.refuse_overrides && init.conversation_config_override.is_some() =>
+            {
+                self.log.update(self.index, |c| c.initiation = Some(init));
+                self.fail(
+                    ctx,
+                    "override_error",
+                    "Override for field 'first_message' is not allowed by config.",
+                )
+            }
             (false, ClientMessage::Initiation(init)) => {
                 self.initiated = true;
+                self.greeting = first_message(&init).map_or(self.greeting, |m| !m.is_empty());
                 self.log.update(self.index, |c| c.initiation = Some(init));
                 let delay = Duration::from_millis(self.script.metadata_delay_ms);
                 ctx.run_later(delay, |act, ctx| act.send_metadata(ctx));
@@ -242,6 +276,15 @@ impl AgentSession {
             (true, ClientMessage::ClientToolResult { tool_call_id }) => {
                 self.log.update(self.index, |c| c.tool_results.push(tool_call_id))
             }
+            (
+                true,
+                ClientMessage::McpToolApproval {
+                    tool_call_id,
+                    is_approved,
+                },
+            ) => self
+                .log
+                .update(self.index, |c| c.mcp_approvals.push((tool_call_id, is_approved))),
             (true, _) => {}
         }
     }
