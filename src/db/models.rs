@@ -125,7 +125,8 @@ pub struct CallEvent {
     pub attempt: i64,
     pub seq: i64,
     pub at_ms: i64,
-    /// `state`, `user_transcript`, `agent_response`, `interruption`, `dtmf`, `tool_call`, `error`.
+    /// `state`, `user_transcript`, `agent_response`, `interruption`, `dtmf`, `tool_call`, `mcp_tool_call`,
+    /// `agent_tool`, `guardrail_triggered`, `resumed`, `greeting_muted`, `error` (README: Call records).
     pub kind: String,
     pub detail: String,
 }

@@ -105,20 +105,9 @@ fn status_report(
 
 fn admit(info: CallInfo, state: &AppState) -> HttpResponse {
     if let Err(open) = state.breaker.admit() {
-        let refusal = Refusal::UpstreamUnavailable;
-        log::info!(
-            "call_id={} refused: {} (elevenlabs breaker open: {})",
-            info.call_id,
-            refusal.as_str(),
-            open.reason
-        );
-        state.metrics.calls_refused.with_label_values(&[refusal.as_str()]).inc();
-        save(
-            state,
-            DbWrite::Call(Box::new(rejected_record(state, &info, refusal.as_str()))),
-        );
+        let why = format!("elevenlabs breaker open: {}", open.reason);
         let wait = open.retry_after.as_secs_f64().ceil().max(1.0);
-        return refused_for(refusal, &format!("{wait}"));
+        return refuse_admission(state, &info, Refusal::UpstreamUnavailable, &why, &format!("{wait}"));
     }
     match state.registry.admit(info.clone()) {
         Ok(admitted) => {
@@ -134,16 +123,19 @@ fn admit(info: CallInfo, state: &AppState) -> HttpResponse {
             );
             HttpResponse::Ok().json(serde_json::json!({ "wss_url": wss_url }))
         }
-        Err(refusal) => {
-            log::info!("call_id={} refused: {}", info.call_id, refusal.as_str());
-            state.metrics.calls_refused.with_label_values(&[refusal.as_str()]).inc();
-            save(
-                state,
-                DbWrite::Call(Box::new(rejected_record(state, &info, refusal.as_str()))),
-            );
-            refused(refusal)
-        }
+        Err(refusal) => refuse_admission(state, &info, refusal, refusal.as_str(), RETRY_AFTER_SECONDS),
     }
+}
+
+/// A refused admission: logged (`why`), counted, recorded as `rejected`, answered with `retry_after`.
+fn refuse_admission(state: &AppState, info: &CallInfo, refusal: Refusal, why: &str, retry_after: &str) -> HttpResponse {
+    log::info!("call_id={} refused: {} ({why})", info.call_id, refusal.as_str());
+    state.metrics.calls_refused.with_label_values(&[refusal.as_str()]).inc();
+    save(
+        state,
+        DbWrite::Call(Box::new(rejected_record(state, info, refusal.as_str()))),
+    );
+    refused_for(refusal, retry_after)
 }
 
 /// Where the carrier opens the call's media socket. In a fleet the URL names this instance, so the

@@ -204,8 +204,8 @@ impl CallActor {
         let resumed = self.agent.resuming();
         let overridden = self.greeting_override().is_some();
         self.agent.announced(conversation_id, formats, overridden);
-        self.try_bridge(ctx);
         if resumed {
+            // Before the bridge flushes what the caller said meanwhile: the agent reads the context first.
             self.deps.metrics.upstream_resumed.inc();
             let context = self.resume_context();
             self.send_agent(ToAgent::Note { text: context });
@@ -215,6 +215,7 @@ impl CallActor {
                 format!("conversation {id} seeded with the conversation so far"),
             );
         }
+        self.try_bridge(ctx);
     }
 
     pub(super) fn on_agent_audio(&mut self, audio: &[u8], event_id: Option<i64>, ctx: &mut Context<Self>) {
