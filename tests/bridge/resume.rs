@@ -12,7 +12,8 @@ use websocket_api::sim::carrier::{CarrierConn, Heard};
 /// 20 ms of caller speech (not silence, so it is never mistaken for hold audio).
 const CALLER_FRAME: [u8; 160] = [0x55; 160];
 
-/// Talks for `span` at real time while collecting what the caller hears, with when.
+/// Talks for `span` at real time while collecting what the caller hears, with when; then listens on
+/// (quiet) until nothing more is heard, so an answer still playing is heard whole.
 async fn talk(conn: &mut CarrierConn, span: Duration) -> Vec<(Instant, Heard)> {
     let t0 = Instant::now();
     let mut heard = Vec::new();
@@ -24,6 +25,17 @@ async fn talk(conn: &mut CarrierConn, span: Duration) -> Vec<(Instant, Heard)> {
                 Some(h) => heard.push(h),
                 None => break,
             }
+        }
+    }
+    let quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(3) {
+        let Some(h) = conn.next(Duration::from_millis(600)).await else {
+            break;
+        };
+        let closed = matches!(h.1, Heard::Closed(_));
+        heard.push(h);
+        if closed {
+            break;
         }
     }
     heard
