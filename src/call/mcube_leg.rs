@@ -6,8 +6,8 @@ use super::chunks::{Chunk, ChunkJoiner, NotBase64};
 use super::messages::*;
 use super::{EndReason, RoutedAudio};
 use crate::metrics::Metrics;
-use crate::protocol::base64_decoded_len;
 use crate::protocol::mcube::{parse_event, CarrierEvent, CarrierParseError, CarrierWriter};
+use crate::protocol::{base64_decoded_len, Carrier};
 use crate::values::Invalid;
 use crate::ws::frames::{sort_inbound, Inbound, Reassembler};
 use actix::prelude::*;
@@ -48,7 +48,9 @@ pub struct McubeLeg {
     pings: (u32, Option<Instant>),
     /// Set while caller audio goes straight to the agent leg (see `ToCarrier::Route`).
     route: Option<(Recipient<ToAgent>, Arc<RoutedAudio>)>,
-    /// Writes what the call asks for in Mcube's protocol, once the carrier's `start` named the stream.
+    /// Whose dialect the stream speaks (Mcube, or Plivo whose protocol Mcube mirrors).
+    carrier: Carrier,
+    /// Writes what the call asks for in the carrier's protocol, once its `start` named the stream.
     writer: Option<CarrierWriter>,
     /// Caller audio joined into chunks before it leaves the leg (`elevenlabs.user_audio_chunk_ms`), and
     /// the timer that sends held audio when it is due.
@@ -80,6 +82,7 @@ impl McubeLeg {
             frames: 0,
             pings: (0, None),
             route: None,
+            carrier: Carrier::Mcube,
             writer: None,
             joiner: ChunkJoiner::new(user_audio_chunk),
             join_timer: None,
@@ -119,7 +122,7 @@ impl McubeLeg {
             Ok(CarrierEvent::Start(start)) => {
                 if self.writer.is_none() {
                     let stream_id = start.stream_id.as_ref().map_or(self.call_id.as_str(), |id| id.as_str());
-                    self.writer = Some(CarrierWriter::new(stream_id, start.format));
+                    self.writer = Some(CarrierWriter::new(self.carrier, stream_id, start.format));
                     self.joiner.set_format(start.format);
                 }
                 self.report(CarrierReport::Started(start));
@@ -171,6 +174,12 @@ impl McubeLeg {
     }
 
     /// Shares the flag of the frame guard in front of this leg's codec.
+    /// The stream speaks `carrier`'s dialect (Mcube unless told).
+    pub fn speaking(mut self, carrier: Carrier) -> Self {
+        self.carrier = carrier;
+        self
+    }
+
     pub fn guarded_by(mut self, oversized: Arc<AtomicBool>) -> Self {
         self.oversized = oversized;
         self
@@ -382,8 +391,8 @@ impl Handler<ToCarrier> for McubeLeg {
                 self.route = to.map(|agent| (agent, counts));
             }
             ToCarrier::Close { code, terminate } => {
-                if let (true, Some(w)) = (terminate, &self.writer) {
-                    ctx.text(w.terminate());
+                if let (true, Some(hang_up)) = (terminate, self.writer.as_ref().and_then(|w| w.terminate())) {
+                    ctx.text(hang_up);
                 }
                 // The call is ending this leg; do not report it back as a hang-up that the call must act on.
                 self.gone.get_or_insert(EndReason::CarrierHangup);

@@ -75,6 +75,8 @@ pub struct CallInfo {
     pub from: Option<PhoneNumber>,
     pub to: Option<PhoneNumber>,
     pub direction: Direction,
+    /// Which carrier's webhook admitted it.
+    pub carrier: crate::protocol::Carrier,
 }
 
 impl CallInfo {
@@ -86,6 +88,7 @@ impl CallInfo {
             from: None,
             to: None,
             direction: Direction::Inbound,
+            carrier: crate::protocol::Carrier::Mcube,
         }
     }
 
@@ -94,6 +97,7 @@ impl CallInfo {
     pub fn record(&self, state: &str, at_ms: i64) -> crate::db::models::CallRecord {
         let mut rec = crate::db::models::CallRecord::stub(self.call_id.as_str(), self.attempt, state, at_ms);
         rec.direction = self.direction.as_str().into();
+        rec.carrier = self.carrier.as_str().into();
         rec.from_number = CallInfo::number(&self.from);
         rec.to_number = CallInfo::number(&self.to);
         rec
@@ -220,6 +224,7 @@ pub struct CallView {
     pub call_id: CallId,
     pub attempt: i64,
     pub stream_id: Option<String>,
+    pub carrier: crate::protocol::Carrier,
     pub from: String,
     pub to: String,
     pub direction: Direction,
@@ -252,6 +257,7 @@ impl CallView {
             call_id: info.call_id.clone(),
             attempt: info.attempt,
             stream_id: rec.stream_id,
+            carrier: info.carrier,
             from: rec.from_number,
             to: rec.to_number,
             direction: info.direction,

@@ -55,6 +55,7 @@ impl Config {
         self.admin.token = get(ENV_ADMIN_TOKEN);
         self.carrier.secret = get(ENV_CARRIER_SECRET);
         self.carrier.static_token = get(ENV_CARRIER_STATIC_TOKEN);
+        self.carriers.plivo.auth_token = get(ENV_PLIVO_AUTH_TOKEN);
     }
 
     /// Files the configuration names, read once here so a bad one is a problem at start, not on a call.
@@ -88,11 +89,12 @@ impl Config {
             }
         };
         format!(
-            "{body}\n# secrets (environment only)\n# {ENV_ELEVENLABS_API_KEY}: {}\n# {ENV_ADMIN_TOKEN}: {}\n# {ENV_CARRIER_SECRET}: {}\n# {ENV_CARRIER_STATIC_TOKEN}: {}\n",
+            "{body}\n# secrets (environment only)\n# {ENV_ELEVENLABS_API_KEY}: {}\n# {ENV_ADMIN_TOKEN}: {}\n# {ENV_CARRIER_SECRET}: {}\n# {ENV_CARRIER_STATIC_TOKEN}: {}\n# {ENV_PLIVO_AUTH_TOKEN}: {}\n",
             secret(&self.elevenlabs.api_key),
             secret(&self.admin.token),
             secret(&self.carrier.secret),
             secret(&self.carrier.static_token),
+            secret(&self.carriers.plivo.auth_token),
         )
     }
 }
@@ -204,9 +206,14 @@ fn check_no_secrets_in_file(table: &toml::Table, problems: &mut Vec<String>) {
         ("admin", "token"),
         ("carrier", "secret"),
         ("carrier", "static_token"),
+        ("carriers.plivo", "auth_token"),
     ];
     for (section, key) in secrets {
-        if table.get(section).and_then(|s| s.get(key)).is_some() {
+        let table_of = |path: &str| {
+            path.split('.')
+                .try_fold(table, |t, part| t.get(part).and_then(toml::Value::as_table))
+        };
+        if table_of(section).and_then(|s| s.get(key)).is_some() {
             problems.push(format!(
                 "{section}.{key}: secrets are read from the environment only, remove it from the file"
             ));
@@ -215,13 +222,19 @@ fn check_no_secrets_in_file(table: &toml::Table, problems: &mut Vec<String>) {
 }
 
 fn secret_env_names() -> BTreeSet<&'static str> {
-    [ENV_ADMIN_TOKEN, ENV_CARRIER_SECRET, ENV_CARRIER_STATIC_TOKEN]
-        .into_iter()
-        .collect()
+    [
+        ENV_ADMIN_TOKEN,
+        ENV_CARRIER_SECRET,
+        ENV_CARRIER_STATIC_TOKEN,
+        ENV_PLIVO_AUTH_TOKEN,
+    ]
+    .into_iter()
+    .collect()
 }
 
-/// `WSAPI__CALLS__MAX_CONCURRENT_CALLS=500` becomes `calls.max_concurrent_calls = 500`; values that parse as a
-/// TOML scalar (number, bool) keep that type, everything else is a string.
+/// `WSAPI__CALLS__MAX_CONCURRENT_CALLS=500` becomes `calls.max_concurrent_calls = 500`, and a nested section
+/// the same way (`WSAPI__CARRIERS__PLIVO__ANSWER_URL` is `carriers.plivo.answer_url`); values that parse as
+/// a TOML scalar (number, bool) keep that type, everything else is a string.
 fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)], problems: &mut Vec<String>) {
     let secrets = secret_env_names();
     for (name, raw) in env {
@@ -231,23 +244,21 @@ fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)], proble
         if secrets.contains(name.as_str()) {
             continue;
         }
-        let parts: Vec<&str> = rest.split("__").collect();
-        let [section, key] = parts.as_slice() else {
+        let parts: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        let Some((key, sections)) = parts.split_last().filter(|(k, s)| !k.is_empty() && !s.is_empty()) else {
             problems.push(format!("{name}: expected WSAPI__<SECTION>__<KEY>"));
             continue;
         };
-        let value = parse_env_value(raw);
-        let entry = table
-            .entry(section.to_ascii_lowercase())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        match entry.as_table_mut() {
+        let section = sections.iter().try_fold(&mut *table, |t, part| {
+            t.entry(part.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+        });
+        match section {
             Some(t) => {
-                t.insert(key.to_ascii_lowercase(), value);
+                t.insert(key.clone(), parse_env_value(raw));
             }
-            None => problems.push(format!(
-                "{name}: section '{}' is not a table",
-                section.to_ascii_lowercase()
-            )),
+            None => problems.push(format!("{name}: section '{}' is not a table", sections.join("."))),
         }
     }
 }
@@ -277,6 +288,7 @@ fn deserialize_sections(table: toml::Table, problems: &mut Vec<String>) -> Confi
             "log" => value.try_into().map(|v| config.log = v),
             "capacity" => value.try_into().map(|v| config.capacity = v),
             "fleet" => value.try_into().map(|v| config.fleet = v),
+            "carriers" => value.try_into().map(|v| config.carriers = v),
             other => {
                 problems.push(format!("[{other}]: unknown section"));
                 continue;
@@ -396,6 +408,31 @@ mod tests {
     }
 
     #[test]
+    fn nested_sections_are_overridden_and_their_secrets_come_from_the_environment_only() {
+        let c = Config::from_parts(
+            "",
+            &env(&[
+                (
+                    "WSAPI__CARRIERS__PLIVO__ANSWER_URL",
+                    "https://gw.example.com/plivo/answer",
+                ),
+                ("WSAPI__CARRIERS__PLIVO__AUTH_TOKEN", "s3cret"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.carriers.plivo.answer_url, "https://gw.example.com/plivo/answer");
+        assert_eq!(c.carriers.plivo.auth_token.as_deref(), Some("s3cret"));
+        assert!(!c.redacted_toml().contains("s3cret"), "never printed");
+        let err = Config::from_parts("[carriers.plivo]\nauth_token = \"x\"\n", &env(&[])).expect_err("refused");
+        assert!(err.0.iter().any(|p| p.contains("carriers.plivo.auth_token")), "{err:?}");
+        let err = Config::from_parts("", &env(&[("WSAPI__CARRIERS", "x")])).expect_err("refused");
+        assert!(
+            err.0.iter().any(|p| p.contains("expected WSAPI__<SECTION>__<KEY>")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn every_problem_is_listed() {
         let err = Config::from_parts(
             "[server]\nlisten = \"nowhere\"\n[calls]\nmax_concurrent_calls = 0\nframe_ms = 1\n[admin]\ntoken = \"x\"\n[bogus]\na = 1\n",
@@ -453,12 +490,18 @@ mod tests {
                 documented.insert(format!("{section}.{}", key.trim()));
             }
         }
-        let mut keys: Vec<String> = Vec::new();
-        for (section, table) in defaults.as_table().into_iter().flatten() {
-            for key in table.as_table().into_iter().flat_map(|t| t.keys()) {
-                keys.push(format!("{section}.{key}"));
+        fn leaves(prefix: &str, table: &toml::Table, keys: &mut Vec<String>) {
+            for (key, value) in table {
+                match value.as_table() {
+                    Some(inner) if !prefix.is_empty() || !inner.is_empty() => {
+                        leaves(&format!("{prefix}{key}."), inner, keys)
+                    }
+                    _ => keys.push(format!("{prefix}{key}")),
+                }
             }
         }
+        let mut keys: Vec<String> = Vec::new();
+        leaves("", defaults.as_table().expect("a table"), &mut keys);
         keys.push("elevenlabs.agent_id".into());
         for k in keys {
             assert!(

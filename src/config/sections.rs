@@ -14,6 +14,8 @@ pub const ENV_ELEVENLABS_API_KEY: &str = "ELEVENLABS_API_KEY";
 pub const ENV_ADMIN_TOKEN: &str = "WSAPI__ADMIN__TOKEN";
 pub const ENV_CARRIER_SECRET: &str = "WSAPI__CARRIER__SECRET";
 pub const ENV_CARRIER_STATIC_TOKEN: &str = "WSAPI__CARRIER__STATIC_TOKEN";
+/// Plivo's auth token: its webhooks are signed with it.
+pub const ENV_PLIVO_AUTH_TOKEN: &str = "WSAPI__CARRIERS__PLIVO__AUTH_TOKEN";
 
 /// The whole effective configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -28,6 +30,27 @@ pub struct Config {
     pub log: LogConfig,
     pub capacity: CapacityConfig,
     pub fleet: FleetConfig,
+    pub carriers: CarriersConfig,
+}
+
+/// Carriers besides Mcube (whose settings are `[carrier]`), each with its own credentials (README: Carriers).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CarriersConfig {
+    pub plivo: PlivoConfig,
+}
+
+/// Plivo Audio Streams.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlivoConfig {
+    /// The answer URL as configured in Plivo's console (its signature covers it); empty derives it from
+    /// `server.public_url` (`ws` → `http`) + `/plivo/answer`.
+    pub answer_url: String,
+    /// Secret, from `WSAPI__CARRIERS__PLIVO__AUTH_TOKEN` only: with it, every webhook's
+    /// `X-Plivo-Signature-V2` must verify.
+    #[serde(skip)]
+    pub auth_token: Option<String>,
 }
 
 /// Several gateways on one PostgreSQL database (README: Running a fleet). Off unless

@@ -105,6 +105,8 @@ pub struct StoredCall {
     pub call_id: String,
     pub attempt: i64,
     pub stream_id: Option<String>,
+    /// Which carrier's webhook admitted it (`mcube`, `plivo`).
+    pub carrier: String,
     pub from: String,
     pub to: String,
     pub direction: String,
@@ -170,6 +172,7 @@ impl StoredCall {
             call_id: r.call_id,
             attempt: r.attempt,
             stream_id: r.stream_id,
+            carrier: r.carrier,
             from: r.from_number,
             to: r.to_number,
             direction: r.direction,

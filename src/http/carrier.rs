@@ -11,6 +11,7 @@ use crate::call::{CallInfo, EndReason};
 use crate::db::batcher::Save;
 use crate::db::models::{new_attempt, now_ms, CallRecord, DbWrite, StatusReport};
 use crate::protocol::refurl::{parse_refurl, Admission, Refurl, RefurlRefused};
+use crate::protocol::Carrier;
 use crate::registry::Refusal;
 use crate::values::{CallId, DialStatus, HttpUrl};
 use crate::ws::start_guarded_socket;
@@ -104,44 +105,78 @@ fn status_report(
 }
 
 fn admit(info: CallInfo, state: &AppState) -> HttpResponse {
+    match admit_call(info, state) {
+        Ok(wss_url) => HttpResponse::Ok().json(serde_json::json!({ "wss_url": wss_url })),
+        Err(AdmissionRefused { refusal, retry_after }) => refused_for(refusal, &retry_after),
+    }
+}
+
+/// Why a call was not admitted, for its carrier to answer in its own way.
+pub(super) struct AdmissionRefused {
+    pub refusal: Refusal,
+    /// Seconds, for `Retry-After`.
+    pub retry_after: String,
+}
+
+/// Admits a call from any carrier's webhook: the upstream breaker, then the cap. Admitted, the `wss_url`
+/// the carrier opens; refused, it is logged, counted and recorded here.
+pub(super) fn admit_call(info: CallInfo, state: &AppState) -> Result<String, AdmissionRefused> {
     if let Err(open) = state.breaker.admit() {
         let why = format!("elevenlabs breaker open: {}", open.reason);
         let wait = open.retry_after.as_secs_f64().ceil().max(1.0);
-        return refuse_admission(state, &info, Refusal::UpstreamUnavailable, &why, &format!("{wait}"));
+        return Err(refuse_admission(
+            state,
+            &info,
+            Refusal::UpstreamUnavailable,
+            &why,
+            format!("{wait}"),
+        ));
     }
     match state.registry.admit(info.clone()) {
         Ok(admitted) => {
             state.metrics.calls_admitted.inc();
             let call_id = &admitted.call_id;
             let token = state.tokens.issue(call_id.as_str());
-            let wss_url = wss_url(state, call_id, &token);
             let show = state.config.log.show_numbers;
             log::info!(
-                "call_id={call_id} admitted from={} to={}",
+                "call_id={call_id} admitted carrier={} from={} to={}",
+                admitted.carrier.as_str(),
                 mask_number(&CallInfo::number(&admitted.from), show),
                 mask_number(&CallInfo::number(&admitted.to), show)
             );
-            HttpResponse::Ok().json(serde_json::json!({ "wss_url": wss_url }))
+            Ok(wss_url(state, admitted.carrier, call_id, &token))
         }
-        Err(refusal) => refuse_admission(state, &info, refusal, refusal.as_str(), RETRY_AFTER_SECONDS),
+        Err(refusal) => Err(refuse_admission(
+            state,
+            &info,
+            refusal,
+            refusal.as_str(),
+            RETRY_AFTER_SECONDS.into(),
+        )),
     }
 }
 
-/// A refused admission: logged (`why`), counted, recorded as `rejected`, answered with `retry_after`.
-fn refuse_admission(state: &AppState, info: &CallInfo, refusal: Refusal, why: &str, retry_after: &str) -> HttpResponse {
+/// A refused admission: logged (`why`), counted, recorded as `rejected`.
+fn refuse_admission(
+    state: &AppState,
+    info: &CallInfo,
+    refusal: Refusal,
+    why: &str,
+    retry_after: String,
+) -> AdmissionRefused {
     log::info!("call_id={} refused: {} ({why})", info.call_id, refusal.as_str());
     state.metrics.calls_refused.with_label_values(&[refusal.as_str()]).inc();
     save(
         state,
         DbWrite::Call(Box::new(rejected_record(state, info, refusal.as_str()))),
     );
-    refused_for(refusal, retry_after)
+    AdmissionRefused { refusal, retry_after }
 }
 
 /// Where the carrier opens the call's media socket. In a fleet the URL names this instance, so the
 /// balancer in front of every instance sends the socket here (README: Running a fleet).
-fn wss_url(state: &AppState, call_id: &CallId, token: &str) -> String {
-    let base = format!("{}/ws/mcube/{call_id}?token={token}", state.public_url);
+fn wss_url(state: &AppState, carrier: Carrier, call_id: &CallId, token: &str) -> String {
+    let base = format!("{}/ws/{}/{call_id}?token={token}", state.public_url, carrier.as_str());
     match state.fleet {
         Some(_) => format!("{base}&instance={}", state.instance),
         None => base,
@@ -180,6 +215,7 @@ fn admitted(a: Admission) -> CallInfo {
         from: a.from,
         to: a.to,
         direction: a.direction,
+        carrier: Carrier::Mcube,
     }
 }
 
@@ -189,7 +225,7 @@ fn save(state: &AppState, write: DbWrite) {
 
 /// The access rules: a source address not allowed, or a browser Origin not allowed, gets 403. Behind a
 /// trusted proxy, the source is the address it forwarded.
-fn refuse_source(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
+pub(super) fn refuse_source(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
     let access = state.access.read().ok()?;
     let forwarded = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok());
     let client = access.client_ip(req.peer_addr().map(|a| a.ip()), forwarded);
@@ -203,7 +239,7 @@ fn refuse_source(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
 /// With `WSAPI__CARRIER__STATIC_TOKEN` set, the carrier must present it: `Authorization: Bearer <t>`,
 /// `X-Carrier-Token: <t>` or `?carrier_token=<t>`. Missing or wrong gets 401, and no record is written: an
 /// unauthenticated client must not be able to add rows to the call history.
-fn refuse_carrier_token(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
+pub(super) fn refuse_carrier_token(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
     let expected = state.config.carrier.static_token.as_deref()?;
     let query = web::Query::<CarrierTokenQuery>::from_query(req.query_string()).ok();
     let given = bearer_token(req)
@@ -264,9 +300,32 @@ pub struct MediaQuery {
     instance: Option<String>,
 }
 
-/// `GET /ws/mcube/{call_id}`: token, then slot, then the upgrade; the call actor starts only after both. A
-/// refused upgrade writes no record (whoever sent it has not shown they are the carrier): it is counted.
+/// `GET /ws/mcube/{call_id}`: Mcube's media socket.
 pub async fn media_socket(
+    req: HttpRequest,
+    payload: web::Payload,
+    path: web::Path<String>,
+    query: web::Query<MediaQuery>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    serve_media_socket(Carrier::Mcube, req, payload, path, query, state)
+}
+
+/// `GET /ws/plivo/{call_id}`: Plivo's media socket (the protocol Mcube mirrors).
+pub async fn plivo_media_socket(
+    req: HttpRequest,
+    payload: web::Payload,
+    path: web::Path<String>,
+    query: web::Query<MediaQuery>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    serve_media_socket(Carrier::Plivo, req, payload, path, query, state)
+}
+
+/// A carrier's media socket: token, then slot, then the upgrade; the call actor starts only after both. A
+/// refused upgrade writes no record (whoever sent it has not shown they are the carrier): it is counted.
+fn serve_media_socket(
+    carrier: Carrier,
     req: HttpRequest,
     payload: web::Payload,
     path: web::Path<String>,
@@ -327,7 +386,7 @@ pub async fn media_socket(
         Duration::from_millis(cfg.elevenlabs.user_audio_chunk_ms),
     );
     match start_guarded_socket(
-        |oversized| leg.guarded_by(oversized),
+        |oversized| leg.speaking(carrier).guarded_by(oversized),
         &req,
         payload,
         cfg.server.max_frame_bytes,

@@ -208,6 +208,7 @@ fn media_format(
 /// Writes our messages to the carrier into a caller-owned buffer (reused per call on the hot path).
 #[derive(Debug, Clone)]
 pub struct CarrierWriter {
+    carrier: super::Carrier,
     /// The stream id as a JSON string literal, quotes included, escaped once per call.
     stream_id_json: String,
     /// Everything of a `playAudio` before its payload, built once per call: it goes out with every frame.
@@ -215,7 +216,7 @@ pub struct CarrierWriter {
 }
 
 impl CarrierWriter {
-    pub fn new(stream_id: &str, format: AudioFormat) -> Self {
+    pub fn new(carrier: super::Carrier, stream_id: &str, format: AudioFormat) -> Self {
         let stream_id_json = serde_json::to_string(stream_id).unwrap_or_else(|_| "\"\"".into());
         let content_type = match format.codec {
             Codec::Ulaw => "audio/x-mulaw",
@@ -227,6 +228,7 @@ impl CarrierWriter {
             format.rate.hz()
         );
         CarrierWriter {
+            carrier,
             stream_id_json,
             play_audio_head,
         }
@@ -257,9 +259,11 @@ impl CarrierWriter {
         format!("{{\"event\":\"clearAudio\",\"streamId\":{}}}", self.stream_id_json)
     }
 
-    /// `terminate`: Mcube hangs the call up.
-    pub fn terminate(&self) -> String {
-        format!("{{\"event\":\"terminate\",\"streamId\":{}}}", self.stream_id_json)
+    /// `terminate`: Mcube hangs the call up. `None` for a carrier that hangs up when the stream closes.
+    pub fn terminate(&self) -> Option<String> {
+        self.carrier
+            .hangs_up_in_band()
+            .then(|| format!("{{\"event\":\"terminate\",\"streamId\":{}}}", self.stream_id_json))
     }
 }
 
@@ -410,7 +414,7 @@ mod tests {
 
     #[test]
     fn outbound_messages_are_valid_json() {
-        let w = CarrierWriter::new("S\"1", AudioFormat::ULAW_8K);
+        let w = CarrierWriter::new(super::super::Carrier::Mcube, "S\"1", AudioFormat::ULAW_8K);
         let buf = w.play_audio(&[0, 1, 2]);
         let v: serde_json::Value = serde_json::from_str(&buf).expect("json");
         assert_eq!(v["event"], "playAudio");
@@ -421,11 +425,13 @@ mod tests {
         for (msg, ev) in [
             (w.checkpoint("n"), "checkpoint"),
             (w.clear_audio(), "clearAudio"),
-            (w.terminate(), "terminate"),
+            (w.terminate().expect("Mcube hangs up in band"), "terminate"),
         ] {
             let v: serde_json::Value = serde_json::from_str(&msg).expect("json");
             assert_eq!(v["event"], ev);
             assert_eq!(v["streamId"], "S\"1");
         }
+        let plivo = CarrierWriter::new(super::super::Carrier::Plivo, "S1", AudioFormat::ULAW_8K);
+        assert_eq!(plivo.terminate(), None, "Plivo hangs up when the stream closes");
     }
 }

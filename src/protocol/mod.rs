@@ -3,7 +3,33 @@
 //! they share.
 pub mod elevenlabs;
 pub mod mcube;
+pub mod plivo;
 pub mod refurl;
+
+/// The carrier a call came from: which webhook admitted it, and which dialect its stream speaks. Plivo's
+/// Audio Streams are the protocol Mcube mirrors, so both streams read with `mcube`'s parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Carrier {
+    #[default]
+    Mcube,
+    Plivo,
+}
+
+impl Carrier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Carrier::Mcube => "mcube",
+            Carrier::Plivo => "plivo",
+        }
+    }
+
+    /// Whether the dialect has a hang-up message (Mcube's `terminate`); the others hang up by closing the
+    /// stream (Plivo then runs out of XML and ends the call).
+    pub fn hangs_up_in_band(self) -> bool {
+        matches!(self, Carrier::Mcube)
+    }
+}
 
 /// Standard base64 by its shape (alphabet, padding, length), without decoding. Passthrough audio is spliced
 /// into the JSON sent to ElevenLabs as is, so this is also what keeps a carrier's payload from injecting JSON.

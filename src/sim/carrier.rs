@@ -92,6 +92,75 @@ pub async fn post_refurl(http_base: &str, call: &CallRequest) -> Result<Admissio
     })
 }
 
+/// Plivo's answer-URL request, signed as Plivo documents `X-Plivo-Signature-V2` (HMAC-SHA256 of the URL
+/// without its query, then the nonce, keyed with the auth token, base64) when `auth_token` is given.
+pub struct PlivoRequest<'a> {
+    pub call: &'a CallRequest,
+    /// The URL Plivo is configured to call (the gateway's carrier listener + `/plivo/answer`).
+    pub answer_url: String,
+    pub auth_token: Option<&'a str>,
+    /// Sent instead of the right signature (a forgery).
+    pub forged_signature: Option<&'a str>,
+}
+
+/// The gateway's answer to Plivo: its status and body (Plivo XML when 200).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlivoAnswer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl PlivoAnswer {
+    /// The `<Stream>` element's URL, unescaped, when the answer streams the call.
+    pub fn stream_url(&self) -> Option<String> {
+        let start = self.body.find("<Stream")?;
+        let open = start + self.body[start..].find('>')? + 1;
+        let close = open + self.body[open..].find("</Stream>")?;
+        Some(self.body[open..close].replace("&amp;", "&"))
+    }
+}
+
+/// POSTs Plivo's answer-URL form (`CallUUID`, `From`, `To`, `Direction`, `CallStatus`, `Event`).
+pub async fn post_plivo_answer(req: PlivoRequest<'_>) -> Result<PlivoAnswer, String> {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let form = [
+        ("CallUUID", req.call.call_id.as_str()),
+        ("From", req.call.from.trim_start_matches('+')),
+        ("To", req.call.to.trim_start_matches('+')),
+        ("Direction", req.call.direction.as_str()),
+        ("CallStatus", "in-progress"),
+        ("Event", "StartApp"),
+    ];
+    let nonce = format!("{}", rand::random::<u64>());
+    let mut post = client().post(&req.answer_url);
+    if let Some(token) = req.auth_token {
+        let signature = match req.forged_signature {
+            Some(forged) => forged.to_string(),
+            None => {
+                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes())
+                    .map_err(|e| format!("HMAC key: {e}"))?;
+                mac.update(req.answer_url.split('?').next().unwrap_or_default().as_bytes());
+                mac.update(nonce.as_bytes());
+                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+            }
+        };
+        post = post
+            .insert_header(("X-Plivo-Signature-V2", signature))
+            .insert_header(("X-Plivo-Signature-V2-Nonce", nonce));
+    }
+    let mut resp = post
+        .send_form(&form)
+        .await
+        .map_err(|e| format!("plivo answer POST failed: {e}"))?;
+    let status = resp.status().as_u16();
+    let body = resp.body().await.map_err(|e| format!("plivo answer unreadable: {e}"))?;
+    Ok(PlivoAnswer {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
 /// What the carrier heard from the gateway.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Heard {

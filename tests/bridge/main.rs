@@ -14,6 +14,7 @@ mod interruption;
 mod pacing;
 mod passthrough;
 mod ping;
+mod plivo;
 mod protocol;
 mod resume;
 mod schema;

@@ -356,6 +356,7 @@ fn through_the_edge(field: Field, value: &str, id: &str) -> Result<Vec<DbWrite>,
             from: a.from,
             to: a.to,
             direction: a.direction,
+            carrier: websocket_api::protocol::Carrier::Mcube,
         },
         Refurl::Status {
             call_id,
