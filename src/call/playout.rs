@@ -70,9 +70,11 @@ impl Playout {
         }
     }
 
-    /// The carrier's format is known: frames are sized for it. Nothing is queued before then.
-    pub fn resize(&mut self, frame_bytes: usize, max_bytes: usize) {
+    /// The carrier's format is known: frames are sized for it (`frame_bytes` make one frame of `frame`
+    /// length). Nothing is queued before then.
+    pub fn resize(&mut self, frame_bytes: usize, max_bytes: usize, frame: Duration) {
         self.pacer = Pacer::new(frame_bytes, max_bytes);
+        self.frame = frame;
     }
 
     fn lead(&self) -> Duration {

@@ -56,6 +56,7 @@ impl Config {
         self.carrier.secret = get(ENV_CARRIER_SECRET);
         self.carrier.static_token = get(ENV_CARRIER_STATIC_TOKEN);
         self.carriers.plivo.auth_token = get(ENV_PLIVO_AUTH_TOKEN);
+        self.carriers.exotel.password = get(ENV_EXOTEL_PASSWORD);
     }
 
     /// Files the configuration names, read once here so a bad one is a problem at start, not on a call.
@@ -89,12 +90,13 @@ impl Config {
             }
         };
         format!(
-            "{body}\n# secrets (environment only)\n# {ENV_ELEVENLABS_API_KEY}: {}\n# {ENV_ADMIN_TOKEN}: {}\n# {ENV_CARRIER_SECRET}: {}\n# {ENV_CARRIER_STATIC_TOKEN}: {}\n# {ENV_PLIVO_AUTH_TOKEN}: {}\n",
+            "{body}\n# secrets (environment only)\n# {ENV_ELEVENLABS_API_KEY}: {}\n# {ENV_ADMIN_TOKEN}: {}\n# {ENV_CARRIER_SECRET}: {}\n# {ENV_CARRIER_STATIC_TOKEN}: {}\n# {ENV_PLIVO_AUTH_TOKEN}: {}\n# {ENV_EXOTEL_PASSWORD}: {}\n",
             secret(&self.elevenlabs.api_key),
             secret(&self.admin.token),
             secret(&self.carrier.secret),
             secret(&self.carrier.static_token),
             secret(&self.carriers.plivo.auth_token),
+            secret(&self.carriers.exotel.password),
         )
     }
 }
@@ -207,6 +209,7 @@ fn check_no_secrets_in_file(table: &toml::Table, problems: &mut Vec<String>) {
         ("carrier", "secret"),
         ("carrier", "static_token"),
         ("carriers.plivo", "auth_token"),
+        ("carriers.exotel", "password"),
     ];
     for (section, key) in secrets {
         let table_of = |path: &str| {
@@ -227,6 +230,7 @@ fn secret_env_names() -> BTreeSet<&'static str> {
         ENV_CARRIER_SECRET,
         ENV_CARRIER_STATIC_TOKEN,
         ENV_PLIVO_AUTH_TOKEN,
+        ENV_EXOTEL_PASSWORD,
     ]
     .into_iter()
     .collect()

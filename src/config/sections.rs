@@ -16,6 +16,8 @@ pub const ENV_CARRIER_SECRET: &str = "WSAPI__CARRIER__SECRET";
 pub const ENV_CARRIER_STATIC_TOKEN: &str = "WSAPI__CARRIER__STATIC_TOKEN";
 /// Plivo's auth token: its webhooks are signed with it.
 pub const ENV_PLIVO_AUTH_TOKEN: &str = "WSAPI__CARRIERS__PLIVO__AUTH_TOKEN";
+/// The password Exotel presents (Basic auth, from the applet's `wss://user:password@…` URL).
+pub const ENV_EXOTEL_PASSWORD: &str = "WSAPI__CARRIERS__EXOTEL__PASSWORD";
 
 /// The whole effective configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -38,6 +40,19 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct CarriersConfig {
     pub plivo: PlivoConfig,
+    pub exotel: ExotelConfig,
+}
+
+/// Exotel's Voicebot applet.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExotelConfig {
+    /// The user of the Basic auth Exotel presents (the applet's URL `https://user:password@…`).
+    pub username: String,
+    /// Secret, from `WSAPI__CARRIERS__EXOTEL__PASSWORD` only: with it, Exotel's requests and sockets must
+    /// present `username` and it (Basic auth).
+    #[serde(skip)]
+    pub password: Option<String>,
 }
 
 /// Plivo Audio Streams.

@@ -29,7 +29,7 @@ fn refused(refusal: Refusal) -> HttpResponse {
 }
 
 /// `refused`, asking the carrier to come back after `retry_after` seconds.
-fn refused_for(refusal: Refusal, retry_after: &str) -> HttpResponse {
+pub(super) fn refused_for(refusal: Refusal, retry_after: &str) -> HttpResponse {
     let status = match refusal {
         Refusal::NotAdmitted => StatusCode::NOT_FOUND,
         Refusal::AlreadyConnected | Refusal::Duplicate => StatusCode::CONFLICT,
@@ -320,6 +320,20 @@ pub async fn plivo_media_socket(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     serve_media_socket(Carrier::Plivo, req, payload, path, query, state)
+}
+
+/// `GET /ws/exotel/{call_id}`: Exotel's media socket (Basic auth when Exotel's password is set).
+pub async fn exotel_media_socket(
+    req: HttpRequest,
+    payload: web::Payload,
+    path: web::Path<String>,
+    query: web::Query<MediaQuery>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if let Some(refusal) = super::exotel::refuse_unauthenticated(&req, &state) {
+        return refusal;
+    }
+    serve_media_socket(Carrier::Exotel, req, payload, path, query, state)
 }
 
 /// A carrier's media socket: token, then slot, then the upgrade; the call actor starts only after both. A

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod admin;
 pub mod carrier;
+pub mod exotel;
 pub mod fleet;
 pub mod health;
 pub mod plivo;
@@ -20,7 +21,9 @@ pub fn carrier_routes(cfg: &mut web::ServiceConfig, admin_too: bool) {
     cfg.route("/mcube/call", web::post().to(carrier::refurl))
         .route("/ws/mcube/{call_id}", web::get().to(carrier::media_socket))
         .route("/plivo/answer", web::post().to(plivo::answer))
-        .route("/ws/plivo/{call_id}", web::get().to(carrier::plivo_media_socket));
+        .route("/ws/plivo/{call_id}", web::get().to(carrier::plivo_media_socket))
+        .route("/exotel/voicebot", web::get().to(exotel::voicebot))
+        .route("/ws/exotel/{call_id}", web::get().to(carrier::exotel_media_socket));
     if admin_too {
         admin_routes(cfg);
     } else {

@@ -2,18 +2,77 @@
 //! stream), `refurl` (the carrier's webhook) and `elevenlabs` (the agent), plus the tolerant field readers
 //! they share.
 pub mod elevenlabs;
+pub mod exotel;
 pub mod mcube;
 pub mod plivo;
 pub mod refurl;
 
+/// Exotel's smallest media message, by its documentation.
+pub const EXOTEL_MIN_MEDIA_BYTES: usize = 3200;
+
+/// A call a carrier's webhook asks us to take, read from its form or query string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookCall {
+    pub call_id: crate::values::CallId,
+    pub from: Option<crate::values::PhoneNumber>,
+    pub to: Option<crate::values::PhoneNumber>,
+    pub direction: crate::values::Direction,
+}
+
+/// The names a carrier gives its webhook's fields.
+pub struct WebhookFields {
+    pub call_id: &'static str,
+    pub from: &'static str,
+    pub to: &'static str,
+    pub direction: &'static str,
+}
+
+/// Reads a carrier's form-encoded webhook (a POST body or a query string); a field we use that is out of
+/// bounds is refused with its name, the rest are ignored. A direction reads by its first letters (Exotel
+/// says `incoming`, `outbound-dial`, `outbound-api`).
+pub fn parse_webhook_form(form: &[u8], names: &WebhookFields) -> Result<WebhookCall, crate::values::Invalid> {
+    use crate::values::{CallId, Direction, Invalid, PhoneNumber};
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(form).map_err(|e| Invalid::new("body", format!("not a form: {e}")))?;
+    let field = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    let number = |name: &'static str| field(name).map(|v| PhoneNumber::parse(name, v)).transpose();
+    let direction = match field(names.direction).map(|d| d.trim().to_ascii_lowercase()) {
+        Some(d) if d.starts_with("out") => Direction::Outbound,
+        Some(d) if d.starts_with("in") => Direction::Inbound,
+        Some(d) => {
+            let why = format!("'{}' is neither inbound nor outbound", crate::values::shown(&d));
+            return Err(Invalid::new(names.direction, why));
+        }
+        None => Direction::Inbound,
+    };
+    Ok(WebhookCall {
+        call_id: CallId::parse(
+            names.call_id,
+            field(names.call_id).ok_or_else(|| Invalid::new(names.call_id, "missing"))?,
+        )?,
+        from: number(names.from)?,
+        to: number(names.to)?,
+        direction,
+    })
+}
+
 /// The carrier a call came from: which webhook admitted it, and which dialect its stream speaks. Plivo's
-/// Audio Streams are the protocol Mcube mirrors, so both streams read with `mcube`'s parser.
+/// Audio Streams are the protocol Mcube mirrors, and Exotel's Voicebot stream uses the same event names
+/// in snake_case, so every stream reads with `mcube`'s tolerant parser; what we send differs
+/// (`mcube::CarrierWriter`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Carrier {
     #[default]
     Mcube,
     Plivo,
+    Exotel,
 }
 
 impl Carrier {
@@ -21,6 +80,16 @@ impl Carrier {
         match self {
             Carrier::Mcube => "mcube",
             Carrier::Plivo => "plivo",
+            Carrier::Exotel => "exotel",
+        }
+    }
+
+    /// The shortest media message the carrier plays without gaps, in `format`: Exotel breaks up on media
+    /// under 100 ms or under 3.2 KB (both are in its documentation; 3.2 KB is 200 ms at 8 kHz).
+    pub fn min_frame_ms(self, format: crate::audio::format::AudioFormat) -> u64 {
+        match self {
+            Carrier::Exotel => format.ms_for_bytes(EXOTEL_MIN_MEDIA_BYTES).max(100),
+            _ => 0,
         }
     }
 

@@ -4,53 +4,21 @@
 //! (`mcube`).
 
 use crate::audio::format::AudioFormat;
-use crate::values::{CallId, Direction, Invalid, PhoneNumber};
+use crate::values::Invalid;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
 
-/// The answer URL's form, as Plivo posts it (other fields are ignored).
-#[derive(Debug, Deserialize)]
-struct RawAnswer {
-    #[serde(rename = "CallUUID", default)]
-    call_uuid: Option<String>,
-    #[serde(rename = "From", default)]
-    from: Option<String>,
-    #[serde(rename = "To", default)]
-    to: Option<String>,
-    #[serde(rename = "Direction", default)]
-    direction: Option<String>,
-}
-
-/// A call Plivo asks us to answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlivoCall {
-    pub call_id: CallId,
-    pub from: Option<PhoneNumber>,
-    pub to: Option<PhoneNumber>,
-    pub direction: Direction,
-}
+/// The answer URL's form fields we use.
+const FIELDS: super::WebhookFields = super::WebhookFields {
+    call_id: "CallUUID",
+    from: "From",
+    to: "To",
+    direction: "Direction",
+};
 
 /// Reads the answer URL's form body; a field we use that is out of bounds is refused with its name.
-pub fn parse_answer(body: &[u8]) -> Result<PlivoCall, Invalid> {
-    let raw: RawAnswer =
-        serde_urlencoded::from_bytes(body).map_err(|e| Invalid::new("body", format!("not a form: {e}")))?;
-    let call_uuid = raw.call_uuid.ok_or_else(|| Invalid::new("CallUUID", "missing"))?;
-    let number = |field, v: Option<String>| {
-        v.filter(|s| !s.is_empty())
-            .map(|s| PhoneNumber::parse(field, &s))
-            .transpose()
-    };
-    Ok(PlivoCall {
-        call_id: CallId::parse("CallUUID", &call_uuid)?,
-        from: number("From", raw.from)?,
-        to: number("To", raw.to)?,
-        direction: raw
-            .direction
-            .map(|d| Direction::parse("Direction", &d))
-            .transpose()?
-            .unwrap_or(Direction::Inbound),
-    })
+pub fn parse_answer(body: &[u8]) -> Result<super::WebhookCall, Invalid> {
+    super::parse_webhook_form(body, &FIELDS)
 }
 
 /// `X-Plivo-Signature-V2`: base64 HMAC-SHA256, keyed with the auth token, of the answer URL (without its
@@ -94,6 +62,7 @@ pub fn busy_answer() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::values::Direction;
 
     #[test]
     fn the_answer_form_is_read_into_bounded_values() {

@@ -198,21 +198,25 @@ pub type MediaSocket = Framed<BoxedSocket, WsCodec>;
 
 /// Opens the media WebSocket at the refurl's `wss_url`.
 pub async fn open_media_socket(wss_url: &str) -> Result<MediaSocket, UpgradeRefused> {
-    let (_, socket) = client()
-        .ws(wss_url)
-        .max_frame_size(1 << 20)
-        .connect()
-        .await
-        .map_err(|e| {
-            let status = match &e {
-                awc::error::WsClientError::InvalidResponseStatus(s) => Some(s.as_u16()),
-                _ => None,
-            };
-            UpgradeRefused {
-                status,
-                detail: e.to_string(),
-            }
-        })?;
+    open_media_socket_as(wss_url, None).await
+}
+
+/// Opens the media WebSocket with an `Authorization` header (Exotel's Basic auth), if given.
+pub async fn open_media_socket_as(wss_url: &str, authorization: Option<&str>) -> Result<MediaSocket, UpgradeRefused> {
+    let mut req = client().ws(wss_url).max_frame_size(1 << 20);
+    if let Some(auth) = authorization {
+        req = req.set_header("authorization", auth);
+    }
+    let (_, socket) = req.connect().await.map_err(|e| {
+        let status = match &e {
+            awc::error::WsClientError::InvalidResponseStatus(s) => Some(s.as_u16()),
+            _ => None,
+        };
+        UpgradeRefused {
+            status,
+            detail: e.to_string(),
+        }
+    })?;
     Ok(socket)
 }
 
@@ -234,6 +238,66 @@ pub fn media_event(audio: &[u8]) -> String {
     format!("{{\"event\":\"media\",\"media\":{{\"track\":\"inbound\",\"payload\":\"{b64}\"}}}}")
 }
 
+/// Exotel's `start` event, as its Voicebot applet documents it (values as strings, snake_case), for raw
+/// PCM16 at `rate` Hz.
+pub fn exotel_start_event(call_sid: &str, stream_sid: &str, rate: u32) -> String {
+    json!({"event": "start", "sequence_number": "1", "stream_sid": stream_sid,
+        "start": {"stream_sid": stream_sid, "call_sid": call_sid, "account_sid": "ACsim",
+            "from": "+919876543210", "to": "+918047491899", "custom_parameters": {},
+            "media_format": {"encoding": "audio/x-raw", "sample_rate": rate.to_string(), "bit_rate": "16"}}})
+    .to_string()
+}
+
+/// Exotel's `media` event: raw PCM16 as base64.
+pub fn exotel_media_event(stream_sid: &str, pcm: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(pcm);
+    json!({"event": "media", "sequence_number": "3", "stream_sid": stream_sid,
+        "media": {"chunk": "2", "timestamp": "200", "payload": b64}})
+    .to_string()
+}
+
+/// Exotel's `dtmf` event.
+pub fn exotel_dtmf_event(stream_sid: &str, digit: &str) -> String {
+    json!({"event": "dtmf", "sequence_number": "7", "stream_sid": stream_sid,
+        "dtmf": {"digit": digit, "duration": "100"}})
+    .to_string()
+}
+
+/// Exotel's `stop` event, before it closes the socket.
+pub fn exotel_stop_event(stream_sid: &str) -> String {
+    json!({"event": "stop", "stream_sid": stream_sid, "stop": {"call_sid": "CAsim", "reason": "callended"}}).to_string()
+}
+
+/// The Voicebot applet's dynamic-URL request: where should this call stream? Its status and JSON answer.
+pub async fn get_exotel_voicebot(
+    http_base: &str,
+    call: &CallRequest,
+    authorization: Option<&str>,
+) -> Result<(u16, Value), String> {
+    let query = serde_urlencoded::to_string([
+        ("CallSid", call.call_id.as_str()),
+        ("From", call.from.as_str()),
+        ("To", call.to.as_str()),
+        (
+            "Direction",
+            if call.direction == "outbound" {
+                "outbound-dial"
+            } else {
+                "incoming"
+            },
+        ),
+    ])
+    .map_err(|e| e.to_string())?;
+    let mut req = client().get(format!("{http_base}/exotel/voicebot?{query}"));
+    if let Some(auth) = authorization {
+        req = req.insert_header(("authorization", auth));
+    }
+    let mut resp = req.send().await.map_err(|e| format!("voicebot GET failed: {e}"))?;
+    let status = resp.status().as_u16();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    Ok((status, v))
+}
+
 /// The carrier's answer to a `checkpoint`, once the audio before it has played.
 pub fn played_stream_event(stream_id: &Value, name: &str) -> String {
     json!({"event": "playedStream", "streamId": stream_id, "name": name}).to_string()
@@ -251,7 +315,16 @@ impl CarrierConn {
     /// Opens the media socket. With `auto_ack`, every `checkpoint` is answered with `playedStream` as the
     /// real carrier does once the audio before it has played.
     pub async fn connect(wss_url: &str, auto_ack: bool) -> Result<CarrierConn, UpgradeRefused> {
-        let socket = open_media_socket(wss_url).await?;
+        Self::connect_as(wss_url, auto_ack, None).await
+    }
+
+    /// `connect`, presenting `authorization` on the upgrade (Exotel's Basic auth).
+    pub async fn connect_as(
+        wss_url: &str,
+        auto_ack: bool,
+        authorization: Option<&str>,
+    ) -> Result<CarrierConn, UpgradeRefused> {
+        let socket = open_media_socket_as(wss_url, authorization).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (heard_tx, heard) = mpsc::unbounded_channel();
         let (sink, stream) = socket.split();
@@ -391,6 +464,25 @@ fn classify(text: &[u8], ack: Option<&mpsc::UnboundedSender<WsMessage>>) -> Hear
         }
         "clearAudio" => Heard::Clear,
         "terminate" => Heard::Terminate,
+        // Exotel's messages: `media`, `mark` (answered with the same mark once played), `clear`.
+        "media" => {
+            let payload = v["media"]["payload"].as_str().unwrap_or_default();
+            Heard::Audio(
+                base64::engine::general_purpose::STANDARD
+                    .decode(payload)
+                    .unwrap_or_default(),
+            )
+        }
+        "mark" => {
+            let name = v["mark"]["name"].as_str().unwrap_or_default().to_string();
+            if let Some(ack) = ack {
+                let echo = json!({"event": "mark", "sequence_number": "9", "stream_sid": v["stream_sid"],
+                    "mark": {"name": name}});
+                let _ = ack.send(WsMessage::Text(echo.to_string().into()));
+            }
+            Heard::Checkpoint(name)
+        }
+        "clear" => Heard::Clear,
         _ => Heard::Other(v.to_string()),
     }
 }

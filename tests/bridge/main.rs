@@ -8,6 +8,7 @@ mod agent_auth;
 mod agent_end;
 mod breaker;
 mod conversation;
+mod exotel;
 mod hangup;
 mod heartbeat;
 mod interruption;

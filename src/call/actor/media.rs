@@ -94,9 +94,12 @@ impl CallActor {
             return;
         }
         let (format, calls) = (start.format, &self.deps.config.calls);
+        // A carrier that needs longer frames (Exotel: 100 ms) gets them; the pacing follows.
+        let frame_ms = calls.frame_ms.max(self.log.info.carrier.min_frame_ms(format));
         self.playout.resize(
-            format.bytes_for_ms(calls.frame_ms),
-            format.bytes_for_ms(calls.outbound_queue_ms),
+            format.bytes_for_ms(frame_ms),
+            format.bytes_for_ms(calls.outbound_queue_ms.max(frame_ms)),
+            Duration::from_millis(frame_ms),
         );
         self.caller.set_hold_limit(Self::hold_limit(self.cfg(), format));
         self.stream = Some(start);

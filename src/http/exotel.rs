@@ -1,0 +1,66 @@
+//! Exotel's endpoints: `GET /exotel/voicebot` (the Voicebot applet's dynamic URL: Basic auth, then
+//! admission, answered with the `wss` URL) and, in `carrier`, the media socket `/ws/exotel/{call}` it opens.
+
+use super::carrier::{admit_call, refuse_carrier_token, refuse_source, refused_for, AdmissionRefused};
+use super::reply::{error_json, same_secret};
+use super::state::AppState;
+use crate::call::CallInfo;
+use crate::db::models::new_attempt;
+use crate::protocol::exotel::{parse_voicebot, voicebot_answer};
+use crate::protocol::Carrier;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine as _;
+
+/// `GET /exotel/voicebot?CallSid=…&From=…&To=…`: the applet asks where to stream this call.
+pub async fn voicebot(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(refusal) = refuse_source(&req, &state)
+        .or_else(|| refuse_carrier_token(&req, &state))
+        .or_else(|| refuse_unauthenticated(&req, &state))
+    {
+        return refusal;
+    }
+    let call = match parse_voicebot(req.query_string()) {
+        Ok(call) => call,
+        Err(invalid) => {
+            log::warn!("carrier: exotel voicebot request refused: {invalid}");
+            state.metrics.carrier_invalid.with_label_values(&[invalid.field]).inc();
+            return HttpResponse::BadRequest().json(serde_json::json!({
+                "error": "invalid_field", "field": invalid.field, "reason": invalid.reason,
+            }));
+        }
+    };
+    let info = CallInfo {
+        call_id: call.call_id,
+        attempt: new_attempt(),
+        from: call.from,
+        to: call.to,
+        direction: call.direction,
+        carrier: Carrier::Exotel,
+    };
+    match admit_call(info, &state) {
+        Ok(wss_url) => HttpResponse::Ok().json(voicebot_answer(&wss_url)),
+        // The applet fails over on an error answer (its flow moves on); 503 with Retry-After says why.
+        Err(AdmissionRefused { refusal, retry_after }) => refused_for(refusal, &retry_after),
+    }
+}
+
+/// With Exotel's password set, the request (or the socket's upgrade) must carry its Basic auth: missing or
+/// wrong gets 401 and no record. Compared in constant time.
+pub(super) fn refuse_unauthenticated(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
+    let exotel = &state.config.carriers.exotel;
+    let password = exotel.password.as_deref()?;
+    let expected = base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", exotel.username));
+    let given = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .unwrap_or_default();
+    if !given.is_empty() && same_secret(given.trim().as_bytes(), expected.as_bytes()) {
+        return None;
+    }
+    log::warn!("carrier: exotel request without valid Basic auth refused (401)");
+    state.metrics.calls_refused.with_label_values(&["unauthorized"]).inc();
+    Some(error_json(StatusCode::UNAUTHORIZED, "unauthorized"))
+}
