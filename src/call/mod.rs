@@ -1,4 +1,4 @@
-//! One phone call: the `CallActor` that owns its state and the two legs it talks to — `McubeLeg` (the
+//! One phone call: the `CallActor` that owns its state and the two legs it talks to — `CarrierLeg` (the
 //! carrier's inbound WebSocket) and `ElevenLabsLeg` (the outbound agent WebSocket) — plus the messages
 //! between them and the views `/calls` shows.
 //!
@@ -8,10 +8,10 @@
 pub mod actor;
 pub mod agent_link;
 pub mod breaker;
+pub mod carrier_leg;
 pub mod chunks;
 pub mod elevenlabs_leg;
 pub mod hold;
-pub mod mcube_leg;
 pub mod messages;
 pub mod playout;
 pub mod record;

@@ -5,7 +5,7 @@
 use super::reply::{bearer_token, error_json, same_secret};
 use super::state::AppState;
 use crate::call::actor::{CallActor, CallDeps};
-use crate::call::mcube_leg::McubeLeg;
+use crate::call::carrier_leg::CarrierLeg;
 use crate::call::messages::{AttachCarrier, CallHandle, EndCall};
 use crate::call::{CallInfo, EndReason};
 use crate::db::batcher::Save;
@@ -109,6 +109,30 @@ fn admit(info: CallInfo, state: &AppState) -> HttpResponse {
         Ok(wss_url) => HttpResponse::Ok().json(serde_json::json!({ "wss_url": wss_url })),
         Err(AdmissionRefused { refusal, retry_after }) => refused_for(refusal, &retry_after),
     }
+}
+
+/// A carrier webhook's call, read at the edge: the `CallInfo` to admit, or the 400 that names the field
+/// out of bounds (counted).
+pub(super) fn webhook_call(
+    parsed: Result<crate::protocol::WebhookCall, crate::values::Invalid>,
+    carrier: Carrier,
+    state: &AppState,
+) -> Result<CallInfo, Box<HttpResponse>> {
+    let call = parsed.map_err(|invalid| {
+        log::warn!("carrier: {} webhook refused: {invalid}", carrier.as_str());
+        state.metrics.carrier_invalid.with_label_values(&[invalid.field]).inc();
+        Box::new(HttpResponse::BadRequest().json(serde_json::json!({
+            "error": "invalid_field", "field": invalid.field, "reason": invalid.reason,
+        })))
+    })?;
+    Ok(CallInfo {
+        call_id: call.call_id,
+        attempt: new_attempt(),
+        from: call.from,
+        to: call.to,
+        direction: call.direction,
+        carrier,
+    })
 }
 
 /// Why a call was not admitted, for its carrier to answer in its own way.
@@ -300,59 +324,32 @@ pub struct MediaQuery {
     instance: Option<String>,
 }
 
-/// `GET /ws/mcube/{call_id}`: Mcube's media socket.
+/// `GET /ws/{carrier}/{call_id}`: a carrier's media socket (`mcube`, `plivo`, `exotel`; Exotel's behind
+/// its Basic auth when set): token, then slot, then the upgrade; the call actor starts only after both. A
+/// refused upgrade writes no record (whoever sent it has not shown they are the carrier): it is counted.
 pub async fn media_socket(
     req: HttpRequest,
     payload: web::Payload,
-    path: web::Path<String>,
+    path: web::Path<(String, String)>,
     query: web::Query<MediaQuery>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    serve_media_socket(Carrier::Mcube, req, payload, path, query, state)
-}
-
-/// `GET /ws/plivo/{call_id}`: Plivo's media socket (the protocol Mcube mirrors).
-pub async fn plivo_media_socket(
-    req: HttpRequest,
-    payload: web::Payload,
-    path: web::Path<String>,
-    query: web::Query<MediaQuery>,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    serve_media_socket(Carrier::Plivo, req, payload, path, query, state)
-}
-
-/// `GET /ws/exotel/{call_id}`: Exotel's media socket (Basic auth when Exotel's password is set).
-pub async fn exotel_media_socket(
-    req: HttpRequest,
-    payload: web::Payload,
-    path: web::Path<String>,
-    query: web::Query<MediaQuery>,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    if let Some(refusal) = super::exotel::refuse_unauthenticated(&req, &state) {
-        return refusal;
+    let (carrier, call_id) = path.into_inner();
+    let Some(carrier) = Carrier::from_path(&carrier) else {
+        return error_json(StatusCode::NOT_FOUND, "no such carrier");
+    };
+    if carrier == Carrier::Exotel {
+        if let Some(refusal) = super::exotel::refuse_unauthenticated(&req, &state) {
+            return refusal;
+        }
     }
-    serve_media_socket(Carrier::Exotel, req, payload, path, query, state)
-}
-
-/// A carrier's media socket: token, then slot, then the upgrade; the call actor starts only after both. A
-/// refused upgrade writes no record (whoever sent it has not shown they are the carrier): it is counted.
-fn serve_media_socket(
-    carrier: Carrier,
-    req: HttpRequest,
-    payload: web::Payload,
-    path: web::Path<String>,
-    query: web::Query<MediaQuery>,
-    state: web::Data<AppState>,
-) -> HttpResponse {
     let unbound = !state.config.carrier.require_token;
     let refusal = refuse_source(&req, &state).or_else(|| unbound.then(|| refuse_carrier_token(&req, &state))?);
     if let Some(refusal) = refusal {
         return refusal;
     }
     let cfg = &state.config;
-    let call_id = match CallId::parse("call_id", &path.into_inner()) {
+    let call_id = match CallId::parse("call_id", &call_id) {
         Ok(id) => id,
         Err(e) => {
             state.metrics.carrier_invalid.with_label_values(&[e.field]).inc();
@@ -390,7 +387,7 @@ fn serve_media_socket(
     };
     let attempt = info.attempt;
     let call = CallActor::launch(info, slot, deps);
-    let leg = McubeLeg::new(
+    let leg = CarrierLeg::new(
         call_id.to_string(),
         call.downgrade().recipient(),
         state.metrics.clone(),

@@ -1,11 +1,9 @@
 //! Exotel's endpoints: `GET /exotel/voicebot` (the Voicebot applet's dynamic URL: Basic auth, then
 //! admission, answered with the `wss` URL) and, in `carrier`, the media socket `/ws/exotel/{call}` it opens.
 
-use super::carrier::{admit_call, refuse_carrier_token, refuse_source, refused_for, AdmissionRefused};
+use super::carrier::{admit_call, refuse_carrier_token, refuse_source, refused_for, webhook_call, AdmissionRefused};
 use super::reply::{error_json, same_secret};
 use super::state::AppState;
-use crate::call::CallInfo;
-use crate::db::models::new_attempt;
 use crate::protocol::exotel::{parse_voicebot, voicebot_answer};
 use crate::protocol::Carrier;
 use actix_web::http::StatusCode;
@@ -20,23 +18,9 @@ pub async fn voicebot(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     {
         return refusal;
     }
-    let call = match parse_voicebot(req.query_string()) {
-        Ok(call) => call,
-        Err(invalid) => {
-            log::warn!("carrier: exotel voicebot request refused: {invalid}");
-            state.metrics.carrier_invalid.with_label_values(&[invalid.field]).inc();
-            return HttpResponse::BadRequest().json(serde_json::json!({
-                "error": "invalid_field", "field": invalid.field, "reason": invalid.reason,
-            }));
-        }
-    };
-    let info = CallInfo {
-        call_id: call.call_id,
-        attempt: new_attempt(),
-        from: call.from,
-        to: call.to,
-        direction: call.direction,
-        carrier: Carrier::Exotel,
+    let info = match webhook_call(parse_voicebot(req.query_string()), Carrier::Exotel, &state) {
+        Ok(info) => info,
+        Err(bad_request) => return *bad_request,
     };
     match admit_call(info, &state) {
         Ok(wss_url) => HttpResponse::Ok().json(voicebot_answer(&wss_url)),

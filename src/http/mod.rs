@@ -19,11 +19,9 @@ pub use state::AppState;
 /// The carrier-facing listener's routes; with `admin_too` (an admin token is set) the admin routes as well.
 pub fn carrier_routes(cfg: &mut web::ServiceConfig, admin_too: bool) {
     cfg.route("/mcube/call", web::post().to(carrier::refurl))
-        .route("/ws/mcube/{call_id}", web::get().to(carrier::media_socket))
         .route("/plivo/answer", web::post().to(plivo::answer))
-        .route("/ws/plivo/{call_id}", web::get().to(carrier::plivo_media_socket))
         .route("/exotel/voicebot", web::get().to(exotel::voicebot))
-        .route("/ws/exotel/{call_id}", web::get().to(carrier::exotel_media_socket));
+        .route("/ws/{carrier}/{call_id}", web::get().to(carrier::media_socket));
     if admin_too {
         admin_routes(cfg);
     } else {

@@ -1,11 +1,9 @@
 //! Plivo's endpoints: `POST /plivo/answer` (the answer URL: signature, then admission, answered in Plivo
 //! XML) and, in `carrier`, the media socket `/ws/plivo/{call}` its `<Stream>` opens.
 
-use super::carrier::{admit_call, refuse_carrier_token, refuse_source, AdmissionRefused};
+use super::carrier::{admit_call, refuse_carrier_token, refuse_source, webhook_call, AdmissionRefused};
 use super::reply::{error_json, same_secret};
 use super::state::AppState;
-use crate::call::CallInfo;
-use crate::db::models::new_attempt;
 use crate::protocol::plivo::{busy_answer, parse_answer, signature_v2, stream_answer};
 use crate::protocol::Carrier;
 use actix_web::http::StatusCode;
@@ -19,23 +17,9 @@ pub async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<AppStat
     {
         return refusal;
     }
-    let call = match parse_answer(&body) {
-        Ok(call) => call,
-        Err(invalid) => {
-            log::warn!("carrier: plivo answer refused: {invalid}");
-            state.metrics.carrier_invalid.with_label_values(&[invalid.field]).inc();
-            return HttpResponse::BadRequest().json(serde_json::json!({
-                "error": "invalid_field", "field": invalid.field, "reason": invalid.reason,
-            }));
-        }
-    };
-    let info = CallInfo {
-        call_id: call.call_id,
-        attempt: new_attempt(),
-        from: call.from,
-        to: call.to,
-        direction: call.direction,
-        carrier: Carrier::Plivo,
+    let info = match webhook_call(parse_answer(&body), Carrier::Plivo, &state) {
+        Ok(info) => info,
+        Err(bad_request) => return *bad_request,
     };
     let xml = match admit_call(info, &state) {
         Ok(wss_url) => stream_answer(&wss_url, crate::audio::format::AudioFormat::ULAW_8K),

@@ -1,7 +1,9 @@
-//! The Mcube (Plivo-style) stream protocol: tolerant parsing of what the carrier sends (camelCase or
-//! snake_case, numbers as strings or numbers, unknown fields ignored) into typed, bounded values — a
-//! field we use that is out of bounds is refused with the field's name — and the messages we send back
-//! (`playAudio`, `checkpoint`, `clearAudio`, `terminate`). Plain serde, no I/O.
+//! The carriers' stream protocol, Mcube's (Plivo-style) and the dialects like it: tolerant parsing of what
+//! a carrier sends (camelCase or snake_case, numbers as strings or numbers, unknown fields ignored; Plivo's
+//! and Exotel's events read the same) into typed, bounded values — a field we use that is out of bounds is
+//! refused with the field's name — and the messages we send back in each carrier's dialect (Mcube and
+//! Plivo: `playAudio`, `checkpoint`, `clearAudio`, `terminate`; Exotel: `media`, `mark`, `clear`). Plain
+//! serde, no I/O.
 
 use crate::audio::format::{AudioFormat, Codec};
 use crate::protocol::{loose, CowStr};

@@ -84,6 +84,13 @@ impl Carrier {
         }
     }
 
+    /// The carrier named in a media socket's path (`/ws/{carrier}/…`).
+    pub fn from_path(name: &str) -> Option<Carrier> {
+        [Carrier::Mcube, Carrier::Plivo, Carrier::Exotel]
+            .into_iter()
+            .find(|c| c.as_str() == name)
+    }
+
     /// The shortest media message the carrier plays without gaps, in `format`: Exotel breaks up on media
     /// under 100 ms or under 3.2 KB (both are in its documentation; 3.2 KB is 200 ms at 8 kHz).
     pub fn min_frame_ms(self, format: crate::audio::format::AudioFormat) -> u64 {

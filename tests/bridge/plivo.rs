@@ -66,6 +66,13 @@ async fn the_answer_url_is_signed_and_answered_with_a_bidirectional_stream() {
     }
     let (status, _) = get_json(&h, "/calls/PLIVO-UUID-2").await;
     assert_eq!(status, 404, "an unsigned request leaves no record");
+    let bad = answer(&h, "BAD\u{0}UUID", Some(TOKEN), None).await;
+    assert_eq!(
+        bad.status, 400,
+        "a call id out of bounds is refused at the edge: {}",
+        bad.body
+    );
+    assert!(bad.body.contains("CallUUID"), "{}", bad.body);
 }
 
 #[actix_rt::test]

@@ -1,4 +1,5 @@
-//! `McubeLeg`: the carrier's inbound WebSocket (actix-web-actors). It turns frames into typed events for its
+//! `CarrierLeg`: the carrier's inbound WebSocket (actix-web-actors), in its carrier's dialect (Mcube,
+//! Plivo, Exotel: one tolerant parser, one writer per dialect). It turns frames into typed events for its
 //! call and writes what the call tells it to. It never ends the call itself: when it goes, it reports why.
 //! This is the only file that uses actix-web-actors (deprecated upstream), so moving off it is one file.
 
@@ -28,7 +29,7 @@ const CARRIER_QUEUE: usize = 256;
 /// Pings a carrier may send per second before the leg is closed with 1008 (policy): each one costs a pong.
 const MAX_PINGS_PER_SECOND: u32 = 20;
 
-pub struct McubeLeg {
+pub struct CarrierLeg {
     call_id: String,
     call: WeakRecipient<FromCarrier>,
     metrics: Arc<Metrics>,
@@ -58,7 +59,7 @@ pub struct McubeLeg {
     join_timer: Option<SpawnHandle>,
 }
 
-impl McubeLeg {
+impl CarrierLeg {
     pub fn new(
         call_id: String,
         call: WeakRecipient<FromCarrier>,
@@ -68,7 +69,7 @@ impl McubeLeg {
         max_message_bytes: usize,
         user_audio_chunk: Duration,
     ) -> Self {
-        McubeLeg {
+        CarrierLeg {
             call_id,
             call,
             metrics,
@@ -301,7 +302,7 @@ impl McubeLeg {
     }
 }
 
-impl Actor for McubeLeg {
+impl Actor for CarrierLeg {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
@@ -318,7 +319,7 @@ impl Actor for McubeLeg {
     }
 }
 
-impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for CarrierLeg {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         self.liveness.heard();
         if msg.is_err() && self.gone.is_some() {
@@ -363,7 +364,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for McubeLeg {
     }
 }
 
-impl Handler<ToCarrier> for McubeLeg {
+impl Handler<ToCarrier> for CarrierLeg {
     type Result = ();
 
     fn handle(&mut self, msg: ToCarrier, ctx: &mut Self::Context) {
