@@ -160,7 +160,7 @@ pub(super) fn admit_call(info: CallInfo, state: &AppState) -> Result<String, Adm
         Ok(admitted) => {
             state.metrics.calls_admitted.inc();
             let call_id = &admitted.call_id;
-            let token = state.tokens.issue(call_id.as_str());
+            let token = state.tokens.issue(&token_subject(admitted.carrier, call_id));
             let show = state.config.log.show_numbers;
             log::info!(
                 "call_id={call_id} admitted carrier={} from={} to={}",
@@ -195,6 +195,15 @@ fn refuse_admission(
         DbWrite::Call(Box::new(rejected_record(state, info, refusal.as_str()))),
     );
     AdmissionRefused { refusal, retry_after }
+}
+
+/// What a call's token is bound to: its id, and for carriers beside Mcube its carrier too, so a token a
+/// carrier was given opens that carrier's socket only (not another dialect's, nor around Exotel's Basic auth).
+fn token_subject(carrier: Carrier, call_id: &CallId) -> String {
+    match carrier {
+        Carrier::Mcube => call_id.to_string(),
+        other => format!("{}:{call_id}", other.as_str()),
+    }
 }
 
 /// Where the carrier opens the call's media socket. In a fleet the URL names this instance, so the
@@ -359,7 +368,7 @@ pub async fn media_socket(
     let token_ok = query
         .token
         .as_deref()
-        .is_some_and(|t| state.tokens.verify(call_id.as_str(), t));
+        .is_some_and(|t| state.tokens.verify(&token_subject(carrier, &call_id), t));
     if let Some(refusal) = refuse_misdirected(&query, &state, &call_id) {
         return refusal;
     }

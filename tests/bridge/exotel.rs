@@ -82,6 +82,16 @@ async fn the_dynamic_url_needs_the_applets_credentials_and_names_the_calls_strea
     assert_eq!(status, 401);
     let refused = CarrierConn::connect_as(url, true, None).await.err().expect("refused");
     assert_eq!(refused.status, Some(401), "the stream needs the credentials too");
+    let around = url.replacen("/ws/exotel/", "/ws/mcube/", 1);
+    let refused = CarrierConn::connect_as(&around, true, None)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(
+        refused.status,
+        Some(401),
+        "an Exotel call's token opens Exotel's socket only"
+    );
     let (status, _) = get_json(&h, "/calls/EXO-SID-2").await;
     assert_eq!(status, 404, "an unauthenticated request leaves no record");
 }
