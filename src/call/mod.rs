@@ -6,6 +6,7 @@
 //! (`playout`, `upstream`, `agent_link`, `record`) are plain structs that take `now` and return decisions;
 //! the legs know the call only as `Recipient`s; `actor` uses all of them and nothing here uses it.
 pub mod actor;
+pub mod agent_dial;
 pub mod agent_link;
 pub mod breaker;
 pub mod carrier_leg;

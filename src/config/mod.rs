@@ -1,6 +1,8 @@
 //! Configuration: the TOML file, `WSAPI__SECTION__KEY` environment overrides, secrets from the environment
 //! only, and validation that lists every problem at once (README: Configuration). The sections are here; loading
-//! (file, environment, secrets, redaction) is in `load`, the checks in `validate`.
+//! (file, environment, secrets, redaction) is in `load`, the files it names in `files`, the checks in
+//! `validate`.
+mod files;
 mod load;
 mod sections;
 mod validate;

@@ -1,6 +1,7 @@
 //! Carrier-facing endpoints (README: Endpoints): the Mcube refurl webhook, which admits or refuses a call
-//! before anything else happens, and the media WebSocket, which is refused before the upgrade (no 101) when
-//! the token is bad or the call holds no slot.
+//! before anything else happens, and every carrier's media WebSocket, which is refused before the upgrade
+//! (no 101) when the token is bad or the call holds no slot. Also what every carrier's webhook shares (its
+//! own module answers in its dialect): the access rules, reading the call at the edge, and admission.
 
 use super::reply::{bearer_token, error_json, same_secret};
 use super::state::AppState;

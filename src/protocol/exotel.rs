@@ -1,7 +1,7 @@
 //! Exotel's Voicebot applet: the dynamic-URL request (a GET whose query names the call: `CallSid`, `From`,
 //! `To`, `Direction`) read into typed values, and our answer naming the `wss` URL for the call. The stream
 //! itself reads with `mcube`'s tolerant parser (snake_case, values as strings); what we send is Exotel's
-//! (`mcube::CarrierWriter`).
+//! (`writer::CarrierWriter`).
 
 use crate::values::Invalid;
 

@@ -6,6 +6,7 @@ pub mod exotel;
 pub mod mcube;
 pub mod plivo;
 pub mod refurl;
+pub mod writer;
 
 /// Exotel's smallest media message, by its documentation.
 pub const EXOTEL_MIN_MEDIA_BYTES: usize = 3200;
@@ -65,7 +66,7 @@ pub fn parse_webhook_form(form: &[u8], names: &WebhookFields) -> Result<WebhookC
 /// The carrier a call came from: which webhook admitted it, and which dialect its stream speaks. Plivo's
 /// Audio Streams are the protocol Mcube mirrors, and Exotel's Voicebot stream uses the same event names
 /// in snake_case, so every stream reads with `mcube`'s tolerant parser; what we send differs
-/// (`mcube::CarrierWriter`).
+/// (`writer::CarrierWriter`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Carrier {

@@ -6,7 +6,8 @@ use crate::common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::{post_plivo_answer, CallRequest, CarrierConn, Heard, PlivoAnswer, PlivoRequest};
+use websocket_api::sim::carrier::{CallRequest, CarrierConn, Heard};
+use websocket_api::sim::dialects::{post_plivo_answer, PlivoAnswer, PlivoRequest};
 
 const TOKEN: &str = "plivo-auth-token";
 

@@ -10,8 +10,9 @@ mod media;
 
 use crate::audio::format::AudioFormat;
 use crate::audio::transcode::Transcoder;
+use crate::call::agent_dial::{close_unused, dial, AgentSocket, DialError};
 use crate::call::agent_link::{AgentFailure, AgentLink, RedialPolicy};
-use crate::call::elevenlabs_leg::{close_unused, dial, AgentSocket, DialError, ElevenLabsLeg, LegSetup};
+use crate::call::elevenlabs_leg::{ElevenLabsLeg, LegSetup};
 use crate::call::hold::HoldAudio;
 use crate::call::messages::*;
 use crate::call::playout::{AfterPump, Playout};

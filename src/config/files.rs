@@ -1,0 +1,148 @@
+//! Files the configuration names (`elevenlabs.ca_file`, `elevenlabs.hold_clip`): read and checked once, at
+//! load, so a bad one is a configuration problem at start (exit 64), not a failure on a call.
+
+use super::sections::*;
+
+impl Config {
+    /// Files the configuration names, read once here so a bad one is a problem at start, not on a call.
+    pub fn read_files(&mut self, problems: &mut Vec<String>) {
+        let el = &mut self.elevenlabs;
+        if let Some(path) = el.ca_file.as_deref() {
+            match read_pem_certificates(path) {
+                Ok(certs) => el.extra_roots = certs,
+                Err(e) => problems.push(format!("elevenlabs.ca_file: {e}")),
+            }
+        }
+        if let Some(path) = el.hold_clip.as_deref() {
+            match read_wav(path) {
+                Ok(clip) => el.hold_audio = Some(std::sync::Arc::new(clip)),
+                Err(e) => problems.push(format!("elevenlabs.hold_clip: {e}")),
+            }
+        }
+    }
+}
+
+/// A WAV file of 16-bit mono PCM at a rate we bridge, at most `MAX_HOLD_CLIP_SECONDS` long.
+fn read_wav(path: &str) -> Result<HoldClip, String> {
+    let mut reader = hound::WavReader::open(path).map_err(|e| format!("cannot read '{path}' as WAV: {e}"))?;
+    let spec = reader.spec();
+    if spec.channels != 1 || spec.bits_per_sample != 16 || spec.sample_format != hound::SampleFormat::Int {
+        return Err(format!(
+            "'{path}' must be 16-bit mono PCM (it is {} channel(s), {} bits)",
+            spec.channels, spec.bits_per_sample
+        ));
+    }
+    if !HOLD_CLIP_RATES.contains(&spec.sample_rate) {
+        return Err(format!(
+            "'{path}' is at {} Hz; use one of {HOLD_CLIP_RATES:?}",
+            spec.sample_rate
+        ));
+    }
+    if reader.duration() > spec.sample_rate * MAX_HOLD_CLIP_SECONDS {
+        return Err(format!("'{path}' is longer than {MAX_HOLD_CLIP_SECONDS} s"));
+    }
+    let mut pcm = Vec::with_capacity(reader.duration() as usize * 2);
+    for s in reader.samples::<i16>() {
+        let s = s.map_err(|e| format!("'{path}': {e}"))?;
+        pcm.extend_from_slice(&s.to_le_bytes());
+    }
+    if pcm.is_empty() {
+        return Err(format!("'{path}' holds no audio"));
+    }
+    Ok(HoldClip {
+        sample_rate: spec.sample_rate,
+        pcm,
+    })
+}
+
+/// Every certificate of a PEM file; a file with none is an error.
+fn read_pem_certificates(path: &str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read '{path}': {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("'{path}' is not PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("'{path}' holds no certificate"));
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn wav(path: &std::path::Path, spec: hound::WavSpec, samples: &[i16]) {
+        let mut w = hound::WavWriter::create(path, spec).expect("create");
+        for s in samples {
+            w.write_sample(*s).expect("write");
+        }
+        w.finalize().expect("finalize");
+    }
+
+    #[test]
+    fn a_hold_clip_must_be_mono_pcm16_at_a_bridged_rate() {
+        let dir = std::env::temp_dir().join(format!("wsapi-clip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 16000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let good = dir.join("good.wav");
+        wav(&good, spec, &[1000; 1600]);
+        let clip = read_wav(good.to_str().expect("utf-8")).expect("readable");
+        assert_eq!((clip.sample_rate, clip.pcm.len()), (16000, 3200));
+        let stereo = dir.join("stereo.wav");
+        wav(&stereo, hound::WavSpec { channels: 2, ..spec }, &[0; 16]);
+        assert!(read_wav(stereo.to_str().expect("utf-8")).is_err());
+        let odd_rate = dir.join("rate.wav");
+        wav(
+            &odd_rate,
+            hound::WavSpec {
+                sample_rate: 11025,
+                ..spec
+            },
+            &[0; 16],
+        );
+        assert!(read_wav(odd_rate.to_str().expect("utf-8")).is_err());
+        let empty = dir.join("empty.wav");
+        wav(&empty, spec, &[]);
+        assert!(read_wav(empty.to_str().expect("utf-8")).is_err());
+    }
+
+    #[test]
+    fn the_agent_legs_files_and_bounds_are_checked_at_load() {
+        let dir = std::env::temp_dir().join(format!("wsapi-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let not_pem = dir.join("not.pem");
+        std::fs::write(&not_pem, "hello").expect("write");
+        let text = format!(
+            "[elevenlabs]\nca_file = \"{}\"\nhold_clip = \"/nonexistent/hold.wav\"\nmax_redials_per_call = 50\n\
+             breaker_failures = 0\nresume_context_bytes = 10\nmcp_approval = \"maybe\"\n",
+            not_pem.display()
+        );
+        let err = Config::from_parts(&text, &env(&[])).expect_err("refused");
+        assert!(
+            err.0.iter().any(|p| p.contains("mcp_approval") || p.contains("maybe")),
+            "{err:?}"
+        );
+        let text = text.replace("mcp_approval = \"maybe\"\n", "");
+        let err = Config::from_parts(&text, &env(&[])).expect_err("refused");
+        for key in [
+            "elevenlabs.ca_file",
+            "elevenlabs.hold_clip",
+            "elevenlabs.max_redials_per_call",
+            "elevenlabs.breaker_failures",
+            "elevenlabs.resume_context_bytes",
+        ] {
+            assert!(err.0.iter().any(|p| p.starts_with(key)), "{key} missing from {err:?}");
+        }
+    }
+}
