@@ -7,7 +7,7 @@ use super::chunks::{Chunk, ChunkJoiner, NotBase64};
 use super::messages::*;
 use super::{EndReason, RoutedAudio};
 use crate::metrics::Metrics;
-use crate::protocol::mcube::{parse_event, CarrierEvent, CarrierParseError};
+use crate::protocol::mcube::{parse_event, CarrierEvent, CarrierParseError, StreamClaim, StreamStart};
 use crate::protocol::writer::CarrierWriter;
 use crate::protocol::{base64_decoded_len, Carrier};
 use crate::values::Invalid;
@@ -30,9 +30,17 @@ const CARRIER_QUEUE: usize = 256;
 /// Pings a carrier may send per second before the leg is closed with 1008 (policy): each one costs a pong.
 const MAX_PINGS_PER_SECOND: u32 = 20;
 
+/// Claims the call a stream names in its `start` (Twilio's stream URL carries no query, so the call and its
+/// token come there): the call to report to, or why the stream is refused. It is given the leg to attach.
+pub type ClaimAtStart =
+    Box<dyn FnOnce(&StreamClaim, Recipient<ToCarrier>) -> Result<WeakRecipient<FromCarrier>, &'static str>>;
+
 pub struct CarrierLeg {
     call_id: String,
-    call: WeakRecipient<FromCarrier>,
+    /// The call this leg belongs to; `None` until a stream that names its call at `start` claims it.
+    call: Option<WeakRecipient<FromCarrier>>,
+    /// How to claim the call at `start`, and since when the leg has waited for it.
+    claim: Option<(ClaimAtStart, Instant)>,
     metrics: Arc<Metrics>,
     heartbeat: Duration,
     peer_timeout: Duration,
@@ -63,7 +71,7 @@ pub struct CarrierLeg {
 impl CarrierLeg {
     pub fn new(
         call_id: String,
-        call: WeakRecipient<FromCarrier>,
+        call: Option<WeakRecipient<FromCarrier>>,
         metrics: Arc<Metrics>,
         heartbeat: Duration,
         peer_timeout: Duration,
@@ -73,6 +81,7 @@ impl CarrierLeg {
         CarrierLeg {
             call_id,
             call,
+            claim: None,
             metrics,
             heartbeat,
             peer_timeout,
@@ -92,7 +101,47 @@ impl CarrierLeg {
     }
 
     fn report(&self, report: CarrierReport) {
-        report_to_call(&self.call, FromCarrier(report));
+        if let Some(call) = &self.call {
+            report_to_call(call, FromCarrier(report));
+        }
+    }
+
+    /// A leg whose call is named by its stream's `start` and claimed then by `claim`.
+    pub fn claiming_at_start(mut self, claim: ClaimAtStart) -> Self {
+        self.claim = Some((claim, Instant::now()));
+        self
+    }
+
+    /// Claims the call `start` names, if this leg waits for one: false when the stream is refused (the leg
+    /// is then closed with 1008).
+    fn claim_call(&mut self, start: &StreamStart, ctx: &mut ws::WebsocketContext<Self>) -> bool {
+        let Some((claim, _)) = self.claim.take() else {
+            return true;
+        };
+        let claimed = match &start.claim {
+            Some(named) => claim(named, ctx.address().recipient()).map(|call| (named.call_id.to_string(), call)),
+            None => Err("its start names no call"),
+        };
+        match claimed {
+            Ok((call_id, call)) => {
+                self.call_id = call_id;
+                self.call = Some(call);
+                true
+            }
+            Err(why) => {
+                self.metrics.calls_refused.with_label_values(&["unauthorized"]).inc();
+                log::warn!(
+                    "carrier: {} stream refused: {why}; closing (1008)",
+                    self.carrier.as_str()
+                );
+                let close = ws::CloseReason {
+                    code: ws::CloseCode::Policy,
+                    description: Some(why.into()),
+                };
+                self.finish(ctx, EndReason::CarrierProtocolError, Some(close));
+                false
+            }
+        }
     }
 
     /// Ends the leg with a close code, remembering why for the call.
@@ -122,6 +171,9 @@ impl CarrierLeg {
                 self.send_audio(CarrierPayload::Base64(b64), ctx);
             }
             Ok(CarrierEvent::Start(start)) => {
+                if !self.claim_call(&start, ctx) {
+                    return;
+                }
                 if self.writer.is_none() {
                     let stream_id = start.stream_id.as_ref().map_or(self.call_id.as_str(), |id| id.as_str());
                     self.writer = Some(CarrierWriter::new(self.carrier, stream_id, start.format));
@@ -287,7 +339,18 @@ impl CarrierLeg {
     }
 
     fn check_heartbeat(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        if !call_alive(&self.call) {
+        if let Some((_, since)) = &self.claim {
+            if since.elapsed() < self.peer_timeout {
+                ctx.ping(b"");
+            } else {
+                log::warn!(
+                    "carrier: {} stream sent no start in {:?}; closing",
+                    self.carrier.as_str(),
+                    self.peer_timeout
+                );
+                self.finish(ctx, EndReason::CarrierTimeout, Some(ws::CloseCode::Policy.into()));
+            }
+        } else if !self.call.as_ref().is_some_and(call_alive) {
             // The call is gone: never leave a zombie socket behind it.
             self.finish(ctx, EndReason::CarrierHangup, Some(ws::CloseCode::Normal.into()));
         } else if self.liveness.silent_too_long() {

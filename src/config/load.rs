@@ -57,6 +57,7 @@ impl Config {
         self.carrier.static_token = get(ENV_CARRIER_STATIC_TOKEN);
         self.carriers.plivo.auth_token = get(ENV_PLIVO_AUTH_TOKEN);
         self.carriers.exotel.password = get(ENV_EXOTEL_PASSWORD);
+        self.carriers.twilio.auth_token = get(ENV_TWILIO_AUTH_TOKEN);
     }
 
     /// The effective configuration as TOML with secrets shown only as set/unset, and credentials inside URLs
@@ -73,13 +74,14 @@ impl Config {
             }
         };
         format!(
-            "{body}\n# secrets (environment only)\n# {ENV_ELEVENLABS_API_KEY}: {}\n# {ENV_ADMIN_TOKEN}: {}\n# {ENV_CARRIER_SECRET}: {}\n# {ENV_CARRIER_STATIC_TOKEN}: {}\n# {ENV_PLIVO_AUTH_TOKEN}: {}\n# {ENV_EXOTEL_PASSWORD}: {}\n",
+            "{body}\n# secrets (environment only)\n# {ENV_ELEVENLABS_API_KEY}: {}\n# {ENV_ADMIN_TOKEN}: {}\n# {ENV_CARRIER_SECRET}: {}\n# {ENV_CARRIER_STATIC_TOKEN}: {}\n# {ENV_PLIVO_AUTH_TOKEN}: {}\n# {ENV_EXOTEL_PASSWORD}: {}\n# {ENV_TWILIO_AUTH_TOKEN}: {}\n",
             secret(&self.elevenlabs.api_key),
             secret(&self.admin.token),
             secret(&self.carrier.secret),
             secret(&self.carrier.static_token),
             secret(&self.carriers.plivo.auth_token),
             secret(&self.carriers.exotel.password),
+            secret(&self.carriers.twilio.auth_token),
         )
     }
 }
@@ -146,6 +148,7 @@ fn check_no_secrets_in_file(table: &toml::Table, problems: &mut Vec<String>) {
         ("carrier", "static_token"),
         ("carriers.plivo", "auth_token"),
         ("carriers.exotel", "password"),
+        ("carriers.twilio", "auth_token"),
     ];
     for (section, key) in secrets {
         let table_of = |path: &str| {
@@ -167,6 +170,7 @@ fn secret_env_names() -> BTreeSet<&'static str> {
         ENV_CARRIER_STATIC_TOKEN,
         ENV_PLIVO_AUTH_TOKEN,
         ENV_EXOTEL_PASSWORD,
+        ENV_TWILIO_AUTH_TOKEN,
     ]
     .into_iter()
     .collect()

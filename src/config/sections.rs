@@ -18,6 +18,8 @@ pub const ENV_CARRIER_STATIC_TOKEN: &str = "WSAPI__CARRIER__STATIC_TOKEN";
 pub const ENV_PLIVO_AUTH_TOKEN: &str = "WSAPI__CARRIERS__PLIVO__AUTH_TOKEN";
 /// The password Exotel presents (Basic auth, from the applet's `wss://user:password@…` URL).
 pub const ENV_EXOTEL_PASSWORD: &str = "WSAPI__CARRIERS__EXOTEL__PASSWORD";
+/// Twilio's account auth token: its webhooks are signed with it.
+pub const ENV_TWILIO_AUTH_TOKEN: &str = "WSAPI__CARRIERS__TWILIO__AUTH_TOKEN";
 
 /// The whole effective configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -41,6 +43,20 @@ pub struct Config {
 pub struct CarriersConfig {
     pub plivo: PlivoConfig,
     pub exotel: ExotelConfig,
+    pub twilio: TwilioConfig,
+}
+
+/// Twilio Media Streams.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwilioConfig {
+    /// The voice webhook URL as configured on the Twilio number (its signature covers it); empty derives it
+    /// from `server.public_url` (`ws` → `http`) + `/twilio/voice`.
+    pub voice_url: String,
+    /// Secret, from `WSAPI__CARRIERS__TWILIO__AUTH_TOKEN` only: with it, every webhook's
+    /// `X-Twilio-Signature` must verify.
+    #[serde(skip)]
+    pub auth_token: Option<String>,
 }
 
 /// Exotel's Voicebot applet.

@@ -1,13 +1,9 @@
 //! Carrier-facing endpoints (README: Endpoints): the Mcube refurl webhook, which admits or refuses a call
-//! before anything else happens, and every carrier's media WebSocket, which is refused before the upgrade
-//! (no 101) when the token is bad or the call holds no slot. Also what every carrier's webhook shares (its
-//! own module answers in its dialect): the access rules, reading the call at the edge, and admission.
+//! before anything else happens, and what every carrier's webhook shares (its own module answers in its
+//! dialect): the access rules, reading the call at the edge, and admission. The media sockets are `media`'s.
 
 use super::reply::{bearer_token, error_json, same_secret};
 use super::state::AppState;
-use crate::call::actor::{CallActor, CallDeps};
-use crate::call::carrier_leg::CarrierLeg;
-use crate::call::messages::{AttachCarrier, CallHandle, EndCall};
 use crate::call::{CallInfo, EndReason};
 use crate::db::batcher::Save;
 use crate::db::models::{new_attempt, now_ms, CallRecord, DbWrite, StatusReport};
@@ -15,17 +11,14 @@ use crate::protocol::refurl::{parse_refurl, Admission, Refurl, RefurlRefused};
 use crate::protocol::Carrier;
 use crate::registry::Refusal;
 use crate::values::{CallId, DialStatus, HttpUrl};
-use crate::ws::start_guarded_socket;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_web_actors::ws;
 use serde::Deserialize;
-use std::time::Duration;
 
 /// Seconds a refused carrier is asked to wait before trying again.
 const RETRY_AFTER_SECONDS: &str = "1";
 
-fn refused(refusal: Refusal) -> HttpResponse {
+pub(super) fn refused(refusal: Refusal) -> HttpResponse {
     refused_for(refusal, RETRY_AFTER_SECONDS)
 }
 
@@ -107,7 +100,7 @@ fn status_report(
 
 fn admit(info: CallInfo, state: &AppState) -> HttpResponse {
     match admit_call(info, state) {
-        Ok(wss_url) => HttpResponse::Ok().json(serde_json::json!({ "wss_url": wss_url })),
+        Ok(call) => HttpResponse::Ok().json(serde_json::json!({ "wss_url": call.wss_url })),
         Err(AdmissionRefused { refusal, retry_after }) => refused_for(refusal, &retry_after),
     }
 }
@@ -136,6 +129,16 @@ pub(super) fn webhook_call(
     })
 }
 
+/// An admitted call, for its carrier's webhook to answer with.
+pub(super) struct AdmittedCall {
+    /// The media socket's URL with the call and its token in it.
+    pub wss_url: String,
+    /// The media socket's URL with neither (`…/ws/{carrier}`), for a carrier that passes them otherwise.
+    pub stream_base: String,
+    pub call_id: CallId,
+    pub token: String,
+}
+
 /// Why a call was not admitted, for its carrier to answer in its own way.
 pub(super) struct AdmissionRefused {
     pub refusal: Refusal,
@@ -145,7 +148,7 @@ pub(super) struct AdmissionRefused {
 
 /// Admits a call from any carrier's webhook: the upstream breaker, then the cap. Admitted, the `wss_url`
 /// the carrier opens; refused, it is logged, counted and recorded here.
-pub(super) fn admit_call(info: CallInfo, state: &AppState) -> Result<String, AdmissionRefused> {
+pub(super) fn admit_call(info: CallInfo, state: &AppState) -> Result<AdmittedCall, AdmissionRefused> {
     if let Err(open) = state.breaker.admit() {
         let why = format!("elevenlabs breaker open: {}", open.reason);
         let wait = open.retry_after.as_secs_f64().ceil().max(1.0);
@@ -169,7 +172,12 @@ pub(super) fn admit_call(info: CallInfo, state: &AppState) -> Result<String, Adm
                 mask_number(&CallInfo::number(&admitted.from), show),
                 mask_number(&CallInfo::number(&admitted.to), show)
             );
-            Ok(wss_url(state, admitted.carrier, call_id, &token))
+            Ok(AdmittedCall {
+                wss_url: wss_url(state, admitted.carrier, call_id, &token),
+                stream_base: format!("{}/ws/{}", state.public_url, admitted.carrier.as_str()),
+                call_id: call_id.clone(),
+                token,
+            })
         }
         Err(refusal) => Err(refuse_admission(
             state,
@@ -200,7 +208,7 @@ fn refuse_admission(
 
 /// What a call's token is bound to: its id, and for carriers beside Mcube its carrier too, so a token a
 /// carrier was given opens that carrier's socket only (not another dialect's, nor around Exotel's Basic auth).
-fn token_subject(carrier: Carrier, call_id: &CallId) -> String {
+pub(super) fn token_subject(carrier: Carrier, call_id: &CallId) -> String {
     match carrier {
         Carrier::Mcube => call_id.to_string(),
         other => format!("{}:{call_id}", other.as_str()),
@@ -215,30 +223,6 @@ fn wss_url(state: &AppState, carrier: Carrier, call_id: &CallId, token: &str) ->
         Some(_) => format!("{base}&instance={}", state.instance),
         None => base,
     }
-}
-
-/// A media socket for a call another instance admitted (the balancer did not route on the instance in
-/// its URL): 421 naming both instances, never a bare 404.
-fn refuse_misdirected(query: &MediaQuery, state: &AppState, call_id: &CallId) -> Option<HttpResponse> {
-    let wanted = query.instance.as_deref()?;
-    if wanted == state.instance.as_str() {
-        return None;
-    }
-    let wanted = crate::values::InstanceId::parse("instance", wanted)
-        .map_or_else(|_| "(invalid)".to_string(), |i| i.to_string());
-    log::warn!(
-        "call_id={call_id} carrier: media socket for instance {wanted} reached {}: check the balancer routes on \
-         the `instance` query parameter",
-        state.instance
-    );
-    state.metrics.misdirected_sockets.inc();
-    Some(HttpResponse::MisdirectedRequest().json(serde_json::json!({
-        "error": "wrong_instance",
-        "detail": "this call was admitted by another gateway instance; the load balancer must route the media \
-                   socket on its `instance` query parameter",
-        "instance": wanted,
-        "this_instance": state.instance,
-    })))
 }
 
 /// The call to admit, as the refurl asked for it: a new attempt of its id.
@@ -323,111 +307,6 @@ fn rejected_record(state: &AppState, info: &CallInfo, reason: &str) -> CallRecor
     rec.agent_id = state.config.elevenlabs.agent_id.clone();
     rec.end_reason = Some(reason.to_string());
     rec
-}
-
-#[derive(Debug, Deserialize)]
-pub struct MediaQuery {
-    #[serde(default)]
-    token: Option<String>,
-    /// The instance that admitted the call (in a fleet's `wss_url`).
-    #[serde(default)]
-    instance: Option<String>,
-}
-
-/// `GET /ws/{carrier}/{call_id}`: a carrier's media socket (`mcube`, `plivo`, `exotel`; Exotel's behind
-/// its Basic auth when set): token, then slot, then the upgrade; the call actor starts only after both. A
-/// refused upgrade writes no record (whoever sent it has not shown they are the carrier): it is counted.
-pub async fn media_socket(
-    req: HttpRequest,
-    payload: web::Payload,
-    path: web::Path<(String, String)>,
-    query: web::Query<MediaQuery>,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    let (carrier, call_id) = path.into_inner();
-    let Some(carrier) = Carrier::from_path(&carrier) else {
-        return error_json(StatusCode::NOT_FOUND, "no such carrier");
-    };
-    if carrier == Carrier::Exotel {
-        if let Some(refusal) = super::exotel::refuse_unauthenticated(&req, &state) {
-            return refusal;
-        }
-    }
-    let unbound = !state.config.carrier.require_token;
-    let refusal = refuse_source(&req, &state).or_else(|| unbound.then(|| refuse_carrier_token(&req, &state))?);
-    if let Some(refusal) = refusal {
-        return refusal;
-    }
-    let cfg = &state.config;
-    let call_id = match CallId::parse("call_id", &call_id) {
-        Ok(id) => id,
-        Err(e) => {
-            state.metrics.carrier_invalid.with_label_values(&[e.field]).inc();
-            return error_json(StatusCode::BAD_REQUEST, "invalid call id");
-        }
-    };
-    let token_ok = query
-        .token
-        .as_deref()
-        .is_some_and(|t| state.tokens.verify(&token_subject(carrier, &call_id), t));
-    if let Some(refusal) = refuse_misdirected(&query, &state, &call_id) {
-        return refusal;
-    }
-    if cfg.carrier.require_token && !token_ok {
-        log::warn!("call_id={call_id} carrier: WebSocket refused, missing or bad token");
-        state.metrics.calls_refused.with_label_values(&["unauthorized"]).inc();
-        return error_json(StatusCode::UNAUTHORIZED, "unauthorized");
-    }
-    if let Err(e) = ws::handshake(&req) {
-        return HttpResponse::from_error(e);
-    }
-    let (info, slot) = match state.registry.claim(&call_id, !cfg.carrier.require_token) {
-        Ok(claimed) => claimed,
-        Err(refusal) => {
-            log::info!("call_id={call_id} carrier: WebSocket refused: {}", refusal.as_str());
-            state.metrics.calls_refused.with_label_values(&[refusal.as_str()]).inc();
-            return refused(refusal);
-        }
-    };
-    let deps = CallDeps {
-        breaker: state.breaker.clone(),
-        config: cfg.clone(),
-        metrics: state.metrics.clone(),
-        db: state.db.clone(),
-    };
-    let attempt = info.attempt;
-    let call = CallActor::launch(info, slot, deps);
-    let leg = CarrierLeg::new(
-        call_id.to_string(),
-        call.downgrade().recipient(),
-        state.metrics.clone(),
-        Duration::from_millis(cfg.calls.heartbeat_interval_ms),
-        Duration::from_millis(cfg.calls.peer_timeout_ms),
-        cfg.server.max_frame_bytes,
-        Duration::from_millis(cfg.elevenlabs.user_audio_chunk_ms),
-    );
-    match start_guarded_socket(
-        |oversized| leg.speaking(carrier).guarded_by(oversized),
-        &req,
-        payload,
-        cfg.server.max_frame_bytes,
-    ) {
-        Ok((leg, resp)) => {
-            let handle = CallHandle {
-                describe: call.downgrade().recipient(),
-                end: call.downgrade().recipient(),
-            };
-            state.registry.attach(&call_id, attempt, handle);
-            call.do_send(AttachCarrier { leg: leg.recipient() });
-            resp
-        }
-        Err(e) => {
-            call.do_send(EndCall {
-                reason: EndReason::CarrierProtocolError,
-            });
-            HttpResponse::from_error(e)
-        }
-    }
 }
 
 #[cfg(test)]

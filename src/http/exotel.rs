@@ -23,7 +23,7 @@ pub async fn voicebot(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         Err(bad_request) => return *bad_request,
     };
     match admit_call(info, &state) {
-        Ok(wss_url) => HttpResponse::Ok().json(voicebot_answer(&wss_url)),
+        Ok(call) => HttpResponse::Ok().json(voicebot_answer(&call.wss_url)),
         // The applet fails over on an error answer (its flow moves on); 503 with Retry-After says why.
         Err(AdmissionRefused { refusal, retry_after }) => refused_for(refusal, &retry_after),
     }

@@ -8,7 +8,9 @@ pub mod carrier;
 pub mod exotel;
 pub mod fleet;
 pub mod health;
+pub mod media;
 pub mod plivo;
+pub mod twilio;
 
 pub mod reply;
 pub mod state;
@@ -21,7 +23,9 @@ pub fn carrier_routes(cfg: &mut web::ServiceConfig, admin_too: bool) {
     cfg.route("/mcube/call", web::post().to(carrier::refurl))
         .route("/plivo/answer", web::post().to(plivo::answer))
         .route("/exotel/voicebot", web::get().to(exotel::voicebot))
-        .route("/ws/{carrier}/{call_id}", web::get().to(carrier::media_socket));
+        .route("/twilio/voice", web::post().to(twilio::voice))
+        .route("/ws/twilio", web::get().to(media::twilio_socket))
+        .route("/ws/{carrier}/{call_id}", web::get().to(media::media_socket));
     if admin_too {
         admin_routes(cfg);
     } else {

@@ -22,7 +22,7 @@ pub async fn answer(req: HttpRequest, body: web::Bytes, state: web::Data<AppStat
         Err(bad_request) => return *bad_request,
     };
     let xml = match admit_call(info, &state) {
-        Ok(wss_url) => stream_answer(&wss_url, crate::audio::format::AudioFormat::ULAW_8K),
+        Ok(call) => stream_answer(&call.wss_url, crate::audio::format::AudioFormat::ULAW_8K),
         // Plivo's way to refuse: a busy hang-up (it does not act on an HTTP error the way a caller hears).
         Err(AdmissionRefused { .. }) => busy_answer(),
     };

@@ -6,7 +6,7 @@
 
 use crate::audio::format::{AudioFormat, Codec};
 use crate::protocol::{loose, CowStr};
-use crate::values::{shown, whole_number, DtmfDigit, Invalid, Label};
+use crate::values::{shown, whole_number, CallId, DtmfDigit, Invalid, Label};
 use serde::Deserialize;
 use std::borrow::Cow;
 
@@ -40,7 +40,20 @@ pub enum CarrierEvent<'a> {
 pub struct StreamStart {
     pub stream_id: Option<Label>,
     pub format: AudioFormat,
+    /// The call and token our answer passed as the stream's parameters (Twilio's `customParameters`),
+    /// when the stream URL could not carry them.
+    pub claim: Option<StreamClaim>,
 }
+
+/// The call a stream names in its `start`, and the token that proves the carrier was told it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamClaim {
+    pub call_id: CallId,
+    pub token: Option<Label>,
+}
+
+/// The longest token we read from a stream's parameters (ours are far shorter).
+const MAX_TOKEN: usize = 512;
 
 /// Why a carrier frame was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,6 +105,17 @@ struct RawStart {
     stream_id: Option<String>,
     #[serde(default, alias = "mediaFormat")]
     media_format: Option<RawMediaFormat>,
+    #[serde(default, alias = "customParameters")]
+    custom_parameters: Option<RawParameters>,
+}
+
+/// Our own stream parameters (`twilio::CALL_PARAMETER`, `twilio::TOKEN_PARAMETER`); others are ignored.
+#[derive(Deserialize, Default)]
+struct RawParameters {
+    #[serde(default, deserialize_with = "loose::opt_string")]
+    call_id: Option<String>,
+    #[serde(default, deserialize_with = "loose::opt_string")]
+    token: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -159,7 +183,19 @@ fn stream_start(raw: RawStart) -> Result<StreamStart, Invalid> {
             .map(|id| Label::parse("start.streamId", &id, MAX_NAME))
             .transpose()?,
         format: media_format(mf.encoding.as_ref(), mf.sample_rate.as_ref())?,
+        claim: raw.custom_parameters.map(stream_claim).transpose()?.flatten(),
     })
+}
+
+fn stream_claim(raw: RawParameters) -> Result<Option<StreamClaim>, Invalid> {
+    let Some(call_id) = raw.call_id else { return Ok(None) };
+    Ok(Some(StreamClaim {
+        call_id: CallId::parse("start.customParameters.call_id", &call_id)?,
+        token: raw
+            .token
+            .map(|t| Label::parse("start.customParameters.token", &t, MAX_TOKEN))
+            .transpose()?,
+    }))
 }
 
 /// The carrier's `mediaFormat`: a MIME-style encoding (μ-law, A-law or linear PCM16, optionally with a
@@ -222,6 +258,30 @@ mod tests {
         };
         assert_eq!(s.stream_id.as_ref().map(Label::as_str), Some("S1"));
         assert_eq!(s.format, AudioFormat::PCM_16K);
+    }
+
+    #[test]
+    fn twilios_start_names_the_call_in_its_parameters() {
+        let e = parse_event(
+            r#"{"event":"start","sequenceNumber":"1","start":{"accountSid":"AC1","streamSid":"MZ1","callSid":"CA1",
+               "tracks":["inbound"],"customParameters":{"call_id":"CA1","token":"t.1","extra":"x"},
+               "mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}},"streamSid":"MZ1"}"#,
+        )
+        .expect("parses");
+        let CarrierEvent::Start(s) = e else {
+            panic!("not start: {e:?}")
+        };
+        let claim = s.claim.expect("claim");
+        assert_eq!(
+            (claim.call_id.as_str(), claim.token.as_ref().map(Label::as_str)),
+            ("CA1", Some("t.1"))
+        );
+        assert_eq!(s.stream_id.as_ref().map(Label::as_str), Some("MZ1"));
+        let bad = parse_event(r#"{"event":"start","start":{"customParameters":{"call_id":"a\u0000b"}}}"#);
+        assert!(
+            matches!(bad, Err(CarrierParseError::Invalid(ref i)) if i.field == "start.customParameters.call_id"),
+            "{bad:?}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod exotel;
 pub mod mcube;
 pub mod plivo;
 pub mod refurl;
+pub mod twilio;
 pub mod writer;
 
 /// Exotel's smallest media message, by its documentation.
@@ -64,8 +65,8 @@ pub fn parse_webhook_form(form: &[u8], names: &WebhookFields) -> Result<WebhookC
 }
 
 /// The carrier a call came from: which webhook admitted it, and which dialect its stream speaks. Plivo's
-/// Audio Streams are the protocol Mcube mirrors, and Exotel's Voicebot stream uses the same event names
-/// in snake_case, so every stream reads with `mcube`'s tolerant parser; what we send differs
+/// Audio Streams are the protocol Mcube mirrors, and Exotel's Voicebot and Twilio's Media Streams use the
+/// same event names (snake_case and camelCase), so every stream reads with `mcube`'s tolerant parser; what we send differs
 /// (`writer::CarrierWriter`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -74,22 +75,24 @@ pub enum Carrier {
     Mcube,
     Plivo,
     Exotel,
+    Twilio,
 }
 
 impl Carrier {
+    pub const ALL: [Carrier; 4] = [Carrier::Mcube, Carrier::Plivo, Carrier::Exotel, Carrier::Twilio];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Carrier::Mcube => "mcube",
             Carrier::Plivo => "plivo",
             Carrier::Exotel => "exotel",
+            Carrier::Twilio => "twilio",
         }
     }
 
     /// The carrier named in a media socket's path (`/ws/{carrier}/…`).
     pub fn from_path(name: &str) -> Option<Carrier> {
-        [Carrier::Mcube, Carrier::Plivo, Carrier::Exotel]
-            .into_iter()
-            .find(|c| c.as_str() == name)
+        Carrier::ALL.into_iter().find(|c| c.as_str() == name)
     }
 
     /// The shortest media message the carrier plays without gaps, in `format`: Exotel breaks up on media
@@ -101,11 +104,25 @@ impl Carrier {
         }
     }
 
+    /// Whether the stream names its call and token only in its `start` event (Twilio forbids a query on the
+    /// stream URL, so they come as `customParameters`): the call is claimed when `start` arrives.
+    pub fn names_call_at_start(self) -> bool {
+        matches!(self, Carrier::Twilio)
+    }
+
     /// Whether the dialect has a hang-up message (Mcube's `terminate`); the others hang up by closing the
     /// stream (Plivo then runs out of XML and ends the call).
     pub fn hangs_up_in_band(self) -> bool {
         matches!(self, Carrier::Mcube)
     }
+}
+
+/// Text made safe inside an XML attribute or element (Plivo's and Twilio's answers).
+pub(crate) fn xml_escaped(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Standard base64 by its shape (alphabet, padding, length), without decoding. Passthrough audio is spliced

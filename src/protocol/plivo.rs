@@ -34,13 +34,6 @@ pub fn signature_v2(auth_token: &str, url: &str, nonce: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-fn xml_escaped(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// The answer that connects the call to our media socket `wss_url`, both ways, in `format`.
 pub fn stream_answer(wss_url: &str, format: AudioFormat) -> String {
     let content_type = match format.codec {
@@ -50,7 +43,7 @@ pub fn stream_answer(wss_url: &str, format: AudioFormat) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response>\n  <Stream bidirectional=\"true\" keepCallAlive=\"true\" \
          contentType=\"{content_type}\">{}</Stream>\n</Response>\n",
-        xml_escaped(wss_url)
+        super::xml_escaped(wss_url)
     )
 }
 

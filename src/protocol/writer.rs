@@ -5,11 +5,15 @@ use super::Carrier;
 use crate::audio::format::{AudioFormat, Codec};
 
 /// Writes our messages to the carrier in its dialect (Mcube and Plivo: `playAudio`, `checkpoint`,
-/// `clearAudio`, `terminate`; Exotel: `media`, `mark`, `clear`), into strings built per frame with the
+/// `clearAudio`, `terminate`; Exotel and Twilio: `media`, `mark`, `clear` and nothing else, which Twilio
+/// requires), into strings built per frame with the
 /// parts that never change made once per call.
 #[derive(Debug, Clone)]
 pub struct CarrierWriter {
     carrier: Carrier,
+    /// The stream id's key in Twilio-style dialects (`media`, `mark`, `clear`): Exotel's `stream_sid`,
+    /// Twilio's `streamSid`; `None` for Plivo-style ones.
+    sid_key: Option<&'static str>,
     /// The stream id as a JSON string literal, quotes included, escaped once per call.
     stream_id_json: String,
     /// Everything of a media message before its payload, built once per call: it goes out with every frame.
@@ -30,11 +34,14 @@ impl CarrierWriter {
             Codec::Alaw => "audio/x-alaw",
             Codec::Pcm16 => "audio/x-l16",
         };
-        let play_audio_head = match carrier {
-            Carrier::Exotel => {
-                format!("{{\"event\":\"media\",\"stream_sid\":{stream_id_json},\"media\":{{\"payload\":\"")
-            }
-            _ => format!(
+        let sid_key = match carrier {
+            Carrier::Exotel => Some("stream_sid"),
+            Carrier::Twilio => Some("streamSid"),
+            Carrier::Mcube | Carrier::Plivo => None,
+        };
+        let play_audio_head = match sid_key {
+            Some(key) => format!("{{\"event\":\"media\",\"{key}\":{stream_id_json},\"media\":{{\"payload\":\""),
+            None => format!(
                 "{{\"event\":\"playAudio\",\"streamId\":{stream_id_json},\"media\":{{\"contentType\":\"{content_type}\",\"sampleRate\":{},\"payload\":\"",
                 format.rate.hz()
             ),
@@ -43,6 +50,7 @@ impl CarrierWriter {
         let min_media_bytes = format.bytes_for_ms(min_ms).div_ceil(EXOTEL_BLOCK) * EXOTEL_BLOCK;
         CarrierWriter {
             carrier,
+            sid_key,
             stream_id_json,
             play_audio_head,
             min_media_bytes,
@@ -76,12 +84,12 @@ impl CarrierWriter {
     /// before has played.
     pub fn checkpoint(&self, name: &str) -> String {
         let name = serde_json::to_string(name).unwrap_or_else(|_| "\"\"".into());
-        match self.carrier {
-            Carrier::Exotel => format!(
-                "{{\"event\":\"mark\",\"stream_sid\":{},\"mark\":{{\"name\":{name}}}}}",
+        match self.sid_key {
+            Some(key) => format!(
+                "{{\"event\":\"mark\",\"{key}\":{},\"mark\":{{\"name\":{name}}}}}",
                 self.stream_id_json
             ),
-            _ => format!(
+            None => format!(
                 "{{\"event\":\"checkpoint\",\"streamId\":{},\"name\":{name}}}",
                 self.stream_id_json
             ),
@@ -90,9 +98,9 @@ impl CarrierWriter {
 
     /// Barge-in: the carrier flushes what it has buffered.
     pub fn clear_audio(&self) -> String {
-        match self.carrier {
-            Carrier::Exotel => format!("{{\"event\":\"clear\",\"stream_sid\":{}}}", self.stream_id_json),
-            _ => format!("{{\"event\":\"clearAudio\",\"streamId\":{}}}", self.stream_id_json),
+        match self.sid_key {
+            Some(key) => format!("{{\"event\":\"clear\",\"{key}\":{}}}", self.stream_id_json),
+            None => format!("{{\"event\":\"clearAudio\",\"streamId\":{}}}", self.stream_id_json),
         }
     }
 
@@ -172,5 +180,35 @@ mod tests {
             (Some("clear"), Some("MZ1"))
         );
         assert_eq!(w.terminate(), None, "Exotel hangs up when the stream closes");
+    }
+
+    #[test]
+    fn twilio_gets_media_mark_and_clear_with_its_stream_sid_unpadded() {
+        let w = CarrierWriter::new(Carrier::Twilio, "MZ9", AudioFormat::ULAW_8K);
+        let media: serde_json::Value = serde_json::from_str(&w.play_audio(&[0xff; 160])).expect("json");
+        assert_eq!(media["event"], "media");
+        assert_eq!(media["streamSid"], "MZ9");
+        assert_eq!(
+            media["media"].as_object().map(|m| m.len()),
+            Some(1),
+            "payload only: {media}"
+        );
+        assert_eq!(
+            media["media"]["payload"].as_str().map(str::len),
+            Some(216),
+            "160 bytes, not padded"
+        );
+        for (msg, event) in [(w.checkpoint("m"), "mark"), (w.clear_audio(), "clear")] {
+            let v: serde_json::Value = serde_json::from_str(&msg).expect("json");
+            assert_eq!(
+                (v["event"].as_str(), v["streamSid"].as_str()),
+                (Some(event), Some("MZ9"))
+            );
+        }
+        assert_eq!(
+            w.terminate(),
+            None,
+            "anything but media, mark and clear is Twilio's error 31924"
+        );
     }
 }

@@ -336,7 +336,7 @@ fn classify(text: &[u8], ack: Option<&mpsc::UnboundedSender<WsMessage>>) -> Hear
         }
         "clearAudio" => Heard::Clear,
         "terminate" => Heard::Terminate,
-        // Exotel's messages: `media`, `mark` (answered with the same mark once played), `clear`.
+        // Exotel's and Twilio's messages: `media`, `mark` (answered with the same mark once played), `clear`.
         "media" => {
             let payload = v["media"]["payload"].as_str().unwrap_or_default();
             Heard::Audio(
@@ -348,8 +348,12 @@ fn classify(text: &[u8], ack: Option<&mpsc::UnboundedSender<WsMessage>>) -> Hear
         "mark" => {
             let name = v["mark"]["name"].as_str().unwrap_or_default().to_string();
             if let Some(ack) = ack {
-                let echo = json!({"event": "mark", "sequence_number": "9", "stream_sid": v["stream_sid"],
-                    "mark": {"name": name}});
+                // Answered in the dialect it came in: Exotel's `stream_sid`, Twilio's `streamSid`.
+                let echo = if v.get("streamSid").is_some() {
+                    json!({"event": "mark", "sequenceNumber": "9", "streamSid": v["streamSid"], "mark": {"name": name}})
+                } else {
+                    json!({"event": "mark", "sequence_number": "9", "stream_sid": v["stream_sid"], "mark": {"name": name}})
+                };
                 let _ = ack.send(WsMessage::Text(echo.to_string().into()));
             }
             Heard::Checkpoint(name)

@@ -1,6 +1,6 @@
 //! The other carriers as their documentation describes them (not as our writer does): Plivo's signed
-//! answer-URL request, and Exotel's dynamic-URL request and stream events. Their streams open with
-//! `carrier::CarrierConn`.
+//! answer-URL request, Exotel's dynamic-URL request and stream events, and Twilio's signed voice webhook and
+//! Media Streams events. Their streams open with `carrier::CarrierConn`.
 
 use super::carrier::{client, CallRequest};
 use base64::Engine as _;
@@ -17,14 +17,14 @@ pub struct PlivoRequest<'a> {
     pub forged_signature: Option<&'a str>,
 }
 
-/// The gateway's answer to Plivo: its status and body (Plivo XML when 200).
+/// The gateway's answer to a webhook: its status and body (Plivo XML or TwiML when 200).
 #[derive(Debug, Clone, PartialEq)]
-pub struct PlivoAnswer {
+pub struct XmlAnswer {
     pub status: u16,
     pub body: String,
 }
 
-impl PlivoAnswer {
+impl XmlAnswer {
     /// The `<Stream>` element's URL, unescaped, when the answer streams the call.
     pub fn stream_url(&self) -> Option<String> {
         let start = self.body.find("<Stream")?;
@@ -32,10 +32,57 @@ impl PlivoAnswer {
         let close = open + self.body[open..].find("</Stream>")?;
         Some(self.body[open..close].replace("&amp;", "&"))
     }
+
+    /// TwiML's `<Stream url="…">` and its `<Parameter>`s, unescaped, when the answer streams the call.
+    pub fn twiml_stream(&self) -> Option<(String, Vec<(String, String)>)> {
+        let start = self.body.find("<Stream")?;
+        let url = attribute(&self.body[start..], "url")?;
+        let end = start + self.body[start..].find("</Stream>")?;
+        let params = self.body[start..end]
+            .split("<Parameter")
+            .skip(1)
+            .filter_map(|p| Some((attribute(p, "name")?, attribute(p, "value")?)))
+            .collect();
+        Some((url, params))
+    }
+}
+
+/// An XML attribute's value in `element`, unescaped.
+fn attribute(element: &str, name: &str) -> Option<String> {
+    let at = element.find(&format!(" {name}=\""))? + name.len() + 3;
+    let len = element[at..].find('"')?;
+    let raw = &element[at..at + len];
+    Some(
+        raw.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// POSTs a webhook's form with `headers`; the gateway's status and body.
+async fn post_form(url: &str, form: &[(&str, &str)], headers: Vec<(&str, String)>) -> Result<XmlAnswer, String> {
+    let mut post = client().post(url);
+    for header in headers {
+        post = post.insert_header(header);
+    }
+    let mut resp = post
+        .send_form(&form)
+        .await
+        .map_err(|e| format!("webhook POST failed: {e}"))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .body()
+        .await
+        .map_err(|e| format!("webhook answer unreadable: {e}"))?;
+    Ok(XmlAnswer {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
 
 /// POSTs Plivo's answer-URL form (`CallUUID`, `From`, `To`, `Direction`, `CallStatus`, `Event`).
-pub async fn post_plivo_answer(req: PlivoRequest<'_>) -> Result<PlivoAnswer, String> {
+pub async fn post_plivo_answer(req: PlivoRequest<'_>) -> Result<XmlAnswer, String> {
     use base64::Engine as _;
     use hmac::Mac as _;
     let form = [
@@ -47,7 +94,7 @@ pub async fn post_plivo_answer(req: PlivoRequest<'_>) -> Result<PlivoAnswer, Str
         ("Event", "StartApp"),
     ];
     let nonce = format!("{}", rand::random::<u64>());
-    let mut post = client().post(&req.answer_url);
+    let mut headers = Vec::new();
     if let Some(token) = req.auth_token {
         let signature = match req.forged_signature {
             Some(forged) => forged.to_string(),
@@ -59,20 +106,10 @@ pub async fn post_plivo_answer(req: PlivoRequest<'_>) -> Result<PlivoAnswer, Str
                 base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
             }
         };
-        post = post
-            .insert_header(("X-Plivo-Signature-V2", signature))
-            .insert_header(("X-Plivo-Signature-V2-Nonce", nonce));
+        headers.push(("X-Plivo-Signature-V2", signature));
+        headers.push(("X-Plivo-Signature-V2-Nonce", nonce));
     }
-    let mut resp = post
-        .send_form(&form)
-        .await
-        .map_err(|e| format!("plivo answer POST failed: {e}"))?;
-    let status = resp.status().as_u16();
-    let body = resp.body().await.map_err(|e| format!("plivo answer unreadable: {e}"))?;
-    Ok(PlivoAnswer {
-        status,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
+    post_form(&req.answer_url, &form, headers).await
 }
 
 /// Exotel's `start` event, as its Voicebot applet documents it (values as strings, snake_case), for raw
@@ -133,4 +170,96 @@ pub async fn get_exotel_voicebot(
     let status = resp.status().as_u16();
     let v: Value = resp.json().await.unwrap_or(Value::Null);
     Ok((status, v))
+}
+
+/// Twilio's voice webhook request, signed as Twilio documents `X-Twilio-Signature` (HMAC-SHA1 of the full
+/// URL followed by each POST parameter's name and value sorted by name, keyed with the auth token, base64)
+/// when `auth_token` is given.
+pub struct TwilioRequest<'a> {
+    pub call: &'a CallRequest,
+    /// The URL the Twilio number's voice webhook is set to (the gateway's carrier listener + `/twilio/voice`).
+    pub voice_url: String,
+    pub auth_token: Option<&'a str>,
+    /// Sent instead of the right signature (a forgery).
+    pub forged_signature: Option<&'a str>,
+}
+
+/// POSTs Twilio's voice webhook form (`CallSid`, `AccountSid`, `From`, `To`, `Direction`, `CallStatus`).
+pub async fn post_twilio_voice(req: TwilioRequest<'_>) -> Result<XmlAnswer, String> {
+    use hmac::Mac as _;
+    let direction = if req.call.direction == "outbound" {
+        "outbound-api"
+    } else {
+        "inbound"
+    };
+    let form = [
+        ("AccountSid", "ACsim"),
+        ("CallSid", req.call.call_id.as_str()),
+        ("CallStatus", "ringing"),
+        ("Direction", direction),
+        ("From", req.call.from.as_str()),
+        ("To", req.call.to.as_str()),
+        ("ApiVersion", "2010-04-01"),
+    ];
+    let mut headers = Vec::new();
+    if let Some(token) = req.auth_token {
+        let signature = match req.forged_signature {
+            Some(forged) => forged.to_string(),
+            None => {
+                let mut sorted = form.to_vec();
+                sorted.sort();
+                let mut mac =
+                    hmac::Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).map_err(|e| format!("HMAC key: {e}"))?;
+                mac.update(req.voice_url.as_bytes());
+                for (name, value) in sorted {
+                    mac.update(name.as_bytes());
+                    mac.update(value.as_bytes());
+                }
+                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+            }
+        };
+        headers.push(("X-Twilio-Signature", signature));
+    }
+    post_form(&req.voice_url, &form, headers).await
+}
+
+/// Twilio's first stream message.
+pub fn twilio_connected_event() -> String {
+    json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}).to_string()
+}
+
+/// Twilio's `start`: μ-law at 8 kHz, with the `<Parameter>`s of the TwiML as `customParameters`.
+pub fn twilio_start_event(call_sid: &str, stream_sid: &str, parameters: &[(String, String)]) -> String {
+    let custom: serde_json::Map<String, Value> = parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    json!({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
+        "start": {"accountSid": "ACsim", "streamSid": stream_sid, "callSid": call_sid,
+            "tracks": ["inbound"], "customParameters": custom,
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+    .to_string()
+}
+
+/// Twilio's `media`: μ-law as base64, numbers as strings.
+pub fn twilio_media_event(stream_sid: &str, ulaw: &[u8], chunk: u64) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(ulaw);
+    json!({"event": "media", "sequenceNumber": (chunk + 2).to_string(), "streamSid": stream_sid,
+        "media": {"track": "inbound", "chunk": chunk.to_string(), "timestamp": (chunk * 20).to_string(),
+            "payload": b64}})
+    .to_string()
+}
+
+/// Twilio's `dtmf`.
+pub fn twilio_dtmf_event(stream_sid: &str, digit: &str) -> String {
+    json!({"event": "dtmf", "sequenceNumber": "50", "streamSid": stream_sid,
+        "dtmf": {"track": "inbound_track", "digit": digit}})
+    .to_string()
+}
+
+/// Twilio's `stop`, when the call ends on its side.
+pub fn twilio_stop_event(stream_sid: &str, call_sid: &str) -> String {
+    json!({"event": "stop", "sequenceNumber": "99", "streamSid": stream_sid,
+        "stop": {"accountSid": "ACsim", "callSid": call_sid}})
+    .to_string()
 }

@@ -21,4 +21,5 @@ mod resume;
 mod schema;
 mod tls;
 mod transcoding;
+mod twilio;
 mod upstream_failure;

@@ -7,11 +7,11 @@ use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::sim::agent::AgentScript;
 use websocket_api::sim::carrier::{CallRequest, CarrierConn, Heard};
-use websocket_api::sim::dialects::{post_plivo_answer, PlivoAnswer, PlivoRequest};
+use websocket_api::sim::dialects::{post_plivo_answer, PlivoRequest, XmlAnswer};
 
 const TOKEN: &str = "plivo-auth-token";
 
-async fn answer(h: &Harness, id: &str, auth_token: Option<&str>, forged: Option<&str>) -> PlivoAnswer {
+async fn answer(h: &Harness, id: &str, auth_token: Option<&str>, forged: Option<&str>) -> XmlAnswer {
     post_plivo_answer(PlivoRequest {
         call: &CallRequest::inbound(id),
         answer_url: format!("{}/plivo/answer", h.gw.http_url),

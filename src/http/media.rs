@@ -1,0 +1,222 @@
+//! Every carrier's media WebSocket: `/ws/{carrier}/{call_id}?token=…` (Mcube, Plivo, Exotel), refused
+//! before the upgrade (no 101) when the token is bad or the call holds no slot; and `/ws/twilio`, whose URL
+//! carries nothing (Twilio forbids a query), so its call and token are checked when its `start` arrives
+//! and a refusal closes the socket with 1008. Either way the call actor starts only once both hold.
+
+use super::carrier::{refuse_carrier_token, refuse_source, refused, token_subject};
+use super::reply::error_json;
+use super::state::AppState;
+use crate::call::actor::{CallActor, CallDeps};
+use crate::call::carrier_leg::{CarrierLeg, ClaimAtStart};
+use crate::call::messages::{AttachCarrier, CallHandle, EndCall, FromCarrier, ToCarrier};
+use crate::call::{CallInfo, EndReason};
+use crate::protocol::mcube::StreamClaim;
+use crate::protocol::Carrier;
+use crate::registry::SlotGuard;
+use crate::values::CallId;
+use crate::ws::start_guarded_socket;
+use actix::{Addr, Recipient, WeakRecipient};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+pub struct MediaQuery {
+    #[serde(default)]
+    token: Option<String>,
+    /// The instance that admitted the call (in a fleet's `wss_url`).
+    #[serde(default)]
+    instance: Option<String>,
+}
+
+/// `GET /ws/{carrier}/{call_id}`: a carrier's media socket (`mcube`, `plivo`, `exotel`; Exotel's behind
+/// its Basic auth when set): token, then slot, then the upgrade. A refused upgrade writes no record
+/// (whoever sent it has not shown they are the carrier): it is counted.
+pub async fn media_socket(
+    req: HttpRequest,
+    payload: web::Payload,
+    path: web::Path<(String, String)>,
+    query: web::Query<MediaQuery>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let (carrier, call_id) = path.into_inner();
+    let Some(carrier) = Carrier::from_path(&carrier).filter(|c| !c.names_call_at_start()) else {
+        return error_json(StatusCode::NOT_FOUND, "no such carrier");
+    };
+    if let Some(refusal) = refuse_unauthenticated(carrier, &req, &state) {
+        return refusal;
+    }
+    let cfg = &state.config;
+    let call_id = match CallId::parse("call_id", &call_id) {
+        Ok(id) => id,
+        Err(e) => {
+            state.metrics.carrier_invalid.with_label_values(&[e.field]).inc();
+            return error_json(StatusCode::BAD_REQUEST, "invalid call id");
+        }
+    };
+    let token_ok = query
+        .token
+        .as_deref()
+        .is_some_and(|t| state.tokens.verify(&token_subject(carrier, &call_id), t));
+    if let Some(refusal) = refuse_misdirected(&query, &state, &call_id) {
+        return refusal;
+    }
+    if cfg.carrier.require_token && !token_ok {
+        log::warn!("call_id={call_id} carrier: WebSocket refused, missing or bad token");
+        state.metrics.calls_refused.with_label_values(&["unauthorized"]).inc();
+        return error_json(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    if let Err(e) = ws::handshake(&req) {
+        return HttpResponse::from_error(e);
+    }
+    let (info, slot) = match state.registry.claim(&call_id, !cfg.carrier.require_token) {
+        Ok(claimed) => claimed,
+        Err(refusal) => {
+            log::info!("call_id={call_id} carrier: WebSocket refused: {}", refusal.as_str());
+            state.metrics.calls_refused.with_label_values(&[refusal.as_str()]).inc();
+            return refused(refusal);
+        }
+    };
+    let attempt = info.attempt;
+    let call = launch_call(&state, info, slot);
+    let leg = carrier_leg(&state, call_id.to_string(), Some(call.downgrade().recipient()));
+    match start_guarded_socket(
+        |oversized| leg.speaking(carrier).guarded_by(oversized),
+        &req,
+        payload,
+        cfg.server.max_frame_bytes,
+    ) {
+        Ok((leg, resp)) => {
+            attach_leg(&state, &call, &call_id, attempt, leg.recipient());
+            resp
+        }
+        Err(e) => {
+            call.do_send(EndCall {
+                reason: EndReason::CarrierProtocolError,
+            });
+            HttpResponse::from_error(e)
+        }
+    }
+}
+
+/// `GET /ws/twilio`: Twilio's media stream. The upgrade passes the access rules only; the call and its
+/// token arrive in `start.customParameters`, and the call is claimed then (`claim_named_call`).
+pub async fn twilio_socket(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(refusal) = refuse_unauthenticated(Carrier::Twilio, &req, &state) {
+        return refusal;
+    }
+    let claim = claim_named_call(state.clone());
+    let leg = carrier_leg(&state, "-".into(), None);
+    match start_guarded_socket(
+        |oversized| {
+            leg.speaking(Carrier::Twilio)
+                .claiming_at_start(claim)
+                .guarded_by(oversized)
+        },
+        &req,
+        payload,
+        state.config.server.max_frame_bytes,
+    ) {
+        Ok((_, resp)) => resp,
+        Err(e) => HttpResponse::from_error(e),
+    }
+}
+
+/// The access rules and the carrier's own credentials, before any upgrade.
+fn refuse_unauthenticated(carrier: Carrier, req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
+    let exotel = (carrier == Carrier::Exotel)
+        .then(|| super::exotel::refuse_unauthenticated(req, state))
+        .flatten();
+    let unbound = !state.config.carrier.require_token;
+    exotel
+        .or_else(|| refuse_source(req, state))
+        .or_else(|| unbound.then(|| refuse_carrier_token(req, state))?)
+}
+
+/// Claims the call a Twilio stream names at `start`: its token (when tokens are required), then its slot;
+/// then the call starts with the leg attached.
+fn claim_named_call(state: web::Data<AppState>) -> ClaimAtStart {
+    Box::new(move |named: &StreamClaim, leg: Recipient<ToCarrier>| {
+        let call_id = &named.call_id;
+        let require = state.config.carrier.require_token;
+        let token_ok = named.token.as_ref().is_some_and(|t| {
+            state
+                .tokens
+                .verify(&token_subject(Carrier::Twilio, call_id), t.as_str())
+        });
+        if require && !token_ok {
+            log::warn!("call_id={call_id} carrier: twilio stream refused, missing or bad token");
+            return Err("missing or bad token");
+        }
+        let (info, slot) = state.registry.claim(call_id, !require).map_err(|refusal| {
+            log::info!("call_id={call_id} carrier: twilio stream refused: {}", refusal.as_str());
+            refusal.as_str()
+        })?;
+        let attempt = info.attempt;
+        let call = launch_call(&state, info, slot);
+        attach_leg(&state, &call, call_id, attempt, leg);
+        Ok(call.downgrade().recipient())
+    })
+}
+
+/// Starts the call actor of a claimed slot.
+fn launch_call(state: &AppState, info: CallInfo, slot: SlotGuard) -> Addr<CallActor> {
+    let deps = CallDeps {
+        breaker: state.breaker.clone(),
+        config: state.config.clone(),
+        metrics: state.metrics.clone(),
+        db: state.db.clone(),
+    };
+    CallActor::launch(info, slot, deps)
+}
+
+/// A carrier leg for `call`, as configured.
+fn carrier_leg(state: &AppState, call_id: String, call: Option<WeakRecipient<FromCarrier>>) -> CarrierLeg {
+    let cfg = &state.config;
+    CarrierLeg::new(
+        call_id,
+        call,
+        state.metrics.clone(),
+        Duration::from_millis(cfg.calls.heartbeat_interval_ms),
+        Duration::from_millis(cfg.calls.peer_timeout_ms),
+        cfg.server.max_frame_bytes,
+        Duration::from_millis(cfg.elevenlabs.user_audio_chunk_ms),
+    )
+}
+
+/// Ties a started leg to its call: the registry can describe and end the call, and the call writes to
+/// the leg (its only strong handle).
+fn attach_leg(state: &AppState, call: &Addr<CallActor>, call_id: &CallId, attempt: i64, leg: Recipient<ToCarrier>) {
+    let handle = CallHandle {
+        describe: call.downgrade().recipient(),
+        end: call.downgrade().recipient(),
+    };
+    state.registry.attach(call_id, attempt, handle);
+    call.do_send(AttachCarrier { leg });
+}
+
+/// A media socket for a call another instance admitted (the balancer did not route on the instance in
+/// its URL): 421 naming both instances, never a bare 404.
+fn refuse_misdirected(query: &MediaQuery, state: &AppState, call_id: &CallId) -> Option<HttpResponse> {
+    let wanted = query.instance.as_deref()?;
+    if wanted == state.instance.as_str() {
+        return None;
+    }
+    let wanted = crate::values::InstanceId::parse("instance", wanted)
+        .map_or_else(|_| "(invalid)".to_string(), |i| i.to_string());
+    log::warn!(
+        "call_id={call_id} carrier: media socket for instance {wanted} reached {}: check the balancer routes on \
+         the `instance` query parameter",
+        state.instance
+    );
+    state.metrics.misdirected_sockets.inc();
+    Some(HttpResponse::MisdirectedRequest().json(serde_json::json!({
+        "error": "wrong_instance",
+        "detail": "this call was admitted by another gateway instance; the load balancer must route the media \
+                   socket on its `instance` query parameter",
+        "instance": wanted,
+        "this_instance": state.instance,
+    })))
+}

@@ -1,0 +1,68 @@
+//! Twilio's endpoints: `POST /twilio/voice` (the number's voice webhook: signature, then admission,
+//! answered in TwiML) and, in `media`, the socket `/ws/twilio` its `<Stream>` opens.
+
+use super::carrier::{admit_call, refuse_carrier_token, refuse_source, webhook_call};
+use super::reply::{error_json, same_secret};
+use super::state::AppState;
+use crate::protocol::twilio::{busy_answer, parse_voice, signature, stream_answer};
+use crate::protocol::Carrier;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+/// `POST /twilio/voice`: a call Twilio asks us to answer.
+pub async fn voice(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(refusal) = refuse_source(&req, &state)
+        .or_else(|| refuse_carrier_token(&req, &state))
+        .or_else(|| refuse_unsigned(&req, &body, &state))
+    {
+        return refusal;
+    }
+    let info = match webhook_call(parse_voice(&body), Carrier::Twilio, &state) {
+        Ok(info) => info,
+        Err(bad_request) => return *bad_request,
+    };
+    let twiml = match admit_call(info, &state) {
+        Ok(call) => stream_answer(&call.stream_base, call.call_id.as_str(), &call.token),
+        // Twilio's way to refuse: the caller hears busy (an HTTP error would play Twilio's error message).
+        Err(_) => busy_answer(),
+    };
+    HttpResponse::Ok().content_type("text/xml").body(twiml)
+}
+
+/// The URL Twilio signs: as configured, or `server.public_url` over HTTP(S) + `/twilio/voice`, with the
+/// request's query as Twilio sent it.
+fn voice_url(req: &HttpRequest, state: &AppState) -> String {
+    let configured = &state.config.carriers.twilio.voice_url;
+    let base = if configured.is_empty() {
+        let public = state
+            .public_url
+            .replacen("wss://", "https://", 1)
+            .replacen("ws://", "http://", 1);
+        format!("{public}/twilio/voice")
+    } else {
+        configured.clone()
+    };
+    match req.query_string() {
+        "" => base,
+        query if !base.contains('?') => format!("{base}?{query}"),
+        _ => base,
+    }
+}
+
+/// With Twilio's auth token set, `X-Twilio-Signature` must verify (constant time); missing or wrong gets
+/// 403 and no record.
+fn refuse_unsigned(req: &HttpRequest, body: &[u8], state: &AppState) -> Option<HttpResponse> {
+    let token = state.config.carriers.twilio.auth_token.as_deref()?;
+    let given = req
+        .headers()
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let expected = signature(token, &voice_url(req, state), body);
+    if !given.is_empty() && same_secret(given.as_bytes(), expected.as_bytes()) {
+        return None;
+    }
+    log::warn!("carrier: twilio voice webhook without a valid X-Twilio-Signature refused (403)");
+    state.metrics.calls_refused.with_label_values(&["bad_signature"]).inc();
+    Some(error_json(StatusCode::FORBIDDEN, "bad_signature"))
+}
