@@ -46,6 +46,8 @@ pub struct Gateway {
     pub pool: DbPool,
     /// The carrier access rules, swapped on SIGHUP.
     pub access: SharedAccess,
+    /// The routes, swapped on SIGHUP.
+    pub routes: crate::routing::SharedRoutes,
     /// This instance's name (records, `wss_url`, the fleet).
     pub instance: InstanceId,
     /// Its membership of a fleet, when `fleet.max_concurrent_calls` is set.
@@ -166,6 +168,8 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         reconcile_every: Duration::from_millis(calls.reconcile_interval_ms),
         records: Some((database.batcher.clone(), config.elevenlabs.agent_id.clone())),
     });
+    registry.set_carrier_caps(crate::routing::carrier_caps(&config));
+    let routes = crate::routing::shared_routes(&config);
     let fleet = join_fleet(&config, &registry, &instance, &public_url, admin_addr, &metrics).await;
     let meter = Arc::new(std::sync::Mutex::new(crate::capacity::CostMeter::default()));
     sample_cost(meter.clone(), registry.clone());
@@ -195,6 +199,7 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         pool: database.pool.clone(),
         meter: meter.clone(),
         access: access.clone(),
+        routes: routes.clone(),
         instance: instance.clone(),
         fleet: fleet.clone(),
     });
@@ -240,6 +245,7 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         db_stats: database.stats,
         pool: database.pool,
         access,
+        routes,
         instance,
         fleet,
         server: server.handle(),

@@ -6,8 +6,9 @@
 //!
 //! 1. foundation — `values`, `config`, `metrics`, `net`: typed bounded values made where data enters;
 //!    the configuration and its validation; the Prometheus metrics; socket options.
-//! 2. wire — `protocol`, `audio`, `ws`, `carrier_token`: both sides' wire formats as plain types (no
-//!    I/O); codecs, resampling and the pacer's queue; WebSocket frame plumbing; per-call carrier tokens.
+//! 2. wire — `protocol`, `audio`, `ws`, `carrier_token`, `routing`: both sides' wire formats as plain
+//!    types (no I/O); codecs, resampling and the pacer's queue; WebSocket frame plumbing; per-call carrier
+//!    tokens; the routes from a carrier and number to an agent.
 //! 3. records — `db`, `capacity`: call records (SQLite or PostgreSQL), the writer, batcher and spool;
 //!    live limits × measured per-call cost.
 //! 4. call — `call`, `registry`, `fleet`: the `CallActor` per call, its parts and its two legs; the
@@ -34,6 +35,7 @@ pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod registry;
+pub mod routing;
 pub mod sim;
 pub mod values;
 pub mod ws;

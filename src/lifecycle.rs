@@ -213,6 +213,14 @@ async fn reload(gw: &Gateway, path: &std::path::Path, explicit: bool, current: &
                 }
                 log::info!("SIGHUP: {key} applied");
             }
+            "routes" | "elevenlabs.agent_id" => {
+                crate::routing::reload_routes(&gw.routes, &new);
+                log::info!("SIGHUP: {key} applied to calls admitted from now on (live calls keep their route)");
+            }
+            carriers if carriers.starts_with("carriers.") => {
+                gw.registry.set_carrier_caps(crate::routing::carrier_caps(&new));
+                log::info!("SIGHUP: {key}: max_calls applied; its other keys take effect at the next restart");
+            }
             "log.level" => {
                 let level = new.log.level.parse().unwrap_or(log::LevelFilter::Info);
                 log::set_max_level(level);
@@ -230,8 +238,14 @@ pub fn changed_keys(old: &Config, new: &Config) -> Vec<String> {
         let v = toml::Value::try_from(c).unwrap_or(toml::Value::Table(Default::default()));
         let mut out = Vec::new();
         for (section, table) in v.as_table().into_iter().flatten() {
-            for (key, value) in table.as_table().into_iter().flatten() {
-                out.push((format!("{section}.{key}"), value.to_string()));
+            match table.as_table() {
+                Some(keys) => {
+                    for (key, value) in keys {
+                        out.push((format!("{section}.{key}"), value.to_string()));
+                    }
+                }
+                // `[[routes]]`: one key for the whole list.
+                None => out.push((section.clone(), table.to_string())),
             }
         }
         out

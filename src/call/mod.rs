@@ -78,6 +78,9 @@ pub struct CallInfo {
     pub direction: Direction,
     /// Which carrier's webhook admitted it.
     pub carrier: crate::protocol::Carrier,
+    /// The route it was admitted on (kept when the routes are reloaded); `None` for a call the carrier
+    /// opened a socket for without a webhook, which goes to `elevenlabs.agent_id`.
+    pub route: Option<std::sync::Arc<crate::routing::Route>>,
 }
 
 impl CallInfo {
@@ -90,7 +93,30 @@ impl CallInfo {
             to: None,
             direction: Direction::Inbound,
             carrier: crate::protocol::Carrier::Mcube,
+            route: None,
         }
+    }
+
+    /// The agent this call talks to: its route's, else the configured one.
+    pub fn agent_id<'a>(&'a self, cfg: &'a crate::config::Config) -> Option<&'a str> {
+        match &self.route {
+            Some(route) => Some(route.agent_id.as_str()),
+            None => cfg.elevenlabs.agent_id.as_deref(),
+        }
+    }
+
+    /// Our line: the number the caller dialled, or on an outbound call the one we called from (Mcube's
+    /// `fromNumber`). Routes match on it.
+    pub fn our_line(&self) -> Option<&PhoneNumber> {
+        match self.direction {
+            Direction::Outbound => self.from.as_ref(),
+            _ => self.to.as_ref(),
+        }
+    }
+
+    /// The name of its route, as records show it (empty: none).
+    pub fn route_name(&self) -> &str {
+        self.route.as_ref().map_or("", |r| r.name.as_str())
     }
 
     /// A record of what was admitted (or refused) about this call, in `state` since `at_ms`; revision 0, so
@@ -101,6 +127,8 @@ impl CallInfo {
         rec.carrier = self.carrier.as_str().into();
         rec.from_number = CallInfo::number(&self.from);
         rec.to_number = CallInfo::number(&self.to);
+        rec.route = self.route_name().to_string();
+        rec.agent_id = self.route.as_ref().map(|r| r.agent_id.clone());
         rec
     }
 
@@ -226,6 +254,10 @@ pub struct CallView {
     pub attempt: i64,
     pub stream_id: Option<String>,
     pub carrier: crate::protocol::Carrier,
+    /// The route it was admitted on (README: Routes); '' when none.
+    pub route: String,
+    /// The agent it talks to (its route's).
+    pub agent_id: Option<String>,
     pub from: String,
     pub to: String,
     pub direction: Direction,
@@ -259,6 +291,8 @@ impl CallView {
             attempt: info.attempt,
             stream_id: rec.stream_id,
             carrier: info.carrier,
+            route: rec.route,
+            agent_id: rec.agent_id,
             from: rec.from_number,
             to: rec.to_number,
             direction: info.direction,

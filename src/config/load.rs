@@ -233,6 +233,7 @@ fn deserialize_sections(table: toml::Table, problems: &mut Vec<String>) -> Confi
             "capacity" => value.try_into().map(|v| config.capacity = v),
             "fleet" => value.try_into().map(|v| config.fleet = v),
             "carriers" => value.try_into().map(|v| config.carriers = v),
+            "routes" => value.try_into().map(|v| config.routes = v),
             other => {
                 problems.push(format!("[{other}]: unknown section"));
                 continue;
@@ -359,7 +360,15 @@ mod tests {
         let mut documented = BTreeSet::new();
         let mut section = String::new();
         for line in SHIPPED.lines().map(str::trim) {
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            // `[[routes]]`, commented out or not, documents the list and opens its keys.
+            let list = line
+                .trim_start_matches("# ")
+                .strip_prefix("[[")
+                .and_then(|l| l.strip_suffix("]]"));
+            if let Some(name) = list {
+                documented.insert(name.to_string());
+                section = name.to_string();
+            } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
                 section = name.to_string();
             } else if let Some((key, _)) = line.trim_start_matches("# ").split_once(" = ") {
                 documented.insert(format!("{section}.{}", key.trim()));
@@ -442,5 +451,28 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("set (redacted)"));
+    }
+
+    #[test]
+    fn routes_load_from_the_file_and_every_problem_is_listed_with_the_rest() {
+        let good = "[[routes]]\nname = \"sales\"\nnumber = \"+918047000001\"\nagent_id = \"agent_s\"\n\
+                    [routes.dynamic_variables]\nteam = \"sales\"\n[carriers.plivo]\nmax_calls = 5\n";
+        let c = Config::from_parts(good, &env(&[])).expect("valid");
+        assert_eq!(
+            (c.routes.len(), c.routes[0].dynamic_variables["team"].as_str()),
+            (1, Some("sales"))
+        );
+        assert_eq!(c.carriers.plivo.max_calls, Some(5));
+        assert!(c.redacted_toml().contains("[[routes]]"), "{}", c.redacted_toml());
+        let bad = "[calls]\nmax_concurrent_calls = 0\n[[routes]]\nname = \"x\"\nagent_id = \"\"\n\
+                   [carriers.exotel]\nmax_calls = 0\n";
+        let problems = Config::from_parts(bad, &env(&[])).expect_err("refused").0.join("\n");
+        for expected in [
+            "calls.max_concurrent_calls",
+            "routes[0] \"x\": agent_id",
+            "carriers.exotel.max_calls",
+        ] {
+            assert!(problems.contains(expected), "{expected} in\n{problems}");
+        }
     }
 }

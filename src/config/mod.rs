@@ -1,9 +1,10 @@
 //! Configuration: the TOML file, `WSAPI__SECTION__KEY` environment overrides, secrets from the environment
 //! only, and validation that lists every problem at once (README: Configuration). The sections are here; loading
 //! (file, environment, secrets, redaction) is in `load`, the files it names in `files`, the checks in
-//! `validate`.
+//! `validate`, the routes in `routes`.
 mod files;
 mod load;
+pub mod routes;
 mod sections;
 mod validate;
 

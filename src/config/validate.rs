@@ -133,10 +133,22 @@ impl Config {
             format!("database.url: '{db}' must be sqlite://PATH or postgres://…"),
         );
         self.validate_fleet(problems);
+        self.validate_carriers(problems);
     }
 
     /// The fleet's keys: a fleet needs PostgreSQL (SQLite is one instance's database), and a fallback share
     /// that fits in the fleet's cap.
+    fn validate_carriers(&self, problems: &mut Vec<String>) {
+        for (name, cap) in self.carriers.caps() {
+            if cap == Some(0) {
+                problems.push(format!(
+                    "carriers.{name}.max_calls: must be at least 1 (leave it out for no share)"
+                ));
+            }
+        }
+        super::routes::check_routes(&self.routes, problems);
+    }
+
     fn validate_fleet(&self, problems: &mut Vec<String>) {
         let f = &self.fleet;
         let id = &self.server.instance_id;
@@ -198,8 +210,11 @@ impl Config {
     /// Problems that stop `serve` but not `check-config` or `demo`.
     pub fn serve_problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        if self.elevenlabs.agent_id.is_none() {
-            p.push("elevenlabs.agent_id: serve needs an agent to talk to (WSAPI__ELEVENLABS__AGENT_ID)".into());
+        if self.elevenlabs.agent_id.is_none() && self.routes.is_empty() {
+            p.push(
+                "elevenlabs.agent_id: serve needs an agent to talk to (WSAPI__ELEVENLABS__AGENT_ID, or [[routes]])"
+                    .into(),
+            );
         }
         if self.elevenlabs.auth != ElevenLabsAuth::None && self.elevenlabs.api_key.is_none() {
             p.push(format!(

@@ -56,6 +56,9 @@ pub struct CallRecord {
     /// Every ElevenLabs conversation of the call, in order, comma-separated (a redial starts a new one).
     #[serde(default)]
     pub conversation_ids: String,
+    /// The route the call was admitted on (README: Routes); '' when none was chosen.
+    #[serde(default)]
+    pub route: String,
 }
 
 impl CallRecord {
@@ -92,6 +95,7 @@ impl CallRecord {
             updated_at: at_ms,
             instance_id: String::new(),
             conversation_ids: String::new(),
+            route: String::new(),
         }
     }
 }

@@ -1,4 +1,4 @@
-// @generated-compatible: what `diesel print-schema` writes for migrations/*/ up to 2026-12-04-000001_conversations
+// @generated-compatible: what `diesel print-schema` writes for migrations/*/ up to 2026-12-05-000001_routes
 // (column order aside: PostgreSQL appends `attempt`, SQLite's rebuild puts it second).
 
 diesel::table! {
@@ -34,6 +34,7 @@ diesel::table! {
         updated_at -> BigInt,
         instance_id -> Text,
         conversation_ids -> Text,
+        route -> Text,
     }
 }
 

@@ -105,8 +105,10 @@ pub struct StoredCall {
     pub call_id: String,
     pub attempt: i64,
     pub stream_id: Option<String>,
-    /// Which carrier's webhook admitted it (`mcube`, `plivo`).
+    /// Which carrier's webhook admitted it (`mcube`, `plivo`, `exotel`, `twilio`).
     pub carrier: String,
+    /// The route it was admitted on (README: Routes); '' when none.
+    pub route: String,
     pub from: String,
     pub to: String,
     pub direction: String,
@@ -173,6 +175,7 @@ impl StoredCall {
             attempt: r.attempt,
             stream_id: r.stream_id,
             carrier: r.carrier,
+            route: r.route,
             from: r.from_number,
             to: r.to_number,
             direction: r.direction,
@@ -365,6 +368,7 @@ mod tests {
             db_stats: db.stats,
             meter: Default::default(),
             access: Default::default(),
+            routes: crate::routing::shared_routes(&Config::default()),
             instance,
             fleet: None,
         })

@@ -25,7 +25,7 @@ pub(super) fn refused(refusal: Refusal) -> HttpResponse {
 /// `refused`, asking the carrier to come back after `retry_after` seconds.
 pub(super) fn refused_for(refusal: Refusal, retry_after: &str) -> HttpResponse {
     let status = match refusal {
-        Refusal::NotAdmitted => StatusCode::NOT_FOUND,
+        Refusal::NotAdmitted | Refusal::Unrouted => StatusCode::NOT_FOUND,
         Refusal::AlreadyConnected | Refusal::Duplicate => StatusCode::CONFLICT,
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
@@ -126,6 +126,7 @@ pub(super) fn webhook_call(
         to: call.to,
         direction: call.direction,
         carrier,
+        route: None,
     })
 }
 
@@ -146,9 +147,25 @@ pub(super) struct AdmissionRefused {
     pub retry_after: String,
 }
 
-/// Admits a call from any carrier's webhook: the upstream breaker, then the cap. Admitted, the `wss_url`
+/// Admits a call from any carrier's webhook: its route, the upstream breaker, then the cap (and the
+/// carrier's and route's shares of it). Admitted, the `wss_url`
 /// the carrier opens; refused, it is logged, counted and recorded here.
-pub(super) fn admit_call(info: CallInfo, state: &AppState) -> Result<AdmittedCall, AdmissionRefused> {
+pub(super) fn admit_call(mut info: CallInfo, state: &AppState) -> Result<AdmittedCall, AdmissionRefused> {
+    info.route = state.routes().pick(info.carrier, info.our_line());
+    if info.route.is_none() {
+        let number = mask_number(
+            &CallInfo::number(&info.our_line().cloned()),
+            state.config.log.show_numbers,
+        );
+        let why = format!("no route takes {} calls to '{number}'", info.carrier.as_str());
+        return Err(refuse_admission(
+            state,
+            &info,
+            Refusal::Unrouted,
+            &why,
+            RETRY_AFTER_SECONDS.into(),
+        ));
+    }
     if let Err(open) = state.breaker.admit() {
         let why = format!("elevenlabs breaker open: {}", open.reason);
         let wait = open.retry_after.as_secs_f64().ceil().max(1.0);
@@ -234,6 +251,7 @@ fn admitted(a: Admission) -> CallInfo {
         to: a.to,
         direction: a.direction,
         carrier: Carrier::Mcube,
+        route: None,
     }
 }
 
@@ -304,7 +322,7 @@ pub fn mask_number(number: &str, show: bool) -> String {
 /// A call refused at the refurl: a `rejected` record of its own attempt, with the reason.
 fn rejected_record(state: &AppState, info: &CallInfo, reason: &str) -> CallRecord {
     let mut rec = info.record("rejected", now_ms());
-    rec.agent_id = state.config.elevenlabs.agent_id.clone();
+    rec.agent_id = info.agent_id(&state.config).map(str::to_string);
     rec.end_reason = Some(reason.to_string());
     rec
 }

@@ -34,4 +34,13 @@ pub struct AppState {
     pub breaker: Arc<crate::call::breaker::UpstreamBreaker>,
     /// This gateway's measured per-call cost.
     pub meter: Arc<std::sync::Mutex<crate::capacity::CostMeter>>,
+    /// Which agent takes a call (reloaded on SIGHUP).
+    pub routes: crate::routing::SharedRoutes,
+}
+
+impl AppState {
+    /// The routes as they stand now.
+    pub fn routes(&self) -> Arc<crate::routing::RouteTable> {
+        crate::routing::current_routes(&self.routes)
+    }
 }

@@ -128,6 +128,11 @@ impl Registry {
         lock(&self.table).connected()
     }
 
+    /// Each carrier's share of the cap from now on (admitted calls are untouched).
+    pub fn set_carrier_caps(&self, caps: std::collections::HashMap<crate::protocol::Carrier, usize>) {
+        lock(&self.table).set_carrier_caps(caps);
+    }
+
     /// Changes the cap. Live calls are untouched: a cap below `active` only stops admissions.
     pub fn set_limit(&self, max_calls: usize) -> RegistrySummary {
         lock(&self.table).set_limit(max_calls)

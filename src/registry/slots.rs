@@ -2,6 +2,7 @@
 
 use crate::call::messages::CallHandle;
 use crate::call::{CallInfo, EndReason};
+use crate::protocol::Carrier;
 
 use super::share::FleetShare;
 use crate::db::models::new_attempt;
@@ -29,6 +30,12 @@ pub enum Refusal {
     AlreadyConnected,
     /// A refurl admission for a call id that is live right now.
     Duplicate,
+    /// No route takes the number the call reached (README: Routes).
+    Unrouted,
+    /// The call's carrier holds its share of the cap (`carriers.<name>.max_calls`).
+    CarrierCapacity,
+    /// The call's route holds its share of the cap (`max_calls` of its `[[routes]]`).
+    RouteCapacity,
 }
 
 impl Refusal {
@@ -40,6 +47,9 @@ impl Refusal {
             Refusal::NotAdmitted => "not_admitted",
             Refusal::AlreadyConnected => "already_connected",
             Refusal::Duplicate => "duplicate",
+            Refusal::Unrouted => "unrouted",
+            Refusal::CarrierCapacity => "carrier_capacity",
+            Refusal::RouteCapacity => "route_capacity",
         }
     }
 }
@@ -82,6 +92,8 @@ pub struct SlotTable {
     counters: RegistryCounters,
     /// In a fleet: the part of the fleet's cap this instance holds.
     fleet: Option<FleetShare>,
+    /// Each carrier's share of the cap, where it has one.
+    carrier_caps: HashMap<Carrier, usize>,
 }
 
 impl SlotTable {
@@ -94,7 +106,13 @@ impl SlotTable {
             expiries: VecDeque::new(),
             counters: RegistryCounters::default(),
             fleet: None,
+            carrier_caps: HashMap::new(),
         }
+    }
+
+    /// Each carrier's share of the cap from now on (admitted calls are untouched).
+    pub fn set_carrier_caps(&mut self, caps: HashMap<Carrier, usize>) {
+        self.carrier_caps = caps;
     }
 
     /// From now on admissions also stop at this instance's share of a fleet's cap (none until the fleet
@@ -152,6 +170,7 @@ impl SlotTable {
             };
         }
         t.refuse_if_full()?;
+        t.refuse_over_share(&info)?;
         let deadline = Instant::now() + t.admission_deadline;
         t.expiries.push_back((deadline, info.call_id.clone()));
         t.insert(info.clone(), SlotState::Reserved { deadline });
@@ -311,6 +330,25 @@ impl SlotTable {
         if self.slots.len() >= self.limit() {
             self.counters.refused_capacity += 1;
             return Err(Refusal::Capacity);
+        }
+        Ok(())
+    }
+
+    /// A call whose carrier or route already holds its share of the cap is refused. Counted by a pass over
+    /// the slots: a few thousand comparisons at most, and nothing to keep in step as slots come and go.
+    fn refuse_over_share(&mut self, info: &CallInfo) -> Result<(), Refusal> {
+        let held = |same: &dyn Fn(&CallInfo) -> bool| self.slots.values().filter(|s| same(&s.info)).count();
+        if let Some(&cap) = self.carrier_caps.get(&info.carrier) {
+            if held(&|i| i.carrier == info.carrier) >= cap {
+                self.counters.refused_capacity += 1;
+                return Err(Refusal::CarrierCapacity);
+            }
+        }
+        if let Some(cap) = info.route.as_ref().and_then(|r| r.max_calls) {
+            if held(&|i| i.route_name() == info.route_name()) >= cap {
+                self.counters.refused_capacity += 1;
+                return Err(Refusal::RouteCapacity);
+            }
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ mod ping;
 mod plivo;
 mod protocol;
 mod resume;
+mod routes;
 mod schema;
 mod tls;
 mod transcoding;

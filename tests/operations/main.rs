@@ -8,4 +8,5 @@ mod capacity;
 mod cli;
 mod drain;
 mod loadtest_smoke;
+mod reload;
 mod systemd;

@@ -357,6 +357,7 @@ fn through_the_edge(field: Field, value: &str, id: &str) -> Result<Vec<DbWrite>,
             to: a.to,
             direction: a.direction,
             carrier: websocket_api::protocol::Carrier::Mcube,
+            route: None,
         },
         Refurl::Status {
             call_id,
@@ -512,4 +513,34 @@ fn sqlite_any_carrier_string_is_refused_or_kept() {
 #[test]
 fn postgres_any_carrier_string_is_refused_or_kept() {
     any_carrier_string_is_refused_or_kept(Backend::Postgres);
+}
+
+/// The route a call was admitted on is stored at its bound (64 characters: what config allows) on both
+/// backends, and a longer one (config never lets one through) is refused by the table's CHECK, set aside
+/// as a dead letter, never stored cut.
+fn route_names_are_stored_at_their_bound(backend: Backend) {
+    let mut b = bench(backend, "route-bound");
+    let longest = "r".repeat(64);
+    let mut routed = call("ROUTED-1");
+    routed.route = longest.clone();
+    let mut over = call("ROUTED-2");
+    over.route = "r".repeat(65);
+    b.writer.write(vec![boxed(routed), boxed(over)]);
+    let stored = b.db.stored("ROUTED-1", Some(1)).expect("stored");
+    assert_eq!(stored.row.call.route, longest);
+    assert!(
+        b.db.stored("ROUTED-2", Some(1)).is_none(),
+        "an over-long route is not stored"
+    );
+    assert_eq!(b.stats.dead_letter.get(), 1);
+}
+
+#[test]
+fn sqlite_route_names_are_stored_at_their_bound() {
+    route_names_are_stored_at_their_bound(Backend::Sqlite);
+}
+
+#[test]
+fn postgres_route_names_are_stored_at_their_bound() {
+    route_names_are_stored_at_their_bound(Backend::Postgres);
 }

@@ -13,16 +13,19 @@ impl CallActor {
     /// `fromNumber` is our line and `toNumber` the customer.
     pub(super) fn initiation(&self) -> String {
         let i = &self.log.info;
-        let (customer, line) = match i.direction {
-            Direction::Outbound => (&i.to, &i.from),
-            _ => (&i.from, &i.to),
+        let customer = match i.direction {
+            Direction::Outbound => &i.to,
+            _ => &i.from,
         };
-        let init = ConversationInitiation::for_call(&[
+        let mut init = ConversationInitiation::for_call(&[
             ("caller_number", &CallInfo::number(customer)),
-            ("called_number", &CallInfo::number(line)),
+            ("called_number", &CallInfo::number(&i.our_line().cloned())),
             ("call_id", i.call_id.as_str()),
             ("direction", i.direction.as_str()),
         ]);
+        if let Some(route) = &i.route {
+            init.add_variables(&route.dynamic_variables);
+        }
         match self.greeting_override() {
             Some(first) => init.with_first_message(first),
             None => init,
@@ -58,7 +61,7 @@ impl CallActor {
         let generation = self.agent.dialling(Instant::now());
         self.unbridge();
         let el_cfg = self.cfg().elevenlabs.clone();
-        let agent_id = el_cfg.agent_id.clone().unwrap_or_default();
+        let agent_id = self.log.info.agent_id(self.cfg()).unwrap_or_default().to_string();
         let deadline = Duration::from_millis(el_cfg.connect_timeout_ms + el_cfg.metadata_timeout_ms);
         let dialed_at = Instant::now();
         ctx.spawn(

@@ -62,7 +62,7 @@ impl CallActor {
                 .as_ref()
                 .and_then(|s| s.stream_id.as_ref())
                 .map(|id| id.to_string()),
-            agent_id: self.cfg().elevenlabs.agent_id.as_deref(),
+            agent_id: self.log.info.agent_id(self.cfg()),
             conversation_id: self.agent.conversation_id(),
             conversation_ids: self.agent.conversation_ids(),
             carrier_format: self.stream.as_ref().map(|s| s.format.elevenlabs_name()),

@@ -79,6 +79,13 @@ impl ConversationInitiation {
         }
     }
 
+    /// Adds `extra` variables (a route's); the call's own keep their values.
+    pub fn add_variables(&mut self, extra: &BTreeMap<String, Value>) {
+        for (k, v) in extra {
+            self.dynamic_variables.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+
     /// The agent opens with `first_message` (empty: it waits for the caller) instead of its greeting.
     pub fn with_first_message(mut self, first_message: &str) -> Self {
         self.conversation_config_override = Some(json!({"agent": {"first_message": first_message}}));

@@ -1,0 +1,2 @@
+ALTER TABLE calls DROP CONSTRAINT calls_route_bounded;
+ALTER TABLE calls DROP COLUMN route;
