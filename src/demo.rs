@@ -1,11 +1,14 @@
 //! `websocket_api demo`: the whole system on one machine with nothing configured — the gateway, the agent
-//! simulator, and simulated Mcube calls through the real refurl + WebSocket path — printing what happened.
+//! simulator, and simulated calls from a carrier (Mcube unless told) through its real webhook + WebSocket
+//! path, in its own dialect — printing what happened.
 
 use crate::config::{Config, ElevenLabsAuth};
 use crate::db::batcher::FlushAll;
 use crate::gateway::{self, Gateway};
+use crate::protocol::Carrier;
 use crate::sim::agent::{self, AgentScript};
-use crate::sim::carrier::{run_call, CallReport, CallRequest};
+use crate::sim::carrier::CallRequest;
+use crate::sim::stream::{run_call, CallReport};
 use futures_util::future::join_all;
 use std::time::Duration;
 
@@ -48,7 +51,7 @@ fn demo_config(agent_url: &str, calls: usize) -> Config {
 }
 
 /// Runs the demo: `calls` concurrent calls of `seconds` each.
-pub async fn run(calls: usize, seconds: f64) -> Result<DemoOutcome, String> {
+pub async fn run(calls: usize, seconds: f64, carrier: Carrier) -> Result<DemoOutcome, String> {
     let (sim, sim_server) = agent::start("127.0.0.1:0", demo_script()).map_err(|e| format!("agent simulator: {e}"))?;
     actix_rt::spawn(sim_server);
     let (gw, gw_server) = gateway::start(demo_config(&sim.url, calls), false)
@@ -63,13 +66,20 @@ pub async fn run(calls: usize, seconds: f64) -> Result<DemoOutcome, String> {
         "agent sim      {} (formats pcm_16000 in/out: the gateway transcodes to/from 8 kHz μ-law)",
         sim.url
     );
-    println!("placing {calls} simulated Mcube call(s) of {seconds:.1} s each, 20 ms μ-law frames at real time\n");
+    let frames = match carrier {
+        Carrier::Exotel => "100 ms PCM16 frames",
+        _ => "20 ms μ-law frames",
+    };
+    println!(
+        "placing {calls} simulated {} call(s) of {seconds:.1} s each, {frames} at real time, through its own webhook\n",
+        carrier.as_str()
+    );
 
     let run = std::process::id();
     let placed = (0..calls).map(|i| {
         let base = gw.http_url.clone();
         let id = format!("DEMO-{run}-{:03}", i + 1);
-        async move { run_call(&base, CallRequest::inbound(&id), seconds, 20, i as u64 + 1).await }
+        async move { run_call(&base, carrier, CallRequest::inbound(&id), seconds, 20, i as u64 + 1).await }
     });
     let snapshot = async {
         tokio::time::sleep(Duration::from_secs_f64((seconds / 2.0).max(0.5))).await;

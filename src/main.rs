@@ -10,6 +10,7 @@ use websocket_api::config::Config;
 use websocket_api::db::{self, DbTarget};
 use websocket_api::lifecycle;
 use websocket_api::loadtest::LoadOptions;
+use websocket_api::protocol::Carrier;
 use websocket_api::sim::agent::{self, AgentScript};
 
 /// mimalloc instead of glibc's malloc: the media path allocates a few small buffers per frame on every
@@ -39,6 +40,9 @@ enum Command {
         calls: usize,
         #[arg(long, default_value_t = 6.0)]
         seconds: f64,
+        /// The carrier the simulated calls come from, in its own dialect: mcube, plivo, exotel or twilio.
+        #[arg(long, default_value = "mcube", value_parser = websocket_api::sim::stream::parse_carrier)]
+        carrier: Carrier,
     },
     /// A standalone ElevenLabs Agents WebSocket server speaking the real protocol.
     SimulateAgent {
@@ -74,8 +78,11 @@ enum Command {
     CheckConfig,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Simulated Mcube carriers against a running gateway (with `simulate-agent --echo` behind it).
+    /// Simulated carriers against a running gateway (with `simulate-agent --echo` behind it).
     Loadtest {
+        /// The carrier the calls come from, in its own dialect: mcube, plivo, exotel or twilio.
+        #[arg(long, default_value = "mcube", value_parser = websocket_api::sim::stream::parse_carrier)]
+        carrier: Carrier,
         /// The gateway's carrier-facing listener, e.g. http://127.0.0.1:7900
         #[arg(long)]
         target: String,
@@ -165,6 +172,7 @@ fn main() -> ExitCode {
         Command::CheckConfig => check_config(cli.config.as_ref()),
         Command::Migrate => migrate(cli.config.as_ref()),
         Command::Loadtest {
+            carrier,
             target,
             admin,
             calls,
@@ -176,6 +184,7 @@ fn main() -> ExitCode {
             json,
         } => {
             let opts = LoadOptions {
+                carrier,
                 target,
                 admin,
                 calls,
@@ -188,7 +197,11 @@ fn main() -> ExitCode {
             loadtest(opts, json)
         }
         Command::Capacity { profile, target, json } => capacity(cli.config.as_ref(), profile, target, json),
-        Command::Demo { calls, seconds } => demo(calls, seconds),
+        Command::Demo {
+            calls,
+            seconds,
+            carrier,
+        } => demo(calls, seconds, carrier),
         Command::SimulateAgent {
             listen,
             format,
@@ -385,10 +398,10 @@ fn check_config(cli_path: Option<&PathBuf>) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-fn demo(calls: usize, seconds: f64) -> ExitCode {
+fn demo(calls: usize, seconds: f64, carrier: Carrier) -> ExitCode {
     init_logging("warn");
     private_files();
-    let outcome = actix_rt::System::new().block_on(websocket_api::demo::run(calls, seconds));
+    let outcome = actix_rt::System::new().block_on(websocket_api::demo::run(calls, seconds, carrier));
     match outcome {
         Ok(o) if o.ok => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),

@@ -4,13 +4,14 @@
 use super::carrier::{admit_call, refuse_carrier_token, refuse_source, refused_for, webhook_call, AdmissionRefused};
 use super::reply::{error_json, same_secret};
 use super::state::AppState;
-use crate::protocol::exotel::{parse_voicebot, voicebot_answer};
+use crate::protocol::exotel::{parse_voicebot, requested_rate, voicebot_answer};
 use crate::protocol::Carrier;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine as _;
 
-/// `GET /exotel/voicebot?CallSid=…&From=…&To=…`: the applet asks where to stream this call.
+/// `GET /exotel/voicebot?CallSid=…&From=…&To=…[&sample-rate=16000]`: the applet asks where to stream this
+/// call (at 8 kHz, or the rate its URL asks for).
 pub async fn voicebot(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if let Some(refusal) = refuse_source(&req, &state)
         .or_else(|| refuse_carrier_token(&req, &state))
@@ -18,12 +19,18 @@ pub async fn voicebot(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     {
         return refusal;
     }
-    let info = match webhook_call(parse_voicebot(req.query_string()), Carrier::Exotel, &state) {
+    let query = req.query_string();
+    let read = parse_voicebot(query).and_then(|call| Ok((call, requested_rate(query)?)));
+    let (call, rate) = match read {
+        Ok((call, rate)) => (Ok(call), rate),
+        Err(invalid) => (Err(invalid), None),
+    };
+    let info = match webhook_call(call, Carrier::Exotel, &state) {
         Ok(info) => info,
         Err(bad_request) => return *bad_request,
     };
     match admit_call(info, &state) {
-        Ok(call) => HttpResponse::Ok().json(voicebot_answer(&call.wss_url)),
+        Ok(call) => HttpResponse::Ok().json(voicebot_answer(&call.wss_url, rate)),
         // The applet fails over on an error answer (its flow moves on); 503 with Retry-After says why.
         Err(AdmissionRefused { refusal, retry_after }) => refused_for(refusal, &retry_after),
     }

@@ -1,14 +1,13 @@
-//! `websocket_api loadtest`: simulated Mcube carriers against a running gateway, through the real refurl +
-//! WebSocket path, with an echoing agent behind it (`simulate-agent --echo`). It measures what an operator
+//! `websocket_api loadtest`: simulated carriers (Mcube unless told; any dialect) against a running gateway,
+//! through the carrier's real webhook + WebSocket path, with an echoing agent behind it (`simulate-agent --echo`). It measures what an operator
 //! sizes a box by: admissions, setup time, frames lost, silences heard, round trips, the gateway's own
 //! hop latency (from `/metrics`), and the gateway's RSS, CPU and FDs per call read from `/proc/<pid>`.
 
-use crate::audio::format::AudioFormat;
 use crate::capacity::procfs;
 use crate::capacity::PerCallCost;
-use crate::sim::carrier::{
-    media_event, open_media_socket, played_stream_event, post_refurl, start_event, Admission, CallRequest, MediaSocket,
-};
+use crate::sim::carrier::{open_media_socket, post_refurl, Admission, CallRequest, MediaSocket};
+use crate::sim::sent::{read_sent, Sent};
+use crate::sim::stream::{place, Placed};
 use awc::ws::{CloseCode, Frame, Message as WsMessage};
 use base64::Engine as _;
 use futures_util::future::join_all;
@@ -21,6 +20,8 @@ use std::time::{Duration, Instant};
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
+    /// Whose dialect the calls speak (their webhook, events and codec).
+    pub carrier: crate::protocol::Carrier,
     /// `http://host:port` of the gateway (its carrier-facing listener).
     pub target: String,
     /// `http://host:port` of the gateway's admin listener, for its `/metrics`.
@@ -67,10 +68,6 @@ struct Outbound<'a> {
     event: Cow<'a, str>,
     #[serde(borrow, default)]
     media: Option<OutboundMedia<'a>>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(rename = "streamId", default)]
-    stream_id: serde_json::Value,
 }
 
 #[derive(serde::Deserialize)]
@@ -85,6 +82,8 @@ struct Talk {
     sink: SplitSink<MediaSocket, WsMessage>,
     t0: Instant,
     frame_ms: u64,
+    /// Bytes of the stream's audio a millisecond (μ-law 8, Exotel's PCM16 16).
+    bytes_per_ms: u64,
     sent_at: Vec<Instant>,
     /// When a listener would have played everything heard so far.
     heard_until: Option<Instant>,
@@ -105,10 +104,12 @@ impl Talk {
                     return true;
                 };
                 match (&*msg.event, msg.media) {
-                    ("playAudio", Some(media)) => self.note_audio(at, &media.payload),
-                    ("checkpoint", _) => {
-                        let played = played_stream_event(&msg.stream_id, msg.name.as_deref().unwrap_or_default());
-                        return self.send(played).await;
+                    ("playAudio" | "media", Some(media)) => self.note_audio(at, &media.payload),
+                    // Marks are rare: read them in whichever dialect they came in, and answer in it.
+                    ("checkpoint" | "mark", _) => {
+                        if let Sent::Mark { answer, .. } = read_sent(&text) {
+                            return self.send(answer).await;
+                        }
                     }
                     ("terminate", _) => return false,
                     _ => {}
@@ -145,8 +146,7 @@ impl Talk {
                 out.silences += 1;
             }
         }
-        // μ-law at 8 kHz: 8 bytes a millisecond.
-        let played = Duration::from_micros(bytes as u64 * 125);
+        let played = Duration::from_micros(bytes as u64 * 1000 / self.bytes_per_ms.max(1));
         self.heard_until = Some(self.heard_until.map_or(at, |u| u.max(at)) + played);
         out.echoed += 1;
         out.echoed_bytes += bytes as u64;
@@ -157,41 +157,45 @@ async fn one_call(opts: LoadOptions, id: String, start_at: Instant) -> CallOutco
     tokio::time::sleep_until(start_at.into()).await;
     let mut out = CallOutcome::default();
     let t0 = Instant::now();
-    let wss = match post_refurl(&opts.target, &CallRequest::inbound(&id)).await {
-        Ok(Admission::Admitted { wss_url }) => wss_url,
-        Ok(Admission::Refused { error, status, .. }) => {
-            out.refused = Some(if error.is_empty() { status.to_string() } else { error });
+    let mut dialect = match place(&opts.target, opts.carrier, &CallRequest::inbound(&id)).await {
+        Placed::Admitted(d) => d,
+        Placed::Refused(why) => {
+            out.refused = Some(why.split_once(' ').map_or(why.clone(), |(_, e)| e.to_string()));
             return out;
         }
-        Err(_) => {
+        Placed::Failed(_) => {
             out.failed = true;
             return out;
         }
     };
     out.admitted = true;
-    let Ok(socket) = open_media_socket(&wss).await else {
+    let Ok(socket) = open_media_socket(&dialect.wss_url).await else {
         out.failed = true;
         return out;
     };
     let (sink, mut stream) = socket.split();
-    let frame_len = (8 * opts.frame_ms) as usize;
-    let total = (opts.seconds * 1000.0 / opts.frame_ms as f64) as usize;
+    let frame_ms = dialect.frame_ms(opts.frame_ms);
+    let bytes_per_ms = dialect.bytes_per_ms() as u64;
+    let frame_len = (bytes_per_ms * frame_ms) as usize;
+    let total = (opts.seconds * 1000.0 / frame_ms as f64) as usize;
     let mut talk = Talk {
         sink,
         t0,
-        frame_ms: opts.frame_ms,
+        frame_ms,
+        bytes_per_ms,
         sent_at: Vec::with_capacity(total),
         heard_until: None,
         out,
     };
-    let mut open = talk
-        .send(start_event(&id, &format!("s-{id}"), AudioFormat::ULAW_8K))
-        .await;
-    let mut tick = tokio::time::interval(Duration::from_millis(opts.frame_ms));
+    let mut open = true;
+    for event in std::mem::take(&mut dialect.opening) {
+        open = open && talk.send(event).await;
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(frame_ms));
     while open && talk.sent_at.len() < total {
         tokio::select! {
             _ = tick.tick() => {
-                open = talk.send(media_event(&frame(talk.sent_at.len() as u32, frame_len))).await;
+                open = talk.send(dialect.media(&frame(talk.sent_at.len() as u32, frame_len))).await;
                 talk.sent_at.push(Instant::now());
             }
             frame = stream.next() => open = talk.hear(frame).await,
@@ -203,6 +207,9 @@ async fn one_call(opts: LoadOptions, id: String, start_at: Instant) -> CallOutco
             Ok(frame) => open = talk.hear(frame).await,
             Err(_) => break,
         }
+    }
+    if let Some(stop) = dialect.stop() {
+        let _ = talk.send(stop).await;
     }
     let _ = talk.sink.send(WsMessage::Close(Some(CloseCode::Normal.into()))).await;
     let mut out = talk.out;

@@ -17,9 +17,33 @@ pub fn parse_voicebot(query: &str) -> Result<super::WebhookCall, Invalid> {
     super::parse_webhook_form(query.as_bytes(), &FIELDS)
 }
 
-/// The answer: the WebSocket URL the applet opens for this call.
-pub fn voicebot_answer(wss_url: &str) -> serde_json::Value {
-    serde_json::json!({ "url": wss_url })
+/// The rates Exotel streams PCM16 at; 8 kHz unless the URL asks for another.
+pub const EXOTEL_RATES: [u32; 3] = [8000, 16000, 24000];
+
+/// The rate the applet's URL asks for (`sample-rate`, Exotel's parameter on the stream URL), if any; a
+/// rate Exotel does not stream at is refused with the parameter's name.
+pub fn requested_rate(query: &str) -> Result<Option<u32>, Invalid> {
+    const FIELD: &str = "sample-rate";
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let Some((_, raw)) = pairs.iter().find(|(k, _)| k == FIELD || k == "sample_rate") else {
+        return Ok(None);
+    };
+    match raw.trim().parse::<u32>() {
+        Ok(hz) if EXOTEL_RATES.contains(&hz) => Ok(Some(hz)),
+        _ => Err(Invalid::new(
+            FIELD,
+            format!("'{}' is not one of 8000, 16000, 24000", crate::values::shown(raw)),
+        )),
+    }
+}
+
+/// The answer: the WebSocket URL the applet opens for this call, asking Exotel for `rate` when one was
+/// requested (the stream's `start` then says it, and the call bridges at it).
+pub fn voicebot_answer(wss_url: &str, rate: Option<u32>) -> serde_json::Value {
+    match rate {
+        Some(hz) => serde_json::json!({ "url": format!("{wss_url}&sample-rate={hz}") }),
+        None => serde_json::json!({ "url": wss_url }),
+    }
 }
 
 #[cfg(test)]
@@ -46,8 +70,18 @@ mod tests {
             "Direction"
         );
         assert_eq!(
-            voicebot_answer("wss://gw/ws/exotel/a?token=t")["url"],
+            voicebot_answer("wss://gw/ws/exotel/a?token=t", None)["url"],
             "wss://gw/ws/exotel/a?token=t"
+        );
+        assert_eq!(
+            voicebot_answer("wss://gw/ws/exotel/a?token=t", Some(16000))["url"],
+            "wss://gw/ws/exotel/a?token=t&sample-rate=16000"
+        );
+        assert_eq!(requested_rate("CallSid=a&sample-rate=24000"), Ok(Some(24000)));
+        assert_eq!(requested_rate("CallSid=a"), Ok(None));
+        assert_eq!(
+            requested_rate("sample-rate=11025").expect_err("rate").field,
+            "sample-rate"
         );
     }
 }

@@ -3,9 +3,9 @@
 //! `terminate`, the close; Exotel's `media`, `mark`, `clear` too). Used by the demo, the tests and load
 //! generation. The other carriers' webhooks and events are in `dialects`.
 
-use crate::audio::codec::{decode_pcm16le, encode_ulaw};
+use super::sent::{decoded, read_sent, Sent};
+use crate::audio::codec::decode_pcm16le;
 use crate::audio::format::{AudioFormat, Codec};
-use crate::audio::signal::SpeechLike;
 use actix_codec::Framed;
 use awc::ws::{Codec as WsCodec, Frame, Message as WsMessage};
 use awc::BoxedSocket;
@@ -315,158 +315,17 @@ async fn read_loop(
 }
 
 fn classify(text: &[u8], ack: Option<&mpsc::UnboundedSender<WsMessage>>) -> Heard {
-    let Ok(v) = serde_json::from_slice::<Value>(text) else {
-        return Heard::Other(String::from_utf8_lossy(text).into_owned());
-    };
-    match v["event"].as_str().unwrap_or_default() {
-        "playAudio" => {
-            let payload = v["media"]["payload"].as_str().unwrap_or_default();
-            Heard::Audio(
-                base64::engine::general_purpose::STANDARD
-                    .decode(payload)
-                    .unwrap_or_default(),
-            )
-        }
-        "checkpoint" => {
-            let name = v["name"].as_str().unwrap_or_default().to_string();
+    match read_sent(text) {
+        Sent::Audio(b64) => Heard::Audio(decoded(&b64)),
+        Sent::Mark { name, answer } => {
             if let Some(ack) = ack {
-                let _ = ack.send(WsMessage::Text(played_stream_event(&v["streamId"], &name).into()));
+                let _ = ack.send(WsMessage::Text(answer.into()));
             }
             Heard::Checkpoint(name)
         }
-        "clearAudio" => Heard::Clear,
-        "terminate" => Heard::Terminate,
-        // Exotel's and Twilio's messages: `media`, `mark` (answered with the same mark once played), `clear`.
-        "media" => {
-            let payload = v["media"]["payload"].as_str().unwrap_or_default();
-            Heard::Audio(
-                base64::engine::general_purpose::STANDARD
-                    .decode(payload)
-                    .unwrap_or_default(),
-            )
-        }
-        "mark" => {
-            let name = v["mark"]["name"].as_str().unwrap_or_default().to_string();
-            if let Some(ack) = ack {
-                // Answered in the dialect it came in: Exotel's `stream_sid`, Twilio's `streamSid`.
-                let echo = if v.get("streamSid").is_some() {
-                    json!({"event": "mark", "sequenceNumber": "9", "streamSid": v["streamSid"], "mark": {"name": name}})
-                } else {
-                    json!({"event": "mark", "sequence_number": "9", "stream_sid": v["stream_sid"], "mark": {"name": name}})
-                };
-                let _ = ack.send(WsMessage::Text(echo.to_string().into()));
-            }
-            Heard::Checkpoint(name)
-        }
-        "clear" => Heard::Clear,
-        _ => Heard::Other(v.to_string()),
-    }
-}
-
-/// What one simulated call did, for the demo and load reports.
-#[derive(Debug, Clone, Default)]
-pub struct CallReport {
-    pub call_id: String,
-    pub admitted: bool,
-    pub refused: Option<String>,
-    pub frames_sent: u64,
-    pub frames_heard: u64,
-    pub audio_ms_heard: u64,
-    pub clears: u64,
-    pub checkpoints: u64,
-    pub terminated: bool,
-    pub close_code: Option<u16>,
-    /// Refurl POST → first agent audio heard.
-    pub setup_ms: Option<u64>,
-    pub error: Option<String>,
-}
-
-/// Places one call: refurl, WebSocket, `start`, then `seconds` of speech-like μ-law in `frame_ms` frames at
-/// real time while listening; hangs up (close 1000) at the end unless the gateway ended the call first.
-pub async fn run_call(http_base: &str, call: CallRequest, seconds: f64, frame_ms: u64, seed: u64) -> CallReport {
-    let mut report = CallReport {
-        call_id: call.call_id.clone(),
-        ..CallReport::default()
-    };
-    let t0 = Instant::now();
-    let wss_url = match post_refurl(http_base, &call).await {
-        Ok(Admission::Admitted { wss_url }) => wss_url,
-        Ok(Admission::Refused { status, error, .. }) => {
-            report.refused = Some(format!("{status} {error}"));
-            return report;
-        }
-        Err(e) => {
-            report.error = Some(e);
-            return report;
-        }
-    };
-    report.admitted = true;
-    let mut conn = match CarrierConn::connect(&wss_url, true).await {
-        Ok(c) => c,
-        Err(e) => {
-            report.error = Some(e.detail);
-            return report;
-        }
-    };
-    conn.send_start(&call.call_id, &format!("stream-{}", call.call_id), AudioFormat::ULAW_8K);
-    let mut speech = SpeechLike::new(8000, seed);
-    let frame_samples = (8 * frame_ms) as usize;
-    let mut samples = Vec::with_capacity(frame_samples);
-    let mut ulaw = Vec::with_capacity(frame_samples);
-    let mut ticker = tokio::time::interval(Duration::from_millis(frame_ms));
-    let total_frames = (seconds * 1000.0 / frame_ms as f64) as u64;
-    let mut gateway_ended = false;
-    while report.frames_sent < total_frames && !gateway_ended {
-        tokio::select! {
-            _ = ticker.tick() => {
-                samples.clear();
-                ulaw.clear();
-                speech.next_frame(frame_samples, &mut samples);
-                encode_ulaw(&samples, &mut ulaw);
-                conn.send_media(&ulaw);
-                report.frames_sent += 1;
-            }
-            heard = conn.heard.recv() => match heard {
-                Some((at, h)) => gateway_ended = note(&mut report, at, t0, h),
-                None => gateway_ended = true,
-            }
-        }
-    }
-    if !gateway_ended {
-        conn.close(1000);
-    }
-    for (at, h) in conn.drain(Duration::from_millis(1500)).await {
-        note(&mut report, at, t0, h);
-    }
-    report
-}
-
-/// Records one heard event; true when the gateway ended the call.
-fn note(report: &mut CallReport, at: Instant, t0: Instant, heard: Heard) -> bool {
-    match heard {
-        Heard::Audio(bytes) => {
-            report.frames_heard += 1;
-            report.audio_ms_heard += bytes.len() as u64 / 8;
-            report.setup_ms.get_or_insert(at.duration_since(t0).as_millis() as u64);
-            false
-        }
-        Heard::Checkpoint(_) => {
-            report.checkpoints += 1;
-            false
-        }
-        Heard::Clear => {
-            report.clears += 1;
-            false
-        }
-        Heard::Terminate => {
-            report.terminated = true;
-            false
-        }
-        Heard::Other(_) => false,
-        Heard::Closed(code) => {
-            report.close_code = code;
-            true
-        }
+        Sent::Clear => Heard::Clear,
+        Sent::Terminate => Heard::Terminate,
+        Sent::Other => Heard::Other(String::from_utf8_lossy(text).into_owned()),
     }
 }
 

@@ -142,13 +142,16 @@ pub fn exotel_stop_event(stream_sid: &str) -> String {
     json!({"event": "stop", "stream_sid": stream_sid, "stop": {"call_sid": "CAsim", "reason": "callended"}}).to_string()
 }
 
-/// The Voicebot applet's dynamic-URL request: where should this call stream? Its status and JSON answer.
+/// The Voicebot applet's dynamic-URL request: where should this call stream (at `sample_rate`, when its URL
+/// asks for one)? Its status and JSON answer.
 pub async fn get_exotel_voicebot(
     http_base: &str,
     call: &CallRequest,
     authorization: Option<&str>,
+    sample_rate: Option<u32>,
 ) -> Result<(u16, Value), String> {
-    let query = serde_urlencoded::to_string([
+    let rate = sample_rate.map(|hz| hz.to_string()).unwrap_or_default();
+    let mut query = vec![
         ("CallSid", call.call_id.as_str()),
         ("From", call.from.as_str()),
         ("To", call.to.as_str()),
@@ -160,8 +163,11 @@ pub async fn get_exotel_voicebot(
                 "incoming"
             },
         ),
-    ])
-    .map_err(|e| e.to_string())?;
+    ];
+    if sample_rate.is_some() {
+        query.push(("sample-rate", rate.as_str()));
+    }
+    let query = serde_urlencoded::to_string(query).map_err(|e| e.to_string())?;
     let mut req = client().get(format!("{http_base}/exotel/voicebot?{query}"));
     if let Some(auth) = authorization {
         req = req.insert_header(("authorization", auth));

@@ -42,8 +42,13 @@ async fn exotel_gateway(script: AgentScript, max_calls: usize) -> Harness {
 
 /// Asks for call `id`'s stream, opens it with the applet's credentials and sends Exotel's `start`.
 async fn exotel_call(h: &Harness, id: &str) -> CarrierConn {
+    exotel_call_at(h, id, None).await
+}
+
+/// `exotel_call`, the applet's URL asking for `rate` (Exotel's `start` then says it).
+async fn exotel_call_at(h: &Harness, id: &str, rate: Option<u32>) -> CarrierConn {
     let auth = basic(USER, PASSWORD);
-    let (status, answer) = get_exotel_voicebot(&h.gw.http_url, &CallRequest::inbound(id), Some(&auth))
+    let (status, answer) = get_exotel_voicebot(&h.gw.http_url, &CallRequest::inbound(id), Some(&auth), rate)
         .await
         .expect("the dynamic URL answers");
     assert_eq!(status, 200, "{answer}");
@@ -52,7 +57,10 @@ async fn exotel_call(h: &Harness, id: &str) -> CarrierConn {
         .await
         .expect("the stream opens");
     conn.send_text(r#"{"event":"connected"}"#.into());
-    conn.send_text(exotel_start_event(id, "MZ-sim-1", 8000));
+    if let Some(hz) = rate {
+        assert!(url.ends_with(&format!("&sample-rate={hz}")), "{url}");
+    }
+    conn.send_text(exotel_start_event(id, "MZ-sim-1", rate.unwrap_or(8000)));
     conn
 }
 
@@ -60,7 +68,7 @@ async fn exotel_call(h: &Harness, id: &str) -> CarrierConn {
 async fn the_dynamic_url_needs_the_applets_credentials_and_names_the_calls_stream() {
     let h = exotel_gateway(quiet_script(), 10).await;
     let good = basic(USER, PASSWORD);
-    let (status, answer) = get_exotel_voicebot(&h.gw.http_url, &CallRequest::inbound("EXO-SID-1"), Some(&good))
+    let (status, answer) = get_exotel_voicebot(&h.gw.http_url, &CallRequest::inbound("EXO-SID-1"), Some(&good), None)
         .await
         .expect("answers");
     assert_eq!(status, 200);
@@ -71,12 +79,12 @@ async fn the_dynamic_url_needs_the_applets_credentials_and_names_the_calls_strea
     );
     let forged = basic(USER, "guess");
     for (label, auth) in [("missing", None), ("forged", Some(forged.as_str()))] {
-        let (status, _) = get_exotel_voicebot(&h.gw.http_url, &CallRequest::inbound("EXO-SID-2"), auth)
+        let (status, _) = get_exotel_voicebot(&h.gw.http_url, &CallRequest::inbound("EXO-SID-2"), auth, None)
             .await
             .expect("answers");
         assert_eq!(status, 401, "{label} credentials");
     }
-    let (status, _) = get_exotel_voicebot(&h.gw.http_url, &CallRequest::inbound("EXO-SID-1"), None)
+    let (status, _) = get_exotel_voicebot(&h.gw.http_url, &CallRequest::inbound("EXO-SID-1"), None, None)
         .await
         .expect("answers");
     assert_eq!(status, 401);
@@ -180,11 +188,58 @@ async fn at_the_cap_exotel_is_refused_with_503_and_the_refusal_recorded() {
     let h = exotel_gateway(quiet_script(), 1).await;
     let _first = exotel_call(&h, "EXO-CAP-1").await;
     let auth = basic(USER, PASSWORD);
-    let (status, answer) = get_exotel_voicebot(&h.gw.http_url, &CallRequest::inbound("EXO-CAP-2"), Some(&auth))
+    let (status, answer) = get_exotel_voicebot(&h.gw.http_url, &CallRequest::inbound("EXO-CAP-2"), Some(&auth), None)
         .await
         .expect("answers");
     assert_eq!((status, answer["error"].as_str()), (503, Some("capacity")));
     assert_eq!(end_reason(&h, "EXO-CAP-2").await, "capacity");
     let (_, record) = get_json(&h, "/calls/EXO-CAP-2").await;
     assert_eq!(record["carrier"], "exotel");
+}
+
+#[actix_rt::test]
+async fn an_exotel_url_asking_for_16_khz_streams_and_bridges_at_16_khz() {
+    let script = AgentScript {
+        echo: true,
+        input_format: "pcm_16000".into(),
+        output_format: "pcm_16000".into(),
+        ..quiet_script()
+    };
+    let h = start(script, |c| {
+        c.carriers.exotel.username = USER.into();
+        c.carriers.exotel.password = Some(PASSWORD.into());
+    })
+    .await;
+    let mut conn = exotel_call_at(&h, "EXO-16K", Some(16000)).await;
+    let speech: Vec<u8> = (0..1600i16).flat_map(|i| (i * 5).to_le_bytes()).collect();
+    for _ in 0..3 {
+        conn.send_text(exotel_media_event("MZ-sim-1", &speech));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let heard = listen(&mut conn, Duration::from_millis(1200)).await;
+    let media: Vec<&Vec<u8>> = heard
+        .iter()
+        .filter_map(|h| if let Heard::Audio(a) = h { Some(a) } else { None })
+        .collect();
+    assert!(!media.is_empty(), "the agent's audio reached Exotel");
+    assert!(
+        media.iter().all(|m| m.len() >= 3200 && m.len().is_multiple_of(320)),
+        "at least 100 ms (3.2 KB at 16 kHz), whole 320-byte blocks"
+    );
+    let view = call_view(&h, "EXO-16K").await.expect("live");
+    assert_eq!(view["carrier_format"], "pcm_16000");
+    let auth = basic(USER, PASSWORD);
+    let (status, answer) = get_exotel_voicebot(
+        &h.gw.http_url,
+        &CallRequest::inbound("EXO-11K"),
+        Some(&auth),
+        Some(11025),
+    )
+    .await
+    .expect("answers");
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (400, Some("sample-rate")),
+        "{answer}"
+    );
 }

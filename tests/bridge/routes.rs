@@ -66,7 +66,18 @@ async fn two_numbers_reach_two_agents_with_their_variables_and_the_route_is_on_t
     let h = start(quiet_script(), two_routes).await;
     let _sales = open(&h, "ROUTE-SALES", SALES).await;
     let _support = open(&h, "ROUTE-SUPPORT", "+91 80471 00200").await;
-    assert!(eventually(Duration::from_secs(3), || h.sim.log.connections().len() == 2).await);
+    let initiated = || {
+        h.sim
+            .log
+            .connections()
+            .iter()
+            .filter(|c| c.initiation.is_some())
+            .count()
+    };
+    assert!(
+        eventually(Duration::from_secs(3), || initiated() == 2).await,
+        "both agents were dialled"
+    );
     for (agent, team, tier) in [("agent_sales", "sales", None), ("agent_support", "support", Some(2))] {
         let conns = h.sim.log.connections();
         let conn = conns

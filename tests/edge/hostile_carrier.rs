@@ -251,6 +251,11 @@ async fn slowloris_clients_are_cut_off_and_calls_go_on() {
             .map(|s| s.open_fds)
             .unwrap_or(0)
     };
+    // The baseline is taken with a call up: by then every server worker (its runtime's FDs, its copy of
+    // the listener) has started, which it may not have right after the gateway returns.
+    let mut conn = start_call(&h, "SLOW-REAL", "s", AudioFormat::ULAW_8K).await;
+    assert!(eventually(Duration::from_secs(2), || !h.sim.log.connections().is_empty()).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let before = fds();
     let mut slow = Vec::new();
     for _ in 0..100 {
@@ -260,8 +265,7 @@ async fn slowloris_clients_are_cut_off_and_calls_go_on() {
             .expect("head");
         slow.push(s);
     }
-    // A real call is served while they trickle.
-    let mut conn = start_call(&h, "SLOW-REAL", "s", AudioFormat::ULAW_8K).await;
+    // The real call is served while they trickle.
     conn.send_media(&[5u8; 160]);
     for s in &mut slow {
         let _ = s.write_all(b"X-Trickle: 1\r\n").await;

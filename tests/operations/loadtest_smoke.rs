@@ -2,39 +2,64 @@
 //! smoke test of the measuring tools: every call admitted and echoed without loss, and the gateway's
 //! per-call figures read from /proc.
 
-use crate::common::process::serve;
+use crate::common::process::{serve, Served};
 use crate::common::scratch_dir;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-#[test]
-fn fifty_calls_for_five_seconds() {
-    let dir = scratch_dir("loadtest");
-    let mut sim = Command::new(env!("CARGO_BIN_EXE_websocket_api"))
-        .args(["simulate-agent", "--listen", "127.0.0.1:0", "--echo"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("simulator starts");
-    let mut first = String::new();
-    BufReader::new(sim.stdout.take().expect("stdout"))
-        .read_line(&mut first)
-        .expect("simulator prints its URL");
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("ws://"))
-        .expect("ws:// URL")
-        .to_string();
+/// `simulate-agent --echo` as a child process, and its URL.
+pub struct EchoSimulator {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl EchoSimulator {
+    pub fn start() -> EchoSimulator {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_websocket_api"))
+            .args(["simulate-agent", "--listen", "127.0.0.1:0", "--echo"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("simulator starts");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut first)
+            .expect("simulator prints its URL");
+        let url = first
+            .split_whitespace()
+            .find(|w| w.starts_with("ws://"))
+            .expect("ws:// URL")
+            .to_string();
+        EchoSimulator { child, url }
+    }
+}
+
+impl Drop for EchoSimulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The real gateway in `dir` in front of `agent_url`, recording to a SQLite file there.
+pub fn serve_in(dir: &std::path::Path, agent_url: &str) -> Served {
     let db = format!("sqlite://{}", dir.join("calls.db").display());
     let spool = dir.join("spool").display().to_string();
-    let gw = serve(
-        &dir,
+    serve(
+        dir,
         &[
-            ("WSAPI__ELEVENLABS__URL", &url),
+            ("WSAPI__ELEVENLABS__URL", agent_url),
             ("WSAPI__DATABASE__URL", &db),
             ("WSAPI__DATABASE__SPOOL_PATH", &spool),
         ],
-    );
+    )
+}
+
+#[test]
+fn fifty_calls_for_five_seconds() {
+    let dir = scratch_dir("loadtest");
+    let sim = EchoSimulator::start();
+    let gw = serve_in(&dir, &sim.url);
 
     let out = Command::new(env!("CARGO_BIN_EXE_websocket_api"))
         .args([
@@ -54,8 +79,7 @@ fn fifty_calls_for_five_seconds() {
         .args(["--gateway-pid", &gw.child.id().to_string()])
         .output()
         .expect("loadtest runs");
-    let _ = sim.kill();
-    let _ = sim.wait();
+    drop(sim);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
