@@ -39,8 +39,8 @@ pub struct CarrierLeg {
     call_id: String,
     /// The call this leg belongs to; `None` until a stream that names its call at `start` claims it.
     call: Option<WeakRecipient<FromCarrier>>,
-    /// How to claim the call at `start`, and since when the leg has waited for it.
-    claim: Option<(ClaimAtStart, Instant)>,
+    /// How to claim the call at `start`, and how long the carrier has to send it.
+    claim: Option<(ClaimAtStart, Duration)>,
     metrics: Arc<Metrics>,
     heartbeat: Duration,
     peer_timeout: Duration,
@@ -107,9 +107,24 @@ impl CarrierLeg {
     }
 
     /// A leg whose call is named by its stream's `start` and claimed then by `claim`.
-    pub fn claiming_at_start(mut self, claim: ClaimAtStart) -> Self {
-        self.claim = Some((claim, Instant::now()));
+    pub fn claiming_at_start(mut self, claim: ClaimAtStart, within: Duration) -> Self {
+        self.claim = Some((claim, within));
         self
+    }
+
+    /// A leg still waiting for the `start` that names its call is closed with 1008 once `within` passes:
+    /// until then it holds no slot and has dialled nothing, so it must not linger either.
+    fn expect_start(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some((_, within)) = self.claim else { return };
+        ctx.run_later(within, move |act, ctx| {
+            if act.claim.is_some() {
+                log::warn!(
+                    "carrier: {} stream sent no start in {within:?}; closing (1008)",
+                    act.carrier.as_str()
+                );
+                act.finish(ctx, EndReason::CarrierTimeout, Some(ws::CloseCode::Policy.into()));
+            }
+        });
     }
 
     /// Claims the call `start` names, if this leg waits for one: false when the stream is refused (the leg
@@ -339,17 +354,8 @@ impl CarrierLeg {
     }
 
     fn check_heartbeat(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        if let Some((_, since)) = &self.claim {
-            if since.elapsed() < self.peer_timeout {
-                ctx.ping(b"");
-            } else {
-                log::warn!(
-                    "carrier: {} stream sent no start in {:?}; closing",
-                    self.carrier.as_str(),
-                    self.peer_timeout
-                );
-                self.finish(ctx, EndReason::CarrierTimeout, Some(ws::CloseCode::Policy.into()));
-            }
+        if self.claim.is_some() {
+            ctx.ping(b"");
         } else if !self.call.as_ref().is_some_and(call_alive) {
             // The call is gone: never leave a zombie socket behind it.
             self.finish(ctx, EndReason::CarrierHangup, Some(ws::CloseCode::Normal.into()));
@@ -371,6 +377,7 @@ impl Actor for CarrierLeg {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(CARRIER_QUEUE);
+        self.expect_start(ctx);
         ctx.run_interval(self.heartbeat, |act, ctx| act.check_heartbeat(ctx));
     }
 

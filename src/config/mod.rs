@@ -1,12 +1,14 @@
 //! Configuration: the TOML file, `WSAPI__SECTION__KEY` environment overrides, secrets from the environment
 //! only, and validation that lists every problem at once (README: Configuration). The sections are here; loading
-//! (file, environment, secrets, redaction) is in `load`, the files it names in `files`, the checks in
-//! `validate`, the routes in `routes`.
+//! (file, environment, secrets, redaction) is in `load`, the files it names in `files`, each carrier's settings
+//! in `carriers`, the checks in `validate`, the routes in `routes`.
+mod carriers;
 mod files;
 mod load;
 pub mod routes;
 mod sections;
 mod validate;
 
+pub use carriers::*;
 pub use load::redact_url;
 pub use sections::*;

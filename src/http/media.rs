@@ -112,7 +112,7 @@ pub async fn twilio_socket(req: HttpRequest, payload: web::Payload, state: web::
     match start_guarded_socket(
         |oversized| {
             leg.speaking(Carrier::Twilio)
-                .claiming_at_start(claim)
+                .claiming_at_start(claim, Duration::from_millis(state.config.calls.start_timeout_ms))
                 .guarded_by(oversized)
         },
         &req,

@@ -134,16 +134,7 @@ async fn a_twilio_call_bridges_mulaw_with_marks_barge_in_dtmf_and_only_twilios_m
         others.is_empty(),
         "anything but media, mark and clear is Twilio's error 31924: {others:?}"
     );
-    assert!(
-        eventually(Duration::from_secs(2), || h
-            .sim
-            .log
-            .connections()
-            .first()
-            .is_some_and(|c| c.contextual_updates.iter().any(|u| u.contains("DTMF key 5"))))
-        .await,
-        "the key reached the agent"
-    );
+    assert!(dtmf_reaches_the_agent(&h, '5').await, "the key reached the agent");
     let view = call_view(&h, "CA-TW-CALL").await.expect("live");
     assert_eq!(
         (
@@ -156,7 +147,11 @@ async fn a_twilio_call_bridges_mulaw_with_marks_barge_in_dtmf_and_only_twilios_m
     conn.send_text(twilio_stop_event(STREAM, "CA-TW-CALL"));
     assert_eq!(end_reason(&h, "CA-TW-CALL").await, "carrier_stop");
     let (_, record) = get_json(&h, "/calls/CA-TW-CALL").await;
-    assert_eq!(record["carrier"], "twilio", "{record}");
+    assert_eq!(
+        (record["carrier"].as_str(), record["route"].as_str()),
+        (Some("twilio"), Some("default")),
+        "{record}"
+    );
 }
 
 #[actix_rt::test]
@@ -189,4 +184,16 @@ async fn at_the_cap_twilio_is_answered_with_a_busy_reject_and_the_refusal_record
         (record["state"].as_str(), record["carrier"].as_str()),
         (Some("rejected"), Some("twilio"))
     );
+}
+
+#[actix_rt::test]
+async fn a_stream_that_never_names_its_call_is_closed_with_1008_after_the_start_timeout() {
+    let h = start(quiet_script(), |c| c.calls.start_timeout_ms = 300).await;
+    let mut conn = CarrierConn::connect(&format!("{}/ws/twilio", h.gw.public_url), true)
+        .await
+        .expect("the upgrade passes the access rules only");
+    conn.send_text(twilio_connected_event());
+    let heard = listen(&mut conn, Duration::from_secs(3)).await;
+    assert_eq!(heard.last(), Some(&Heard::Closed(Some(1008))), "{heard:?}");
+    assert!(h.sim.log.connections().is_empty(), "no agent was dialled");
 }

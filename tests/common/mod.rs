@@ -231,6 +231,19 @@ pub async fn get_json(h: &Harness, path: &str) -> (u16, Value) {
     (status, resp.json::<Value>().limit(1 << 20).await.unwrap_or(Value::Null))
 }
 
+/// Whether the caller's key `digit` reaches the agent (as a contextual update) within 2 s.
+pub async fn dtmf_reaches_the_agent(h: &Harness, digit: char) -> bool {
+    let said = format!("DTMF key {digit}");
+    eventually(Duration::from_secs(2), || {
+        h.sim
+            .log
+            .connections()
+            .first()
+            .is_some_and(|c| c.contextual_updates.iter().any(|u| u.contains(&said)))
+    })
+    .await
+}
+
 /// The live calls' `/calls` entry for `call_id`, if any.
 pub async fn call_view(h: &Harness, call_id: &str) -> Option<Value> {
     let (_, v) = get_json(h, "/calls").await;

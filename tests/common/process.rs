@@ -25,6 +25,20 @@ pub fn serve(config_dir: &std::path::Path, overrides: &[(&str, &str)]) -> Served
     serve_limited(config_dir, overrides, None)
 }
 
+/// The real gateway in `dir` in front of `agent_url`, recording to a SQLite file there.
+pub fn serve_in(dir: &std::path::Path, agent_url: &str) -> Served {
+    let db = format!("sqlite://{}", dir.join("calls.db").display());
+    let spool = dir.join("spool").display().to_string();
+    serve(
+        dir,
+        &[
+            ("WSAPI__ELEVENLABS__URL", agent_url),
+            ("WSAPI__DATABASE__URL", &db),
+            ("WSAPI__DATABASE__SPOOL_PATH", &spool),
+        ],
+    )
+}
+
 /// `serve` with its address space capped at `max_address_space` bytes (RLIMIT_AS), so a runaway allocation
 /// aborts the process as it would on a box with that much memory.
 pub fn serve_limited(

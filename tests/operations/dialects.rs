@@ -1,8 +1,9 @@
 //! `demo --carrier` and `loadtest --carrier` on the real binaries: each carrier's simulated calls go
 //! through its own webhook and stream, in its own codec and framing, and are bridged both ways.
 
+use crate::common::process::serve_in;
 use crate::common::scratch_dir;
-use crate::loadtest_smoke::{serve_in, EchoSimulator};
+use crate::loadtest_smoke::EchoSimulator;
 use std::process::Command;
 
 const OTHER_CARRIERS: [&str; 3] = ["plivo", "exotel", "twilio"];

@@ -3,7 +3,7 @@
 //! exits 0. SIGHUP reloads the cap from the file.
 
 use crate::common::db::{Backend, TestDb};
-use crate::common::process::{bridged_call, serve, Served};
+use crate::common::process::{bridged_call, serve, serve_in, Served};
 use crate::common::*;
 use std::time::{Duration, Instant};
 use websocket_api::sim::agent::AgentScript;
@@ -131,16 +131,7 @@ async fn sigterm_does_not_wait_for_calls_that_never_connected() {
 async fn sighup_reloads_the_cap_from_the_file() {
     let dir = scratch_dir("reload");
     let sim = start_agent(quiet_script());
-    let db = format!("sqlite://{}", dir.join("calls.db").display());
-    let spool = dir.join("spool").display().to_string();
-    let gw = serve(
-        &dir,
-        &[
-            ("WSAPI__ELEVENLABS__URL", &sim.url),
-            ("WSAPI__DATABASE__URL", &db),
-            ("WSAPI__DATABASE__SPOOL_PATH", &spool),
-        ],
-    );
+    let gw = serve_in(&dir, &sim.url);
     let limit = || async { get_cap(&gw.admin).await };
     assert_eq!(limit().await, 200, "default cap");
     std::fs::write(dir.join("empty.toml"), "[calls]\nmax_concurrent_calls = 7\n").expect("write config");

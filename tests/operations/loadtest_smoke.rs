@@ -2,7 +2,7 @@
 //! smoke test of the measuring tools: every call admitted and echoed without loss, and the gateway's
 //! per-call figures read from /proc.
 
-use crate::common::process::{serve, Served};
+use crate::common::process::serve_in;
 use crate::common::scratch_dir;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -39,20 +39,6 @@ impl Drop for EchoSimulator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The real gateway in `dir` in front of `agent_url`, recording to a SQLite file there.
-pub fn serve_in(dir: &std::path::Path, agent_url: &str) -> Served {
-    let db = format!("sqlite://{}", dir.join("calls.db").display());
-    let spool = dir.join("spool").display().to_string();
-    serve(
-        dir,
-        &[
-            ("WSAPI__ELEVENLABS__URL", agent_url),
-            ("WSAPI__DATABASE__URL", &db),
-            ("WSAPI__DATABASE__SPOOL_PATH", &spool),
-        ],
-    )
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! SIGHUP on the real binary: a change of `[[routes]]` applies to the next call only; a live call keeps
 //! the route (and the agent) it was admitted on.
 
-use crate::common::process::{serve, Served};
+use crate::common::process::{serve_in, Served};
 use crate::common::*;
 use serde_json::Value;
 use std::time::Duration;
@@ -52,16 +52,7 @@ fn catch_all(name: &str, agent: &str) -> String {
 async fn a_route_change_on_sighup_applies_to_the_next_call_only() {
     let dir = scratch_dir("routes-reload");
     let sim = start_agent(quiet_script());
-    let db = format!("sqlite://{}", dir.join("calls.db").display());
-    let spool = dir.join("spool").display().to_string();
-    let gw = serve(
-        &dir,
-        &[
-            ("WSAPI__ELEVENLABS__URL", &sim.url),
-            ("WSAPI__DATABASE__URL", &db),
-            ("WSAPI__DATABASE__SPOOL_PATH", &spool),
-        ],
-    );
+    let gw = serve_in(&dir, &sim.url);
     reload_routes(&gw, &dir, &catch_all("first", "agent_one")).await;
     let _a = place(&gw, "RELOAD-ROUTE-A").await;
     assert!(eventually(Duration::from_secs(3), || sim.log.connections().len() == 1).await);

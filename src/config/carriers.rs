@@ -1,0 +1,78 @@
+//! `[carriers.*]`: each carrier's own settings beside Mcube's `[carrier]` — its credentials (secrets from
+//! the environment only) and its share of the cap.
+
+use serde::{Deserialize, Serialize};
+
+/// Each carrier's own settings: credentials (Mcube's are `[carrier]`) and share of the cap (README: Carriers).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CarriersConfig {
+    pub mcube: McubeConfig,
+    pub plivo: PlivoConfig,
+    pub exotel: ExotelConfig,
+    pub twilio: TwilioConfig,
+}
+
+/// Mcube's share of the cap (its other settings are `[carrier]`'s).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McubeConfig {
+    /// The most calls Mcube may hold at once; unset: up to the whole cap.
+    pub max_calls: Option<usize>,
+}
+
+/// Twilio Media Streams.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwilioConfig {
+    /// The voice webhook URL as configured on the Twilio number (its signature covers it); empty derives it
+    /// from `server.public_url` (`ws` → `http`) + `/twilio/voice`.
+    pub voice_url: String,
+    /// The most calls Twilio may hold at once; unset: up to the whole cap.
+    pub max_calls: Option<usize>,
+    /// Secret, from `WSAPI__CARRIERS__TWILIO__AUTH_TOKEN` only: with it, every webhook's
+    /// `X-Twilio-Signature` must verify.
+    #[serde(skip)]
+    pub auth_token: Option<String>,
+}
+
+/// Exotel's Voicebot applet.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExotelConfig {
+    /// The user of the Basic auth Exotel presents (the applet's URL `https://user:password@…`).
+    pub username: String,
+    /// The most calls Exotel may hold at once; unset: up to the whole cap.
+    pub max_calls: Option<usize>,
+    /// Secret, from `WSAPI__CARRIERS__EXOTEL__PASSWORD` only: with it, Exotel's requests and sockets must
+    /// present `username` and it (Basic auth).
+    #[serde(skip)]
+    pub password: Option<String>,
+}
+
+/// Plivo Audio Streams.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlivoConfig {
+    /// The answer URL as configured in Plivo's console (its signature covers it); empty derives it from
+    /// `server.public_url` (`ws` → `http`) + `/plivo/answer`.
+    pub answer_url: String,
+    /// The most calls Plivo may hold at once; unset: up to the whole cap.
+    pub max_calls: Option<usize>,
+    /// Secret, from `WSAPI__CARRIERS__PLIVO__AUTH_TOKEN` only: with it, every webhook's
+    /// `X-Plivo-Signature-V2` must verify.
+    #[serde(skip)]
+    pub auth_token: Option<String>,
+}
+
+impl CarriersConfig {
+    /// Each carrier's share of the cap, by its name (`config::routes::CARRIER_NAMES`).
+    pub fn caps(&self) -> [(&'static str, Option<usize>); 4] {
+        [
+            ("mcube", self.mcube.max_calls),
+            ("plivo", self.plivo.max_calls),
+            ("exotel", self.exotel.max_calls),
+            ("twilio", self.twilio.max_calls),
+        ]
+    }
+}
