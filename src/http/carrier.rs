@@ -184,8 +184,9 @@ pub(super) fn admit_call(mut info: CallInfo, state: &AppState) -> Result<Admitte
             let token = state.tokens.issue(&token_subject(admitted.carrier, call_id));
             let show = state.config.log.show_numbers;
             log::info!(
-                "call_id={call_id} admitted carrier={} from={} to={}",
+                "call_id={call_id} admitted carrier={} route={} from={} to={}",
                 admitted.carrier.as_str(),
+                admitted.route_name(),
                 mask_number(&CallInfo::number(&admitted.from), show),
                 mask_number(&CallInfo::number(&admitted.to), show)
             );
