@@ -48,6 +48,8 @@ pub struct Gateway {
     pub access: SharedAccess,
     /// The routes, swapped on SIGHUP.
     pub routes: crate::routing::SharedRoutes,
+    /// The carrier listener's certificate when it serves TLS itself, read again on SIGHUP.
+    pub tls: Option<Arc<crate::tls::ReloadableCert>>,
     /// This instance's name (records, `wss_url`, the fleet).
     pub instance: InstanceId,
     /// Its membership of a fleet, when `fleet.max_concurrent_calls` is set.
@@ -156,8 +158,13 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
     let admin_addr = admin_listener.local_addr()?;
     let instance = crate::fleet::instance_of(&config);
     let database = start_database(&config, &metrics.registry, &instance).await?;
+    let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::ReloadableCert::load(cert, key).map_err(std::io::Error::other)?),
+        _ => None,
+    };
     let public_url = if config.server.public_url.is_empty() {
-        format!("ws://{addr}")
+        let scheme = if tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{addr}")
     } else {
         config.server.public_url.trim_end_matches('/').to_string()
     };
@@ -211,12 +218,16 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
             .app_data(carrier_state.clone())
             .configure(|cfg| carrier_routes(cfg, admin_too))
     })
-    .on_connect(move |conn, _| crate::net::bound_unacknowledged_data(conn, send_timeout_ms, send_buffer))
-    .listen(listener)?
-    .backlog(4096)
-    .max_connections(100_000)
-    .client_request_timeout(Duration::from_millis(config.server.request_timeout_ms))
-    .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs());
+    .on_connect(move |conn, _| crate::net::bound_unacknowledged_data(conn, send_timeout_ms, send_buffer));
+    server = match &tls {
+        Some(cert) => server.listen_rustls_0_23(listener, cert.server_config())?,
+        None => server.listen(listener)?,
+    };
+    server = server
+        .backlog(4096)
+        .max_connections(100_000)
+        .client_request_timeout(Duration::from_millis(config.server.request_timeout_ms))
+        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs());
     if config.server.workers > 0 {
         server = server.workers(config.server.workers);
     }
@@ -246,6 +257,7 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         pool: database.pool,
         access,
         routes,
+        tls,
         instance,
         fleet,
         server: server.handle(),

@@ -190,6 +190,13 @@ async fn active(gw: &Gateway) -> usize {
 
 /// SIGHUP: re-reads the file; applies the cap and the log level at once, names what needs a restart.
 async fn reload(gw: &Gateway, path: &std::path::Path, explicit: bool, current: &mut Config) {
+    // First, and whatever the file says: a renewal rewrites the certificate files, not the configuration.
+    if let Some(cert) = &gw.tls {
+        match cert.reload() {
+            Ok(()) => log::info!("SIGHUP: server.tls_cert reloaded for new connections (live calls keep theirs)"),
+            Err(e) => log::error!("SIGHUP: server.tls_cert not reloaded, the certificate in use stays: {e}"),
+        }
+    }
     let new = match Config::load(path, explicit) {
         Ok(c) => c,
         Err(problems) => {

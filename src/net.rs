@@ -4,7 +4,13 @@
 /// Bounds how long an accepted connection may hold data we sent that the peer does not acknowledge, and
 /// (when configured) how much of it the kernel may hold.
 pub fn bound_unacknowledged_data(conn: &dyn std::any::Any, ms: u64, send_buffer: usize) {
-    if let Some(sock) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+    type Tcp = actix_web::rt::net::TcpStream;
+    // With `server.tls_cert` the connection is the TLS stream around the socket.
+    let tls = || {
+        conn.downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<Tcp>>()
+            .map(|t| t.get_ref().0)
+    };
+    if let Some(sock) = conn.downcast_ref::<Tcp>().or_else(tls) {
         if let Err(e) = set_send_timeout(sock, ms) {
             log::warn!("carrier: TCP_USER_TIMEOUT not set: {e}");
         }

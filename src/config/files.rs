@@ -1,11 +1,21 @@
-//! Files the configuration names (`elevenlabs.ca_file`, `elevenlabs.hold_clip`): read and checked once, at
-//! load, so a bad one is a configuration problem at start (exit 64), not a failure on a call.
+//! Files the configuration names (`server.tls_cert`/`tls_key`, `elevenlabs.ca_file`, `elevenlabs.hold_clip`):
+//! read and checked once, at load, so a bad one is a configuration problem at start (exit 64), not a failure
+//! on a call.
 
 use super::sections::*;
 
 impl Config {
     /// Files the configuration names, read once here so a bad one is a problem at start, not on a call.
     pub fn read_files(&mut self, problems: &mut Vec<String>) {
+        match (&self.server.tls_cert, &self.server.tls_key) {
+            (Some(cert), Some(key)) => {
+                if let Err(e) = crate::tls::read_certified_key(cert, key) {
+                    problems.push(format!("server.tls_cert / server.tls_key: {e}"));
+                }
+            }
+            (None, None) => {}
+            _ => problems.push("server.tls_cert and server.tls_key: give both (or neither)".into()),
+        }
         let el = &mut self.elevenlabs;
         if let Some(path) = el.ca_file.as_deref() {
             match read_pem_certificates(path) {
@@ -144,5 +154,33 @@ mod tests {
         ] {
             assert!(err.0.iter().any(|p| p.starts_with(key)), "{key} missing from {err:?}");
         }
+    }
+
+    #[test]
+    fn the_listeners_certificate_is_checked_at_load() {
+        let dir = std::env::temp_dir().join(format!("wsapi-files-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["gw.example".to_string()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let (c, k, other) = (dir.join("gw.pem"), dir.join("gw.key"), dir.join("other.key"));
+        std::fs::write(&c, cert.pem()).expect("write");
+        std::fs::write(&k, key.serialize_pem()).expect("write");
+        std::fs::write(&other, rcgen::KeyPair::generate().expect("key").serialize_pem()).expect("write");
+        let with = |cert: &std::path::Path, key: Option<&std::path::Path>| {
+            let mut text = format!("[server]\ntls_cert = \"{}\"\n", cert.display());
+            if let Some(key) = key {
+                text.push_str(&format!("tls_key = \"{}\"\n", key.display()));
+            }
+            Config::from_parts(&text, &env(&[]))
+        };
+        assert!(with(&c, Some(&k)).is_ok());
+        let problems = |r: Result<Config, ConfigProblems>| r.expect_err("refused").0.join("\n");
+        assert!(problems(with(&c, None)).contains("give both"));
+        assert!(problems(with(&c, Some(&other))).contains("is not the key of the certificate"));
+        assert!(problems(with(&k, Some(&k))).contains("holds no certificate"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -106,6 +106,11 @@ pub struct ServerConfig {
     /// This instance's name in a fleet, on every call record and in the `wss_url` it hands out; empty means
     /// derived from the host name and the port (`host-7900`), stable across restarts.
     pub instance_id: String,
+    /// With `tls_key`: the carrier listener serves `wss://` and `https://` itself with this PEM chain
+    /// (leaf first), read again on SIGHUP (renewals) without dropping live calls. Unset: plain, behind a proxy.
+    pub tls_cert: Option<String>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -122,6 +127,8 @@ impl Default for ServerConfig {
             send_buffer_bytes: 0,
             trusted_proxies: Vec::new(),
             instance_id: String::new(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -197,6 +197,11 @@ impl CarrierConn {
         authorization: Option<&str>,
     ) -> Result<CarrierConn, UpgradeRefused> {
         let socket = open_media_socket_as(wss_url, authorization).await?;
+        Ok(Self::over(socket, auto_ack))
+    }
+
+    /// A carrier on a media socket opened elsewhere (say, over TLS with a client trusting a private CA).
+    pub fn over(socket: MediaSocket, auto_ack: bool) -> CarrierConn {
         let (tx, rx) = mpsc::unbounded_channel();
         let (heard_tx, heard) = mpsc::unbounded_channel();
         let (sink, stream) = socket.split();
@@ -207,12 +212,12 @@ impl CarrierConn {
             on: answer_pings.clone(),
         };
         let reader = actix_rt::spawn(read_loop(stream, heard_tx, auto_ack.then(|| tx.clone()), pongs));
-        Ok(CarrierConn {
+        CarrierConn {
             tx,
             heard,
             tasks: [writer, reader],
             answer_pings,
-        })
+        }
     }
 
     /// From now on the gateway's pings go unanswered, as from a carrier whose network vanished.

@@ -3,57 +3,12 @@
 //! certificate from another CA, for another host, or expired is refused with a clear reason on the
 //! record, and counts toward the upstream breaker.
 
+use crate::common::ca::TestCa;
 use crate::common::*;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use std::path::Path;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::config::{Config, ElevenLabsAuth};
 use websocket_api::sim::agent::{self, AgentScript, TlsFiles};
-
-/// A certificate authority made for one test.
-struct TestCa {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl TestCa {
-    fn new(name: &str) -> TestCa {
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let key = KeyPair::generate().expect("key");
-        let cert = params.self_signed(&key).expect("CA certificate");
-        TestCa { cert, key }
-    }
-
-    /// A server certificate for `host`, valid until `not_after` (year), written with its key into `dir`.
-    fn issue(&self, dir: &Path, host: &str, not_after: (i32, u8, u8)) -> TlsFiles {
-        let mut params = CertificateParams::new(vec![host.to_string()]).expect("params");
-        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-        params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
-        let key = KeyPair::generate().expect("key");
-        let cert = params
-            .signed_by(&key, &self.cert, &self.key)
-            .expect("server certificate");
-        let (cert_path, key_path) = (
-            dir.join(format!("{host}-{}.pem", not_after.0)),
-            dir.join(format!("{host}-{}.key", not_after.0)),
-        );
-        std::fs::write(&cert_path, cert.pem()).expect("write certificate");
-        std::fs::write(&key_path, key.serialize_pem()).expect("write key");
-        TlsFiles {
-            cert: cert_path.display().to_string(),
-            key: key_path.display().to_string(),
-            host: "localhost".into(),
-        }
-    }
-
-    fn write(&self, dir: &Path) -> String {
-        let path = dir.join("ca.pem");
-        std::fs::write(&path, self.cert.pem()).expect("write CA");
-        path.display().to_string()
-    }
-}
 
 const KEY: &str = "sk_tls_test";
 

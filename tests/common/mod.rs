@@ -3,6 +3,7 @@
 //! the gateway sent.
 #![allow(dead_code)]
 
+pub mod ca;
 pub mod db;
 pub mod process;
 

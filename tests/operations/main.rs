@@ -11,3 +11,4 @@ mod drain;
 mod loadtest_smoke;
 mod reload;
 mod systemd;
+mod tls;
