@@ -96,6 +96,11 @@ fn notify(state: &[NotifyState]) {
 
 /// Serves until a signal ends it; returns when the drain is done.
 pub async fn run(config: Config, config_path: PathBuf, explicit_path: bool) -> std::io::Result<()> {
+    // Before anything announces the gateway (the log line, READY): a SIGHUP that arrived before its handler
+    // would take the default action and kill the process (a reload right after start, or a renewal hook).
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let (gw, server) = gateway::start(config.clone(), false).await?;
     log::info!(
         "websocket_api listening on {} (carrier wss base {}); admin on {}",
@@ -107,9 +112,6 @@ pub async fn run(config: Config, config_path: PathBuf, explicit_path: bool) -> s
     notify(&[NotifyState::Ready]);
     gw.replay_spool();
     start_watchdog(&gw);
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     let mut current = config;
     tokio::pin!(server_task);
     loop {
