@@ -233,6 +233,15 @@ pub(super) fn token_subject(carrier: Carrier, call_id: &CallId) -> String {
     }
 }
 
+/// `path` on this gateway as a carrier's webhook reaches it: `server.public_url` over HTTP(S).
+pub(super) fn public_http_url(state: &AppState, path: &str) -> String {
+    let base = state
+        .public_url
+        .replacen("wss://", "https://", 1)
+        .replacen("ws://", "http://", 1);
+    format!("{base}{path}")
+}
+
 /// Where the carrier opens the call's media socket. In a fleet the URL names this instance, so the
 /// balancer in front of every instance sends the socket here (README: Running a fleet).
 fn wss_url(state: &AppState, carrier: Carrier, call_id: &CallId, token: &str) -> String {

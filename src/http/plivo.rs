@@ -35,11 +35,7 @@ fn answer_url(state: &AppState) -> String {
     if !configured.is_empty() {
         return configured.clone();
     }
-    let base = state
-        .public_url
-        .replacen("wss://", "https://", 1)
-        .replacen("ws://", "http://", 1);
-    format!("{base}/plivo/answer")
+    super::carrier::public_http_url(state, "/plivo/answer")
 }
 
 /// With Plivo's auth token set, `X-Plivo-Signature-V2` must verify (constant time); missing or wrong gets

@@ -34,11 +34,7 @@ pub async fn voice(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
 fn voice_url(req: &HttpRequest, state: &AppState) -> String {
     let configured = &state.config.carriers.twilio.voice_url;
     let base = if configured.is_empty() {
-        let public = state
-            .public_url
-            .replacen("wss://", "https://", 1)
-            .replacen("ws://", "http://", 1);
-        format!("{public}/twilio/voice")
+        super::carrier::public_http_url(state, "/twilio/voice")
     } else {
         configured.clone()
     };

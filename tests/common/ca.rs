@@ -27,21 +27,7 @@ impl TestCa {
         let mut params = CertificateParams::new(vec![host.to_string()]).expect("params");
         params.not_before = rcgen::date_time_ymd(2020, 1, 1);
         params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
-        let key = KeyPair::generate().expect("key");
-        let cert = params
-            .signed_by(&key, &self.cert, &self.key)
-            .expect("server certificate");
-        let (cert_path, key_path) = (
-            dir.join(format!("{host}-{}.pem", not_after.0)),
-            dir.join(format!("{host}-{}.key", not_after.0)),
-        );
-        std::fs::write(&cert_path, cert.pem()).expect("write certificate");
-        std::fs::write(&key_path, key.serialize_pem()).expect("write key");
-        TlsFiles {
-            cert: cert_path.display().to_string(),
-            key: key_path.display().to_string(),
-            host: "localhost".into(),
-        }
+        self.sign_into(params, dir, &format!("{host}-{}", not_after.0))
     }
 
     /// A server certificate for this machine's loopback (`localhost` and `127.0.0.1`), valid for years,
@@ -51,6 +37,11 @@ impl TestCa {
         params
             .subject_alt_names
             .push(rcgen::SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+        self.sign_into(params, dir, name)
+    }
+
+    /// Signs `params` with a new key and writes both into `dir` as `name.pem` and `name.key`.
+    fn sign_into(&self, params: CertificateParams, dir: &Path, name: &str) -> TlsFiles {
         let key = KeyPair::generate().expect("key");
         let cert = params
             .signed_by(&key, &self.cert, &self.key)

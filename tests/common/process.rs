@@ -27,16 +27,20 @@ pub fn serve(config_dir: &std::path::Path, overrides: &[(&str, &str)]) -> Served
 
 /// The real gateway in `dir` in front of `agent_url`, recording to a SQLite file there.
 pub fn serve_in(dir: &std::path::Path, agent_url: &str) -> Served {
+    serve_in_with(dir, agent_url, &[])
+}
+
+/// `serve_in` with `extra` overrides.
+pub fn serve_in_with(dir: &std::path::Path, agent_url: &str, extra: &[(&str, &str)]) -> Served {
     let db = format!("sqlite://{}", dir.join("calls.db").display());
     let spool = dir.join("spool").display().to_string();
-    serve(
-        dir,
-        &[
-            ("WSAPI__ELEVENLABS__URL", agent_url),
-            ("WSAPI__DATABASE__URL", &db),
-            ("WSAPI__DATABASE__SPOOL_PATH", &spool),
-        ],
-    )
+    let mut overrides = vec![
+        ("WSAPI__ELEVENLABS__URL", agent_url),
+        ("WSAPI__DATABASE__URL", db.as_str()),
+        ("WSAPI__DATABASE__SPOOL_PATH", spool.as_str()),
+    ];
+    overrides.extend_from_slice(extra);
+    serve(dir, &overrides)
 }
 
 /// `serve` with its address space capped at `max_address_space` bytes (RLIMIT_AS), so a runaway allocation

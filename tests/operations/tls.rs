@@ -3,7 +3,7 @@
 //! SIGHUP) serves the new certificate to new connections while the live call goes on.
 
 use crate::common::ca::{client_trusting, TestCa};
-use crate::common::process::{serve, Served};
+use crate::common::process::{serve_in_with, Served};
 use crate::common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
@@ -41,18 +41,11 @@ async fn echoes(conn: &mut CarrierConn, byte: u8) -> bool {
 }
 
 fn serve_tls(dir: &std::path::Path, agent_url: &str, files: &TlsFiles) -> Served {
-    let db = format!("sqlite://{}", dir.join("calls.db").display());
-    let spool = dir.join("spool").display().to_string();
-    serve(
-        dir,
-        &[
-            ("WSAPI__ELEVENLABS__URL", agent_url),
-            ("WSAPI__DATABASE__URL", &db),
-            ("WSAPI__DATABASE__SPOOL_PATH", &spool),
-            ("WSAPI__SERVER__TLS_CERT", &files.cert),
-            ("WSAPI__SERVER__TLS_KEY", &files.key),
-        ],
-    )
+    let tls = [
+        ("WSAPI__SERVER__TLS_CERT", files.cert.as_str()),
+        ("WSAPI__SERVER__TLS_KEY", files.key.as_str()),
+    ];
+    serve_in_with(dir, agent_url, &tls)
 }
 
 #[actix_rt::test]
