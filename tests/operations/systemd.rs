@@ -17,12 +17,21 @@ fn the_unit_verifies() {
     let unit = dir.join("websocket_api.service");
     std::fs::write(
         &unit,
-        UNIT.replace("/usr/local/bin/websocket_api", env!("CARGO_BIN_EXE_websocket_api")),
+        UNIT.replace("/usr/bin/websocket_api", env!("CARGO_BIN_EXE_websocket_api")),
     )
     .expect("write");
+    // verify also looks up the unit's `man:` documentation: give it the page the package installs.
+    let man1 = dir.join("man/man1");
+    std::fs::create_dir_all(&man1).expect("man dir");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/debian/websocket_api.1"),
+        man1.join("websocket_api.1"),
+    )
+    .expect("man page");
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(&unit)
+        .env("MANPATH", dir.join("man"))
         .output()
         .expect("systemd-analyze is installed (scripts/test installs systemd when it is missing)");
     let stderr = String::from_utf8_lossy(&out.stderr);
