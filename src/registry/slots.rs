@@ -160,14 +160,15 @@ impl SlotTable {
 
     /// Refurl admission: reserve a slot for `info.call_id` or refuse; returns the call as admitted.
     /// Idempotent while the call waits for its WebSocket, since Mcube may repeat its POST (the first
-    /// attempt stands); a call id that is connected right now is a duplicate.
+    /// attempt stands), except during a drain: that call's socket would be refused, so its carrier is told
+    /// now and can place it elsewhere. A call id that is connected right now is a duplicate.
     pub fn admit(&mut self, info: CallInfo) -> Result<CallInfo, Refusal> {
         let t = self;
-        if let Some(slot) = t.slots.get(&info.call_id) {
-            return match slot.state {
-                SlotState::Reserved { .. } => Ok(slot.info.clone()),
-                _ => Err(Refusal::Duplicate),
-            };
+        let held = t.slots.get(&info.call_id);
+        match held.map(|slot| (matches!(slot.state, SlotState::Reserved { .. }), slot.info.clone())) {
+            Some((true, reserved)) => return t.refuse_if_draining().map(|()| reserved),
+            Some((false, _)) => return Err(Refusal::Duplicate),
+            None => {}
         }
         t.refuse_if_full()?;
         t.refuse_over_share(&info)?;
@@ -318,11 +319,16 @@ impl From<&Slot> for Unconnected {
 }
 
 impl SlotTable {
-    fn refuse_if_full(&mut self) -> Result<(), Refusal> {
+    fn refuse_if_draining(&mut self) -> Result<(), Refusal> {
         if self.draining {
             self.counters.refused_draining += 1;
             return Err(Refusal::Draining);
         }
+        Ok(())
+    }
+
+    fn refuse_if_full(&mut self) -> Result<(), Refusal> {
+        self.refuse_if_draining()?;
         // A call asked for, taken or not, is demand for a fleet slot.
         if let Some(f) = self.fleet.as_mut() {
             f.note_demand();

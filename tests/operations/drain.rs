@@ -41,24 +41,47 @@ async fn sigterm_drains_then_ends_what_is_left_and_exits_0() {
     let mut gw = serve_on(&dir, &sim.url, &db, &[("WSAPI__SERVER__DRAIN_TIMEOUT_MS", "6000")]);
     let finishing = bridged_call(&gw.http, "DRAIN-FINISHES").await;
     let mut lingering = bridged_call(&gw.http, "DRAIN-LINGERS").await;
+    // Admitted, but its WebSocket never comes: Mcube will repeat the POST during the drain.
+    let Ok(Admission::Admitted { .. }) = post_refurl(&gw.http, &call("DRAIN-EARLY")).await else {
+        panic!("admitted before the drain")
+    };
 
     let signalled = Instant::now();
     gw.signal("TERM");
     let mut refused = None;
-    // Polled for up to 5 s: on a busy machine the signal can take a moment to be handled.
+    let mut before = Vec::new();
+    // Polled for up to 5 s: on a busy machine the signal can take a moment to be handled. A first POST
+    // that beats it is admitted; its repeats are refused once the drain starts.
     for _ in 0..100 {
-        if let Ok(Admission::Refused { status, error, .. }) = post_refurl(&gw.http, &call("DRAIN-NEW")).await {
-            refused = Some((status, error));
-            break;
+        match post_refurl(&gw.http, &call("DRAIN-NEW")).await {
+            Ok(Admission::Refused { status, error, .. }) => {
+                refused = Some((status, error));
+                break;
+            }
+            other => before.push(format!("{other:?}")),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    before.dedup();
     assert_eq!(
         refused,
         Some((503, "draining".to_string())),
-        "new calls refused while draining"
+        "new calls refused while draining; answers before: {before:?}; gateway log: {:?}",
+        gw.drain_log()
     );
     assert_eq!(status_of(&format!("{}/readyz", gw.http)).await, 503);
+    // A repeat of a POST admitted before: its socket would be refused while draining, so it is refused
+    // now (it used to stay admitted), and the carrier can place the call elsewhere.
+    assert_eq!(
+        post_refurl(&gw.http, &call("DRAIN-EARLY"))
+            .await
+            .map_err(|e| e.to_string()),
+        Ok(Admission::Refused {
+            status: 503,
+            retry_after: Some("1".into()),
+            error: "draining".into()
+        })
+    );
 
     // One call finishes by itself during the drain; the other is still up at the deadline.
     finishing.close(1000);
@@ -94,6 +117,18 @@ async fn sigterm_drains_then_ends_what_is_left_and_exits_0() {
     assert_eq!(
         (new.state.as_str(), new.end_reason.as_deref()),
         ("rejected", Some("draining"))
+    );
+    let early = db.stored("DRAIN-EARLY", None).expect("recorded");
+    let mut outcomes: Vec<(&str, Option<&str>)> = early
+        .attempts
+        .iter()
+        .map(|a| (a.state.as_str(), a.end_reason.as_deref()))
+        .collect();
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [("expired", Some("shutdown")), ("rejected", Some("draining"))],
+        "the reservation expired at shutdown, its repeat was refused"
     );
 }
 
