@@ -59,15 +59,22 @@ impl ResolvesServerCert for ReloadableCert {
     }
 }
 
+/// Every certificate of a PEM file (this listener's chain, `elevenlabs.ca_file`'s roots); a file with none
+/// is an error.
+pub fn read_pem_certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read '{path}': {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("'{path}' is not PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("'{path}' holds no certificate"));
+    }
+    Ok(certs)
+}
+
 /// A PEM chain (leaf first) and its PEM private key, checked to belong together.
 pub fn read_certified_key(cert_path: &str, key_path: &str) -> Result<CertifiedKey, String> {
-    let certs = CertificateDer::pem_file_iter(cert_path)
-        .map_err(|e| format!("cannot read '{cert_path}': {e}"))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("'{cert_path}' is not PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("'{cert_path}' holds no certificate"));
-    }
+    let certs = read_pem_certificates(cert_path)?;
     let key = PrivateKeyDer::from_pem_file(key_path)
         .map_err(|e| format!("cannot read a private key from '{key_path}': {e}"))?;
     let signing = rustls::crypto::ring::sign::any_supported_type(&key)

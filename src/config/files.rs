@@ -18,7 +18,7 @@ impl Config {
         }
         let el = &mut self.elevenlabs;
         if let Some(path) = el.ca_file.as_deref() {
-            match read_pem_certificates(path) {
+            match crate::tls::read_pem_certificates(path) {
                 Ok(certs) => el.extra_roots = certs,
                 Err(e) => problems.push(format!("elevenlabs.ca_file: {e}")),
             }
@@ -63,20 +63,6 @@ fn read_wav(path: &str) -> Result<HoldClip, String> {
         sample_rate: spec.sample_rate,
         pcm,
     })
-}
-
-/// Every certificate of a PEM file; a file with none is an error.
-fn read_pem_certificates(path: &str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read '{path}': {e}"))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("'{path}' is not PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!("'{path}' holds no certificate"));
-    }
-    Ok(certs)
 }
 
 #[cfg(test)]

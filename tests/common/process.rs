@@ -125,6 +125,19 @@ impl Served {
         assert!(status.is_ok_and(|s| s.success()), "kill -{sig}");
     }
 
+    /// Sends `sig`, then waits up to 5 s for a log line holding `needle`: whether it came, and every line
+    /// seen meanwhile (for the failure message).
+    pub async fn signal_and_await_log(&self, sig: &str, needle: &str) -> (bool, Vec<String>) {
+        self.signal(sig);
+        let mut seen = Vec::new();
+        let came = super::eventually(Duration::from_secs(5), || {
+            seen.extend(self.drain_log());
+            seen.iter().any(|l| l.contains(needle))
+        })
+        .await;
+        (came, seen)
+    }
+
     /// Waits for the process to exit, up to `limit`.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
         let until = Instant::now() + limit;

@@ -11,13 +11,7 @@ use websocket_api::sim::carrier::{post_refurl, Admission, CarrierConn};
 /// Writes `routes` as the config file, sends SIGHUP and waits for the gateway to say it applied them.
 async fn reload_routes(gw: &Served, dir: &std::path::Path, routes: &str) {
     std::fs::write(dir.join("empty.toml"), routes).expect("write config");
-    gw.signal("HUP");
-    let mut seen = Vec::new();
-    let applied = eventually(Duration::from_secs(5), || {
-        seen.extend(gw.drain_log());
-        seen.iter().any(|l| l.contains("SIGHUP: routes applied"))
-    })
-    .await;
+    let (applied, seen) = gw.signal_and_await_log("HUP", "SIGHUP: routes applied").await;
     assert!(applied, "the routes were reloaded: {seen:#?}");
 }
 

@@ -78,13 +78,7 @@ async fn the_carrier_listener_serves_tls_and_a_renewal_mid_call_drops_nothing() 
     let renewed = ca_b.issue_for_loopback(&dir, "renewed");
     std::fs::copy(&renewed.cert, &served.cert).expect("renew certificate");
     std::fs::copy(&renewed.key, &served.key).expect("renew key");
-    gw.signal("HUP");
-    let mut seen = Vec::new();
-    let reloaded = eventually(Duration::from_secs(5), || {
-        seen.extend(gw.drain_log());
-        seen.iter().any(|l| l.contains("server.tls_cert reloaded"))
-    })
-    .await;
+    let (reloaded, seen) = gw.signal_and_await_log("HUP", "server.tls_cert reloaded").await;
     assert!(reloaded, "the certificate was reloaded: {seen:#?}");
 
     let mut fresh = tls_call(&new_client, &https, "TLS-2")
