@@ -1,6 +1,9 @@
-//! Per-call tokens for the carrier's WebSocket URL: HMAC-SHA256 over the call id and an expiry, so only the
-//! carrier we answered can open that call's media socket, and only for a short while.
+//! Per-call tokens for the carrier's WebSocket URL: HMAC-SHA256 over the call (its carrier and id) and an
+//! expiry, so only the carrier we answered can open that call's media socket, and only for a short while.
+//! Each field goes into the MAC with its length before it, so no choice of call id can make one call's
+//! fields read as another's (an id may hold `:` or `.`, which a separator would have to forbid).
 
+use crate::protocol::CallKey;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
@@ -30,33 +33,37 @@ impl CallTokens {
         Ok(CallTokens { keyed, ttl })
     }
 
-    fn mac(&self, call_id: &str, expires: u64) -> HmacSha256 {
+    fn mac(&self, call: &CallKey, expires: u64) -> HmacSha256 {
         let mut mac = self.keyed.clone();
-        mac.update(call_id.as_bytes());
-        mac.update(b"\n");
-        mac.update(expires.to_string().as_bytes());
+        let expires = expires.to_string();
+        for field in [call.carrier.as_str(), call.id.as_str(), expires.as_str()] {
+            let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
+            mac.update(&len.to_be_bytes());
+            mac.update(field.as_bytes());
+        }
         mac
     }
 
     /// `<expiry unix seconds>.<hex hmac>`.
-    pub fn issue(&self, call_id: &str) -> String {
-        self.issue_at(call_id, SystemTime::now())
+    pub fn issue(&self, call: &CallKey) -> String {
+        self.issue_at(call, SystemTime::now())
     }
 
-    fn issue_at(&self, call_id: &str, now: SystemTime) -> String {
+    fn issue_at(&self, call: &CallKey, now: SystemTime) -> String {
         let expires = (now + self.ttl).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         format!(
             "{expires}.{}",
-            hex::encode(self.mac(call_id, expires).finalize().into_bytes())
+            hex::encode(self.mac(call, expires).finalize().into_bytes())
         )
     }
 
-    /// True when the token was issued for this call id and has not expired (constant-time compare).
-    pub fn verify(&self, call_id: &str, token: &str) -> bool {
-        self.verify_at(call_id, token, SystemTime::now())
+    /// True when the token was issued for this call (carrier and id) and has not expired (constant-time
+    /// compare).
+    pub fn verify(&self, call: &CallKey, token: &str) -> bool {
+        self.verify_at(call, token, SystemTime::now())
     }
 
-    fn verify_at(&self, call_id: &str, token: &str, now: SystemTime) -> bool {
+    fn verify_at(&self, call: &CallKey, token: &str, now: SystemTime) -> bool {
         let Some((exp, sig)) = token.split_once('.') else {
             return false;
         };
@@ -64,7 +71,7 @@ impl CallTokens {
             return false;
         };
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        expires >= now && self.mac(call_id, expires).verify_slice(&sig).is_ok()
+        expires >= now && self.mac(call, expires).verify_slice(&sig).is_ok()
     }
 }
 
@@ -72,17 +79,40 @@ impl CallTokens {
 mod tests {
     use super::*;
 
+    use crate::protocol::Carrier;
+    use crate::values::CallId;
+
+    fn key(carrier: Carrier, id: &str) -> CallKey {
+        CallKey::new(carrier, CallId::parse("id", id).expect("id"))
+    }
+
     #[test]
     fn bound_to_call_and_expiry() {
         let t = CallTokens::new(Some("s3cret"), Duration::from_secs(30)).expect("key");
-        let tok = t.issue("CALL-1");
-        assert!(t.verify("CALL-1", &tok));
-        assert!(!t.verify("CALL-2", &tok));
-        assert!(!t.verify("CALL-1", "garbage"));
-        assert!(!t.verify("CALL-1", &tok.replace('.', "x")));
+        let call = key(Carrier::Mcube, "CALL-1");
+        let tok = t.issue(&call);
+        assert!(t.verify(&call, &tok));
+        assert!(!t.verify(&key(Carrier::Mcube, "CALL-2"), &tok));
+        assert!(
+            !t.verify(&key(Carrier::Plivo, "CALL-1"), &tok),
+            "another carrier's call"
+        );
+        assert!(!t.verify(&call, "garbage"));
+        assert!(!t.verify(&call, &tok.replace('.', "x")));
         let later = SystemTime::now() + Duration::from_secs(31);
-        assert!(!t.verify_at("CALL-1", &tok, later));
+        assert!(!t.verify_at(&call, &tok, later));
         let other = CallTokens::new(Some("other"), Duration::from_secs(30)).expect("key");
-        assert!(!other.verify("CALL-1", &tok));
+        assert!(!other.verify(&call, &tok));
+    }
+
+    #[test]
+    fn no_call_id_forges_another_carriers_subject() {
+        let t = CallTokens::new(Some("s3cret"), Duration::from_secs(30)).expect("key");
+        // The old subject was `plivo:<id>` for Plivo and the bare id for Mcube: Mcube's call `plivo:X`
+        // opened Plivo's call `X`.
+        let forged = t.issue(&key(Carrier::Mcube, "plivo:X"));
+        assert!(!t.verify(&key(Carrier::Plivo, "X"), &forged));
+        let forged = t.issue(&key(Carrier::Mcube, "plivoX"));
+        assert!(!t.verify(&key(Carrier::Plivo, "X"), &forged));
     }
 }

@@ -177,19 +177,34 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
     });
     registry.set_carrier_caps(crate::routing::carrier_caps(&config));
     let routes = crate::routing::shared_routes(&config);
-    let fleet = join_fleet(&config, &registry, &instance, &public_url, admin_addr, &metrics).await;
+    let fleet = join_fleet(&config, &registry, &instance, &public_url, admin_addr, &metrics)
+        .await
+        .map_err(|why| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                crate::config::ConfigProblems(vec![why]),
+            )
+        })?;
     let meter = Arc::new(std::sync::Mutex::new(crate::capacity::CostMeter::default()));
     sample_cost(meter.clone(), registry.clone());
     let access: SharedAccess = Arc::new(std::sync::RwLock::new(CarrierAccess::from_config(&config)));
     let el = &config.elevenlabs;
+    let policy = |failures, window_ms, cooldown_ms| crate::call::breaker::BreakerPolicy {
+        failures,
+        window: Duration::from_millis(window_ms),
+        cooldown: Duration::from_millis(cooldown_ms),
+    };
     let breaker = Arc::new(crate::call::breaker::UpstreamBreaker::new(
-        crate::call::breaker::BreakerPolicy {
-            failures: el.breaker_failures,
-            window: Duration::from_millis(el.breaker_window_ms),
-            cooldown: Duration::from_millis(el.breaker_cooldown_ms),
-        },
+        policy(el.breaker_failures, el.breaker_window_ms, el.breaker_cooldown_ms),
+        policy(
+            el.agent_breaker_failures,
+            el.agent_breaker_window_ms,
+            el.agent_breaker_cooldown_ms,
+        ),
         metrics.clone(),
     ));
+    let plivo_nonces =
+        crate::http::nonces::SharedNonces::new(Duration::from_secs(config.carriers.plivo.replay_window_s));
     let state = web::Data::new(AppState {
         breaker,
         tokens: CallTokens::new(
@@ -209,6 +224,7 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         routes: routes.clone(),
         instance: instance.clone(),
         fleet: fleet.clone(),
+        plivo_nonces,
     });
     let (send_timeout_ms, send_buffer) = (config.server.send_timeout_ms, config.server.send_buffer_bytes);
     let admin_too = config.admin.token.is_some();
@@ -267,7 +283,8 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
 }
 
 /// With `fleet.max_concurrent_calls` set (PostgreSQL, checked with the configuration), joins the fleet on
-/// the database: the registry admits within this instance's share from now on.
+/// the database: the registry admits within this instance's share from now on. `Err` when the live fleet
+/// runs with another cap (a configuration problem: `serve` exits 64).
 async fn join_fleet(
     config: &Config,
     registry: &Registry,
@@ -275,8 +292,10 @@ async fn join_fleet(
     public_url: &str,
     admin_addr: SocketAddr,
     metrics: &Arc<Metrics>,
-) -> Option<Fleet> {
-    let fleet_cap = config.fleet.max_concurrent_calls?;
+) -> Result<Option<Fleet>, String> {
+    let Some(fleet_cap) = config.fleet.max_concurrent_calls else {
+        return Ok(None);
+    };
     let admin_url = match config.fleet.admin_url.as_str() {
         "" => format!("http://{admin_addr}"),
         url => url.trim_end_matches('/').to_string(),
@@ -290,7 +309,9 @@ async fn join_fleet(
         fleet_cap,
         lease_ttl_ms: config.fleet.lease_ttl_ms,
     };
-    Some(Fleet::join(registry, member, &config.database.url, metrics.clone()).await)
+    Fleet::join(registry, member, &config.database.url, metrics.clone())
+        .await
+        .map(Some)
 }
 
 /// Every few seconds: this process's RSS, CPU and FDs with the calls then live, for `/capacity`.

@@ -258,6 +258,9 @@ fn serve(cli_path: Option<&PathBuf>) -> ExitCode {
     }
     private_files();
     init_logging(&config.log.level);
+    for w in config.warnings() {
+        log::warn!("{w}");
+    }
     match lifecycle::raise_fd_limit(config.calls.max_concurrent_calls) {
         Ok(l) => log::info!(
             "file descriptors: limit {} (hard {}), the cap needs {}",
@@ -275,6 +278,14 @@ fn serve(cli_path: Option<&PathBuf>) -> ExitCode {
     let result = actix_rt::System::new().block_on(lifecycle::run(config, path, explicit));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A configuration the running system refuses (a fleet whose cap differs): exit 64 like any other.
+        Err(e)
+            if e.get_ref()
+                .is_some_and(|inner| inner.is::<websocket_api::config::ConfigProblems>()) =>
+        {
+            eprint!("{e}");
+            ExitCode::from(EXIT_USAGE)
+        }
         Err(e) => {
             eprintln!("websocket_api: {e}");
             ExitCode::from(1)
@@ -385,6 +396,9 @@ fn check_config(cli_path: Option<&PathBuf>) -> ExitCode {
     print!("{}", config.redacted_toml());
     for p in config.serve_problems() {
         println!("# note: {p}");
+    }
+    for w in config.warnings() {
+        println!("# warning: {w}");
     }
     let mut exposed = config.exposure_problems();
     match websocket_api::fleet::shares_problem(&config) {

@@ -2,7 +2,9 @@
 //! path), gathered on `GET /metrics`. Gauges that describe state owned by an actor (active calls, the cap)
 //! are set at scrape time from that actor.
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 use std::sync::LazyLock;
 
 /// Errors of the listener's accept loop (EMFILE when the descriptor limit is reached, ENFILE, ENOMEM…).
@@ -82,6 +84,11 @@ pub struct Metrics {
     /// The upstream breaker: 0 closed, 1 open (refusing new calls), 2 half-open (one probe call out).
     pub upstream_breaker_state: IntGauge,
     pub upstream_breaker_opened: IntCounter,
+    /// Agents refused by ElevenLabs (agent-level failures): 1 while its routes' calls are refused
+    /// `agent_unavailable`, by agent.
+    pub agent_unavailable: IntGaugeVec,
+    /// Times an agent's breaker opened, by agent.
+    pub agent_breaker_opened: IntCounterVec,
     /// Redialled conversations seeded with the conversation so far.
     pub upstream_resumed: IntCounter,
     /// Conversations ElevenLabs refused for our configuration (an override the agent does not allow).
@@ -106,6 +113,10 @@ pub(crate) fn counter_vec(r: &Registry, name: &str, help: &str, label: &str) -> 
 
 pub(crate) fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
     registered(r, IntGauge::new(name, help)?)
+}
+
+pub(crate) fn gauge_vec(r: &Registry, name: &str, help: &str, label: &str) -> prometheus::Result<IntGaugeVec> {
+    registered(r, IntGaugeVec::new(Opts::new(name, help), &[label])?)
 }
 
 pub(crate) fn histogram_vec(
@@ -194,6 +205,18 @@ impl Metrics {
                 &r,
                 "upstream_breaker_opened_total",
                 "Times the ElevenLabs breaker opened after account-level failures",
+            )?,
+            agent_unavailable: gauge_vec(
+                &r,
+                "agent_unavailable",
+                "1 while an agent's calls are refused agent_unavailable after agent-level failures",
+                "agent_id",
+            )?,
+            agent_breaker_opened: counter_vec(
+                &r,
+                "agent_breaker_opened_total",
+                "Times an agent's breaker opened after agent-level failures (agent gone, prompt variable missing)",
+                "agent_id",
             )?,
             upstream_resumed: counter(
                 &r,

@@ -119,6 +119,19 @@ impl RouteTable {
     pub fn shares(&self) -> impl Iterator<Item = (&str, Option<usize>)> {
         self.routes.iter().map(|r| (r.name.as_str(), r.max_calls))
     }
+
+    /// The routes whose agent is one of `agents`, by name.
+    pub fn routes_of<'a>(&'a self, agents: &'a [String]) -> impl Iterator<Item = &'a str> + 'a {
+        self.routes
+            .iter()
+            .filter(|r| agents.contains(&r.agent_id))
+            .map(|r| r.name.as_str())
+    }
+
+    /// Whether every route's agent is one of `agents`: then no call at all can be taken.
+    pub fn all_agents_in(&self, agents: &[String]) -> bool {
+        self.routes.iter().all(|r| agents.contains(&r.agent_id))
+    }
 }
 
 /// The table the webhooks route with, swapped whole on SIGHUP.

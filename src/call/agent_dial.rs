@@ -3,6 +3,7 @@
 //! the signed-URL request, the upgrade within the connect timeout, and why a dial failed in words an
 //! operator can act on. `ElevenLabsLeg` runs the connection once it is up.
 
+use super::breaker::FailureScope;
 use crate::config::{ElevenLabsAuth, ElevenLabsConfig};
 use actix_codec::Framed;
 use awc::ws::{CloseCode, Codec, Message as WsMessage};
@@ -16,7 +17,8 @@ use std::time::Duration;
 pub type AgentSocket = Framed<BoxedSocket, Codec>;
 
 /// Why the agent could not be reached. Every one of them means no conversation started, so each counts
-/// toward the upstream breaker.
+/// toward a breaker: the agent's when ElevenLabs says the agent is the problem (`scope`), else the
+/// account's.
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
     #[error("no WebSocket upgrade within {0:?}")]
@@ -25,8 +27,21 @@ pub enum DialError {
     Connect(String),
     #[error("upgrade refused with HTTP {0}")]
     Refused(u16),
+    #[error("signed URL request refused with HTTP {0}")]
+    SignedUrlRefused(u16),
     #[error("signed URL request failed: {0}")]
     SignedUrl(String),
+}
+
+impl DialError {
+    /// Whose failure it is: an agent ElevenLabs does not know (404) is that agent's; a bad key, a quota,
+    /// an outage or the network is the account's.
+    pub fn scope(&self) -> FailureScope {
+        match self {
+            DialError::Refused(status) | DialError::SignedUrlRefused(status) => FailureScope::of_status(*status),
+            _ => FailureScope::Account,
+        }
+    }
 }
 
 /// What an operator should read in a TLS failure, from rustls' wording (the certificate checks are the
@@ -183,7 +198,7 @@ async fn fetch_signed_url(client: &awc::Client, cfg: &ElevenLabsConfig, agent_id
         .await
         .map_err(|e| DialError::SignedUrl(explained(e.to_string())))?;
     if !resp.status().is_success() {
-        return Err(DialError::SignedUrl(format!("answered {}", resp.status())));
+        return Err(DialError::SignedUrlRefused(resp.status().as_u16()));
     }
     let signed: Signed = resp
         .json()

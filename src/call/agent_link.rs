@@ -3,10 +3,11 @@
 //! generation guard, the stale-audio drop after a barge-in, the call's redial budget and spacing, the muted
 //! greeting of a resumed conversation — are unit-tested with synthetic time.
 
+use super::breaker::FailureScope;
 use super::messages::ToAgent;
 use super::EndReason;
 use crate::protocol::elevenlabs::AgentFormats;
-use crate::values::ConversationId;
+use crate::values::{ConversationId, Text};
 use actix::Recipient;
 use std::time::{Duration, Instant};
 
@@ -176,9 +177,16 @@ impl AgentLink {
 
     /// The current connection failed or ended with `close_code` (after an `error` event of `error_type`)
     /// at `now`: from here on nothing from it counts. 1000 plays out; 1008 is a refusal (of an override we
-    /// sent, `override_error`: a configuration problem); anything else redials within the call's budget,
-    /// no sooner than the spacing after the last dial.
-    pub fn on_failure(&mut self, close_code: Option<u16>, error_type: Option<&str>, now: Instant) -> AgentFailure {
+    /// sent, `override_error`: a configuration problem); a failure that is the agent's (`agent_refused`:
+    /// no such agent) gives up, as a redial would be refused again; anything else redials within the
+    /// call's budget, no sooner than the spacing after the last dial.
+    pub fn on_failure(
+        &mut self,
+        close_code: Option<u16>,
+        error_type: Option<&str>,
+        agent_refused: bool,
+        now: Instant,
+    ) -> AgentFailure {
         self.failed_generation = self.generation;
         self.leg = None;
         self.formats = None;
@@ -186,6 +194,7 @@ impl AgentLink {
             Some(1000) => AgentFailure::PlayOut,
             Some(1008) if error_type == Some("override_error") => AgentFailure::ConfigRefused,
             Some(1008) => AgentFailure::GiveUp(EndReason::ElevenlabsRejected),
+            _ if agent_refused => AgentFailure::GiveUp(EndReason::ElevenlabsRejected),
             _ if self.redials < self.policy.max => {
                 self.redials += 1;
                 let since_dial = self.last_dial.map_or(Duration::MAX, |t| now.duration_since(t));
@@ -202,6 +211,26 @@ impl AgentLink {
 
     pub fn policy(&self) -> RedialPolicy {
         self.policy
+    }
+}
+
+/// How an agent connection failed: its close code and `error` event, in words, and whose failure it is.
+pub struct Failure {
+    pub close_code: Option<u16>,
+    pub error_type: Option<Text>,
+    pub detail: String,
+    pub scope: FailureScope,
+}
+
+impl Failure {
+    /// A failure without a close (a dial that failed, a timeout), the account's unless said otherwise.
+    pub fn account(detail: String) -> Failure {
+        Failure {
+            close_code: None,
+            error_type: None,
+            detail,
+            scope: FailureScope::Account,
+        }
     }
 }
 
@@ -228,7 +257,7 @@ mod tests {
         let ms = Duration::from_millis;
         l.dialling(t0);
         assert_eq!(
-            l.on_failure(None, None, t0 + ms(200)),
+            l.on_failure(None, None, false, t0 + ms(200)),
             AgentFailure::Redial {
                 attempt: 1,
                 backoff: ms(800)
@@ -237,7 +266,7 @@ mod tests {
         );
         l.dialling(t0 + ms(1000));
         assert_eq!(
-            l.on_failure(Some(1006), None, t0 + ms(60_000)),
+            l.on_failure(Some(1006), None, false, t0 + ms(60_000)),
             AgentFailure::Redial {
                 attempt: 2,
                 backoff: ms(200)
@@ -246,7 +275,7 @@ mod tests {
         );
         l.dialling(t0 + ms(60_200));
         assert_eq!(
-            l.on_failure(None, None, t0 + ms(3_600_000)),
+            l.on_failure(None, None, false, t0 + ms(3_600_000)),
             AgentFailure::BudgetSpent,
             "the budget does not renew, however long the call"
         );
@@ -257,19 +286,28 @@ mod tests {
         let mut l = link(1, 0);
         let t0 = Instant::now();
         l.dialling(t0);
-        assert_eq!(l.on_failure(Some(1000), None, t0), AgentFailure::PlayOut);
+        assert_eq!(l.on_failure(Some(1000), None, false, t0), AgentFailure::PlayOut);
         l.dialling(t0);
         assert_eq!(
-            l.on_failure(Some(1008), Some("missing_dynamic_variable"), t0),
+            l.on_failure(Some(1008), Some("missing_dynamic_variable"), false, t0),
             AgentFailure::GiveUp(EndReason::ElevenlabsRejected)
         );
         l.dialling(t0);
         assert_eq!(
-            l.on_failure(Some(1008), Some("override_error"), t0),
+            l.on_failure(Some(1008), Some("override_error"), false, t0),
             AgentFailure::ConfigRefused
         );
         l.dialling(t0);
-        assert!(matches!(l.on_failure(None, None, t0), AgentFailure::Redial { .. }));
+        assert!(matches!(
+            l.on_failure(None, None, false, t0),
+            AgentFailure::Redial { .. }
+        ));
+        l.dialling(t0);
+        assert_eq!(
+            l.on_failure(None, None, true, t0),
+            AgentFailure::GiveUp(EndReason::ElevenlabsRejected),
+            "no such agent: a redial would be refused again"
+        );
     }
 
     #[test]
@@ -281,14 +319,14 @@ mod tests {
         assert!(!l.resuming());
         l.announced(id("conv_1"), formats(), false);
         assert!(!l.is_greeting_muted(), "the first greeting is heard");
-        l.on_failure(None, None, t0);
+        l.on_failure(None, None, false, t0);
         l.dialling(t0);
         assert!(l.resuming());
         l.announced(id("conv_2"), formats(), false);
         assert!(l.is_greeting_muted());
         l.caller_heard();
         assert!(!l.is_greeting_muted());
-        l.on_failure(None, None, t0);
+        l.on_failure(None, None, false, t0);
         l.dialling(t0);
         l.announced(id("conv_3"), formats(), true);
         assert!(
@@ -314,7 +352,7 @@ mod tests {
         assert!(!l.dial_out());
         assert!(!l.is_current(first), "an abandoned connection's reports are stale");
         assert!(l.is_current(second));
-        l.on_failure(None, None, now);
+        l.on_failure(None, None, false, now);
         assert!(!l.is_current(second), "nothing from a connection given up on counts");
         let third = l.dialling(now);
         assert!(l.is_current(third));

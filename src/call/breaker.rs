@@ -1,12 +1,16 @@
-//! `UpstreamBreaker`: whether ElevenLabs is taking conversations for this account at all. Account-level
-//! failures (refusals that will not pass on retry: 401/403/429, 5xx, connect and TLS failures) from any
-//! call's dial count; past a threshold within a window it opens and new calls are refused at the refurl
-//! (`upstream_unavailable`) instead of being admitted to fail one by one. After a cool-down one probe call
-//! is let through (half-open): its success closes the breaker, its failure opens it again. Live calls are
-//! never touched. `Breaker` decides with the time passed in (unit-tested); `UpstreamBreaker` shares it.
+//! `UpstreamBreaker`: whether ElevenLabs takes conversations, for the account and for each agent. Every
+//! way a conversation can fail to start has a scope (`FailureScope`): the account's (bad key, quota,
+//! concurrency limit, upstream 5xx, connect or TLS failure: every call would fail) or one agent's (agent
+//! gone, a prompt variable its route does not send, an override it refuses: only calls to that agent
+//! fail). Past a threshold within a window the breaker of that scope opens: account-level, every new call
+//! is refused at the webhook (`upstream_unavailable`); agent-level, only calls to that agent
+//! (`agent_unavailable`), while every other route's go on. After a cool-down one trial call is let
+//! through (half-open), taken only by a call that was admitted: its success closes the breaker, its failure
+//! opens it again. Live calls are never touched. `Breaker` decides with the time passed in (unit-tested);
+//! `UpstreamBreaker` holds the account's and the agents' under one lock.
 
 use crate::metrics::Metrics;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -73,6 +77,22 @@ impl Breaker {
         }
     }
 
+    /// Whether a new call would be let through at `now` (as the probe, past the cool-down), without
+    /// taking the probe: the admission asks this first, and takes the probe only once the call is admitted.
+    pub fn check(&self, now: Instant) -> Result<(), Open> {
+        match self.state {
+            State::Open { since } | State::HalfOpen { probe_at: since }
+                if now.duration_since(since) < self.policy.cooldown =>
+            {
+                Err(Open {
+                    retry_after: self.policy.cooldown.saturating_sub(now.duration_since(since)),
+                    reason: self.reason.clone(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The refusal new calls get at `now`, without letting a probe through (for `/readyz`).
     pub fn refusal(&self, now: Instant) -> Option<Open> {
         match self.state {
@@ -126,59 +146,215 @@ impl Breaker {
     }
 }
 
-/// The process's breaker, shared by the refurl, `/readyz` and every call's dials.
+/// Which part of the ElevenLabs side a conversation that failed to start speaks of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureScope {
+    /// The account or the service: a bad key, quota or concurrency limit, an outage, the network. Any
+    /// call would fail the same way.
+    Account,
+    /// The agent the call asked for: it is gone, or refuses what its route sends (a prompt variable it
+    /// needs, an override). Calls to other agents are fine, and ElevenLabs itself answered.
+    Agent,
+}
+
+/// `error_type`s that speak of the agent's configuration, not of the account or the service.
+const AGENT_ERRORS: [&str; 7] = [
+    "missing_dynamic_variable",
+    "missing_dynamic_variable_transfer",
+    "override_error",
+    "telephony_agent_error",
+    "custom_llm_error",
+    "mcp_tool_error",
+    "mcp_https_error",
+];
+
+impl FailureScope {
+    /// An upgrade or signed-URL request answered `status`: no such agent (404, 410) or an agent id it
+    /// refuses (422) is the agent's; every other refusal (401/403 bad key, 429 quota or concurrency, 5xx)
+    /// is the account's.
+    pub fn of_status(status: u16) -> FailureScope {
+        match status {
+            404 | 410 | 422 => FailureScope::Agent,
+            _ => FailureScope::Account,
+        }
+    }
+
+    /// A connection closed before its conversation started, with `close_code` after an `error` event of
+    /// `error_type`: ElevenLabs answers 1008 to the initiation a route sent when the agent refuses it
+    /// (a missing prompt variable, an override, an agent that cannot take phone calls).
+    pub fn of_close(close_code: Option<u16>, error_type: Option<&str>) -> FailureScope {
+        if close_code == Some(1008) || error_type.is_some_and(|t| AGENT_ERRORS.contains(&t)) {
+            FailureScope::Agent
+        } else {
+            FailureScope::Account
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureScope::Account => "account",
+            FailureScope::Agent => "agent",
+        }
+    }
+}
+
+/// Why a new call is refused: whose breaker is open, and since when to ask again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub scope: FailureScope,
+    pub open: Open,
+}
+
+/// The account's breaker and each agent's (made at an agent's first failure; agents come from the
+/// configuration, so there are few).
+struct Breakers {
+    account: Breaker,
+    agents: HashMap<String, Breaker>,
+    agent_policy: BreakerPolicy,
+}
+
+impl Breakers {
+    fn check(&self, agent: &str, now: Instant) -> Result<(), Refused> {
+        let refused = |scope| move |open| Refused { scope, open };
+        if let Some(b) = self.agents.get(agent) {
+            b.check(now).map_err(refused(FailureScope::Agent))?;
+        }
+        self.account.check(now).map_err(refused(FailureScope::Account))
+    }
+
+    /// Lets a call through both breakers, taking each one's probe where it is due; nothing is taken when
+    /// either refuses.
+    fn admit(&mut self, agent: &str, now: Instant) -> Result<(), Refused> {
+        self.check(agent, now)?;
+        let account = self.account.admit(now);
+        let agent = self.agents.get_mut(agent).map(|b| b.admit(now));
+        debug_assert!(
+            account.is_ok() && agent.is_none_or(|a| a.is_ok()),
+            "checked under the same lock"
+        );
+        Ok(())
+    }
+}
+
+/// The process's breakers, shared by the webhooks, `/readyz` and every call's dials.
 pub struct UpstreamBreaker {
-    inner: Mutex<Breaker>,
+    inner: Mutex<Breakers>,
     metrics: Arc<Metrics>,
 }
 
 impl UpstreamBreaker {
-    pub fn new(policy: BreakerPolicy, metrics: Arc<Metrics>) -> Self {
+    /// `account` for account-level failures, `agent` for each agent's.
+    pub fn new(account: BreakerPolicy, agent: BreakerPolicy, metrics: Arc<Metrics>) -> Self {
         UpstreamBreaker {
-            inner: Mutex::new(Breaker::new(policy)),
+            inner: Mutex::new(Breakers {
+                account: Breaker::new(account),
+                agents: HashMap::new(),
+                agent_policy: agent,
+            }),
             metrics,
         }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Breaker) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut Breakers) -> T) -> T {
         let mut b = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let out = f(&mut b);
-        self.metrics.upstream_breaker_state.set(b.gauge());
+        self.metrics.upstream_breaker_state.set(b.account.gauge());
         out
     }
 
-    pub fn admit(&self) -> Result<(), Open> {
+    /// Whether a new call to `agent` would be let through, without taking a probe.
+    pub fn check(&self, agent: &str) -> Result<(), Refused> {
+        self.with(|b| b.check(agent, Instant::now()))
+    }
+
+    /// Lets a call to `agent` through, taking a due probe: ask only for a call that is being admitted.
+    pub fn admit(&self, agent: &str) -> Result<(), Refused> {
         self.with(|b| {
-            let was = b.gauge();
-            let res = b.admit(Instant::now());
-            if res.is_ok() && was == 1 {
+            let was = (b.account.gauge(), b.agents.get(agent).map(Breaker::gauge));
+            let res = b.admit(agent, Instant::now());
+            if res.is_ok() && was.0 == 1 {
                 log::warn!("elevenlabs: breaker half-open, one probe call let through");
+            }
+            if res.is_ok() && was.1 == Some(1) {
+                log::warn!("elevenlabs: agent {agent} half-open, one probe call let through");
             }
             res
         })
     }
 
+    /// The account's refusal (for `/readyz`: one agent's does not make the gateway unready).
     pub fn refusal(&self) -> Option<Open> {
-        self.with(|b| b.refusal(Instant::now()))
+        self.with(|b| b.account.refusal(Instant::now()))
     }
 
-    pub fn succeeded(&self) {
+    /// The agents whose calls are refused now.
+    pub fn unavailable_agents(&self) -> Vec<String> {
+        let now = Instant::now();
         self.with(|b| {
-            if b.gauge() != 0 {
-                log::warn!("elevenlabs: a conversation started; breaker closed, taking calls again");
-            }
-            b.succeeded()
+            let mut open: Vec<String> = b
+                .agents
+                .iter()
+                .filter(|(_, a)| a.check(now).is_err())
+                .map(|(id, _)| id.clone())
+                .collect();
+            open.sort();
+            open
         })
     }
 
-    pub fn failed(&self, reason: &str) {
-        let opened = self.with(|b| b.failed(Instant::now(), reason));
-        if opened {
-            self.metrics.upstream_breaker_opened.inc();
-            log::error!(
-                "elevenlabs: breaker open after account-level failures (last: {reason}); new calls are refused \
-                 upstream_unavailable until a probe call succeeds"
-            );
+    /// A conversation with `agent` started: the account and the agent take calls.
+    pub fn succeeded(&self, agent: &str) {
+        self.with(|b| {
+            if b.account.gauge() != 0 {
+                log::warn!("elevenlabs: a conversation started; breaker closed, taking calls again");
+            }
+            b.account.succeeded();
+            if let Some(a) = b.agents.get_mut(agent) {
+                if a.gauge() != 0 {
+                    log::warn!("elevenlabs: agent {agent} took a conversation again; its routes take calls");
+                    self.metrics.agent_unavailable.with_label_values(&[agent]).set(0);
+                }
+                a.succeeded();
+            }
+        })
+    }
+
+    /// A conversation with `agent` (on `route`) failed to start, for a reason of `scope`. An agent-level
+    /// failure counts toward that agent's breaker only; ElevenLabs answered, so the account is fine.
+    pub fn failed(&self, agent: &str, route: &str, scope: FailureScope, reason: &str) {
+        let now = Instant::now();
+        let opened = self.with(|b| match scope {
+            FailureScope::Account => b.account.failed(now, reason),
+            FailureScope::Agent => {
+                b.account.succeeded();
+                let policy = b.agent_policy;
+                let a = b
+                    .agents
+                    .entry(agent.to_string())
+                    .or_insert_with(|| Breaker::new(policy));
+                a.failed(now, reason)
+            }
+        });
+        if !opened {
+            return;
+        }
+        match scope {
+            FailureScope::Account => {
+                self.metrics.upstream_breaker_opened.inc();
+                log::error!(
+                    "elevenlabs: breaker open after account-level failures (last: {reason}); new calls are \
+                     refused upstream_unavailable until a probe call succeeds"
+                );
+            }
+            FailureScope::Agent => {
+                self.metrics.agent_breaker_opened.with_label_values(&[agent]).inc();
+                self.metrics.agent_unavailable.with_label_values(&[agent]).set(1);
+                log::error!(
+                    "elevenlabs: agent {agent} unavailable after agent-level failures (last on route '{route}': \
+                     {reason}); calls to the routes of agent {agent} are refused agent_unavailable until a probe \
+                     call succeeds; other routes go on"
+                );
+            }
         }
     }
 }
@@ -249,5 +425,97 @@ mod tests {
             b.admit(t0 + Duration::from_secs(10)).is_ok(),
             "the probe's call never dialled"
         );
+    }
+
+    fn breakers() -> Breakers {
+        let policy = BreakerPolicy {
+            failures: 2,
+            window: Duration::from_secs(10),
+            cooldown: Duration::from_secs(5),
+        };
+        Breakers {
+            account: Breaker::new(policy),
+            agents: HashMap::new(),
+            agent_policy: policy,
+        }
+    }
+
+    #[test]
+    fn an_agent_breaker_refuses_its_agent_only() {
+        let mut b = breakers();
+        let t0 = Instant::now();
+        for _ in 0..2 {
+            b.agents
+                .entry("broken".into())
+                .or_insert_with(|| Breaker::new(b.agent_policy))
+                .failed(t0, "missing_dynamic_variable");
+        }
+        let refused = b.admit("broken", t0).expect_err("its agent is open");
+        assert_eq!(refused.scope, FailureScope::Agent);
+        assert!(b.admit("healthy", t0).is_ok(), "another agent's calls go on");
+        assert_eq!(b.account.gauge(), 0, "the account is untouched");
+    }
+
+    #[test]
+    fn a_probe_is_taken_only_when_the_call_is_admitted() {
+        let mut b = breakers();
+        let t0 = Instant::now();
+        b.account.failed(t0, "down");
+        b.account.failed(t0, "down");
+        let due = t0 + Duration::from_secs(5);
+        for _ in 0..3 {
+            assert!(b.check("a", due).is_ok(), "checking does not take the probe");
+        }
+        assert_eq!(b.account.gauge(), 1, "still open: nobody took the probe");
+        assert!(b.admit("a", due).is_ok(), "the admitted call is the probe");
+        assert_eq!(b.account.gauge(), 2);
+        assert_eq!(
+            b.admit("a", due).map_err(|r| r.scope),
+            Err(FailureScope::Account),
+            "one probe at a time"
+        );
+    }
+
+    #[test]
+    fn an_open_agent_does_not_spend_the_accounts_probe() {
+        let mut b = breakers();
+        let t0 = Instant::now();
+        b.account.failed(t0, "down");
+        b.account.failed(t0, "down");
+        let agent = b
+            .agents
+            .entry("broken".into())
+            .or_insert_with(|| Breaker::new(b.agent_policy));
+        agent.failed(t0 + Duration::from_secs(4), "gone");
+        agent.failed(t0 + Duration::from_secs(4), "gone");
+        let due = t0 + Duration::from_secs(5);
+        assert_eq!(b.admit("broken", due).map_err(|r| r.scope), Err(FailureScope::Agent));
+        assert_eq!(
+            b.account.gauge(),
+            1,
+            "the account's probe is still there for another agent"
+        );
+        assert!(b.admit("healthy", due).is_ok());
+    }
+
+    #[test]
+    fn failures_are_sorted_by_scope() {
+        use FailureScope::*;
+        assert_eq!(FailureScope::of_status(404), Agent);
+        assert_eq!(FailureScope::of_status(422), Agent);
+        for account in [401, 403, 429, 500, 503] {
+            assert_eq!(FailureScope::of_status(account), Account, "{account}");
+        }
+        assert_eq!(
+            FailureScope::of_close(Some(1008), Some("missing_dynamic_variable")),
+            Agent
+        );
+        assert_eq!(FailureScope::of_close(Some(1008), None), Agent);
+        assert_eq!(FailureScope::of_close(Some(1002), Some("custom_llm_error")), Agent);
+        assert_eq!(
+            FailureScope::of_close(Some(1011), Some("unknown_websocket_crash")),
+            Account
+        );
+        assert_eq!(FailureScope::of_close(None, None), Account);
     }
 }

@@ -84,17 +84,22 @@ pub struct CallInfo {
 }
 
 impl CallInfo {
-    /// A call known by its id only.
-    pub fn bare(call_id: CallId, attempt: i64) -> CallInfo {
+    /// A call known by its carrier and id only.
+    pub fn bare(call: crate::protocol::CallKey, attempt: i64) -> CallInfo {
         CallInfo {
-            call_id,
+            call_id: call.id,
             attempt,
             from: None,
             to: None,
             direction: Direction::Inbound,
-            carrier: crate::protocol::Carrier::Mcube,
+            carrier: call.carrier,
             route: None,
         }
+    }
+
+    /// The call as the registry, tokens and records know it: its carrier and id.
+    pub fn key(&self) -> crate::protocol::CallKey {
+        crate::protocol::CallKey::new(self.carrier, self.call_id.clone())
     }
 
     /// The agent this call talks to: its route's, else the configured one.

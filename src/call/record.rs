@@ -299,7 +299,10 @@ mod tests {
 
     fn log() -> CallLog {
         let id = CallId::parse("call_id", "LOG-1").expect("valid");
-        CallLog::new(CallInfo::bare(id, 7))
+        CallLog::new(CallInfo::bare(
+            crate::protocol::CallKey::new(crate::protocol::Carrier::Mcube, id),
+            7,
+        ))
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub struct ExotelConfig {
 }
 
 /// Plivo Audio Streams.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PlivoConfig {
     /// The answer URL as configured in Plivo's console (its signature covers it); empty derives it from
@@ -59,10 +59,28 @@ pub struct PlivoConfig {
     pub answer_url: String,
     /// The most calls Plivo may hold at once; unset: up to the whole cap.
     pub max_calls: Option<usize>,
+    /// Also take `X-Plivo-Signature-V2`, which signs the URL and nonce but not the call's parameters
+    /// (accounts that still sign that way); off, only `X-Plivo-Signature-V3` is taken.
+    pub accept_v2: bool,
+    /// How long a signature's nonce is remembered: the same nonce again within it is a replay (403).
+    /// Plivo's signatures carry no time, so a replay after it is not recognised (README: Security).
+    pub replay_window_s: u64,
     /// Secret, from `WSAPI__CARRIERS__PLIVO__AUTH_TOKEN` only: with it, every webhook's
-    /// `X-Plivo-Signature-V2` must verify.
+    /// `X-Plivo-Signature-V3` (or V2 with `accept_v2`) must verify, with a nonce not seen before.
     #[serde(skip)]
     pub auth_token: Option<String>,
+}
+
+impl Default for PlivoConfig {
+    fn default() -> Self {
+        PlivoConfig {
+            answer_url: String::new(),
+            max_calls: None,
+            accept_v2: false,
+            replay_window_s: 3600,
+            auth_token: None,
+        }
+    }
 }
 
 impl CarriersConfig {

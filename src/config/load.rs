@@ -212,6 +212,8 @@ fn parse_env_value(raw: &str) -> toml::Value {
     match probe.parse::<toml::Table>() {
         Ok(mut t) => match t.remove("v") {
             Some(v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_))) => v,
+            // A list, e.g. WSAPI__FLEET__PEERS='["https://gw2:7901", "https://gw3:7901"]'.
+            Some(v @ toml::Value::Array(_)) => v,
             _ => toml::Value::String(raw.to_string()),
         },
         Err(_) => toml::Value::String(raw.to_string()),
@@ -275,12 +277,16 @@ mod tests {
                 ("WSAPI__CALLS__MAX_CONCURRENT_CALLS", "500"),
                 ("WSAPI__CARRIER__REQUIRE_TOKEN", "false"),
                 ("WSAPI__ELEVENLABS__AGENT_ID", "agent_1"),
+                ("WSAPI__CARRIER__ALLOWED_IPS", "[\"10.0.0.0/8\", \"192.0.2.7\"]"),
+                ("WSAPI__SERVER__LISTEN", "[::1]:7900"),
             ]),
         )
         .expect("valid");
         assert_eq!(c.calls.max_concurrent_calls, 500);
         assert!(!c.carrier.require_token);
         assert_eq!(c.elevenlabs.agent_id.as_deref(), Some("agent_1"));
+        assert_eq!(c.carrier.allowed_ips, ["10.0.0.0/8", "192.0.2.7"], "a list");
+        assert_eq!(c.server.listen, "[::1]:7900", "not a list");
     }
 
     #[test]

@@ -56,6 +56,12 @@ pub struct FleetConfig {
     /// Where the other instances reach this one's admin API (forwarded hang-ups, the fleet's call list);
     /// empty means `http://` + the bound `admin.listen`.
     pub admin_url: String,
+    /// The other instances' admin URLs (their `admin_url`) this one may send the admin token to: a row of
+    /// the fleet's table naming any other URL is not asked (reported, per instance). Empty: none.
+    pub peers: Vec<String>,
+    /// Allow `http://` peers, on private or loopback addresses only (a network the operator trusts);
+    /// otherwise every peer must be `https://`.
+    pub plain_http_peers: bool,
 }
 
 impl Default for FleetConfig {
@@ -65,7 +71,58 @@ impl Default for FleetConfig {
             lease_ttl_ms: 10_000,
             fallback_calls: 0,
             admin_url: String::new(),
+            peers: Vec::new(),
+            plain_http_peers: false,
         }
+    }
+}
+
+impl FleetConfig {
+    /// Whether this instance may send the admin token to a peer whose admin API is at `url` (as its row in
+    /// the fleet's table says): it must be one of `peers`, and pass `peer_url_problem`.
+    pub fn allows_peer(&self, url: &str) -> bool {
+        let url = url.trim_end_matches('/');
+        self.peers.iter().any(|p| p.trim_end_matches('/') == url) && self.peer_url_problem(url).is_none()
+    }
+
+    /// Why `url` cannot be a peer's admin URL, if it cannot: not `https://`, or `http://` without
+    /// `plain_http_peers` or to an address that is not private (a host name cannot be judged).
+    pub fn peer_url_problem(&self, url: &str) -> Option<String> {
+        if url.starts_with("https://") {
+            return None;
+        }
+        let Some(rest) = url.strip_prefix("http://") else {
+            return Some("must start with https:// (or http:// with fleet.plain_http_peers)".into());
+        };
+        if !self.plain_http_peers {
+            return Some(
+                "plain http:// sends the admin token in clear: use https://, or set \
+                         fleet.plain_http_peers = true for peers on a private network"
+                    .into(),
+            );
+        }
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+        };
+        match host.parse::<std::net::IpAddr>() {
+            Ok(ip) if is_private(ip) => None,
+            Ok(ip) => Some(format!(
+                "plain http:// to {ip}, which is not a private or loopback address"
+            )),
+            Err(_) => Some(format!(
+                "plain http:// to '{host}': only an IP address can be judged private; name the address, or use https://"
+            )),
+        }
+    }
+}
+
+/// Loopback, RFC 1918 and IPv6 unique-local addresses: what an operator's own network uses.
+fn is_private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_private() || v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
     }
 }
 
@@ -254,6 +311,14 @@ pub struct ElevenLabsConfig {
     pub breaker_window_ms: u64,
     /// ... until this cool-down has passed, when one probe call is let through.
     pub breaker_cooldown_ms: u64,
+    /// An agent whose conversations fail for reasons of its own (agent gone, a prompt variable its route
+    /// does not send, an override it refuses: 404 or 1008) this many times ...
+    pub agent_breaker_failures: u32,
+    /// ... within this window is unavailable: calls to its routes are refused `agent_unavailable` (other
+    /// routes go on, `/readyz` stays green) ...
+    pub agent_breaker_window_ms: u64,
+    /// ... until this cool-down has passed, when one probe call to it is let through.
+    pub agent_breaker_cooldown_ms: u64,
     /// Largest frame accepted from ElevenLabs, in bytes.
     pub max_frame_bytes: usize,
     /// Caller audio ElevenLabs has not acknowledged for this long (it stopped reading) aborts the connection
@@ -293,6 +358,9 @@ impl Default for ElevenLabsConfig {
             breaker_failures: 5,
             breaker_window_ms: 30_000,
             breaker_cooldown_ms: 15_000,
+            agent_breaker_failures: 3,
+            agent_breaker_window_ms: 60_000,
+            agent_breaker_cooldown_ms: 30_000,
             max_frame_bytes: 1024 * 1024,
             send_timeout_ms: 30_000,
             user_audio_chunk_ms: 100,

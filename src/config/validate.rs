@@ -90,6 +90,9 @@ impl Config {
             ("elevenlabs.breaker_failures", el.breaker_failures as u64),
             ("elevenlabs.breaker_window_ms", el.breaker_window_ms),
             ("elevenlabs.breaker_cooldown_ms", el.breaker_cooldown_ms),
+            ("elevenlabs.agent_breaker_failures", el.agent_breaker_failures as u64),
+            ("elevenlabs.agent_breaker_window_ms", el.agent_breaker_window_ms),
+            ("elevenlabs.agent_breaker_cooldown_ms", el.agent_breaker_cooldown_ms),
         ] {
             bad(v == 0, format!("{name}: must be greater than 0"));
         }
@@ -161,7 +164,8 @@ impl Config {
         let fleet_keys_set = f.max_concurrent_calls.is_some()
             || f.fallback_calls != defaults.fallback_calls
             || f.lease_ttl_ms != defaults.lease_ttl_ms
-            || !f.admin_url.is_empty();
+            || !f.admin_url.is_empty()
+            || !f.peers.is_empty();
         if fleet_keys_set && self.database.url.starts_with("sqlite://") {
             problems.push(
                 "fleet.*: a fleet shares one PostgreSQL database (its lease and cap live there); with \
@@ -205,6 +209,51 @@ impl Config {
                 "fleet.admin_url: '{au}' must start with http:// or https:// (or be empty)"
             ));
         }
+        for peer in &f.peers {
+            if let Some(why) = f.peer_url_problem(peer) {
+                problems.push(format!("fleet.peers: '{peer}' {why}"));
+            }
+        }
+    }
+
+    /// What may be wrong without being invalid (`check-config` prints it, `serve` logs it).
+    pub fn warnings(&self) -> Vec<String> {
+        let f = &self.fleet;
+        let mut w = Vec::new();
+        if f.max_concurrent_calls.is_none() {
+            return w;
+        }
+        let admin = match f.admin_url.as_str() {
+            "" => format!("http://{}", self.admin.listen),
+            url => url.to_string(),
+        };
+        let authority = admin
+            .split("://")
+            .nth(1)
+            .unwrap_or_default()
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority, |(h, _)| h)
+            .trim_matches(['[', ']']);
+        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if loopback {
+            w.push(format!(
+                "fleet.admin_url: this instance tells the fleet its admin API is at {admin}, a loopback address: \
+                 on several hosts every other instance would ask itself; set fleet.admin_url to an address the \
+                 other instances reach"
+            ));
+        }
+        if f.peers.is_empty() {
+            w.push(
+                "fleet.peers: empty, so /calls?scope=fleet and forwarded hang-ups reach no other instance; list \
+                 the other instances' admin URLs"
+                    .into(),
+            );
+        }
+        w
     }
 
     /// Problems that stop `serve` but not `check-config` or `demo`.

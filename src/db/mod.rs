@@ -215,10 +215,11 @@ fn attempt_exists(conn: &mut DbConnection, call_id: &str, attempt: i64) -> Query
     Ok(n > 0)
 }
 
-/// The latest attempt recorded for a call id.
-fn latest_attempt(conn: &mut DbConnection, call_id: &str) -> QueryResult<Option<i64>> {
+/// The latest attempt recorded for a call of `carrier`.
+fn latest_attempt(conn: &mut DbConnection, call_id: &str, carrier: &str) -> QueryResult<Option<i64>> {
     calls::table
         .filter(calls::call_id.eq(call_id))
+        .filter(calls::carrier.eq(carrier))
         .select(diesel::dsl::max(calls::attempt))
         .first(conn)
 }
@@ -262,12 +263,14 @@ pub fn revise_event(conn: &mut DbConnection, event: &CallEvent) -> QueryResult<(
     Ok(())
 }
 
-/// Records the carrier's hang-up/status report on its attempt — the one named, else the call id's latest —
-/// creating a minimal row if the call is unknown.
+/// Records the carrier's hang-up/status report on its attempt — the one named, else the latest of that
+/// call id from Mcube (the one carrier that reports this way: another carrier's call of the same id is
+/// another call) — creating a minimal row if the call is unknown.
 pub fn save_status(conn: &mut DbConnection, report: &StatusReport) -> QueryResult<()> {
+    let stub = CallRecord::stub(&report.call_id, 0, "reported", report.at_ms);
     let attempt = match report.attempt {
         Some(a) => a,
-        None => latest_attempt(conn, &report.call_id)?.unwrap_or(report.at_ms.saturating_mul(1000)),
+        None => latest_attempt(conn, &report.call_id, &stub.carrier)?.unwrap_or(report.at_ms.saturating_mul(1000)),
     };
     let set_status = |conn: &mut DbConnection| {
         diesel::update(
@@ -282,7 +285,7 @@ pub fn save_status(conn: &mut DbConnection, report: &StatusReport) -> QueryResul
         .execute(conn)
     };
     if set_status(conn)? == 0 {
-        let stub = CallRecord::stub(&report.call_id, attempt, "reported", report.at_ms);
+        let stub = CallRecord { attempt, ..stub };
         diesel::insert_into(calls::table).values(&stub).execute(conn)?;
         set_status(conn)?;
     }
@@ -343,19 +346,37 @@ pub struct StoredCall {
 /// One attempt of a call id, as listed beside the one shown.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, Queryable)]
 pub struct AttemptSummary {
+    /// The carrier whose call it was (another carrier's call of the same id is another call).
+    pub carrier: String,
     pub attempt: i64,
     pub state: String,
     pub started_at: i64,
     pub end_reason: Option<String>,
 }
 
-pub fn get_call(conn: &mut DbConnection, call_id: &str, attempt: Option<i64>) -> QueryResult<Option<StoredCall>> {
-    let attempts: Vec<AttemptSummary> = calls::table
+/// `carrier`: only that carrier's calls of this id (an admin's `?carrier=`); `None`: any carrier's.
+pub fn get_call(
+    conn: &mut DbConnection,
+    call_id: &str,
+    carrier: Option<&str>,
+    attempt: Option<i64>,
+) -> QueryResult<Option<StoredCall>> {
+    let mut listed = calls::table
         .filter(calls::call_id.eq(call_id))
         .order(calls::attempt.desc())
-        .select((calls::attempt, calls::state, calls::started_at, calls::end_reason))
+        .select((
+            calls::carrier,
+            calls::attempt,
+            calls::state,
+            calls::started_at,
+            calls::end_reason,
+        ))
         .limit(MAX_ATTEMPTS_LISTED)
-        .load(conn)?;
+        .into_boxed();
+    if let Some(carrier) = carrier {
+        listed = listed.filter(calls::carrier.eq(carrier));
+    }
+    let attempts: Vec<AttemptSummary> = listed.load(conn)?;
     let Some(attempt) = attempt.or_else(|| attempts.first().map(|a| a.attempt)) else {
         return Ok(None);
     };

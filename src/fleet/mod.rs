@@ -15,8 +15,8 @@ use actix::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use steward::{FleetSteward, Leave, Renew};
-use store::Member;
+use steward::{FleetSteward, Leave, Renew, SettleCap};
+use store::{CapCheck, Member};
 
 /// Least time between two renewals asked for by the registry (a burst of admissions).
 const GROW_GAP: Duration = Duration::from_millis(5);
@@ -77,11 +77,13 @@ pub struct Fleet {
 impl Fleet {
     /// Joins the fleet: the registry admits within this instance's share from now on; the first renewal
     /// is made before this returns (bounded by the database's connect timeout), so a gateway that answers
-    /// already holds slots.
-    pub async fn join(registry: &Registry, member: Member, url: &str, metrics: Arc<Metrics>) -> Fleet {
-        registry.join_fleet(member.fallback);
+    /// already holds slots. Refused (`Err`, the reason) when the live fleet runs with another cap than this
+    /// instance's: the fleet's cap is the database's, and two caps would leave the lower one unenforced.
+    pub async fn join(registry: &Registry, member: Member, url: &str, metrics: Arc<Metrics>) -> Result<Fleet, String> {
         let (m, u, mx) = (member.clone(), url.to_string(), metrics.clone());
         let steward = SyncArbiter::start(1, move || FleetSteward::new(m.clone(), &u, mx.clone()));
+        settle_cap(&steward, &member).await?;
+        registry.join_fleet(member.fallback);
         let valid = Duration::from_millis(member.lease_ttl_ms / 2);
         let left = Arc::new(AtomicBool::new(false));
         let mut keeper = LeaseKeeper {
@@ -102,13 +104,43 @@ impl Fleet {
             member.fallback,
             member.lease_ttl_ms
         );
-        Fleet { steward, member, left }
+        Ok(Fleet { steward, member, left })
     }
 
     /// A clean stop: the row goes, and with it the slots (after the calls have ended).
     pub async fn leave(&self) {
         self.left.store(true, Ordering::SeqCst);
         let _ = self.steward.send(Leave).await;
+    }
+}
+
+/// This instance's cap against the fleet's in the database, before it admits anything: a differing one
+/// refuses the start. A database that cannot be asked does not: the fallback share applies meanwhile.
+async fn settle_cap(steward: &Addr<FleetSteward>, me: &Member) -> Result<(), String> {
+    match steward.send(SettleCap).await {
+        Ok(Ok(CapCheck::Agreed)) => Ok(()),
+        Ok(Ok(CapCheck::Set { was })) => {
+            log::warn!(
+                "fleet: no other instance is live; the fleet's cap is now this instance's {} (it was {was})",
+                me.fleet_cap
+            );
+            Ok(())
+        }
+        Ok(Ok(CapCheck::Differs { stored, set_by, live })) => Err(format!(
+            "fleet.max_concurrent_calls: this instance's {} differs from the fleet's {stored} (set by {set_by}; \
+             {live} other instance(s) live): every instance of a fleet must use the same cap, or the lower \
+             one is not enforced. Set fleet.max_concurrent_calls = {stored}, or to change the fleet's cap, stop \
+             every instance and start them with the new one",
+            me.fleet_cap
+        )),
+        Ok(Err(why)) => {
+            log::warn!("{why}; the fleet's cap is checked at the next start");
+            Ok(())
+        }
+        Err(e) => {
+            log::warn!("fleet: steward unavailable: {e}");
+            Ok(())
+        }
     }
 }
 

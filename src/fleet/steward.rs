@@ -4,7 +4,7 @@
 //! thread of its own (a `SyncArbiter`), since diesel blocks.
 
 use super::lease::{self, Ask};
-use super::store::{self, Grant, Member};
+use super::store::{self, CapCheck, Grant, Member};
 use crate::db::models::now_ms;
 use crate::metrics::Metrics;
 use actix::prelude::*;
@@ -128,6 +128,27 @@ impl Handler<Renew> for FleetSteward {
 
     fn handle(&mut self, msg: Renew, _: &mut SyncContext<Self>) -> Self::Result {
         self.renew(msg.ask)
+    }
+}
+
+/// At start: compare this instance's configured cap with the fleet's in the database (see
+/// `store::settle_cap`).
+pub struct SettleCap;
+
+impl Message for SettleCap {
+    /// What the database says, or why it could not be asked.
+    type Result = Result<CapCheck, String>;
+}
+
+impl Handler<SettleCap> for FleetSteward {
+    type Result = Result<CapCheck, String>;
+
+    fn handle(&mut self, _: SettleCap, _: &mut SyncContext<Self>) -> Self::Result {
+        let me = self.me.clone();
+        let settled = self
+            .connection()
+            .and_then(|c| store::settle_cap(c, &me).map_err(|e| format!("db: fleet: {e}")));
+        settled.map_err(|e| self.failed(e))
     }
 }
 

@@ -64,14 +64,7 @@ fn count(n: i64) -> usize {
 /// grant by the lock on the one `fleet_cap` row.
 pub fn renew(conn: &mut PgConnection, me: &Member, ask: Ask) -> QueryResult<Grant> {
     conn.transaction(|c| {
-        diesel::sql_query(
-            "INSERT INTO fleet_cap (id, max_concurrent_calls, updated_by) VALUES (1, $1, $2) \
-             ON CONFLICT (id) DO UPDATE SET max_concurrent_calls = EXCLUDED.max_concurrent_calls, \
-             updated_by = EXCLUDED.updated_by",
-        )
-        .bind::<Integer, _>(int(me.fleet_cap))
-        .bind::<Text, _>(&me.instance_id)
-        .execute(c)?;
+        let fleet_cap = locked_cap(c, me)?.map_or(me.fleet_cap, |row| count(i64::from(row.cap)));
         let others: Others = diesel::sql_query(
             "SELECT COALESCE(SUM(GREATEST(held_slots, LEAST(fallback_calls, local_cap))), 0)::BIGINT AS held, \
              COALESCE(SUM(live_calls), 0)::BIGINT AS live, COUNT(*)::BIGINT AS n FROM fleet_instances \
@@ -80,10 +73,10 @@ pub fn renew(conn: &mut PgConnection, me: &Member, ask: Ask) -> QueryResult<Gran
         .bind::<Text, _>(&me.instance_id)
         .bind::<BigInt, _>(ttl(me))
         .get_result(c)?;
-        let room = me.fleet_cap.saturating_sub(count(others.held));
+        let room = fleet_cap.saturating_sub(count(others.held));
         let block = lease::grant(ask, room);
         let fair_spare = lease::fair_spare(
-            me.fleet_cap,
+            fleet_cap,
             count(others.live).saturating_add(ask.occupied),
             count(others.n) + 1,
         );
@@ -109,6 +102,73 @@ pub fn renew(conn: &mut PgConnection, me: &Member, ask: Ask) -> QueryResult<Gran
         .bind::<Integer, _>(int(reserve))
         .execute(c)?;
         Ok(Grant { block, fair_spare })
+    })
+}
+
+/// The fleet's cap, as the database holds it.
+#[derive(QueryableByName)]
+struct StoredCap {
+    #[diesel(sql_type = Integer)]
+    cap: i32,
+    /// The instance that set it.
+    #[diesel(sql_type = Text)]
+    updated_by: String,
+}
+
+/// The fleet's cap row, locked until the transaction ends: every grant is serialised on it. A fleet
+/// without one (a new database) gets this instance's configured cap.
+fn locked_cap(c: &mut PgConnection, me: &Member) -> QueryResult<Option<StoredCap>> {
+    diesel::sql_query(
+        "INSERT INTO fleet_cap (id, max_concurrent_calls, updated_by) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind::<Integer, _>(int(me.fleet_cap))
+    .bind::<Text, _>(&me.instance_id)
+    .execute(c)?;
+    diesel::sql_query("SELECT max_concurrent_calls AS cap, updated_by FROM fleet_cap WHERE id = 1 FOR UPDATE")
+        .get_result(c)
+        .optional()
+}
+
+/// What the fleet's cap in the database says of this instance's configured one, at its start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CapCheck {
+    /// The same cap.
+    Agreed,
+    /// No other instance is live: this one's cap is now the fleet's (it was `was`).
+    Set { was: i32 },
+    /// The live fleet runs with another cap: this instance must not join with its own.
+    Differs { stored: i32, set_by: String, live: i64 },
+}
+
+/// At start: the fleet's cap lives in the database, and an instance joins only with the same one. With
+/// no other instance live, the configured cap becomes the fleet's (a fleet restarted with a new cap).
+pub fn settle_cap(conn: &mut PgConnection, me: &Member) -> QueryResult<CapCheck> {
+    conn.transaction(|c| {
+        let Some(stored) = locked_cap(c, me)? else {
+            return Ok(CapCheck::Agreed);
+        };
+        if count(i64::from(stored.cap)) == me.fleet_cap {
+            return Ok(CapCheck::Agreed);
+        }
+        let live: Count = diesel::sql_query(
+            "SELECT COUNT(*)::BIGINT AS n FROM fleet_instances \
+             WHERE instance_id <> $1 AND last_seen > now() - $2 * INTERVAL '1 millisecond'",
+        )
+        .bind::<Text, _>(&me.instance_id)
+        .bind::<BigInt, _>(ttl(me))
+        .get_result(c)?;
+        if live.n > 0 {
+            return Ok(CapCheck::Differs {
+                stored: stored.cap,
+                set_by: stored.updated_by,
+                live: live.n,
+            });
+        }
+        diesel::sql_query("UPDATE fleet_cap SET max_concurrent_calls = $1, updated_by = $2 WHERE id = 1")
+            .bind::<Integer, _>(int(me.fleet_cap))
+            .bind::<Text, _>(&me.instance_id)
+            .execute(c)?;
+        Ok(CapCheck::Set { was: stored.cap })
     })
 }
 
@@ -216,7 +276,7 @@ struct CapRow {
     cap: Option<i32>,
 }
 
-/// The fleet's cap as last written by an instance (each writes its configured one).
+/// The fleet's cap as the database holds it (set by the first instance of a fleet to start).
 pub fn fleet_cap(conn: &mut PgConnection) -> QueryResult<Option<i32>> {
     let row: Option<CapRow> = diesel::sql_query("SELECT max_concurrent_calls AS cap FROM fleet_cap WHERE id = 1")
         .get_result(conn)
@@ -224,22 +284,28 @@ pub fn fleet_cap(conn: &mut PgConnection) -> QueryResult<Option<i32>> {
     Ok(row.and_then(|r| r.cap))
 }
 
-#[derive(QueryableByName)]
-struct Owner {
+/// An instance carrying an open call, with the URL of its admin API.
+#[derive(Debug, QueryableByName)]
+pub struct Owner {
     #[diesel(sql_type = Text)]
-    instance_id: String,
+    pub instance_id: String,
     #[diesel(sql_type = Text)]
-    admin_url: String,
+    pub admin_url: String,
+    /// Whose call it is (two carriers may each have a call of the id).
+    #[diesel(sql_type = Text)]
+    pub carrier: String,
 }
 
-/// The live instance carrying an open call, with the URL of its admin API.
-pub fn owner_of(conn: &mut PgConnection, call_id: &str) -> QueryResult<Option<(String, String)>> {
-    let row: Option<Owner> = diesel::sql_query(
-        "SELECT c.instance_id, i.admin_url FROM calls c JOIN fleet_instances i ON i.instance_id = c.instance_id \
-         WHERE c.call_id = $1 AND c.state IN ('connecting', 'active', 'ending') ORDER BY c.attempt DESC LIMIT 1",
+/// The live instances carrying an open call of this id (of `carrier` when named), one per carrier, the
+/// latest attempt first.
+pub fn owners_of(conn: &mut PgConnection, call_id: &str, carrier: Option<&str>) -> QueryResult<Vec<Owner>> {
+    diesel::sql_query(
+        "SELECT DISTINCT ON (c.carrier) c.instance_id, i.admin_url, c.carrier FROM calls c \
+         JOIN fleet_instances i ON i.instance_id = c.instance_id \
+         WHERE c.call_id = $1 AND ($2::TEXT IS NULL OR c.carrier = $2) \
+         AND c.state IN ('connecting', 'active', 'ending') ORDER BY c.carrier, c.attempt DESC",
     )
     .bind::<Text, _>(call_id)
-    .get_result(conn)
-    .optional()?;
-    Ok(row.map(|o| (o.instance_id, o.admin_url)))
+    .bind::<Nullable<Text>, _>(carrier)
+    .load(conn)
 }

@@ -8,6 +8,7 @@ use crate::call::CallView;
 use crate::call::EndReason;
 use crate::db::models::{CallEvent, CallRow};
 use crate::db::{self, AttemptSummary};
+use crate::protocol::Carrier;
 use crate::registry::SlotView;
 use crate::values::CallId;
 use actix_web::http::StatusCode;
@@ -229,6 +230,38 @@ pub async fn call_history(
 pub struct CallQuery {
     /// Which attempt of the call id; the latest when absent.
     attempt: Option<i64>,
+    /// Whose call of this id (`mcube`, `plivo`, `exotel`, `twilio`): needed when two carriers use the id.
+    carrier: Option<String>,
+}
+
+/// The carrier an admin named with `?carrier=`, if any; 400 for a name that is none.
+fn named_carrier(carrier: Option<&str>) -> Result<Option<Carrier>, Box<HttpResponse>> {
+    carrier
+        .map(|name| {
+            Carrier::from_path(name).ok_or_else(|| {
+                Box::new(error_json(
+                    StatusCode::BAD_REQUEST,
+                    "carrier: mcube, plivo, exotel or twilio",
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// The live call an admin names by its id (and carrier, when named). Two carriers may each have a call of
+/// that id: then the admin must say whose (409 listing them), as acting on either could be wrong.
+fn live_call(state: &AppState, id: &CallId, carrier: Option<Carrier>) -> Result<Option<SlotView>, Box<HttpResponse>> {
+    let mut live = state.registry.find_id(id);
+    live.retain(|s| carrier.is_none_or(|c| s.info.carrier == c));
+    if live.len() > 1 {
+        let carriers: Vec<&str> = live.iter().map(|s| s.info.carrier.as_str()).collect();
+        return Err(Box::new(HttpResponse::Conflict().json(serde_json::json!({
+            "error": "ambiguous",
+            "detail": "calls of several carriers have this id: name one with ?carrier=",
+            "carriers": carriers,
+        }))));
+    }
+    Ok(live.pop())
 }
 
 /// `GET /calls/{call_id}[?attempt=N]`: the live call, or the stored one (the latest attempt unless one is
@@ -246,13 +279,24 @@ pub async fn get_call(
         Ok(id) => id,
         Err(e) => return error_json(StatusCode::BAD_REQUEST, &e.to_string()),
     };
+    let carrier = match named_carrier(query.carrier.as_deref()) {
+        Ok(c) => c,
+        Err(resp) => return *resp,
+    };
     let attempt = query.attempt;
-    if let Some(slot) = state.registry.find(&call_id) {
-        if attempt.is_none_or(|a| a == slot.info.attempt) {
+    match live_call(&state, &call_id, carrier) {
+        Ok(Some(slot)) if attempt.is_none_or(|a| a == slot.info.attempt) => {
             return HttpResponse::Ok().json(live_view(slot).await);
         }
+        Ok(_) => {}
+        Err(ambiguous) => return *ambiguous,
     }
-    match read_db(&state.pool, move |c| db::get_call(c, call_id.as_str(), attempt)).await {
+    let carrier = carrier.map(Carrier::as_str);
+    match read_db(&state.pool, move |c| {
+        db::get_call(c, call_id.as_str(), carrier, attempt)
+    })
+    .await
+    {
         Ok(Some(stored)) => HttpResponse::Ok().json(StoredCall::from_row(
             stored.row,
             Some(stored.events),
@@ -285,7 +329,12 @@ pub async fn set_limit(req: HttpRequest, body: web::Bytes, state: web::Data<AppS
 
 /// `DELETE /calls/{call_id}`: hangs a live call up (terminate to the carrier, close 1000 to ElevenLabs,
 /// record written); in a fleet, a call live on another instance is hung up there; 404 if it is not live.
-pub async fn end_call(req: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+pub async fn end_call(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<CallQuery>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     if let Some(refusal) = refuse_admin(&req, &state) {
         return refusal;
     }
@@ -293,12 +342,21 @@ pub async fn end_call(req: HttpRequest, path: web::Path<String>, state: web::Dat
         Ok(id) => id,
         Err(e) => return error_json(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    match state.registry.find(&call_id) {
-        Some(SlotView { call: Some(call), .. }) if call.end(EndReason::Admin) => {
-            log::info!("call_id={call_id} ended by an admin");
-            HttpResponse::Accepted().json(serde_json::json!({"call_id": call_id, "status": "ending"}))
+    let carrier = match named_carrier(query.carrier.as_deref()) {
+        Ok(c) => c,
+        Err(resp) => return *resp,
+    };
+    match live_call(&state, &call_id, carrier) {
+        Ok(Some(SlotView {
+            call: Some(call), info, ..
+        })) if call.end(EndReason::Admin) => {
+            log::info!("call_id={call_id} carrier={} ended by an admin", info.carrier.as_str());
+            HttpResponse::Accepted().json(serde_json::json!({
+                "call_id": call_id, "carrier": info.carrier, "status": "ending",
+            }))
         }
-        _ => super::fleet::forward_end(&req, &state, &call_id)
+        Err(ambiguous) => *ambiguous,
+        Ok(_) => super::fleet::forward_end(&req, &state, &call_id, carrier)
             .await
             .unwrap_or_else(|| error_json(StatusCode::NOT_FOUND, "not a live call")),
     }
@@ -357,7 +415,12 @@ mod tests {
             cooldown: Duration::from_secs(1),
         };
         web::Data::new(AppState {
-            breaker: std::sync::Arc::new(crate::call::breaker::UpstreamBreaker::new(policy, metrics.clone())),
+            breaker: std::sync::Arc::new(crate::call::breaker::UpstreamBreaker::new(
+                policy,
+                policy,
+                metrics.clone(),
+            )),
+            plivo_nonces: crate::http::nonces::SharedNonces::new(Duration::from_secs(1)),
             config: std::sync::Arc::new(config),
             registry,
             metrics,

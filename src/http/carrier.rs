@@ -4,11 +4,12 @@
 
 use super::reply::{bearer_token, error_json, same_secret};
 use super::state::AppState;
+use crate::call::breaker::{FailureScope, Refused};
 use crate::call::{CallInfo, EndReason};
 use crate::db::batcher::Save;
 use crate::db::models::{new_attempt, now_ms, CallRecord, DbWrite, StatusReport};
 use crate::protocol::refurl::{parse_refurl, Admission, Refurl, RefurlRefused};
-use crate::protocol::Carrier;
+use crate::protocol::{CallKey, Carrier};
 use crate::registry::Refusal;
 use crate::values::{CallId, DialStatus, HttpUrl};
 use actix_web::http::StatusCode;
@@ -65,7 +66,7 @@ fn refuse_refurl(refused: RefurlRefused, state: &AppState) -> HttpResponse {
     let who = admitting.as_ref().map_or_else(|| "-".to_string(), |c| c.to_string());
     log::warn!("call_id={who} carrier: refurl refused (400): {invalid}");
     if let Some(call_id) = admitting {
-        let info = CallInfo::bare(call_id, new_attempt());
+        let info = CallInfo::bare(CallKey::new(Carrier::Mcube, call_id), new_attempt());
         let mut rec = rejected_record(state, &info, EndReason::CarrierInvalidData.as_str());
         rec.error_detail = Some(format!("carrier: {invalid}"));
         save(state, DbWrite::Call(Box::new(rec)));
@@ -85,8 +86,11 @@ fn status_report(
         "call_id={call_id} carrier status report: dialStatus={}",
         dial_status.as_str()
     );
-    // The attempt still holding a slot, if any; otherwise the database applies it to the latest one.
-    let attempt = state.registry.find(&call_id).map(|s| s.info.attempt);
+    // The attempt still holding a slot, if any; otherwise the database applies it to Mcube's latest one.
+    let attempt = state
+        .registry
+        .find(&CallKey::new(Carrier::Mcube, call_id.clone()))
+        .map(|s| s.info.attempt);
     let report = StatusReport {
         call_id: call_id.to_string(),
         attempt,
@@ -134,7 +138,8 @@ pub(super) fn webhook_call(
 pub(super) struct AdmittedCall {
     /// The media socket's URL with the call and its token in it.
     pub wss_url: String,
-    /// The media socket's URL with neither (`…/ws/{carrier}`), for a carrier that passes them otherwise.
+    /// The media socket's URL with neither (`…/ws/{carrier}`, and in a fleet `/{instance}`), for a carrier
+    /// that passes them otherwise.
     pub stream_base: String,
     pub call_id: CallId,
     pub token: String,
@@ -147,9 +152,9 @@ pub(super) struct AdmissionRefused {
     pub retry_after: String,
 }
 
-/// Admits a call from any carrier's webhook: its route, the upstream breaker, then the cap (and the
-/// carrier's and route's shares of it). Admitted, the `wss_url`
-/// the carrier opens; refused, it is logged, counted and recorded here.
+/// Admits a call from any carrier's webhook: its route, its agent's and the account's breakers, then the
+/// cap (and the carrier's and route's shares of it); a breaker's trial call is taken only by a call that
+/// gets a slot. Admitted, the `wss_url` the carrier opens; refused, it is logged, counted and recorded here.
 pub(super) fn admit_call(mut info: CallInfo, state: &AppState) -> Result<AdmittedCall, AdmissionRefused> {
     info.route = state.routes().pick(info.carrier, info.our_line());
     if info.route.is_none() {
@@ -166,34 +171,29 @@ pub(super) fn admit_call(mut info: CallInfo, state: &AppState) -> Result<Admitte
             RETRY_AFTER_SECONDS.into(),
         ));
     }
-    if let Err(open) = state.breaker.admit() {
-        let why = format!("elevenlabs breaker open: {}", open.reason);
-        let wait = open.retry_after.as_secs_f64().ceil().max(1.0);
-        return Err(refuse_admission(
-            state,
-            &info,
-            Refusal::UpstreamUnavailable,
-            &why,
-            format!("{wait}"),
-        ));
+    let agent = info.agent_id(&state.config).unwrap_or_default().to_string();
+    if let Err(refused) = state.breaker.check(&agent) {
+        return Err(refuse_broken(state, &info, &agent, &refused));
     }
-    match state.registry.admit(info.clone()) {
+    let gate = |_: &CallInfo| state.breaker.admit(&agent).map_err(|r| breaker_refusal(&r));
+    match state.registry.admit(info.clone(), gate) {
         Ok(admitted) => {
             state.metrics.calls_admitted.inc();
-            let call_id = &admitted.call_id;
-            let token = state.tokens.issue(&token_subject(admitted.carrier, call_id));
+            let key = admitted.key();
+            let token = state.tokens.issue(&key);
             let show = state.config.log.show_numbers;
             log::info!(
-                "call_id={call_id} admitted carrier={} route={} from={} to={}",
-                admitted.carrier.as_str(),
+                "call_id={} admitted carrier={} route={} agent={agent} from={} to={}",
+                key.id,
+                key.carrier.as_str(),
                 admitted.route_name(),
                 mask_number(&CallInfo::number(&admitted.from), show),
                 mask_number(&CallInfo::number(&admitted.to), show)
             );
             Ok(AdmittedCall {
-                wss_url: wss_url(state, admitted.carrier, call_id, &token),
-                stream_base: format!("{}/ws/{}", state.public_url, admitted.carrier.as_str()),
-                call_id: call_id.clone(),
+                wss_url: wss_url(state, &key, &token),
+                stream_base: stream_base(state, key.carrier),
+                call_id: key.id,
                 token,
             })
         }
@@ -207,6 +207,27 @@ pub(super) fn admit_call(mut info: CallInfo, state: &AppState) -> Result<Admitte
     }
 }
 
+/// The refusal a breaker's answer makes: the account's is `upstream_unavailable`, an agent's
+/// `agent_unavailable`.
+fn breaker_refusal(refused: &Refused) -> Refusal {
+    match refused.scope {
+        FailureScope::Account => Refusal::UpstreamUnavailable,
+        FailureScope::Agent => Refusal::AgentUnavailable,
+    }
+}
+
+/// A call refused because its agent's or the account's breaker is open: the log names the route and
+/// agent, and the carrier is asked to come back once the cool-down has passed.
+fn refuse_broken(state: &AppState, info: &CallInfo, agent: &str, refused: &Refused) -> AdmissionRefused {
+    let whose = match refused.scope {
+        FailureScope::Account => "elevenlabs breaker open".to_string(),
+        FailureScope::Agent => format!("agent {agent} of route '{}' unavailable", info.route_name()),
+    };
+    let why = format!("{whose}: {}", refused.open.reason);
+    let wait = refused.open.retry_after.as_secs_f64().ceil().max(1.0);
+    refuse_admission(state, info, breaker_refusal(refused), &why, format!("{wait}"))
+}
+
 /// A refused admission: logged (`why`), counted, recorded as `rejected`.
 fn refuse_admission(
     state: &AppState,
@@ -215,22 +236,18 @@ fn refuse_admission(
     why: &str,
     retry_after: String,
 ) -> AdmissionRefused {
-    log::info!("call_id={} refused: {} ({why})", info.call_id, refusal.as_str());
+    log::info!(
+        "call_id={} refused carrier={}: {} ({why})",
+        info.call_id,
+        info.carrier.as_str(),
+        refusal.as_str()
+    );
     state.metrics.calls_refused.with_label_values(&[refusal.as_str()]).inc();
     save(
         state,
         DbWrite::Call(Box::new(rejected_record(state, info, refusal.as_str()))),
     );
     AdmissionRefused { refusal, retry_after }
-}
-
-/// What a call's token is bound to: its id, and for carriers beside Mcube its carrier too, so a token a
-/// carrier was given opens that carrier's socket only (not another dialect's, nor around Exotel's Basic auth).
-pub(super) fn token_subject(carrier: Carrier, call_id: &CallId) -> String {
-    match carrier {
-        Carrier::Mcube => call_id.to_string(),
-        other => format!("{}:{call_id}", other.as_str()),
-    }
 }
 
 /// `path` on this gateway as a carrier's webhook reaches it: `server.public_url` over HTTP(S).
@@ -242,12 +259,42 @@ pub(super) fn public_http_url(state: &AppState, path: &str) -> String {
     format!("{base}{path}")
 }
 
+/// The URL a carrier signs a webhook request with: as `configured` at the carrier (which may carry its
+/// own query), or `server.public_url` over HTTP(S) + `path` with the request's query as the carrier sent it.
+pub(super) fn signed_url(req: &HttpRequest, state: &AppState, configured: &str, path: &str) -> String {
+    let base = match configured {
+        "" => public_http_url(state, path),
+        url => url.to_string(),
+    };
+    match req.query_string() {
+        "" => base,
+        query if !base.contains('?') => format!("{base}?{query}"),
+        _ => base,
+    }
+}
+
 /// Where the carrier opens the call's media socket. In a fleet the URL names this instance, so the
 /// balancer in front of every instance sends the socket here (README: Running a fleet).
-fn wss_url(state: &AppState, carrier: Carrier, call_id: &CallId, token: &str) -> String {
-    let base = format!("{}/ws/{}/{call_id}?token={token}", state.public_url, carrier.as_str());
+fn wss_url(state: &AppState, call: &CallKey, token: &str) -> String {
+    let base = format!(
+        "{}/ws/{}/{}?token={token}",
+        state.public_url,
+        call.carrier.as_str(),
+        call.id
+    );
     match state.fleet {
         Some(_) => format!("{base}&instance={}", state.instance),
+        None => base,
+    }
+}
+
+/// The media socket's URL with neither call nor token (`…/ws/{carrier}`), for a carrier that passes them
+/// in its stream's first message (Twilio, which allows no query). In a fleet a path segment names this
+/// instance, for the balancer to route on.
+fn stream_base(state: &AppState, carrier: Carrier) -> String {
+    let base = format!("{}/ws/{}", state.public_url, carrier.as_str());
+    match state.fleet {
+        Some(_) => format!("{base}/{}", state.instance),
         None => base,
     }
 }

@@ -1,16 +1,20 @@
 //! The fleet's admin endpoints (README: Running a fleet): `GET /fleet`, `GET /calls?scope=fleet` (every
 //! live instance's `/calls`, merged) and the forwarding of `DELETE /calls/{id}` to the instance that carries
-//! the call. Instances reach each other's admin API at the URL each registered, with the same admin token;
-//! a forwarded request says so in a header, so it is never forwarded again.
+//! the call. Instances reach each other's admin API at the URL each registered, with the same admin token,
+//! but only where the operator allowed it (`fleet.peers`): the database is not trusted to say where the
+//! token may go. A peer's answer is read as a typed value; junk is that peer's error, never a panic. A
+//! forwarded request says so in a header, so it is never forwarded again.
 
 use super::reply::{bearer_token, read_db};
 use super::state::AppState;
 use crate::db::DbConnection;
 use crate::fleet::store::{self, InstanceRow};
+use crate::protocol::Carrier;
 use crate::values::CallId;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -18,6 +22,8 @@ use std::time::Duration;
 pub const FORWARDED_HEADER: &str = "x-wsapi-forwarded-by";
 /// Longest wait for another instance's answer.
 const PEER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest answer read from another instance (its `/calls` at a few thousand calls fits many times over).
+const PEER_ANSWER_MAX: usize = 16 << 20;
 
 /// The fleet's tables are PostgreSQL's.
 fn pg(conn: &mut DbConnection) -> diesel::QueryResult<&mut diesel::PgConnection> {
@@ -78,6 +84,15 @@ fn forwarded(state: &AppState, req: awc::ClientRequest, original: &HttpRequest) 
     }
 }
 
+/// Why an instance's row may not be sent the admin token, if it may not.
+fn not_allowed(state: &AppState, instance: &str, admin_url: &str) -> Option<String> {
+    (!state.config.fleet.allows_peer(admin_url)).then(|| {
+        format!(
+            "fleet: {instance} registered its admin API at '{admin_url}', which fleet.peers does not allow: not asked"
+        )
+    })
+}
+
 /// The live instances other than this one, with their admin URLs.
 async fn peers(state: &AppState, ttl: u64) -> Result<Vec<InstanceRow>, HttpResponse> {
     let me = state.instance.to_string();
@@ -85,8 +100,65 @@ async fn peers(state: &AppState, ttl: u64) -> Result<Vec<InstanceRow>, HttpRespo
     Ok(all.into_iter().filter(|i| !i.expired && i.instance_id != me).collect())
 }
 
+/// One instance's `/calls`, as another reads it.
+#[derive(Debug, Deserialize)]
+struct InstanceCalls {
+    active: u64,
+    max_concurrent_calls: u64,
+    calls: Vec<ListedCall>,
+}
+
+/// One call of an instance's list: its key read into bounded values, the rest passed on as it came.
+#[derive(Debug, Deserialize, Serialize)]
+struct ListedCall {
+    call_id: String,
+    carrier: String,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
+}
+
+impl InstanceCalls {
+    /// Reads an instance's answer; a call whose id or carrier is not one makes the whole answer junk.
+    fn read(answer: Value) -> Result<InstanceCalls, String> {
+        let calls: InstanceCalls = serde_json::from_value(answer).map_err(|e| format!("answered junk: {e}"))?;
+        for call in &calls.calls {
+            CallId::parse("call_id", &call.call_id).map_err(|e| format!("answered junk: {e}"))?;
+            Carrier::from_path(&call.carrier)
+                .ok_or_else(|| format!("answered junk: carrier '{}'", crate::values::shown(&call.carrier)))?;
+        }
+        Ok(calls)
+    }
+}
+
+/// Asks one peer for its `/calls`, if the operator allowed it.
+async fn ask_peer(
+    state: &AppState,
+    client: &awc::Client,
+    req: &HttpRequest,
+    peer: &InstanceRow,
+) -> Result<InstanceCalls, String> {
+    if let Some(why) = not_allowed(state, &peer.instance_id, &peer.admin_url) {
+        return Err(why);
+    }
+    let url = format!("{}/calls", peer.admin_url.trim_end_matches('/'));
+    let mut resp = forwarded(state, client.get(&url), req)
+        .send()
+        .await
+        .map_err(|e| format!("fleet: {} did not answer: {e}", peer.instance_id))?;
+    if !resp.status().is_success() {
+        return Err(format!("fleet: {} answered {}", peer.instance_id, resp.status()));
+    }
+    let answer = resp
+        .json::<Value>()
+        .limit(PEER_ANSWER_MAX)
+        .await
+        .map_err(|e| format!("fleet: {} answered junk: {e}", peer.instance_id))?;
+    InstanceCalls::read(answer).map_err(|e| format!("fleet: {} {e}", peer.instance_id))
+}
+
 /// `GET /calls?scope=fleet`: this instance's `/calls` beside every other live instance's, each call marked
-/// with its instance; an instance that does not answer is listed with the error.
+/// with its instance; an instance that is not allowed, does not answer or answers junk is listed with the
+/// error.
 pub async fn fleet_calls(req: &HttpRequest, state: &AppState, local: Value) -> HttpResponse {
     let Some(fleet) = state.fleet.as_ref() else {
         return no_fleet();
@@ -96,68 +168,98 @@ pub async fn fleet_calls(req: &HttpRequest, state: &AppState, local: Value) -> H
         Err(resp) => return resp,
     };
     let client = peer_client();
-    let asks = peers.iter().map(|p| {
-        let url = format!("{}/calls", p.admin_url);
-        let sent = forwarded(state, client.get(&url), req).send();
-        async move {
-            match sent.await {
-                Ok(mut resp) if resp.status().is_success() => {
-                    resp.json::<Value>().limit(64 << 20).await.map_err(|e| e.to_string())
-                }
-                Ok(resp) => Err(format!("answered {}", resp.status())),
-                Err(e) => Err(e.to_string()),
-            }
-        }
-    });
-    let answers = join_all(asks).await;
+    let answers = join_all(peers.iter().map(|p| ask_peer(state, &client, req, p))).await;
     let mut calls = Vec::new();
-    let mut instances = vec![instance_summary(state.instance.as_str(), Ok(&local), &mut calls)];
-    for (peer, answer) in peers.iter().zip(&answers) {
-        instances.push(instance_summary(&peer.instance_id, answer.as_ref(), &mut calls));
+    let mut instances = vec![instance_summary(
+        state.instance.as_str(),
+        InstanceCalls::read(local),
+        &mut calls,
+    )];
+    for (peer, answer) in peers.iter().zip(answers) {
+        instances.push(instance_summary(&peer.instance_id, answer, &mut calls));
     }
     HttpResponse::Ok().json(json!({ "scope": "fleet", "instances": instances, "calls": calls }))
 }
 
 /// One instance's line of the fleet's call list; its calls, marked with it, go to `calls`.
-fn instance_summary(instance: &str, answer: Result<&Value, &String>, calls: &mut Vec<Value>) -> Value {
+fn instance_summary(instance: &str, answer: Result<InstanceCalls, String>, calls: &mut Vec<Value>) -> Value {
     match answer {
         Ok(list) => {
-            for call in list["calls"].as_array().into_iter().flatten() {
-                let mut call = call.clone();
-                call["instance_id"] = json!(instance);
+            for call in list.calls {
+                let mut call = json!(call);
+                if let Some(fields) = call.as_object_mut() {
+                    fields.insert("instance_id".into(), json!(instance));
+                }
                 calls.push(call);
             }
-            json!({"instance_id": instance, "active": list["active"], "max_concurrent_calls": list["max_concurrent_calls"]})
+            json!({"instance_id": instance, "active": list.active, "max_concurrent_calls": list.max_concurrent_calls})
         }
-        Err(e) => json!({"instance_id": instance, "error": format!("fleet: {instance} did not answer: {e}")}),
+        Err(e) => {
+            log::warn!("{e}");
+            json!({"instance_id": instance, "error": e})
+        }
     }
 }
 
-/// `DELETE /calls/{id}` for a call not live here: sent on to the instance whose record says it carries
-/// it. `None` when there is no such instance (the caller answers 404).
-pub async fn forward_end(req: &HttpRequest, state: &AppState, call_id: &CallId) -> Option<HttpResponse> {
+/// `DELETE /calls/{id}[?carrier=]` for a call not live here: sent on to the instance whose record says it
+/// carries it, if the operator allowed that instance. `None` when there is no such instance (the caller
+/// answers 404).
+pub async fn forward_end(
+    req: &HttpRequest,
+    state: &AppState,
+    call_id: &CallId,
+    carrier: Option<Carrier>,
+) -> Option<HttpResponse> {
     state.fleet.as_ref()?;
     if req.headers().contains_key(FORWARDED_HEADER) {
         return None;
     }
     let id = call_id.to_string();
-    let owner = read_db(&state.pool, move |c| store::owner_of(pg(c)?, &id)).await;
-    let (instance, admin_url) = match owner {
-        Ok(Some(o)) if o.0 != state.instance.as_str() => o,
-        Ok(_) => return None,
+    let named = carrier.map(Carrier::as_str);
+    let owners = read_db(&state.pool, move |c| store::owners_of(pg(c)?, &id, named)).await;
+    let owner = match owners.map(|o| {
+        o.into_iter()
+            .filter(|o| o.instance_id != state.instance.as_str())
+            .collect::<Vec<_>>()
+    }) {
+        Ok(o) if o.is_empty() => return None,
+        Ok(o) if o.len() > 1 => {
+            let carriers: Vec<String> = o.into_iter().map(|o| o.carrier).collect();
+            return Some(HttpResponse::Conflict().json(json!({
+                "error": "ambiguous",
+                "detail": "calls of several carriers have this id: name one with ?carrier=",
+                "carriers": carriers,
+            })));
+        }
+        Ok(mut o) => o.remove(0),
         Err(resp) => return Some(resp),
     };
-    let url = format!("{admin_url}/calls/{call_id}");
-    let sent = forwarded(state, peer_client().delete(&url), req).send().await;
-    Some(match sent {
+    if let Some(why) = not_allowed(state, &owner.instance_id, &owner.admin_url) {
+        log::warn!("call_id={call_id} {why}");
+        return Some(HttpResponse::BadGateway().json(json!({
+            "error": "peer_not_allowed", "call_id": call_id, "instance_id": owner.instance_id, "detail": why,
+        })));
+    }
+    Some(send_end(req, state, call_id, owner).await)
+}
+
+/// Sends the hang-up to the instance that carries the call and passes its answer back.
+async fn send_end(req: &HttpRequest, state: &AppState, call_id: &CallId, owner: store::Owner) -> HttpResponse {
+    let url = format!(
+        "{}/calls/{call_id}?carrier={}",
+        owner.admin_url.trim_end_matches('/'),
+        owner.carrier
+    );
+    let instance = owner.instance_id;
+    match forwarded(state, peer_client().delete(&url), req).send().await {
         Ok(mut resp) => {
             let status = resp.status();
-            let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+            let body = resp.json::<Value>().limit(64 << 10).await.unwrap_or(Value::Null);
             log::info!("call_id={call_id} hang-up forwarded to {instance}: {status}");
             let mut answer = json!({"call_id": call_id, "instance_id": instance, "forwarded": true});
-            if let Value::Object(fields) = body {
+            if let (Value::Object(fields), Some(out)) = (body, answer.as_object_mut()) {
                 for (k, v) in fields {
-                    answer[k] = v;
+                    out.insert(k, v);
                 }
             }
             HttpResponse::build(StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY)).json(answer)
@@ -168,5 +270,5 @@ pub async fn forward_end(req: &HttpRequest, state: &AppState, call_id: &CallId) 
                 "error": "instance_unreachable", "call_id": call_id, "instance_id": instance,
             }))
         }
-    })
+    }
 }

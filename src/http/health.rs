@@ -10,23 +10,36 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok", "db": state.db_stats.summary()}))
 }
 
-/// 200 when a new call would be taken; 503 while draining, at the cap, or with the upstream breaker open
-/// (the answer then says why).
+/// 200 when a new call would be taken; 503 while draining, at the cap, with the upstream breaker open, or
+/// with every route's agent unavailable (the answer then says why). One broken agent does not make the
+/// gateway unready while other routes take calls: the answer lists it.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let s = state.registry.summary();
     let upstream = state.breaker.refusal();
+    let broken = state.breaker.unavailable_agents();
+    let routes = state.routes();
+    let no_agent = !broken.is_empty() && routes.all_agents_in(&broken);
     let mut body = serde_json::to_value(&s).unwrap_or_default();
-    if let (Some(open), Some(map)) = (&upstream, body.as_object_mut()) {
-        map.insert(
-            "upstream".into(),
-            serde_json::json!({
-                "breaker": "open",
-                "reason": open.reason,
-                "retry_after_ms": open.retry_after.as_millis() as u64,
-            }),
-        );
+    if let Some(map) = body.as_object_mut() {
+        if let Some(open) = &upstream {
+            map.insert(
+                "upstream".into(),
+                serde_json::json!({
+                    "breaker": "open",
+                    "reason": open.reason,
+                    "retry_after_ms": open.retry_after.as_millis() as u64,
+                }),
+            );
+        }
+        if !broken.is_empty() {
+            let unavailable: Vec<&str> = routes.routes_of(&broken).collect();
+            map.insert(
+                "agents_unavailable".into(),
+                serde_json::json!({ "agents": broken, "routes": unavailable }),
+            );
+        }
     }
-    if !s.draining && s.available > 0 && upstream.is_none() {
+    if !s.draining && s.available > 0 && upstream.is_none() && !no_agent {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

@@ -1,9 +1,11 @@
 //! Every carrier's media WebSocket: `/ws/{carrier}/{call_id}?token=…` (Mcube, Plivo, Exotel), refused
-//! before the upgrade (no 101) when the token is bad or the call holds no slot; and `/ws/twilio`, whose URL
-//! carries nothing (Twilio forbids a query), so its call and token are checked when its `start` arrives
-//! and a refusal closes the socket with 1008. Either way the call actor starts only once both hold.
+//! before the upgrade (no 101) when the token is bad or the call holds no slot; and `/ws/twilio` (in a
+//! fleet `/ws/twilio/{instance}`, for the balancer to route on), whose URL carries no query (Twilio forbids
+//! one), so its call and token are checked when its `start` arrives and a refusal closes the socket with
+//! 1008. Either way the call actor starts only once both hold, and a call is its carrier's and id's: no
+//! carrier's socket can claim another's call.
 
-use super::carrier::{refuse_carrier_token, refuse_source, refused, token_subject};
+use super::carrier::{refuse_carrier_token, refuse_source, refused};
 use super::reply::error_json;
 use super::state::AppState;
 use crate::call::actor::{CallActor, CallDeps};
@@ -11,7 +13,7 @@ use crate::call::carrier_leg::{CarrierLeg, ClaimAtStart};
 use crate::call::messages::{AttachCarrier, CallHandle, EndCall, FromCarrier, ToCarrier};
 use crate::call::{CallInfo, EndReason};
 use crate::protocol::mcube::StreamClaim;
-use crate::protocol::Carrier;
+use crate::protocol::{CallKey, Carrier};
 use crate::registry::SlotGuard;
 use crate::values::CallId;
 use crate::ws::start_guarded_socket;
@@ -56,11 +58,9 @@ pub async fn media_socket(
             return error_json(StatusCode::BAD_REQUEST, "invalid call id");
         }
     };
-    let token_ok = query
-        .token
-        .as_deref()
-        .is_some_and(|t| state.tokens.verify(&token_subject(carrier, &call_id), t));
-    if let Some(refusal) = refuse_misdirected(&query, &state, &call_id) {
+    let key = CallKey::new(carrier, call_id.clone());
+    let token_ok = query.token.as_deref().is_some_and(|t| state.tokens.verify(&key, t));
+    if let Some(refusal) = refuse_misdirected(query.instance.as_deref(), &state, &key.to_string()) {
         return refusal;
     }
     if cfg.carrier.require_token && !token_ok {
@@ -71,7 +71,7 @@ pub async fn media_socket(
     if let Err(e) = ws::handshake(&req) {
         return HttpResponse::from_error(e);
     }
-    let (info, slot) = match state.registry.claim(&call_id, !cfg.carrier.require_token) {
+    let (info, slot) = match state.registry.claim(&key, !cfg.carrier.require_token) {
         Ok(claimed) => claimed,
         Err(refusal) => {
             log::info!("call_id={call_id} carrier: WebSocket refused: {}", refusal.as_str());
@@ -89,7 +89,7 @@ pub async fn media_socket(
         cfg.server.max_frame_bytes,
     ) {
         Ok((leg, resp)) => {
-            attach_leg(&state, &call, &call_id, attempt, leg.recipient());
+            attach_leg(&state, &call, &key, attempt, leg.recipient());
             resp
         }
         Err(e) => {
@@ -101,10 +101,20 @@ pub async fn media_socket(
     }
 }
 
-/// `GET /ws/twilio`: Twilio's media stream. The upgrade passes the access rules only; the call and its
-/// token arrive in `start.customParameters`, and the call is claimed then (`claim_named_call`).
-pub async fn twilio_socket(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+/// `GET /ws/twilio[/{instance}]`: Twilio's media stream. The upgrade passes the access rules (and, in a
+/// fleet, names this instance) only; the call and its token arrive in `start.customParameters`, and the
+/// call is claimed then (`claim_named_call`).
+pub async fn twilio_socket(
+    req: HttpRequest,
+    payload: web::Payload,
+    instance: Option<web::Path<String>>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     if let Some(refusal) = refuse_unauthenticated(Carrier::Twilio, &req, &state) {
+        return refusal;
+    }
+    let wanted = instance.map(web::Path::into_inner);
+    if let Some(refusal) = refuse_misdirected(wanted.as_deref(), &state, "twilio/-") {
         return refusal;
     }
     let claim = claim_named_call(state.clone());
@@ -140,23 +150,23 @@ fn refuse_unauthenticated(carrier: Carrier, req: &HttpRequest, state: &AppState)
 fn claim_named_call(state: web::Data<AppState>) -> ClaimAtStart {
     Box::new(move |named: &StreamClaim, leg: Recipient<ToCarrier>| {
         let call_id = &named.call_id;
+        let key = CallKey::new(Carrier::Twilio, call_id.clone());
         let require = state.config.carrier.require_token;
-        let token_ok = named.token.as_ref().is_some_and(|t| {
-            state
-                .tokens
-                .verify(&token_subject(Carrier::Twilio, call_id), t.as_str())
-        });
+        let token_ok = named
+            .token
+            .as_ref()
+            .is_some_and(|t| state.tokens.verify(&key, t.as_str()));
         if require && !token_ok {
             log::warn!("call_id={call_id} carrier: twilio stream refused, missing or bad token");
             return Err("missing or bad token");
         }
-        let (info, slot) = state.registry.claim(call_id, !require).map_err(|refusal| {
+        let (info, slot) = state.registry.claim(&key, !require).map_err(|refusal| {
             log::info!("call_id={call_id} carrier: twilio stream refused: {}", refusal.as_str());
             refusal.as_str()
         })?;
         let attempt = info.attempt;
         let call = launch_call(&state, info, slot);
-        attach_leg(&state, &call, call_id, attempt, leg);
+        attach_leg(&state, &call, &key, attempt, leg);
         Ok(call.downgrade().recipient())
     })
 }
@@ -188,34 +198,35 @@ fn carrier_leg(state: &AppState, call_id: String, call: Option<WeakRecipient<Fro
 
 /// Ties a started leg to its call: the registry can describe and end the call, and the call writes to
 /// the leg (its only strong handle).
-fn attach_leg(state: &AppState, call: &Addr<CallActor>, call_id: &CallId, attempt: i64, leg: Recipient<ToCarrier>) {
+fn attach_leg(state: &AppState, call: &Addr<CallActor>, key: &CallKey, attempt: i64, leg: Recipient<ToCarrier>) {
     let handle = CallHandle {
         describe: call.downgrade().recipient(),
         end: call.downgrade().recipient(),
     };
-    state.registry.attach(call_id, attempt, handle);
+    state.registry.attach(key, attempt, handle);
     call.do_send(AttachCarrier { leg });
 }
 
-/// A media socket for a call another instance admitted (the balancer did not route on the instance in
-/// its URL): 421 naming both instances, never a bare 404.
-fn refuse_misdirected(query: &MediaQuery, state: &AppState, call_id: &CallId) -> Option<HttpResponse> {
-    let wanted = query.instance.as_deref()?;
+/// A media socket for a call another instance admitted (the balancer did not route on the instance its
+/// URL names: `wanted`, from the `instance` query parameter or Twilio's path segment): 421 naming both
+/// instances, never a bare 404.
+fn refuse_misdirected(wanted: Option<&str>, state: &AppState, call: &str) -> Option<HttpResponse> {
+    let wanted = wanted?;
     if wanted == state.instance.as_str() {
         return None;
     }
     let wanted = crate::values::InstanceId::parse("instance", wanted)
         .map_or_else(|_| "(invalid)".to_string(), |i| i.to_string());
     log::warn!(
-        "call_id={call_id} carrier: media socket for instance {wanted} reached {}: check the balancer routes on \
-         the `instance` query parameter",
+        "call={call} carrier: media socket for instance {wanted} reached {}: check the balancer routes on \
+         the `instance` query parameter and Twilio's `/ws/twilio/<instance>` path",
         state.instance
     );
     state.metrics.misdirected_sockets.inc();
     Some(HttpResponse::MisdirectedRequest().json(serde_json::json!({
         "error": "wrong_instance",
         "detail": "this call was admitted by another gateway instance; the load balancer must route the media \
-                   socket on its `instance` query parameter",
+                   socket on its `instance` query parameter (Twilio's: on its /ws/twilio/<instance> path)",
         "instance": wanted,
         "this_instance": state.instance,
     })))

@@ -9,6 +9,7 @@ pub mod exotel;
 pub mod fleet;
 pub mod health;
 pub mod media;
+pub mod nonces;
 pub mod plivo;
 pub mod twilio;
 
@@ -25,6 +26,8 @@ pub fn carrier_routes(cfg: &mut web::ServiceConfig, admin_too: bool) {
         .route("/exotel/voicebot", web::get().to(exotel::voicebot))
         .route("/twilio/voice", web::post().to(twilio::voice))
         .route("/ws/twilio", web::get().to(media::twilio_socket))
+        // Before the next route, which would take it: in a fleet Twilio's stream names its instance here.
+        .route("/ws/twilio/{instance}", web::get().to(media::twilio_socket))
         .route("/ws/{carrier}/{call_id}", web::get().to(media::media_socket));
     if admin_too {
         admin_routes(cfg);

@@ -29,22 +29,6 @@ pub async fn voice(req: HttpRequest, body: web::Bytes, state: web::Data<AppState
     HttpResponse::Ok().content_type("text/xml").body(twiml)
 }
 
-/// The URL Twilio signs: as configured, or `server.public_url` over HTTP(S) + `/twilio/voice`, with the
-/// request's query as Twilio sent it.
-fn voice_url(req: &HttpRequest, state: &AppState) -> String {
-    let configured = &state.config.carriers.twilio.voice_url;
-    let base = if configured.is_empty() {
-        super::carrier::public_http_url(state, "/twilio/voice")
-    } else {
-        configured.clone()
-    };
-    match req.query_string() {
-        "" => base,
-        query if !base.contains('?') => format!("{base}?{query}"),
-        _ => base,
-    }
-}
-
 /// With Twilio's auth token set, `X-Twilio-Signature` must verify (constant time); missing or wrong gets
 /// 403 and no record.
 fn refuse_unsigned(req: &HttpRequest, body: &[u8], state: &AppState) -> Option<HttpResponse> {
@@ -54,7 +38,8 @@ fn refuse_unsigned(req: &HttpRequest, body: &[u8], state: &AppState) -> Option<H
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let expected = signature(token, &voice_url(req, state), body);
+    let url = super::carrier::signed_url(req, state, &state.config.carriers.twilio.voice_url, "/twilio/voice");
+    let expected = signature(token, &url, body);
     if !given.is_empty() && same_secret(given.as_bytes(), expected.as_bytes()) {
         return None;
     }

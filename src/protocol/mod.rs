@@ -117,6 +117,28 @@ impl Carrier {
     }
 }
 
+/// A call as the gateway knows it: its carrier and the id that carrier gave it. Carriers name their calls
+/// independently, so an id alone names no call: two carriers may use the same one at once, and one
+/// carrier's webhook can never reach, claim or end another's call by naming its id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct CallKey {
+    pub carrier: Carrier,
+    pub id: crate::values::CallId,
+}
+
+impl CallKey {
+    pub fn new(carrier: Carrier, id: crate::values::CallId) -> CallKey {
+        CallKey { carrier, id }
+    }
+}
+
+/// `carrier/id`, as logs show a call (a call id holds no `/`).
+impl std::fmt::Display for CallKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.carrier.as_str(), self.id)
+    }
+}
+
 /// Text made safe inside an XML attribute or element (Plivo's and Twilio's answers).
 pub(crate) fn xml_escaped(s: &str) -> String {
     s.replace('&', "&amp;")

@@ -10,6 +10,7 @@ use super::slots::{Refusal, RegistrySummary, SlotTable, SlotView};
 use crate::call::messages::CallHandle;
 use crate::call::{CallInfo, EndReason};
 use crate::db::batcher::DbBatcher;
+use crate::protocol::CallKey;
 use crate::values::CallId;
 use actix::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -59,11 +60,16 @@ impl Registry {
         }
     }
 
-    /// Refurl admission: reserve a slot for the call or refuse; returns the call as admitted.
-    pub fn admit(&self, info: CallInfo) -> Result<CallInfo, Refusal> {
+    /// Webhook admission: reserve a slot for the call or refuse; returns the call as admitted. `gate` is
+    /// asked last, under the table's lock, once the call fits under the cap (see `SlotTable::admit`).
+    pub fn admit(
+        &self,
+        info: CallInfo,
+        gate: impl FnOnce(&CallInfo) -> Result<(), Refusal>,
+    ) -> Result<CallInfo, Refusal> {
         let (admitted, short) = {
             let mut t = lock(&self.table);
-            (t.admit(info), t.fleet_short())
+            (t.admit(info, gate), t.fleet_short())
         };
         if short {
             self.fleet_wake.notify_one();
@@ -95,23 +101,28 @@ impl Registry {
     }
 
     /// The carrier's WebSocket arrived: claim the call's slot, held by the returned guard.
-    pub fn claim(&self, call_id: &CallId, admit_unreserved: bool) -> Result<(CallInfo, SlotGuard), Refusal> {
-        let info = lock(&self.table).claim(call_id, admit_unreserved)?;
+    pub fn claim(&self, call: &CallKey, admit_unreserved: bool) -> Result<(CallInfo, SlotGuard), Refusal> {
+        let info = lock(&self.table).claim(call, admit_unreserved)?;
         let guard = SlotGuard {
             table: self.table.clone(),
-            call_id: info.call_id.clone(),
+            call: info.key(),
             attempt: info.attempt,
         };
         Ok((info, guard))
     }
 
     /// The call actor of this attempt now owns its slot; only weak handles to it are kept.
-    pub fn attach(&self, call_id: &CallId, attempt: i64, call: CallHandle) {
-        lock(&self.table).attach(call_id, attempt, call);
+    pub fn attach(&self, key: &CallKey, attempt: i64, call: CallHandle) {
+        lock(&self.table).attach(key, attempt, call);
     }
 
-    pub fn find(&self, call_id: &CallId) -> Option<SlotView> {
-        lock(&self.table).find(call_id)
+    pub fn find(&self, call: &CallKey) -> Option<SlotView> {
+        lock(&self.table).find(call)
+    }
+
+    /// Every call holding a slot under this id, whatever its carrier.
+    pub fn find_id(&self, id: &CallId) -> Vec<SlotView> {
+        lock(&self.table).find_id(id)
     }
 
     /// Every slot (reserved and live) with the totals.
@@ -165,12 +176,12 @@ impl Registry {
 /// started) gives the slot back, so no path out of a call can leak one.
 pub struct SlotGuard {
     table: Arc<Mutex<SlotTable>>,
-    call_id: CallId,
+    call: CallKey,
     attempt: i64,
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        lock(&self.table).release(&self.call_id, self.attempt);
+        lock(&self.table).release(&self.call, self.attempt);
     }
 }

@@ -2,11 +2,10 @@
 
 use crate::call::messages::CallHandle;
 use crate::call::{CallInfo, EndReason};
-use crate::protocol::Carrier;
+use crate::protocol::{CallKey, Carrier};
 
 use super::share::FleetShare;
 use crate::db::models::new_attempt;
-use crate::values::CallId;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
@@ -22,13 +21,16 @@ pub enum Refusal {
     Capacity,
     /// The gateway is shutting down.
     Draining,
-    /// ElevenLabs is known to be down.
+    /// ElevenLabs is known to be down (account-level failures opened the breaker).
     UpstreamUnavailable,
+    /// The call's agent is refused by ElevenLabs (agent gone, a prompt variable missing…): its routes'
+    /// calls are refused for a cool-down while every other route's go on.
+    AgentUnavailable,
     /// A WebSocket for a call that holds no reservation (expired, or never admitted).
     NotAdmitted,
     /// A second WebSocket for a call that already has one.
     AlreadyConnected,
-    /// A refurl admission for a call id that is live right now.
+    /// An admission for a call (carrier and id) that is connected right now.
     Duplicate,
     /// No route takes the number the call reached (README: Routes).
     Unrouted,
@@ -44,6 +46,7 @@ impl Refusal {
             Refusal::Capacity => "capacity",
             Refusal::Draining => "draining",
             Refusal::UpstreamUnavailable => "upstream_unavailable",
+            Refusal::AgentUnavailable => "agent_unavailable",
             Refusal::NotAdmitted => "not_admitted",
             Refusal::AlreadyConnected => "already_connected",
             Refusal::Duplicate => "duplicate",
@@ -86,9 +89,9 @@ pub struct SlotTable {
     max_calls: usize,
     admission_deadline: Duration,
     draining: bool,
-    slots: HashMap<CallId, Slot>,
+    slots: HashMap<CallKey, Slot>,
     /// Reservations in the order they were made; their deadlines are in the same order.
-    expiries: VecDeque<(Instant, CallId)>,
+    expiries: VecDeque<(Instant, CallKey)>,
     counters: RegistryCounters,
     /// In a fleet: the part of the fleet's cap this instance holds.
     fleet: Option<FleetShare>,
@@ -158,32 +161,43 @@ impl SlotTable {
         self.fleet.is_some() && self.limit().saturating_sub(self.slots.len()) < FLEET_LOW_SPARE
     }
 
-    /// Refurl admission: reserve a slot for `info.call_id` or refuse; returns the call as admitted.
-    /// Idempotent while the call waits for its WebSocket, since Mcube may repeat its POST (the first
-    /// attempt stands), except during a drain: that call's socket would be refused, so its carrier is told
-    /// now and can place it elsewhere. A call id that is connected right now is a duplicate.
-    pub fn admit(&mut self, info: CallInfo) -> Result<CallInfo, Refusal> {
+    /// Webhook admission: reserve a slot for the call (its carrier and id) or refuse; returns the call as
+    /// admitted. Idempotent while the call waits for its WebSocket, since a carrier may repeat its request
+    /// (the first attempt stands), except during a drain: that call's socket would be refused, so its
+    /// carrier is told now and can place it elsewhere. A call that is connected right now is a duplicate.
+    /// Another carrier's call with the same id is another call. `gate` is asked last, once the call fits
+    /// under the cap: what it lets through (a breaker's one trial call) is spent only on a call admitted.
+    pub fn admit(
+        &mut self,
+        info: CallInfo,
+        gate: impl FnOnce(&CallInfo) -> Result<(), Refusal>,
+    ) -> Result<CallInfo, Refusal> {
         let t = self;
-        let held = t.slots.get(&info.call_id);
-        match held.map(|slot| (matches!(slot.state, SlotState::Reserved { .. }), slot.info.clone())) {
+        let key = info.key();
+        match t
+            .slots
+            .get(&key)
+            .map(|slot| (matches!(slot.state, SlotState::Reserved { .. }), slot.info.clone()))
+        {
             Some((true, reserved)) => return t.refuse_if_draining().map(|()| reserved),
             Some((false, _)) => return Err(Refusal::Duplicate),
             None => {}
         }
         t.refuse_if_full()?;
         t.refuse_over_share(&info)?;
+        gate(&info)?;
         let deadline = Instant::now() + t.admission_deadline;
-        t.expiries.push_back((deadline, info.call_id.clone()));
+        t.expiries.push_back((deadline, key));
         t.insert(info.clone(), SlotState::Reserved { deadline });
         Ok(info)
     }
 
-    /// The carrier's WebSocket arrived for `call_id`: turn its reservation into a claimed slot. With
+    /// The carrier's WebSocket arrived for `call`: turn its reservation into a claimed slot. With
     /// `admit_unreserved` (carrier tokens not required) a call with no reservation is admitted on the spot.
-    pub fn claim(&mut self, call_id: &CallId, admit_unreserved: bool) -> Result<CallInfo, Refusal> {
+    pub fn claim(&mut self, call: &CallKey, admit_unreserved: bool) -> Result<CallInfo, Refusal> {
         let t = self;
         let draining = t.draining;
-        let info = match t.slots.get_mut(call_id) {
+        let info = match t.slots.get_mut(call) {
             Some(slot) => match slot.state {
                 SlotState::Reserved { .. } if !draining => {
                     slot.state = SlotState::Claimed;
@@ -195,7 +209,7 @@ impl SlotTable {
             None if !admit_unreserved => return Err(Refusal::NotAdmitted),
             None => {
                 t.refuse_if_full()?;
-                let info = CallInfo::bare(call_id.clone(), new_attempt());
+                let info = CallInfo::bare(call.clone(), new_attempt());
                 t.insert(info.clone(), SlotState::Claimed);
                 info
             }
@@ -204,17 +218,17 @@ impl SlotTable {
     }
 
     /// The call actor now owns the claimed slot; only weak handles to it are kept.
-    pub fn attach(&mut self, call_id: &CallId, attempt: i64, call: CallHandle) {
-        if let Some(slot) = self.slots.get_mut(call_id).filter(|s| s.info.attempt == attempt) {
+    pub fn attach(&mut self, key: &CallKey, attempt: i64, call: CallHandle) {
+        if let Some(slot) = self.slots.get_mut(key).filter(|s| s.info.attempt == attempt) {
             slot.state = SlotState::Live { call };
         }
     }
 
-    /// The slot of this attempt of `call_id` is free (a later attempt of the same id keeps its own).
-    pub fn release(&mut self, call_id: &CallId, attempt: i64) {
+    /// The slot of this attempt of `call` is free (a later attempt of the same call keeps its own).
+    pub fn release(&mut self, call: &CallKey, attempt: i64) {
         let t = self;
-        if t.slots.get(call_id).is_some_and(|s| s.info.attempt == attempt) {
-            t.slots.remove(call_id);
+        if t.slots.get(call).is_some_and(|s| s.info.attempt == attempt) {
+            t.slots.remove(call);
             t.counters.released += 1;
         }
     }
@@ -224,8 +238,17 @@ impl SlotTable {
         (self.summary(), self.slots.values().map(slot_view).collect())
     }
 
-    pub fn find(&self, call_id: &CallId) -> Option<SlotView> {
-        self.slots.get(call_id).map(slot_view)
+    pub fn find(&self, call: &CallKey) -> Option<SlotView> {
+        self.slots.get(call).map(slot_view)
+    }
+
+    /// Every call holding a slot under this id, whatever its carrier (an admin names a call by its id).
+    pub fn find_id(&self, id: &crate::values::CallId) -> Vec<SlotView> {
+        Carrier::ALL
+            .into_iter()
+            .filter_map(|carrier| self.slots.get(&CallKey::new(carrier, id.clone())))
+            .map(slot_view)
+            .collect()
     }
 
     /// Changes the cap. Live calls are untouched: a cap below `active` only stops admissions.
@@ -258,13 +281,13 @@ impl SlotTable {
         let now = Instant::now();
         let mut expired = Vec::new();
         while t.expiries.front().is_some_and(|(due, _)| *due <= now) {
-            let Some((due, call_id)) = t.expiries.pop_front() else {
+            let Some((due, key)) = t.expiries.pop_front() else {
                 break;
             };
-            let due_now = matches!(t.slots.get(&call_id), Some(Slot { state: SlotState::Reserved { deadline }, .. }) if *deadline == due);
-            if let Some(slot) = due_now.then(|| t.slots.remove(&call_id)).flatten() {
+            let due_now = matches!(t.slots.get(&key), Some(Slot { state: SlotState::Reserved { deadline }, .. }) if *deadline == due);
+            if let Some(slot) = due_now.then(|| t.slots.remove(&key)).flatten() {
                 t.counters.reservations_expired += 1;
-                log::info!("call_id={call_id} reservation expired: no carrier WebSocket before the deadline");
+                log::info!("call={key} reservation expired: no carrier WebSocket before the deadline");
                 expired.push(Unconnected::from(slot));
             }
         }
@@ -365,7 +388,7 @@ impl SlotTable {
             admitted_at: SystemTime::now(),
             state,
         };
-        self.slots.insert(slot.info.call_id.clone(), slot);
+        self.slots.insert(slot.info.key(), slot);
         self.counters.admitted += 1;
     }
 
@@ -386,9 +409,9 @@ impl SlotTable {
         let now = Instant::now();
         let before = self.slots.len();
         let mut expired = Vec::new();
-        self.slots.retain(|call_id, slot| match &slot.state {
+        self.slots.retain(|key, slot| match &slot.state {
             SlotState::Reserved { deadline } if *deadline <= now => {
-                log::info!("call_id={call_id} reservation expired: no carrier WebSocket before the deadline");
+                log::info!("call={key} reservation expired: no carrier WebSocket before the deadline");
                 expired.push(Unconnected::from(&*slot));
                 false
             }

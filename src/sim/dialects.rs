@@ -6,8 +6,8 @@ use super::carrier::{client, CallRequest};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-/// Plivo's answer-URL request, signed as Plivo documents `X-Plivo-Signature-V2` (HMAC-SHA256 of the URL
-/// without its query, then the nonce, keyed with the auth token, base64) when `auth_token` is given.
+/// Plivo's answer-URL request, signed as Plivo signs it when `auth_token` is given: `X-Plivo-Signature-V3`
+/// (the URL, the form's parameters and the nonce), or the older V2 (the URL and the nonce).
 pub struct PlivoRequest<'a> {
     pub call: &'a CallRequest,
     /// The URL Plivo is configured to call (the gateway's carrier listener + `/plivo/answer`).
@@ -15,6 +15,30 @@ pub struct PlivoRequest<'a> {
     pub auth_token: Option<&'a str>,
     /// Sent instead of the right signature (a forgery).
     pub forged_signature: Option<&'a str>,
+    pub signing: PlivoSigning,
+    /// The signature's nonce; a fresh random one when `None` (a given one sends a request again).
+    pub nonce: Option<String>,
+}
+
+/// Which of Plivo's signatures a request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlivoSigning {
+    V3,
+    V2,
+}
+
+impl<'a> PlivoRequest<'a> {
+    /// An unsigned request for `call` to `answer_url`; set `auth_token` to sign it (V3).
+    pub fn new(call: &'a CallRequest, answer_url: String) -> PlivoRequest<'a> {
+        PlivoRequest {
+            call,
+            answer_url,
+            auth_token: None,
+            forged_signature: None,
+            signing: PlivoSigning::V3,
+            nonce: None,
+        }
+    }
 }
 
 /// The gateway's answer to a webhook: its status and body (Plivo XML or TwiML when 200).
@@ -83,8 +107,7 @@ async fn post_form(url: &str, form: &[(&str, &str)], headers: Vec<(&str, String)
 
 /// POSTs Plivo's answer-URL form (`CallUUID`, `From`, `To`, `Direction`, `CallStatus`, `Event`).
 pub async fn post_plivo_answer(req: PlivoRequest<'_>) -> Result<XmlAnswer, String> {
-    use base64::Engine as _;
-    use hmac::Mac as _;
+    use crate::protocol::plivo::{signature_v2, signature_v3};
     let form = [
         ("CallUUID", req.call.call_id.as_str()),
         ("From", req.call.from.trim_start_matches('+')),
@@ -93,21 +116,24 @@ pub async fn post_plivo_answer(req: PlivoRequest<'_>) -> Result<XmlAnswer, Strin
         ("CallStatus", "in-progress"),
         ("Event", "StartApp"),
     ];
-    let nonce = format!("{}", rand::random::<u64>());
+    let nonce = req
+        .nonce
+        .clone()
+        .unwrap_or_else(|| format!("{}", rand::random::<u64>()));
     let mut headers = Vec::new();
     if let Some(token) = req.auth_token {
-        let signature = match req.forged_signature {
-            Some(forged) => forged.to_string(),
-            None => {
-                let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes())
-                    .map_err(|e| format!("HMAC key: {e}"))?;
-                mac.update(req.answer_url.split('?').next().unwrap_or_default().as_bytes());
-                mac.update(nonce.as_bytes());
-                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-            }
+        let encoded = serde_urlencoded::to_string(form).map_err(|e| format!("form: {e}"))?;
+        let signature = match (req.forged_signature, req.signing) {
+            (Some(forged), _) => forged.to_string(),
+            (None, PlivoSigning::V3) => signature_v3(token, &req.answer_url, &encoded, &nonce),
+            (None, PlivoSigning::V2) => signature_v2(token, &req.answer_url, &nonce),
         };
-        headers.push(("X-Plivo-Signature-V2", signature));
-        headers.push(("X-Plivo-Signature-V2-Nonce", nonce));
+        let (header, nonce_header) = match req.signing {
+            PlivoSigning::V3 => ("X-Plivo-Signature-V3", "X-Plivo-Signature-V3-Nonce"),
+            PlivoSigning::V2 => ("X-Plivo-Signature-V2", "X-Plivo-Signature-V2-Nonce"),
+        };
+        headers.push((header, signature));
+        headers.push((nonce_header, nonce));
     }
     post_form(&req.answer_url, &form, headers).await
 }

@@ -66,12 +66,7 @@ pub async fn place(http_base: &str, carrier: Carrier, call: &CallRequest) -> Pla
             Err(e) => Placed::Failed(e),
         },
         Carrier::Plivo => {
-            let req = PlivoRequest {
-                call,
-                answer_url: format!("{http_base}/plivo/answer"),
-                auth_token: None,
-                forged_signature: None,
-            };
+            let req = PlivoRequest::new(call, format!("{http_base}/plivo/answer"));
             match post_plivo_answer(req).await {
                 Ok(answer) => match answer.stream_url() {
                     Some(url) => {

@@ -13,10 +13,9 @@ const TOKEN: &str = "plivo-auth-token";
 
 async fn answer(h: &Harness, id: &str, auth_token: Option<&str>, forged: Option<&str>) -> XmlAnswer {
     post_plivo_answer(PlivoRequest {
-        call: &CallRequest::inbound(id),
-        answer_url: format!("{}/plivo/answer", h.gw.http_url),
         auth_token,
         forged_signature: forged,
+        ..PlivoRequest::new(&CallRequest::inbound(id), format!("{}/plivo/answer", h.gw.http_url))
     })
     .await
     .expect("the answer URL answers")

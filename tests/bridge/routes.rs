@@ -147,12 +147,7 @@ async fn a_route_and_a_carrier_hold_only_their_share_of_the_cap() {
         let answer_url = answer_url.clone();
         async move {
             let call = CallRequest::inbound(id);
-            let req = PlivoRequest {
-                call: &call,
-                answer_url,
-                auth_token: None,
-                forged_signature: None,
-            };
+            let req = PlivoRequest::new(&call, answer_url);
             post_plivo_answer(req).await.expect("answers")
         }
     };

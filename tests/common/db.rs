@@ -87,7 +87,7 @@ impl TestDb {
         let pool = self.pool();
         let mut c = pool.get().expect("test db reachable");
         db::migrate(&mut c).expect("migrated");
-        db::get_call(&mut c, call_id, attempt).expect("query")
+        db::get_call(&mut c, call_id, None, attempt).expect("query")
     }
 }
 

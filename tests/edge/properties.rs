@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use websocket_api::call::CallInfo;
-use websocket_api::protocol::{elevenlabs, mcube, refurl};
+use websocket_api::protocol::{elevenlabs, mcube, refurl, CallKey, Carrier};
 use websocket_api::registry::{Refusal, SlotTable};
 use websocket_api::values::CallId;
 use websocket_api::ws::frames::{Assembled, FrameGuard, Reassembler};
@@ -127,7 +127,10 @@ proptest! {
         enum Held { Reserved, Claimed }
         // A zero deadline: every reservation is due the moment expiry runs, so it runs only when asked.
         let mut slots = SlotTable::new(cap, Duration::ZERO);
-        let id = |n: u8| CallId::parse("id", &format!("C{n}")).expect("a valid id");
+        // Even n are Mcube's calls, odd n Plivo's, with the same ids: C0 of Mcube and C0 of Plivo are two
+        // calls.
+        let carrier = |n: u8| if n.is_multiple_of(2) { Carrier::Mcube } else { Carrier::Plivo };
+        let id = |n: u8| CallKey::new(carrier(n), CallId::parse("id", &format!("C{}", n / 2)).expect("a valid id"));
         let mut model: HashMap<u8, Held> = HashMap::new();
         // The attempt each claimed slot was claimed for, as its call's guard holds it.
         let mut claimed_attempts = HashMap::new();
@@ -136,13 +139,21 @@ proptest! {
             let full = draining || model.len() >= cap_now;
             match op {
                 0 => {
-                    let admitted = slots.admit(CallInfo::bare(id(n), k as i64));
+                    // The gate (a breaker) refuses when k is 7; it is asked only of a call that fits.
+                    let mut asked = false;
+                    let gate = |_: &CallInfo| {
+                        asked = true;
+                        if k == 7 { Err(Refusal::AgentUnavailable) } else { Ok(()) }
+                    };
+                    let admitted = slots.admit(CallInfo::bare(id(n), k as i64), gate);
+                    prop_assert!(!asked || (!full && !model.contains_key(&n)), "the gate is asked only of a call that fits");
                     match model.get(&n) {
                         // Its socket would be refused while draining: the carrier hears so at once.
                         Some(Held::Reserved) if draining => prop_assert_eq!(admitted.err(), Some(Refusal::Draining)),
                         Some(Held::Reserved) => prop_assert!(admitted.is_ok(), "a repeated POST is idempotent"),
                         Some(Held::Claimed) => prop_assert_eq!(admitted.err(), Some(Refusal::Duplicate)),
                         None if full => prop_assert!(admitted.is_err(), "admitted past the cap {} or draining", cap_now),
+                        None if k == 7 => prop_assert_eq!(admitted.err(), Some(Refusal::AgentUnavailable)),
                         None => {
                             prop_assert!(admitted.is_ok(), "refused below the cap");
                             model.insert(n, Held::Reserved);
@@ -182,11 +193,11 @@ proptest! {
                 }
                 4 => {
                     let expired: BTreeSet<String> =
-                        slots.expire_reservations().into_iter().map(|u| u.info.call_id.to_string()).collect();
+                        slots.expire_reservations().into_iter().map(|u| u.info.key().to_string()).collect();
                     let due: BTreeSet<String> = model
                         .iter()
                         .filter(|(_, h)| **h == Held::Reserved)
-                        .map(|(n, _)| format!("C{n}"))
+                        .map(|(n, _)| id(*n).to_string())
                         .collect();
                     prop_assert_eq!(expired, due, "every due reservation, and only those, is handed back");
                     model.retain(|_, h| *h != Held::Reserved);

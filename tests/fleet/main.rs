@@ -69,6 +69,8 @@ pub struct Fleet {
     pub gws: Vec<Option<Served>>,
     pub lb: Balancer,
     env: Vec<(String, String)>,
+    /// Each instance's admin address, fixed before they start: the others allow exactly these as peers.
+    pub admin_addrs: Vec<String>,
     _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
@@ -118,10 +120,14 @@ impl Fleet {
             ("WSAPI__CALLS__MAX_CONCURRENT_CALLS".into(), "1000".into()),
             ("WSAPI__CARRIER__TOKEN_TTL_SECONDS".into(), "600".into()),
         ];
+        let admin_addrs: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+        let peers: Vec<String> = admin_addrs.iter().map(|a| format!("\"http://{a}\"")).collect();
+        env.push(("WSAPI__FLEET__PEERS".into(), format!("[{}]", peers.join(", "))));
+        env.push(("WSAPI__FLEET__PLAIN_HTTP_PEERS".into(), "true".into()));
         env.extend(setup.extra.into_iter().map(|(k, v)| (k.to_string(), v)));
         let mut fleet_gws = Vec::new();
-        for n in 0..3 {
-            fleet_gws.push(Some(serve(&dir, &env, n, None)));
+        for (n, admin) in admin_addrs.iter().enumerate() {
+            fleet_gws.push(Some(serve(&dir, &env, n, None, admin)));
         }
         let lb = start_balancer(lb_port, &fleet_gws, &dir);
         Fleet {
@@ -132,6 +138,7 @@ impl Fleet {
             gws: fleet_gws,
             lb,
             env,
+            admin_addrs,
             _turn: turn,
         }
     }
@@ -151,7 +158,7 @@ impl Fleet {
     /// Starts instance `n` again on the address it had (the balancer knows it by that address).
     pub fn restart(&mut self, n: usize, old: &Served) {
         let listen = host_port(&old.http);
-        self.gws[n] = Some(serve(&self.dir, &self.env, n, Some(&listen)));
+        self.gws[n] = Some(serve(&self.dir, &self.env, n, Some(&listen), &self.admin_addrs[n]));
     }
 
     /// `GET` on instance `n`'s admin API.
@@ -165,17 +172,21 @@ impl Fleet {
     }
 }
 
-fn serve(dir: &std::path::Path, env: &[(String, String)], n: usize, listen: Option<&str>) -> Served {
+/// Instance `n` of the fleet, its admin API on `admin` (which it tells the fleet as its `admin_url`).
+fn serve(dir: &std::path::Path, env: &[(String, String)], n: usize, listen: Option<&str>, admin: &str) -> Served {
     let id = instance(n);
     let own = dir.join(&id);
     std::fs::create_dir_all(&own).expect("instance dir");
     let spool = own.join("spool").display().to_string();
     let dead = own.join("dead-letter").display().to_string();
+    let admin_url = format!("http://{admin}");
     let mut overrides: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     overrides.extend([
         ("WSAPI__SERVER__INSTANCE_ID", id.as_str()),
         ("WSAPI__DATABASE__SPOOL_PATH", spool.as_str()),
         ("WSAPI__DATABASE__DEAD_LETTER_PATH", dead.as_str()),
+        ("WSAPI__ADMIN__LISTEN", admin),
+        ("WSAPI__FLEET__ADMIN_URL", admin_url.as_str()),
     ]);
     if let Some(addr) = listen {
         overrides.push(("WSAPI__SERVER__LISTEN", addr));

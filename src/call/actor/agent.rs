@@ -77,7 +77,8 @@ impl CallActor {
         );
         ctx.run_later(deadline, move |act, ctx| {
             if act.is_current_agent(generation) && act.agent.formats().is_none() {
-                act.agent_failed(ctx, None, None, "no conversation_initiation_metadata in time".into());
+                let failure = Failure::account("no conversation_initiation_metadata in time".into());
+                act.agent_failed(ctx, failure);
             }
         });
     }
@@ -112,21 +113,26 @@ impl CallActor {
             }
             Err(e) => {
                 self.deps.metrics.upstream_connect_failures.inc();
-                self.agent_failed(ctx, None, None, e.to_string());
+                let failure = Failure {
+                    scope: e.scope(),
+                    ..Failure::account(e.to_string())
+                };
+                self.agent_failed(ctx, failure);
             }
         }
     }
 
     /// The current agent connection failed or ended; from here on nothing from it counts. A connection
-    /// that never got as far as a conversation counts toward the upstream breaker. `AgentLink` decides
-    /// what follows: play out, give up, or redial within the call's budget.
-    pub(super) fn agent_failed(
-        &mut self,
-        ctx: &mut Context<Self>,
-        close_code: Option<u16>,
-        error_type: Option<Text>,
-        detail: String,
-    ) {
+    /// that never got as far as a conversation counts toward a breaker: its agent's when the failure is the
+    /// agent's (then the call does not redial: the agent would refuse again), else the account's.
+    /// `AgentLink` decides what follows: play out, give up, or redial within the call's budget.
+    pub(super) fn agent_failed(&mut self, ctx: &mut Context<Self>, failure: Failure) {
+        let Failure {
+            close_code,
+            error_type,
+            detail,
+            scope,
+        } = failure;
         let code = close_code.map_or("none".to_string(), |c| c.to_string());
         if close_code != Some(1000) {
             self.error(format!("elevenlabs: {detail} (close code {code})"));
@@ -136,9 +142,14 @@ impl CallActor {
         }
         let error_type = error_type.as_ref().map(|t| t.as_str());
         let no_conversation = self.agent.formats().is_none() && close_code != Some(1000);
-        let decision = self.agent.on_failure(close_code, error_type, Instant::now());
-        if no_conversation && decision != AgentFailure::ConfigRefused {
-            self.deps.breaker.failed(&detail);
+        let agent_refused = scope == FailureScope::Agent;
+        let decision = self
+            .agent
+            .on_failure(close_code, error_type, agent_refused, Instant::now());
+        if no_conversation {
+            let i = &self.log.info;
+            let agent = i.agent_id(self.cfg()).unwrap_or_default();
+            self.deps.breaker.failed(agent, i.route_name(), scope, &detail);
         }
         self.unbridge();
         let call_id = self.call_id().to_string();
@@ -157,7 +168,13 @@ impl CallActor {
                 self.begin_playout(ctx, EndReason::ElevenlabsConfigRefused);
             }
             AgentFailure::GiveUp(reason) => {
-                log::warn!("call_id={call_id} elevenlabs refused the conversation (1008): {detail}");
+                let i = &self.log.info;
+                let agent = i.agent_id(self.cfg()).unwrap_or_default();
+                log::warn!(
+                    "call_id={call_id} elevenlabs refused the conversation with agent {agent} (route '{}', close \
+                     code {code}): {detail}",
+                    i.route_name()
+                );
                 self.end_call(ctx, reason);
             }
             AgentFailure::BudgetSpent => {
@@ -203,7 +220,8 @@ impl CallActor {
         if let Some(id) = &conversation_id {
             log::info!("call_id={} elevenlabs conversation_id={id}", self.call_id());
         }
-        self.deps.breaker.succeeded();
+        let agent = self.log.info.agent_id(self.cfg()).unwrap_or_default();
+        self.deps.breaker.succeeded(agent);
         let resumed = self.agent.resuming();
         let overridden = self.greeting_override().is_some();
         self.agent.announced(conversation_id, formats, overridden);

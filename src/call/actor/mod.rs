@@ -11,7 +11,8 @@ mod media;
 use crate::audio::format::AudioFormat;
 use crate::audio::transcode::Transcoder;
 use crate::call::agent_dial::{close_unused, dial, AgentSocket, DialError};
-use crate::call::agent_link::{AgentFailure, AgentLink, RedialPolicy};
+use crate::call::agent_link::{AgentFailure, AgentLink, Failure, RedialPolicy};
+use crate::call::breaker::FailureScope;
 use crate::call::elevenlabs_leg::{ElevenLabsLeg, LegSetup};
 use crate::call::hold::HoldAudio;
 use crate::call::messages::*;
@@ -341,7 +342,16 @@ impl Handler<FromAgent> for CallActor {
                 close_code,
                 error_type,
                 detail,
-            } => self.agent_failed(ctx, close_code, error_type, detail.to_string()),
+            } => {
+                let scope = FailureScope::of_close(close_code, error_type.as_ref().map(|t| t.as_str()));
+                let failure = Failure {
+                    close_code,
+                    error_type,
+                    detail: detail.to_string(),
+                    scope,
+                };
+                self.agent_failed(ctx, failure)
+            }
         }
     }
 }

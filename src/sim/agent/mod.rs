@@ -126,6 +126,11 @@ async fn upgrade(
     state: web::Data<SimState>,
 ) -> actix_web::Result<HttpResponse> {
     let attempt = state.attempts.fetch_add(1, Ordering::Relaxed);
+    let agent_id = agent_of(req.query_string());
+    if state.script.unknown_agents.contains(&agent_id) {
+        state.log.upgrades_refused.fetch_add(1, Ordering::Relaxed);
+        return Ok(HttpResponse::NotFound().json(serde_json::json!({"detail": "agent not found"})));
+    }
     if attempt < state.script.refuse_first {
         state.log.upgrades_refused.fetch_add(1, Ordering::Relaxed);
         let status = actix_web::http::StatusCode::from_u16(state.script.refuse_status)
@@ -140,14 +145,30 @@ async fn upgrade(
             return Ok(HttpResponse::Unauthorized().finish());
         }
     }
-    let index = state.log.open(key, req.query_string().to_string());
+    let index = state.log.open(key, req.query_string().to_string(), agent_id.clone());
     if state.script.upgrade_delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(state.script.upgrade_delay_ms)).await;
     }
-    let session = AgentSession::new(index, state.script.clone(), state.log.clone());
+    let needs = state
+        .script
+        .required_variables
+        .get(&agent_id)
+        .cloned()
+        .unwrap_or_default();
+    let session = AgentSession::new(index, state.script.clone(), state.log.clone()).needing(needs);
     ws::WsResponseBuilder::new(session, &req, payload)
         .frame_size(4 * 1024 * 1024)
         .start()
 }
 
 use session::AgentSession;
+
+/// The `agent_id` an upgrade's query names ('' when none).
+fn agent_of(query: &str) -> String {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    pairs
+        .into_iter()
+        .find(|(k, _)| k == "agent_id")
+        .map(|(_, v)| v)
+        .unwrap_or_default()
+}

@@ -67,6 +67,11 @@ pub struct AgentScript {
     pub upgrade_delay_ms: u64,
     /// Refuse upgrades whose `xi-api-key` header differs.
     pub require_api_key: Option<String>,
+    /// Agents ElevenLabs does not know (deleted): upgrades naming one are answered 404.
+    pub unknown_agents: Vec<String>,
+    /// The dynamic variables each agent's prompt needs, by agent id: an initiation without one of them is
+    /// refused as ElevenLabs refuses it (`error` missing_dynamic_variable, then close 1008).
+    pub required_variables: std::collections::BTreeMap<String, Vec<String>>,
     /// Keep every message received (tests); otherwise only counts.
     pub record: bool,
 }
@@ -100,6 +105,8 @@ impl Default for AgentScript {
             mcp_approval_after_ms: 0,
             upgrade_delay_ms: 0,
             require_api_key: None,
+            unknown_agents: Vec::new(),
+            required_variables: std::collections::BTreeMap::new(),
             record: false,
         }
     }
@@ -109,6 +116,8 @@ impl Default for AgentScript {
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionLog {
     pub index: u32,
+    /// The `agent_id` the upgrade named.
+    pub agent_id: String,
     /// The `xi-api-key` header of the upgrade, if any.
     pub api_key: Option<String>,
     /// The upgrade's query string.
@@ -157,12 +166,13 @@ impl SimLog {
         }
     }
 
-    pub(super) fn open(&self, api_key: Option<String>, query: String) -> u32 {
+    pub(super) fn open(&self, api_key: Option<String>, query: String, agent_id: String) -> u32 {
         match self.connections.lock() {
             Ok(mut conns) => {
                 let index = conns.len() as u32;
                 conns.push(ConnectionLog {
                     index,
+                    agent_id,
                     api_key,
                     query,
                     ..ConnectionLog::default()

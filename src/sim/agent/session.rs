@@ -29,6 +29,8 @@ pub(super) struct AgentSession {
     ended: bool,
     /// Whether the conversation opens with speech (an empty `first_message` override: it waits).
     greeting: bool,
+    /// The dynamic variables this agent's prompt needs.
+    needs: Vec<String>,
 }
 
 /// The `first_message` override of an initiation, if it has one.
@@ -54,7 +56,13 @@ impl AgentSession {
             echo,
             ended: false,
             greeting: true,
+            needs: Vec::new(),
         }
+    }
+
+    /// The agent's prompt needs these dynamic variables.
+    pub(super) fn needing(self, needs: Vec<String>) -> Self {
+        AgentSession { needs, ..self }
     }
 
     fn event_id(&mut self) -> i64 {
@@ -255,6 +263,18 @@ impl AgentSession {
                     "override_error",
                     "Override for field 'first_message' is not allowed by config.",
                 )
+            }
+            (false, ClientMessage::Initiation(init))
+                if self.needs.iter().any(|v| !init.dynamic_variables.contains_key(v)) =>
+            {
+                let missing = self
+                    .needs
+                    .iter()
+                    .find(|v| !init.dynamic_variables.contains_key(*v))
+                    .cloned();
+                self.log.update(self.index, |c| c.initiation = Some(init));
+                let message = format!("Missing required dynamic variables: {}", missing.unwrap_or_default());
+                self.fail(ctx, "missing_dynamic_variable", &message)
             }
             (false, ClientMessage::Initiation(init)) => {
                 self.initiated = true;
