@@ -108,6 +108,7 @@ impl CallLog {
         self.event_seq += 1;
         self.pending_events.push(CallEvent {
             call_id: self.info.call_id.to_string(),
+            carrier: self.info.carrier.as_str().into(),
             attempt: self.info.attempt,
             seq: self.event_seq,
             at_ms: now_ms(),
@@ -163,6 +164,7 @@ impl CallLog {
             Some(e) => e.detail = corrected.to_string(),
             None => self.pending_revisions.push(CallEvent {
                 call_id: self.info.call_id.to_string(),
+                carrier: self.info.carrier.as_str().into(),
                 attempt: self.info.attempt,
                 seq,
                 at_ms: self.started.unix_ms() + line.at_ms as i64,

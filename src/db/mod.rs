@@ -195,21 +195,23 @@ pub fn save_call(conn: &mut DbConnection, rec: &CallRecord) -> QueryResult<()> {
     let updated = diesel::update(
         calls::table
             .filter(calls::call_id.eq(&rec.call_id))
+            .filter(calls::carrier.eq(&rec.carrier))
             .filter(calls::attempt.eq(rec.attempt))
             .filter(calls::revision.lt(rec.revision)),
     )
     .set(rec)
     .execute(conn)?;
-    if updated == 0 && !attempt_exists(conn, &rec.call_id, rec.attempt)? {
+    if updated == 0 && !attempt_exists(conn, rec)? {
         diesel::insert_into(calls::table).values(rec).execute(conn)?;
     }
     Ok(())
 }
 
-fn attempt_exists(conn: &mut DbConnection, call_id: &str, attempt: i64) -> QueryResult<bool> {
+fn attempt_exists(conn: &mut DbConnection, rec: &CallRecord) -> QueryResult<bool> {
     let n: i64 = calls::table
-        .filter(calls::call_id.eq(call_id))
-        .filter(calls::attempt.eq(attempt))
+        .filter(calls::call_id.eq(&rec.call_id))
+        .filter(calls::carrier.eq(&rec.carrier))
+        .filter(calls::attempt.eq(rec.attempt))
         .count()
         .get_result(conn)?;
     Ok(n > 0)
@@ -224,21 +226,27 @@ fn latest_attempt(conn: &mut DbConnection, call_id: &str, carrier: &str) -> Quer
         .first(conn)
 }
 
-/// Inserts the events not already stored (keyed on call id, attempt and seq), so replays are harmless.
+/// Inserts the events not already stored (keyed on call id, carrier, attempt and seq), so replays are
+/// harmless.
 pub fn save_events(conn: &mut DbConnection, events: &[CallEvent]) -> QueryResult<usize> {
     let Some(first) = events.first() else { return Ok(0) };
     let min_seq = events.iter().map(|e| e.seq).min().unwrap_or(first.seq);
-    let existing: Vec<(String, i64, i64)> = call_events::table
+    let existing: Vec<(String, String, i64, i64)> = call_events::table
         .filter(call_events::call_id.eq_any(events.iter().map(|e| e.call_id.as_str())))
         .filter(call_events::seq.ge(min_seq))
-        .select((call_events::call_id, call_events::attempt, call_events::seq))
+        .select((
+            call_events::call_id,
+            call_events::carrier,
+            call_events::attempt,
+            call_events::seq,
+        ))
         .load(conn)?;
     let fresh: Vec<&CallEvent> = events
         .iter()
         .filter(|e| {
             !existing
                 .iter()
-                .any(|(c, a, s)| *c == e.call_id && *a == e.attempt && *s == e.seq)
+                .any(|(c, k, a, s)| *c == e.call_id && *k == e.carrier && *a == e.attempt && *s == e.seq)
         })
         .collect();
     for e in &fresh {
@@ -252,6 +260,7 @@ pub fn revise_event(conn: &mut DbConnection, event: &CallEvent) -> QueryResult<(
     use call_events::dsl as e;
     let key = e::call_id
         .eq(&event.call_id)
+        .and(e::carrier.eq(&event.carrier))
         .and(e::attempt.eq(event.attempt))
         .and(e::seq.eq(event.seq));
     let changed = diesel::update(call_events::table.filter(key))
@@ -268,14 +277,16 @@ pub fn revise_event(conn: &mut DbConnection, event: &CallEvent) -> QueryResult<(
 /// another call) — creating a minimal row if the call is unknown.
 pub fn save_status(conn: &mut DbConnection, report: &StatusReport) -> QueryResult<()> {
     let stub = CallRecord::stub(&report.call_id, 0, "reported", report.at_ms);
+    let carrier = stub.carrier.clone();
     let attempt = match report.attempt {
         Some(a) => a,
-        None => latest_attempt(conn, &report.call_id, &stub.carrier)?.unwrap_or(report.at_ms.saturating_mul(1000)),
+        None => latest_attempt(conn, &report.call_id, &carrier)?.unwrap_or(report.at_ms.saturating_mul(1000)),
     };
     let set_status = |conn: &mut DbConnection| {
         diesel::update(
             calls::table
                 .filter(calls::call_id.eq(&report.call_id))
+                .filter(calls::carrier.eq(&carrier))
                 .filter(calls::attempt.eq(attempt)),
         )
         .set((
@@ -377,11 +388,26 @@ pub fn get_call(
         listed = listed.filter(calls::carrier.eq(carrier));
     }
     let attempts: Vec<AttemptSummary> = listed.load(conn)?;
-    let Some(attempt) = attempt.or_else(|| attempts.first().map(|a| a.attempt)) else {
+    let shown = match attempt {
+        Some(a) => {
+            let mut named = calls::table
+                .filter(calls::call_id.eq(call_id))
+                .filter(calls::attempt.eq(a))
+                .select(calls::carrier)
+                .into_boxed();
+            if let Some(carrier) = carrier {
+                named = named.filter(calls::carrier.eq(carrier));
+            }
+            named.first::<String>(conn).optional()?.map(|c| (c, a))
+        }
+        None => attempts.first().map(|s| (s.carrier.clone(), s.attempt)),
+    };
+    let Some((carrier, attempt)) = shown else {
         return Ok(None);
     };
     let row = calls::table
         .filter(calls::call_id.eq(call_id))
+        .filter(calls::carrier.eq(&carrier))
         .filter(calls::attempt.eq(attempt))
         .select(CallRow::as_select())
         .first(conn)
@@ -389,6 +415,7 @@ pub fn get_call(
     let Some(row) = row else { return Ok(None) };
     let events = call_events::table
         .filter(call_events::call_id.eq(call_id))
+        .filter(call_events::carrier.eq(&carrier))
         .filter(call_events::attempt.eq(attempt))
         .order(call_events::seq.asc())
         .select(CallEvent::as_select())

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Everything the gateway knows about one attempt of a call, written as a whole each time (an idempotent
-/// upsert keyed on `(call_id, attempt)`; a lower `revision` never overwrites a higher one). The carrier's
+/// upsert keyed on `(call_id, carrier, attempt)`; a lower `revision` never overwrites a higher one). The carrier's
 /// status report columns (`dial_status`, `recording_url`) are not part of it, so a snapshot never erases
 /// them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Insertable, AsChangeset, Queryable, Selectable)]
@@ -120,11 +120,15 @@ impl std::ops::Deref for CallRow {
     }
 }
 
-/// Something that happened during a call; `(call_id, attempt, seq)` is unique, so replays insert it once.
+/// Something that happened during a call; `(call_id, carrier, attempt, seq)` is unique, so replays insert it
+/// once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Insertable, Queryable, Selectable)]
 #[diesel(table_name = call_events)]
 pub struct CallEvent {
     pub call_id: String,
+    /// Whose call (events spooled before calls were keyed by carrier were all Mcube's).
+    #[serde(default = "mcube")]
+    pub carrier: String,
     #[serde(default)]
     pub attempt: i64,
     pub seq: i64,
@@ -133,6 +137,10 @@ pub struct CallEvent {
     /// `agent_tool`, `guardrail_triggered`, `resumed`, `greeting_muted`, `error` (README: Call records).
     pub kind: String,
     pub detail: String,
+}
+
+fn mcube() -> String {
+    "mcube".into()
 }
 
 /// The carrier's hang-up/status report from the refurl.

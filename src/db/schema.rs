@@ -1,8 +1,9 @@
-// @generated-compatible: what `diesel print-schema` writes for migrations/*/ up to 2026-12-05-000001_routes
-// (column order aside: PostgreSQL appends `attempt`, SQLite's rebuild puts it second).
+// @generated-compatible: what `diesel print-schema` writes for migrations/*/ up to 2026-12-07-000001_call_carrier
+// (column order aside: PostgreSQL appends `attempt` and the events' `carrier`, SQLite's rebuilds put them
+// near the front).
 
 diesel::table! {
-    calls (call_id, attempt) {
+    calls (call_id, carrier, attempt) {
         call_id -> Text,
         attempt -> BigInt,
         stream_id -> Nullable<Text>,
@@ -39,8 +40,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    call_events (call_id, attempt, seq) {
+    call_events (call_id, carrier, attempt, seq) {
         call_id -> Text,
+        carrier -> Text,
         attempt -> BigInt,
         seq -> BigInt,
         at_ms -> BigInt,

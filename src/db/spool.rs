@@ -293,6 +293,7 @@ mod tests {
         let path = scratch("kinds");
         let event = CallEvent {
             call_id: "c".into(),
+            carrier: "plivo".into(),
             attempt: 3,
             seq: 1,
             at_ms: 2,

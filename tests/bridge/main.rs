@@ -18,6 +18,7 @@ mod ping;
 mod plivo;
 mod protocol;
 mod resume;
+mod route_failures;
 mod routes;
 mod schema;
 mod tls;

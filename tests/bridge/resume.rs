@@ -4,6 +4,7 @@
 //! and the redial budget holds over the whole call.
 
 use crate::common::*;
+use serde_json::Value;
 use std::time::{Duration, Instant};
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::sim::agent::{AgentScript, CORRECTED_REPLY, REPLY_TEXT};
@@ -303,15 +304,24 @@ async fn a_correction_replaces_the_stored_agent_response() {
     let mut conn = start_call(&h, "CORRECT-1", "s", AudioFormat::ULAW_8K).await;
     // One answer (after 200 ms of caller audio), then the caller goes quiet until the correction.
     talk(&mut conn, Duration::from_millis(300)).await;
-    assert!(
-        eventually(Duration::from_secs(3), || h.gw.metrics.agent_ignored_events.get() == 0).await,
-        "a correction is not an unknown event"
-    );
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    let view = call_view(&h, "CORRECT-1").await.expect("live");
+    let mut view = Value::Null;
+    let corrected = async {
+        for _ in 0..40 {
+            view = call_view(&h, "CORRECT-1").await.expect("live");
+            if view["last_agent_response"] == CORRECTED_REPLY {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(corrected.await, "the live view reads the correction: {view}");
+    // Read once the correction has been handled (it comes 800 ms into the call), not before it was sent:
+    // nothing the agent sent up to then went unread.
     assert_eq!(
-        view["last_agent_response"], CORRECTED_REPLY,
-        "the live view reads the correction"
+        h.gw.metrics.agent_ignored_events.get(),
+        0,
+        "a correction is not an unknown event"
     );
     conn.close(1000);
     assert_eq!(end_reason(&h, "CORRECT-1").await, "carrier_hangup");

@@ -82,6 +82,16 @@ impl TestDb {
         self.stored(call_id, None).map(|s| (s.row, s.events))
     }
 
+    /// The latest attempt of `carrier`'s call `call_id` (another carrier's call of the id is another call).
+    pub fn get_call_of(&self, call_id: &str, carrier: &str) -> Option<CallRow> {
+        let pool = self.pool();
+        let mut c = pool.get().expect("test db reachable");
+        db::migrate(&mut c).expect("migrated");
+        db::get_call(&mut c, call_id, Some(carrier), None)
+            .expect("query")
+            .map(|s| s.row)
+    }
+
     /// A call as stored: one attempt (the latest when `attempt` is `None`), its events, every attempt.
     pub fn stored(&self, call_id: &str, attempt: Option<i64>) -> Option<db::StoredCall> {
         let pool = self.pool();

@@ -19,10 +19,26 @@ pub struct Served {
     pub log: mpsc::Receiver<String>,
 }
 
+/// The binary under test: this build's, or another build's named by `WSAPI_TEST_BINARY` (to run the
+/// process tests against an installed package, or against an older build to see which of them it fails).
+pub fn binary() -> String {
+    std::env::var("WSAPI_TEST_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_websocket_api").to_string())
+}
+
 /// Starts `websocket_api serve` with `WSAPI__…` overrides (an empty config file otherwise) and waits for its
 /// "listening on" line.
 pub fn serve(config_dir: &std::path::Path, overrides: &[(&str, &str)]) -> Served {
     serve_limited(config_dir, overrides, None)
+}
+
+/// `serve_in_with`, its configuration file holding `toml` (e.g. `[[routes]]`).
+pub fn serve_in_with_file(dir: &std::path::Path, agent_url: &str, toml: &str, extra: &[(&str, &str)]) -> Served {
+    let file = dir.join("gateway.toml");
+    std::fs::write(&file, toml).expect("config file");
+    let file = file.display().to_string();
+    let mut overrides = vec![("WSAPI_CONFIG", file.as_str())];
+    overrides.extend_from_slice(extra);
+    serve_in_with(dir, agent_url, &overrides)
 }
 
 /// The real gateway in `dir` in front of `agent_url`, recording to a SQLite file there.
@@ -52,7 +68,7 @@ pub fn serve_limited(
 ) -> Served {
     let empty = config_dir.join("empty.toml");
     std::fs::write(&empty, "").expect("empty config file");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_websocket_api"));
+    let mut cmd = Command::new(binary());
     cmd.arg("serve")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())

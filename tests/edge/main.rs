@@ -3,7 +3,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod carrier_identity;
 mod fd_exhaustion;
 mod hostile_carrier;
+mod plivo_replay;
 mod properties;
 mod trust_boundary;

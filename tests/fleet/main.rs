@@ -1,12 +1,16 @@
 //! A fleet of real gateway processes on one real PostgreSQL database, behind a real HAProxy (Debian's
 //! package, started here with `deploy/haproxy.cfg` as shipped): admission through the balancer, a killed,
-//! restarted and draining instance, a database outage, and the fleet's admin views.
+//! restarted and draining instance, a database outage, the fleet's admin views and whom they trust, every
+//! carrier through the balancer (Twilio by its path), and every feature meeting in one run (`matrix`).
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod admission;
+mod balancer;
 mod failover;
+mod matrix;
+mod peers;
 mod views;
 
 pub use common::db::{Backend, Proxy, TestDb};
@@ -34,6 +38,14 @@ pub struct Setup {
     pub via_proxy: bool,
     /// Extra `WSAPI__…` settings for every gateway.
     pub extra: Vec<(&'static str, String)>,
+    /// How many gateways (up to 3: the shipped balancer names gw1 to gw3).
+    pub instances: usize,
+    /// What the agent simulator does (default: a short greeting, then an echo of the caller).
+    pub script: AgentScript,
+    /// Every gateway's configuration file (e.g. `[[routes]]`); empty: none.
+    pub config: String,
+    /// Admin URLs every gateway allows as peers beside the fleet's own.
+    pub extra_peers: Vec<String>,
 }
 
 impl Setup {
@@ -43,6 +55,14 @@ impl Setup {
             fallback: 0,
             via_proxy: false,
             extra: Vec::new(),
+            instances: 3,
+            script: AgentScript {
+                greeting_ms: 100,
+                echo: true,
+                ..quiet_script()
+            },
+            config: String::new(),
+            extra_peers: Vec::new(),
         }
     }
 }
@@ -101,11 +121,7 @@ impl Fleet {
             None
         };
         let db_url = proxy.as_ref().map_or_else(|| db.url.clone(), |p| db.via(p));
-        let sim = start_agent(AgentScript {
-            greeting_ms: 100,
-            echo: true,
-            ..quiet_script()
-        });
+        let sim = start_agent(setup.script);
         let lb_port = free_port();
         let mut env: Vec<(String, String)> = vec![
             ("WSAPI__ELEVENLABS__URL".into(), sim.url.clone()),
@@ -120,16 +136,29 @@ impl Fleet {
             ("WSAPI__CALLS__MAX_CONCURRENT_CALLS".into(), "1000".into()),
             ("WSAPI__CARRIER__TOKEN_TTL_SECONDS".into(), "600".into()),
         ];
-        let admin_addrs: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();
-        let peers: Vec<String> = admin_addrs.iter().map(|a| format!("\"http://{a}\"")).collect();
+        let admin_addrs: Vec<String> = (0..setup.instances)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let mut peers: Vec<String> = admin_addrs.iter().map(|a| format!("\"http://{a}\"")).collect();
+        peers.extend(setup.extra_peers.iter().map(|p| format!("\"{p}\"")));
         env.push(("WSAPI__FLEET__PEERS".into(), format!("[{}]", peers.join(", "))));
         env.push(("WSAPI__FLEET__PLAIN_HTTP_PEERS".into(), "true".into()));
+        if !setup.config.is_empty() {
+            let file = dir.join("gateway.toml");
+            std::fs::write(&file, &setup.config).expect("config file");
+            env.push(("WSAPI_CONFIG".into(), file.display().to_string()));
+        }
         env.extend(setup.extra.into_iter().map(|(k, v)| (k.to_string(), v)));
         let mut fleet_gws = Vec::new();
         for (n, admin) in admin_addrs.iter().enumerate() {
             fleet_gws.push(Some(serve(&dir, &env, n, None, admin)));
         }
         let lb = start_balancer(lb_port, &fleet_gws, &dir);
+        if fleet_gws.len() < 3 {
+            // The balancer counts a server up until its health checks fail twice (1 s apart): until then it
+            // would send webhooks to the address nothing listens on.
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+        }
         Fleet {
             dir,
             db,
@@ -164,6 +193,11 @@ impl Fleet {
     /// `GET` on instance `n`'s admin API.
     pub async fn admin_get(&self, n: usize, path: &str) -> Value {
         get(&format!("{}{path}", self.gw(n).admin)).await
+    }
+
+    /// Every gateway's settings (`WSAPI__…`), as the fleet's instances were started with them.
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
     }
 
     /// Every log line instance `n` wrote since the last call.
@@ -205,9 +239,13 @@ fn start_balancer(port: u16, gws: &[Option<Served>], dir: &std::path::Path) -> B
         .env("WSAPI_LB_BIND", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(log);
-    for (n, gw) in gws.iter().enumerate() {
-        let gw = gw.as_ref().expect("instance running");
-        cmd.env(format!("WSAPI_GW{}", n + 1), host_port(&gw.http));
+    for n in 0..3 {
+        // A fleet of fewer than three leaves the other servers on an address nothing listens on: down.
+        let addr = gws
+            .get(n)
+            .and_then(Option::as_ref)
+            .map_or("127.0.0.1:1".into(), |gw| host_port(&gw.http));
+        cmd.env(format!("WSAPI_GW{}", n + 1), addr);
     }
     let child = cmd
         .spawn()

@@ -126,3 +126,43 @@ fn serve_refuses_a_cap_the_file_descriptor_limit_cannot_hold() {
     assert_eq!(code, 64, "{err}");
     assert!(err.contains("file descriptors") && err.contains("LimitNOFILE"), "{err}");
 }
+
+#[test]
+fn check_config_warns_of_a_fleet_that_would_ask_itself_and_refuses_peers_it_cannot_trust() {
+    let dir = scratch("fleet-peers");
+    let database = db::TestDb::new(db::Backend::Postgres, &dir);
+    let empty = dir.join("empty.toml");
+    std::fs::write(&empty, "").expect("write");
+    let check = |extra: &[(&str, &str)]| {
+        let mut env = vec![
+            ("WSAPI__DATABASE__URL", database.url.as_str()),
+            ("WSAPI__SERVER__LISTEN", "127.0.0.1:7900"),
+            ("WSAPI__FLEET__MAX_CONCURRENT_CALLS", "10"),
+        ];
+        env.extend_from_slice(extra);
+        run(&["check-config", "--config", empty.to_str().expect("utf8 path")], &env)
+    };
+    let (code, out, err) = check(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("# warning: fleet.admin_url") && out.contains("loopback"),
+        "the default admin_url names this host's loopback address: {out}"
+    );
+    let (code, out, err) = check(&[
+        ("WSAPI__FLEET__ADMIN_URL", "https://10.0.0.11:7901"),
+        ("WSAPI__FLEET__PEERS", r#"["https://10.0.0.12:7901"]"#),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("# warning: fleet"), "{out}");
+    for (plain, why) in [
+        ("false", "plain http:// sends the admin token in clear"),
+        ("true", "not a private"),
+    ] {
+        let (code, _, err) = check(&[
+            ("WSAPI__FLEET__PEERS", r#"["http://203.0.113.9:7901"]"#),
+            ("WSAPI__FLEET__PLAIN_HTTP_PEERS", plain),
+        ]);
+        assert_eq!(code, 64, "{err}");
+        assert!(err.contains("fleet.peers") && err.contains(why), "{err}");
+    }
+}

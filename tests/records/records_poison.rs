@@ -51,6 +51,7 @@ fn call(id: &str) -> CallRecord {
 fn event(id: &str, detail: &str) -> CallEvent {
     CallEvent {
         call_id: id.into(),
+        carrier: "mcube".into(),
         attempt: 1,
         seq: 1,
         at_ms: now_ms(),
@@ -389,6 +390,7 @@ fn through_the_edge(field: Field, value: &str, id: &str) -> Result<Vec<DbWrite>,
             match parse_event(&frame).map_err(|e| refused(&e))? {
                 CarrierEvent::Dtmf { digit } => writes.push(DbWrite::Events(vec![CallEvent {
                     call_id: rec.call_id.clone(),
+                    carrier: rec.carrier.clone(),
                     attempt: rec.attempt,
                     seq: 1,
                     at_ms: now_ms(),
