@@ -177,6 +177,8 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
     });
     registry.set_carrier_caps(crate::routing::carrier_caps(&config));
     let routes = crate::routing::shared_routes(&config);
+    let table = crate::routing::current_routes(&routes);
+    metrics.agents_known(table.agents());
     let fleet = join_fleet(&config, &registry, &instance, &public_url, admin_addr, &metrics)
         .await
         .map_err(|why| {

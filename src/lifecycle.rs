@@ -224,6 +224,8 @@ async fn reload(gw: &Gateway, path: &std::path::Path, explicit: bool, current: &
             }
             "routes" | "elevenlabs.agent_id" => {
                 crate::routing::reload_routes(&gw.routes, &new);
+                let table = crate::routing::current_routes(&gw.routes);
+                gw.metrics.agents_known(table.agents());
                 log::info!("SIGHUP: {key} applied to calls admitted from now on (live calls keep their route)");
             }
             carriers if carriers.starts_with("carriers.") => {

@@ -140,6 +140,14 @@ pub(crate) fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>)
 }
 
 impl Metrics {
+    /// Every agent the routes name is exported (`wsapi_agent_unavailable` 0 until it is refused), so a rule
+    /// or a dashboard sees it before anything goes wrong; an agent already unavailable keeps its 1.
+    pub fn agents_known<'a>(&self, agents: impl Iterator<Item = &'a str>) {
+        for agent in agents {
+            self.agent_unavailable.with_label_values(&[agent]).add(0);
+        }
+    }
+
     /// Creates and registers every metric. The names are constants, so this fails only if one is wrong,
     /// which start-up reports instead of serving without metrics.
     pub fn new() -> prometheus::Result<Metrics> {

@@ -120,6 +120,11 @@ impl RouteTable {
         self.routes.iter().map(|r| (r.name.as_str(), r.max_calls))
     }
 
+    /// Every agent a route names.
+    pub fn agents(&self) -> impl Iterator<Item = &str> {
+        self.routes.iter().map(|r| r.agent_id.as_str())
+    }
+
     /// The routes whose agent is one of `agents`, by name.
     pub fn routes_of<'a>(&'a self, agents: &'a [String]) -> impl Iterator<Item = &'a str> + 'a {
         self.routes

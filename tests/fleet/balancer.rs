@@ -57,4 +57,8 @@ async fn twilio_calls_bridge_on_the_instance_that_admitted_them_and_the_balancer
     let log = read();
     assert!(log.contains("/ws/twilio/gw1"), "{log}");
     assert!(!log.contains("token="), "a token in the balancer's log:\n{log}");
+    for n in 0..3 {
+        let own = f.log(n).join("\n");
+        assert!(!own.contains("token="), "a token in gw{}'s log:\n{own}", n + 1);
+    }
 }
