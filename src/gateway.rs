@@ -179,36 +179,15 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
     let routes = crate::routing::shared_routes(&config);
     let table = crate::routing::current_routes(&routes);
     metrics.agents_known(table.agents());
-    let fleet = join_fleet(&config, &registry, &instance, &public_url, admin_addr, &metrics)
-        .await
-        .map_err(|why| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                crate::config::ConfigProblems(vec![why]),
-            )
-        })?;
+    let fleet = join_fleet(&config, &registry, &instance, &public_url, admin_addr, &metrics).await?;
     let meter = Arc::new(std::sync::Mutex::new(crate::capacity::CostMeter::default()));
     sample_cost(meter.clone(), registry.clone());
     let access: SharedAccess = Arc::new(std::sync::RwLock::new(CarrierAccess::from_config(&config)));
-    let el = &config.elevenlabs;
-    let policy = |failures, window_ms, cooldown_ms| crate::call::breaker::BreakerPolicy {
-        failures,
-        window: Duration::from_millis(window_ms),
-        cooldown: Duration::from_millis(cooldown_ms),
-    };
-    let breaker = Arc::new(crate::call::breaker::UpstreamBreaker::new(
-        policy(el.breaker_failures, el.breaker_window_ms, el.breaker_cooldown_ms),
-        policy(
-            el.agent_breaker_failures,
-            el.agent_breaker_window_ms,
-            el.agent_breaker_cooldown_ms,
-        ),
-        metrics.clone(),
-    ));
+    let breaker = crate::call::breaker::UpstreamBreaker::from_config(&config.elevenlabs, metrics.clone());
     let plivo_nonces =
         crate::http::nonces::SharedNonces::new(Duration::from_secs(config.carriers.plivo.replay_window_s));
     let state = web::Data::new(AppState {
-        breaker,
+        breaker: Arc::new(breaker),
         tokens: CallTokens::new(
             config.carrier.secret.as_deref(),
             Duration::from_secs(config.carrier.token_ttl_seconds),
@@ -285,8 +264,8 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
 }
 
 /// With `fleet.max_concurrent_calls` set (PostgreSQL, checked with the configuration), joins the fleet on
-/// the database: the registry admits within this instance's share from now on. `Err` when the live fleet
-/// runs with another cap (a configuration problem: `serve` exits 64).
+/// the database: the registry admits within this instance's share from now on. `Err` (`ConfigProblems`,
+/// so `serve` exits 64) when the live fleet runs with another cap.
 async fn join_fleet(
     config: &Config,
     registry: &Registry,
@@ -294,7 +273,7 @@ async fn join_fleet(
     public_url: &str,
     admin_addr: SocketAddr,
     metrics: &Arc<Metrics>,
-) -> Result<Option<Fleet>, String> {
+) -> std::io::Result<Option<Fleet>> {
     let Some(fleet_cap) = config.fleet.max_concurrent_calls else {
         return Ok(None);
     };
@@ -311,9 +290,13 @@ async fn join_fleet(
         fleet_cap,
         lease_ttl_ms: config.fleet.lease_ttl_ms,
     };
-    Fleet::join(registry, member, &config.database.url, metrics.clone())
-        .await
-        .map(Some)
+    let joined = Fleet::join(registry, member, &config.database.url, metrics.clone()).await;
+    joined.map(Some).map_err(|why| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            crate::config::ConfigProblems(vec![why]),
+        )
+    })
 }
 
 /// Every few seconds: this process's RSS, CPU and FDs with the calls then live, for `/capacity`.

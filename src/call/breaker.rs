@@ -243,6 +243,25 @@ pub struct UpstreamBreaker {
 }
 
 impl UpstreamBreaker {
+    /// The breakers `elevenlabs.breaker_*` (the account's) and `elevenlabs.agent_breaker_*` (each agent's)
+    /// describe.
+    pub fn from_config(el: &crate::config::ElevenLabsConfig, metrics: Arc<Metrics>) -> Self {
+        let policy = |failures, window_ms, cooldown_ms| BreakerPolicy {
+            failures,
+            window: Duration::from_millis(window_ms),
+            cooldown: Duration::from_millis(cooldown_ms),
+        };
+        UpstreamBreaker::new(
+            policy(el.breaker_failures, el.breaker_window_ms, el.breaker_cooldown_ms),
+            policy(
+                el.agent_breaker_failures,
+                el.agent_breaker_window_ms,
+                el.agent_breaker_cooldown_ms,
+            ),
+            metrics,
+        )
+    }
+
     /// `account` for account-level failures, `agent` for each agent's.
     pub fn new(account: BreakerPolicy, agent: BreakerPolicy, metrics: Arc<Metrics>) -> Self {
         UpstreamBreaker {

@@ -234,69 +234,61 @@ pub struct CallQuery {
     carrier: Option<String>,
 }
 
-/// The carrier an admin named with `?carrier=`, if any; 400 for a name that is none.
-fn named_carrier(carrier: Option<&str>) -> Result<Option<Carrier>, Box<HttpResponse>> {
-    carrier
-        .map(|name| {
-            Carrier::from_path(name).ok_or_else(|| {
-                Box::new(error_json(
-                    StatusCode::BAD_REQUEST,
-                    "carrier: mcube, plivo, exotel or twilio",
-                ))
-            })
-        })
-        .transpose()
+/// The call an admin's request names: its id, its carrier (when named) and its live slot, if any.
+struct NamedCall {
+    id: CallId,
+    carrier: Option<Carrier>,
+    live: Option<SlotView>,
 }
 
-/// The live call an admin names by its id (and carrier, when named). Two carriers may each have a call of
-/// that id: then the admin must say whose (409 listing them), as acting on either could be wrong.
-fn live_call(state: &AppState, id: &CallId, carrier: Option<Carrier>) -> Result<Option<SlotView>, Box<HttpResponse>> {
-    let mut live = state.registry.find_id(id);
+/// The call an admin names (`/calls/{call_id}[?carrier=]`), once the admin check passes: 400 for an id or
+/// carrier that is none. Two carriers may each have a live call of that id: then the admin must say whose
+/// (409 listing them), as acting on either could be wrong.
+fn named_call(
+    req: &HttpRequest,
+    state: &AppState,
+    path: web::Path<String>,
+    carrier: Option<&str>,
+) -> Result<NamedCall, Box<HttpResponse>> {
+    if let Some(refusal) = refuse_admin(req, state) {
+        return Err(Box::new(refusal));
+    }
+    let bad = |why: &str| Box::new(error_json(StatusCode::BAD_REQUEST, why));
+    let id = call_id_of(path).map_err(|e| bad(&e.to_string()))?;
+    let carrier = carrier
+        .map(|name| Carrier::from_path(name).ok_or_else(|| bad("carrier: mcube, plivo, exotel or twilio")))
+        .transpose()?;
+    let mut live = state.registry.find_id(&id);
     live.retain(|s| carrier.is_none_or(|c| s.info.carrier == c));
     if live.len() > 1 {
         let carriers: Vec<&str> = live.iter().map(|s| s.info.carrier.as_str()).collect();
-        return Err(Box::new(HttpResponse::Conflict().json(serde_json::json!({
-            "error": "ambiguous",
-            "detail": "calls of several carriers have this id: name one with ?carrier=",
-            "carriers": carriers,
-        }))));
+        return Err(Box::new(super::reply::ambiguous_call(&carriers)));
     }
-    Ok(live.pop())
+    Ok(NamedCall {
+        id,
+        carrier,
+        live: live.pop(),
+    })
 }
 
-/// `GET /calls/{call_id}[?attempt=N]`: the live call, or the stored one (the latest attempt unless one is
-/// named) with its events and the list of every attempt of that call id; 404 if unknown.
+/// `GET /calls/{call_id}[?carrier=][?attempt=N]`: the live call, or the stored one (the latest attempt
+/// unless one is named) with its events and the list of every attempt of that call id; 404 if unknown.
 pub async fn get_call(
     req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<CallQuery>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Some(refusal) = refuse_admin(&req, &state) {
-        return refusal;
-    }
-    let call_id = match call_id_of(path) {
-        Ok(id) => id,
-        Err(e) => return error_json(StatusCode::BAD_REQUEST, &e.to_string()),
-    };
-    let carrier = match named_carrier(query.carrier.as_deref()) {
-        Ok(c) => c,
-        Err(resp) => return *resp,
+    let call = match named_call(&req, &state, path, query.carrier.as_deref()) {
+        Ok(call) => call,
+        Err(refused) => return *refused,
     };
     let attempt = query.attempt;
-    match live_call(&state, &call_id, carrier) {
-        Ok(Some(slot)) if attempt.is_none_or(|a| a == slot.info.attempt) => {
-            return HttpResponse::Ok().json(live_view(slot).await);
-        }
-        Ok(_) => {}
-        Err(ambiguous) => return *ambiguous,
+    if let Some(slot) = call.live.filter(|s| attempt.is_none_or(|a| a == s.info.attempt)) {
+        return HttpResponse::Ok().json(live_view(slot).await);
     }
-    let carrier = carrier.map(Carrier::as_str);
-    match read_db(&state.pool, move |c| {
-        db::get_call(c, call_id.as_str(), carrier, attempt)
-    })
-    .await
-    {
+    let (id, carrier) = (call.id, call.carrier.map(Carrier::as_str));
+    match read_db(&state.pool, move |c| db::get_call(c, id.as_str(), carrier, attempt)).await {
         Ok(Some(stored)) => HttpResponse::Ok().json(StoredCall::from_row(
             stored.row,
             Some(stored.events),
@@ -327,36 +319,33 @@ pub async fn set_limit(req: HttpRequest, body: web::Bytes, state: web::Data<AppS
     HttpResponse::Ok().json(state.registry.set_limit(limit.max_concurrent_calls))
 }
 
-/// `DELETE /calls/{call_id}`: hangs a live call up (terminate to the carrier, close 1000 to ElevenLabs,
-/// record written); in a fleet, a call live on another instance is hung up there; 404 if it is not live.
+/// `DELETE /calls/{call_id}[?carrier=]`: hangs a live call up (terminate to the carrier, close 1000 to
+/// ElevenLabs, record written); in a fleet, a call live on another instance is hung up there; 404 if it is
+/// not live.
 pub async fn end_call(
     req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<CallQuery>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Some(refusal) = refuse_admin(&req, &state) {
-        return refusal;
-    }
-    let call_id = match call_id_of(path) {
-        Ok(id) => id,
-        Err(e) => return error_json(StatusCode::BAD_REQUEST, &e.to_string()),
+    let call = match named_call(&req, &state, path, query.carrier.as_deref()) {
+        Ok(call) => call,
+        Err(refused) => return *refused,
     };
-    let carrier = match named_carrier(query.carrier.as_deref()) {
-        Ok(c) => c,
-        Err(resp) => return *resp,
-    };
-    match live_call(&state, &call_id, carrier) {
-        Ok(Some(SlotView {
-            call: Some(call), info, ..
-        })) if call.end(EndReason::Admin) => {
-            log::info!("call_id={call_id} carrier={} ended by an admin", info.carrier.as_str());
+    match call.live {
+        Some(SlotView {
+            call: Some(live), info, ..
+        }) if live.end(EndReason::Admin) => {
+            log::info!(
+                "call_id={} carrier={} ended by an admin",
+                call.id,
+                info.carrier.as_str()
+            );
             HttpResponse::Accepted().json(serde_json::json!({
-                "call_id": call_id, "carrier": info.carrier, "status": "ending",
+                "call_id": call.id, "carrier": info.carrier, "status": "ending",
             }))
         }
-        Err(ambiguous) => *ambiguous,
-        Ok(_) => super::fleet::forward_end(&req, &state, &call_id, carrier)
+        _ => super::fleet::forward_end(&req, &state, &call.id, call.carrier)
             .await
             .unwrap_or_else(|| error_json(StatusCode::NOT_FOUND, "not a live call")),
     }

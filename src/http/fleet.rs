@@ -216,24 +216,16 @@ pub async fn forward_end(
     }
     let id = call_id.to_string();
     let named = carrier.map(Carrier::as_str);
-    let owners = read_db(&state.pool, move |c| store::owners_of(pg(c)?, &id, named)).await;
-    let owner = match owners.map(|o| {
-        o.into_iter()
-            .filter(|o| o.instance_id != state.instance.as_str())
-            .collect::<Vec<_>>()
-    }) {
-        Ok(o) if o.is_empty() => return None,
-        Ok(o) if o.len() > 1 => {
-            let carriers: Vec<String> = o.into_iter().map(|o| o.carrier).collect();
-            return Some(HttpResponse::Conflict().json(json!({
-                "error": "ambiguous",
-                "detail": "calls of several carriers have this id: name one with ?carrier=",
-                "carriers": carriers,
-            })));
-        }
-        Ok(mut o) => o.remove(0),
+    let mut owners = match read_db(&state.pool, move |c| store::owners_of(pg(c)?, &id, named)).await {
+        Ok(owners) => owners,
         Err(resp) => return Some(resp),
     };
+    owners.retain(|o| o.instance_id != state.instance.as_str());
+    if owners.len() > 1 {
+        let carriers: Vec<&str> = owners.iter().map(|o| o.carrier.as_str()).collect();
+        return Some(super::reply::ambiguous_call(&carriers));
+    }
+    let owner = owners.pop()?;
     if let Some(why) = not_allowed(state, &owner.instance_id, &owner.admin_url) {
         log::warn!("call_id={call_id} {why}");
         return Some(HttpResponse::BadGateway().json(json!({

@@ -10,6 +10,15 @@ pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// 409 for an admin naming a call by an id that calls of several carriers have: `carriers` lists whose.
+pub fn ambiguous_call<S: serde::Serialize>(carriers: &[S]) -> HttpResponse {
+    HttpResponse::Conflict().json(serde_json::json!({
+        "error": "ambiguous",
+        "detail": "calls of several carriers have this id: name one with ?carrier=",
+        "carriers": carriers,
+    }))
+}
+
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer_token(req: &actix_web::HttpRequest) -> Option<&str> {
     req.headers()

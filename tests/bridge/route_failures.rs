@@ -17,22 +17,6 @@ use websocket_api::sim::stream::{run_call, CallReport};
 const SALES: &str = "+918047000001";
 const LEGACY: &str = "+918047000002";
 
-const ROUTES: &str = r#"
-[[routes]]
-name = "sales"
-number = "+918047000001"
-agent_id = "agent_sales"
-
-[[routes]]
-name = "legacy"
-number = "+918047000002"
-agent_id = "agent_deleted"
-
-[[routes]]
-name = "support"
-agent_id = "agent_support"
-"#;
-
 /// The agent threshold (the default, `elevenlabs.agent_breaker_failures`).
 const THRESHOLD: usize = 3;
 
@@ -97,7 +81,12 @@ async fn a_broken_route_is_refused_alone_and_every_other_route_goes_on() {
         required_variables: BTreeMap::from([("agent_sales".into(), vec!["customer_tier".into()])]),
         ..quiet_script()
     });
-    let gw = serve_in_with_file(&scratch_dir("broken-route"), &sim.url, ROUTES, &[]);
+    let routes = routes_toml(&[
+        ("sales", Some(SALES), "agent_sales"),
+        ("legacy", Some(LEGACY), "agent_deleted"),
+        ("support", None, "agent_support"),
+    ]);
+    let gw = serve_in_with_file(&scratch_dir("broken-route"), &sim.url, &routes, &[]);
     let mut sales = Broken {
         failed_before_refusal: 0,
         refused: 0,

@@ -187,6 +187,27 @@ pub async fn active_becomes(h: &Harness, n: u64, limit: Duration) -> bool {
     }
 }
 
+/// Whether the gateway hangs the carrier up (`terminate`, or the socket closed) within 5 s.
+pub async fn hung_up(conn: &mut CarrierConn) -> bool {
+    while let Some((_, heard)) = conn.next(Duration::from_secs(5)).await {
+        if matches!(heard, Heard::Terminate | Heard::Closed(_)) {
+            return true;
+        }
+    }
+    false
+}
+
+/// `[[routes]]` of `(name, number, agent_id)`; a route without a number takes every other call.
+pub fn routes_toml(routes: &[(&str, Option<&str>, &str)]) -> String {
+    routes
+        .iter()
+        .map(|(name, number, agent)| {
+            let number = number.map_or(String::new(), |n| format!("number = \"{n}\"\n"));
+            format!("[[routes]]\nname = \"{name}\"\n{number}agent_id = \"{agent}\"\n\n")
+        })
+        .collect()
+}
+
 /// Everything heard during `span` (or until the socket closes).
 pub async fn listen(conn: &mut CarrierConn, span: Duration) -> Vec<Heard> {
     let t0 = Instant::now();

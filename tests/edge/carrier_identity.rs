@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::{open_media_socket, post_refurl, Admission, CallRequest, CarrierConn, Heard};
+use websocket_api::sim::carrier::{open_media_socket, post_refurl, Admission, CallRequest, CarrierConn};
 use websocket_api::sim::dialects::{post_plivo_answer, PlivoRequest};
 
 fn gateway(tag: &str) -> (Served, websocket_api::sim::agent::AgentSimulator) {
@@ -108,15 +108,7 @@ async fn another_carrier_naming_a_calls_id_gets_a_call_of_its_own() {
     assert_eq!((status, body["carrier"].as_str()), (200, Some("plivo")), "{body}");
     let (status, body) = admin(&gw, "DELETE", "/calls/SHARED-1?carrier=mcube").await;
     assert_eq!(status, 202, "{body}");
-    let ended = async {
-        while let Some((_, heard)) = mcube.next(Duration::from_secs(5)).await {
-            if matches!(heard, Heard::Terminate | Heard::Closed(_)) {
-                return true;
-            }
-        }
-        false
-    };
-    assert!(ended.await, "Mcube's call was hung up");
+    assert!(hung_up(&mut mcube).await, "Mcube's call was hung up");
     plivo.send_media(&[0x55; 160]);
     let heard = listen(&mut plivo, Duration::from_millis(800)).await;
     assert!(!audio_of(&heard).is_empty(), "Plivo's call goes on");

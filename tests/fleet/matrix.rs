@@ -12,17 +12,6 @@ use websocket_api::sim::stream::{run_call, CallReport};
 
 const SALES: &str = "+918047000001";
 
-const ROUTES: &str = r#"
-[[routes]]
-name = "sales"
-number = "+918047000001"
-agent_id = "agent_sales"
-
-[[routes]]
-name = "support"
-agent_id = "agent_support"
-"#;
-
 /// The agent breaker's threshold (the default).
 const THRESHOLD: usize = 3;
 
@@ -65,7 +54,10 @@ async fn final_record(f: &Fleet, id: &str, carrier: Carrier) -> (String, String,
 async fn every_carrier_route_and_failure_meets_in_a_fleet_of_two_and_every_record_says_why() {
     let f = Fleet::start(Setup {
         instances: 2,
-        config: ROUTES.into(),
+        config: routes_toml(&[
+            ("sales", Some(SALES), "agent_sales"),
+            ("support", None, "agent_support"),
+        ]),
         script: AgentScript {
             greeting_ms: 100,
             echo: true,

@@ -62,15 +62,7 @@ async fn any_instance_shows_the_fleet_lists_its_calls_and_hangs_them_up() {
     assert_eq!(resp.status().as_u16(), 202, "{body}");
     assert_eq!(body["instance_id"], "gw3", "{body}");
     assert_eq!(body["forwarded"], true, "{body}");
-    let ended = async {
-        while let Some((_, heard)) = call.next(Duration::from_secs(5)).await {
-            if matches!(heard, Heard::Terminate | Heard::Closed(_)) {
-                return true;
-            }
-        }
-        false
-    };
-    assert!(ended.await, "the carrier was hung up");
+    assert!(hung_up(&mut call).await, "the carrier was hung up");
     assert!(
         eventually(Duration::from_secs(5), || stored(&f, "VIEW-ON-GW3")
             == Some(("ended".into(), Some("admin".into()))))
