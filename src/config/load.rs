@@ -416,6 +416,45 @@ mod tests {
     }
 
     #[test]
+    fn fleet_peers_must_be_https_or_plain_http_on_a_private_address_when_allowed() {
+        let fleet = |plain: bool| crate::config::FleetConfig {
+            plain_http_peers: plain,
+            peers: vec!["https://gw2.example.com:7901/".into(), "http://10.0.0.12:7901".into()],
+            ..Default::default()
+        };
+        let (strict, plain) = (fleet(false), fleet(true));
+        assert!(strict.peer_url_problem("https://gw2.example.com:7901").is_none());
+        assert!(
+            strict.peer_url_problem("http://10.0.0.12:7901").is_some(),
+            "plain http not allowed"
+        );
+        assert!(plain.peer_url_problem("http://10.0.0.12:7901").is_none());
+        assert!(plain.peer_url_problem("http://[fd00::12]:7901").is_none());
+        assert!(plain.peer_url_problem("http://127.0.0.1:7901").is_none());
+        assert!(
+            plain.peer_url_problem("http://203.0.113.9:7901").is_some(),
+            "a public address"
+        );
+        assert!(
+            plain.peer_url_problem("http://gw3.internal:7901").is_some(),
+            "a name cannot be judged"
+        );
+        assert!(plain.peer_url_problem("ftp://10.0.0.12").is_some());
+        assert!(
+            plain.allows_peer("https://gw2.example.com:7901"),
+            "a trailing slash aside"
+        );
+        assert!(plain.allows_peer("http://10.0.0.12:7901/"));
+        assert!(!plain.allows_peer("https://gw9.example.com:7901"), "not listed");
+        assert!(
+            !strict.allows_peer("http://10.0.0.12:7901"),
+            "listed, but plain http is not allowed"
+        );
+        let problems = Config::from_parts("[carriers.plivo]\nreplay_window_s = 0\n", &[]).expect_err("invalid");
+        assert!(problems.0.iter().any(|p| p.contains("replay_window_s")), "{problems}");
+    }
+
+    #[test]
     fn an_open_carrier_port_is_an_exposure_unless_meant() {
         let with = |pairs: &[(&str, &str)]| Config::from_parts("", &env(pairs)).expect("valid").exposure_problems();
         let open = with(&[]);

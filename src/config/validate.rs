@@ -139,8 +139,7 @@ impl Config {
         self.validate_carriers(problems);
     }
 
-    /// The fleet's keys: a fleet needs PostgreSQL (SQLite is one instance's database), and a fallback share
-    /// that fits in the fleet's cap.
+    /// Each carrier's keys, and the routes.
     fn validate_carriers(&self, problems: &mut Vec<String>) {
         for (name, cap) in self.carriers.caps() {
             if cap == Some(0) {
@@ -149,9 +148,18 @@ impl Config {
                 ));
             }
         }
+        let window = self.carriers.plivo.replay_window_s;
+        if !(1..=604_800).contains(&window) {
+            problems.push(format!(
+                "carriers.plivo.replay_window_s: {window} is outside 1..=604800 (a nonce must be remembered for a \
+                 while, or every replay passes)"
+            ));
+        }
         super::routes::check_routes(&self.routes, problems);
     }
 
+    /// The fleet's keys: a fleet needs PostgreSQL (SQLite is one instance's database), a fallback share
+    /// that fits in the fleet's cap, and peers the admin token may go to.
     fn validate_fleet(&self, problems: &mut Vec<String>) {
         let f = &self.fleet;
         let id = &self.server.instance_id;

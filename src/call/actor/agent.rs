@@ -142,7 +142,8 @@ impl CallActor {
         }
         let error_type = error_type.as_ref().map(|t| t.as_str());
         let no_conversation = self.agent.formats().is_none() && close_code != Some(1000);
-        let agent_refused = scope == FailureScope::Agent;
+        // Refused by the agent before a conversation: a redial would be refused again.
+        let agent_refused = scope == FailureScope::Agent && no_conversation;
         let decision = self
             .agent
             .on_failure(close_code, error_type, agent_refused, Instant::now());
