@@ -417,7 +417,7 @@ mod tests {
 
     #[test]
     fn fleet_peers_must_be_https_or_plain_http_on_a_private_address_when_allowed() {
-        let fleet = |plain: bool| crate::config::FleetConfig {
+        let fleet = |plain: bool| FleetConfig {
             plain_http_peers: plain,
             peers: vec!["https://gw2.example.com:7901/".into(), "http://10.0.0.12:7901".into()],
             ..Default::default()
