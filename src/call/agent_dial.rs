@@ -3,7 +3,7 @@
 //! the signed-URL request, the upgrade within the connect timeout, and why a dial failed in words an
 //! operator can act on. `ElevenLabsLeg` runs the connection once it is up.
 
-use super::breaker::FailureScope;
+use super::failure::FailureScope;
 use crate::config::{ElevenLabsAuth, ElevenLabsConfig};
 use actix_codec::Framed;
 use awc::ws::{CloseCode, Codec, Message as WsMessage};

@@ -3,11 +3,10 @@
 //! generation guard, the stale-audio drop after a barge-in, the call's redial budget and spacing, the muted
 //! greeting of a resumed conversation — are unit-tested with synthetic time.
 
-use super::breaker::FailureScope;
 use super::messages::ToAgent;
 use super::EndReason;
 use crate::protocol::elevenlabs::AgentFormats;
-use crate::values::{ConversationId, Text};
+use crate::values::ConversationId;
 use actix::Recipient;
 use std::time::{Duration, Instant};
 
@@ -211,26 +210,6 @@ impl AgentLink {
 
     pub fn policy(&self) -> RedialPolicy {
         self.policy
-    }
-}
-
-/// How an agent connection failed: its close code and `error` event, in words, and whose failure it is.
-pub struct Failure {
-    pub close_code: Option<u16>,
-    pub error_type: Option<Text>,
-    pub detail: String,
-    pub scope: FailureScope,
-}
-
-impl Failure {
-    /// A failure without a close (a dial that failed, a timeout), the account's unless said otherwise.
-    pub fn account(detail: String) -> Failure {
-        Failure {
-            close_code: None,
-            error_type: None,
-            detail,
-            scope: FailureScope::Account,
-        }
     }
 }
 

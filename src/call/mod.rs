@@ -12,6 +12,7 @@ pub mod breaker;
 pub mod carrier_leg;
 pub mod chunks;
 pub mod elevenlabs_leg;
+pub mod failure;
 pub mod hold;
 pub mod messages;
 pub mod playout;

@@ -4,7 +4,8 @@
 
 use super::reply::{bearer_token, error_json, same_secret};
 use super::state::AppState;
-use crate::call::breaker::{FailureScope, Refused};
+use crate::call::breaker::Refused;
+use crate::call::failure::FailureScope;
 use crate::call::{CallInfo, EndReason};
 use crate::db::batcher::Save;
 use crate::db::models::{new_attempt, now_ms, CallRecord, DbWrite, StatusReport};
