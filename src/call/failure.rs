@@ -47,13 +47,6 @@ impl FailureScope {
             FailureScope::Account
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureScope::Account => "account",
-            FailureScope::Agent => "agent",
-        }
-    }
 }
 
 /// How an agent connection failed: its close code and `error` event, in words, and whose failure it is.
