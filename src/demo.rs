@@ -24,8 +24,11 @@ fn demo_script() -> AgentScript {
         input_format: "pcm_16000".into(),
         output_format: "pcm_16000".into(),
         greeting_ms: 1500,
-        reply_after_user_ms: 2000,
-        reply_ms: 1500,
+        // The caller pauses after 2 s of speech (`sim::stream`); the agent answers 350 ms into the pause,
+        // a quick real agent's turn, which the gateway then measures as the caller hears it.
+        reply_after_user_ms: 0,
+        answer_after_silence_ms: 350,
+        reply_ms: 700,
         ping_interval_ms: 1000,
         interrupt_after_ms: 1000,
         transcripts: true,
@@ -176,6 +179,10 @@ async fn print_history(gw: &Gateway, n: usize) {
             c["frames_in"],
             c["frames_out"],
             c["interruptions"]
+        );
+        println!(
+            "      turns={} turn latency p50={} p95={} ms (caller silent → answer heard; ElevenLabs' share p50={} ms)",
+            c["turns"], c["turn_p50_ms"], c["turn_p95_ms"], c["turn_elevenlabs_p50_ms"]
         );
     }
 }

@@ -50,10 +50,17 @@ pub struct Metrics {
     pub frames_out: IntCounter,
     pub bytes_in: IntCounter,
     pub bytes_out: IntCounter,
-    /// Carrier frame read → written to ElevenLabs; agent frame due → written to the carrier.
+    /// Carrier frame read → written to ElevenLabs; agent audio read (or, when paced, its slot) → written to
+    /// the carrier. Any join or queue wait is inside.
     pub hop_latency: HistogramVec,
     pub hop_carrier_to_agent: Histogram,
     pub hop_agent_to_carrier: Histogram,
+    /// The caller's speech fell silent → the agent's answer's first frame handed to the carrier.
+    pub turn_latency: Histogram,
+    /// That wait split: `elevenlabs` (caller audio written → first agent audio read) and `gateway`.
+    pub turn_part: HistogramVec,
+    pub turn_elevenlabs: Histogram,
+    pub turn_gateway: Histogram,
     pub interruptions: IntCounter,
     pub stale_audio_dropped: IntCounter,
     pub outbound_queue_bytes: IntGauge,
@@ -169,10 +176,19 @@ impl Metrics {
         let hop = histogram_vec(
             &r,
             "hop_latency_seconds",
-            "Inside the gateway: carrier frame read to ElevenLabs write; agent frame playable to carrier write",
+            "Inside the gateway, queue and join waits included: carrier frame read to ElevenLabs write; agent audio read (or its pacing slot) to carrier write",
             "direction",
             vec![
                 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
+            ],
+        )?;
+        let turn_part = histogram_vec(
+            &r,
+            "turn_latency_part_seconds",
+            "Turn latency split: elevenlabs (caller audio written to first agent audio read) and gateway (both hops)",
+            "part",
+            vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
             ],
         )?;
         let frames = counter_vec(&r, "frames_total", "Audio frames, by direction", "direction")?;
@@ -186,6 +202,17 @@ impl Metrics {
             hop_carrier_to_agent: hop.with_label_values(&[CARRIER_TO_AGENT]),
             hop_agent_to_carrier: hop.with_label_values(&[AGENT_TO_CARRIER]),
             hop_latency: hop,
+            turn_latency: histogram(
+                &r,
+                "turn_latency_seconds",
+                "Caller's speech fell silent to the agent answer's first frame handed to the carrier",
+                vec![
+                    0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0,
+                ],
+            )?,
+            turn_elevenlabs: turn_part.with_label_values(&["elevenlabs"]),
+            turn_gateway: turn_part.with_label_values(&["gateway"]),
+            turn_part,
             frames_in: frames.with_label_values(&[CARRIER_TO_AGENT]),
             frames_out: frames.with_label_values(&[AGENT_TO_CARRIER]),
             bytes_in: bytes.with_label_values(&[CARRIER_TO_AGENT]),

@@ -3,6 +3,7 @@
 pub mod clip;
 pub mod codec;
 pub mod format;
+pub mod level;
 pub mod pacer;
 pub mod resample;
 pub mod signal;

@@ -52,8 +52,6 @@ pub struct CarrierLeg {
     invalid: Option<Invalid>,
     /// Set by the frame guard in front of the codec when it cut the stream (answer 1009).
     oversized: Arc<AtomicBool>,
-    /// Frames read, for hop-latency sampling.
-    frames: u32,
     /// Pings in the current one-second window, and when that window began.
     pings: (u32, Option<Instant>),
     /// Set while caller audio goes straight to the agent leg (see `ToCarrier::Route`).
@@ -90,7 +88,6 @@ impl CarrierLeg {
             gone: None,
             invalid: None,
             oversized: Arc::default(),
-            frames: 0,
             pings: (0, None),
             route: None,
             carrier: Carrier::Mcube,
@@ -254,8 +251,8 @@ impl CarrierLeg {
         self
     }
 
-    /// Joins caller audio into chunks and hands each to the agent leg when routed there, else to the call;
-    /// times one frame in `HOP_SAMPLE_EVERY`. Payloads too large or not base64 are dropped and counted here,
+    /// Joins caller audio into chunks (only with the opt-in join timer) and hands each to the agent leg when
+    /// routed there, else to the call, with when its oldest frame was read. Payloads too large or not base64 are dropped and counted here,
     /// at the edge.
     fn send_audio(&mut self, payload: CarrierPayload, ctx: &mut ws::WebsocketContext<Self>) {
         if self.gone.is_some() {
@@ -274,6 +271,8 @@ impl CarrierLeg {
             return;
         }
         let now = Instant::now();
+        // A chunk's hop latency counts from its oldest frame: the wait for the rest of a chunk is the caller's.
+        let oldest = self.joiner.held_since().unwrap_or(now);
         let chunk = match payload {
             CarrierPayload::Base64(b64) => match self.joiner.push(b64, now) {
                 Ok(chunk) => chunk,
@@ -284,10 +283,8 @@ impl CarrierLeg {
             },
             CarrierPayload::Raw(raw) => self.joiner.push_raw(&raw, now),
         };
-        self.frames = self.frames.wrapping_add(1);
-        let received_at = self.frames.is_multiple_of(HOP_SAMPLE_EVERY).then_some(now);
         match chunk {
-            Some(chunk) => self.forward(chunk, received_at, ctx),
+            Some(chunk) => self.forward(chunk, oldest, ctx),
             None if self.join_timer.is_none() => {
                 let Some(due) = self.joiner.due() else { return };
                 let wait = due.saturating_duration_since(now);
@@ -300,8 +297,8 @@ impl CarrierLeg {
         }
     }
 
-    /// Sends a chunk of caller audio on (`since`: when the frame that completed it was read, if timed).
-    fn forward(&mut self, chunk: Chunk, since: Option<Instant>, ctx: &mut ws::WebsocketContext<Self>) {
+    /// Sends a chunk of caller audio on (`read_at`: when its oldest frame was read).
+    fn forward(&mut self, chunk: Chunk, read_at: Instant, ctx: &mut ws::WebsocketContext<Self>) {
         if let Some(timer) = self.join_timer.take() {
             ctx.cancel_future(timer);
         }
@@ -311,22 +308,23 @@ impl CarrierLeg {
                 counts.bytes.fetch_add(chunk.bytes as u64, Ordering::Relaxed);
                 agent.do_send(ToAgent::CallerAudio {
                     audio: chunk.audio,
-                    since,
+                    read_at,
                 });
             }
             None => self.report(CarrierReport::Audio {
                 payload: CarrierPayload::Base64(chunk.audio),
                 frames: chunk.frames,
                 bytes: chunk.bytes,
-                received_at: since,
+                received_at: read_at,
             }),
         }
     }
 
     /// Sends what is held now: at its deadline, before any other event, on a change of route, at the end.
     fn send_held_audio(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let read_at = self.joiner.held_since().unwrap_or_else(Instant::now);
         match self.joiner.take() {
-            Some(chunk) => self.forward(chunk, None, ctx),
+            Some(chunk) => self.forward(chunk, read_at, ctx),
             None => {
                 if let Some(timer) = self.join_timer.take() {
                     ctx.cancel_future(timer);

@@ -118,15 +118,94 @@ impl ChunkJoiner {
         Some(chunk)
     }
 
+    /// When the oldest held audio came, while any is held.
+    pub fn held_since(&self) -> Option<Instant> {
+        self.held_since
+    }
+
     /// When held audio must go even if its chunk is not complete; `None` while nothing is held.
     pub fn due(&self) -> Option<Instant> {
         self.held_since.map(|t| t + self.chunk)
     }
 }
 
+/// Caller audio that reached the agent leg while earlier audio of the same turn of its loop was still
+/// waiting to be written: joined into one `user_audio_chunk` when the leg's turn ends. Nothing waits for a
+/// timer: a frame that comes alone goes alone, at once; only frames that were already queued together (the
+/// process was behind, or the carrier sent a burst) share a message. The first piece stays as it came
+/// (base64, undecoded) until a second one joins it.
+#[derive(Default)]
+pub struct QueuedAudio {
+    first: Option<ByteString>,
+    /// Decoded audio once a second piece joined the first.
+    joined: Vec<u8>,
+    /// When the oldest piece was read from the carrier (hop latency includes the wait here).
+    since: Option<Instant>,
+}
+
+impl QueuedAudio {
+    /// Queues a piece of caller audio (valid base64: the carrier leg or a conversion made it); returns
+    /// whether it is the first of this batch (the leg then arranges to write the batch when its turn ends).
+    pub fn push(&mut self, audio: ByteString, read_at: Instant) -> bool {
+        self.since = Some(self.since.map_or(read_at, |s| s.min(read_at)));
+        let b64 = base64::engine::general_purpose::STANDARD;
+        match self.first.take() {
+            None if self.joined.is_empty() => {
+                self.first = Some(audio);
+                return true;
+            }
+            None => {}
+            Some(first) => {
+                // Both pieces came through `is_base64` or our own encoder: decoding cannot fail, and a piece
+                // that somehow did is dropped rather than sent garbled.
+                let _ = b64.decode_vec(first.as_bytes(), &mut self.joined);
+            }
+        }
+        let before = self.joined.len();
+        if b64.decode_vec(audio.as_bytes(), &mut self.joined).is_err() {
+            self.joined.truncate(before);
+        }
+        false
+    }
+
+    /// The batch as one base64 chunk, and when its oldest piece was read; `None` when empty.
+    pub fn take(&mut self) -> Option<(ByteString, Instant)> {
+        let since = self.since.take()?;
+        if let Some(first) = self.first.take() {
+            return Some((first, since));
+        }
+        if self.joined.is_empty() {
+            return None;
+        }
+        let audio = ByteString::from(base64::engine::general_purpose::STANDARD.encode(&self.joined));
+        self.joined.clear();
+        Some((audio, since))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lone_piece_passes_as_it_came_and_queued_pieces_are_joined_in_order() {
+        let mut q = QueuedAudio::default();
+        let t0 = Instant::now();
+        assert!(q.push(b64(&[1; 160]), t0), "the first of a batch");
+        let (alone, since) = q.take().expect("the piece");
+        assert_eq!((alone, since), (b64(&[1; 160]), t0), "not decoded, not re-encoded");
+        assert!(q.take().is_none());
+        assert!(q.push(b64(&[1; 160]), t0 + Duration::from_millis(5)));
+        assert!(!q.push(b64(&[2; 100]), t0));
+        assert!(!q.push(b64(&[3; 20]), t0 + Duration::from_millis(9)));
+        let (joined, since) = q.take().expect("the batch");
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(joined.as_bytes())
+            .expect("b64");
+        assert_eq!(raw, [vec![1u8; 160], vec![2; 100], vec![3; 20]].concat());
+        assert_eq!(since, t0, "the oldest piece's read time");
+        assert!(q.take().is_none());
+    }
 
     fn b64(raw: &[u8]) -> ByteString {
         ByteString::from(base64::engine::general_purpose::STANDARD.encode(raw))

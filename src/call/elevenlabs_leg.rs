@@ -3,7 +3,10 @@
 //! When it dies, the call decides what next.
 
 use super::agent_dial::{AgentSocket, CLOSE_GRACE};
+use super::chunks::QueuedAudio;
 use super::messages::*;
+use super::turns::CallerTurns;
+use crate::audio::format::AudioFormat;
 use crate::metrics::Metrics;
 use crate::protocol::elevenlabs::{self as el, parse_agent_event, AgentEvent};
 use crate::values::Text;
@@ -16,7 +19,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, StreamExt};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 type AgentSink = SplitSink<AgentSocket, WsMessage>;
 
@@ -36,6 +39,14 @@ pub struct ElevenLabsLeg {
     detail: Text,
     closing: bool,
     b64: base64::engine::GeneralPurpose,
+    /// Caller audio waiting for the end of the leg's current turn (see `QueuedAudio`).
+    caller_audio: QueuedAudio,
+    /// Caller audio messages written, for sampling the hop latency.
+    written: u32,
+    /// The agent's input format once its metadata named it, for telling the caller's speech from silence.
+    input: Option<AudioFormat>,
+    turns: CallerTurns,
+    scratch: Vec<u8>,
 }
 
 /// What a leg needs besides its socket.
@@ -72,6 +83,11 @@ impl ElevenLabsLeg {
                 detail: Text::clean("connection ended", Text::SHORT),
                 closing: false,
                 b64: base64::engine::general_purpose::STANDARD,
+                caller_audio: QueuedAudio::default(),
+                written: 0,
+                input: None,
+                turns: CallerTurns::default(),
+                scratch: Vec::new(),
             }
         })
     }
@@ -81,6 +97,39 @@ impl ElevenLabsLeg {
             self.set_detail("write to a closed socket");
             ctx.stop();
         }
+    }
+
+    /// Writes the caller audio queued this turn as one `user_audio_chunk`; the hop latency of its oldest
+    /// timed piece includes the wait in the queue.
+    fn write_caller_audio(&mut self, ctx: &mut Context<Self>) {
+        let Some((audio, since)) = self.caller_audio.take() else {
+            return;
+        };
+        if self.closing {
+            return;
+        }
+        let mut text = String::new();
+        el::write_user_audio_chunk(&audio, &mut text);
+        self.send(WsMessage::Text(text.into()), ctx);
+        let now = Instant::now();
+        self.written = self.written.wrapping_add(1);
+        if self.written.is_multiple_of(HOP_SAMPLE_EVERY) {
+            let waited = now.saturating_duration_since(since);
+            self.metrics.hop_carrier_to_agent.observe(waited.as_secs_f64());
+        }
+        self.watch_caller(&audio, since, now);
+    }
+
+    /// Feeds the turn clock: whether this caller audio was speech, and when it was read and written.
+    fn watch_caller(&mut self, b64: &str, read_at: Instant, sent_at: Instant) {
+        let Some(format) = self.input else { return };
+        self.scratch.clear();
+        if self.b64.decode_vec(b64, &mut self.scratch).is_err() {
+            return;
+        }
+        let speech = crate::audio::level::is_speech(format, &self.scratch);
+        let len = Duration::from_millis(format.ms_for_bytes(self.scratch.len()));
+        self.turns.caller_audio(speech, len, read_at, sent_at);
     }
 
     fn set_detail(&mut self, detail: &str) {
@@ -112,7 +161,16 @@ impl ElevenLabsLeg {
         };
         match event {
             AgentEvent::Audio { audio_b64, event_id } => match self.b64.decode(audio_b64.as_bytes()) {
-                Ok(audio) => self.report(AgentReport::Audio { audio, event_id }),
+                Ok(audio) => {
+                    let read_at = Instant::now();
+                    let turn = self.turns.agent_audio(read_at);
+                    self.report(AgentReport::Audio {
+                        audio,
+                        event_id,
+                        read_at,
+                        turn,
+                    })
+                }
                 Err(e) => {
                     self.metrics.agent_bad_messages.inc();
                     log::warn!(
@@ -130,10 +188,13 @@ impl ElevenLabsLeg {
             AgentEvent::Metadata {
                 conversation_id,
                 formats,
-            } => self.report(AgentReport::Metadata {
-                conversation_id,
-                formats,
-            }),
+            } => {
+                self.input = formats.as_ref().ok().map(|f| f.input);
+                self.report(AgentReport::Metadata {
+                    conversation_id,
+                    formats,
+                })
+            }
             AgentEvent::Interruption { event_id } => self.report(AgentReport::Interruption { event_id }),
             AgentEvent::AgentResponse { text } => self.report(AgentReport::Transcript { role: "agent", text }),
             AgentEvent::AgentResponseCorrection { original, corrected } => {
@@ -305,15 +366,17 @@ impl Handler<ToAgent> for ElevenLabsLeg {
     type Result = ();
 
     fn handle(&mut self, msg: ToAgent, ctx: &mut Self::Context) {
-        let text = match msg {
-            ToAgent::CallerAudio { audio, since } => {
-                let mut text = String::new();
-                el::write_user_audio_chunk(&audio, &mut text);
-                if let Some(read) = since {
-                    self.metrics.hop_carrier_to_agent.observe(read.elapsed().as_secs_f64());
-                }
-                text
+        if let ToAgent::CallerAudio { audio, read_at } = msg {
+            if self.caller_audio.push(audio, read_at) {
+                // Written when this turn of the leg's loop ends, with whatever caller audio queued behind it.
+                ctx.spawn(fut::ready(()).map(|(), act: &mut Self, ctx| act.write_caller_audio(ctx)));
             }
+            return;
+        }
+        // Caller audio said before this message reaches the agent before it.
+        self.write_caller_audio(ctx);
+        let text = match msg {
+            ToAgent::CallerAudio { .. } => return,
             ToAgent::Note { text } => el::contextual_update(&text),
             ToAgent::McpApproval { tool_call_id, approved } => {
                 el::mcp_tool_approval_result(tool_call_id.as_str(), approved)

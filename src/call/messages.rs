@@ -2,6 +2,7 @@
 //! named here, so every side knows the others only as `Recipient`s. Legs report what their peer did; only
 //! the call decides. Each leg writes its own peer's wire format: the call sends typed requests.
 
+use super::turns::TurnStart;
 use super::{CallView, EndReason, RoutedAudio};
 use crate::protocol::elevenlabs::AgentFormats;
 use crate::protocol::mcube::StreamStart;
@@ -40,8 +41,8 @@ pub enum CarrierReport {
         frames: u64,
         /// Its size decoded, as the leg measured it for its size check.
         bytes: usize,
-        /// When the leg read it, for one frame in `HOP_SAMPLE_EVERY` (hop latency is sampled).
-        received_at: Option<Instant>,
+        /// When the leg read its oldest frame (for the hop latency and the turn clock).
+        received_at: Instant,
     },
     /// The carrier played everything up to the named checkpoint.
     Played { name: Option<Label> },
@@ -61,7 +62,8 @@ pub enum CarrierReport {
 #[rtype(result = "()")]
 pub enum ToCarrier {
     /// Play one frame of raw audio in the stream's format. For one frame in `HOP_SAMPLE_EVERY`, `since` is
-    /// when the call could play it: the leg records how long it took to be written.
+    /// when it could be played (read from the agent, or its pacing slot came): the leg records how long it
+    /// took to be written.
     Play { frame: Vec<u8>, since: Option<Instant> },
     /// Barge-in: the carrier drops what it has buffered.
     ClearAudio,
@@ -107,7 +109,14 @@ pub enum AgentReport {
     },
     /// Agent audio, base64-decoded, in the agent's output format; its event id is compared with the last
     /// interruption's.
-    Audio { audio: Vec<u8>, event_id: Option<i64> },
+    Audio {
+        audio: Vec<u8>,
+        event_id: Option<i64>,
+        /// When the leg read it: the agent-to-carrier hop latency counts from here.
+        read_at: Instant,
+        /// Set on the first agent audio after the caller fell silent: the turn it answers.
+        turn: Option<TurnStart>,
+    },
     /// The caller barged in: audio with an event id up to this one is stale.
     Interruption { event_id: Option<i64> },
     /// Something was said or done: `user` (transcript), `agent` (response), `agent_tool` (a server tool
@@ -139,9 +148,9 @@ pub enum AgentReport {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub enum ToAgent {
-    /// Caller audio in the agent's input format, base64. `since`: when the carrier leg read it (sampled),
-    /// for the hop latency.
-    CallerAudio { audio: ByteString, since: Option<Instant> },
+    /// Caller audio in the agent's input format, base64. `read_at`: when the carrier leg read its oldest
+    /// frame, for the hop latency (sampled) and the turn clock.
+    CallerAudio { audio: ByteString, read_at: Instant },
     /// A non-interrupting note for the agent (a DTMF key, the conversation so far after a redial).
     Note { text: String },
     /// The answer to an MCP tool call awaiting approval.

@@ -17,6 +17,7 @@ pub mod hold;
 pub mod messages;
 pub mod playout;
 pub mod record;
+pub mod turns;
 pub mod upstream;
 
 use crate::values::{CallId, Direction, PhoneNumber};
@@ -285,6 +286,9 @@ pub struct CallView {
     pub last_user_transcript: Option<crate::values::Text>,
     pub last_agent_response: Option<crate::values::Text>,
     pub end_reason: Option<EndReason>,
+    /// How long the caller waited for the agent's answers (README: Turn latency).
+    #[serde(flatten)]
+    pub turns: crate::call::turns::TurnSummary,
 }
 
 impl CallView {
@@ -292,6 +296,7 @@ impl CallView {
     pub fn of_record(info: &CallInfo, rec: crate::db::models::CallRecord, state: CallState) -> CallView {
         let count = |n: i64| u64::try_from(n).unwrap_or(0);
         let started = std::time::UNIX_EPOCH + std::time::Duration::from_millis(count(rec.started_at));
+        let turns = crate::call::turns::TurnSummary::stored(&rec);
         CallView {
             call_id: info.call_id.clone(),
             attempt: info.attempt,
@@ -319,6 +324,7 @@ impl CallView {
             last_user_transcript: None,
             last_agent_response: None,
             end_reason: None,
+            turns,
         }
     }
 

@@ -71,6 +71,8 @@ pub struct CallLog {
     pub info: CallInfo,
     pub started: Started,
     pub stats: CallStats,
+    /// How long the caller waited for each answer.
+    pub turns: crate::call::turns::TurnLog,
     /// `stats` as last added to the process-wide counters.
     reported: CallStats,
     /// Each snapshot a higher, time-ordered revision; events numbered per call.
@@ -91,6 +93,7 @@ impl CallLog {
             info,
             started: Started::now(),
             stats: CallStats::default(),
+            turns: Default::default(),
             reported: CallStats::default(),
             revision: 0,
             event_seq: 0,
@@ -278,6 +281,10 @@ impl CallLog {
             agent_input_format: facts.agent_formats.map(|f| f.input.elevenlabs_name()),
             agent_output_format: facts.agent_formats.map(|f| f.output.elevenlabs_name()),
             error_detail: self.error_detail.clone(),
+            turns: i64::from(self.turns.summary().turns),
+            turn_p50_ms: self.turns.summary().turn_p50_ms.map(i64::from),
+            turn_p95_ms: self.turns.summary().turn_p95_ms.map(i64::from),
+            turn_elevenlabs_p50_ms: self.turns.summary().turn_elevenlabs_p50_ms.map(i64::from),
             revision: self.revision,
             updated_at: now,
             ..self.info.record(facts.state.as_str(), self.started.unix_ms())

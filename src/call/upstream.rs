@@ -99,12 +99,13 @@ impl CallerAudio {
     pub fn release_held(&mut self) -> Vec<ToAgent> {
         self.held_bytes = 0;
         let held = std::mem::take(&mut self.held);
-        held.into_iter().filter_map(|p| self.to_agent(p, None)).collect()
+        let now = Instant::now();
+        held.into_iter().filter_map(|p| self.to_agent(p, now)).collect()
     }
 
     /// The chunk the agent gets for one payload, in its input format; `None` when there is no bridge yet or
     /// the payload cannot be read.
-    pub fn to_agent(&mut self, payload: CarrierPayload, since: Option<Instant>) -> Option<ToAgent> {
+    pub fn to_agent(&mut self, payload: CarrierPayload, read_at: Instant) -> Option<ToAgent> {
         let audio = match (self.bridge.as_mut()?, payload) {
             (None, CarrierPayload::Base64(b64)) => b64,
             (None, CarrierPayload::Raw(raw)) => ByteString::from(self.b64.encode(&raw)),
@@ -122,7 +123,7 @@ impl CallerAudio {
                 ByteString::from(self.b64.encode(&self.scratch))
             }
         };
-        Some(ToAgent::CallerAudio { audio, since })
+        Some(ToAgent::CallerAudio { audio, read_at })
     }
 
     /// Whether the carrier leg should send caller audio straight to agent connection `generation`'s leg:
@@ -170,7 +171,7 @@ mod tests {
     #[test]
     fn nothing_reaches_the_agent_before_the_bridge_and_the_oldest_held_go_first() {
         let mut c = CallerAudio::new(8);
-        assert!(c.to_agent(b64("AAAA"), None).is_none());
+        assert!(c.to_agent(b64("AAAA"), Instant::now()).is_none());
         assert_eq!(c.hold(b64("AAAA")), 0);
         assert_eq!(c.hold(b64("AQID")), 0);
         assert_eq!(c.hold(b64("BAUG")), 1, "past the limit the oldest is dropped");
@@ -183,9 +184,9 @@ mod tests {
     fn passthrough_keeps_base64_and_encodes_raw_frames() {
         let mut c = CallerAudio::new(1024);
         c.bridge(None);
-        assert_eq!(chunk(c.to_agent(b64("AAEC"), None)), "AAEC");
+        assert_eq!(chunk(c.to_agent(b64("AAEC"), Instant::now())), "AAEC");
         assert_eq!(
-            chunk(c.to_agent(CarrierPayload::Raw(Bytes::from_static(&[0, 1, 2])), None)),
+            chunk(c.to_agent(CarrierPayload::Raw(Bytes::from_static(&[0, 1, 2])), Instant::now())),
             "AAEC"
         );
     }
@@ -194,7 +195,7 @@ mod tests {
     fn a_conversion_decodes_converts_and_encodes() {
         let mut c = CallerAudio::new(1024);
         c.bridge(Some(Transcoder::new(AudioFormat::ULAW_8K, AudioFormat::PCM_16K)));
-        let out = chunk(c.to_agent(b64(&"/////".repeat(32)[..160]), None));
+        let out = chunk(c.to_agent(b64(&"/////".repeat(32)[..160]), Instant::now()));
         let raw = base64::engine::general_purpose::STANDARD.decode(out).expect("base64");
         assert!(
             !raw.is_empty() && raw.len().is_multiple_of(2),

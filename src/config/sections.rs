@@ -275,9 +275,9 @@ pub struct ElevenLabsConfig {
     /// Caller audio ElevenLabs has not acknowledged for this long (it stopped reading) aborts the connection
     /// (TCP_USER_TIMEOUT), and the call redials within its budget.
     pub send_timeout_ms: u64,
-    /// Caller audio is sent to the agent in chunks of this length (0: each carrier frame as it comes). Each
-    /// message costs a write and a wake-up on both ends; a longer chunk delays what the caller says by up to
-    /// the chunk's length less one carrier frame.
+    /// 0 (the default): caller audio leaves for the agent as it arrives; frames that queued together while
+    /// the agent leg was busy share one message, so nothing waits for a timer. Above 0, an opt-in fixed join:
+    /// chunks of this length, which delay what the caller says by up to the chunk's length less one frame.
     pub user_audio_chunk_ms: u64,
     /// Secret, from `ELEVENLABS_API_KEY` only.
     #[serde(skip)]
@@ -314,7 +314,7 @@ impl Default for ElevenLabsConfig {
             agent_breaker_cooldown_ms: 30_000,
             max_frame_bytes: 1024 * 1024,
             send_timeout_ms: 30_000,
-            user_audio_chunk_ms: 100,
+            user_audio_chunk_ms: 0,
             api_key: None,
             extra_roots: Vec::new(),
             hold_audio: None,

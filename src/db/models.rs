@@ -59,6 +59,16 @@ pub struct CallRecord {
     /// The route the call was admitted on (README: Routes); '' when none was chosen.
     #[serde(default)]
     pub route: String,
+    /// Agent answers measured (README: Turn latency), their median and 95th percentile in ms, and
+    /// ElevenLabs' share at the median; spool lines from before turns were measured read as none.
+    #[serde(default)]
+    pub turns: i64,
+    #[serde(default)]
+    pub turn_p50_ms: Option<i64>,
+    #[serde(default)]
+    pub turn_p95_ms: Option<i64>,
+    #[serde(default)]
+    pub turn_elevenlabs_p50_ms: Option<i64>,
 }
 
 impl CallRecord {
@@ -96,6 +106,10 @@ impl CallRecord {
             instance_id: String::new(),
             conversation_ids: String::new(),
             route: String::new(),
+            turns: 0,
+            turn_p50_ms: None,
+            turn_p95_ms: None,
+            turn_elevenlabs_p50_ms: None,
         }
     }
 }

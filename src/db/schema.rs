@@ -1,4 +1,4 @@
-// @generated-compatible: what `diesel print-schema` writes for migrations/*/ up to 2026-12-07-000001_call_carrier
+// @generated-compatible: what `diesel print-schema` writes for migrations/*/ up to 2026-12-07-000002_turns
 // (column order aside: PostgreSQL appends `attempt` and the events' `carrier`, SQLite's rebuilds put them
 // near the front).
 
@@ -36,6 +36,10 @@ diesel::table! {
         instance_id -> Text,
         conversation_ids -> Text,
         route -> Text,
+        turns -> BigInt,
+        turn_p50_ms -> Nullable<BigInt>,
+        turn_p95_ms -> Nullable<BigInt>,
+        turn_elevenlabs_p50_ms -> Nullable<BigInt>,
     }
 }
 

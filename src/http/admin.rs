@@ -135,6 +135,9 @@ pub struct StoredCall {
     pub agent_input_format: Option<String>,
     pub agent_output_format: Option<String>,
     pub error_detail: Option<String>,
+    /// How long the caller waited for the agent's answers (README: Turn latency).
+    #[serde(flatten)]
+    pub turns: crate::call::turns::TurnSummary,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<StoredEvent>>,
     /// Every attempt of this call id, newest first (the one shown among them).
@@ -158,6 +161,7 @@ impl StoredCall {
             recording_url,
         } = row;
         StoredCall {
+            turns: crate::call::turns::TurnSummary::stored(&r),
             attempts,
             started_at: rfc3339(r.started_at),
             answered_at: r.answered_at.map(rfc3339),

@@ -7,6 +7,7 @@ use crate::capacity::procfs;
 use crate::capacity::PerCallCost;
 use crate::sim::carrier::{open_media_socket, post_refurl, Admission, CallRequest, MediaSocket};
 use crate::sim::sent::{read_sent, Sent};
+use crate::sim::stamp;
 use crate::sim::stream::{place, Placed};
 use awc::ws::{CloseCode, Frame, Message as WsMessage};
 use base64::Engine as _;
@@ -50,14 +51,18 @@ struct CallOutcome {
     echoed_bytes: u64,
     lost_frames: u64,
     rtts: Vec<f64>,
+    /// Frame sent → the agent received it, and the agent received it → its echo heard (from the stamps).
+    to_agent: Vec<f64>,
+    from_agent: Vec<f64>,
     max_silence_ms: f64,
     silences: u64,
 }
 
-/// A frame whose first bytes carry its number, so its echo can be matched (μ-law passes through untouched).
+/// A frame whose first bytes carry its number and send time (`sim::stamp`), so its echo can be matched and
+/// the agent can say when it heard it (μ-law passes through untouched).
 fn frame(seq: u32, len: usize) -> Vec<u8> {
     let mut f = vec![0xD5u8; len];
-    f[..4].copy_from_slice(&seq.to_le_bytes());
+    stamp::write(&mut f, seq, stamp::now_us());
     f
 }
 
@@ -126,14 +131,18 @@ impl Talk {
         let out = &mut self.out;
         out.setup_ms
             .get_or_insert(at.duration_since(self.t0).as_secs_f64() * 1000.0);
-        // The frame number is in the first 4 bytes: 8 base64 characters hold 6.
+        // The stamp is in the first 24 bytes: 32 base64 characters.
         let head = b64
-            .get(..8)
+            .get(..32)
             .and_then(|h| base64::engine::general_purpose::STANDARD.decode(h).ok());
-        if let Some(&[a, b, c, d]) = head.as_deref().and_then(|h| h.get(..4)) {
-            let seq = u32::from_le_bytes([a, b, c, d]) as usize;
-            if let Some(s) = self.sent_at.get(seq) {
+        if let Some(st) = head.as_deref().and_then(stamp::read) {
+            if let Some(s) = self.sent_at.get(st.seq as usize) {
                 out.rtts.push(at.duration_since(*s).as_secs_f64() * 1000.0);
+            }
+            if let Some(agent_us) = st.agent_us {
+                let ms = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1000.0;
+                out.to_agent.push(ms(st.sent_us, agent_us));
+                out.from_agent.push(ms(agent_us, stamp::now_us()));
             }
         }
         // The gateway may write a few frames at once (its pacing lead): what a caller hears is silence only
@@ -307,6 +316,8 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
         bytes_sent: 0,
         bytes_echoed: 0,
         round_trip_ms: Spread::default(),
+        caller_to_agent_ms: Spread::default(),
+        agent_to_caller_ms: Spread::default(),
         max_silence_ms: Spread::default(),
         silences_over_two_frames: 0,
         hop_ms: BTreeMap::new(),
@@ -346,6 +357,7 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
     let (outcomes, measured) = futures_util::future::join(join_all(calls), measure).await;
     let mut setup = Vec::new();
     let mut rtts = Vec::new();
+    let (mut to_agent, mut from_agent) = (Vec::new(), Vec::new());
     let mut silences = Vec::new();
     for o in &outcomes {
         if o.admitted {
@@ -357,6 +369,8 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
         report.failed += u64::from(o.failed);
         setup.extend(o.setup_ms);
         rtts.extend_from_slice(&o.rtts);
+        to_agent.extend_from_slice(&o.to_agent);
+        from_agent.extend_from_slice(&o.from_agent);
         if o.echoed > 1 {
             silences.push(o.max_silence_ms);
         }
@@ -369,6 +383,8 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
     report.frames_lost = outcomes.iter().map(|o| o.lost_frames).sum();
     report.setup_ms = Spread::of(setup);
     report.round_trip_ms = Spread::of(rtts);
+    report.caller_to_agent_ms = Spread::of(to_agent);
+    report.agent_to_caller_ms = Spread::of(from_agent);
     report.max_silence_ms = Spread::of(silences);
     report.ramp_per_s_achieved = opts.calls as f64 / ramp_s.max(0.001);
     report.hop_ms = scrape_hops(&opts.admin).await;

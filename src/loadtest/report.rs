@@ -65,6 +65,10 @@ pub struct LoadReport {
     pub bytes_echoed: u64,
     /// Frame sent → its echo heard, ms (through the gateway both ways and the agent).
     pub round_trip_ms: Spread,
+    /// Frame sent → the agent received it, ms, read from the stamps inside the audio (passthrough runs).
+    pub caller_to_agent_ms: Spread,
+    /// The agent received a frame → its echo heard, ms (the agent's own echo delay included).
+    pub agent_to_caller_ms: Spread,
     /// Longest silence per call that a listener playing the echo as it comes (no jitter buffer) would
     /// hear, ms: a frame that came after everything before it had been played.
     pub max_silence_ms: Spread,
@@ -175,6 +179,13 @@ impl LoadReport {
             "round trip ms (frame sent → echo heard): {}\n",
             s(&self.round_trip_ms)
         ));
+        let stamped = [
+            ("caller → agent", &self.caller_to_agent_ms),
+            ("agent → caller", &self.agent_to_caller_ms),
+        ];
+        for (way, spread) in stamped.into_iter().filter(|(_, x)| x.count > 0) {
+            o.push_str(&format!("{way} ms (stamps in the audio): {}\n", s(spread)));
+        }
         o.push_str(&format!(
             "longest silence heard per call ms: {}  silences > 2 frames: {}\n",
             s(&self.max_silence_ms),

@@ -185,9 +185,14 @@ pub struct CallReport {
 }
 
 /// Places one call in `carrier`'s dialect: its webhook, the stream, its opening events, then `seconds` of
-/// speech-like audio in the stream's codec, in `frame_ms` frames (Exotel's at least 100 ms) at real time
-/// while listening; hangs up (`stop` where the dialect has one, then close 1000) unless the gateway ended
+/// audio in the stream's codec, in `frame_ms` frames (Exotel's at least 100 ms) at real time while
+/// listening: the caller speaks (speech-like audio) for `SPEAKS_MS`, then pauses for the agent's answer,
+/// and again; hangs up (`stop` where the dialect has one, then close 1000) unless the gateway ended
 /// the call first.
+/// How long a simulated caller speaks before it pauses, and how long it pauses for the agent's answer.
+pub const SPEAKS_MS: u64 = 2000;
+pub const PAUSES_MS: u64 = 1000;
+
 pub async fn run_call(
     http_base: &str,
     carrier: Carrier,
@@ -238,7 +243,11 @@ pub async fn run_call(
             _ = ticker.tick() => {
                 samples.clear();
                 encoded.clear();
-                speech.next_frame(frame_samples, &mut samples);
+                if (report.frames_sent * frame_ms) % (SPEAKS_MS + PAUSES_MS) < SPEAKS_MS {
+                    speech.next_frame(frame_samples, &mut samples);
+                } else {
+                    samples.resize(frame_samples, 0);
+                }
                 match dialect.format.codec {
                     Codec::Pcm16 => encode_pcm16le(&samples, &mut encoded),
                     _ => encode_ulaw(&samples, &mut encoded),

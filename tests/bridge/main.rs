@@ -23,5 +23,6 @@ mod routes;
 mod schema;
 mod tls;
 mod transcoding;
+mod turns;
 mod twilio;
 mod upstream_failure;

@@ -24,8 +24,8 @@ fn speech_frames(n: usize) -> Vec<Vec<u8>> {
 
 #[actix_rt::test]
 async fn payload_bytes_identical_both_ways_and_initiation_first() {
-    // Each carrier frame as it comes (`user_audio_chunk_ms = 0`): the base64 strings themselves go through.
-    let h = start_echo(|c| c.elevenlabs.user_audio_chunk_ms = 0).await;
+    // By default each carrier frame leaves as it comes: the base64 strings themselves go through.
+    let h = start_echo(|_| {}).await;
     let mut conn = start_call(&h, "PASS-1", "stream-PASS-1", AudioFormat::ULAW_8K).await;
     let frames = speech_frames(50);
     stream_frames(&conn, &frames).await;
@@ -49,10 +49,24 @@ async fn payload_bytes_identical_both_ways_and_initiation_first() {
         .iter()
         .map(|f| base64::engine::general_purpose::STANDARD.encode(f))
         .collect();
-    let upstream_b64 = upstream_b64(&h);
-    assert_eq!(
-        upstream_b64, sent_b64,
-        "carrier payloads reach ElevenLabs untouched and in order"
+    let upstream = upstream_b64(&h);
+    let decoded: Vec<Vec<u8>> = upstream
+        .iter()
+        .map(|b| base64::engine::general_purpose::STANDARD.decode(b).expect("base64"))
+        .collect();
+    assert_eq!(decoded.concat(), frames.concat(), "every byte, in order");
+    // Frames that queued together while the agent leg was busy (a loaded machine) may share a message;
+    // a frame that came alone goes as it came, not decoded and not re-encoded.
+    let alone: Vec<&String> = upstream.iter().filter(|b| b.len() == sent_b64[0].len()).collect();
+    assert!(
+        alone.len() >= frames.len() / 2,
+        "paced frames mostly go one by one: {} of {}",
+        alone.len(),
+        upstream.len()
+    );
+    assert!(
+        alone.iter().all(|b| sent_b64.contains(b)),
+        "a lone frame's base64 reaches ElevenLabs untouched"
     );
 
     // ElevenLabs → carrier: the echoed audio, byte for byte, in 20 ms frames.
@@ -62,7 +76,7 @@ async fn payload_bytes_identical_both_ways_and_initiation_first() {
         .iter()
         .all(|h| !matches!(h, websocket_api::sim::carrier::Heard::Audio(a) if a.len() != 160)));
 
-    assert!(assert_gateway_messages_valid(&h) >= 51);
+    assert!(assert_gateway_messages_valid(&h) > 1 + frames.len() / 2);
 }
 
 #[actix_rt::test]
@@ -114,8 +128,13 @@ async fn caller_audio_reaches_the_agent_in_chunks_of_the_configured_length() {
     let chunks = upstream_chunks(&h);
     assert_eq!(chunks.concat(), frames.concat(), "every byte, in order");
     let lengths: Vec<usize> = chunks.iter().map(Vec::len).collect();
-    // 53 frames: five whole chunks, then the last three frames once their chunk was due.
-    assert_eq!(lengths, [vec![1600; 5], vec![480]].concat(), "200 ms of μ-law a chunk");
+    // 53 frames: five whole chunks (complete chunks that queued together at the agent leg share a
+    // message), then the last three frames once their chunk was due.
+    let (last, whole) = lengths.split_last().expect("chunks");
+    assert!(
+        whole.iter().all(|n| n % 1600 == 0) && *last == 480,
+        "200 ms of μ-law a chunk: {lengths:?}"
+    );
     assert_eq!(audio_of(&heard), frames.concat(), "the echo comes back whole");
     assert_gateway_messages_valid(&h);
 }

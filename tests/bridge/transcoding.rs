@@ -116,3 +116,97 @@ async fn an_alaw_carrier_is_transcoded_to_and_from_the_agent() {
     let (_, view) = get_json(&h, "/calls/ALAW-1").await;
     assert_eq!(view["carrier_format"], "alaw_8000", "{view}");
 }
+
+/// The amplitude of `freq` in `samples`, in dB of full scale: a Hann-windowed DFT at exactly that frequency.
+fn level_db(samples: &[i16], rate: u32, freq: f64) -> f64 {
+    let n = samples.len().max(2) as f64;
+    let (mut re, mut im, mut window_sum) = (0.0f64, 0.0f64, 0.0f64);
+    for (i, &s) in samples.iter().enumerate() {
+        let w = 0.5 - 0.5 * (std::f64::consts::TAU * i as f64 / (n - 1.0)).cos();
+        let phase = std::f64::consts::TAU * freq * i as f64 / f64::from(rate);
+        re += w * f64::from(s) * phase.cos();
+        im -= w * f64::from(s) * phase.sin();
+        window_sum += w;
+    }
+    let amplitude = 2.0 * (re * re + im * im).sqrt() / window_sum;
+    20.0 * (amplitude / 32768.0).max(1e-12).log10()
+}
+
+/// The middle 80 % of `samples`: the resampler's start and the stream's end left out.
+fn middle(samples: &[i16]) -> &[i16] {
+    &samples[samples.len() / 10..samples.len() * 9 / 10]
+}
+
+#[actix_rt::test]
+async fn caller_tones_reach_a_16_khz_agent_flat_and_without_images() {
+    for f in [300.0, 1000.0, 3400.0] {
+        let h = start(quiet_script_at("pcm_16000", 0.0), |_| {}).await;
+        let mut conn = start_call(&h, "TONE-UP", "s", AudioFormat::ULAW_8K).await;
+        let frames: Vec<Vec<u8>> = (0..50u64)
+            .map(|i| {
+                let (mut pcm, mut frame) = (Vec::new(), Vec::new());
+                tone(f as f32, 8000, i * 160, 160, 12000, &mut pcm);
+                encode_ulaw(&pcm, &mut frame);
+                frame
+            })
+            .collect();
+        stream_frames(&conn, &frames).await;
+        listen(&mut conn, Duration::from_millis(300)).await;
+        let mut sent = Vec::new();
+        decode_ulaw(&frames.concat(), &mut sent);
+        let sent_db = level_db(middle(&sent), 8000, f);
+        let wide = pcm_samples(&heard_by_the_agent(&h));
+        let got_db = level_db(middle(&wide), 16000, f);
+        assert!(
+            (got_db - sent_db).abs() <= 1.0,
+            "{f} Hz: {sent_db:.2} dB sent, {got_db:.2} dB at the agent"
+        );
+        let image_db = level_db(middle(&wide), 16000, 8000.0 - f) - sent_db;
+        assert!(
+            image_db <= -60.0,
+            "{f} Hz: its image at {} Hz is only {image_db:.1} dB down",
+            8000.0 - f
+        );
+    }
+}
+
+#[actix_rt::test]
+async fn agent_tones_reach_an_8_khz_carrier_flat_and_without_aliases() {
+    // The simulator speaks a 1 s tone at amplitude 8000 (-12.3 dBFS) at 16 kHz; the carrier hears μ-law.
+    let spoken_db = 20.0 * (8000.0f64 / 32768.0).log10();
+    for f in [1000.0, 3400.0, 5000.0, 6000.0] {
+        let h = start(quiet_script_at("pcm_16000", f as f32), |_| {}).await;
+        let mut conn = start_call(&h, "TONE-DOWN", "s", AudioFormat::ULAW_8K).await;
+        let mut pcm = Vec::new();
+        decode_ulaw(
+            &audio_of(&listen(&mut conn, Duration::from_millis(1500)).await),
+            &mut pcm,
+        );
+        assert!(pcm.len() >= 7000, "{f} Hz: {} samples heard", pcm.len());
+        if f < 4000.0 {
+            let got_db = level_db(middle(&pcm), 8000, f);
+            assert!(
+                (got_db - spoken_db).abs() <= 1.0,
+                "{f} Hz: {got_db:.2} dB at the carrier"
+            );
+        } else {
+            let alias_db = level_db(middle(&pcm), 8000, 8000.0 - f) - spoken_db;
+            assert!(
+                alias_db <= -60.0,
+                "{f} Hz folds to {} Hz only {alias_db:.1} dB down",
+                8000.0 - f
+            );
+        }
+    }
+}
+
+/// A quiet agent on `format` both ways that greets with 1 s of a `tone_hz` tone (0: no greeting).
+fn quiet_script_at(format: &str, tone_hz: f32) -> AgentScript {
+    AgentScript {
+        input_format: format.into(),
+        output_format: format.into(),
+        greeting_ms: if tone_hz > 0.0 { 1000 } else { 0 },
+        tone_hz,
+        ..quiet_script()
+    }
+}

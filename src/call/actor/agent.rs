@@ -240,7 +240,14 @@ impl CallActor {
         self.try_bridge(ctx);
     }
 
-    pub(super) fn on_agent_audio(&mut self, audio: &[u8], event_id: Option<i64>, ctx: &mut Context<Self>) {
+    /// Agent audio; a turn is set on the first audio after the caller fell silent (the turn clock starts
+    /// its answer once its first byte is played).
+    pub(super) fn on_agent_audio(&mut self, audio: &[u8], what: AgentAudio, ctx: &mut Context<Self>) {
+        let AgentAudio {
+            event_id,
+            read_at,
+            turn,
+        } = what;
         if self.agent.is_stale(event_id) {
             self.log.stats.stale_audio_dropped += 1;
             self.deps.metrics.stale_audio_dropped.inc();
@@ -250,7 +257,11 @@ impl CallActor {
             return;
         }
         if self.downstream.is_some() {
-            self.enqueue_downstream(audio, ctx);
+            if let Some(start) = turn {
+                let before = self.log.stats.bytes_out + self.playout.queued_bytes() as u64;
+                self.log.turns.answer_queued(start, before);
+            }
+            self.enqueue_downstream(audio, read_at, ctx);
         } else {
             let queue_ms = self.cfg().calls.outbound_queue_ms;
             let cap = self.agent.formats().map_or(0, |f| f.output.bytes_for_ms(queue_ms));
@@ -284,6 +295,7 @@ impl CallActor {
         self.log.stats.interruptions += 1;
         self.deps.metrics.interruptions.inc();
         self.agent.interrupted(event_id);
+        self.log.turns.dropped();
         self.stop_pacing(ctx);
         self.playout.clear(Instant::now());
         self.sync_queue_gauge();

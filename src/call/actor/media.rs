@@ -37,7 +37,7 @@ impl CallActor {
         self.update_route();
         let held = std::mem::take(&mut self.early_agent_audio);
         if !held.is_empty() {
-            self.enqueue_downstream(&held, ctx);
+            self.enqueue_downstream(&held, Instant::now(), ctx);
         }
     }
 
@@ -68,13 +68,7 @@ impl CallActor {
         s.bytes_in += r.bytes;
     }
 
-    pub(super) fn on_caller_audio(
-        &mut self,
-        payload: CarrierPayload,
-        frames: u64,
-        bytes: usize,
-        received_at: Option<Instant>,
-    ) {
+    pub(super) fn on_caller_audio(&mut self, payload: CarrierPayload, frames: u64, bytes: usize, received_at: Instant) {
         self.log.stats.frames_in += frames;
         self.log.stats.bytes_in += bytes as u64;
         if self.caller.is_bridged() && self.agent.leg().is_some() {
@@ -106,7 +100,8 @@ impl CallActor {
         self.try_bridge(ctx);
     }
 
-    pub(super) fn enqueue_downstream(&mut self, audio: &[u8], ctx: &mut Context<Self>) {
+    /// Queues agent audio (read from the agent at `read_at`) for the carrier.
+    pub(super) fn enqueue_downstream(&mut self, audio: &[u8], read_at: Instant, ctx: &mut Context<Self>) {
         let Some(conversion) = self.downstream.as_mut() else {
             return;
         };
@@ -121,13 +116,14 @@ impl CallActor {
         if dropped > 0 {
             self.deps.metrics.outbound_dropped_bytes.inc_by(dropped as u64);
         }
-        self.start_pacing(ctx);
+        self.start_pacing(ctx, read_at);
     }
 
     // ----- pacing: `Playout` decides, the call keeps the one timer and sends --------------------------
 
-    /// New audio is queued: play what the clock allows now, unless a pending wake-up already covers it.
-    pub(super) fn start_pacing(&mut self, ctx: &mut Context<Self>) {
+    /// New audio (ready since `ready_at`) is queued: play what the clock allows now, unless a pending
+    /// wake-up already covers it.
+    pub(super) fn start_pacing(&mut self, ctx: &mut Context<Self>, ready_at: Instant) {
         let now = Instant::now();
         if !self.playout.send_now(now) {
             return;
@@ -135,7 +131,7 @@ impl CallActor {
         if self.playout.waiting() {
             self.stop_pacing(ctx);
         }
-        self.pump(ctx, now, now);
+        self.pump(ctx, now, ready_at.min(now));
     }
 
     pub(super) fn stop_pacing(&mut self, ctx: &mut Context<Self>) {
@@ -175,6 +171,13 @@ impl CallActor {
         let s = &mut self.log.stats;
         s.frames_out += 1;
         s.bytes_out += frame.len() as u64;
+        if let Some(turn) = self.log.turns.played(s.bytes_out, Instant::now()) {
+            let m = &self.deps.metrics;
+            m.turn_latency.observe(turn.total.as_secs_f64());
+            m.turn_elevenlabs.observe(turn.elevenlabs.as_secs_f64());
+            m.turn_gateway.observe(turn.gateway().as_secs_f64());
+        }
+        let s = &self.log.stats;
         // Hop latency is sampled: one played frame in `HOP_SAMPLE_EVERY` is timed.
         let since = s
             .frames_out
@@ -216,12 +219,13 @@ impl CallActor {
             return;
         }
         self.playout.push(&piece);
-        self.start_pacing(ctx);
+        self.start_pacing(ctx, Instant::now());
     }
 
     /// The agent is back: the hold audio still queued (here and at the carrier) is dropped.
     pub(super) fn stop_hold(&mut self) {
         if self.hold.take().is_some_and(|h| h.was_queued()) {
+            self.log.turns.dropped();
             self.playout.clear(Instant::now());
             self.sync_queue_gauge();
             self.send_carrier(ToCarrier::ClearAudio);

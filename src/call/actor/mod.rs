@@ -18,6 +18,7 @@ use crate::call::hold::HoldAudio;
 use crate::call::messages::*;
 use crate::call::playout::{AfterPump, Playout};
 use crate::call::record::{CallLog, Facts};
+use crate::call::turns::TurnStart;
 use crate::call::upstream::CallerAudio;
 use crate::call::{CallInfo, CallState, EndReason};
 use crate::config::Config;
@@ -31,6 +32,13 @@ use crate::values::{ConversationId, Direction, Invalid, Text};
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Agent audio's facts besides its bytes (see `AgentReport::Audio`).
+struct AgentAudio {
+    event_id: Option<i64>,
+    read_at: Instant,
+    turn: Option<TurnStart>,
+}
 
 /// How often a call adds its frame and byte counts to the process-wide metrics and checks its length.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
@@ -304,7 +312,20 @@ impl Handler<FromAgent> for CallActor {
                 conversation_id,
                 formats,
             } => self.on_agent_metadata(conversation_id, formats, ctx),
-            AgentReport::Audio { audio, event_id } => self.on_agent_audio(&audio, event_id, ctx),
+            AgentReport::Audio {
+                audio,
+                event_id,
+                read_at,
+                turn,
+            } => self.on_agent_audio(
+                &audio,
+                AgentAudio {
+                    event_id,
+                    read_at,
+                    turn,
+                },
+                ctx,
+            ),
             AgentReport::Interruption { event_id } => self.on_interruption(event_id, ctx),
             AgentReport::Transcript { role: "agent", text } if self.agent.is_greeting_muted() => {
                 self.event("greeting_muted", text.to_string())

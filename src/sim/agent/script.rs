@@ -36,6 +36,9 @@ pub struct AgentScript {
     pub reply_ms: u64,
     /// Send a `user_transcript` and an `agent_response` with each reply.
     pub transcripts: bool,
+    /// Answer (`reply_ms` of speech) this long after the caller's speech falls silent, as a real agent's
+    /// turn detection would, with the `user_transcript` at a quarter of it: a known turn latency to measure.
+    pub answer_after_silence_ms: u64,
     /// Interval of `ping` events.
     pub ping_interval_ms: u64,
     /// After this long, interrupt: `interruption`, one stale chunk (old event id), then fresh speech.
@@ -89,6 +92,7 @@ impl Default for AgentScript {
             reply_after_user_ms: 2000,
             reply_ms: 1000,
             transcripts: true,
+            answer_after_silence_ms: 0,
             ping_interval_ms: 2000,
             interrupt_after_ms: 0,
             tool_call_after_ms: 0,

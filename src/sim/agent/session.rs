@@ -25,12 +25,26 @@ pub(super) struct AgentSession {
     next_event_id: i64,
     tone_sample: u64,
     user_ms_since_reply: u64,
+    /// Caller speech heard since the last answer (`answer_after_silence_ms`).
+    speech_ms: u64,
     echo: Option<Transcoder>,
     ended: bool,
     /// Whether the conversation opens with speech (an empty `first_message` override: it waits).
     greeting: bool,
     /// The dynamic variables this agent's prompt needs.
     needs: Vec<String>,
+}
+
+/// The caller's base64 audio with this moment written into its load-test stamps; as it came without any.
+fn stamped(b64: &str) -> std::borrow::Cow<'_, str> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let Ok(mut raw) = engine.decode(b64) else {
+        return b64.into();
+    };
+    if crate::sim::stamp::mark_received(&mut raw, crate::sim::stamp::now_us()) == 0 {
+        return b64.into();
+    }
+    engine.encode(&raw).into()
 }
 
 /// The `first_message` override of an initiation, if it has one.
@@ -53,6 +67,7 @@ impl AgentSession {
             next_event_id: 1,
             tone_sample: 0,
             user_ms_since_reply: 0,
+            speech_ms: 0,
             echo,
             ended: false,
             greeting: true,
@@ -212,11 +227,11 @@ impl AgentSession {
             c.audio_bytes += bytes as u64;
         });
         if self.script.echo && self.echo.is_none() {
-            // Same format both ways: the caller's base64 goes back as it came, as a load generator's echo
-            // should cost the simulator as little as possible.
+            // Same format both ways: the caller's audio goes back as it came, with the time it arrived
+            // written into the load generator's stamps (if it carries any).
             let id = self.event_id();
             let mut text = String::with_capacity(b64.len() + 80);
-            agent_el::audio(b64, id, &mut text);
+            agent_el::audio(&stamped(b64), id, &mut text);
             ctx.text(text);
             return;
         }
@@ -229,6 +244,9 @@ impl AgentSession {
             tc.convert(&raw, &mut out);
             self.speak(&out, ctx);
             return;
+        }
+        if self.script.answer_after_silence_ms > 0 {
+            return self.answer_after_silence(&raw, ms, ctx);
         }
         self.user_ms_since_reply += ms;
         if self.script.reply_after_user_ms > 0 && self.user_ms_since_reply >= self.script.reply_after_user_ms {
@@ -243,6 +261,33 @@ impl AgentSession {
                 ctx.text(agent_el::agent_response(REPLY_TEXT, id));
             }
         }
+    }
+
+    /// Answers once the caller's speech (at least 200 ms of it) falls silent: the transcript after a quarter
+    /// of `answer_after_silence_ms`, the answer after all of it, both counted from the first silent audio.
+    fn answer_after_silence(&mut self, raw: &[u8], ms: u64, ctx: &mut ws::WebsocketContext<Self>) {
+        if crate::audio::level::is_speech(self.input, raw) {
+            self.speech_ms += ms;
+            return;
+        }
+        if self.speech_ms < 200 {
+            return;
+        }
+        self.speech_ms = 0;
+        let wait = self.script.answer_after_silence_ms;
+        if self.script.transcripts {
+            ctx.run_later(Duration::from_millis(wait / 4), |act, ctx| {
+                let id = act.event_id();
+                ctx.text(agent_el::user_transcript("hello, I am calling about my order", id));
+            });
+        }
+        ctx.run_later(Duration::from_millis(wait), |act, ctx| {
+            let reply = act.tone_audio(act.script.reply_ms);
+            let id = act.speak(&reply, ctx);
+            if act.script.transcripts {
+                ctx.text(agent_el::agent_response(REPLY_TEXT, id));
+            }
+        });
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
