@@ -211,6 +211,8 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
     let admin_too = config.admin.token.is_some();
     let carrier_state = state.clone();
     let mut server = HttpServer::new(move || {
+        // The factory runs on each worker thread: each gets its loop-lag probe (`call::lag`).
+        crate::call::lag::start_probe(carrier_state.metrics.loop_lag.clone());
         App::new()
             .app_data(carrier_state.clone())
             .configure(|cfg| carrier_routes(cfg, admin_too))

@@ -55,6 +55,8 @@ pub struct Metrics {
     pub hop_latency: HistogramVec,
     pub hop_carrier_to_agent: Histogram,
     pub hop_agent_to_carrier: Histogram,
+    /// How late each worker thread's loop-lag probe woke (`call::lag`): the process is behind.
+    pub loop_lag: Histogram,
     /// The caller's speech fell silent → the agent's answer's first frame handed to the carrier.
     pub turn_latency: Histogram,
     /// That wait split: `elevenlabs` (caller audio written → first agent audio read) and `gateway`.
@@ -202,6 +204,12 @@ impl Metrics {
             hop_carrier_to_agent: hop.with_label_values(&[CARRIER_TO_AGENT]),
             hop_agent_to_carrier: hop.with_label_values(&[AGENT_TO_CARRIER]),
             hop_latency: hop,
+            loop_lag: histogram(
+                &r,
+                "loop_lag_seconds",
+                "How late a worker thread's event loop ran a 10 ms probe: while it is behind, caller frames are joined",
+                vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5],
+            )?,
             turn_latency: histogram(
                 &r,
                 "turn_latency_seconds",

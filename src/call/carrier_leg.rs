@@ -3,7 +3,7 @@
 //! call and writes what the call tells it to. It never ends the call itself: when it goes, it reports why.
 //! This is the only file that uses actix-web-actors (deprecated upstream), so moving off it is one file.
 
-use super::chunks::{Chunk, ChunkJoiner, NotBase64};
+use super::chunks::{Chunk, ChunkJoiner, Converter, NotBase64};
 use super::messages::*;
 use super::{EndReason, RoutedAudio};
 use crate::metrics::Metrics;
@@ -27,6 +27,8 @@ pub const MAX_AUDIO_PAYLOAD_BYTES: usize = 16 * 1024;
 /// Messages (about 5 s of 20 ms frames) the leg may hold for a carrier that is not reading before the call
 /// gives up on it: the leg's mailbox is the carrier's outbound queue.
 const CARRIER_QUEUE: usize = 256;
+/// A carrier's usual frame: a loop less behind than this joins nothing.
+const CARRIER_FRAME: Duration = Duration::from_millis(20);
 /// Pings a carrier may send per second before the leg is closed with 1008 (policy): each one costs a pong.
 const MAX_PINGS_PER_SECOND: u32 = 20;
 
@@ -34,6 +36,15 @@ const MAX_PINGS_PER_SECOND: u32 = 20;
 /// token come there): the call to report to, or why the stream is refused. It is given the leg to attach.
 pub type ClaimAtStart =
     Box<dyn FnOnce(&StreamClaim, Recipient<ToCarrier>) -> Result<WeakRecipient<FromCarrier>, &'static str>>;
+
+/// Where the leg sends caller audio by itself, once the call is bridged.
+struct Routed {
+    agent: Recipient<ToAgent>,
+    /// The conversion to the agent's format, when the formats differ.
+    convert: Option<Converter>,
+    /// Where the call reads what was forwarded.
+    counts: Arc<RoutedAudio>,
+}
 
 pub struct CarrierLeg {
     call_id: String,
@@ -55,7 +66,7 @@ pub struct CarrierLeg {
     /// Pings in the current one-second window, and when that window began.
     pings: (u32, Option<Instant>),
     /// Set while caller audio goes straight to the agent leg (see `ToCarrier::Route`).
-    route: Option<(Recipient<ToAgent>, Arc<RoutedAudio>)>,
+    route: Option<Routed>,
     /// Whose dialect the stream speaks (Mcube, or Plivo whose protocol Mcube mirrors).
     carrier: Carrier,
     /// Writes what the call asks for in the carrier's protocol, once its `start` named the stream.
@@ -64,6 +75,9 @@ pub struct CarrierLeg {
     /// the timer that sends held audio when it is due.
     joiner: ChunkJoiner,
     join_timer: Option<SpawnHandle>,
+    /// The configured join (`elevenlabs.user_audio_chunk_ms`, usually none); longer only while this
+    /// thread's loop is behind (`call::lag`), by as much as it is behind.
+    join: Duration,
 }
 
 impl CarrierLeg {
@@ -94,6 +108,7 @@ impl CarrierLeg {
             writer: None,
             joiner: ChunkJoiner::new(user_audio_chunk),
             join_timer: None,
+            join: user_audio_chunk,
         }
     }
 
@@ -271,6 +286,8 @@ impl CarrierLeg {
             return;
         }
         let now = Instant::now();
+        let behind = super::lag::join_for(super::lag::current(), CARRIER_FRAME);
+        self.joiner.set_chunk(self.join.max(behind));
         // A chunk's hop latency counts from its oldest frame: the wait for the rest of a chunk is the caller's.
         let oldest = self.joiner.held_since().unwrap_or(now);
         let chunk = match payload {
@@ -302,14 +319,17 @@ impl CarrierLeg {
         if let Some(timer) = self.join_timer.take() {
             ctx.cancel_future(timer);
         }
-        match &self.route {
-            Some((agent, counts)) => {
-                counts.frames.fetch_add(chunk.frames, Ordering::Relaxed);
-                counts.bytes.fetch_add(chunk.bytes as u64, Ordering::Relaxed);
-                agent.do_send(ToAgent::CallerAudio {
-                    audio: chunk.audio,
-                    read_at,
-                });
+        match &mut self.route {
+            Some(route) => {
+                route.counts.frames.fetch_add(chunk.frames, Ordering::Relaxed);
+                route.counts.bytes.fetch_add(chunk.bytes as u64, Ordering::Relaxed);
+                let audio = match &mut route.convert {
+                    Some(converter) => converter.convert(&chunk.audio),
+                    None => Some(chunk.audio),
+                };
+                if let Some(audio) = audio {
+                    route.agent.do_send(ToAgent::CallerAudio { audio, read_at });
+                }
             }
             None => self.report(CarrierReport::Audio {
                 payload: CarrierPayload::Base64(chunk.audio),
@@ -456,9 +476,13 @@ impl Handler<ToCarrier> for CarrierLeg {
                     ctx.text(w.checkpoint(&name));
                 }
             }
-            ToCarrier::Route { to, counts } => {
+            ToCarrier::Route { to, convert, counts } => {
                 self.send_held_audio(ctx);
-                self.route = to.map(|agent| (agent, counts));
+                self.route = to.map(|agent| Routed {
+                    agent,
+                    convert: convert.map(|tc| Converter::new(*tc)),
+                    counts,
+                });
             }
             ToCarrier::Close { code, terminate } => {
                 if let (true, Some(hang_up)) = (terminate, self.writer.as_ref().and_then(|w| w.terminate())) {

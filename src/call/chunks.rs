@@ -7,6 +7,7 @@
 //! agent leg and a write; it takes `now` and says what to send and when held audio is due.
 
 use crate::audio::format::AudioFormat;
+use crate::audio::transcode::Transcoder;
 use base64::Engine as _;
 use bytestring::ByteString;
 use std::time::{Duration, Instant};
@@ -26,8 +27,11 @@ pub struct Chunk {
 pub struct NotBase64;
 
 pub struct ChunkJoiner {
-    /// The configured chunk length; also the longest held audio waits for the rest of its chunk.
+    /// The chunk length now (the configured one, or longer while the loop is behind); also the longest
+    /// held audio waits for the rest of its chunk.
     chunk: Duration,
+    /// The carrier's format, once its `start` named it.
+    format: Option<AudioFormat>,
     /// Bytes that make a chunk in the carrier's format; 0 until its `start` names the format (each piece
     /// then goes as it comes).
     chunk_bytes: usize,
@@ -45,6 +49,7 @@ impl ChunkJoiner {
     pub fn new(chunk: Duration) -> Self {
         ChunkJoiner {
             chunk,
+            format: None,
             chunk_bytes: 0,
             held: Vec::new(),
             held_frames: 0,
@@ -55,7 +60,18 @@ impl ChunkJoiner {
 
     /// The carrier's format is known: a chunk is the configured length of it.
     pub fn set_format(&mut self, format: AudioFormat) {
+        self.format = Some(format);
         self.chunk_bytes = format.bytes_for_ms(self.chunk.as_millis() as u64);
+    }
+
+    /// Chunks of `chunk`'s length from the next piece on (what is held counts toward it).
+    pub fn set_chunk(&mut self, chunk: Duration) {
+        if chunk != self.chunk {
+            self.chunk = chunk;
+            if let Some(format) = self.format {
+                self.set_format(format);
+            }
+        }
     }
 
     /// Takes one frame of caller audio (base64, as the carrier sent it) at `now`: the chunk to send now, if
@@ -129,6 +145,35 @@ impl ChunkJoiner {
     }
 }
 
+/// Caller audio converted to the agent's format on its way out of the carrier leg: base64 in, base64 out,
+/// with the decode and encode buffers kept for the call.
+pub struct Converter {
+    transcoder: Transcoder,
+    raw: Vec<u8>,
+    converted: Vec<u8>,
+}
+
+impl Converter {
+    pub fn new(transcoder: Transcoder) -> Self {
+        Converter {
+            transcoder,
+            raw: Vec::new(),
+            converted: Vec::new(),
+        }
+    }
+
+    /// `b64` (checked base64, the carrier's format) in the agent's format; `None` when nothing came out
+    /// (a piece too short for a whole output sample yet, or audio that somehow does not decode).
+    pub fn convert(&mut self, b64: &str) -> Option<ByteString> {
+        let engine = base64::engine::general_purpose::STANDARD;
+        self.raw.clear();
+        self.converted.clear();
+        engine.decode_vec(b64, &mut self.raw).ok()?;
+        self.transcoder.convert(&self.raw, &mut self.converted);
+        (!self.converted.is_empty()).then(|| ByteString::from(engine.encode(&self.converted)))
+    }
+}
+
 /// Caller audio that reached the agent leg while earlier audio of the same turn of its loop was still
 /// waiting to be written: joined into one `user_audio_chunk` when the leg's turn ends. Nothing waits for a
 /// timer: a frame that comes alone goes alone, at once; only frames that were already queued together (the
@@ -186,6 +231,17 @@ impl QueuedAudio {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_converter_turns_carrier_base64_into_the_agents_format() {
+        let mut c = Converter::new(Transcoder::new(AudioFormat::ULAW_8K, AudioFormat::PCM_16K));
+        let out = c.convert(&b64(&[0xFF; 160])).expect("audio");
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(out.as_bytes())
+            .expect("b64");
+        assert_eq!(raw.len(), 640, "20 ms of μ-law is 20 ms of PCM16 at 16 kHz");
+        assert!(c.convert("!!!!").is_none(), "what does not decode converts to nothing");
+    }
 
     #[test]
     fn a_lone_piece_passes_as_it_came_and_queued_pieces_are_joined_in_order() {
@@ -269,6 +325,19 @@ mod tests {
         let next = pushed(&mut j, b64(&[9; 160]), Instant::now()).expect("held audio goes first, joined");
         assert_eq!(raw(&next), [vec![8u8; 100], vec![9; 160]].concat());
         assert_eq!(next.frames, 2);
+    }
+
+    #[test]
+    fn a_chunk_length_changed_on_the_way_applies_to_what_is_held() {
+        let mut j = joiner(0);
+        j.set_chunk(Duration::from_millis(60));
+        assert!(
+            pushed(&mut j, b64(&[1; 160]), Instant::now()).is_none(),
+            "held while joining"
+        );
+        j.set_chunk(Duration::ZERO);
+        let both = pushed(&mut j, b64(&[2; 160]), Instant::now()).expect("the loop is back on time");
+        assert_eq!(raw(&both), [[1u8; 160], [2; 160]].concat());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use super::turns::TurnStart;
 use super::{CallView, EndReason, RoutedAudio};
+use crate::audio::transcode::Transcoder;
 use crate::protocol::elevenlabs::AgentFormats;
 use crate::protocol::mcube::StreamStart;
 use crate::values::{ConversationId, DtmfDigit, Invalid, Label, Text};
@@ -69,10 +70,13 @@ pub enum ToCarrier {
     ClearAudio,
     /// Ask the carrier to say when everything sent so far has been played.
     Checkpoint { name: String },
-    /// Where caller audio goes. When it needs no conversion, the call hands the leg the agent leg: each
-    /// frame then takes one actor hop instead of two. `None` sends it to the call again.
+    /// Where caller audio goes. Once bridged, the call hands the leg the agent leg (and the conversion to
+    /// apply, if the formats differ): each frame then takes one actor hop instead of two. `None` sends it
+    /// to the call again.
     Route {
         to: Option<Recipient<ToAgent>>,
+        /// Caller audio's conversion to the agent's input format; `None`: it passes as it came.
+        convert: Option<Box<Transcoder>>,
         /// Where the leg counts what it forwarded.
         counts: Arc<RoutedAudio>,
     },

@@ -14,6 +14,7 @@ pub mod chunks;
 pub mod elevenlabs_leg;
 pub mod failure;
 pub mod hold;
+pub mod lag;
 pub mod messages;
 pub mod playout;
 pub mod record;

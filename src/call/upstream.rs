@@ -23,6 +23,8 @@ pub struct Counted {
 /// A change of route for the carrier leg to apply.
 pub struct Reroute {
     pub to: Option<Recipient<ToAgent>>,
+    /// The conversion the leg applies on the way (a fresh one: the call keeps its own for held audio).
+    pub convert: Option<Box<Transcoder>>,
     pub counts: Arc<RoutedAudio>,
 }
 
@@ -126,18 +128,23 @@ impl CallerAudio {
         Some(ToAgent::CallerAudio { audio, read_at })
     }
 
-    /// Whether the carrier leg should send caller audio straight to agent connection `generation`'s leg:
-    /// only while bridged without conversion. Returns the change to tell the leg, if any.
+    /// Whether the carrier leg should send caller audio straight to agent connection `generation`'s leg
+    /// (converting it on the way when the formats differ): whenever bridged. Returns the change to tell the
+    /// leg, if any.
     pub fn reroute(&mut self, agent: Option<(u32, &Recipient<ToAgent>)>) -> Option<Reroute> {
-        let direct = matches!(self.bridge, Some(None));
-        let want = agent.filter(|_| direct);
+        let want = agent.filter(|_| self.bridge.is_some());
         let generation = want.as_ref().map(|(g, _)| *g);
         if generation == self.routed_to {
             return None;
         }
         self.routed_to = generation;
+        let convert = match (&self.bridge, &want) {
+            (Some(Some(tc)), Some(_)) => Some(Box::new(Transcoder::new(tc.from(), tc.to()))),
+            _ => None,
+        };
         Some(Reroute {
             to: want.map(|(_, leg)| leg.clone()),
+            convert,
             counts: self.routed.clone(),
         })
     }
@@ -209,17 +216,25 @@ mod tests {
     }
 
     #[test]
-    fn caller_audio_is_routed_directly_only_while_bridged_without_conversion() {
+    fn caller_audio_is_routed_directly_while_bridged_with_its_conversion() {
         let mut c = CallerAudio::new(1024);
         let sys = actix::System::new();
         sys.block_on(async {
             let leg = actix::Actor::start(Sink).recipient();
             assert!(c.reroute(Some((1, &leg))).is_none(), "not bridged: no route, no change");
             c.bridge(None);
-            assert!(c.reroute(Some((1, &leg))).is_some_and(|r| r.to.is_some()));
+            let direct = c.reroute(Some((1, &leg))).expect("a route");
+            assert!(
+                direct.to.is_some() && direct.convert.is_none(),
+                "same formats: nothing to convert"
+            );
             assert!(c.reroute(Some((1, &leg))).is_none(), "unchanged");
             c.unbridge();
             assert!(c.reroute(Some((1, &leg))).is_some_and(|r| r.to.is_none()));
+            c.bridge(Some(Transcoder::new(AudioFormat::ULAW_8K, AudioFormat::PCM_16K)));
+            let converted = c.reroute(Some((2, &leg))).expect("a route");
+            let to = converted.convert.map(|tc| tc.to());
+            assert_eq!(to, Some(AudioFormat::PCM_16K), "the leg converts on the way");
         });
     }
 

@@ -55,6 +55,7 @@ impl CallActor {
         if let Some(r) = self.caller.reroute(agent) {
             carrier.do_send(ToCarrier::Route {
                 to: r.to,
+                convert: r.convert,
                 counts: r.counts,
             });
         }
