@@ -113,7 +113,7 @@ fn tls_config(extra_roots: &[rustls::pki_types::CertificateDer<'static>]) -> std
     std::sync::Arc::new(config)
 }
 
-/// awc's TCP connector with TCP_USER_TIMEOUT set on every socket it opens: an agent that stops reading what
+/// awc's TCP connector with TCP_NODELAY and TCP_USER_TIMEOUT set on every socket it opens: an agent that stops reading what
 /// we send is dropped by the kernel after `send_timeout_ms`, however much actix would otherwise buffer for it.
 #[derive(Clone)]
 struct BoundedSendConnector {
@@ -137,6 +137,7 @@ impl actix_service::Service<actix_tls::connect::ConnectInfo<awc::http::Uri>> for
         let ms = self.send_timeout_ms;
         Box::pin(async move {
             let conn = connecting.await?;
+            crate::net::send_at_once(conn.io_ref(), "elevenlabs");
             if let Err(e) = crate::net::set_send_timeout(conn.io_ref(), ms) {
                 log::warn!("elevenlabs: TCP_USER_TIMEOUT not set: {e}");
             }
