@@ -257,9 +257,10 @@ impl CallActor {
             return;
         }
         if self.downstream.is_some() {
-            if let Some(start) = turn {
-                let before = self.log.stats.bytes_out + self.playout.queued_bytes() as u64;
-                self.log.turns.answer_queued(start, before);
+            // An answer queued behind the agent's own earlier speech is no turn: the caller was still
+            // hearing the agent when they fell silent.
+            if let Some(start) = turn.filter(|_| self.playout.queued_bytes() == 0) {
+                self.log.turns.answer_queued(start, self.log.stats.bytes_out);
             }
             self.enqueue_downstream(audio, read_at, ctx);
         } else {

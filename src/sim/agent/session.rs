@@ -25,8 +25,10 @@ pub(super) struct AgentSession {
     next_event_id: i64,
     tone_sample: u64,
     user_ms_since_reply: u64,
-    /// Caller speech heard since the last answer (`answer_after_silence_ms`).
+    /// Caller speech heard since the last answer, and since when the caller has been silent after it
+    /// (`answer_after_silence_ms`).
     speech_ms: u64,
+    silent_since: Option<std::time::Instant>,
     echo: Option<Transcoder>,
     ended: bool,
     /// Whether the conversation opens with speech (an empty `first_message` override: it waits).
@@ -68,6 +70,7 @@ impl AgentSession {
             tone_sample: 0,
             user_ms_since_reply: 0,
             speech_ms: 0,
+            silent_since: None,
             echo,
             ended: false,
             greeting: true,
@@ -263,25 +266,37 @@ impl AgentSession {
         }
     }
 
-    /// Answers once the caller's speech (at least 200 ms of it) falls silent: the transcript after a quarter
-    /// of `answer_after_silence_ms`, the answer after all of it, both counted from the first silent audio.
+    /// Answers once the caller's speech (at least 200 ms of it) falls silent and stays so: the transcript
+    /// after a quarter of `answer_after_silence_ms`, the answer after all of it, both counted from the first
+    /// silent audio; speech again before then (a pause between words) cancels both, as a real agent's turn
+    /// detection waits for the caller to finish.
     fn answer_after_silence(&mut self, raw: &[u8], ms: u64, ctx: &mut ws::WebsocketContext<Self>) {
         if crate::audio::level::is_speech(self.input, raw) {
             self.speech_ms += ms;
+            self.silent_since = None;
             return;
         }
-        if self.speech_ms < 200 {
+        if self.speech_ms < 200 || self.silent_since.is_some() {
             return;
         }
-        self.speech_ms = 0;
+        let since = std::time::Instant::now();
+        self.silent_since = Some(since);
+        let still_silent = move |act: &Self| act.silent_since == Some(since);
         let wait = self.script.answer_after_silence_ms;
         if self.script.transcripts {
-            ctx.run_later(Duration::from_millis(wait / 4), |act, ctx| {
+            ctx.run_later(Duration::from_millis(wait / 4), move |act, ctx| {
+                if !still_silent(act) {
+                    return;
+                }
                 let id = act.event_id();
                 ctx.text(agent_el::user_transcript("hello, I am calling about my order", id));
             });
         }
-        ctx.run_later(Duration::from_millis(wait), |act, ctx| {
+        ctx.run_later(Duration::from_millis(wait), move |act, ctx| {
+            if !still_silent(act) {
+                return;
+            }
+            act.speech_ms = 0;
             let reply = act.tone_audio(act.script.reply_ms);
             let id = act.speak(&reply, ctx);
             if act.script.transcripts {
