@@ -147,6 +147,29 @@ impl ElevenLabsLeg {
         );
     }
 
+    /// Agent audio, decoded, with when it was read and the turn it answers, if any.
+    fn on_audio(&mut self, audio_b64: &str, event_id: Option<i64>) {
+        match self.b64.decode(audio_b64.as_bytes()) {
+            Ok(audio) => {
+                let read_at = Instant::now();
+                let turn = self.turns.agent_audio(read_at);
+                self.report(AgentReport::Audio {
+                    audio,
+                    event_id,
+                    read_at,
+                    turn,
+                })
+            }
+            Err(e) => {
+                self.metrics.agent_bad_messages.inc();
+                log::warn!(
+                    "call_id={} elevenlabs: audio with bad base64 dropped: {e}",
+                    self.call_id
+                );
+            }
+        }
+    }
+
     fn on_text(&mut self, text: &[u8], ctx: &mut Context<Self>) {
         let parsed = std::str::from_utf8(text)
             .map_err(|e| e.to_string())
@@ -160,25 +183,7 @@ impl ElevenLabsLeg {
             }
         };
         match event {
-            AgentEvent::Audio { audio_b64, event_id } => match self.b64.decode(audio_b64.as_bytes()) {
-                Ok(audio) => {
-                    let read_at = Instant::now();
-                    let turn = self.turns.agent_audio(read_at);
-                    self.report(AgentReport::Audio {
-                        audio,
-                        event_id,
-                        read_at,
-                        turn,
-                    })
-                }
-                Err(e) => {
-                    self.metrics.agent_bad_messages.inc();
-                    log::warn!(
-                        "call_id={} elevenlabs: audio with bad base64 dropped: {e}",
-                        self.call_id
-                    );
-                }
-            },
+            AgentEvent::Audio { audio_b64, event_id } => self.on_audio(&audio_b64, event_id),
             AgentEvent::Ping { event_id, ping_ms } => {
                 if let Some(ms) = ping_ms {
                     self.metrics.elevenlabs_ping_ms.observe(ms as f64);
