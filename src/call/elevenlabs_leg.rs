@@ -99,8 +99,8 @@ impl ElevenLabsLeg {
         }
     }
 
-    /// Writes the caller audio queued this turn as one `user_audio_chunk`; the hop latency of its oldest
-    /// timed piece includes the wait in the queue.
+    /// Writes the caller audio queued this turn as one `user_audio_chunk`; the hop latency (sampled) counts
+    /// from its oldest piece's read, so the wait in the queue is inside.
     fn write_caller_audio(&mut self, ctx: &mut Context<Self>) {
         let Some((audio, since)) = self.caller_audio.take() else {
             return;
