@@ -57,12 +57,8 @@ pub struct Metrics {
     pub hop_agent_to_carrier: Histogram,
     /// How late each worker thread's loop-lag probe woke (`call::lag`): the process is behind.
     pub loop_lag: Histogram,
-    /// The caller's speech fell silent → the agent's answer's first frame handed to the carrier.
-    pub turn_latency: Histogram,
-    /// That wait split: `elevenlabs` (caller audio written → first agent audio read) and `gateway`.
-    pub turn_part: HistogramVec,
-    pub turn_elevenlabs: Histogram,
-    pub turn_gateway: Histogram,
+    /// How long callers wait for the agent's answers (README: Turn latency).
+    pub turns: TurnMetrics,
     pub interruptions: IntCounter,
     pub stale_audio_dropped: IntCounter,
     pub outbound_queue_bytes: IntGauge,
@@ -148,6 +144,43 @@ pub(crate) fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>)
     )
 }
 
+/// Turn latency (README: Turn latency): the whole wait, and its split.
+pub struct TurnMetrics {
+    /// The caller's speech fell silent → the agent's answer's first frame handed to the carrier.
+    pub latency: Histogram,
+    /// That wait split: `elevenlabs` (caller audio written → first agent audio read) and `gateway`.
+    pub part: HistogramVec,
+    pub elevenlabs: Histogram,
+    pub gateway: Histogram,
+}
+
+impl TurnMetrics {
+    fn new(r: &Registry) -> prometheus::Result<TurnMetrics> {
+        let part = histogram_vec(
+            r,
+            "turn_latency_part_seconds",
+            "Turn latency split: elevenlabs (caller audio written to first agent audio read) and gateway (both hops)",
+            "part",
+            vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
+            ],
+        )?;
+        Ok(TurnMetrics {
+            latency: histogram(
+                r,
+                "turn_latency_seconds",
+                "Caller's speech fell silent to the agent answer's first frame handed to the carrier",
+                vec![
+                    0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0,
+                ],
+            )?,
+            elevenlabs: part.with_label_values(&["elevenlabs"]),
+            gateway: part.with_label_values(&["gateway"]),
+            part,
+        })
+    }
+}
+
 impl Metrics {
     /// Every agent the routes name is exported (`wsapi_agent_unavailable` 0 until it is refused), so a rule
     /// or a dashboard sees it before anything goes wrong; an agent already unavailable keeps its 1.
@@ -184,15 +217,6 @@ impl Metrics {
                 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
             ],
         )?;
-        let turn_part = histogram_vec(
-            &r,
-            "turn_latency_part_seconds",
-            "Turn latency split: elevenlabs (caller audio written to first agent audio read) and gateway (both hops)",
-            "part",
-            vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
-            ],
-        )?;
         let frames = counter_vec(&r, "frames_total", "Audio frames, by direction", "direction")?;
         let bytes = counter_vec(
             &r,
@@ -210,17 +234,7 @@ impl Metrics {
                 "How late a worker thread's event loop ran a 10 ms probe: while it is behind, caller frames are joined",
                 vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5],
             )?,
-            turn_latency: histogram(
-                &r,
-                "turn_latency_seconds",
-                "Caller's speech fell silent to the agent answer's first frame handed to the carrier",
-                vec![
-                    0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0,
-                ],
-            )?,
-            turn_elevenlabs: turn_part.with_label_values(&["elevenlabs"]),
-            turn_gateway: turn_part.with_label_values(&["gateway"]),
-            turn_part,
+            turns: TurnMetrics::new(&r)?,
             frames_in: frames.with_label_values(&[CARRIER_TO_AGENT]),
             frames_out: frames.with_label_values(&[AGENT_TO_CARRIER]),
             bytes_in: bytes.with_label_values(&[CARRIER_TO_AGENT]),

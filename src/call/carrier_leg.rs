@@ -327,7 +327,7 @@ impl CarrierLeg {
                     Some(converter) => converter.convert(&chunk.audio),
                     None => Some(chunk.audio),
                 };
-                if let Some(audio) = audio {
+                if let Some(audio) = audio.filter(|a| !a.is_empty()) {
                     route.agent.do_send(ToAgent::CallerAudio { audio, read_at });
                 }
             }

@@ -162,15 +162,26 @@ impl Converter {
         }
     }
 
-    /// `b64` (checked base64, the carrier's format) in the agent's format; `None` when nothing came out
-    /// (a piece too short for a whole output sample yet, or audio that somehow does not decode).
+    /// `b64` (checked base64, the carrier's format) in the agent's format, base64; `None` when it somehow
+    /// does not decode. Empty when the piece was too short for a whole output sample yet.
     pub fn convert(&mut self, b64: &str) -> Option<ByteString> {
-        let engine = base64::engine::general_purpose::STANDARD;
-        self.raw.clear();
+        let mut raw = std::mem::take(&mut self.raw);
+        raw.clear();
+        let decoded = base64::engine::general_purpose::STANDARD.decode_vec(b64, &mut raw);
+        let converted = decoded.ok().map(|_| self.convert_raw(&raw));
+        self.raw = raw;
+        converted
+    }
+
+    /// Raw audio in the carrier's format, in the agent's format, base64.
+    pub fn convert_raw(&mut self, raw: &[u8]) -> ByteString {
         self.converted.clear();
-        engine.decode_vec(b64, &mut self.raw).ok()?;
-        self.transcoder.convert(&self.raw, &mut self.converted);
-        (!self.converted.is_empty()).then(|| ByteString::from(engine.encode(&self.converted)))
+        self.transcoder.convert(raw, &mut self.converted);
+        ByteString::from(base64::engine::general_purpose::STANDARD.encode(&self.converted))
+    }
+
+    pub fn transcoder(&self) -> &Transcoder {
+        &self.transcoder
     }
 }
 
@@ -241,6 +252,7 @@ mod tests {
             .expect("b64");
         assert_eq!(raw.len(), 640, "20 ms of μ-law is 20 ms of PCM16 at 16 kHz");
         assert!(c.convert("!!!!").is_none(), "what does not decode converts to nothing");
+        assert_eq!(c.convert_raw(&[0xFF; 160]).len(), out.len(), "raw audio converts alike");
     }
 
     #[test]

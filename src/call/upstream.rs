@@ -2,6 +2,7 @@
 //! converted when the formats differ, and routed straight from the carrier leg to the agent leg when they
 //! do not. A plain part of the call: one `to_agent` makes every chunk the agent gets, whichever way it came.
 
+use super::chunks::Converter;
 use super::messages::{CarrierPayload, ToAgent};
 use super::RoutedAudio;
 use crate::audio::transcode::Transcoder;
@@ -34,12 +35,11 @@ pub struct CallerAudio {
     /// The most held, in payload bytes (base64 counts as it came).
     hold_limit: usize,
     /// Set once both sides' formats are known; its `Option` is "no conversion".
-    bridge: Option<Option<Transcoder>>,
+    bridge: Option<Option<Converter>>,
     /// Counts of caller audio the carrier leg forwarded straight to the agent leg.
     routed: Arc<RoutedAudio>,
     /// The agent connection the carrier leg forwards to, if any.
     routed_to: Option<u32>,
-    scratch: Vec<u8>,
     b64: base64::engine::GeneralPurpose,
 }
 
@@ -59,7 +59,6 @@ impl CallerAudio {
             bridge: None,
             routed: Arc::default(),
             routed_to: None,
-            scratch: Vec::new(),
             b64: base64::engine::general_purpose::STANDARD,
         }
     }
@@ -71,7 +70,7 @@ impl CallerAudio {
 
     /// Both formats are known: convert with `transcoder` (`None`: pass through).
     pub fn bridge(&mut self, transcoder: Option<Transcoder>) {
-        self.bridge = Some(transcoder);
+        self.bridge = Some(transcoder.map(Converter::new));
     }
 
     /// The agent connection is gone: hold again until the next one is bridged.
@@ -111,19 +110,8 @@ impl CallerAudio {
         let audio = match (self.bridge.as_mut()?, payload) {
             (None, CarrierPayload::Base64(b64)) => b64,
             (None, CarrierPayload::Raw(raw)) => ByteString::from(self.b64.encode(&raw)),
-            (Some(tc), payload) => {
-                let decoded;
-                let raw: &[u8] = match &payload {
-                    CarrierPayload::Raw(raw) => raw,
-                    CarrierPayload::Base64(b64) => {
-                        decoded = self.b64.decode(b64.as_bytes()).ok()?;
-                        &decoded
-                    }
-                };
-                self.scratch.clear();
-                tc.convert(raw, &mut self.scratch);
-                ByteString::from(self.b64.encode(&self.scratch))
-            }
+            (Some(converter), CarrierPayload::Base64(b64)) => converter.convert(&b64)?,
+            (Some(converter), CarrierPayload::Raw(raw)) => converter.convert_raw(&raw),
         };
         Some(ToAgent::CallerAudio { audio, read_at })
     }
@@ -139,7 +127,10 @@ impl CallerAudio {
         }
         self.routed_to = generation;
         let convert = match (&self.bridge, &want) {
-            (Some(Some(tc)), Some(_)) => Some(Box::new(Transcoder::new(tc.from(), tc.to()))),
+            (Some(Some(c)), Some(_)) => {
+                let tc = c.transcoder();
+                Some(Box::new(Transcoder::new(tc.from(), tc.to())))
+            }
             _ => None,
         };
         Some(Reroute {

@@ -173,10 +173,10 @@ impl CallActor {
         s.frames_out += 1;
         s.bytes_out += frame.len() as u64;
         if let Some(turn) = self.log.turns.played(s.bytes_out, Instant::now()) {
-            let m = &self.deps.metrics;
-            m.turn_latency.observe(turn.total.as_secs_f64());
-            m.turn_elevenlabs.observe(turn.elevenlabs.as_secs_f64());
-            m.turn_gateway.observe(turn.gateway().as_secs_f64());
+            let m = &self.deps.metrics.turns;
+            m.latency.observe(turn.total.as_secs_f64());
+            m.elevenlabs.observe(turn.elevenlabs.as_secs_f64());
+            m.gateway.observe(turn.gateway().as_secs_f64());
         }
         let s = &self.log.stats;
         // Hop latency is sampled: one played frame in `HOP_SAMPLE_EVERY` is timed.
