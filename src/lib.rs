@@ -4,9 +4,9 @@
 //! Layout, by layer. A module uses only modules of its own layer or of layers below it, and no two files
 //! import each other, directly or around a circle: `scripts/layers` checks both (CI runs it).
 //!
-//! 1. foundation — `values`, `config`, `metrics`, `net`, `tls`: typed bounded values made where data
-//!    enters; the configuration and its validation; the Prometheus metrics; socket options; the carrier
-//!    listener's reloadable certificate.
+//! 1. foundation — `values`, `config`, `metrics`, `net`, `tls`, `supervise`: typed bounded values made
+//!    where data enters; the configuration and its validation; the Prometheus metrics; socket options; the
+//!    carrier listener's reloadable certificate; panics caught at each part's boundary, and fault points.
 //! 2. wire — `protocol`, `audio`, `ws`, `carrier_token`, `routing`: both sides' wire formats as plain
 //!    types (no I/O); codecs, resampling and the pacer's queue; WebSocket frame plumbing; per-call carrier
 //!    tokens; the routes from a carrier and number to an agent.
@@ -38,6 +38,7 @@ pub mod protocol;
 pub mod registry;
 pub mod routing;
 pub mod sim;
+pub mod supervise;
 pub mod tls;
 pub mod values;
 pub mod ws;

@@ -100,6 +100,8 @@ pub struct Metrics {
     pub elevenlabs_config_refused: IntCounter,
     /// MCP tool calls awaiting approval, by the answer given.
     pub mcp_approvals: IntCounterVec,
+    /// Panics caught and recovered from, by part (`crate::supervise`); brought up to date when gathered.
+    pub internal_errors: IntCounterVec,
 }
 
 /// Registers `metric` in `r` and hands it back. Fails only on a bad or duplicate name, at start-up.
@@ -307,6 +309,12 @@ impl Metrics {
                 "Media sockets that reached another instance than the one that admitted the call",
             )?,
             calls_refused: counter_vec(&r, "calls_refused_total", "Calls refused, by reason", "reason")?,
+            internal_errors: counter_vec(
+                &r,
+                "internal_errors_total",
+                "Panics caught and recovered from, by part",
+                "part",
+            )?,
             calls_started: counter(&r, "calls_started_total", "Call actors started (carrier socket open)")?,
             calls_ended: counter_vec(&r, "calls_ended_total", "Calls ended, by end reason", "reason")?,
             calls_active: gauge(&r, "calls_active", "Calls holding a slot (reserved or live)")?,
@@ -394,6 +402,10 @@ impl Metrics {
 
     /// Prometheus text exposition of everything registered.
     pub fn render(&self) -> String {
+        for (part, n) in crate::supervise::counts() {
+            let c = self.internal_errors.with_label_values(&[part.as_str()]);
+            c.inc_by(n.saturating_sub(c.get()));
+        }
         let mut out = String::new();
         if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out) {
             log::warn!("metrics: cannot encode: {e}");

@@ -9,6 +9,7 @@ use super::turns::CallerTurns;
 use crate::audio::format::AudioFormat;
 use crate::metrics::Metrics;
 use crate::protocol::elevenlabs::{self as el, parse_agent_event, AgentEvent};
+use crate::supervise::{self, Part};
 use crate::values::Text;
 use crate::ws::frames::{Assembled, Reassembler};
 use actix::io::{SinkWrite, WriteHandler};
@@ -47,6 +48,8 @@ pub struct ElevenLabsLeg {
     input: Option<AudioFormat>,
     turns: CallerTurns,
     scratch: Vec<u8>,
+    /// `stopped` ran and reported the end (else the task died: see `Drop`).
+    reported: bool,
 }
 
 /// What a leg needs besides its socket.
@@ -88,6 +91,7 @@ impl ElevenLabsLeg {
                 input: None,
                 turns: CallerTurns::default(),
                 scratch: Vec::new(),
+                reported: false,
             }
         })
     }
@@ -171,6 +175,7 @@ impl ElevenLabsLeg {
     }
 
     fn on_text(&mut self, text: &[u8], ctx: &mut Context<Self>) {
+        supervise::fault::point(Part::AgentLeg, &self.call_id);
         let parsed = std::str::from_utf8(text)
             .map_err(|e| e.to_string())
             .and_then(|t| parse_agent_event(t).map_err(|e| e.to_string()));
@@ -281,18 +286,30 @@ impl ElevenLabsLeg {
         }
     }
 
-    /// Sends close 1000 and waits (bounded) for the agent's answering close, so the frame is really written
-    /// before the leg goes.
     fn close_normally(&mut self, ctx: &mut Context<Self>) {
+        self.close_with(CloseCode::Normal, "closed by the gateway", ctx);
+    }
+
+    /// Sends a close and waits (bounded) for the agent's answering close, so the frame is really written
+    /// before the leg goes.
+    fn close_with(&mut self, code: CloseCode, detail: &str, ctx: &mut Context<Self>) {
         if self.closing {
             return;
         }
         self.closing = true;
-        let _ = self
-            .sink
-            .write(WsMessage::Close(Some(CloseReason::from(CloseCode::Normal))));
-        self.set_detail("closed by the gateway");
+        let _ = self.sink.write(WsMessage::Close(Some(CloseReason::from(code))));
+        self.set_detail(detail);
         ctx.run_later(CLOSE_GRACE, |_, ctx| ctx.stop());
+    }
+
+    /// Runs a handler's or a timer's work; a panic in it closes the connection (1011) and ends the call
+    /// (`crate::supervise`).
+    fn supervised(&mut self, ctx: &mut Context<Self>, work: impl FnOnce(&mut Self, &mut Context<Self>)) {
+        if let Err(panic) = supervise::guard(Part::AgentLeg, || work(self, ctx)) {
+            log::error!("call_id={} {panic}; closing the agent connection", self.call_id);
+            self.report(AgentReport::Fault(panic));
+            self.close_with(CloseCode::Error, "internal error", ctx);
+        }
     }
 }
 
@@ -303,7 +320,9 @@ impl Actor for ElevenLabsLeg {
         // The protocol requires the initiation before any audio.
         let first = std::mem::take(&mut self.initiation);
         self.send(WsMessage::Text(first.into()), ctx);
-        ctx.run_interval(self.heartbeat, |act, ctx| act.check_heartbeat(ctx));
+        ctx.run_interval(self.heartbeat, |act, ctx| {
+            act.supervised(ctx, |act, ctx| act.check_heartbeat(ctx))
+        });
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -314,6 +333,22 @@ impl Actor for ElevenLabsLeg {
             error_type,
             detail,
         });
+        self.reported = true;
+    }
+}
+
+impl Drop for ElevenLabsLeg {
+    /// A panic that no guard caught ended the leg's task without `stopped` (its socket went with it): the
+    /// call is told, and ends.
+    fn drop(&mut self) {
+        if !self.reported {
+            let message = "the agent leg's task ended without stopping".to_string();
+            supervise::count(Part::AgentLeg, &message);
+            self.report(AgentReport::Fault(supervise::Panic {
+                part: Part::AgentLeg,
+                message,
+            }));
+        }
     }
 }
 
@@ -326,6 +361,24 @@ impl WriteHandler<awc::error::WsProtocolError> for ElevenLabsLeg {
 
 impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for ElevenLabsLeg {
     fn handle(&mut self, item: Result<Frame, awc::error::WsProtocolError>, ctx: &mut Self::Context) {
+        self.supervised(ctx, |act, ctx| act.on_frame(item, ctx));
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Handler<ToAgent> for ElevenLabsLeg {
+    type Result = ();
+
+    fn handle(&mut self, msg: ToAgent, ctx: &mut Self::Context) {
+        self.supervised(ctx, |act, ctx| act.on_command(msg, ctx));
+    }
+}
+
+impl ElevenLabsLeg {
+    fn on_frame(&mut self, item: Result<Frame, awc::error::WsProtocolError>, ctx: &mut Context<Self>) {
         self.liveness.heard();
         match item {
             Ok(Frame::Text(text)) => self.on_text(&text, ctx),
@@ -362,19 +415,14 @@ impl StreamHandler<Result<Frame, awc::error::WsProtocolError>> for ElevenLabsLeg
         }
     }
 
-    fn finished(&mut self, ctx: &mut Self::Context) {
-        ctx.stop();
-    }
-}
-
-impl Handler<ToAgent> for ElevenLabsLeg {
-    type Result = ();
-
-    fn handle(&mut self, msg: ToAgent, ctx: &mut Self::Context) {
+    fn on_command(&mut self, msg: ToAgent, ctx: &mut Context<Self>) {
         if let ToAgent::CallerAudio { audio, read_at } = msg {
             if self.caller_audio.push(audio, read_at) {
                 // Written when this turn of the leg's loop ends, with whatever caller audio queued behind it.
-                ctx.spawn(fut::ready(()).map(|(), act: &mut Self, ctx| act.write_caller_audio(ctx)));
+                ctx.spawn(
+                    fut::ready(())
+                        .map(|(), act: &mut Self, ctx| act.supervised(ctx, |act, ctx| act.write_caller_audio(ctx))),
+                );
             }
             return;
         }

@@ -7,6 +7,7 @@ use super::{CallView, EndReason, RoutedAudio};
 use crate::audio::transcode::Transcoder;
 use crate::protocol::elevenlabs::AgentFormats;
 use crate::protocol::mcube::StreamStart;
+use crate::supervise::Panic;
 use crate::values::{ConversationId, DtmfDigit, Invalid, Label, Text};
 use actix::prelude::*;
 use actix::WeakRecipient;
@@ -56,6 +57,8 @@ pub enum CarrierReport {
         /// The value the carrier sent that was refused, when that is why.
         invalid: Option<Invalid>,
     },
+    /// The leg panicked (`crate::supervise`): it hung the carrier up and is closing; the call ends.
+    Fault(Panic),
 }
 
 /// What the call asks of the carrier's leg, which writes it in the carrier's protocol.
@@ -145,6 +148,9 @@ pub enum AgentReport {
         /// What happened, for the log and the record.
         detail: Text,
     },
+    /// The leg panicked (`crate::supervise`) and is closing: the call ends rather than redial, since
+    /// a fault is not a network drop.
+    Fault(Panic),
 }
 
 /// What the call (or the carrier leg, for routed caller audio) asks of the agent's leg, which writes it in

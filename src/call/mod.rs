@@ -204,6 +204,8 @@ pub enum EndReason {
     Admin,
     /// The gateway shut down.
     Shutdown,
+    /// A part of the call panicked (`crate::supervise`); the record's error says where and what.
+    InternalError,
 }
 
 impl EndReason {
@@ -225,6 +227,7 @@ impl EndReason {
             EndReason::MaxDuration => "max_duration",
             EndReason::Admin => "admin",
             EndReason::Shutdown => "shutdown",
+            EndReason::InternalError => "internal_error",
         }
     }
 

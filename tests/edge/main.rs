@@ -8,4 +8,5 @@ mod fd_exhaustion;
 mod hostile_carrier;
 mod plivo_replay;
 mod properties;
+mod supervision;
 mod trust_boundary;

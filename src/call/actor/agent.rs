@@ -72,10 +72,10 @@ impl CallActor {
                     let took = dialed_at.elapsed().as_secs_f64();
                     let m = &act.deps.metrics;
                     m.upstream_connect_seconds.with_label_values(&[outcome]).observe(took);
-                    act.on_dialed(res, generation, ctx)
+                    act.supervised(ctx, |act, ctx| act.on_dialed(res, generation, ctx))
                 }),
         );
-        ctx.run_later(deadline, move |act, ctx| {
+        Self::later(ctx, deadline, move |act, ctx| {
             if act.is_current_agent(generation) && act.agent.formats().is_none() {
                 let failure = Failure::account("no conversation_initiation_metadata in time".into());
                 act.agent_failed(ctx, failure);
@@ -195,7 +195,7 @@ impl CallActor {
                 self.log.stats.upstream_reconnects += 1;
                 self.deps.metrics.upstream_reconnects.inc();
                 self.start_hold(ctx);
-                ctx.run_later(backoff, |act, ctx| act.connect_agent(ctx));
+                Self::later(ctx, backoff, |act, ctx| act.connect_agent(ctx));
             }
         }
     }
@@ -243,6 +243,7 @@ impl CallActor {
     /// Agent audio; a turn is set on the first audio after the caller fell silent (the turn clock starts
     /// its answer once its first byte is played).
     pub(super) fn on_agent_audio(&mut self, audio: &[u8], what: AgentAudio, ctx: &mut Context<Self>) {
+        crate::supervise::fault::point(crate::supervise::Part::Call, self.call_id());
         let AgentAudio {
             event_id,
             read_at,

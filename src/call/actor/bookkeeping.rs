@@ -111,3 +111,40 @@ impl CallActor {
         );
     }
 }
+
+impl CallActor {
+    /// A panic that no guard caught is taking the actor's task (actix runs `stopped` as the task unwinds,
+    /// else `Drop` does): the call still ends, its legs closed and its record saying why.
+    pub(super) fn died(&mut self) {
+        if self.is_over() {
+            return;
+        }
+        let panic = Panic {
+            part: Part::Call,
+            message: supervise::unwinding().unwrap_or_else(|| "the call's task ended without stopping".into()),
+        };
+        supervise::count(panic.part, &panic.message);
+        log::error!("call_id={} {panic}", self.call_id());
+        self.phase = Phase::Ended;
+        self.log.error(panic.to_string());
+        self.log.ended(EndReason::InternalError);
+        if let Some(carrier) = self.carrier.take() {
+            carrier.do_send(ToCarrier::Close {
+                code: 1011,
+                terminate: true,
+            });
+        }
+        if let Some(agent) = self.agent.take_leg() {
+            agent.do_send(ToAgent::Close);
+        }
+    }
+}
+
+impl Drop for CallActor {
+    fn drop(&mut self) {
+        if self.phase != Phase::Finished {
+            self.died();
+            self.finish();
+        }
+    }
+}

@@ -153,7 +153,7 @@ impl CallActor {
             AfterPump::Drained if self.hold.is_some() => self.queue_hold(ctx),
             AfterPump::Drained => {}
             AfterPump::WakeAt(wake) => {
-                let timer = ctx.run_later(wake.saturating_duration_since(now), |act, ctx| {
+                let timer = Self::later(ctx, wake.saturating_duration_since(now), |act, ctx| {
                     act.pace_timer = None;
                     let now = Instant::now();
                     let (due, late) = act.playout.woke(now);
@@ -239,7 +239,7 @@ impl CallActor {
         self.phase = Phase::PlayingOut;
         let queued_ms = self.carrier_format().ms_for_bytes(self.playout.queued_bytes());
         let limit = Duration::from_millis(queued_ms + self.cfg().calls.playout_timeout_ms);
-        ctx.run_later(limit, |act, ctx| {
+        Self::later(ctx, limit, |act, ctx| {
             log::info!(
                 "call_id={} play-out not acknowledged in time; terminating",
                 act.call_id()

@@ -28,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::protocol::elevenlabs::{AgentFormats, ConversationInitiation};
 use crate::protocol::mcube::StreamStart;
 use crate::registry::SlotGuard;
+use crate::supervise::{self, Panic, Part};
 use crate::values::{ConversationId, Direction, Invalid, Text};
 use actix::prelude::*;
 use std::sync::Arc;
@@ -218,6 +219,33 @@ impl CallActor {
     }
 }
 
+impl CallActor {
+    /// Runs a handler's or a timer's work; a panic in it ends the call as `internal_error`, through
+    /// `end_call` like every other end (`crate::supervise`).
+    fn supervised(&mut self, ctx: &mut Context<Self>, work: impl FnOnce(&mut Self, &mut Context<Self>)) {
+        if let Err(panic) = supervise::guard(Part::Call, || work(self, ctx)) {
+            self.internal_error(ctx, panic);
+        }
+    }
+
+    /// `run_later`, supervised.
+    fn later(
+        ctx: &mut Context<Self>,
+        after: Duration,
+        work: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    ) -> SpawnHandle {
+        ctx.run_later(after, move |act, ctx| act.supervised(ctx, work))
+    }
+
+    /// A part of the call panicked: logged once with the call id, the panic kept as the record's error,
+    /// and the call ended.
+    fn internal_error(&mut self, ctx: &mut Context<Self>, panic: Panic) {
+        log::error!("call_id={} {panic}; ending the call", self.call_id());
+        self.error(panic.to_string());
+        self.end_call(ctx, EndReason::InternalError);
+    }
+}
+
 impl Actor for CallActor {
     type Context = Context<Self>;
 
@@ -226,7 +254,7 @@ impl Actor for CallActor {
         let calls = &self.cfg().calls;
         let start_timeout = Duration::from_millis(calls.start_timeout_ms);
         let max_len = Duration::from_secs(calls.max_call_seconds);
-        ctx.run_later(start_timeout, |act, ctx| {
+        Self::later(ctx, start_timeout, |act, ctx| {
             if act.stream.is_none() {
                 log::warn!("call_id={} carrier sent no start event in time", act.call_id());
                 act.end_call(ctx, EndReason::CarrierNoStart);
@@ -235,11 +263,16 @@ impl Actor for CallActor {
         self.save();
         // One interval for the call's slow chores: actix polls every timer of an actor each time it wakes,
         // and a call wakes for every frame, so long-lived timers are kept to this one.
-        ctx.run_interval(HOUSEKEEPING_EVERY, move |act, ctx| act.housekeeping(ctx, max_len));
-        self.connect_agent(ctx);
+        ctx.run_interval(HOUSEKEEPING_EVERY, move |act, ctx| {
+            act.supervised(ctx, |act, ctx| act.housekeeping(ctx, max_len))
+        });
+        self.supervised(ctx, |act, ctx| act.connect_agent(ctx));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        if std::thread::panicking() {
+            self.died();
+        }
         self.finish();
     }
 }
@@ -247,16 +280,8 @@ impl Actor for CallActor {
 impl Handler<AttachCarrier> for CallActor {
     type Result = ();
 
-    fn handle(&mut self, msg: AttachCarrier, _: &mut Context<Self>) {
-        if self.is_over() {
-            msg.leg.do_send(ToCarrier::Close {
-                code: 1000,
-                terminate: false,
-            });
-        } else {
-            self.carrier = Some(msg.leg);
-            self.update_route();
-        }
+    fn handle(&mut self, msg: AttachCarrier, ctx: &mut Context<Self>) {
+        self.supervised(ctx, |act, _| act.attach_carrier(msg.leg));
     }
 }
 
@@ -264,6 +289,40 @@ impl Handler<FromCarrier> for CallActor {
     type Result = ();
 
     fn handle(&mut self, FromCarrier(report): FromCarrier, ctx: &mut Context<Self>) {
+        self.supervised(ctx, |act, ctx| act.on_carrier_report(report, ctx));
+    }
+}
+
+impl Handler<FromAgent> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: FromAgent, ctx: &mut Context<Self>) {
+        self.supervised(ctx, |act, ctx| act.on_agent_report(msg, ctx));
+    }
+}
+
+impl Handler<EndCall> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: EndCall, ctx: &mut Context<Self>) {
+        self.supervised(ctx, |act, ctx| act.end_call(ctx, msg.reason));
+    }
+}
+
+impl CallActor {
+    fn attach_carrier(&mut self, leg: Recipient<ToCarrier>) {
+        if self.is_over() {
+            leg.do_send(ToCarrier::Close {
+                code: 1000,
+                terminate: false,
+            });
+        } else {
+            self.carrier = Some(leg);
+            self.update_route();
+        }
+    }
+
+    fn on_carrier_report(&mut self, report: CarrierReport, ctx: &mut Context<Self>) {
         if self.is_over() {
             return;
         }
@@ -285,6 +344,7 @@ impl Handler<FromCarrier> for CallActor {
                 self.send_agent(ToAgent::Note { text });
                 self.line("dtmf", Text::clean(&digit.to_string(), 1));
             }
+            CarrierReport::Fault(panic) => self.internal_error(ctx, panic),
             CarrierReport::Gone { reason, invalid } => {
                 log::info!("call_id={} carrier leg ended: {}", self.call_id(), reason.as_str());
                 if let Some(invalid) = invalid {
@@ -294,12 +354,8 @@ impl Handler<FromCarrier> for CallActor {
             }
         }
     }
-}
 
-impl Handler<FromAgent> for CallActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: FromAgent, ctx: &mut Context<Self>) {
+    fn on_agent_report(&mut self, msg: FromAgent, ctx: &mut Context<Self>) {
         if !self.is_current_agent(msg.generation) {
             // Every abandoned connection reports its end: that one is expected, the rest is stale talk.
             if !matches!(msg.report, AgentReport::Gone { .. }) {
@@ -359,6 +415,7 @@ impl Handler<FromAgent> for CallActor {
                 });
                 self.line("tool_call", tool_name);
             }
+            AgentReport::Fault(panic) => self.internal_error(ctx, panic),
             AgentReport::Gone {
                 close_code,
                 error_type,
@@ -377,18 +434,14 @@ impl Handler<FromAgent> for CallActor {
     }
 }
 
-impl Handler<EndCall> for CallActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: EndCall, ctx: &mut Context<Self>) {
-        self.end_call(ctx, msg.reason);
-    }
-}
-
 impl Handler<DescribeCall> for CallActor {
     type Result = MessageResult<DescribeCall>;
 
     fn handle(&mut self, _: DescribeCall, _: &mut Context<Self>) -> Self::Result {
+        // Not guarded: a panic here is one no guard catches, and `died` ends the call (tested through this
+        // point, as `<call id>:describe`).
+        #[cfg(feature = "fault-injection")]
+        supervise::fault::point(Part::Call, &format!("{}:describe", self.call_id()));
         self.absorb_routed();
         MessageResult(self.log.view(self.snapshot(), self.phase.state()))
     }

@@ -3,6 +3,10 @@
 //! call and writes what the call tells it to. It never ends the call itself: when it goes, it reports why.
 //! This is the only file that uses actix-web-actors (deprecated upstream), so moving off it is one file.
 
+mod caller_audio;
+
+use caller_audio::Routed;
+
 use super::chunks::{Chunk, ChunkJoiner, Converter, NotBase64};
 use super::messages::*;
 use super::{EndReason, RoutedAudio};
@@ -10,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::protocol::mcube::{parse_event, CarrierEvent, CarrierParseError, StreamClaim, StreamStart};
 use crate::protocol::writer::CarrierWriter;
 use crate::protocol::{base64_decoded_len, Carrier};
+use crate::supervise::{self, Panic, Part};
 use crate::values::Invalid;
 use crate::ws::frames::{sort_inbound, Inbound, Reassembler};
 use actix::prelude::*;
@@ -36,15 +41,6 @@ const MAX_PINGS_PER_SECOND: u32 = 20;
 /// token come there): the call to report to, or why the stream is refused. It is given the leg to attach.
 pub type ClaimAtStart =
     Box<dyn FnOnce(&StreamClaim, Recipient<ToCarrier>) -> Result<WeakRecipient<FromCarrier>, &'static str>>;
-
-/// Where the leg sends caller audio by itself, once the call is bridged.
-struct Routed {
-    agent: Recipient<ToAgent>,
-    /// The conversion to the agent's format, when the formats differ.
-    convert: Option<Converter>,
-    /// Where the call reads what was forwarded.
-    counts: Arc<RoutedAudio>,
-}
 
 pub struct CarrierLeg {
     call_id: String,
@@ -184,6 +180,7 @@ impl CarrierLeg {
             // with caller audio routed straight to the agent it would otherwise still reach ElevenLabs.
             return;
         }
+        supervise::fault::point(Part::CarrierLeg, &self.call_id);
         let event = parse_event(&text);
         if !matches!(event, Ok(CarrierEvent::Media { .. })) {
             // What the caller said before this event reaches the agent before it.
@@ -266,93 +263,6 @@ impl CarrierLeg {
         self
     }
 
-    /// Joins caller audio into chunks (only with the opt-in join timer) and hands each to the agent leg when
-    /// routed there, else to the call, with when its oldest frame was read. Payloads too large or not base64 are dropped and counted here,
-    /// at the edge.
-    fn send_audio(&mut self, payload: CarrierPayload, ctx: &mut ws::WebsocketContext<Self>) {
-        if self.gone.is_some() {
-            return;
-        }
-        let raw_len = match &payload {
-            CarrierPayload::Base64(b64) => base64_decoded_len(b64),
-            CarrierPayload::Raw(raw) => raw.len(),
-        };
-        if raw_len > MAX_AUDIO_PAYLOAD_BYTES {
-            self.metrics.carrier_bad_audio.inc();
-            log::warn!(
-                "call_id={} carrier: {raw_len}-byte audio payload dropped (limit {MAX_AUDIO_PAYLOAD_BYTES})",
-                self.call_id
-            );
-            return;
-        }
-        let now = Instant::now();
-        let behind = super::lag::join_for(super::lag::current(), CARRIER_FRAME);
-        self.joiner.set_chunk(self.join.max(behind));
-        // A chunk's hop latency counts from its oldest frame: the wait for the rest of a chunk is the caller's.
-        let oldest = self.joiner.held_since().unwrap_or(now);
-        let chunk = match payload {
-            CarrierPayload::Base64(b64) => match self.joiner.push(b64, now) {
-                Ok(chunk) => chunk,
-                Err(NotBase64) => {
-                    self.metrics.carrier_bad_audio.inc();
-                    return;
-                }
-            },
-            CarrierPayload::Raw(raw) => self.joiner.push_raw(&raw, now),
-        };
-        match chunk {
-            Some(chunk) => self.forward(chunk, oldest, ctx),
-            None if self.join_timer.is_none() => {
-                let Some(due) = self.joiner.due() else { return };
-                let wait = due.saturating_duration_since(now);
-                self.join_timer = Some(ctx.run_later(wait, |act, ctx| {
-                    act.join_timer = None;
-                    act.send_held_audio(ctx);
-                }));
-            }
-            None => {}
-        }
-    }
-
-    /// Sends a chunk of caller audio on (`read_at`: when its oldest frame was read).
-    fn forward(&mut self, chunk: Chunk, read_at: Instant, ctx: &mut ws::WebsocketContext<Self>) {
-        if let Some(timer) = self.join_timer.take() {
-            ctx.cancel_future(timer);
-        }
-        match &mut self.route {
-            Some(route) => {
-                route.counts.frames.fetch_add(chunk.frames, Ordering::Relaxed);
-                route.counts.bytes.fetch_add(chunk.bytes as u64, Ordering::Relaxed);
-                let audio = match &mut route.convert {
-                    Some(converter) => converter.convert(&chunk.audio),
-                    None => Some(chunk.audio),
-                };
-                if let Some(audio) = audio.filter(|a| !a.is_empty()) {
-                    route.agent.do_send(ToAgent::CallerAudio { audio, read_at });
-                }
-            }
-            None => self.report(CarrierReport::Audio {
-                payload: CarrierPayload::Base64(chunk.audio),
-                frames: chunk.frames,
-                bytes: chunk.bytes,
-                received_at: read_at,
-            }),
-        }
-    }
-
-    /// Sends what is held now: at its deadline, before any other event, on a change of route, at the end.
-    fn send_held_audio(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        let read_at = self.joiner.held_since().unwrap_or_else(Instant::now);
-        match self.joiner.take() {
-            Some(chunk) => self.forward(chunk, read_at, ctx),
-            None => {
-                if let Some(timer) = self.join_timer.take() {
-                    ctx.cancel_future(timer);
-                }
-            }
-        }
-    }
-
     /// Answers a ping, unless the carrier floods them: more than `MAX_PINGS_PER_SECOND` closes with 1008.
     fn on_ping(&mut self, payload: &[u8], ctx: &mut ws::WebsocketContext<Self>) {
         let now = Instant::now();
@@ -396,7 +306,9 @@ impl Actor for CarrierLeg {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(CARRIER_QUEUE);
         self.expect_start(ctx);
-        ctx.run_interval(self.heartbeat, |act, ctx| act.check_heartbeat(ctx));
+        ctx.run_interval(self.heartbeat, |act, ctx| {
+            act.supervised(ctx, |act, ctx| act.check_heartbeat(ctx))
+        });
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
@@ -405,11 +317,74 @@ impl Actor for CarrierLeg {
         let reason = self.gone.unwrap_or(EndReason::CarrierHangup);
         let invalid = self.invalid.take();
         self.report(CarrierReport::Gone { reason, invalid });
+        self.call = None;
+    }
+}
+
+impl Drop for CarrierLeg {
+    /// A panic that no guard caught ended the leg's task without `stopped` (its socket went with it): the
+    /// call is told, and ends.
+    fn drop(&mut self) {
+        if self.call.is_some() {
+            let message = "the carrier leg's task ended without stopping".to_string();
+            supervise::count(Part::CarrierLeg, &message);
+            self.report(CarrierReport::Fault(Panic {
+                part: Part::CarrierLeg,
+                message,
+            }));
+        }
     }
 }
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for CarrierLeg {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.supervised(ctx, |act, ctx| act.on_frame(msg, ctx));
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        // The socket ended without a close frame: the caller's side dropped.
+        self.gone.get_or_insert(EndReason::CarrierHangup);
+        ctx.stop();
+    }
+}
+
+impl Handler<ToCarrier> for CarrierLeg {
+    type Result = ();
+
+    fn handle(&mut self, msg: ToCarrier, ctx: &mut Self::Context) {
+        self.supervised(ctx, |act, ctx| act.on_command(msg, ctx));
+    }
+}
+
+impl CarrierLeg {
+    /// Runs a handler's or a timer's work; a panic in it hangs the carrier up and ends the call
+    /// (`crate::supervise`).
+    fn supervised(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        work: impl FnOnce(&mut Self, &mut ws::WebsocketContext<Self>),
+    ) {
+        if let Err(panic) = supervise::guard(Part::CarrierLeg, || work(self, ctx)) {
+            self.internal_error(ctx, panic);
+        }
+    }
+
+    /// The leg panicked: logged once with the call id; the carrier is hung up in its dialect (unless the
+    /// leg was already ending) and closed with 1011, and the call is told why.
+    fn internal_error(&mut self, ctx: &mut ws::WebsocketContext<Self>, panic: Panic) {
+        log::error!("call_id={} {panic}; hanging up", self.call_id);
+        if self.gone.is_none() {
+            if let Some(hang_up) = self.writer.as_ref().and_then(|w| w.terminate()) {
+                ctx.text(hang_up);
+            }
+        }
+        self.gone = Some(EndReason::InternalError);
+        self.report(CarrierReport::Fault(panic));
+        ctx.close(Some(ws::CloseCode::Error.into()));
+        ctx.stop();
+    }
+
+    fn on_frame(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut ws::WebsocketContext<Self>) {
         self.liveness.heard();
         if msg.is_err() && self.gone.is_some() {
             // Once the leg is ending, what is left in the socket (often an EOF after the close) is moot.
@@ -446,17 +421,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for CarrierLeg {
         }
     }
 
-    fn finished(&mut self, ctx: &mut Self::Context) {
-        // The socket ended without a close frame: the caller's side dropped.
-        self.gone.get_or_insert(EndReason::CarrierHangup);
-        ctx.stop();
-    }
-}
-
-impl Handler<ToCarrier> for CarrierLeg {
-    type Result = ();
-
-    fn handle(&mut self, msg: ToCarrier, ctx: &mut Self::Context) {
+    fn on_command(&mut self, msg: ToCarrier, ctx: &mut ws::WebsocketContext<Self>) {
         match msg {
             ToCarrier::Play { frame, since } => {
                 let Some(w) = &self.writer else { return };
