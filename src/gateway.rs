@@ -67,6 +67,7 @@ impl Gateway {
 
     /// Stops both listeners (gracefully: in-flight requests finish, within `SHUTDOWN_TIMEOUT`).
     pub async fn stop(&self) {
+        crate::supervise::stopping();
         futures_util::future::join(self.admin_server.stop(true), self.server.stop(true)).await;
     }
 }
@@ -213,6 +214,7 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
     let mut server = HttpServer::new(move || {
         // The factory runs on each worker thread: each gets its loop-lag probe (`call::lag`).
         crate::call::lag::start_probe(carrier_state.metrics.loop_lag.clone());
+        crate::supervise::watch_thread("carrier worker");
         App::new()
             .app_data(carrier_state.clone())
             .configure(|cfg| carrier_routes(cfg, admin_too))
@@ -235,13 +237,16 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
     }
     let server = server.run();
     // The admin listener: a handful of requests, one worker.
-    let admin = HttpServer::new(move || App::new().app_data(state.clone()).configure(admin_routes))
-        .listen(admin_listener)?
-        .workers(1)
-        .client_request_timeout(Duration::from_millis(config.server.request_timeout_ms))
-        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
-        .disable_signals()
-        .run();
+    let admin = HttpServer::new(move || {
+        crate::supervise::watch_thread("admin worker");
+        App::new().app_data(state.clone()).configure(admin_routes)
+    })
+    .listen(admin_listener)?
+    .workers(1)
+    .client_request_timeout(Duration::from_millis(config.server.request_timeout_ms))
+    .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
+    .disable_signals()
+    .run();
     let gateway = Gateway {
         addr,
         http_url: format!("http://{addr}"),

@@ -101,6 +101,9 @@ pub async fn run(config: Config, config_path: PathBuf, explicit_path: bool) -> s
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    // The service's threads are watched: one that dies outside a stop ends the process for a restart.
+    crate::supervise::install_hook();
+    crate::supervise::watch_threads();
     let (gw, server) = gateway::start(config.clone(), false).await?;
     log::info!(
         "websocket_api listening on {} (carrier wss base {}); admin on {}",
@@ -217,9 +220,8 @@ async fn reload(gw: &Gateway, path: &std::path::Path, explicit: bool, current: &
                 log::info!("SIGHUP: {key} = {} applied", new.calls.max_concurrent_calls);
             }
             "carrier.allowed_ips" | "carrier.allowed_origins" | "server.trusted_proxies" => {
-                if let Ok(mut access) = gw.access.write() {
-                    *access = crate::http::access::CarrierAccess::from_config(&new);
-                }
+                let rules = crate::http::access::CarrierAccess::from_config(&new);
+                crate::http::access::replace(&gw.access, rules);
                 log::info!("SIGHUP: {key} applied");
             }
             "routes" | "elevenlabs.agent_id" => {

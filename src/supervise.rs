@@ -117,6 +117,17 @@ pub fn guard<R>(part: Part, f: impl FnOnce() -> R) -> Result<R, Panic> {
     })
 }
 
+/// `guard` for a future: each poll runs guarded, and a panic ends it with `Err` (it is not polled again).
+pub async fn guard_future<F: std::future::Future>(part: Part, fut: F) -> Result<F::Output, Panic> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(move |cx| match guard(part, || fut.as_mut().poll(cx)) {
+        Ok(std::task::Poll::Ready(out)) => std::task::Poll::Ready(Ok(out)),
+        Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+        Err(panic) => std::task::Poll::Ready(Err(panic)),
+    })
+    .await
+}
+
 /// The message of the panic this thread is unwinding from, for a part that learns of it in a destructor.
 pub fn unwinding() -> Option<String> {
     if std::thread::panicking() {
@@ -213,7 +224,9 @@ pub fn watch_thread(name: &'static str) {
     }
     thread_local! { static SENTINEL: RefCell<Option<Sentinel>> = const { RefCell::new(None) }; }
     if WATCHING.load(Ordering::SeqCst) {
-        SENTINEL.with(|s| *s.borrow_mut() = Some(Sentinel(name)));
+        SENTINEL.with(|s| {
+            s.borrow_mut().get_or_insert(Sentinel(name));
+        });
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::models::DbWrite;
 use super::writer::{Replay, Writer, REPLAY_SLICE};
+use crate::supervise::{self, Part};
 use actix::prelude::*;
 
 pub struct DbActor {
@@ -18,6 +19,10 @@ impl DbActor {
 
 impl Actor for DbActor {
     type Context = SyncContext<Self>;
+
+    fn started(&mut self, _: &mut SyncContext<Self>) {
+        supervise::watch_thread("records writer");
+    }
 }
 
 /// Store these writes (or spool them).
@@ -32,8 +37,22 @@ impl Message for WriteBatch {
 impl Handler<WriteBatch> for DbActor {
     type Result = ();
 
-    fn handle(&mut self, msg: WriteBatch, _: &mut SyncContext<Self>) {
-        self.writer.write(msg.writes);
+    /// A panic while writing (`crate::supervise`): the batch is written again row by row, each guarded, so
+    /// a row that panics again goes to the dead-letter file and the others are stored (or spooled); then
+    /// the actor stops, and the arbiter rebuilds its writer from the spool and the pool.
+    fn handle(&mut self, msg: WriteBatch, ctx: &mut SyncContext<Self>) {
+        let writes = msg.writes;
+        let Err(panic) = supervise::guard(Part::Records, || self.writer.write_all(&writes)) else {
+            return;
+        };
+        log::error!("db: {panic}; writing its batch row by row, then rebuilding the records writer");
+        for w in &writes {
+            let row = std::slice::from_ref(w);
+            if let Err(panic) = supervise::guard(Part::Records, || self.writer.write_all(row)) {
+                self.writer.set_aside(w, &panic.to_string());
+            }
+        }
+        ctx.stop();
     }
 }
 
@@ -66,7 +85,13 @@ impl Handler<ReplaySpool> for DbActor {
     type Result = MessageResult<ReplaySpool>;
 
     fn handle(&mut self, _: ReplaySpool, ctx: &mut SyncContext<Self>) -> Self::Result {
-        let replay = self.writer.replay(REPLAY_SLICE);
+        let replay = supervise::guard(Part::Records, || self.writer.replay(REPLAY_SLICE));
+        let replay = replay.unwrap_or_else(|panic| {
+            // The spool stays as it was on disk: the rebuilt writer replays it from there.
+            log::error!("db: {panic} while replaying the spool; rebuilding the records writer");
+            ctx.stop();
+            Replay::Unavailable
+        });
         if replay == Replay::More {
             ctx.address().do_send(ReplaySpool);
         }

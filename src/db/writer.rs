@@ -198,16 +198,27 @@ impl Writer {
     /// Stores `writes`, or spools them while the database is unavailable or older writes wait in the spool
     /// (a newer snapshot must not be overtaken by an older spooled one).
     pub fn write(&mut self, writes: Vec<DbWrite>) {
+        self.write_all(&writes);
+    }
+
+    /// `write`, borrowing the batch (the records actor keeps it, to retry row by row after a panic).
+    pub fn write_all(&mut self, writes: &[DbWrite]) {
+        #[cfg(feature = "fault-injection")]
+        for w in writes {
+            if let DbWrite::Call(rec) = w {
+                crate::supervise::fault::point(crate::supervise::Part::Records, &rec.call_id);
+            }
+        }
         if self.retry_after.is_some_and(|t| Instant::now() < t) {
-            self.spool_writes(&writes);
+            self.spool_writes(writes);
             return;
         }
         if !self.spool.is_empty() && self.replay(REPLAY_SLICE) != Replay::Empty {
-            self.spool_writes(&writes);
+            self.spool_writes(writes);
             return;
         }
         let timer = self.stats.write_seconds.start_timer();
-        let result = self.store(&writes);
+        let result = self.store(writes);
         timer.observe_duration();
         match result {
             Ok(stored) => {
@@ -328,8 +339,9 @@ impl Writer {
         Ok(stored)
     }
 
-    /// A row the database refused: into the dead-letter file, counted, logged; the rows after it go on.
-    fn set_aside(&mut self, write: &DbWrite, error: &str) {
+    /// A row the database refused (or that made the writer panic): into the dead-letter file, counted,
+    /// logged; the rows after it go on.
+    pub fn set_aside(&mut self, write: &DbWrite, error: &str) {
         let error = format!("db: row refused: {error}");
         match self.dead.append(write, &error) {
             Ok(()) => {

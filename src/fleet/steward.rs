@@ -7,6 +7,7 @@ use super::lease::{self, Ask};
 use super::store::{self, CapCheck, Grant, Member};
 use crate::db::models::now_ms;
 use crate::metrics::Metrics;
+use crate::supervise::{self, Part};
 use actix::prelude::*;
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
@@ -126,8 +127,18 @@ impl Message for Renew {
 impl Handler<Renew> for FleetSteward {
     type Result = Result<Grant, String>;
 
-    fn handle(&mut self, msg: Renew, _: &mut SyncContext<Self>) -> Self::Result {
-        self.renew(msg.ask)
+    /// A panic while renewing (`crate::supervise`) fails this renewal, which the keeper retries; the steward
+    /// stops and its arbiter builds a new one (a new connection; the lease itself is in the database).
+    fn handle(&mut self, msg: Renew, ctx: &mut SyncContext<Self>) -> Self::Result {
+        let renewed = supervise::guard(Part::Steward, || {
+            supervise::fault::point(Part::Steward, &self.me.instance_id);
+            self.renew(msg.ask)
+        });
+        renewed.unwrap_or_else(|panic| {
+            log::error!("fleet: {panic}; rebuilding the steward");
+            ctx.stop();
+            Err(format!("fleet: {panic}"))
+        })
     }
 }
 

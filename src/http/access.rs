@@ -3,6 +3,7 @@
 //! proxy the source is the address the proxy forwarded (`X-Forwarded-For`), not the proxy's own.
 
 use crate::config::Config;
+use crate::supervise::{self, Part};
 pub use crate::values::parse_net;
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -19,6 +20,40 @@ pub struct CarrierAccess {
 
 /// Shared between the HTTP workers and the reload on SIGHUP.
 pub type SharedAccess = Arc<RwLock<CarrierAccess>>;
+
+/// The verdict on a request from `peer`: the client's address as believed, and why it is refused (`None`:
+/// allowed). It fails closed: rules whose lock a panic poisoned refuse the request that finds them so.
+/// The rules themselves are whole (a reload swaps them in one assignment), so the lock is cleared and the
+/// next request is judged by them.
+pub fn judge<'a>(
+    shared: &SharedAccess,
+    peer: Option<IpAddr>,
+    forwarded: impl Iterator<Item = &'a str>,
+    origin: Option<&str>,
+) -> (Option<IpAddr>, Option<&'static str>) {
+    let rules = match shared.read() {
+        Ok(rules) => rules,
+        Err(_) => {
+            shared.clear_poison();
+            supervise::count(Part::Access, "a panic held the access rules");
+            log::error!("carrier: a panic held the access rules; this request is refused");
+            return (peer, Some("access_rules_unavailable"));
+        }
+    };
+    let client = rules.client_ip(peer, forwarded);
+    (client, rules.refuse(client, origin))
+}
+
+/// Swaps in new rules (SIGHUP), whether or not a panic poisoned the lock.
+pub fn replace(shared: &SharedAccess, rules: CarrierAccess) {
+    match shared.write() {
+        Ok(mut current) => *current = rules,
+        Err(poisoned) => {
+            *poisoned.into_inner() = rules;
+            shared.clear_poison();
+        }
+    }
+}
 
 impl CarrierAccess {
     pub fn from_config(config: &Config) -> CarrierAccess {
@@ -119,6 +154,41 @@ mod tests {
         assert_eq!(xff("127.0.0.1", &[]), ip("127.0.0.1"));
         assert_eq!(xff("127.0.0.1", &["garbage"]), ip("127.0.0.1"));
         assert_eq!(xff("127.0.0.1", &["garbage, 10.2.2.2"]), ip("10.2.2.2"));
+    }
+
+    #[test]
+    fn rules_a_panic_poisoned_refuse_and_never_allow() {
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        let open: SharedAccess = Arc::new(RwLock::new(access(&[], &[])));
+        assert_eq!(judge(&open, ip("198.51.100.7"), std::iter::empty(), None).1, None);
+        let poisoner = open.clone();
+        let _ = std::thread::spawn(move || {
+            let _held = poisoner.write().expect("not yet poisoned");
+            panic!("a reload panics while it holds the rules");
+        })
+        .join();
+        assert!(open.is_poisoned());
+        let (_, verdict) = judge(&open, ip("198.51.100.7"), std::iter::empty(), None);
+        assert_eq!(verdict, Some("access_rules_unavailable"), "poisoned rules refuse");
+        assert_eq!(
+            judge(&open, ip("198.51.100.7"), std::iter::empty(), None).1,
+            None,
+            "then judge again"
+        );
+
+        let listed: SharedAccess = Arc::new(RwLock::new(access(&["203.0.113.0/24"], &[])));
+        let poisoner = listed.clone();
+        let _ = std::thread::spawn(move || {
+            let _held = poisoner.write().expect("not yet poisoned");
+            panic!("poisoned");
+        })
+        .join();
+        for _ in 0..2 {
+            let (_, verdict) = judge(&listed, ip("198.51.100.7"), std::iter::empty(), None);
+            assert!(verdict.is_some(), "an address off the list is never let in");
+        }
+        replace(&listed, access(&[], &[]));
+        assert!(!listed.is_poisoned());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! before anything else happens, and what every carrier's webhook shares (its own module answers in its
 //! dialect): the access rules, reading the call at the edge, and admission. The media sockets are `media`'s.
 
+use super::access;
 use super::reply::{bearer_token, error_json, same_secret};
 use super::state::AppState;
 use crate::call::breaker::Refused;
@@ -12,6 +13,7 @@ use crate::db::models::{new_attempt, now_ms, CallRecord, DbWrite, StatusReport};
 use crate::protocol::refurl::{parse_refurl, Admission, Refurl, RefurlRefused};
 use crate::protocol::{CallKey, Carrier};
 use crate::registry::Refusal;
+use crate::supervise::{self, Part};
 use crate::values::{CallId, DialStatus, HttpUrl};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -320,14 +322,27 @@ fn save(state: &AppState, write: DbWrite) {
 /// The access rules: a source address not allowed, or a browser Origin not allowed, gets 403. Behind a
 /// trusted proxy, the source is the address it forwarded.
 pub(super) fn refuse_source(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
-    let access = state.access.read().ok()?;
     let forwarded = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok());
-    let client = access.client_ip(req.peer_addr().map(|a| a.ip()), forwarded);
     let origin = req.headers().get("origin").and_then(|v| v.to_str().ok());
-    let reason = access.refuse(client, origin)?;
+    let peer = req.peer_addr().map(|a| a.ip());
+    // A check that panics refuses: never open by accident.
+    let (client, verdict) = supervise::guard(Part::Access, || {
+        #[cfg(feature = "fault-injection")]
+        supervise::fault::point(Part::Access, &req.uri().to_string());
+        access::judge(&state.access, peer, forwarded, origin)
+    })
+    .unwrap_or_else(|panic| {
+        log::error!("carrier: {panic}; the request is refused");
+        (peer, Some("internal_error"))
+    });
+    let reason = verdict?;
     log::warn!("carrier: request from {client:?} refused: {reason}");
     state.metrics.calls_refused.with_label_values(&[reason]).inc();
-    Some(error_json(StatusCode::FORBIDDEN, reason))
+    let status = match reason {
+        "address_not_allowed" | "origin_not_allowed" => StatusCode::FORBIDDEN,
+        _ => StatusCode::SERVICE_UNAVAILABLE, // our fault, not the caller's: it may try again
+    };
+    Some(error_json(status, reason))
 }
 
 /// With `WSAPI__CARRIER__STATIC_TOKEN` set, the carrier must present it: `Authorization: Bearer <t>`,

@@ -5,9 +5,15 @@ use super::state::AppState;
 use actix_web::{web, HttpResponse};
 
 /// 200 while the process serves. The records side is detail, not health: a database that is down still
-/// loses nothing (the spool), and rows it refused are counted in `dead_letter_total`.
+/// loses nothing (the spool), and rows it refused are counted in `dead_letter_total`. Parts that recovered from a panic (`crate::supervise`) are listed under `recovered`: the process still
+/// serves, and says what it survived.
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok", "db": state.db_stats.summary()}))
+    let mut body = serde_json::json!({"status": "ok", "db": state.db_stats.summary()});
+    let recovered = crate::supervise::report();
+    if !recovered.is_empty() {
+        body["recovered"] = serde_json::Value::Object(recovered);
+    }
+    HttpResponse::Ok().json(body)
 }
 
 /// 200 when a new call would be taken; 503 while draining, at the cap, with the upstream breaker open, or

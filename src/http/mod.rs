@@ -5,6 +5,7 @@
 pub mod access;
 pub mod admin;
 pub mod carrier;
+pub mod caught;
 pub mod exotel;
 pub mod fleet;
 pub mod health;
@@ -19,16 +20,25 @@ pub mod state;
 use actix_web::web;
 pub use state::AppState;
 
+/// `path`'s resource, each of its requests run guarded by `guard` (`caught`: a panic answers 500). Per
+/// resource, not per app: the request may be held only once routing is done.
+macro_rules! guarded {
+    ($guard:path, $path:expr) => {
+        web::resource($path).wrap(actix_web::middleware::from_fn($guard))
+    };
+}
+
 /// The carrier-facing listener's routes; with `admin_too` (an admin token is set) the admin routes as well.
 pub fn carrier_routes(cfg: &mut web::ServiceConfig, admin_too: bool) {
-    cfg.route("/mcube/call", web::post().to(carrier::refurl))
-        .route("/plivo/answer", web::post().to(plivo::answer))
-        .route("/exotel/voicebot", web::get().to(exotel::voicebot))
-        .route("/twilio/voice", web::post().to(twilio::voice))
-        .route("/ws/twilio", web::get().to(media::twilio_socket))
+    use caught::webhook;
+    cfg.service(guarded!(webhook, "/mcube/call").route(web::post().to(carrier::refurl)))
+        .service(guarded!(webhook, "/plivo/answer").route(web::post().to(plivo::answer)))
+        .service(guarded!(webhook, "/exotel/voicebot").route(web::get().to(exotel::voicebot)))
+        .service(guarded!(webhook, "/twilio/voice").route(web::post().to(twilio::voice)))
+        .service(guarded!(webhook, "/ws/twilio").route(web::get().to(media::twilio_socket)))
         // Before the next route, which would take it: in a fleet Twilio's stream names its instance here.
-        .route("/ws/twilio/{instance}", web::get().to(media::twilio_socket))
-        .route("/ws/{carrier}/{call_id}", web::get().to(media::media_socket));
+        .service(guarded!(webhook, "/ws/twilio/{instance}").route(web::get().to(media::twilio_socket)))
+        .service(guarded!(webhook, "/ws/{carrier}/{call_id}").route(web::get().to(media::media_socket)));
     if admin_too {
         admin_routes(cfg);
     } else {
@@ -38,14 +48,20 @@ pub fn carrier_routes(cfg: &mut web::ServiceConfig, admin_too: bool) {
 
 /// The admin listener's routes (health included).
 pub fn admin_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/calls", web::get().to(admin::list_calls))
-        .route("/calls/history", web::get().to(admin::call_history))
-        .route("/calls/limit", web::put().to(admin::set_limit))
-        .route("/calls/{call_id}", web::get().to(admin::get_call))
-        .route("/calls/{call_id}", web::delete().to(admin::end_call))
-        .route("/metrics", web::get().to(admin::metrics))
-        .route("/capacity", web::get().to(admin::capacity))
-        .route("/fleet", web::get().to(admin::fleet));
+    use caught::admin as guard;
+    cfg.service(guarded!(guard, "/calls").route(web::get().to(admin::list_calls)))
+        .service(guarded!(guard, "/calls/history").route(web::get().to(admin::call_history)))
+        .service(guarded!(guard, "/calls/limit").route(web::put().to(admin::set_limit)))
+        .service(
+            guarded!(guard, "/calls/{call_id}")
+                .route(web::get().to(admin::get_call))
+                .route(web::delete().to(admin::end_call)),
+        )
+        .service(guarded!(guard, "/metrics").route(web::get().to(admin::metrics)))
+        .service(guarded!(guard, "/capacity").route(web::get().to(admin::capacity)))
+        .service(guarded!(guard, "/fleet").route(web::get().to(admin::fleet)));
+    #[cfg(feature = "fault-injection")]
+    cfg.route("/faults/{part}/{subject}", web::put().to(caught::arm_fault));
     health_routes(cfg);
 }
 

@@ -6,6 +6,7 @@ use super::slots::{SlotTable, Unconnected};
 use crate::call::EndReason;
 use crate::db::batcher::{DbBatcher, Save};
 use crate::db::models::{now_ms, DbWrite};
+use crate::supervise::{self, Part};
 use actix::prelude::*;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -13,10 +14,15 @@ use std::time::Duration;
 /// How often due reservations are freed: a reservation lives at most this much past its deadline.
 const RESERVATION_TICK: Duration = Duration::from_millis(100);
 
-/// The table, shared by the door and the clock. A panic elsewhere while it was held leaves it consistent
-/// (each change is one map operation), so a poisoned lock is used as is rather than taking the gateway down.
+/// The table, shared by the door and the clock. A panic while it was held (caught where it happened, the
+/// call refused) leaves it whole: each change is one map operation. The lock is then cleared and the
+/// table used on; the clock's next reconcile checks its slots against the live calls.
 pub(super) fn lock(table: &Mutex<SlotTable>) -> MutexGuard<'_, SlotTable> {
-    table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    table.lock().unwrap_or_else(|poisoned| {
+        table.clear_poison();
+        log::warn!("registry: a panic held the slot table; it is used on and reconciled");
+        poisoned.into_inner()
+    })
 }
 
 pub struct RegistryClock {
@@ -61,14 +67,35 @@ impl Actor for RegistryClock {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(self.reconcile_every, |act, _| {
-            let expired = lock(&act.table).reconcile();
-            act.record_unconnected(expired, EndReason::CarrierNeverConnected);
+        ctx.run_interval(self.reconcile_every, |act, ctx| {
+            act.supervised(ctx, |act| {
+                let expired = lock(&act.table).reconcile();
+                act.record_unconnected(expired, EndReason::CarrierNeverConnected);
+            })
         });
-        ctx.run_interval(RESERVATION_TICK, |act, _| {
-            let expired = lock(&act.table).expire_reservations();
-            act.record_unconnected(expired, EndReason::CarrierNeverConnected);
+        ctx.run_interval(RESERVATION_TICK, |act, ctx| {
+            act.supervised(ctx, |act| {
+                let expired = lock(&act.table).expire_reservations();
+                act.record_unconnected(expired, EndReason::CarrierNeverConnected);
+            })
         });
+    }
+}
+
+/// A clock that panicked stops, and its supervisor starts it again (`started` re-arms its timers); the
+/// table it keeps time for is shared, so nothing is lost with it.
+impl Supervised for RegistryClock {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        log::warn!("registry: the clock restarts after a panic");
+    }
+}
+
+impl RegistryClock {
+    fn supervised(&mut self, ctx: &mut Context<Self>, work: impl FnOnce(&mut Self)) {
+        if let Err(panic) = supervise::guard(Part::Registry, || work(self)) {
+            log::error!("registry: {panic}; restarting the clock");
+            ctx.stop();
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use crate::call::messages::CallHandle;
 use crate::call::{CallInfo, EndReason};
 use crate::db::batcher::DbBatcher;
 use crate::protocol::CallKey;
+use crate::supervise::{self, Part};
 use crate::values::CallId;
 use actix::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -51,8 +52,8 @@ impl Registry {
             table: table.clone(),
             reconcile_every: setup.reconcile_every,
             records: setup.records,
-        }
-        .start();
+        };
+        let clock = Supervisor::start(move |_| clock);
         Registry {
             table,
             clock,
@@ -67,10 +68,16 @@ impl Registry {
         info: CallInfo,
         gate: impl FnOnce(&CallInfo) -> Result<(), Refusal>,
     ) -> Result<CallInfo, Refusal> {
-        let (admitted, short) = {
+        let call_id = info.call_id.clone();
+        let admitted = supervise::guard(Part::Registry, || {
             let mut t = lock(&self.table);
+            supervise::fault::point(Part::Registry, call_id.as_str());
             (t.admit(info, gate), t.fleet_short())
-        };
+        });
+        let (admitted, short) = admitted.unwrap_or_else(|panic| {
+            log::error!("call_id={call_id} {panic}; the call is refused");
+            (Err(Refusal::InternalError), false)
+        });
         if short {
             self.fleet_wake.notify_one();
         }

@@ -38,6 +38,8 @@ pub enum Refusal {
     CarrierCapacity,
     /// The call's route holds its share of the cap (`max_calls` of its `[[routes]]`).
     RouteCapacity,
+    /// The registry panicked while admitting this call (`crate::supervise`): refused, never let in.
+    InternalError,
 }
 
 impl Refusal {
@@ -53,6 +55,7 @@ impl Refusal {
             Refusal::Unrouted => "unrouted",
             Refusal::CarrierCapacity => "carrier_capacity",
             Refusal::RouteCapacity => "route_capacity",
+            Refusal::InternalError => "internal_error",
         }
     }
 }

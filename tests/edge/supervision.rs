@@ -25,18 +25,20 @@ async fn live_calls(h: &Harness, tag: &str) -> (Vec<String>, Vec<CarrierConn>) {
     let bridged = eventually(Duration::from_secs(10), || h.sim.log.connection_count() == CALLS).await;
     assert!(bridged, "every call reached the agent");
     for id in &ids {
-        let active = async {
-            for _ in 0..100 {
-                if call_view(h, id).await.is_some_and(|v| v["state"] == "active") {
-                    return true;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            false
-        };
-        assert!(active.await, "{id} bridged");
+        assert!(becomes_active(h, id).await, "{id} bridged");
     }
     (ids, conns)
+}
+
+/// Whether `/calls` shows `id` bridged within 5 s.
+async fn becomes_active(h: &Harness, id: &str) -> bool {
+    for _ in 0..100 {
+        if call_view(h, id).await.is_some_and(|v| v["state"] == "active") {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }
 
 /// Sends `FRAMES` frames to every call at real time, interleaved.
@@ -189,4 +191,142 @@ async fn a_panic_no_guard_catches_still_ends_the_call_cleanly() {
         "the other call is untouched"
     );
     drop(other);
+}
+
+/// Streams to every live call while `during` runs (a shared part panics meanwhile), then checks that no
+/// call lost a frame or was hung up.
+async fn flowing_while(conns: &mut [CarrierConn], during: impl std::future::Future<Output = ()>) {
+    futures_util::future::join(stream_all(conns), during).await;
+    for (i, conn) in conns.iter_mut().enumerate() {
+        let heard = conn.drain(Duration::from_millis(500)).await;
+        assert_eq!(audio_bytes(&heard), FRAMES * 160, "call {i} lost audio");
+        assert!(!hung_up_in(&heard), "call {i} kept going");
+    }
+}
+
+/// `/healthz` lists `part` as recovered.
+async fn healthz_recovered(h: &Harness, part: Part) -> bool {
+    let (status, health) = get_json(h, "/healthz").await;
+    status == 200
+        && health["recovered"][part.as_str()]["recovered"]
+            .as_u64()
+            .is_some_and(|n| n >= 1)
+}
+
+/// A call admitted and bridged after the fault: the part is back.
+async fn next_call_bridges(h: &Harness, id: &str) -> CarrierConn {
+    let conn = start_call(h, id, "s", AudioFormat::ULAW_8K).await;
+    assert!(becomes_active(h, id).await, "{id} admitted and bridged after the fault");
+    conn
+}
+
+/// The refurl of `call_id`, posted to `path` (the fault points of the carrier listener know a request by
+/// its path and query).
+async fn refurl_at(h: &Harness, path: &str, call_id: &str) -> (u16, Value) {
+    let body = serde_json::json!({"callId": call_id, "callDirection": "inbound", "fromNumber": "+914155551234",
+        "toNumber": "+918001234567", "dialStatus": "CONNECTING", "callProvider": "MCUBE"});
+    let mut resp = awc::Client::default()
+        .post(format!("{}{path}", h.gw.http_url))
+        .send_json(&body)
+        .await
+        .expect("refurl answers");
+    (
+        resp.status().as_u16(),
+        resp.json::<Value>().await.unwrap_or(Value::Null),
+    )
+}
+
+#[actix_rt::test]
+async fn a_panic_in_the_registry_refuses_that_admission_only() {
+    let h = start_echo(|c| c.calls.max_concurrent_calls = CALLS + 5).await;
+    let (_, mut conns) = live_calls(&h, "REG").await;
+    fault::arm(Part::Registry, "SUP-REG-FAULT");
+    let during = async {
+        let (status, answer) = refurl_at(&h, "/mcube/call", "SUP-REG-FAULT").await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (503, Some("internal_error")),
+            "refused, not let in"
+        );
+        assert!(call_view(&h, "SUP-REG-FAULT").await.is_none());
+        drop(next_call_bridges(&h, "SUP-REG-NEXT").await);
+    };
+    flowing_while(&mut conns, during).await;
+    let (_, calls) = get_json(&h, "/calls").await;
+    assert_eq!(calls["active"], CALLS as u64, "no slot leaked: {calls}");
+    assert!(healthz_recovered(&h, Part::Registry).await);
+}
+
+#[actix_rt::test]
+async fn a_panic_in_the_access_check_refuses_that_request_only() {
+    let h = start_echo(|c| c.calls.max_concurrent_calls = CALLS + 5).await;
+    let (_, mut conns) = live_calls(&h, "ACC").await;
+    let path = "/mcube/call?fault=SUP-ACC";
+    fault::arm(Part::Access, path);
+    let during = async {
+        let (status, answer) = refurl_at(&h, path, "SUP-ACC-FAULT").await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (503, Some("internal_error")),
+            "refused, never allowed"
+        );
+        let (status, _) = refurl_at(&h, path, "SUP-ACC-AGAIN").await;
+        assert_eq!(status, 200, "the check is back for the next request");
+        drop(next_call_bridges(&h, "SUP-ACC-NEXT").await);
+    };
+    flowing_while(&mut conns, during).await;
+    assert!(healthz_recovered(&h, Part::Access).await);
+}
+
+#[actix_rt::test]
+async fn a_panic_in_an_admin_handler_answers_500_and_the_next_request_is_served() {
+    let h = start_echo(|c| c.calls.max_concurrent_calls = CALLS + 5).await;
+    let (ids, mut conns) = live_calls(&h, "ADM").await;
+    let path = format!("/calls/{}", ids[3]);
+    fault::arm(Part::Admin, &path);
+    let during = async {
+        let (status, answer) = get_json(&h, &path).await;
+        assert_eq!(status, 500, "{answer}");
+        assert_eq!(answer["error"], "internal_error");
+        let reason = answer["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("injected fault in admin"),
+            "the answer says why: {reason}"
+        );
+        let (status, answer) = get_json(&h, &path).await;
+        assert_eq!((status, answer["state"].as_str()), (200, Some("active")), "{answer}");
+    };
+    flowing_while(&mut conns, during).await;
+    assert!(healthz_recovered(&h, Part::Admin).await);
+}
+
+#[actix_rt::test]
+async fn a_panic_in_the_records_writer_loses_no_record_and_the_writer_comes_back() {
+    let h = start_echo(|c| c.calls.max_concurrent_calls = CALLS + 5).await;
+    let (ids, mut conns) = live_calls(&h, "REC").await;
+    // The first record of the next call makes the writer panic mid-batch.
+    fault::arm(Part::Records, "SUP-REC-NEXT");
+    let during = async {
+        drop(next_call_bridges(&h, "SUP-REC-NEXT").await);
+        let fired = eventually(Duration::from_secs(3), || {
+            websocket_api::supervise::counts()[Part::Records as usize].1 >= 1
+        })
+        .await;
+        assert!(fired, "the fault fired");
+    };
+    flowing_while(&mut conns, during).await;
+    assert!(healthz_recovered(&h, Part::Records).await);
+    // Every call ends; every record is stored and final, the faulted call's and the next call's too.
+    for conn in &conns {
+        conn.close(1000);
+    }
+    for id in ids.iter().chain(std::iter::once(&"SUP-REC-NEXT".to_string())) {
+        let record = ended_record(&h, id).await;
+        assert_eq!(record["end_reason"], "carrier_hangup", "{id}: {record}");
+    }
+    let (_, health) = get_json(&h, "/healthz").await;
+    assert_eq!(
+        health["db"]["dead_letter_total"], 0,
+        "nothing set aside: the retry stored the batch: {health}"
+    );
 }

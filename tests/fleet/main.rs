@@ -11,6 +11,7 @@ mod balancer;
 mod failover;
 mod matrix;
 mod peers;
+mod supervision;
 mod views;
 
 pub use common::db::{Backend, Proxy, TestDb};

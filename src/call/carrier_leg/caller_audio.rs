@@ -3,15 +3,6 @@
 
 use super::*;
 
-/// Where the leg sends caller audio by itself, once the call is bridged.
-pub(super) struct Routed {
-    pub(super) agent: Recipient<ToAgent>,
-    /// The conversion to the agent's format, when the formats differ.
-    pub(super) convert: Option<Converter>,
-    /// Where the call reads what was forwarded.
-    pub(super) counts: Arc<RoutedAudio>,
-}
-
 impl CarrierLeg {
     /// Joins caller audio into chunks (only with the opt-in join timer) and hands each to the agent leg when
     /// routed there, else to the call, with when its oldest frame was read. Payloads too large or not base64 are dropped and counted here,

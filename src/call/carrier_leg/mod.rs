@@ -5,8 +5,6 @@
 
 mod caller_audio;
 
-use caller_audio::Routed;
-
 use super::chunks::{Chunk, ChunkJoiner, Converter, NotBase64};
 use super::messages::*;
 use super::{EndReason, RoutedAudio};
@@ -41,6 +39,15 @@ const MAX_PINGS_PER_SECOND: u32 = 20;
 /// token come there): the call to report to, or why the stream is refused. It is given the leg to attach.
 pub type ClaimAtStart =
     Box<dyn FnOnce(&StreamClaim, Recipient<ToCarrier>) -> Result<WeakRecipient<FromCarrier>, &'static str>>;
+
+/// Where the leg sends caller audio by itself, once the call is bridged.
+struct Routed {
+    agent: Recipient<ToAgent>,
+    /// The conversion to the agent's format, when the formats differ.
+    convert: Option<Converter>,
+    /// Where the call reads what was forwarded.
+    counts: Arc<RoutedAudio>,
+}
 
 pub struct CarrierLeg {
     call_id: String,
