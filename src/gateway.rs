@@ -16,7 +16,7 @@ use crate::http::{admin_routes, carrier_routes, AppState};
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistrySetup};
 use crate::values::InstanceId;
-use actix::{Actor, Addr, SyncArbiter};
+use actix::{Addr, Supervisor, SyncArbiter};
 use actix_web::{dev::Server, web, App, HttpServer};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -112,8 +112,8 @@ pub async fn start_database(
         Duration::from_millis(d.batch_delay_ms),
         Duration::from_millis(d.replay_interval_ms),
     )
-    .for_instance(instance.as_str())
-    .start();
+    .for_instance(instance.as_str());
+    let batcher = Supervisor::start(move |_| batcher);
     match writer.send(Prepare).await {
         Ok(true) => log::info!("db: {} ready", target.redacted()),
         _ => log::error!(

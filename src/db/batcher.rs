@@ -6,6 +6,7 @@
 use super::actor::{DbActor, ReplaySpool, WriteBatch};
 use super::models::DbWrite;
 use super::writer::Replay;
+use crate::supervise::{self, Part};
 use actix::prelude::*;
 use std::time::Duration;
 
@@ -51,11 +52,21 @@ impl DbBatcher {
     }
 }
 
+/// Restarted by its supervisor after a panic (`crate::supervise`): the same batcher, its pending writes
+/// kept, its mailbox (every call's `Addr`) the same; `started` runs again.
+impl Supervised for DbBatcher {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.flush_timer = None;
+    }
+}
+
 impl Actor for DbBatcher {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.replay_every, |act, _| act.db.do_send(ReplaySpool));
+        // After a restart, what was gathered before the panic goes on its way.
+        self.flush(ctx);
     }
 }
 
@@ -70,7 +81,18 @@ pub struct Save {
 impl Handler<Save> for DbBatcher {
     type Result = ();
 
-    fn handle(&mut self, mut msg: Save, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Save, ctx: &mut Context<Self>) {
+        // A panic here must not take the batcher's mailbox with it (every later record would be dropped):
+        // it stops, and its supervisor restarts it with what it holds.
+        if let Err(panic) = supervise::guard(Part::Records, || self.gather(msg, ctx)) {
+            log::error!("db: {panic}; restarting the batcher");
+            ctx.stop();
+        }
+    }
+}
+
+impl DbBatcher {
+    fn gather(&mut self, mut msg: Save, ctx: &mut Context<Self>) {
         for write in &mut msg.writes {
             if let DbWrite::Call(rec) = write {
                 if rec.instance_id.is_empty() {
@@ -78,13 +100,28 @@ impl Handler<Save> for DbBatcher {
                 }
             }
         }
+        #[cfg(feature = "fault-injection")]
+        let named: Vec<String> = msg
+            .writes
+            .iter()
+            .filter_map(DbWrite::call_id)
+            .map(|id| format!("{id}:batcher"))
+            .collect();
+        // Held first: whatever panics after this, the writes are kept for the restarted batcher.
         self.pending.extend(msg.writes);
+        #[cfg(feature = "fault-injection")]
+        for subject in &named {
+            supervise::fault::point(Part::Records, subject);
+        }
         if self.pending.len() >= self.max_batch {
             self.flush(ctx);
         } else if self.flush_timer.is_none() {
             self.flush_timer = Some(ctx.run_later(self.delay, |act, ctx| {
                 act.flush_timer = None;
-                act.flush(ctx);
+                if let Err(panic) = supervise::guard(Part::Records, || act.flush(ctx)) {
+                    log::error!("db: {panic}; restarting the batcher");
+                    ctx.stop();
+                }
             }));
         }
     }

@@ -182,6 +182,16 @@ pub enum DbWrite {
     Revise(CallEvent),
 }
 
+impl DbWrite {
+    /// The call a snapshot is of (`None` for events, status reports and revisions).
+    pub fn call_id(&self) -> Option<&str> {
+        match self {
+            DbWrite::Call(rec) => Some(&rec.call_id),
+            _ => None,
+        }
+    }
+}
+
 /// A new attempt number: Unix microseconds, made unique and increasing within the process, so attempts of
 /// one call id sort in the order they were made.
 pub fn new_attempt() -> i64 {

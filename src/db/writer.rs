@@ -204,10 +204,8 @@ impl Writer {
     /// `write`, borrowing the batch (the records actor keeps it, to retry row by row after a panic).
     pub fn write_all(&mut self, writes: &[DbWrite]) {
         #[cfg(feature = "fault-injection")]
-        for w in writes {
-            if let DbWrite::Call(rec) = w {
-                crate::supervise::fault::point(crate::supervise::Part::Records, &rec.call_id);
-            }
+        for id in writes.iter().filter_map(DbWrite::call_id) {
+            crate::supervise::fault::point(crate::supervise::Part::Records, id);
         }
         if self.retry_after.is_some_and(|t| Instant::now() < t) {
             self.spool_writes(writes);

@@ -10,6 +10,7 @@ pub mod store;
 
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::supervise::{self, Part};
 use crate::values::InstanceId;
 use actix::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -171,7 +172,10 @@ impl LeaseKeeper {
                 }
             }
             if !self.left.load(Ordering::SeqCst) {
-                self.renew().await;
+                // A panic fails this renewal only: the loop, and with it the lease, goes on.
+                if let Err(panic) = supervise::guard_future(Part::Steward, self.renew()).await {
+                    self.lost(&format!("fleet: {panic}"));
+                }
             }
         }
     }

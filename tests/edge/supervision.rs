@@ -304,15 +304,17 @@ async fn a_panic_in_an_admin_handler_answers_500_and_the_next_request_is_served(
 async fn a_panic_in_the_records_writer_loses_no_record_and_the_writer_comes_back() {
     let h = start_echo(|c| c.calls.max_concurrent_calls = CALLS + 5).await;
     let (ids, mut conns) = live_calls(&h, "REC").await;
-    // The first record of the next call makes the writer panic mid-batch.
+    // The first record of the next call makes the writer panic mid-batch; the one after, the batcher.
     fault::arm(Part::Records, "SUP-REC-NEXT");
+    fault::arm(Part::Records, "SUP-REC-LAST:batcher");
     let during = async {
         drop(next_call_bridges(&h, "SUP-REC-NEXT").await);
+        drop(next_call_bridges(&h, "SUP-REC-LAST").await);
         let fired = eventually(Duration::from_secs(3), || {
-            websocket_api::supervise::counts()[Part::Records as usize].1 >= 1
+            websocket_api::supervise::counts()[Part::Records as usize].1 >= 2
         })
         .await;
-        assert!(fired, "the fault fired");
+        assert!(fired, "both faults fired");
     };
     flowing_while(&mut conns, during).await;
     assert!(healthz_recovered(&h, Part::Records).await);
@@ -320,7 +322,8 @@ async fn a_panic_in_the_records_writer_loses_no_record_and_the_writer_comes_back
     for conn in &conns {
         conn.close(1000);
     }
-    for id in ids.iter().chain(std::iter::once(&"SUP-REC-NEXT".to_string())) {
+    let next = ["SUP-REC-NEXT".to_string(), "SUP-REC-LAST".to_string()];
+    for id in ids.iter().chain(next.iter()) {
         let record = ended_record(&h, id).await;
         assert_eq!(record["end_reason"], "carrier_hangup", "{id}: {record}");
     }
