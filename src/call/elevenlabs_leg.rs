@@ -306,7 +306,7 @@ impl ElevenLabsLeg {
     /// (`crate::supervise`).
     fn supervised(&mut self, ctx: &mut Context<Self>, work: impl FnOnce(&mut Self, &mut Context<Self>)) {
         if let Err(panic) = supervise::guard(Part::AgentLeg, || work(self, ctx)) {
-            log::error!("call_id={} {panic}; closing the agent connection", self.call_id);
+            // The call logs it, once, as it ends.
             self.report(AgentReport::Fault(panic));
             self.close_with(CloseCode::Error, "internal error", ctx);
         }

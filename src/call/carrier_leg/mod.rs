@@ -376,10 +376,12 @@ impl CarrierLeg {
         }
     }
 
-    /// The leg panicked: logged once with the call id; the carrier is hung up in its dialect (unless the
-    /// leg was already ending) and closed with 1011, and the call is told why.
+    /// The leg panicked: the carrier is hung up in its dialect (unless the leg was already ending) and
+    /// closed with 1011, and the call is told why (it logs it, once; a leg with no call yet logs it here).
     fn internal_error(&mut self, ctx: &mut ws::WebsocketContext<Self>, panic: Panic) {
-        log::error!("call_id={} {panic}; hanging up", self.call_id);
+        if self.call.is_none() {
+            log::error!("call_id={} {panic}; hanging up", self.call_id);
+        }
         if self.gone.is_none() {
             if let Some(hang_up) = self.writer.as_ref().and_then(|w| w.terminate()) {
                 ctx.text(hang_up);
