@@ -39,8 +39,10 @@ fn demo_script() -> AgentScript {
 /// The embedded default the demo records to (relative to the working directory).
 const DEFAULT_DB: &str = "sqlite://data/websocket_api.db";
 
-fn demo_config(agent_url: &str, calls: usize) -> Config {
-    let mut cfg = Config::default();
+/// `base` (the defaults, or the file `--config` named) with what the demo needs: loopback listeners, the
+/// simulator as the agent, the embedded database, carriers that present no credentials.
+fn demo_config(base: Config, agent_url: &str, calls: usize) -> Config {
+    let mut cfg = base;
     cfg.server.listen = "127.0.0.1:0".into();
     cfg.admin.listen = "127.0.0.1:0".into();
     cfg.server.public_url = String::new();
@@ -50,20 +52,30 @@ fn demo_config(agent_url: &str, calls: usize) -> Config {
     cfg.elevenlabs.agent_id = Some("demo-agent".into());
     cfg.elevenlabs.auth = ElevenLabsAuth::None;
     cfg.database.url = DEFAULT_DB.into();
+    // Its simulated carriers present no credentials: the file's carrier access is not the demo's.
+    cfg.carrier.static_token = None;
+    cfg.carrier.allowed_ips.clear();
+    cfg.carriers.plivo.auth_token = None;
+    cfg.carriers.exotel.password = None;
+    cfg.carriers.twilio.auth_token = None;
     cfg
 }
 
 /// Runs the demo: `calls` concurrent calls of `seconds` each.
-pub async fn run(calls: usize, seconds: f64, carrier: Carrier) -> Result<DemoOutcome, String> {
+pub async fn run(base: Config, calls: usize, seconds: f64, carrier: Carrier) -> Result<DemoOutcome, String> {
     let (sim, sim_server) = agent::start("127.0.0.1:0", demo_script()).map_err(|e| format!("agent simulator: {e}"))?;
     actix_rt::spawn(sim_server);
-    let (gw, gw_server) = gateway::start(demo_config(&sim.url, calls), false)
+    let (gw, gw_server) = gateway::start(demo_config(base, &sim.url, calls), false)
         .await
         .map_err(|e| format!("gateway: {e}"))?;
     actix_rt::spawn(gw_server);
+    let (method, webhook) = carrier.webhook();
     println!(
-        "gateway        {} (refurl POST {}/mcube/call; admin API {})",
-        gw.addr, gw.http_url, gw.admin_url
+        "gateway        {} ({} webhook {method} {}{webhook}; admin API {})",
+        gw.addr,
+        carrier.as_str(),
+        gw.http_url,
+        gw.admin_url
     );
     println!(
         "agent sim      {} (formats pcm_16000 in/out: the gateway transcodes to/from 8 kHz μ-law)",

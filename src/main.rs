@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use websocket_api::capacity::PerCallCost;
+use websocket_api::config::origins::Origins;
 use websocket_api::config::Config;
 use websocket_api::db::{self, DbTarget};
 use websocket_api::lifecycle;
@@ -20,12 +21,31 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EXIT_USAGE: u8 = 64;
 
+/// `--config` given to a subcommand that reads no configuration: a usage error, not silently ignored.
+fn stray_config(command: &Command, config: Option<&PathBuf>) -> Option<ExitCode> {
+    let name = match command {
+        Command::Loadtest { .. } => "loadtest",
+        Command::SimulateAgent { .. } => "simulate-agent",
+        _ => return None,
+    };
+    eprintln!(
+        "websocket_api: {name} reads no configuration file (--config {}): it takes its settings as options",
+        config?.display()
+    );
+    Some(ExitCode::from(EXIT_USAGE))
+}
+
 #[derive(Parser)]
-#[command(name = "websocket_api", version, about = "Mcube ↔ ElevenLabs media gateway")]
+#[command(
+    name = "websocket_api",
+    version,
+    about = "Phone-call media gateway: carriers (Mcube, Plivo, Exotel, Twilio) ↔ ElevenLabs agents"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Configuration file (default: $WSAPI_CONFIG or config/websocket_api.toml).
+    /// Configuration file, for serve, check-config, migrate, capacity and demo (default: $WSAPI_CONFIG, else
+    /// config/websocket_api.toml here, else /etc/websocket_api/websocket_api.toml).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
 }
@@ -36,9 +56,9 @@ enum Command {
     Serve,
     /// The whole system on this machine with nothing configured: gateway, agent simulator, simulated calls.
     Demo {
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = websocket_api::sim::stream::parse_count)]
         calls: usize,
-        #[arg(long, default_value_t = 6.0)]
+        #[arg(long, default_value_t = 6.0, value_parser = websocket_api::sim::stream::parse_seconds)]
         seconds: f64,
         /// The carrier the simulated calls come from, in its own dialect: mcube, plivo, exotel or twilio.
         #[arg(long, default_value = "mcube", value_parser = websocket_api::sim::stream::parse_carrier)]
@@ -47,7 +67,7 @@ enum Command {
     /// A standalone ElevenLabs Agents WebSocket server speaking the real protocol.
     SimulateAgent {
         #[arg(long, default_value = "127.0.0.1:7910")]
-        listen: String,
+        listen: std::net::SocketAddr,
         /// Both formats at once (e.g. ulaw_8000, pcm_16000); overridden by the two below.
         #[arg(long)]
         format: Option<String>,
@@ -149,11 +169,23 @@ impl log::Log for CountingLogger {
     }
 }
 
-fn load_config(cli_path: Option<&PathBuf>) -> Result<Config, ExitCode> {
+fn load_config(cli_path: Option<&PathBuf>) -> Result<(Config, Origins), ExitCode> {
     let path = Config::resolve_path(cli_path.map(PathBuf::as_path));
     let explicit = cli_path.is_some() || std::env::var_os("WSAPI_CONFIG").is_some();
-    Config::load(&path, explicit).map_err(|problems| {
-        eprint!("{}: {problems}", path.display());
+    // Which file, said before anything else: a relative default read from the wrong directory is the
+    // classic first-hour mistake.
+    if path.exists() {
+        let shown = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        eprintln!("websocket_api: configuration from {}", shown.display());
+    } else if !explicit {
+        eprintln!(
+            "websocket_api: no configuration file ({} or {}): built-in defaults and WSAPI__ variables apply",
+            websocket_api::config::DEFAULT_CONFIG_PATH,
+            websocket_api::config::INSTALLED_CONFIG_PATH
+        );
+    }
+    Config::load_placed(&path, explicit).map_err(|problems| {
+        eprint!("{problems}");
         ExitCode::from(EXIT_USAGE)
     })
 }
@@ -167,6 +199,9 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if let Some(code) = cli.command.as_ref().and_then(|c| stray_config(c, cli.config.as_ref())) {
+        return code;
+    }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config.as_ref()),
         Command::CheckConfig => check_config(cli.config.as_ref()),
@@ -201,7 +236,7 @@ fn main() -> ExitCode {
             calls,
             seconds,
             carrier,
-        } => demo(calls, seconds, carrier),
+        } => demo(cli.config.as_ref(), calls, seconds, carrier),
         Command::SimulateAgent {
             listen,
             format,
@@ -231,7 +266,7 @@ fn main() -> ExitCode {
                 key,
                 host: tls_host,
             });
-            simulate_agent(&listen, script, tls)
+            simulate_agent(&listen.to_string(), script, tls)
         }
     }
 }
@@ -246,12 +281,11 @@ fn private_files() {
 }
 
 fn serve(cli_path: Option<&PathBuf>) -> ExitCode {
-    let config = match load_config(cli_path) {
+    let (config, origins) = match load_config(cli_path) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let mut problems = config.serve_problems();
-    problems.extend(config.exposure_problems());
+    let problems: Vec<String> = config.verdict().into_iter().map(|p| origins.place(p)).collect();
     if !problems.is_empty() {
         eprint!("{}", websocket_api::config::ConfigProblems(problems));
         return ExitCode::from(EXIT_USAGE);
@@ -295,7 +329,7 @@ fn serve(cli_path: Option<&PathBuf>) -> ExitCode {
 
 fn migrate(cli_path: Option<&PathBuf>) -> ExitCode {
     let config = match load_config(cli_path) {
-        Ok(c) => c,
+        Ok((c, _)) => c,
         Err(code) => return code,
     };
     init_logging(&config.log.level);
@@ -334,7 +368,7 @@ fn loadtest(opts: LoadOptions, json: bool) -> ExitCode {
 
 fn capacity(cli_path: Option<&PathBuf>, profile: Option<PathBuf>, target: Option<String>, json: bool) -> ExitCode {
     let config = match load_config(cli_path) {
-        Ok(c) => c,
+        Ok((c, _)) => c,
         Err(code) => return code,
     };
     let report = match target {
@@ -389,18 +423,20 @@ fn capacity(cli_path: Option<&PathBuf>, profile: Option<PathBuf>, target: Option
 }
 
 fn check_config(cli_path: Option<&PathBuf>) -> ExitCode {
-    let config = match load_config(cli_path) {
-        Ok(config) => config,
+    let (config, origins) = match load_config(cli_path) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
     print!("{}", config.redacted_toml());
-    for p in config.serve_problems() {
-        println!("# note: {p}");
+    println!("\n# what to enter at each carrier");
+    for line in config.carrier_setup() {
+        println!("# {line}");
     }
     for w in config.warnings() {
         println!("# warning: {w}");
     }
-    let mut exposed = config.exposure_problems();
+    // serve's own verdict, and then what only the database can tell.
+    let mut exposed: Vec<String> = config.verdict().into_iter().map(|p| origins.place(p)).collect();
     match websocket_api::fleet::shares_problem(&config) {
         Ok(problem) => exposed.extend(problem),
         Err(e) => println!("# note: fleet shares not checked against the other instances ({e})"),
@@ -412,10 +448,21 @@ fn check_config(cli_path: Option<&PathBuf>) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-fn demo(calls: usize, seconds: f64, carrier: Carrier) -> ExitCode {
+/// The demo on the defaults; with `--config`, on that file, checked first like any other (the demo then
+/// sets its own listeners, agent, database and carrier access: see `demo::run`). `WSAPI_CONFIG` is not
+/// read: a shell set up for the production service must not turn the demo into it.
+fn demo(cli_path: Option<&PathBuf>, calls: usize, seconds: f64, carrier: Carrier) -> ExitCode {
+    let base = if cli_path.is_some() {
+        match load_config(cli_path) {
+            Ok((config, _)) => config,
+            Err(code) => return code,
+        }
+    } else {
+        Config::default()
+    };
     init_logging("warn");
     private_files();
-    let outcome = actix_rt::System::new().block_on(websocket_api::demo::run(calls, seconds, carrier));
+    let outcome = actix_rt::System::new().block_on(websocket_api::demo::run(base, calls, seconds, carrier));
     match outcome {
         Ok(o) if o.ok => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),

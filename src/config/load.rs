@@ -1,27 +1,49 @@
 //! Loading the configuration: the file, `WSAPI__SECTION__KEY` overrides, secrets from the environment only,
 //! and redaction for display.
 
+use super::origins::Origins;
+use super::reading::deserialize_sections;
 use super::sections::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 impl Config {
-    /// The path to load: `--config`, else `WSAPI_CONFIG`, else the default.
+    /// The path to load: `--config`, else `WSAPI_CONFIG`, else a checkout's `config/websocket_api.toml`
+    /// or, where there is none, the installed `/etc/websocket_api/websocket_api.toml`.
     pub fn resolve_path(cli: Option<&Path>) -> PathBuf {
         cli.map(Path::to_path_buf)
             .or_else(|| std::env::var_os("WSAPI_CONFIG").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+            .unwrap_or_else(|| {
+                [DEFAULT_CONFIG_PATH, INSTALLED_CONFIG_PATH]
+                    .into_iter()
+                    .map(PathBuf::from)
+                    .find(|p| p.exists())
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+            })
     }
 
     /// Loads the file (a missing default file is fine), applies the process environment, validates.
     pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigProblems> {
+        Config::load_placed(path, explicit).map(|(config, _)| config)
+    }
+
+    /// `load`, each problem saying where it came from (the file's line, or the variable), and with the
+    /// places kept to say the same of the problems `verdict` finds later.
+    pub fn load_placed(path: &Path, explicit: bool) -> Result<(Config, Origins), ConfigProblems> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
             Err(e) => return Err(ConfigProblems(vec![format!("cannot read {}: {e}", path.display())])),
         };
         let env: Vec<(String, String)> = std::env::vars().collect();
-        Config::from_parts(&text, &env)
+        let origins = Origins::read(&path.display().to_string(), &text, &env);
+        match Config::from_parts(&text, &env) {
+            Ok(config) => Ok((config, origins)),
+            Err(ConfigProblems(problems)) => {
+                let placed = problems.into_iter().map(|p| origins.place(p)).collect();
+                Err(ConfigProblems(placed))
+            }
+        }
     }
 
     /// Builds the configuration from file text and environment pairs; pure, so it is tested directly.
@@ -220,34 +242,6 @@ fn parse_env_value(raw: &str) -> toml::Value {
     }
 }
 
-/// Deserializes section by section so that one bad section does not hide the problems of the others.
-fn deserialize_sections(table: toml::Table, problems: &mut Vec<String>) -> Config {
-    let mut config = Config::default();
-    for (section, value) in table {
-        let result = match section.as_str() {
-            "server" => value.try_into().map(|v| config.server = v),
-            "calls" => value.try_into().map(|v| config.calls = v),
-            "elevenlabs" => value.try_into().map(|v| config.elevenlabs = v),
-            "database" => value.try_into().map(|v| config.database = v),
-            "admin" => value.try_into().map(|v| config.admin = v),
-            "carrier" => value.try_into().map(|v| config.carrier = v),
-            "log" => value.try_into().map(|v| config.log = v),
-            "capacity" => value.try_into().map(|v| config.capacity = v),
-            "fleet" => value.try_into().map(|v| config.fleet = v),
-            "carriers" => value.try_into().map(|v| config.carriers = v),
-            "routes" => value.try_into().map(|v| config.routes = v),
-            other => {
-                problems.push(format!("[{other}]: unknown section"));
-                continue;
-            }
-        };
-        if let Err(e) = result {
-            problems.push(format!("[{section}]: {}", e.to_string().trim()));
-        }
-    }
-    config
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,7 +254,7 @@ mod tests {
     fn empty_file_gives_interface_defaults() {
         let c = Config::from_parts("", &env(&[("ELEVENLABS_API_KEY", "k")])).expect("valid");
         assert_eq!(c.server.listen, "0.0.0.0:7900");
-        assert_eq!(c.server.public_url, "ws://127.0.0.1:7900");
+        assert_eq!(c.server.public_url, "");
         assert_eq!(c.calls.max_concurrent_calls, 200);
         assert_eq!(c.elevenlabs.url, "wss://api.elevenlabs.io/v1/convai/conversation");
         assert_eq!(c.elevenlabs.auth, ElevenLabsAuth::Header);
@@ -348,8 +342,26 @@ mod tests {
         )
         .expect_err("invalid");
         let all = err.0.join("\n");
-        assert!(all.contains("[calls]") && all.contains("max_concurent_calls"), "{all}");
-        assert!(all.contains("[server]"), "{all}");
+        assert!(all.contains("calls.max_concurent_calls: unknown field"), "{all}");
+        assert!(all.contains("did you mean calls.max_concurrent_calls?"), "{all}");
+        assert!(all.contains("server.workers: invalid type"), "{all}");
+    }
+
+    #[test]
+    fn a_refused_key_is_left_out_and_the_rest_of_its_section_still_read_and_checked() {
+        let err = Config::from_parts(
+            "[calls]\nmax_concurrent_calls = \"lots\"\nframe_ms = 2\n[carrier.plivo]\nx = 1\n",
+            &env(&[("WSAPI__LOG__LEVEL", "verbose")]),
+        )
+        .expect_err("invalid");
+        let all = err.0.join("\n");
+        assert!(all.contains("calls.max_concurrent_calls: invalid type"), "{all}");
+        assert!(
+            all.contains("calls.frame_ms: 2 is outside"),
+            "the section's other value is still checked: {all}"
+        );
+        assert!(all.contains("did you mean [carriers.plivo]?"), "{all}");
+        assert!(all.contains("log.level: 'verbose'"), "{all}");
     }
 
     const SHIPPED: &str = include_str!("../../config/websocket_api.toml");

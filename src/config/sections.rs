@@ -5,6 +5,8 @@ use std::time::Duration;
 
 /// Default location of the configuration file when neither `--config` nor `WSAPI_CONFIG` names one.
 pub const DEFAULT_CONFIG_PATH: &str = "config/websocket_api.toml";
+/// Where the package installs it: read when no path is given and there is no `DEFAULT_CONFIG_PATH` here.
+pub const INSTALLED_CONFIG_PATH: &str = "/etc/websocket_api/websocket_api.toml";
 
 /// Prefix of environment variables that override configuration keys.
 pub(super) const ENV_PREFIX: &str = "WSAPI__";
@@ -90,7 +92,8 @@ pub struct CapacityConfig {
 pub struct ServerConfig {
     /// Address the gateway listens on.
     pub listen: String,
-    /// Base of the `wss_url` handed to Mcube; empty means "derived from the bound address".
+    /// Base of the media URL handed to carriers; empty means "derived from the bound address", which only
+    /// a loopback listener may use (a public one must name what carriers reach: `verdict`).
     pub public_url: String,
     /// actix-web worker threads; 0 means one per CPU.
     pub workers: usize,
@@ -125,7 +128,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: "0.0.0.0:7900".into(),
-            public_url: "ws://127.0.0.1:7900".into(),
+            public_url: String::new(),
             workers: 0,
             max_frame_bytes: 64 * 1024,
             drain_timeout_ms: 60_000,

@@ -22,6 +22,11 @@ impl Config {
             self.admin.listen == self.server.listen && !self.server.listen.ends_with(":0"),
             "admin.listen: must differ from server.listen (the admin API has a listener of its own)".into(),
         );
+        let log_problem = log_filter_problem(&self.log.level);
+        bad(
+            log_problem.is_some(),
+            format!("log.level: {}", log_problem.unwrap_or_default()),
+        );
         let pu = &self.server.public_url;
         bad(
             !(pu.is_empty() || pu.starts_with("ws://") || pu.starts_with("wss://")),
@@ -235,19 +240,7 @@ impl Config {
             "" => format!("http://{}", self.admin.listen),
             url => url.to_string(),
         };
-        let authority = admin
-            .split("://")
-            .nth(1)
-            .unwrap_or_default()
-            .split('/')
-            .next()
-            .unwrap_or_default();
-        let host = authority
-            .rsplit_once(':')
-            .map_or(authority, |(h, _)| h)
-            .trim_matches(['[', ']']);
-        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        if loopback {
+        if names_loopback(&admin) {
             w.push(format!(
                 "fleet.admin_url: this instance tells the fleet its admin API is at {admin}, a loopback address: \
                  on several hosts every other instance would ask itself; set fleet.admin_url to an address the \
@@ -264,7 +257,45 @@ impl Config {
         w
     }
 
-    /// Problems that stop `serve` but not `check-config` or `demo`.
+    /// Everything that stops `serve` (exit 64) once the file and the environment have been read: what
+    /// `check-config` answers too, from this one list, so the two never disagree.
+    pub fn verdict(&self) -> Vec<String> {
+        let mut p = self.serve_problems();
+        p.extend(self.exposure_problems());
+        p.extend(self.public_url_problem());
+        p
+    }
+
+    /// A listener that takes carriers from other hosts must tell them where to connect: a media URL derived
+    /// from it (`ws://0.0.0.0:7900`) or one naming this host's loopback reaches no carrier, and Plivo's and
+    /// Twilio's signature checks build their URLs from it.
+    fn public_url_problem(&self) -> Option<String> {
+        let listen = &self.server.listen;
+        if !listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| !a.ip().is_loopback())
+        {
+            return None;
+        }
+        let pu = &self.server.public_url;
+        let fix = "set server.public_url (WSAPI__SERVER__PUBLIC_URL) to the address carriers reach, e.g. \
+                   wss://gw.example.com behind a TLS proxy";
+        if pu.is_empty() {
+            Some(format!(
+                "server.public_url: unset, while server.listen = {listen} takes carriers from other hosts: they \
+                 would be told to connect to ws://{listen}; {fix}"
+            ))
+        } else if names_loopback(pu) {
+            Some(format!(
+                "server.public_url: {pu} names this host's loopback, while server.listen = {listen} takes \
+                 carriers from other hosts; {fix}"
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// Problems that stop `serve` (and so `check-config`) but not `demo`.
     pub fn serve_problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         if self.elevenlabs.agent_id.is_none() && self.routes.is_empty() {
@@ -274,9 +305,13 @@ impl Config {
             );
         }
         if self.elevenlabs.auth != ElevenLabsAuth::None && self.elevenlabs.api_key.is_none() {
+            let auth = if self.elevenlabs.auth == ElevenLabsAuth::Header {
+                "header"
+            } else {
+                "signed_url"
+            };
             p.push(format!(
-                "elevenlabs.auth = {:?} needs {ENV_ELEVENLABS_API_KEY} in the environment (or auth = \"none\")",
-                self.elevenlabs.auth
+                "elevenlabs.auth = \"{auth}\" needs {ENV_ELEVENLABS_API_KEY} in the environment (or auth = \"none\")"
             ));
         }
         p
@@ -310,4 +345,35 @@ impl Config {
         }
         p
     }
+}
+
+/// Whether a URL's host is this machine's loopback (`localhost`, 127.0.0.0/8, ::1).
+fn names_loopback(url: &str) -> bool {
+    let authority = url
+        .split("://")
+        .nth(1)
+        .unwrap_or_default()
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(h, _)| h)
+        .trim_matches(['[', ']']);
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `log.level` is a level, or `target=level` directives separated by commas (env_logger's filter). A word
+/// that is neither would silence the log: env_logger reads `verbose` as a target named so.
+fn log_filter_problem(filter: &str) -> Option<String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let is_level = |l: &str| LEVELS.contains(&l.to_ascii_lowercase().as_str());
+    let bad = filter.split(',').map(str::trim).find(|d| match d.split_once('=') {
+        Some((target, level)) => target.is_empty() || !is_level(level),
+        None => !is_level(d),
+    })?;
+    Some(format!(
+        "'{filter}': '{bad}' is not a level ({}) or a target=level directive",
+        LEVELS.join(", ")
+    ))
 }

@@ -358,7 +358,18 @@ pub(super) fn refuse_carrier_token(req: &HttpRequest, state: &AppState) -> Optio
     if same_secret(given.as_bytes(), expected.as_bytes()) {
         return None;
     }
-    log::warn!("carrier: request without the carrier token refused (401)");
+    // Which carrier's webhook, and how to fix it: Plivo, Twilio and Exotel cannot send a header, so their
+    // URL at the carrier must carry `?carrier_token=`.
+    let path = req.path();
+    let carrier = ["mcube", "plivo", "exotel", "twilio"]
+        .into_iter()
+        .find(|c| path.starts_with(&format!("/{c}")) || path.starts_with(&format!("/ws/{c}")))
+        .unwrap_or("unknown");
+    log::warn!(
+        "carrier: {} {path} ({carrier}) refused (401): no carrier token; with WSAPI__CARRIER__STATIC_TOKEN set, \
+         the URL configured at the carrier must carry ?carrier_token=<token> (or send Authorization: Bearer)",
+        req.method()
+    );
     state.metrics.calls_refused.with_label_values(&["unauthorized"]).inc();
     Some(error_json(StatusCode::UNAUTHORIZED, "unauthorized"))
 }

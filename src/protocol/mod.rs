@@ -90,6 +90,16 @@ impl Carrier {
         }
     }
 
+    /// The carrier's webhook on the carrier-facing listener: its method and path.
+    pub fn webhook(self) -> (&'static str, &'static str) {
+        match self {
+            Carrier::Mcube => ("POST", "/mcube/call"),
+            Carrier::Plivo => ("POST", "/plivo/answer"),
+            Carrier::Exotel => ("GET", "/exotel/voicebot"),
+            Carrier::Twilio => ("POST", "/twilio/voice"),
+        }
+    }
+
     /// The carrier named in a media socket's path (`/ws/{carrier}/…`).
     pub fn from_path(name: &str) -> Option<Carrier> {
         Carrier::ALL.into_iter().find(|c| c.as_str() == name)

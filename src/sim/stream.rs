@@ -41,6 +41,22 @@ pub fn parse_carrier(name: &str) -> Result<Carrier, String> {
         .ok_or_else(|| format!("'{name}' is not mcube, plivo, exotel or twilio"))
 }
 
+/// A count of calls on a command line: 1 or more.
+pub fn parse_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' is not a count of 1 or more")),
+    }
+}
+
+/// A length on a command line: a positive number of seconds.
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
+        _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
+}
+
 /// Asks `carrier`'s webhook on the gateway at `http_base` to take `call`.
 pub async fn place(http_base: &str, carrier: Carrier, call: &CallRequest) -> Placed {
     let stream_sid = format!("MZ-{}", call.call_id);

@@ -633,6 +633,8 @@ fn check_config_redacts_credentials_inside_urls() {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("WSAPI_CONFIG", &empty)
         .env("WSAPI__SERVER__LISTEN", "127.0.0.1:7900")
+        .env("WSAPI__ELEVENLABS__AGENT_ID", "agent_x")
+        .env("WSAPI__ELEVENLABS__AUTH", "none")
         .env(
             "WSAPI__DATABASE__URL",
             "postgres://gateway:hunter2@db.example:5432/calls",

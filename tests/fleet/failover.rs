@@ -30,6 +30,8 @@ fn check_config_as_gw4(f: &Fleet, share: usize) -> (Option<i32>, String) {
         .env("WSAPI_CONFIG", &empty)
         .env("WSAPI__SERVER__LISTEN", "127.0.0.1:0")
         .env("WSAPI__SERVER__INSTANCE_ID", "gw4")
+        .env("WSAPI__ELEVENLABS__AGENT_ID", "agent_x")
+        .env("WSAPI__ELEVENLABS__AUTH", "none")
         .env("WSAPI__DATABASE__URL", &f.db.url)
         .env("WSAPI__FLEET__MAX_CONCURRENT_CALLS", "10")
         .env("WSAPI__FLEET__FALLBACK_CALLS", share.to_string())

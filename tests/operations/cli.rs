@@ -1,5 +1,5 @@
 //! The binary's contract (interface.md §1–2): `check-config` prints effective values with secrets redacted
-//! and exits 0, or lists every problem and exits 64; `serve` refuses to start without an agent.
+//! and what to enter at each carrier, and exits 0, or lists every problem `serve` would refuse and exits 64.
 use crate::common::db;
 use std::process::Command;
 
@@ -31,9 +31,29 @@ fn check_config_prints_effective_values_without_secrets() {
             ("ELEVENLABS_API_KEY", "sk_very_secret"),
             ("WSAPI__CALLS__MAX_CONCURRENT_CALLS", "500"),
             ("WSAPI__CARRIER__STATIC_TOKEN", "carrier-secret-token"),
+            // What serve needs as well: check-config gives serve's verdict.
+            ("WSAPI__ELEVENLABS__AGENT_ID", "agent_x"),
+            ("WSAPI__SERVER__PUBLIC_URL", "wss://gw.example.com"),
         ],
     );
     assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("configuration from ") && err.contains("config/websocket_api.toml"),
+        "{err}"
+    );
+    // What to enter at each carrier, tokens included.
+    assert!(
+        out.contains("# Mcube refurl: https://gw.example.com/mcube/call?carrier_token="),
+        "{out}"
+    );
+    assert!(
+        out.contains("# Plivo answer URL: https://gw.example.com/plivo/answer?carrier_token="),
+        "{out}"
+    );
+    assert!(
+        out.contains("# media WebSocket base handed to carriers: wss://gw.example.com"),
+        "{out}"
+    );
     assert!(!out.contains("carrier-secret-token"), "secret printed: {out}");
     assert!(out.contains("max_concurrent_calls = 500"), "{out}");
     assert!(!out.contains("sk_very_secret"), "secret printed: {out}");
@@ -138,6 +158,8 @@ fn check_config_warns_of_a_fleet_that_would_ask_itself_and_refuses_peers_it_cann
             ("WSAPI__DATABASE__URL", database.url.as_str()),
             ("WSAPI__SERVER__LISTEN", "127.0.0.1:7900"),
             ("WSAPI__FLEET__MAX_CONCURRENT_CALLS", "10"),
+            ("WSAPI__ELEVENLABS__AGENT_ID", "agent_x"),
+            ("WSAPI__ELEVENLABS__AUTH", "none"),
         ];
         env.extend_from_slice(extra);
         run(&["check-config", "--config", empty.to_str().expect("utf8 path")], &env)
@@ -165,4 +187,76 @@ fn check_config_warns_of_a_fleet_that_would_ask_itself_and_refuses_peers_it_cann
         assert_eq!(code, 64, "{err}");
         assert!(err.contains("fleet.peers") && err.contains(why), "{err}");
     }
+}
+
+#[test]
+fn every_subcommand_honours_config_or_refuses_it_and_usage_errors_exit_64() {
+    let dir = scratch("usage");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[calls]\nframe_ms = 2\n").expect("write");
+    let bad = bad.to_str().expect("utf8 path");
+    // The demo reads the file it is given, and refuses a broken one as serve would.
+    let (code, out, err) = run(&["demo", "--config", bad, "--calls", "1", "--seconds", "1"], &[]);
+    assert_eq!(code, 64, "{out}{err}");
+    assert!(err.contains("calls.frame_ms") && err.contains("bad.toml:2"), "{err}");
+    assert!(!out.contains("demo OK"), "{out}");
+    for args in [
+        &["demo", "--calls", "0"][..],
+        &["demo", "--seconds", "-1"],
+        &["simulate-agent", "--listen", "127.0.0.1:99999"],
+        &["simulate-agent", "--config", bad],
+        &["loadtest", "--config", bad, "--target", "http://127.0.0.1:1"],
+    ] {
+        let (code, _, err) = run(args, &[]);
+        assert_eq!(code, 64, "{args:?}: {err}");
+    }
+    let (_, help, _) = run(&["--help"], &[]);
+    for carrier in ["Mcube", "Plivo", "Exotel", "Twilio"] {
+        assert!(help.contains(carrier), "--help names {carrier}: {help}");
+    }
+    let unit =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/websocket_api.service")).expect("unit");
+    assert!(
+        unit.contains("Description=") && unit.contains("Plivo"),
+        "the unit names every carrier"
+    );
+}
+
+#[test]
+fn check_config_says_which_file_it_read() {
+    let dir = scratch("which-file");
+    let env = [
+        ("WSAPI__ELEVENLABS__AGENT_ID", "a"),
+        ("WSAPI__ELEVENLABS__AUTH", "none"),
+        ("WSAPI__SERVER__LISTEN", "127.0.0.1:7900"),
+    ];
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_websocket_api"));
+    cmd.arg("check-config")
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    // This directory has no config/websocket_api.toml: the installed file, or none, and it says which.
+    let installed = std::path::Path::new("/etc/websocket_api/websocket_api.toml").exists();
+    if installed {
+        assert!(
+            err.contains("configuration from /etc/websocket_api/websocket_api.toml"),
+            "{err}"
+        );
+    } else {
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(
+            err.contains("no configuration file") && err.contains("defaults"),
+            "{err}"
+        );
+    }
+    let (code, _, err) = run(&["check-config", "--config", &shipped()], &env);
+    assert!(
+        err.starts_with("websocket_api: configuration from ") && err.contains("config/websocket_api.toml"),
+        "{code} {err}"
+    );
 }

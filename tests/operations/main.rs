@@ -6,6 +6,7 @@ mod common;
 mod admin;
 mod capacity;
 mod cli;
+mod config_matrix;
 mod dialects;
 mod drain;
 mod loadtest_smoke;
