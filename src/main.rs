@@ -15,7 +15,7 @@ use websocket_api::protocol::Carrier;
 use websocket_api::sim::agent::{self, AgentScript};
 
 /// mimalloc instead of glibc's malloc: the media path allocates a few small buffers per frame on every
-/// worker thread, which glibc served with more CPU and more retained memory per call (see README, capacity).
+/// worker thread, which glibc served with more CPU and more retained memory per call (see docs/capacity.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -57,7 +57,7 @@ pub struct Metrics {
     pub hop_agent_to_carrier: Histogram,
     /// How late each worker thread's loop-lag probe woke (`call::lag`): the process is behind.
     pub loop_lag: Histogram,
-    /// How long callers wait for the agent's answers (README: Turn latency).
+    /// How long callers wait for the agent's answers (docs/metrics.md, Turn latency).
     pub turns: TurnMetrics,
     pub interruptions: IntCounter,
     pub stale_audio_dropped: IntCounter,
@@ -106,8 +106,30 @@ pub struct Metrics {
 
 /// Registers `metric` in `r` and hands it back. Fails only on a bad or duplicate name, at start-up.
 fn registered<M: prometheus::core::Collector + Clone + 'static>(r: &Registry, metric: M) -> prometheus::Result<M> {
+    if let Ok(mut catalog) = CATALOG.lock() {
+        for d in metric.desc() {
+            catalog.insert(
+                format!("wsapi_{}", d.fq_name),
+                (d.help.clone(), d.variable_labels.clone()),
+            );
+        }
+    }
     r.register(Box::new(metric.clone()))?;
     Ok(metric)
+}
+
+/// Every metric the gateway registers (name → help, labels), for the reference in docs/metrics.md.
+static CATALOG: std::sync::Mutex<std::collections::BTreeMap<String, (String, Vec<String>)>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// The metrics registered so far in this process (every one, once a `Metrics` and a `DbStats` exist), as
+/// `(name, help, labels)`.
+pub fn catalog() -> Vec<(String, String, Vec<String>)> {
+    let catalog = CATALOG.lock().map(|c| c.clone()).unwrap_or_default();
+    catalog
+        .into_iter()
+        .map(|(name, (help, labels))| (name, help, labels))
+        .collect()
 }
 
 pub(crate) fn counter(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
@@ -146,7 +168,7 @@ pub(crate) fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>)
     )
 }
 
-/// Turn latency (README: Turn latency): the whole wait, and its split.
+/// Turn latency (docs/metrics.md, Turn latency): the whole wait, and its split.
 pub struct TurnMetrics {
     /// The caller's speech fell silent → the agent's answer's first frame handed to the carrier.
     pub latency: Histogram,
@@ -201,7 +223,7 @@ impl Metrics {
             let _ = r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
         }
         if let Some(c) = ACCEPT_ERRORS.as_ref() {
-            let _ = r.register(Box::new(c.clone()));
+            let _ = registered(&r, c.clone());
         }
         let connect = histogram_vec(
             &r,

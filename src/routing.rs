@@ -1,4 +1,4 @@
-//! Routes (README: Routes): which agent takes a call, from its carrier and the number it reached, with the
+//! Routes (docs/routes.md): which agent takes a call, from its carrier and the number it reached, with the
 //! dynamic variables the route adds and its share of the cap. The table is built from the checked
 //! `[[routes]]` and swapped whole on SIGHUP; a call keeps the route it was admitted on.
 

@@ -146,7 +146,7 @@ impl CallInfo {
     }
 }
 
-/// Where a call is in its life (README: Endpoints).
+/// Where a call is in its life (docs/admin-api.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallState {
@@ -258,14 +258,14 @@ pub struct TranscriptLine {
     pub seq: i64,
 }
 
-/// A call as `/calls` shows it (README: Endpoints).
+/// A call as `/calls` shows it (docs/admin-api.md).
 #[derive(Debug, Clone, Serialize)]
 pub struct CallView {
     pub call_id: CallId,
     pub attempt: i64,
     pub stream_id: Option<String>,
     pub carrier: crate::protocol::Carrier,
-    /// The route it was admitted on (README: Routes); '' when none.
+    /// The route it was admitted on (docs/routes.md); '' when none.
     pub route: String,
     /// The agent it talks to (its route's).
     pub agent_id: Option<String>,
@@ -290,7 +290,7 @@ pub struct CallView {
     pub last_user_transcript: Option<crate::values::Text>,
     pub last_agent_response: Option<crate::values::Text>,
     pub end_reason: Option<EndReason>,
-    /// How long the caller waited for the agent's answers (README: Turn latency).
+    /// How long the caller waited for the agent's answers (docs/metrics.md, Turn latency).
     #[serde(flatten)]
     pub turns: crate::call::turns::TurnSummary,
 }

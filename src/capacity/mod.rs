@@ -52,7 +52,7 @@ pub struct CapacityReport {
 }
 
 impl PerCallCost {
-    /// Used when nothing was measured: this project's benchmark on a 2-core machine (README), rounded up.
+    /// Used when nothing was measured: this project's benchmark on a 2-core machine (docs/capacity.md), rounded up.
     pub fn builtin() -> PerCallCost {
         PerCallCost {
             rss_bytes: 64.0 * 1024.0,

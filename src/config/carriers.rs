@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Each carrier's own settings: credentials (Mcube's are `[carrier]`) and share of the cap (README: Carriers).
+/// Each carrier's own settings: credentials (Mcube's are `[carrier]`) and share of the cap (docs/carriers.md).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CarriersConfig {
@@ -63,7 +63,7 @@ pub struct PlivoConfig {
     /// (accounts that still sign that way); off, only `X-Plivo-Signature-V3` is taken.
     pub accept_v2: bool,
     /// How long a signature's nonce is remembered: the same nonce again within it is a replay (403).
-    /// Plivo's signatures carry no time, so a replay after it is not recognised (README: Security).
+    /// Plivo's signatures carry no time, so a replay after it is not recognised (docs/security.md).
     pub replay_window_s: u64,
     /// Secret, from `WSAPI__CARRIERS__PLIVO__AUTH_TOKEN` only: with it, every webhook's
     /// `X-Plivo-Signature-V3` (or V2 with `accept_v2`) must verify, with a nonce not seen before.

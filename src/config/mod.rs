@@ -1,5 +1,5 @@
 //! Configuration: the TOML file, `WSAPI__SECTION__KEY` environment overrides, secrets from the environment
-//! only, and validation that lists every problem at once (README: Configuration). The sections are here; loading
+//! only, and validation that lists every problem at once (docs/configuration.md). The sections are here; loading
 //! (file, environment, secrets, redaction) is in `load`, the files it names in `files`, each carrier's settings
 //! in `carriers`, the checks in `validate`, the routes in `routes`, whom a fleet's instance trusts in `peers`;
 //! `reading` turns the TOML into sections key by key, `origins` says where each setting came from, and

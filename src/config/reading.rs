@@ -105,3 +105,27 @@ fn section_problem(section: &str, message: &str, key: Option<&str>) -> String {
     }
     problem
 }
+
+impl Config {
+    /// Every key of the configuration, dotted (`calls.frame_ms`; `routes` for the list), as the shipped file
+    /// and the manual must document them.
+    pub fn keys() -> Vec<String> {
+        fn leaves(prefix: &str, table: &toml::Table, keys: &mut Vec<String>) {
+            for (key, value) in table {
+                match value.as_table() {
+                    Some(inner) if !prefix.is_empty() || !inner.is_empty() => {
+                        leaves(&format!("{prefix}{key}."), inner, keys)
+                    }
+                    _ => keys.push(format!("{prefix}{key}")),
+                }
+            }
+        }
+        let mut keys = Vec::new();
+        if let Ok(toml::Value::Table(defaults)) = toml::Value::try_from(Config::default()) {
+            leaves("", &defaults, &mut keys);
+        }
+        // Unset by default, so absent from the defaults' table.
+        keys.push("elevenlabs.agent_id".into());
+        keys
+    }
+}

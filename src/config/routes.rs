@@ -1,4 +1,4 @@
-//! `[[routes]]`: which agent takes a call, by its carrier and the number it reached (README: Routes), and
+//! `[[routes]]`: which agent takes a call, by its carrier and the number it reached (docs/routes.md), and
 //! the checks on them. The table calls are routed with is `routing`'s, built from these once they pass.
 
 use serde::{Deserialize, Serialize};

@@ -37,11 +37,11 @@ pub struct Config {
     pub capacity: CapacityConfig,
     pub fleet: FleetConfig,
     pub carriers: super::carriers::CarriersConfig,
-    /// Which agent takes a call (README: Routes); none means every call goes to `elevenlabs.agent_id`.
+    /// Which agent takes a call (docs/routes.md); none means every call goes to `elevenlabs.agent_id`.
     pub routes: Vec<super::routes::RouteConfig>,
 }
 
-/// Several gateways on one PostgreSQL database (README: Running a fleet). Off unless
+/// Several gateways on one PostgreSQL database (docs/fleet.md). Off unless
 /// `max_concurrent_calls` is set.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

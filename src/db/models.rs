@@ -56,10 +56,10 @@ pub struct CallRecord {
     /// Every ElevenLabs conversation of the call, in order, comma-separated (a redial starts a new one).
     #[serde(default)]
     pub conversation_ids: String,
-    /// The route the call was admitted on (README: Routes); '' when none was chosen.
+    /// The route the call was admitted on (docs/routes.md); '' when none was chosen.
     #[serde(default)]
     pub route: String,
-    /// Agent answers measured (README: Turn latency), their median and 95th percentile in ms, and
+    /// Agent answers measured (docs/metrics.md, Turn latency), their median and 95th percentile in ms, and
     /// ElevenLabs' share at the median; spool lines from before turns were measured read as none.
     #[serde(default)]
     pub turns: i64,
@@ -148,7 +148,7 @@ pub struct CallEvent {
     pub seq: i64,
     pub at_ms: i64,
     /// `state`, `user_transcript`, `agent_response`, `interruption`, `dtmf`, `tool_call`, `mcp_tool_call`,
-    /// `agent_tool`, `guardrail_triggered`, `resumed`, `greeting_muted`, `error` (README: Call records).
+    /// `agent_tool`, `guardrail_triggered`, `resumed`, `greeting_muted`, `error` (docs/records.md).
     pub kind: String,
     pub detail: String,
 }

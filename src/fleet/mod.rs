@@ -1,4 +1,4 @@
-//! Several gateways on one PostgreSQL database (README: Running a fleet): each instance's identity and
+//! Several gateways on one PostgreSQL database (docs/fleet.md): each instance's identity and
 //! lease, its block of the fleet-wide cap, the closing of a lost instance's calls, and the reads behind
 //! `/fleet`. PostgreSQL is the only coordinator: every grant is one transaction serialised on one row, and
 //! every time is the database's. The arithmetic of blocks is in `lease`, the SQL in `store`, the actor that

@@ -1,4 +1,4 @@
-//! Admin endpoints (README: Endpoints), served on `admin.listen`. With `admin.token` set they need
+//! Admin endpoints (docs/admin-api.md), served on `admin.listen`. With `admin.token` set they need
 //! `Authorization: Bearer <token>` (on both listeners); without one they are not on the carrier-facing
 //! listener at all, so who reaches them is decided by where `admin.listen` is bound.
 
@@ -100,7 +100,7 @@ fn parse_before(s: &str) -> Option<i64> {
     })
 }
 
-/// A stored call as the admin endpoints show it: the fields of a live call (README: Endpoints) plus the record.
+/// A stored call as the admin endpoints show it: the fields of a live call (docs/admin-api.md) plus the record.
 #[derive(Debug, Serialize)]
 pub struct StoredCall {
     pub call_id: String,
@@ -108,7 +108,7 @@ pub struct StoredCall {
     pub stream_id: Option<String>,
     /// Which carrier's webhook admitted it (`mcube`, `plivo`, `exotel`, `twilio`).
     pub carrier: String,
-    /// The route it was admitted on (README: Routes); '' when none.
+    /// The route it was admitted on (docs/routes.md); '' when none.
     pub route: String,
     pub from: String,
     pub to: String,
@@ -135,7 +135,7 @@ pub struct StoredCall {
     pub agent_input_format: Option<String>,
     pub agent_output_format: Option<String>,
     pub error_detail: Option<String>,
-    /// How long the caller waited for the agent's answers (README: Turn latency).
+    /// How long the caller waited for the agent's answers (docs/metrics.md, Turn latency).
     #[serde(flatten)]
     pub turns: crate::call::turns::TurnSummary,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,4 +1,4 @@
-//! Carrier-facing endpoints (README: Endpoints): the Mcube refurl webhook, which admits or refuses a call
+//! Carrier-facing endpoints (docs/admin-api.md): the Mcube refurl webhook, which admits or refuses a call
 //! before anything else happens, and what every carrier's webhook shares (its own module answers in its
 //! dialect): the access rules, reading the call at the edge, and admission. The media sockets are `media`'s.
 
@@ -277,7 +277,7 @@ pub(super) fn signed_url(req: &HttpRequest, state: &AppState, configured: &str, 
 }
 
 /// Where the carrier opens the call's media socket. In a fleet the URL names this instance, so the
-/// balancer in front of every instance sends the socket here (README: Running a fleet).
+/// balancer in front of every instance sends the socket here (docs/fleet.md).
 fn wss_url(state: &AppState, call: &CallKey, token: &str) -> String {
     let base = format!(
         "{}/ws/{}/{}?token={token}",

@@ -1,4 +1,4 @@
-//! The fleet's admin endpoints (README: Running a fleet): `GET /fleet`, `GET /calls?scope=fleet` (every
+//! The fleet's admin endpoints (docs/fleet.md): `GET /fleet`, `GET /calls?scope=fleet` (every
 //! live instance's `/calls`, merged) and the forwarding of `DELETE /calls/{id}` to the instance that carries
 //! the call. Instances reach each other's admin API at the URL each registered, with the same admin token,
 //! but only where the operator allowed it (`fleet.peers`): the database is not trusted to say where the

@@ -1,4 +1,4 @@
-//! The Mcube refurl webhook's body (README: Endpoints, `POST /mcube/call`): read tolerantly (camelCase or snake_case, numbers
+//! The Mcube refurl webhook's body (docs/admin-api.md, `POST /mcube/call`): read tolerantly (camelCase or snake_case, numbers
 //! or strings) and parsed into typed, bounded values — an admission request or a hang-up/status report — or
 //! refused naming the first field that is not acceptable. Plain serde, no I/O.
 

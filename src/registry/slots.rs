@@ -32,7 +32,7 @@ pub enum Refusal {
     AlreadyConnected,
     /// An admission for a call (carrier and id) that is connected right now.
     Duplicate,
-    /// No route takes the number the call reached (README: Routes).
+    /// No route takes the number the call reached (docs/routes.md).
     Unrouted,
     /// The call's carrier holds its share of the cap (`carriers.<name>.max_calls`).
     CarrierCapacity,

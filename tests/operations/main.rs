@@ -8,6 +8,7 @@ mod capacity;
 mod cli;
 mod config_matrix;
 mod dialects;
+mod docs;
 mod drain;
 mod loadtest_smoke;
 mod reload;

@@ -153,7 +153,7 @@ pub enum AgentEvent<'a> {
         error_type: Option<Text>,
         message: Option<Text>,
     },
-    /// A type of the schema a phone gateway has no use for (README: ElevenLabs); not counted.
+    /// A type of the schema a phone gateway has no use for (docs/elevenlabs.md); not counted.
     Unused {
         kind: &'static str,
     },
@@ -163,7 +163,7 @@ pub enum AgentEvent<'a> {
     },
 }
 
-/// Server messages of the schema the gateway deliberately does not act on, and why (README: ElevenLabs).
+/// Server messages of the schema the gateway deliberately does not act on, and why (docs/elevenlabs.md).
 pub const UNUSED_SERVER_MESSAGES: [(&str, &str); 16] = [
     ("tentative_user_transcript", "the final user_transcript follows"),
     ("vad_score", "turn-taking is the agent's"),

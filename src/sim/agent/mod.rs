@@ -1,4 +1,4 @@
-//! The ElevenLabs agent simulator: a real Agents WebSocket server (README: Subcommands) speaking the protocol of
+//! The ElevenLabs agent simulator: a real Agents WebSocket server (docs/getting-started.md) speaking the protocol of
 //! tests/fixtures/elevenlabs-agent.asyncapi.yaml. It expects the initiation first, announces its formats, pings and
 //! expects pongs, speaks (tones or an echo of the caller), and can interrupt, transcribe, call tools, drop,
 //! fail or end the conversation — all scripted, so the gateway can be tested and demonstrated without
