@@ -260,3 +260,87 @@ fn check_config_says_which_file_it_read() {
         "{code} {err}"
     );
 }
+
+/// `serve` on `127.0.0.1:port` with nothing set but what it needs: no `server.public_url` anywhere.
+fn serve_plain(port: u16, extra: &[(&str, &str)]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let dir = scratch("plain");
+    let file = dir.join("gw.toml");
+    std::fs::write(&file, "").expect("write");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_websocket_api"));
+    cmd.args(["serve", "--config", file.to_str().expect("utf8 path")])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .env("WSAPI__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("WSAPI__ADMIN__LISTEN", "127.0.0.1:0")
+        .env("WSAPI__ELEVENLABS__AGENT_ID", "agent_x")
+        .env("WSAPI__ELEVENLABS__AUTH", "none")
+        .env("WSAPI__DATABASE__URL", format!("sqlite://{}/calls.db", dir.display()))
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("serve starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let up = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up, "serve listens on {port}");
+    (child, rx)
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+#[test]
+fn the_media_url_is_right_by_itself_and_a_401_names_the_carrier() {
+    let port = free_port();
+    let (mut child, log) = serve_plain(port, &[("WSAPI__CARRIER__STATIC_TOKEN", "s3cret")]);
+    let base = format!("http://127.0.0.1:{port}");
+    let (refurl, plivo) = actix_rt::System::new().block_on(async {
+        let body = serde_json::json!({"callId": "URL-1", "callDirection": "inbound", "fromNumber": "+914155551234",
+            "toNumber": "+918001234567", "dialStatus": "CONNECTING"});
+        let client = awc::Client::default();
+        let refurl = match client
+            .post(format!("{base}/mcube/call?carrier_token=s3cret"))
+            .send_json(&body)
+            .await
+        {
+            Ok(mut r) => r.json::<serde_json::Value>().await.ok(),
+            Err(_) => None,
+        };
+        let plivo = client
+            .post(format!("{base}/plivo/answer"))
+            .send_form(&[("CallUUID", "u-1"), ("From", "+1"), ("To", "+2")])
+            .await
+            .map(|r| r.status().as_u16());
+        (refurl, plivo)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let wss_url = refurl
+        .and_then(|v| v["wss_url"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    assert!(
+        wss_url.starts_with(&format!("ws://127.0.0.1:{port}/ws/mcube/URL-1?token=")),
+        "the media URL names the port serve listens on: {wss_url:?}"
+    );
+    assert_eq!(plivo.ok(), Some(401));
+    let lines: Vec<String> = log.try_iter().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("/plivo/answer (plivo) refused (401)") && l.contains("?carrier_token=")),
+        "the 401 names the path and the carrier, and the fix: {lines:?}"
+    );
+}

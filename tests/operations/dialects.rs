@@ -25,6 +25,11 @@ fn the_demo_places_its_calls_in_every_carriers_dialect() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(stdout.contains(&format!("simulated {carrier} call")), "{stdout}");
+        let method = if carrier == "exotel" { "GET" } else { "POST" };
+        assert!(
+            stdout.contains(&format!("{carrier} webhook {method} http://127.0.0.1:")),
+            "the demo names {carrier}'s own webhook: {stdout}"
+        );
         assert!(stdout.contains("demo OK"), "{carrier}: {stdout}");
     }
     let bad = Command::new(env!("CARGO_BIN_EXE_websocket_api"))
