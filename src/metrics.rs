@@ -33,7 +33,8 @@ pub fn count_accept_error(record: &log::Record<'_>) {
 /// Every metric the gateway exports, registered in `registry`.
 pub struct Metrics {
     pub registry: Registry,
-    pub calls_admitted: IntCounter,
+    /// Calls admitted, by carrier.
+    pub calls_admitted: IntCounterVec,
     /// Time to answer the refurl's admission request, inside the gateway.
     pub refurl_seconds: Histogram,
     pub calls_refused: IntCounterVec,
@@ -43,13 +44,10 @@ pub struct Metrics {
     pub calls_cap: IntGauge,
     pub draining: IntGauge,
     pub call_duration: Histogram,
+    /// Audio frames and bytes, by direction and carrier: each call adds its own once a second, so no label
+    /// is looked up per frame.
     pub frames: IntCounterVec,
     pub bytes: IntCounterVec,
-    /// The `direction` children, resolved once: the media path must not look labels up per frame.
-    pub frames_in: IntCounter,
-    pub frames_out: IntCounter,
-    pub bytes_in: IntCounter,
-    pub bytes_out: IntCounter,
     /// Carrier frame read → written to ElevenLabs; agent audio read (or, when paced, its slot) → written to
     /// the carrier. Any join or queue wait is inside.
     pub hop_latency: HistogramVec,
@@ -137,7 +135,16 @@ pub(crate) fn counter(r: &Registry, name: &str, help: &str) -> prometheus::Resul
 }
 
 pub(crate) fn counter_vec(r: &Registry, name: &str, help: &str, label: &str) -> prometheus::Result<IntCounterVec> {
-    registered(r, IntCounterVec::new(Opts::new(name, help), &[label])?)
+    counter_vec_by(r, name, help, &[label])
+}
+
+pub(crate) fn counter_vec_by(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    registered(r, IntCounterVec::new(Opts::new(name, help), labels)?)
 }
 
 pub(crate) fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
@@ -241,12 +248,17 @@ impl Metrics {
                 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
             ],
         )?;
-        let frames = counter_vec(&r, "frames_total", "Audio frames, by direction", "direction")?;
-        let bytes = counter_vec(
+        let frames = counter_vec_by(
+            &r,
+            "frames_total",
+            "Audio frames, by direction and carrier",
+            &["direction", "carrier"],
+        )?;
+        let bytes = counter_vec_by(
             &r,
             "audio_bytes_total",
-            "Audio bytes (decoded), by direction",
-            "direction",
+            "Audio bytes (decoded), by direction and carrier",
+            &["direction", "carrier"],
         )?;
         Ok(Metrics {
             hop_carrier_to_agent: hop.with_label_values(&[CARRIER_TO_AGENT]),
@@ -259,10 +271,6 @@ impl Metrics {
                 vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5],
             )?,
             turns: TurnMetrics::new(&r)?,
-            frames_in: frames.with_label_values(&[CARRIER_TO_AGENT]),
-            frames_out: frames.with_label_values(&[AGENT_TO_CARRIER]),
-            bytes_in: bytes.with_label_values(&[CARRIER_TO_AGENT]),
-            bytes_out: bytes.with_label_values(&[AGENT_TO_CARRIER]),
             frames,
             bytes,
             refurl_seconds: histogram(
@@ -271,7 +279,12 @@ impl Metrics {
                 "Refurl admission answer time inside the gateway",
                 vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
             )?,
-            calls_admitted: counter(&r, "calls_admitted_total", "Calls admitted (refurl or direct upgrade)")?,
+            calls_admitted: counter_vec(
+                &r,
+                "calls_admitted_total",
+                "Calls admitted (refurl or direct upgrade), by carrier",
+                "carrier",
+            )?,
             fleet_held_slots: gauge(
                 &r,
                 "fleet_held_slots",
@@ -330,7 +343,12 @@ impl Metrics {
                 "misdirected_sockets_total",
                 "Media sockets that reached another instance than the one that admitted the call",
             )?,
-            calls_refused: counter_vec(&r, "calls_refused_total", "Calls refused, by reason", "reason")?,
+            calls_refused: counter_vec_by(
+                &r,
+                "calls_refused_total",
+                "Calls refused, by reason and carrier",
+                &["reason", "carrier"],
+            )?,
             internal_errors: counter_vec(
                 &r,
                 "internal_errors_total",
@@ -338,7 +356,12 @@ impl Metrics {
                 "part",
             )?,
             calls_started: counter(&r, "calls_started_total", "Call actors started (carrier socket open)")?,
-            calls_ended: counter_vec(&r, "calls_ended_total", "Calls ended, by end reason", "reason")?,
+            calls_ended: counter_vec_by(
+                &r,
+                "calls_ended_total",
+                "Calls ended, by end reason and carrier",
+                &["reason", "carrier"],
+            )?,
             calls_active: gauge(&r, "calls_active", "Calls holding a slot (reserved or live)")?,
             calls_cap: gauge(&r, "calls_max_concurrent", "The cap on concurrent calls")?,
             draining: gauge(&r, "draining", "1 while the gateway is draining")?,
@@ -420,6 +443,11 @@ impl Metrics {
             )?,
             registry: r,
         })
+    }
+
+    /// A call refused for `reason`, at `carrier`'s door (`unknown` before the carrier is known).
+    pub fn refused(&self, reason: &str, carrier: &str) {
+        self.calls_refused.with_label_values(&[reason, carrier]).inc();
     }
 
     /// Prometheus text exposition of everything registered.

@@ -3,7 +3,7 @@
 
 use super::{CallInfo, CallState, CallView, EndReason, TranscriptLine};
 use crate::db::models::{now_ms, CallEvent, CallRecord};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, AGENT_TO_CARRIER, CARRIER_TO_AGENT};
 use crate::protocol::elevenlabs::AgentFormats;
 use crate::values::{ConversationId, Text};
 use std::collections::VecDeque;
@@ -244,10 +244,16 @@ impl CallLog {
     /// cost more than the frame's own work.
     pub fn flush_counters(&mut self, m: &Metrics) {
         let (s, r) = (&self.stats, &mut self.reported);
-        m.frames_in.inc_by(s.frames_in - r.frames_in);
-        m.bytes_in.inc_by(s.bytes_in - r.bytes_in);
-        m.frames_out.inc_by(s.frames_out - r.frames_out);
-        m.bytes_out.inc_by(s.bytes_out - r.bytes_out);
+        let carrier = self.info.carrier.as_str();
+        let add = |v: &prometheus::IntCounterVec, direction, n: u64| {
+            if n > 0 {
+                v.with_label_values(&[direction, carrier]).inc_by(n);
+            }
+        };
+        add(&m.frames, CARRIER_TO_AGENT, s.frames_in - r.frames_in);
+        add(&m.bytes, CARRIER_TO_AGENT, s.bytes_in - r.bytes_in);
+        add(&m.frames, AGENT_TO_CARRIER, s.frames_out - r.frames_out);
+        add(&m.bytes, AGENT_TO_CARRIER, s.bytes_out - r.bytes_out);
         *r = s.clone();
     }
 

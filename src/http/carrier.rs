@@ -181,7 +181,11 @@ pub(super) fn admit_call(mut info: CallInfo, state: &AppState) -> Result<Admitte
     let gate = |_: &CallInfo| state.breaker.admit(&agent).map_err(|r| breaker_refusal(&r));
     match state.registry.admit(info.clone(), gate) {
         Ok(admitted) => {
-            state.metrics.calls_admitted.inc();
+            state
+                .metrics
+                .calls_admitted
+                .with_label_values(&[info.carrier.as_str()])
+                .inc();
             let key = admitted.key();
             let token = state.tokens.issue(&key);
             let show = state.config.log.show_numbers;
@@ -245,7 +249,7 @@ fn refuse_admission(
         info.carrier.as_str(),
         refusal.as_str()
     );
-    state.metrics.calls_refused.with_label_values(&[refusal.as_str()]).inc();
+    state.metrics.refused(refusal.as_str(), info.carrier.as_str());
     save(
         state,
         DbWrite::Call(Box::new(rejected_record(state, info, refusal.as_str()))),
@@ -337,7 +341,7 @@ pub(super) fn refuse_source(req: &HttpRequest, state: &AppState) -> Option<HttpR
     });
     let reason = verdict?;
     log::warn!("carrier: request from {client:?} refused: {reason}");
-    state.metrics.calls_refused.with_label_values(&[reason]).inc();
+    state.metrics.refused(reason, carrier_of_path(req.path()));
     let status = match reason {
         "address_not_allowed" | "origin_not_allowed" => StatusCode::FORBIDDEN,
         _ => StatusCode::SERVICE_UNAVAILABLE, // our fault, not the caller's: it may try again
@@ -361,17 +365,24 @@ pub(super) fn refuse_carrier_token(req: &HttpRequest, state: &AppState) -> Optio
     // Which carrier's webhook, and how to fix it: Plivo, Twilio and Exotel cannot send a header, so their
     // URL at the carrier must carry `?carrier_token=`.
     let path = req.path();
-    let carrier = ["mcube", "plivo", "exotel", "twilio"]
-        .into_iter()
-        .find(|c| path.starts_with(&format!("/{c}")) || path.starts_with(&format!("/ws/{c}")))
-        .unwrap_or("unknown");
+    let carrier = carrier_of_path(path);
     log::warn!(
         "carrier: {} {path} ({carrier}) refused (401): no carrier token; with WSAPI__CARRIER__STATIC_TOKEN set, \
          the URL configured at the carrier must carry ?carrier_token=<token> (or send Authorization: Bearer)",
         req.method()
     );
-    state.metrics.calls_refused.with_label_values(&["unauthorized"]).inc();
+    state.metrics.refused("unauthorized", carrier);
     Some(error_json(StatusCode::UNAUTHORIZED, "unauthorized"))
+}
+
+/// Whose endpoint a request reached, by its path (`/plivo/answer`, `/ws/plivo/…`): for the log and the
+/// refusal counts of requests refused before their carrier is read.
+pub(super) fn carrier_of_path(path: &str) -> &'static str {
+    let first = path.trim_start_matches("/ws").trim_start_matches('/');
+    Carrier::ALL
+        .into_iter()
+        .find(|c| first.starts_with(c.as_str()))
+        .map_or("unknown", |c| c.as_str())
 }
 
 #[derive(Debug, Deserialize)]

@@ -207,7 +207,13 @@ async fn a_static_carrier_token_is_required_when_set() {
     // Refused requests leave no trace in the call history: unauthenticated clients cannot add rows.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(get_json(&h, "/calls/TOK-NONE").await.0, 404);
-    assert_eq!(h.gw.metrics.calls_refused.with_label_values(&["unauthorized"]).get(), 2);
+    assert_eq!(
+        h.gw.metrics
+            .calls_refused
+            .with_label_values(&["unauthorized", "mcube"])
+            .get(),
+        2
+    );
 }
 
 #[actix_rt::test]

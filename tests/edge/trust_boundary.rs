@@ -395,7 +395,11 @@ async fn a_forged_token_writes_no_row(backend: Backend) {
     );
     assert_eq!(get_json(&h, "/calls/NEVER-ADMITTED").await.0, 404);
     assert!(
-        h.gw.metrics.calls_refused.with_label_values(&["unauthorized"]).get() >= 2,
+        h.gw.metrics
+            .calls_refused
+            .with_label_values(&["unauthorized", "mcube"])
+            .get()
+            >= 2,
         "counted"
     );
 }

@@ -246,7 +246,23 @@ async fn metrics_parse_and_count_what_happened() {
             })
             .unwrap_or_else(|| panic!("{name} {label:?} missing from /metrics"))
     };
-    assert_eq!(value("wsapi_calls_admitted_total", None), 1.0);
+    assert_eq!(value("wsapi_calls_admitted_total", Some(("carrier", "mcube"))), 1.0);
+    // Traffic is counted by carrier: Plivo's calls can be told from Mcube's.
+    let by_carrier = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .all(|s| s.labels.get("carrier").is_some())
+    };
+    for name in [
+        "wsapi_calls_refused_total",
+        "wsapi_calls_ended_total",
+        "wsapi_frames_total",
+        "wsapi_audio_bytes_total",
+    ] {
+        assert!(by_carrier(name), "{name} has a carrier label");
+    }
     assert_eq!(value("wsapi_calls_refused_total", Some(("reason", "capacity"))), 1.0);
     assert_eq!(
         value("wsapi_calls_ended_total", Some(("reason", "carrier_hangup"))),

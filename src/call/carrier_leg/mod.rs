@@ -159,7 +159,7 @@ impl CarrierLeg {
                 true
             }
             Err(why) => {
-                self.metrics.calls_refused.with_label_values(&["unauthorized"]).inc();
+                self.metrics.refused("unauthorized", self.carrier.as_str());
                 log::warn!(
                     "carrier: {} stream refused: {why}; closing (1008)",
                     self.carrier.as_str()
