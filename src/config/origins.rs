@@ -62,13 +62,16 @@ impl Origins {
         }
     }
 
-    /// `problem` with where it came from appended, when its first word names a setting that was set.
+    /// `problem` with where it came from appended: the line or variable that set the setting its first word
+    /// names, or that nothing set it (the built-in default holds).
     pub fn place(&self, problem: String) -> String {
         let head = problem.split([':', ' ']).next().unwrap_or_default();
         let key = head.trim_matches(['[', ']']);
         match self.of(key) {
             Some(place) if !problem.contains(place) => format!("{problem} ({place})"),
-            _ => problem,
+            Some(_) => problem,
+            None if key.contains('.') => format!("{problem} (not set: the built-in default)"),
+            None => problem,
         }
     }
 }
@@ -110,6 +113,10 @@ mod tests {
         );
         assert_eq!(o.of("routes.name"), Some("gw.toml:8"));
         assert_eq!(o.of("server.listen"), None);
+        assert_eq!(
+            o.place("server.public_url: unset".into()),
+            "server.public_url: unset (not set: the built-in default)"
+        );
         assert_eq!(
             o.place("calls.frame_ms: 2 is outside 5..=1000".into()),
             "calls.frame_ms: 2 is outside 5..=1000 (gw.toml:3)"

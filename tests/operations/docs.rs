@@ -83,6 +83,29 @@ fn the_endpoints_reference_lists_every_route() {
     checked_both_ways(&page("docs/admin-api.md"), &routes, "/calls/limit", "docs/admin-api.md");
 }
 
+#[test]
+fn the_subcommand_table_lists_every_subcommand() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_websocket_api"))
+        .arg("--help")
+        .output()
+        .expect("--help");
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let commands: Vec<String> = help
+        .split("Commands:")
+        .nth(1)
+        .and_then(|rest| rest.split("Options:").next())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(|c| format!("websocket_api {c}"))
+        .collect();
+    assert!(commands.len() >= 7, "{help}");
+    let doc = page("docs/getting-started.md");
+    let missing: Vec<&String> = commands.iter().filter(|c| !doc.contains(&format!("`{c}"))).collect();
+    assert!(missing.is_empty(), "docs/getting-started.md's table lacks {missing:?}");
+}
+
 /// Headings of a Markdown page as GitHub makes their anchors.
 fn anchors(text: &str) -> Vec<String> {
     text.lines()
