@@ -30,24 +30,56 @@ pub fn count_accept_error(record: &log::Record<'_>) {
     }
 }
 
-/// Every metric the gateway exports, registered in `registry`.
-pub struct Metrics {
-    pub registry: Registry,
-    /// Calls admitted, by carrier.
-    pub calls_admitted: IntCounterVec,
-    /// Time to answer the refurl's admission request, inside the gateway.
-    pub refurl_seconds: Histogram,
-    pub calls_refused: IntCounterVec,
-    pub calls_started: IntCounter,
-    pub calls_ended: IntCounterVec,
-    pub calls_active: IntGauge,
-    pub calls_cap: IntGauge,
-    pub draining: IntGauge,
-    pub call_duration: Histogram,
+/// Traffic, by carrier: Plivo's calls told from Mcube's (docs/metrics.md).
+pub struct Traffic {
+    pub admitted: IntCounterVec,
+    pub refused: IntCounterVec,
+    pub ended: IntCounterVec,
     /// Audio frames and bytes, by direction and carrier: each call adds its own once a second, so no label
     /// is looked up per frame.
     pub frames: IntCounterVec,
     pub bytes: IntCounterVec,
+}
+
+impl Traffic {
+    fn new(r: &Registry) -> prometheus::Result<Traffic> {
+        let by = |name: &str, help: &str, labels: &[&str]| counter_vec_by(r, name, help, labels);
+        let (direction, reason) = (&["direction", "carrier"][..], &["reason", "carrier"][..]);
+        Ok(Traffic {
+            admitted: by(
+                "calls_admitted_total",
+                "Calls admitted (refurl or direct upgrade), by carrier",
+                &["carrier"],
+            )?,
+            refused: by("calls_refused_total", "Calls refused, by reason and carrier", reason)?,
+            ended: by("calls_ended_total", "Calls ended, by end reason and carrier", reason)?,
+            frames: by("frames_total", "Audio frames, by direction and carrier", direction)?,
+            bytes: by(
+                "audio_bytes_total",
+                "Audio bytes (decoded), by direction and carrier",
+                direction,
+            )?,
+        })
+    }
+
+    /// A call refused for `reason`, at `carrier`'s door (`unknown` before the carrier is known).
+    pub fn refused(&self, reason: &str, carrier: &str) {
+        self.refused.with_label_values(&[reason, carrier]).inc();
+    }
+}
+
+/// Every metric the gateway exports, registered in `registry`.
+pub struct Metrics {
+    pub registry: Registry,
+    /// What each carrier brings: admissions, refusals, ends, frames and bytes.
+    pub traffic: Traffic,
+    /// Time to answer the refurl's admission request, inside the gateway.
+    pub refurl_seconds: Histogram,
+    pub calls_started: IntCounter,
+    pub calls_active: IntGauge,
+    pub calls_cap: IntGauge,
+    pub draining: IntGauge,
+    pub call_duration: Histogram,
     /// Carrier frame read → written to ElevenLabs; agent audio read (or, when paced, its slot) → written to
     /// the carrier. Any join or queue wait is inside.
     pub hop_latency: HistogramVec,
@@ -248,18 +280,6 @@ impl Metrics {
                 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
             ],
         )?;
-        let frames = counter_vec_by(
-            &r,
-            "frames_total",
-            "Audio frames, by direction and carrier",
-            &["direction", "carrier"],
-        )?;
-        let bytes = counter_vec_by(
-            &r,
-            "audio_bytes_total",
-            "Audio bytes (decoded), by direction and carrier",
-            &["direction", "carrier"],
-        )?;
         Ok(Metrics {
             hop_carrier_to_agent: hop.with_label_values(&[CARRIER_TO_AGENT]),
             hop_agent_to_carrier: hop.with_label_values(&[AGENT_TO_CARRIER]),
@@ -271,19 +291,12 @@ impl Metrics {
                 vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5],
             )?,
             turns: TurnMetrics::new(&r)?,
-            frames,
-            bytes,
+            traffic: Traffic::new(&r)?,
             refurl_seconds: histogram(
                 &r,
                 "refurl_seconds",
                 "Refurl admission answer time inside the gateway",
                 vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
-            )?,
-            calls_admitted: counter_vec(
-                &r,
-                "calls_admitted_total",
-                "Calls admitted (refurl or direct upgrade), by carrier",
-                "carrier",
             )?,
             fleet_held_slots: gauge(
                 &r,
@@ -343,12 +356,6 @@ impl Metrics {
                 "misdirected_sockets_total",
                 "Media sockets that reached another instance than the one that admitted the call",
             )?,
-            calls_refused: counter_vec_by(
-                &r,
-                "calls_refused_total",
-                "Calls refused, by reason and carrier",
-                &["reason", "carrier"],
-            )?,
             internal_errors: counter_vec(
                 &r,
                 "internal_errors_total",
@@ -356,12 +363,6 @@ impl Metrics {
                 "part",
             )?,
             calls_started: counter(&r, "calls_started_total", "Call actors started (carrier socket open)")?,
-            calls_ended: counter_vec_by(
-                &r,
-                "calls_ended_total",
-                "Calls ended, by end reason and carrier",
-                &["reason", "carrier"],
-            )?,
             calls_active: gauge(&r, "calls_active", "Calls holding a slot (reserved or live)")?,
             calls_cap: gauge(&r, "calls_max_concurrent", "The cap on concurrent calls")?,
             draining: gauge(&r, "draining", "1 while the gateway is draining")?,
@@ -443,11 +444,6 @@ impl Metrics {
             )?,
             registry: r,
         })
-    }
-
-    /// A call refused for `reason`, at `carrier`'s door (`unknown` before the carrier is known).
-    pub fn refused(&self, reason: &str, carrier: &str) {
-        self.calls_refused.with_label_values(&[reason, carrier]).inc();
     }
 
     /// Prometheus text exposition of everything registered.

@@ -250,10 +250,10 @@ impl CallLog {
                 v.with_label_values(&[direction, carrier]).inc_by(n);
             }
         };
-        add(&m.frames, CARRIER_TO_AGENT, s.frames_in - r.frames_in);
-        add(&m.bytes, CARRIER_TO_AGENT, s.bytes_in - r.bytes_in);
-        add(&m.frames, AGENT_TO_CARRIER, s.frames_out - r.frames_out);
-        add(&m.bytes, AGENT_TO_CARRIER, s.bytes_out - r.bytes_out);
+        add(&m.traffic.frames, CARRIER_TO_AGENT, s.frames_in - r.frames_in);
+        add(&m.traffic.bytes, CARRIER_TO_AGENT, s.bytes_in - r.bytes_in);
+        add(&m.traffic.frames, AGENT_TO_CARRIER, s.frames_out - r.frames_out);
+        add(&m.traffic.bytes, AGENT_TO_CARRIER, s.bytes_out - r.bytes_out);
         *r = s.clone();
     }
 

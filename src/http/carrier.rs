@@ -183,7 +183,8 @@ pub(super) fn admit_call(mut info: CallInfo, state: &AppState) -> Result<Admitte
         Ok(admitted) => {
             state
                 .metrics
-                .calls_admitted
+                .traffic
+                .admitted
                 .with_label_values(&[info.carrier.as_str()])
                 .inc();
             let key = admitted.key();
@@ -249,7 +250,7 @@ fn refuse_admission(
         info.carrier.as_str(),
         refusal.as_str()
     );
-    state.metrics.refused(refusal.as_str(), info.carrier.as_str());
+    state.metrics.traffic.refused(refusal.as_str(), info.carrier.as_str());
     save(
         state,
         DbWrite::Call(Box::new(rejected_record(state, info, refusal.as_str()))),
@@ -341,7 +342,7 @@ pub(super) fn refuse_source(req: &HttpRequest, state: &AppState) -> Option<HttpR
     });
     let reason = verdict?;
     log::warn!("carrier: request from {client:?} refused: {reason}");
-    state.metrics.refused(reason, carrier_of_path(req.path()));
+    state.metrics.traffic.refused(reason, carrier_of_path(req.path()));
     let status = match reason {
         "address_not_allowed" | "origin_not_allowed" => StatusCode::FORBIDDEN,
         _ => StatusCode::SERVICE_UNAVAILABLE, // our fault, not the caller's: it may try again
@@ -371,7 +372,7 @@ pub(super) fn refuse_carrier_token(req: &HttpRequest, state: &AppState) -> Optio
          the URL configured at the carrier must carry ?carrier_token=<token> (or send Authorization: Bearer)",
         req.method()
     );
-    state.metrics.refused("unauthorized", carrier);
+    state.metrics.traffic.refused("unauthorized", carrier);
     Some(error_json(StatusCode::UNAUTHORIZED, "unauthorized"))
 }
 

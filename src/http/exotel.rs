@@ -52,6 +52,6 @@ pub(super) fn refuse_unauthenticated(req: &HttpRequest, state: &AppState) -> Opt
         return None;
     }
     log::warn!("carrier: exotel request without valid Basic auth refused (401)");
-    state.metrics.refused("unauthorized", "exotel");
+    state.metrics.traffic.refused("unauthorized", "exotel");
     Some(error_json(StatusCode::UNAUTHORIZED, "unauthorized"))
 }

@@ -65,7 +65,7 @@ pub async fn media_socket(
     }
     if cfg.carrier.require_token && !token_ok {
         log::warn!("call_id={call_id} carrier: WebSocket refused, missing or bad token");
-        state.metrics.refused("unauthorized", carrier.as_str());
+        state.metrics.traffic.refused("unauthorized", carrier.as_str());
         return error_json(StatusCode::UNAUTHORIZED, "unauthorized");
     }
     if let Err(e) = ws::handshake(&req) {
@@ -75,7 +75,7 @@ pub async fn media_socket(
         Ok(claimed) => claimed,
         Err(refusal) => {
             log::info!("call_id={call_id} carrier: WebSocket refused: {}", refusal.as_str());
-            state.metrics.refused(refusal.as_str(), carrier.as_str());
+            state.metrics.traffic.refused(refusal.as_str(), carrier.as_str());
             return refused(refusal);
         }
     };

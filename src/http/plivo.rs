@@ -76,6 +76,6 @@ fn refuse_unsigned(req: &HttpRequest, body: &[u8], state: &AppState) -> Option<H
         Signed::Not(why) => why,
     };
     log::warn!("carrier: plivo answer refused (403): {why}");
-    state.metrics.refused("bad_signature", "plivo");
+    state.metrics.traffic.refused("bad_signature", "plivo");
     Some(error_json(StatusCode::FORBIDDEN, "bad_signature"))
 }

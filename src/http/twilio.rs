@@ -44,6 +44,6 @@ fn refuse_unsigned(req: &HttpRequest, body: &[u8], state: &AppState) -> Option<H
         return None;
     }
     log::warn!("carrier: twilio voice webhook without a valid X-Twilio-Signature refused (403)");
-    state.metrics.refused("bad_signature", "twilio");
+    state.metrics.traffic.refused("bad_signature", "twilio");
     Some(error_json(StatusCode::FORBIDDEN, "bad_signature"))
 }

@@ -209,7 +209,8 @@ async fn a_static_carrier_token_is_required_when_set() {
     assert_eq!(get_json(&h, "/calls/TOK-NONE").await.0, 404);
     assert_eq!(
         h.gw.metrics
-            .calls_refused
+            .traffic
+            .refused
             .with_label_values(&["unauthorized", "mcube"])
             .get(),
         2

@@ -396,7 +396,8 @@ async fn a_forged_token_writes_no_row(backend: Backend) {
     assert_eq!(get_json(&h, "/calls/NEVER-ADMITTED").await.0, 404);
     assert!(
         h.gw.metrics
-            .calls_refused
+            .traffic
+            .refused
             .with_label_values(&["unauthorized", "mcube"])
             .get()
             >= 2,

@@ -91,7 +91,8 @@ impl CallActor {
         self.flush_counters();
         let m = &self.deps.metrics;
         let reason = self.log.end_reason().map_or("unknown", |r| r.as_str());
-        m.calls_ended
+        m.traffic
+            .ended
             .with_label_values(&[reason, self.log.info.carrier.as_str()])
             .inc();
         m.call_duration.observe(self.log.started.elapsed().as_secs_f64());

@@ -159,7 +159,7 @@ impl CarrierLeg {
                 true
             }
             Err(why) => {
-                self.metrics.refused("unauthorized", self.carrier.as_str());
+                self.metrics.traffic.refused("unauthorized", self.carrier.as_str());
                 log::warn!(
                     "carrier: {} stream refused: {why}; closing (1008)",
                     self.carrier.as_str()
