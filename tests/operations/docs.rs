@@ -106,6 +106,42 @@ fn the_subcommand_table_lists_every_subcommand() {
     assert!(missing.is_empty(), "docs/getting-started.md's table lacks {missing:?}");
 }
 
+#[test]
+fn the_manual_says_what_the_code_does_in_one_place() {
+    // The test binaries, counted and named as they are.
+    let tests = root().join("tests");
+    let mut binaries: Vec<String> = std::fs::read_dir(&tests)
+        .expect("tests/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("main.rs").exists() || p.extension().is_some_and(|x| x == "rs"))
+        .filter_map(|p| Some(p.file_stem()?.to_str()?.to_string()))
+        .collect();
+    binaries.sort();
+    let contributing = page("CONTRIBUTING.md");
+    let words = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+    let count = words.get(binaries.len().saturating_sub(1)).copied().unwrap_or("many");
+    assert!(
+        contributing.contains(&format!("build as {count} binaries")),
+        "{binaries:?}"
+    );
+    for b in &binaries {
+        assert!(
+            contributing.contains(&format!("`{b}`")),
+            "CONTRIBUTING.md names the test binary {b}"
+        );
+    }
+    // The pacer's lead, as the code sets it.
+    let lead = websocket_api::call::playout::PACING_LEAD_FRAMES;
+    let architecture = page("docs/architecture.md");
+    assert!(
+        architecture.contains(&format!("less than {lead} frames")),
+        "the pacing lead is {lead} frames"
+    );
+    // Mcube's production steps in one place.
+    assert!(page("docs/carriers.md").contains("## Mcube in production, step by step"));
+}
+
 /// Headings of a Markdown page as GitHub makes their anchors.
 fn anchors(text: &str) -> Vec<String> {
     text.lines()
