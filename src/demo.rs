@@ -69,26 +69,7 @@ pub async fn run(base: Config, calls: usize, seconds: f64, carrier: Carrier) -> 
         .await
         .map_err(|e| format!("gateway: {e}"))?;
     actix_rt::spawn(gw_server);
-    let (method, webhook) = carrier.webhook();
-    println!(
-        "gateway        {} ({} webhook {method} {}{webhook}; admin API {})",
-        gw.addr,
-        carrier.as_str(),
-        gw.http_url,
-        gw.admin_url
-    );
-    println!(
-        "agent sim      {} (formats pcm_16000 in/out: the gateway transcodes to/from 8 kHz μ-law)",
-        sim.url
-    );
-    let frames = match carrier {
-        Carrier::Exotel => "100 ms PCM16 frames",
-        _ => "20 ms μ-law frames",
-    };
-    println!(
-        "placing {calls} simulated {} call(s) of {seconds:.1} s each, {frames} at real time, through its own webhook\n",
-        carrier.as_str()
-    );
+    print_banner(&gw, &sim, carrier, calls, seconds);
 
     let run = std::process::id();
     let placed = (0..calls).map(|i| {
@@ -102,46 +83,8 @@ pub async fn run(base: Config, calls: usize, seconds: f64, carrier: Carrier) -> 
     };
     let (reports, ()) = futures_util::future::join(join_all(placed), snapshot).await;
 
-    println!(
-        "\n{:<16} {:>9} {:>12} {:>11} {:>8} {:>11} {:>9}",
-        "call", "admitted", "frames→gw", "frames←gw", "clears", "terminated", "setup_ms"
-    );
-    for r in &reports {
-        println!(
-            "{:<16} {:>9} {:>12} {:>11} {:>8} {:>11} {:>9}",
-            r.call_id,
-            if r.admitted { "yes" } else { "no" },
-            r.frames_sent,
-            r.frames_heard,
-            r.clears,
-            r.terminated,
-            r.setup_ms.map_or("-".into(), |m| m.to_string())
-        );
-        if let Some(e) = r.error.as_ref().or(r.refused.as_ref()) {
-            println!("           problem: {e}");
-        }
-    }
-    // The agent side finishes reading each conversation on its own thread: wait for every close before
-    // counting what it received.
-    for _ in 0..40 {
-        if sim
-            .log
-            .connections()
-            .iter()
-            .all(|c| c.client_close.is_some() || c.ended)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let conns = sim.log.connections();
-    let chunks: u64 = conns.iter().map(|c| c.audio_chunks).sum();
-    let pongs: usize = conns.iter().map(|c| c.pongs.len()).sum();
-    let pings: usize = conns.iter().map(|c| c.pings_sent.len()).sum();
-    println!(
-        "\nagent side: {} conversation(s), {chunks} caller audio chunks received, {pongs}/{pings} pings answered",
-        conns.len()
-    );
+    print_reports(&reports);
+    let chunks = print_agent_side(&sim).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     print_calls_snapshot(&gw).await;
     let _ = gw.db.send(FlushAll).await;
@@ -170,6 +113,76 @@ pub async fn run(base: Config, calls: usize, seconds: f64, carrier: Carrier) -> 
     gw.stop().await;
     sim.server.stop(false).await;
     Ok(DemoOutcome { reports, ok })
+}
+
+fn print_banner(gw: &Gateway, sim: &agent::AgentSimulator, carrier: Carrier, calls: usize, seconds: f64) {
+    let (method, webhook) = carrier.webhook();
+    println!(
+        "gateway        {} ({} webhook {method} {}{webhook}; admin API {})",
+        gw.addr,
+        carrier.as_str(),
+        gw.http_url,
+        gw.admin_url
+    );
+    println!(
+        "agent sim      {} (formats pcm_16000 in/out: the gateway transcodes to/from 8 kHz μ-law)",
+        sim.url
+    );
+    let frames = match carrier {
+        Carrier::Exotel => "100 ms PCM16 frames",
+        _ => "20 ms μ-law frames",
+    };
+    println!(
+        "placing {calls} simulated {} call(s) of {seconds:.1} s each, {frames} at real time, through its own webhook\n",
+        carrier.as_str()
+    );
+}
+
+fn print_reports(reports: &[CallReport]) {
+    println!(
+        "\n{:<16} {:>9} {:>12} {:>11} {:>8} {:>11} {:>9}",
+        "call", "admitted", "frames→gw", "frames←gw", "clears", "terminated", "setup_ms"
+    );
+    for r in reports {
+        println!(
+            "{:<16} {:>9} {:>12} {:>11} {:>8} {:>11} {:>9}",
+            r.call_id,
+            if r.admitted { "yes" } else { "no" },
+            r.frames_sent,
+            r.frames_heard,
+            r.clears,
+            r.terminated,
+            r.setup_ms.map_or("-".into(), |m| m.to_string())
+        );
+        if let Some(e) = r.error.as_ref().or(r.refused.as_ref()) {
+            println!("           problem: {e}");
+        }
+    }
+}
+
+/// What the agent side received; waits first for every conversation's close (the agent reads each one to
+/// its end on its own thread). Returns the caller audio chunks it received.
+async fn print_agent_side(sim: &agent::AgentSimulator) -> u64 {
+    for _ in 0..40 {
+        if sim
+            .log
+            .connections()
+            .iter()
+            .all(|c| c.client_close.is_some() || c.ended)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let conns = sim.log.connections();
+    let chunks: u64 = conns.iter().map(|c| c.audio_chunks).sum();
+    let pongs: usize = conns.iter().map(|c| c.pongs.len()).sum();
+    let pings: usize = conns.iter().map(|c| c.pings_sent.len()).sum();
+    println!(
+        "\nagent side: {} conversation(s), {chunks} caller audio chunks received, {pongs}/{pings} pings answered",
+        conns.len()
+    );
+    chunks
 }
 
 async fn print_history(gw: &Gateway, n: usize) {

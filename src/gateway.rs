@@ -163,12 +163,7 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         (Some(cert), Some(key)) => Some(crate::tls::ReloadableCert::load(cert, key).map_err(std::io::Error::other)?),
         _ => None,
     };
-    let public_url = if config.server.public_url.is_empty() {
-        let scheme = if tls.is_some() { "wss" } else { "ws" };
-        format!("{scheme}://{addr}")
-    } else {
-        config.server.public_url.trim_end_matches('/').to_string()
-    };
+    let public_url = public_url(&config, addr, tls.is_some());
     let calls = &config.calls;
     let registry = Registry::start(RegistrySetup {
         max_calls: calls.max_concurrent_calls,
@@ -208,45 +203,8 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         fleet: fleet.clone(),
         plivo_nonces,
     });
-    let (send_timeout_ms, send_buffer) = (config.server.send_timeout_ms, config.server.send_buffer_bytes);
-    let admin_too = config.admin.token.is_some();
-    let carrier_state = state.clone();
-    let mut server = HttpServer::new(move || {
-        // The factory runs on each worker thread: each gets its loop-lag probe (`call::lag`).
-        crate::call::lag::start_probe(carrier_state.metrics.loop_lag.clone());
-        crate::supervise::watch_thread("carrier worker");
-        App::new()
-            .app_data(carrier_state.clone())
-            .configure(|cfg| carrier_routes(cfg, admin_too))
-    })
-    .on_connect(move |conn, _| crate::net::bound_unacknowledged_data(conn, send_timeout_ms, send_buffer));
-    server = match &tls {
-        Some(cert) => server.listen_rustls_0_23(listener, cert.server_config())?,
-        None => server.listen(listener)?,
-    };
-    server = server
-        .backlog(4096)
-        .max_connections(100_000)
-        .client_request_timeout(Duration::from_millis(config.server.request_timeout_ms))
-        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs());
-    if config.server.workers > 0 {
-        server = server.workers(config.server.workers);
-    }
-    if !handle_signals {
-        server = server.disable_signals();
-    }
-    let server = server.run();
-    // The admin listener: a handful of requests, one worker.
-    let admin = HttpServer::new(move || {
-        crate::supervise::watch_thread("admin worker");
-        App::new().app_data(state.clone()).configure(admin_routes)
-    })
-    .listen(admin_listener)?
-    .workers(1)
-    .client_request_timeout(Duration::from_millis(config.server.request_timeout_ms))
-    .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
-    .disable_signals()
-    .run();
+    let server = run_carrier_listener(listener, tls.as_ref(), state.clone(), &config, handle_signals)?;
+    let admin = run_admin_listener(admin_listener, state, &config)?;
     let gateway = Gateway {
         addr,
         http_url: format!("http://{addr}"),
@@ -268,6 +226,67 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         admin_server: admin.handle(),
     };
     Ok((gateway, Servers { carrier: server, admin }))
+}
+
+/// The media URL base handed to carriers: `server.public_url`, else derived from the bound listener
+/// (which `Config::verdict` allows only on loopback).
+fn public_url(config: &Config, addr: SocketAddr, tls: bool) -> String {
+    match config.server.public_url.trim_end_matches('/') {
+        "" => format!("{}://{addr}", if tls { "wss" } else { "ws" }),
+        url => url.to_string(),
+    }
+}
+
+/// The carrier-facing listener: every worker with its loop-lag probe and its thread watched, each socket
+/// with its send bounds, TLS when the gateway serves it.
+fn run_carrier_listener(
+    listener: TcpListener,
+    tls: Option<&Arc<crate::tls::ReloadableCert>>,
+    state: web::Data<AppState>,
+    config: &Config,
+    handle_signals: bool,
+) -> std::io::Result<Server> {
+    let (send_timeout_ms, send_buffer) = (config.server.send_timeout_ms, config.server.send_buffer_bytes);
+    let admin_too = config.admin.token.is_some();
+    let mut server = HttpServer::new(move || {
+        // The factory runs on each worker thread: each gets its loop-lag probe (`call::lag`).
+        crate::call::lag::start_probe(state.metrics.loop_lag.clone());
+        crate::supervise::watch_thread("carrier worker");
+        App::new()
+            .app_data(state.clone())
+            .configure(|cfg| carrier_routes(cfg, admin_too))
+    })
+    .on_connect(move |conn, _| crate::net::bound_unacknowledged_data(conn, send_timeout_ms, send_buffer));
+    server = match tls {
+        Some(cert) => server.listen_rustls_0_23(listener, cert.server_config())?,
+        None => server.listen(listener)?,
+    };
+    server = server
+        .backlog(4096)
+        .max_connections(100_000)
+        .client_request_timeout(Duration::from_millis(config.server.request_timeout_ms))
+        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs());
+    if config.server.workers > 0 {
+        server = server.workers(config.server.workers);
+    }
+    if !handle_signals {
+        server = server.disable_signals();
+    }
+    Ok(server.run())
+}
+
+/// The admin listener: a handful of requests, one worker.
+fn run_admin_listener(listener: TcpListener, state: web::Data<AppState>, config: &Config) -> std::io::Result<Server> {
+    Ok(HttpServer::new(move || {
+        crate::supervise::watch_thread("admin worker");
+        App::new().app_data(state.clone()).configure(admin_routes)
+    })
+    .listen(listener)?
+    .workers(1)
+    .client_request_timeout(Duration::from_millis(config.server.request_timeout_ms))
+    .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
+    .disable_signals()
+    .run())
 }
 
 /// With `fleet.max_concurrent_calls` set (PostgreSQL, checked with the configuration), joins the fleet on

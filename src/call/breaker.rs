@@ -226,7 +226,7 @@ impl UpstreamBreaker {
     fn with<T>(&self, f: impl FnOnce(&mut Breakers) -> T) -> T {
         let mut b = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let out = f(&mut b);
-        self.metrics.upstream_breaker_state.set(b.account.gauge());
+        self.metrics.upstream.breaker_state.set(b.account.gauge());
         out
     }
 
@@ -280,7 +280,11 @@ impl UpstreamBreaker {
             if let Some(a) = b.agents.get_mut(agent) {
                 if a.gauge() != 0 {
                     log::warn!("elevenlabs: agent {agent} took a conversation again; its routes take calls");
-                    self.metrics.agent_unavailable.with_label_values(&[agent]).set(0);
+                    self.metrics
+                        .upstream
+                        .agent_unavailable
+                        .with_label_values(&[agent])
+                        .set(0);
                 }
                 a.succeeded();
             }
@@ -308,15 +312,23 @@ impl UpstreamBreaker {
         }
         match scope {
             FailureScope::Account => {
-                self.metrics.upstream_breaker_opened.inc();
+                self.metrics.upstream.breaker_opened.inc();
                 log::error!(
                     "elevenlabs: breaker open after account-level failures (last: {reason}); new calls are \
                      refused upstream_unavailable until a probe call succeeds"
                 );
             }
             FailureScope::Agent => {
-                self.metrics.agent_breaker_opened.with_label_values(&[agent]).inc();
-                self.metrics.agent_unavailable.with_label_values(&[agent]).set(1);
+                self.metrics
+                    .upstream
+                    .agent_breaker_opened
+                    .with_label_values(&[agent])
+                    .inc();
+                self.metrics
+                    .upstream
+                    .agent_unavailable
+                    .with_label_values(&[agent])
+                    .set(1);
                 log::error!(
                     "elevenlabs: agent {agent} unavailable after agent-level failures (last on route '{route}': \
                      {reason}); calls to the routes of agent {agent} are refused agent_unavailable until a probe \

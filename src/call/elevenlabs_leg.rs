@@ -165,7 +165,7 @@ impl ElevenLabsLeg {
                 })
             }
             Err(e) => {
-                self.metrics.agent_bad_messages.inc();
+                self.metrics.unread.agent_bad_messages.inc();
                 log::warn!(
                     "call_id={} elevenlabs: audio with bad base64 dropped: {e}",
                     self.call_id
@@ -182,7 +182,7 @@ impl ElevenLabsLeg {
         let event = match parsed {
             Ok(ev) => ev,
             Err(e) => {
-                self.metrics.agent_bad_messages.inc();
+                self.metrics.unread.agent_bad_messages.inc();
                 log::warn!("call_id={} elevenlabs: unreadable message ignored: {e}", self.call_id);
                 return;
             }
@@ -191,7 +191,7 @@ impl ElevenLabsLeg {
             AgentEvent::Audio { audio_b64, event_id } => self.on_audio(&audio_b64, event_id),
             AgentEvent::Ping { event_id, ping_ms } => {
                 if let Some(ms) = ping_ms {
-                    self.metrics.elevenlabs_ping_ms.observe(ms as f64);
+                    self.metrics.upstream.ping_ms.observe(ms as f64);
                 }
                 self.send(WsMessage::Text(el::pong(event_id).into()), ctx)
             }
@@ -205,66 +205,37 @@ impl ElevenLabsLeg {
                     formats,
                 })
             }
-            AgentEvent::Interruption { event_id } => self.report(AgentReport::Interruption { event_id }),
-            AgentEvent::AgentResponse { text } => self.report(AgentReport::Transcript { role: "agent", text }),
-            AgentEvent::AgentResponseCorrection { original, corrected } => {
-                self.report(AgentReport::Correction { original, corrected })
-            }
-            AgentEvent::McpToolCall {
-                tool_call_id,
-                tool_name,
-                state,
-            } => self.report(AgentReport::McpToolCall {
-                tool_call_id,
-                tool_name,
-                state,
-            }),
-            AgentEvent::AgentToolResponse { tool_name, is_error } => {
-                let text = if is_error {
-                    Text::clean(&format!("{tool_name} (error)"), Text::SHORT)
-                } else {
-                    tool_name
-                };
-                self.report(AgentReport::Transcript {
-                    role: "agent_tool",
-                    text,
-                })
-            }
-            AgentEvent::GuardrailTriggered => self.report(AgentReport::Transcript {
-                role: "guardrail_triggered",
-                text: Text::default(),
-            }),
-            AgentEvent::UserTranscript { text } => self.report(AgentReport::Transcript { role: "user", text }),
-            AgentEvent::ClientToolCall {
-                tool_name,
-                tool_call_id,
-            } => self.report(AgentReport::ToolCall {
-                tool_name,
-                tool_call_id,
-            }),
             AgentEvent::Error {
                 code,
                 error_type,
                 message,
-            } => {
-                let error_type = error_type.unwrap_or_default();
-                log::warn!(
-                    "call_id={} elevenlabs: error event code={code:?} type={error_type} message={}",
-                    self.call_id,
-                    message.unwrap_or_default()
-                );
-                self.set_detail(&format!("error event {error_type}"));
-                self.error_type = Some(error_type);
-            }
+            } => self.on_error(code, error_type, message),
             AgentEvent::Unused { .. } => {}
             AgentEvent::Other { kind } => {
-                self.metrics.agent_ignored_events.inc();
+                self.metrics.unread.agent_ignored_events.inc();
                 log::debug!(
                     "call_id={} elevenlabs: unknown message type '{kind}' ignored",
                     self.call_id
                 );
             }
+            said => {
+                if let Some(report) = reported(said) {
+                    self.report(report)
+                }
+            }
         }
+    }
+
+    /// ElevenLabs' `error` event: logged, and kept as the reason if the connection then closes.
+    fn on_error(&mut self, code: Option<i64>, error_type: Option<Text>, message: Option<Text>) {
+        let error_type = error_type.unwrap_or_default();
+        log::warn!(
+            "call_id={} elevenlabs: error event code={code:?} type={error_type} message={}",
+            self.call_id,
+            message.unwrap_or_default()
+        );
+        self.set_detail(&format!("error event {error_type}"));
+        self.error_type = Some(error_type);
     }
 
     fn check_heartbeat(&mut self, ctx: &mut Context<Self>) {
@@ -382,7 +353,7 @@ impl ElevenLabsLeg {
         self.liveness.heard();
         match item {
             Ok(Frame::Text(text)) => self.on_text(&text, ctx),
-            Ok(Frame::Binary(_)) => self.metrics.agent_ignored_events.inc(),
+            Ok(Frame::Binary(_)) => self.metrics.unread.agent_ignored_events.inc(),
             Ok(Frame::Continuation(part)) => match self.reassembler.push(part) {
                 Ok(Some(Assembled::Text(text))) => self.on_text(&text, ctx),
                 Ok(Some(Assembled::Binary(_))) | Ok(None) => {}
@@ -408,7 +379,7 @@ impl ElevenLabsLeg {
                 ctx.stop();
             }
             Err(e) => {
-                self.metrics.agent_bad_messages.inc();
+                self.metrics.unread.agent_bad_messages.inc();
                 self.set_detail(&format!("protocol error: {e}"));
                 ctx.stop();
             }
@@ -443,4 +414,43 @@ impl ElevenLabsLeg {
         };
         self.send(WsMessage::Text(text.into()), ctx);
     }
+}
+
+/// What the agent said or did, as the call hears it: the events that pass to the call as they came.
+fn reported(event: AgentEvent<'_>) -> Option<AgentReport> {
+    Some(match event {
+        AgentEvent::Interruption { event_id } => AgentReport::Interruption { event_id },
+        AgentEvent::AgentResponse { text } => AgentReport::Transcript { role: "agent", text },
+        AgentEvent::AgentResponseCorrection { original, corrected } => AgentReport::Correction { original, corrected },
+        AgentEvent::McpToolCall {
+            tool_call_id,
+            tool_name,
+            state,
+        } => AgentReport::McpToolCall {
+            tool_call_id,
+            tool_name,
+            state,
+        },
+        AgentEvent::AgentToolResponse { tool_name, is_error } => AgentReport::Transcript {
+            role: "agent_tool",
+            text: if is_error {
+                Text::clean(&format!("{tool_name} (error)"), Text::SHORT)
+            } else {
+                tool_name
+            },
+        },
+        AgentEvent::GuardrailTriggered => AgentReport::Transcript {
+            role: "guardrail_triggered",
+            text: Text::default(),
+        },
+        AgentEvent::UserTranscript { text } => AgentReport::Transcript { role: "user", text },
+        AgentEvent::ClientToolCall {
+            tool_name,
+            tool_call_id,
+        } => AgentReport::ToolCall {
+            tool_name,
+            tool_call_id,
+        },
+        _ => return None,
+    })
 }

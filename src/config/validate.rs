@@ -4,6 +4,16 @@ use super::sections::*;
 
 impl Config {
     pub(super) fn validate(&self, problems: &mut Vec<String>) {
+        self.validate_listeners(problems);
+        self.validate_calls(problems);
+        self.validate_elevenlabs(problems);
+        self.validate_database(problems);
+        self.validate_fleet(problems);
+        self.validate_carriers(problems);
+    }
+
+    /// The listeners, what they say of themselves, whom they trust, and the log.
+    fn validate_listeners(&self, problems: &mut Vec<String>) {
         let mut bad = |cond: bool, msg: String| {
             if cond {
                 problems.push(msg)
@@ -36,6 +46,26 @@ impl Config {
             self.server.max_frame_bytes < 1024,
             "server.max_frame_bytes: must be at least 1024".into(),
         );
+        for (name, nets) in [
+            ("carrier.allowed_ips", &self.carrier.allowed_ips),
+            ("server.trusted_proxies", &self.server.trusted_proxies),
+        ] {
+            for ip in nets {
+                bad(
+                    crate::values::parse_net(ip).is_none(),
+                    format!("{name}: '{ip}' is not an IP address or CIDR block"),
+                );
+            }
+        }
+    }
+
+    /// The calls' sizes and times (and every timeout that must not be 0).
+    fn validate_calls(&self, problems: &mut Vec<String>) {
+        let mut bad = |cond: bool, msg: String| {
+            if cond {
+                problems.push(msg)
+            }
+        };
         bad(
             self.calls.max_concurrent_calls == 0,
             "calls.max_concurrent_calls: must be at least 1".into(),
@@ -72,6 +102,15 @@ impl Config {
         ] {
             bad(v == 0, format!("{name}: must be greater than 0"));
         }
+    }
+
+    /// The agent leg: redials, resume, the breakers, the URL and the agent.
+    fn validate_elevenlabs(&self, problems: &mut Vec<String>) {
+        let mut bad = |cond: bool, msg: String| {
+            if cond {
+                problems.push(msg)
+            }
+        };
         let el = &self.elevenlabs;
         bad(
             el.max_redials_per_call > 20,
@@ -110,6 +149,15 @@ impl Config {
             self.elevenlabs.agent_id.as_deref().is_some_and(|a| a.trim().is_empty()),
             "elevenlabs.agent_id: must not be empty when set".into(),
         );
+    }
+
+    /// The records: pool, batches, the spool and dead-letter files, the URL.
+    fn validate_database(&self, problems: &mut Vec<String>) {
+        let mut bad = |cond: bool, msg: String| {
+            if cond {
+                problems.push(msg)
+            }
+        };
         bad(
             self.database.pool_size < 2,
             "database.pool_size: must be at least 2 (a writer and a reader)".into(),
@@ -124,24 +172,11 @@ impl Config {
         ] {
             bad(path.is_empty(), format!("{name}: must name a file"));
         }
-        for (name, nets) in [
-            ("carrier.allowed_ips", &self.carrier.allowed_ips),
-            ("server.trusted_proxies", &self.server.trusted_proxies),
-        ] {
-            for ip in nets {
-                bad(
-                    crate::values::parse_net(ip).is_none(),
-                    format!("{name}: '{ip}' is not an IP address or CIDR block"),
-                );
-            }
-        }
         let db = &self.database.url;
         bad(
             !(db.starts_with("sqlite://") || db.starts_with("postgres://") || db.starts_with("postgresql://")),
             format!("database.url: '{db}' must be sqlite://PATH or postgres://…"),
         );
-        self.validate_fleet(problems);
-        self.validate_carriers(problems);
     }
 
     /// Each carrier's keys, and the routes.

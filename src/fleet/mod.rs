@@ -191,7 +191,8 @@ impl LeaseKeeper {
                 self.registry
                     .with_fleet(|v| v.share.granted(block, grant.fair_spare, start, valid));
                 self.metrics
-                    .fleet_held_slots
+                    .fleet
+                    .held_slots
                     .set(i64::try_from(block).unwrap_or(i64::MAX));
                 self.full = block < ask.target;
                 if std::mem::take(&mut self.down) {

@@ -57,7 +57,7 @@ impl FleetSteward {
     fn failed(&mut self, why: String) -> String {
         self.conn = None;
         self.connected_since = None;
-        self.metrics.fleet_renewal_failures.inc();
+        self.metrics.fleet.renewal_failures.inc();
         why
     }
 
@@ -85,7 +85,7 @@ impl FleetSteward {
         match store::reap(conn, &me, now_ms()) {
             Ok(lost) => {
                 for (instance, calls) in lost {
-                    self.metrics.fleet_instances_lost.inc();
+                    self.metrics.fleet.instances_lost.inc();
                     log::warn!(
                         "fleet: instance {instance} lost (no lease renewal for {} ms): its {calls} open call(s) \
                          closed as aborted (instance_lost), its slots returned",

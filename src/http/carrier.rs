@@ -65,7 +65,7 @@ pub async fn refurl(req: HttpRequest, body: web::Bytes, state: web::Data<AppStat
 /// also leaves a `rejected` record saying why.
 fn refuse_refurl(refused: RefurlRefused, state: &AppState) -> HttpResponse {
     let RefurlRefused { admitting, invalid } = refused;
-    state.metrics.carrier_invalid.with_label_values(&[invalid.field]).inc();
+    state.metrics.unread.invalid(invalid.field);
     let who = admitting.as_ref().map_or_else(|| "-".to_string(), |c| c.to_string());
     log::warn!("call_id={who} carrier: refurl refused (400): {invalid}");
     if let Some(call_id) = admitting {
@@ -121,7 +121,7 @@ pub(super) fn webhook_call(
 ) -> Result<CallInfo, Box<HttpResponse>> {
     let call = parsed.map_err(|invalid| {
         log::warn!("carrier: {} webhook refused: {invalid}", carrier.as_str());
-        state.metrics.carrier_invalid.with_label_values(&[invalid.field]).inc();
+        state.metrics.unread.invalid(invalid.field);
         Box::new(HttpResponse::BadRequest().json(serde_json::json!({
             "error": "invalid_field", "field": invalid.field, "reason": invalid.reason,
         })))

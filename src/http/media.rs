@@ -54,7 +54,7 @@ pub async fn media_socket(
     let call_id = match CallId::parse("call_id", &call_id) {
         Ok(id) => id,
         Err(e) => {
-            state.metrics.carrier_invalid.with_label_values(&[e.field]).inc();
+            state.metrics.unread.invalid(e.field);
             return error_json(StatusCode::BAD_REQUEST, "invalid call id");
         }
     };
@@ -222,7 +222,7 @@ fn refuse_misdirected(wanted: Option<&str>, state: &AppState, call: &str) -> Opt
          the `instance` query parameter and Twilio's `/ws/twilio/<instance>` path",
         state.instance
     );
-    state.metrics.misdirected_sockets.inc();
+    state.metrics.fleet.misdirected_sockets.inc();
     Some(HttpResponse::MisdirectedRequest().json(serde_json::json!({
         "error": "wrong_instance",
         "detail": "this call was admitted by another gateway instance; the load balancer must route the media \

@@ -306,24 +306,7 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
     let mut report = LoadReport {
         calls: opts.calls,
         frame_ms: opts.frame_ms,
-        admitted: 0,
-        refused: BTreeMap::new(),
-        failed: 0,
-        setup_ms: Spread::default(),
-        frames_sent: 0,
-        frames_echoed: 0,
-        frames_lost: 0,
-        bytes_sent: 0,
-        bytes_echoed: 0,
-        round_trip_ms: Spread::default(),
-        caller_to_agent_ms: Spread::default(),
-        agent_to_caller_ms: Spread::default(),
-        max_silence_ms: Spread::default(),
-        silences_over_two_frames: 0,
-        hop_ms: BTreeMap::new(),
-        refurl_ms: Spread::default(),
-        gateway: None,
-        ramp_per_s_achieved: 0.0,
+        ..LoadReport::default()
     };
     if let Some(n) = opts.burst {
         let (spread, admitted, refused) = burst(&opts, n).await;
@@ -355,11 +338,29 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
         Some((p, base, a, b, window))
     };
     let (outcomes, measured) = futures_util::future::join(join_all(calls), measure).await;
+    tally(&mut report, &outcomes);
+    report.ramp_per_s_achieved = opts.calls as f64 / ramp_s.max(0.001);
+    report.hop_ms = scrape_hops(&opts.admin).await;
+    report.gateway = measured.map(|m| gateway_use(m, report.admitted, opts.frame_ms));
+    report
+}
+
+/// The gateway's pid, its idle sample, and two samples `window` seconds apart with the calls live.
+type Measured = (
+    u32,
+    procfs::ProcessSample,
+    procfs::ProcessSample,
+    procfs::ProcessSample,
+    f64,
+);
+
+/// Adds every call's outcome to the report.
+fn tally(report: &mut LoadReport, outcomes: &[CallOutcome]) {
     let mut setup = Vec::new();
     let mut rtts = Vec::new();
     let (mut to_agent, mut from_agent) = (Vec::new(), Vec::new());
     let mut silences = Vec::new();
-    for o in &outcomes {
+    for o in outcomes {
         if o.admitted {
             report.admitted += 1;
         }
@@ -386,29 +387,29 @@ pub async fn run(opts: LoadOptions) -> LoadReport {
     report.caller_to_agent_ms = Spread::of(to_agent);
     report.agent_to_caller_ms = Spread::of(from_agent);
     report.max_silence_ms = Spread::of(silences);
-    report.ramp_per_s_achieved = opts.calls as f64 / ramp_s.max(0.001);
-    report.hop_ms = scrape_hops(&opts.admin).await;
-    if let Some((pid, base, a, b, window)) = measured {
-        let live = report.admitted.max(1);
-        let cpu_cores = (b.cpu_seconds - a.cpu_seconds) / window;
-        report.gateway = Some(GatewayUse {
-            pid,
-            baseline: base,
-            loaded: b,
-            live_calls: live,
-            window_s: window,
-            cpu_cores,
-            per_call: PerCallCost {
-                rss_bytes: (b.rss_bytes.saturating_sub(base.rss_bytes)) as f64 / live as f64,
-                cpu_cores: cpu_cores / live as f64,
-                fds: (b.open_fds.saturating_sub(base.open_fds)) as f64 / live as f64,
-                outbound_ports: 1.0,
-                source: format!("loadtest: {live} calls, {} ms frames", opts.frame_ms),
-                measured_calls: live,
-            },
-        });
+}
+
+/// The gateway's use over the measured window (`pid`, its idle baseline, samples before and after), per call.
+fn gateway_use(measured: Measured, admitted: u64, frame_ms: u64) -> GatewayUse {
+    let (pid, base, a, b, window) = measured;
+    let live = admitted.max(1);
+    let cpu_cores = (b.cpu_seconds - a.cpu_seconds) / window;
+    GatewayUse {
+        pid,
+        baseline: base,
+        loaded: b,
+        live_calls: live,
+        window_s: window,
+        cpu_cores,
+        per_call: PerCallCost {
+            rss_bytes: (b.rss_bytes.saturating_sub(base.rss_bytes)) as f64 / live as f64,
+            cpu_cores: cpu_cores / live as f64,
+            fds: (b.open_fds.saturating_sub(base.open_fds)) as f64 / live as f64,
+            outbound_ports: 1.0,
+            source: format!("loadtest: {live} calls, {frame_ms} ms frames"),
+            measured_calls: live,
+        },
     }
-    report
 }
 
 mod report;

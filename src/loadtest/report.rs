@@ -47,7 +47,7 @@ pub struct GatewayUse {
 }
 
 /// Everything the run measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct LoadReport {
     pub calls: usize,
     pub frame_ms: u64,

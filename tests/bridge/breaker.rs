@@ -42,7 +42,7 @@ async fn the_breaker_opens_refuses_new_calls_lets_one_probe_through_and_closes_o
         "two failures are under the threshold: a single bad call goes unnoticed"
     );
     failing_call(&h, "BRK-3").await;
-    assert_eq!(h.gw.metrics.upstream_breaker_opened.get(), 1);
+    assert_eq!(h.gw.metrics.upstream.breaker_opened.get(), 1);
 
     match refurl(&h, "BRK-4").await {
         Admission::Refused {
@@ -83,7 +83,7 @@ async fn the_breaker_opens_refuses_new_calls_lets_one_probe_through_and_closes_o
         .expect("probe's socket");
     conn.send_start("BRK-5", "s", AudioFormat::ULAW_8K);
     assert!(
-        eventually(Duration::from_secs(5), || h.gw.metrics.upstream_breaker_state.get()
+        eventually(Duration::from_secs(5), || h.gw.metrics.upstream.breaker_state.get()
             == 0)
         .await,
         "the probe's conversation started: closed"

@@ -36,14 +36,24 @@ async fn an_mcp_tool_call_awaiting_approval_is_denied_by_default() {
     assert!(!approved);
     let view = call_view(&h, "MCP-1").await.expect("live");
     assert_eq!(view["state"], "active", "the call goes on");
-    assert_eq!(h.gw.metrics.mcp_approvals.with_label_values(&["denied"]).get(), 1);
+    assert_eq!(
+        h.gw.metrics.upstream.mcp_approvals.with_label_values(&["denied"]).get(),
+        1
+    );
 }
 
 #[actix_rt::test]
 async fn an_mcp_tool_call_is_approved_when_configured() {
     let (h, _conn, (_, approved)) = mcp_answer(McpApproval::Allow).await;
     assert!(approved);
-    assert_eq!(h.gw.metrics.mcp_approvals.with_label_values(&["allowed"]).get(), 1);
+    assert_eq!(
+        h.gw.metrics
+            .upstream
+            .mcp_approvals
+            .with_label_values(&["allowed"])
+            .get(),
+        1
+    );
 }
 
 #[actix_rt::test]

@@ -142,7 +142,7 @@ async fn a_drop_mid_call_resumes_the_conversation_without_a_second_greeting() {
         recorded[0].as_str().is_some_and(|c| c.ends_with("_0"))
             && recorded[1].as_str().is_some_and(|c| c.ends_with("_1"))
     );
-    assert_eq!(h.gw.metrics.upstream_resumed.get(), 1);
+    assert_eq!(h.gw.metrics.upstream.resumed.get(), 1);
 }
 
 #[actix_rt::test]
@@ -250,9 +250,9 @@ async fn a_refused_override_is_recorded_as_a_configuration_problem_and_not_retri
         error.contains("elevenlabs.resume_first_message"),
         "the record names the setting: {error}"
     );
-    assert_eq!(h.gw.metrics.elevenlabs_config_refused.get(), 1);
+    assert_eq!(h.gw.metrics.upstream.config_refused.get(), 1);
     assert_eq!(
-        h.gw.metrics.upstream_breaker_state.get(),
+        h.gw.metrics.upstream.breaker_state.get(),
         0,
         "a configuration problem is not an outage"
     );
@@ -319,7 +319,7 @@ async fn a_correction_replaces_the_stored_agent_response() {
     // Read once the correction has been handled (it comes 800 ms into the call), not before it was sent:
     // nothing the agent sent up to then went unread.
     assert_eq!(
-        h.gw.metrics.agent_ignored_events.get(),
+        h.gw.metrics.unread.agent_ignored_events.get(),
         0,
         "a correction is not an unknown event"
     );

@@ -89,7 +89,7 @@ async fn refused_call(h: &Harness, id: &str, reason: &str) {
     assert!(error.contains(reason), "a clear reason ({reason}): {error}");
     assert_eq!(h.sim.log.connection_count(), 0, "no conversation");
     assert_eq!(
-        h.gw.metrics.upstream_breaker_opened.get(),
+        h.gw.metrics.upstream.breaker_opened.get(),
         1,
         "counted toward the breaker"
     );

@@ -234,12 +234,12 @@ async fn malformed_and_unknown_agent_messages_are_skipped_and_counted() {
     );
     assert!(call_view(&h, "JUNK-1").await.is_some(), "the call goes on");
     assert_eq!(
-        h.gw.metrics.agent_bad_messages.get(),
+        h.gw.metrics.unread.agent_bad_messages.get(),
         2,
         "unreadable JSON and bad base64"
     );
     assert_eq!(
-        h.gw.metrics.agent_ignored_events.get(),
+        h.gw.metrics.unread.agent_ignored_events.get(),
         1,
         "the unknown event is counted; the schema's unused ones are not"
     );

@@ -32,7 +32,7 @@ async fn unreadable_frames_close_the_call_with_1007() {
         active_becomes(&h, 0, Duration::from_secs(3)).await,
         "every slot came back"
     );
-    assert!(h.gw.metrics.carrier_bad_frames.get() >= 5);
+    assert!(h.gw.metrics.unread.carrier_bad_frames.get() >= 5);
 }
 
 #[actix_rt::test]
@@ -52,7 +52,7 @@ async fn out_of_order_and_unknown_events_are_tolerated() {
         [vec![1u8; 160], vec![2u8; 160]].concat(),
         "both frames bridged, in order"
     );
-    assert_eq!(h.gw.metrics.carrier_unknown_events.get(), 1);
+    assert_eq!(h.gw.metrics.unread.carrier_unknown_events.get(), 1);
     let view = call_view(&h, "ODD-1").await.expect("still live");
     assert_eq!(view["stream_id"], "s", "the first start wins");
 }
@@ -169,7 +169,7 @@ async fn bad_base64_is_dropped_and_counted_and_cannot_inject_json() {
         [vec![9u8; 160], vec![8u8; 160]].concat(),
         "good frames bridged, bad ones dropped"
     );
-    assert_eq!(h.gw.metrics.carrier_bad_audio.get(), 2);
+    assert_eq!(h.gw.metrics.unread.carrier_bad_audio.get(), 2);
     for text in &h.sim.log.connections()[0].received {
         assert!(
             !text.contains("user_message"),
@@ -229,7 +229,7 @@ async fn a_ping_flood_is_closed_with_1008() {
     let pongs = answer.windows(2).filter(|w| w == &[0x8A, 0x01]).count();
     assert_eq!(close_code(&answer), Some(1008), "closed for the flood");
     assert!(pongs <= 20, "{pongs} pongs answered before the close");
-    assert!(h.gw.metrics.carrier_bad_frames.get() >= 1);
+    assert!(h.gw.metrics.unread.carrier_bad_frames.get() >= 1);
     assert!(active_becomes(&h, 0, Duration::from_secs(3)).await);
 }
 
@@ -244,7 +244,7 @@ async fn audio_far_larger_than_a_frame_is_dropped_and_counted() {
     conn.send_media(&[6u8; 160]);
     let heard = listen(&mut conn, Duration::from_millis(800)).await;
     assert_eq!(audio_of(&heard), [vec![7u8; 160], vec![6u8; 160]].concat());
-    assert_eq!(h.gw.metrics.carrier_bad_audio.get(), 2);
+    assert_eq!(h.gw.metrics.unread.carrier_bad_audio.get(), 2);
     assert!(call_view(&h, "HUGE-1").await.is_some(), "the call goes on");
 }
 

@@ -528,7 +528,7 @@ async fn nothing_from_an_abandoned_agent_connection_reaches_the_call(backend: Ba
         "no answer to a tool call of an abandoned connection"
     );
     assert!(
-        h2.gw.metrics.agent_stale_reports.get() >= 1,
+        h2.gw.metrics.unread.agent_stale_reports.get() >= 1,
         "the late messages are counted"
     );
 }

@@ -71,7 +71,7 @@ impl CallActor {
                     let outcome = if res.is_ok() { "ok" } else { "error" };
                     let took = dialed_at.elapsed().as_secs_f64();
                     let m = &act.deps.metrics;
-                    m.upstream_connect_seconds.with_label_values(&[outcome]).observe(took);
+                    m.upstream.connect_seconds.with_label_values(&[outcome]).observe(took);
                     act.supervised(ctx, |act, ctx| act.on_dialed(res, generation, ctx))
                 }),
         );
@@ -112,7 +112,7 @@ impl CallActor {
                 self.agent.connected(ElevenLabsLeg::start(socket, setup).recipient());
             }
             Err(e) => {
-                self.deps.metrics.upstream_connect_failures.inc();
+                self.deps.metrics.upstream.connect_failures.inc();
                 let failure = Failure {
                     scope: e.scope(),
                     ..Failure::account(e.to_string())
@@ -160,7 +160,7 @@ impl CallActor {
                 self.begin_playout(ctx, EndReason::AgentEnded);
             }
             AgentFailure::ConfigRefused => {
-                self.deps.metrics.elevenlabs_config_refused.inc();
+                self.deps.metrics.upstream.config_refused.inc();
                 let problem = "elevenlabs: the agent refused the conversation_config_override we sent \
                                (elevenlabs.resume_first_message): allow overriding the first message in the \
                                agent's security settings, or unset it; a configuration problem, not retried";
@@ -193,7 +193,7 @@ impl CallActor {
                 let max = self.agent.policy().max;
                 log::warn!("call_id={call_id} elevenlabs: {detail} (code {code}); redial {attempt}/{max} of the call");
                 self.log.stats.upstream_reconnects += 1;
-                self.deps.metrics.upstream_reconnects.inc();
+                self.deps.metrics.upstream.reconnects.inc();
                 self.start_hold(ctx);
                 Self::later(ctx, backoff, |act, ctx| act.connect_agent(ctx));
             }
@@ -228,7 +228,7 @@ impl CallActor {
         self.agent.announced(conversation_id, formats, overridden);
         if resumed {
             // Before the bridge flushes what the caller said meanwhile: the agent reads the context first.
-            self.deps.metrics.upstream_resumed.inc();
+            self.deps.metrics.upstream.resumed.inc();
             let context = self.resume_context();
             self.send_agent(ToAgent::Note { text: context });
             let id = self.agent.conversation_id().map_or("-", |c| c.as_str()).to_string();
@@ -279,7 +279,12 @@ impl CallActor {
         if state.as_str() == "awaiting_approval" {
             let approved = self.cfg().elevenlabs.mcp_approval == McpApproval::Allow;
             let answer = if approved { "allowed" } else { "denied" };
-            self.deps.metrics.mcp_approvals.with_label_values(&[answer]).inc();
+            self.deps
+                .metrics
+                .upstream
+                .mcp_approvals
+                .with_label_values(&[answer])
+                .inc();
             self.send_agent(ToAgent::McpApproval { tool_call_id, approved });
             self.line(
                 "mcp_tool_call",

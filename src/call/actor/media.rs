@@ -76,7 +76,7 @@ impl CallActor {
             match self.caller.to_agent(payload, received_at) {
                 Some(chunk) => self.send_agent(chunk),
                 // The leg checked the payload; a conversion that still cannot read it drops it, counted.
-                None => self.deps.metrics.carrier_bad_audio.inc(),
+                None => self.deps.metrics.unread.carrier_bad_audio.inc(),
             }
         } else if self.phase != Phase::PlayingOut {
             self.log.stats.inbound_dropped += self.caller.hold(payload);

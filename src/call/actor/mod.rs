@@ -359,7 +359,7 @@ impl CallActor {
         if !self.is_current_agent(msg.generation) {
             // Every abandoned connection reports its end: that one is expected, the rest is stale talk.
             if !matches!(msg.report, AgentReport::Gone { .. }) {
-                self.deps.metrics.agent_stale_reports.inc();
+                self.deps.metrics.unread.agent_stale_reports.inc();
             }
             return;
         }

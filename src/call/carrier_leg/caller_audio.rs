@@ -16,7 +16,7 @@ impl CarrierLeg {
             CarrierPayload::Raw(raw) => raw.len(),
         };
         if raw_len > MAX_AUDIO_PAYLOAD_BYTES {
-            self.metrics.carrier_bad_audio.inc();
+            self.metrics.unread.carrier_bad_audio.inc();
             log::warn!(
                 "call_id={} carrier: {raw_len}-byte audio payload dropped (limit {MAX_AUDIO_PAYLOAD_BYTES})",
                 self.call_id
@@ -32,7 +32,7 @@ impl CarrierLeg {
             CarrierPayload::Base64(b64) => match self.joiner.push(b64, now) {
                 Ok(chunk) => chunk,
                 Err(NotBase64) => {
-                    self.metrics.carrier_bad_audio.inc();
+                    self.metrics.unread.carrier_bad_audio.inc();
                     return;
                 }
             },

@@ -223,12 +223,12 @@ impl CarrierLeg {
             }
             Ok(CarrierEvent::Ignored) => {}
             Ok(CarrierEvent::Unknown { event }) => {
-                self.metrics.carrier_unknown_events.inc();
+                self.metrics.unread.carrier_unknown_events.inc();
                 log::debug!("call_id={} carrier: ignoring unknown event '{event}'", self.call_id);
             }
             Err(CarrierParseError::Invalid(invalid)) => self.refuse_value(invalid, ctx),
             Err(e) => {
-                self.metrics.carrier_bad_frames.inc();
+                self.metrics.unread.carrier_bad_frames.inc();
                 log::warn!("call_id={} {e}; closing the carrier leg (1007)", self.call_id);
                 let close = ws::CloseReason {
                     code: ws::CloseCode::Invalid,
@@ -242,7 +242,7 @@ impl CarrierLeg {
     /// A field out of bounds: the socket is closed with 1007 and the field's name, counted, and the call's
     /// record says why.
     fn refuse_value(&mut self, invalid: Invalid, ctx: &mut ws::WebsocketContext<Self>) {
-        self.metrics.carrier_invalid.with_label_values(&[invalid.field]).inc();
+        self.metrics.unread.invalid(invalid.field);
         log::warn!(
             "call_id={} carrier: {invalid}; closing the carrier leg (1007)",
             self.call_id
@@ -280,7 +280,7 @@ impl CarrierLeg {
         }
         *count += 1;
         if *count > MAX_PINGS_PER_SECOND {
-            self.metrics.carrier_bad_frames.inc();
+            self.metrics.unread.carrier_bad_frames.inc();
             log::warn!("call_id={} carrier: ping flood; closing (1008)", self.call_id);
             self.finish(ctx, EndReason::CarrierProtocolError, Some(ws::CloseCode::Policy.into()));
         } else {
@@ -414,7 +414,7 @@ impl CarrierLeg {
                 self.finish(ctx, EndReason::CarrierHangup, reason);
             }
             Inbound::Refuse { code, why } => {
-                self.metrics.carrier_bad_frames.inc();
+                self.metrics.unread.carrier_bad_frames.inc();
                 log::warn!("call_id={} carrier: {why}; closing ({})", self.call_id, u16::from(code));
                 self.finish(ctx, EndReason::CarrierProtocolError, Some(code.into()));
             }

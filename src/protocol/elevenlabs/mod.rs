@@ -351,24 +351,10 @@ pub fn parse_agent_event(text: &str) -> Result<AgentEvent<'_>, AgentParseError> 
                 event_id: a.event_id,
             }
         }
-        "conversation_initiation_metadata" => {
-            let m = raw
-                .conversation_initiation_metadata_event
-                .ok_or(missing("conversation_initiation_metadata"))?;
-            let conversation_id = (!m.conversation_id.is_empty())
-                .then(|| ConversationId::parse("conversation_id", &m.conversation_id))
-                .transpose()?;
-            let formats = agent_format("user_input_audio_format", &m.user_input_audio_format).and_then(|input| {
-                Ok(AgentFormats {
-                    input,
-                    output: agent_format("agent_output_audio_format", &m.agent_output_audio_format)?,
-                })
-            });
-            AgentEvent::Metadata {
-                conversation_id,
-                formats,
-            }
-        }
+        "conversation_initiation_metadata" => metadata(
+            raw.conversation_initiation_metadata_event
+                .ok_or(missing("conversation_initiation_metadata"))?,
+        )?,
         "interruption" => AgentEvent::Interruption {
             event_id: raw.interruption_event.and_then(|e| e.event_id),
         },
@@ -418,23 +404,44 @@ pub fn parse_agent_event(text: &str) -> Result<AgentEvent<'_>, AgentParseError> 
                 tool_call_id: Text::clean(&t.tool_call_id, Text::SHORT),
             }
         }
-        "error" => {
-            let e = raw.error_event.unwrap_or(RawError {
-                code: None,
-                error_type: None,
-                message: None,
-            });
-            AgentEvent::Error {
-                code: e.code,
-                error_type: e.error_type.map(|t| Text::clean(&t, Text::SHORT)),
-                message: e.message.map(|m| Text::clean(&m, Text::SHORT)),
-            }
-        }
+        "error" => error(raw.error_event),
         other => match UNUSED_SERVER_MESSAGES.iter().find(|(k, _)| *k == other) {
             Some((kind, _)) => AgentEvent::Unused { kind },
             None => AgentEvent::Other { kind: shown(other) },
         },
     })
+}
+
+/// `conversation_initiation_metadata`: the conversation's id, and the formats (a format we cannot bridge is
+/// kept as the error, for the call to end on).
+fn metadata<'a>(m: RawMetadata) -> Result<AgentEvent<'a>, AgentParseError> {
+    let conversation_id = (!m.conversation_id.is_empty())
+        .then(|| ConversationId::parse("conversation_id", &m.conversation_id))
+        .transpose()?;
+    let formats = agent_format("user_input_audio_format", &m.user_input_audio_format).and_then(|input| {
+        Ok(AgentFormats {
+            input,
+            output: agent_format("agent_output_audio_format", &m.agent_output_audio_format)?,
+        })
+    });
+    Ok(AgentEvent::Metadata {
+        conversation_id,
+        formats,
+    })
+}
+
+/// An `error` event, its fields bounded (all of them optional: ElevenLabs sends what it has).
+fn error<'a>(e: Option<RawError>) -> AgentEvent<'a> {
+    let e = e.unwrap_or(RawError {
+        code: None,
+        error_type: None,
+        message: None,
+    });
+    AgentEvent::Error {
+        code: e.code,
+        error_type: e.error_type.map(|t| Text::clean(&t, Text::SHORT)),
+        message: e.message.map(|m| Text::clean(&m, Text::SHORT)),
+    }
 }
 
 fn speech(text: Option<String>) -> Text {

@@ -1,11 +1,17 @@
 //! Process-wide metrics (Prometheus client): bumped where things happen (atomics, no locks on the media
 //! path), gathered on `GET /metrics`. Gauges that describe state owned by an actor (active calls, the cap)
-//! are set at scrape time from that actor.
+//! are set at scrape time from that actor. The metrics come in groups (traffic, the ElevenLabs side, what
+//! was not understood, the fleet, turn latency), each registered by its own `new`; `register` holds the
+//! helpers and the catalog.
 
-use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-};
+use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 use std::sync::LazyLock;
+
+mod register;
+pub use register::catalog;
+pub(crate) use register::{
+    counter, counter_vec, counter_vec_by, gauge, gauge_vec, histogram, histogram_vec, registered,
+};
 
 /// Errors of the listener's accept loop (EMFILE when the descriptor limit is reached, ENFILE, ENOMEM…).
 /// actix-server only logs them, so the process's logger counts them here (`count_accept_error`); one
@@ -68,11 +74,208 @@ impl Traffic {
     }
 }
 
+/// The ElevenLabs side of the calls.
+pub struct Upstream {
+    /// The upstream breaker: 0 closed, 1 open (refusing new calls), 2 half-open (one probe call out).
+    pub breaker_state: IntGauge,
+    pub breaker_opened: IntCounter,
+    /// Agents refused by ElevenLabs (agent-level failures): 1 while its routes' calls are refused
+    /// `agent_unavailable`, by agent.
+    pub agent_unavailable: IntGaugeVec,
+    /// Times an agent's breaker opened, by agent.
+    pub agent_breaker_opened: IntCounterVec,
+    /// Redialled conversations seeded with the conversation so far.
+    pub resumed: IntCounter,
+    /// Conversations ElevenLabs refused for our configuration (an override the agent does not allow).
+    pub config_refused: IntCounter,
+    /// MCP tool calls awaiting approval, by the answer given.
+    pub mcp_approvals: IntCounterVec,
+    pub connect_failures: IntCounter,
+    pub reconnects: IntCounter,
+    pub ping_ms: Histogram,
+    pub connect_seconds: HistogramVec,
+}
+
+impl Upstream {
+    fn new(r: &Registry) -> prometheus::Result<Upstream> {
+        Ok(Upstream {
+            connect_seconds: histogram_vec(
+                r,
+                "upstream_connect_seconds",
+                "ElevenLabs dial + upgrade time, by outcome",
+                "outcome",
+                vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
+            )?,
+            breaker_state: gauge(
+                r,
+                "upstream_breaker_state",
+                "The ElevenLabs breaker: 0 closed, 1 open (new calls refused upstream_unavailable), 2 half-open",
+            )?,
+            breaker_opened: counter(
+                r,
+                "upstream_breaker_opened_total",
+                "Times the ElevenLabs breaker opened after account-level failures",
+            )?,
+            agent_unavailable: gauge_vec(
+                r,
+                "agent_unavailable",
+                "1 while an agent's calls are refused agent_unavailable after agent-level failures",
+                "agent_id",
+            )?,
+            agent_breaker_opened: counter_vec(
+                r,
+                "agent_breaker_opened_total",
+                "Times an agent's breaker opened after agent-level failures (agent gone, prompt variable missing)",
+                "agent_id",
+            )?,
+            resumed: counter(
+                r,
+                "upstream_resumed_total",
+                "Redialled ElevenLabs conversations seeded with the conversation so far",
+            )?,
+            config_refused: counter(
+                r,
+                "elevenlabs_config_refused_total",
+                "Conversations ElevenLabs refused for the gateway's configuration (e.g. an override not allowed)",
+            )?,
+            mcp_approvals: counter_vec(
+                r,
+                "mcp_approvals_total",
+                "MCP tool calls awaiting approval, by the answer the gateway gave",
+                "answer",
+            )?,
+            connect_failures: counter(
+                r,
+                "upstream_connect_failures_total",
+                "ElevenLabs connection attempts that failed",
+            )?,
+            reconnects: counter(
+                r,
+                "upstream_reconnects_total",
+                "ElevenLabs reconnects made within a call's budget",
+            )?,
+            ping_ms: histogram(
+                r,
+                "elevenlabs_ping_ms",
+                "ping_ms reported by ElevenLabs ping events",
+                vec![10.0, 25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0],
+            )?,
+        })
+    }
+}
+
+/// What either side sent that was not understood or not acceptable (dropped, refused or ignored, and counted).
+pub struct Unread {
+    pub carrier_unknown_events: IntCounter,
+    /// Values a carrier sent out of bounds (refurl answered 400, media socket closed 1007), by field.
+    pub carrier_invalid: IntCounterVec,
+    /// Reports from an agent connection the call had already given up on (dropped).
+    pub agent_stale_reports: IntCounter,
+    /// Carrier audio payloads that were not base64 or far larger than a frame (dropped; the call goes on).
+    pub carrier_bad_audio: IntCounter,
+    pub carrier_bad_frames: IntCounter,
+    pub agent_ignored_events: IntCounter,
+    pub agent_bad_messages: IntCounter,
+}
+
+impl Unread {
+    /// A value a carrier sent out of bounds, by the field it came in.
+    pub fn invalid(&self, field: &str) {
+        self.carrier_invalid.with_label_values(&[field]).inc();
+    }
+
+    fn new(r: &Registry) -> prometheus::Result<Unread> {
+        Ok(Unread {
+            carrier_unknown_events: counter(
+                r,
+                "carrier_unknown_events_total",
+                "Carrier events with an unknown name (ignored)",
+            )?,
+            carrier_invalid: counter_vec(
+                r,
+                "carrier_invalid_total",
+                "Values a carrier sent out of bounds (refurl 400, media socket 1007), by field",
+                "field",
+            )?,
+            agent_stale_reports: counter(
+                r,
+                "agent_stale_reports_total",
+                "Messages from an ElevenLabs connection the call had given up on (dropped)",
+            )?,
+            carrier_bad_audio: counter(
+                r,
+                "carrier_bad_audio_total",
+                "Carrier audio payloads that were not base64 or far larger than a frame (dropped)",
+            )?,
+            carrier_bad_frames: counter(
+                r,
+                "carrier_bad_frames_total",
+                "Carrier frames that could not be read, and ping floods (connection closed)",
+            )?,
+            agent_ignored_events: counter(
+                r,
+                "agent_ignored_events_total",
+                "ElevenLabs message types the bridge does not use",
+            )?,
+            agent_bad_messages: counter(
+                r,
+                "agent_bad_messages_total",
+                "ElevenLabs messages that could not be read",
+            )?,
+        })
+    }
+}
+
+/// A fleet instance's lease and share (docs/fleet.md).
+pub struct FleetMetrics {
+    /// the slots of the fleet's cap this instance holds.
+    pub held_slots: IntGauge,
+    /// lease renewals that failed (the database unreachable or refusing).
+    pub renewal_failures: IntCounter,
+    /// other instances whose lease expired and whose calls this one closed.
+    pub instances_lost: IntCounter,
+    /// Media sockets that arrived at another instance than the one that admitted their call.
+    pub misdirected_sockets: IntCounter,
+}
+
+impl FleetMetrics {
+    fn new(r: &Registry) -> prometheus::Result<FleetMetrics> {
+        Ok(FleetMetrics {
+            held_slots: gauge(
+                r,
+                "fleet_held_slots",
+                "Slots of the fleet's cap this instance holds (live calls plus spare)",
+            )?,
+            renewal_failures: counter(
+                r,
+                "fleet_renewal_failures_total",
+                "Fleet lease renewals that failed (database unreachable)",
+            )?,
+            instances_lost: counter(
+                r,
+                "fleet_instances_lost_total",
+                "Instances whose lease expired and whose calls this instance closed",
+            )?,
+            misdirected_sockets: counter(
+                r,
+                "misdirected_sockets_total",
+                "Media sockets that reached another instance than the one that admitted the call",
+            )?,
+        })
+    }
+}
+
 /// Every metric the gateway exports, registered in `registry`.
 pub struct Metrics {
     pub registry: Registry,
     /// What each carrier brings: admissions, refusals, ends, frames and bytes.
     pub traffic: Traffic,
+    /// The ElevenLabs side: dials, redials, resumes, the breakers, pings, refused overrides, MCP approvals.
+    pub upstream: Upstream,
+    /// What either side sent that was not understood or not acceptable.
+    pub unread: Unread,
+    /// In a fleet: the share held, the lease, lost instances, misdirected sockets.
+    pub fleet: FleetMetrics,
     /// Time to answer the refurl's admission request, inside the gateway.
     pub refurl_seconds: Histogram,
     pub calls_started: IntCounter,
@@ -94,117 +297,8 @@ pub struct Metrics {
     pub outbound_queue_bytes: IntGauge,
     pub outbound_dropped_bytes: IntCounter,
     pub pacing_resyncs: IntCounter,
-    pub upstream_connect_seconds: HistogramVec,
-    pub upstream_connect_failures: IntCounter,
-    pub upstream_reconnects: IntCounter,
-    pub elevenlabs_ping_ms: Histogram,
-    pub carrier_unknown_events: IntCounter,
-    pub carrier_bad_frames: IntCounter,
-    /// Values a carrier sent out of bounds (refurl answered 400, media socket closed 1007), by field.
-    pub carrier_invalid: IntCounterVec,
-    /// Reports from an agent connection the call had already given up on (dropped).
-    pub agent_stale_reports: IntCounter,
-    /// Carrier audio payloads that were not base64 or far larger than a frame (dropped; the call goes on).
-    pub carrier_bad_audio: IntCounter,
-    pub agent_ignored_events: IntCounter,
-    pub agent_bad_messages: IntCounter,
-    /// In a fleet: the slots of the fleet's cap this instance holds.
-    pub fleet_held_slots: IntGauge,
-    /// In a fleet: lease renewals that failed (the database unreachable or refusing).
-    pub fleet_renewal_failures: IntCounter,
-    /// In a fleet: other instances whose lease expired and whose calls this one closed.
-    pub fleet_instances_lost: IntCounter,
-    /// Media sockets that arrived at another instance than the one that admitted their call.
-    pub misdirected_sockets: IntCounter,
-    /// The upstream breaker: 0 closed, 1 open (refusing new calls), 2 half-open (one probe call out).
-    pub upstream_breaker_state: IntGauge,
-    pub upstream_breaker_opened: IntCounter,
-    /// Agents refused by ElevenLabs (agent-level failures): 1 while its routes' calls are refused
-    /// `agent_unavailable`, by agent.
-    pub agent_unavailable: IntGaugeVec,
-    /// Times an agent's breaker opened, by agent.
-    pub agent_breaker_opened: IntCounterVec,
-    /// Redialled conversations seeded with the conversation so far.
-    pub upstream_resumed: IntCounter,
-    /// Conversations ElevenLabs refused for our configuration (an override the agent does not allow).
-    pub elevenlabs_config_refused: IntCounter,
-    /// MCP tool calls awaiting approval, by the answer given.
-    pub mcp_approvals: IntCounterVec,
     /// Panics caught and recovered from, by part (`crate::supervise`); brought up to date when gathered.
     pub internal_errors: IntCounterVec,
-}
-
-/// Registers `metric` in `r` and hands it back. Fails only on a bad or duplicate name, at start-up.
-fn registered<M: prometheus::core::Collector + Clone + 'static>(r: &Registry, metric: M) -> prometheus::Result<M> {
-    if let Ok(mut catalog) = CATALOG.lock() {
-        for d in metric.desc() {
-            catalog.insert(
-                format!("wsapi_{}", d.fq_name),
-                (d.help.clone(), d.variable_labels.clone()),
-            );
-        }
-    }
-    r.register(Box::new(metric.clone()))?;
-    Ok(metric)
-}
-
-/// Every metric the gateway registers (name → help, labels), for the reference in docs/metrics.md.
-static CATALOG: std::sync::Mutex<std::collections::BTreeMap<String, (String, Vec<String>)>> =
-    std::sync::Mutex::new(std::collections::BTreeMap::new());
-
-/// The metrics registered so far in this process (every one, once a `Metrics` and a `DbStats` exist), as
-/// `(name, help, labels)`.
-pub fn catalog() -> Vec<(String, String, Vec<String>)> {
-    let catalog = CATALOG.lock().map(|c| c.clone()).unwrap_or_default();
-    catalog
-        .into_iter()
-        .map(|(name, (help, labels))| (name, help, labels))
-        .collect()
-}
-
-pub(crate) fn counter(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
-    registered(r, IntCounter::new(name, help)?)
-}
-
-pub(crate) fn counter_vec(r: &Registry, name: &str, help: &str, label: &str) -> prometheus::Result<IntCounterVec> {
-    counter_vec_by(r, name, help, &[label])
-}
-
-pub(crate) fn counter_vec_by(
-    r: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> prometheus::Result<IntCounterVec> {
-    registered(r, IntCounterVec::new(Opts::new(name, help), labels)?)
-}
-
-pub(crate) fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
-    registered(r, IntGauge::new(name, help)?)
-}
-
-pub(crate) fn gauge_vec(r: &Registry, name: &str, help: &str, label: &str) -> prometheus::Result<IntGaugeVec> {
-    registered(r, IntGaugeVec::new(Opts::new(name, help), &[label])?)
-}
-
-pub(crate) fn histogram_vec(
-    r: &Registry,
-    name: &str,
-    help: &str,
-    label: &str,
-    buckets: Vec<f64>,
-) -> prometheus::Result<HistogramVec> {
-    registered(
-        r,
-        HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), &[label])?,
-    )
-}
-
-pub(crate) fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> prometheus::Result<Histogram> {
-    registered(
-        r,
-        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?,
-    )
 }
 
 /// Turn latency (docs/metrics.md, Turn latency): the whole wait, and its split.
@@ -249,7 +343,7 @@ impl Metrics {
     /// or a dashboard sees it before anything goes wrong; an agent already unavailable keeps its 1.
     pub fn agents_known<'a>(&self, agents: impl Iterator<Item = &'a str>) {
         for agent in agents {
-            self.agent_unavailable.with_label_values(&[agent]).add(0);
+            self.upstream.agent_unavailable.with_label_values(&[agent]).add(0);
         }
     }
 
@@ -264,13 +358,6 @@ impl Metrics {
         if let Some(c) = ACCEPT_ERRORS.as_ref() {
             let _ = registered(&r, c.clone());
         }
-        let connect = histogram_vec(
-            &r,
-            "upstream_connect_seconds",
-            "ElevenLabs dial + upgrade time, by outcome",
-            "outcome",
-            vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
-        )?;
         let hop = histogram_vec(
             &r,
             "hop_latency_seconds",
@@ -292,69 +379,14 @@ impl Metrics {
             )?,
             turns: TurnMetrics::new(&r)?,
             traffic: Traffic::new(&r)?,
+            upstream: Upstream::new(&r)?,
+            unread: Unread::new(&r)?,
+            fleet: FleetMetrics::new(&r)?,
             refurl_seconds: histogram(
                 &r,
                 "refurl_seconds",
                 "Refurl admission answer time inside the gateway",
                 vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
-            )?,
-            fleet_held_slots: gauge(
-                &r,
-                "fleet_held_slots",
-                "Slots of the fleet's cap this instance holds (live calls plus spare)",
-            )?,
-            upstream_breaker_state: gauge(
-                &r,
-                "upstream_breaker_state",
-                "The ElevenLabs breaker: 0 closed, 1 open (new calls refused upstream_unavailable), 2 half-open",
-            )?,
-            upstream_breaker_opened: counter(
-                &r,
-                "upstream_breaker_opened_total",
-                "Times the ElevenLabs breaker opened after account-level failures",
-            )?,
-            agent_unavailable: gauge_vec(
-                &r,
-                "agent_unavailable",
-                "1 while an agent's calls are refused agent_unavailable after agent-level failures",
-                "agent_id",
-            )?,
-            agent_breaker_opened: counter_vec(
-                &r,
-                "agent_breaker_opened_total",
-                "Times an agent's breaker opened after agent-level failures (agent gone, prompt variable missing)",
-                "agent_id",
-            )?,
-            upstream_resumed: counter(
-                &r,
-                "upstream_resumed_total",
-                "Redialled ElevenLabs conversations seeded with the conversation so far",
-            )?,
-            elevenlabs_config_refused: counter(
-                &r,
-                "elevenlabs_config_refused_total",
-                "Conversations ElevenLabs refused for the gateway's configuration (e.g. an override not allowed)",
-            )?,
-            mcp_approvals: counter_vec(
-                &r,
-                "mcp_approvals_total",
-                "MCP tool calls awaiting approval, by the answer the gateway gave",
-                "answer",
-            )?,
-            fleet_renewal_failures: counter(
-                &r,
-                "fleet_renewal_failures_total",
-                "Fleet lease renewals that failed (database unreachable)",
-            )?,
-            fleet_instances_lost: counter(
-                &r,
-                "fleet_instances_lost_total",
-                "Instances whose lease expired and whose calls this instance closed",
-            )?,
-            misdirected_sockets: counter(
-                &r,
-                "misdirected_sockets_total",
-                "Media sockets that reached another instance than the one that admitted the call",
             )?,
             internal_errors: counter_vec(
                 &r,
@@ -388,59 +420,6 @@ impl Metrics {
                 &r,
                 "pacing_resyncs_total",
                 "Pacing wake-ups more than 5 frames late (the carrier heard a gap)",
-            )?,
-            upstream_connect_seconds: connect,
-            upstream_connect_failures: counter(
-                &r,
-                "upstream_connect_failures_total",
-                "ElevenLabs connection attempts that failed",
-            )?,
-            upstream_reconnects: counter(
-                &r,
-                "upstream_reconnects_total",
-                "ElevenLabs reconnects made within a call's budget",
-            )?,
-            elevenlabs_ping_ms: histogram(
-                &r,
-                "elevenlabs_ping_ms",
-                "ping_ms reported by ElevenLabs ping events",
-                vec![10.0, 25.0, 50.0, 100.0, 200.0, 400.0, 800.0, 1600.0],
-            )?,
-            carrier_unknown_events: counter(
-                &r,
-                "carrier_unknown_events_total",
-                "Carrier events with an unknown name (ignored)",
-            )?,
-            carrier_invalid: counter_vec(
-                &r,
-                "carrier_invalid_total",
-                "Values a carrier sent out of bounds (refurl 400, media socket 1007), by field",
-                "field",
-            )?,
-            agent_stale_reports: counter(
-                &r,
-                "agent_stale_reports_total",
-                "Messages from an ElevenLabs connection the call had given up on (dropped)",
-            )?,
-            carrier_bad_audio: counter(
-                &r,
-                "carrier_bad_audio_total",
-                "Carrier audio payloads that were not base64 or far larger than a frame (dropped)",
-            )?,
-            carrier_bad_frames: counter(
-                &r,
-                "carrier_bad_frames_total",
-                "Carrier frames that could not be read, and ping floods (connection closed)",
-            )?,
-            agent_ignored_events: counter(
-                &r,
-                "agent_ignored_events_total",
-                "ElevenLabs message types the bridge does not use",
-            )?,
-            agent_bad_messages: counter(
-                &r,
-                "agent_bad_messages_total",
-                "ElevenLabs messages that could not be read",
             )?,
             registry: r,
         })
