@@ -320,7 +320,7 @@ async fn join_fleet(
     joined.map(Some).map_err(|why| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            crate::config::ConfigProblems(vec![why]),
+            crate::config::ConfigProblems(vec![why.to_string()]),
         )
     })
 }

@@ -51,24 +51,32 @@ pub fn fds_needed(cap: usize) -> u64 {
     FDS_PER_CALL * cap as u64 + FD_MARGIN
 }
 
-/// Whether `limits` fit `cap`; the error explains what to change.
-pub fn check_fds(limits: FdLimits) -> Result<FdLimits, String> {
+/// Why the cap cannot be served with this process's descriptors; the message says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum FdError {
+    #[error(
+        "calls.max_concurrent_calls needs {} file descriptors (2 per call + {FD_MARGIN}) but the limit is {} \
+         (hard {}). Raise LimitNOFILE in the systemd unit (or `ulimit -n`), or lower the cap.",
+        .0.needed, .0.soft, .0.hard
+    )]
+    TooFew(FdLimits),
+    #[error("cannot read RLIMIT_NOFILE: {0}")]
+    Unreadable(std::io::Error),
+}
+
+/// Whether `limits` fit `cap`.
+pub fn check_fds(limits: FdLimits) -> Result<FdLimits, FdError> {
     if limits.soft >= limits.needed {
-        return Ok(limits);
+        Ok(limits)
+    } else {
+        Err(FdError::TooFew(limits))
     }
-    Err(format!(
-        "calls.max_concurrent_calls needs {} file descriptors (2 per call + {FD_MARGIN}) but the limit is {} (hard {}). \
-         Raise LimitNOFILE in the systemd unit (or `ulimit -n`), or lower the cap.",
-        limits.needed, limits.soft, limits.hard
-    ))
 }
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit (systemd's default soft limit is 1024) and checks that
 /// the cap fits.
-pub fn raise_fd_limit(cap: usize) -> Result<FdLimits, String> {
-    let (soft, hard) = rlimit::Resource::NOFILE
-        .get()
-        .map_err(|e| format!("cannot read RLIMIT_NOFILE: {e}"))?;
+pub fn raise_fd_limit(cap: usize) -> Result<FdLimits, FdError> {
+    let (soft, hard) = rlimit::Resource::NOFILE.get().map_err(FdError::Unreadable)?;
     let soft = if soft < hard {
         match rlimit::Resource::NOFILE.set(hard, hard) {
             Ok(()) => hard,
@@ -284,7 +292,8 @@ mod tests {
             hard: 4096,
             needed: fds_needed(500),
         })
-        .expect_err("too few");
+        .expect_err("too few")
+        .to_string();
         assert!(err.contains("1064") && err.contains("LimitNOFILE"), "{err}");
     }
 

@@ -399,7 +399,7 @@ fn capacity(cli_path: Option<&PathBuf>, profile: Option<PathBuf>, target: Option
         None => {
             let cost = match profile {
                 Some(p) => match std::fs::read_to_string(&p)
-                    .map_err(|e| e.to_string())
+                    .map_err(websocket_api::capacity::ProfileError::from)
                     .and_then(|t| PerCallCost::from_loadtest_json(&t))
                 {
                     Ok(c) => c,

@@ -10,6 +10,23 @@ use rustls::sign::CertifiedKey;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
+/// Why a certificate or key cannot be served; each names its file.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read '{path}': {why}")]
+    Unreadable { path: String, why: String },
+    #[error("'{path}' is not PEM: {why}")]
+    NotPem { path: String, why: String },
+    #[error("'{path}' holds no certificate")]
+    NoCertificate { path: String },
+    #[error("cannot read a private key from '{path}': {why}")]
+    NoKey { path: String, why: String },
+    #[error("'{path}' is not a key rustls can sign with: {why}")]
+    Unusable { path: String, why: String },
+    #[error("'{key}' is not the key of the certificate in '{cert}': {why}")]
+    Mismatch { cert: String, key: String, why: String },
+}
+
 /// A certificate that can be swapped while the listener runs.
 #[derive(Debug)]
 pub struct ReloadableCert {
@@ -20,7 +37,7 @@ pub struct ReloadableCert {
 
 impl ReloadableCert {
     /// Reads the chain and key; an error names the file and what is wrong with it.
-    pub fn load(cert_path: &str, key_path: &str) -> Result<Arc<ReloadableCert>, String> {
+    pub fn load(cert_path: &str, key_path: &str) -> Result<Arc<ReloadableCert>, TlsError> {
         let current = read_certified_key(cert_path, key_path)?;
         Ok(Arc::new(ReloadableCert {
             cert_path: cert_path.into(),
@@ -31,7 +48,7 @@ impl ReloadableCert {
 
     /// Reads the files again and serves what they hold from the next handshake on; on error the
     /// certificate in use stays.
-    pub fn reload(&self) -> Result<(), String> {
+    pub fn reload(&self) -> Result<(), TlsError> {
         let cert = self.cert_path.display().to_string();
         let fresh = Arc::new(read_certified_key(&cert, &self.key_path.display().to_string())?);
         match self.current.write() {
@@ -61,28 +78,42 @@ impl ResolvesServerCert for ReloadableCert {
 
 /// Every certificate of a PEM file (this listener's chain, `elevenlabs.ca_file`'s roots); a file with none
 /// is an error.
-pub fn read_pem_certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn read_pem_certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let at = |why: &dyn std::fmt::Display| (path.to_string(), why.to_string());
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read '{path}': {e}"))?
+        .map_err(|e| {
+            let (path, why) = at(&e);
+            TlsError::Unreadable { path, why }
+        })?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("'{path}' is not PEM: {e}"))?;
+        .map_err(|e| {
+            let (path, why) = at(&e);
+            TlsError::NotPem { path, why }
+        })?;
     if certs.is_empty() {
-        return Err(format!("'{path}' holds no certificate"));
+        return Err(TlsError::NoCertificate { path: path.into() });
     }
     Ok(certs)
 }
 
 /// A PEM chain (leaf first) and its PEM private key, checked to belong together.
-pub fn read_certified_key(cert_path: &str, key_path: &str) -> Result<CertifiedKey, String> {
+pub fn read_certified_key(cert_path: &str, key_path: &str) -> Result<CertifiedKey, TlsError> {
     let certs = read_pem_certificates(cert_path)?;
-    let key = PrivateKeyDer::from_pem_file(key_path)
-        .map_err(|e| format!("cannot read a private key from '{key_path}': {e}"))?;
-    let signing = rustls::crypto::ring::sign::any_supported_type(&key)
-        .map_err(|e| format!("'{key_path}' is not a key rustls can sign with: {e}"))?;
+    let path = key_path.to_string();
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| TlsError::NoKey {
+        path: path.clone(),
+        why: e.to_string(),
+    })?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| TlsError::Unusable {
+        path: path.clone(),
+        why: e.to_string(),
+    })?;
     let certified = CertifiedKey::new(certs, signing);
-    certified
-        .keys_match()
-        .map_err(|e| format!("'{key_path}' is not the key of the certificate in '{cert_path}': {e}"))?;
+    certified.keys_match().map_err(|e| TlsError::Mismatch {
+        cert: cert_path.into(),
+        key: path,
+        why: e.to_string(),
+    })?;
     Ok(certified)
 }
 
@@ -108,10 +139,13 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let (a_cert, a_key) = write_pair(&dir, "a.example");
         let (b_cert, b_key) = write_pair(&dir, "b.example");
-        let mismatched = read_certified_key(&a_cert, &b_key).expect_err("keys differ");
+        let mismatched = read_certified_key(&a_cert, &b_key)
+            .expect_err("keys differ")
+            .to_string();
         assert!(mismatched.contains("is not the key of the certificate"), "{mismatched}");
         assert!(read_certified_key(&a_key, &a_key)
             .expect_err("no cert")
+            .to_string()
             .contains("no certificate"));
         let cert = ReloadableCert::load(&a_cert, &a_key).expect("loads");
         let leaf = |c: &ReloadableCert| c.current.read().expect("lock").cert[0].clone();

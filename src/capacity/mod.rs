@@ -65,11 +65,21 @@ impl PerCallCost {
     }
 
     /// The per-call cost saved by `loadtest --json` (its `gateway.per_call`).
-    pub fn from_loadtest_json(text: &str) -> Result<PerCallCost, String> {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("profile is not JSON: {e}"))?;
-        serde_json::from_value(v["gateway"]["per_call"].clone())
-            .map_err(|e| format!("profile has no gateway.per_call (run loadtest against a gateway it can see): {e}"))
+    pub fn from_loadtest_json(text: &str) -> Result<PerCallCost, ProfileError> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(ProfileError::NotJson)?;
+        serde_json::from_value(v["gateway"]["per_call"].clone()).map_err(ProfileError::NoPerCall)
     }
+}
+
+/// Why a saved profile cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("cannot read the profile: {0}")]
+    Unreadable(#[from] std::io::Error),
+    #[error("profile is not JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("profile has no gateway.per_call (run loadtest against a gateway it can see): {0}")]
+    NoPerCall(serde_json::Error),
 }
 
 /// The profile named by `capacity.profile`, or the built-in one (a bad file is logged, not fatal).
@@ -79,7 +89,7 @@ pub fn configured_profile(config: &crate::config::Config) -> PerCallCost {
         return PerCallCost::builtin();
     }
     match std::fs::read_to_string(path)
-        .map_err(|e| e.to_string())
+        .map_err(ProfileError::from)
         .and_then(|t| PerCallCost::from_loadtest_json(&t))
     {
         Ok(c) => c,

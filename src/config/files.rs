@@ -32,32 +32,45 @@ impl Config {
     }
 }
 
+/// Why a hold clip cannot be played; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ClipError {
+    #[error("cannot read '{0}' as WAV: {1}")]
+    Unreadable(String, hound::Error),
+    #[error("'{0}' must be 16-bit mono PCM (it is {1} channel(s), {2} bits)")]
+    NotMonoPcm16(String, u16, u16),
+    #[error("'{0}' is at {1} Hz; use one of {HOLD_CLIP_RATES:?}")]
+    Rate(String, u32),
+    #[error("'{0}' is longer than {MAX_HOLD_CLIP_SECONDS} s")]
+    TooLong(String),
+    #[error("'{0}' holds no audio")]
+    Empty(String),
+}
+
 /// A WAV file of 16-bit mono PCM at a rate we bridge, at most `MAX_HOLD_CLIP_SECONDS` long.
-fn read_wav(path: &str) -> Result<HoldClip, String> {
-    let mut reader = hound::WavReader::open(path).map_err(|e| format!("cannot read '{path}' as WAV: {e}"))?;
+fn read_wav(path: &str) -> Result<HoldClip, ClipError> {
+    let unreadable = |e| ClipError::Unreadable(path.to_string(), e);
+    let mut reader = hound::WavReader::open(path).map_err(unreadable)?;
     let spec = reader.spec();
     if spec.channels != 1 || spec.bits_per_sample != 16 || spec.sample_format != hound::SampleFormat::Int {
-        return Err(format!(
-            "'{path}' must be 16-bit mono PCM (it is {} channel(s), {} bits)",
-            spec.channels, spec.bits_per_sample
+        return Err(ClipError::NotMonoPcm16(
+            path.into(),
+            spec.channels,
+            spec.bits_per_sample,
         ));
     }
     if !HOLD_CLIP_RATES.contains(&spec.sample_rate) {
-        return Err(format!(
-            "'{path}' is at {} Hz; use one of {HOLD_CLIP_RATES:?}",
-            spec.sample_rate
-        ));
+        return Err(ClipError::Rate(path.into(), spec.sample_rate));
     }
     if reader.duration() > spec.sample_rate * MAX_HOLD_CLIP_SECONDS {
-        return Err(format!("'{path}' is longer than {MAX_HOLD_CLIP_SECONDS} s"));
+        return Err(ClipError::TooLong(path.into()));
     }
     let mut pcm = Vec::with_capacity(reader.duration() as usize * 2);
     for s in reader.samples::<i16>() {
-        let s = s.map_err(|e| format!("'{path}': {e}"))?;
-        pcm.extend_from_slice(&s.to_le_bytes());
+        pcm.extend_from_slice(&s.map_err(unreadable)?.to_le_bytes());
     }
     if pcm.is_empty() {
-        return Err(format!("'{path}' holds no audio"));
+        return Err(ClipError::Empty(path.into()));
     }
     Ok(HoldClip {
         sample_rate: spec.sample_rate,

@@ -38,6 +38,14 @@ pub enum DbError {
     },
     #[error("db: migrations failed: {0}")]
     Migrate(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The pool gave no connection: the database is down or unreachable.
+    #[error("db: no connection: {0}")]
+    NoConnection(#[source] r2d2::Error),
+    /// A write failed while the database did not answer (the writes spool).
+    #[error("db: write failed: {0}")]
+    Write(#[source] diesel::result::Error),
+    #[error(transparent)]
+    Spool(#[from] spool::SpoolError),
 }
 
 /// One connection type for both backends (SQLite last: it would accept any string as a file name).

@@ -12,7 +12,9 @@
 
 use super::models::{now_ms, DbWrite};
 use super::spool::{DeadLetters, Spool, SpoolLine, Spooled};
-use super::{close_abandoned, migrate, revise_event, save_call, save_events, save_status, DbConnection, DbPool};
+use super::{
+    close_abandoned, migrate, revise_event, save_call, save_events, save_status, DbConnection, DbError, DbPool,
+};
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use prometheus::{Histogram, IntCounter, IntGauge, Registry};
@@ -111,7 +113,7 @@ pub enum Replay {
 /// The database is unavailable from the write at `from` on (the ones before it are stored or set aside).
 struct Unavailable {
     from: usize,
-    why: String,
+    why: DbError,
 }
 
 pub struct Writer {
@@ -154,10 +156,10 @@ impl Writer {
     }
 
     /// A connection that is migrated, or why there is none.
-    fn connection(&mut self) -> Result<r2d2::PooledConnection<super::DbManager>, String> {
-        let mut conn = self.pool.get().map_err(|e| format!("db: no connection: {e}"))?;
+    fn connection(&mut self) -> Result<r2d2::PooledConnection<super::DbManager>, DbError> {
+        let mut conn = self.pool.get().map_err(DbError::NoConnection)?;
         if !self.migrated {
-            let ran = migrate(&mut conn).map_err(|e| e.to_string())?;
+            let ran = migrate(&mut conn)?;
             if ran > 0 {
                 log::info!("db: applied {ran} migration(s)");
             }
@@ -171,23 +173,26 @@ impl Writer {
     pub fn prepare(&mut self) -> bool {
         match self.connection() {
             Ok(_) => {
-                self.set_health(true, "");
+                self.set_health(None);
                 true
             }
             Err(e) => {
-                self.set_health(false, &e);
+                self.set_health(Some(&e));
                 false
             }
         }
     }
 
-    fn set_health(&mut self, ok: bool, detail: &str) {
+    /// `None`: the database answered; else what failed.
+    fn set_health(&mut self, trouble: Option<&DbError>) {
+        let ok = trouble.is_none();
         let was = self.stats.up.get() == 1;
         self.stats.up.set(i64::from(ok));
         self.retry_after = (!ok).then(|| Instant::now() + RETRY_PAUSE);
         if !ok {
             self.stats.failures.inc();
             if was {
+                let detail = trouble.map(ToString::to_string).unwrap_or_default();
                 log::error!("{detail}; spooling call records to {}", self.spool.path().display());
             }
         } else if !was {
@@ -220,12 +225,12 @@ impl Writer {
         timer.observe_duration();
         match result {
             Ok(stored) => {
-                self.set_health(true, "");
+                self.set_health(None);
                 self.stats.written.inc_by(stored);
                 self.close_leftovers();
             }
             Err(u) => {
-                self.set_health(false, &u.why);
+                self.set_health(Some(&u.why));
                 self.spool_writes(&writes[u.from..]);
             }
         }
@@ -245,7 +250,7 @@ impl Writer {
             match self.replay_chunk() {
                 Ok(n) => replayed += n,
                 Err(e) => {
-                    self.set_health(false, &e);
+                    self.set_health(Some(&e));
                     break Replay::Unavailable;
                 }
             }
@@ -265,14 +270,11 @@ impl Writer {
     }
 
     /// One chunk: stored up to where the database became unavailable, the spool advanced that far.
-    fn replay_chunk(&mut self) -> Result<u64, String> {
-        let lines = self
-            .spool
-            .read_chunk(REPLAY_CHUNK_LINES, REPLAY_CHUNK_BYTES)
-            .map_err(|e| e.to_string())?;
+    fn replay_chunk(&mut self) -> Result<u64, DbError> {
+        let lines = self.spool.read_chunk(REPLAY_CHUNK_LINES, REPLAY_CHUNK_BYTES)?;
         let Some(last) = lines.last().map(|l| l.end) else {
             // Nothing readable past the position (the file changed under us): start afresh.
-            self.spool.clear().map_err(|e| e.to_string())?;
+            self.spool.clear()?;
             return Ok(0);
         };
         let writes: Vec<DbWrite> = lines
@@ -298,11 +300,11 @@ impl Writer {
         }
         let replayed = (done.len() - torn) as u64;
         if let Some(to) = stored_to {
-            self.spool.advance(to).map_err(|e| e.to_string())?;
+            self.spool.advance(to)?;
         }
         match failure {
             None => {
-                self.set_health(true, "");
+                self.set_health(None);
                 Ok(replayed)
             }
             Some(why) => {
@@ -322,15 +324,13 @@ impl Writer {
             Err(e) => e,
         };
         if is_unavailable(&failed) || !answers(&mut conn) {
-            return Err(unavailable(0, format!("db: write failed: {failed}")));
+            return Err(unavailable(0, DbError::Write(failed)));
         }
         let mut stored = 0;
         for (i, w) in writes.iter().enumerate() {
             match apply(&mut conn, std::slice::from_ref(w)) {
                 Ok(()) => stored += 1,
-                Err(e) if is_unavailable(&e) || !answers(&mut conn) => {
-                    return Err(unavailable(i, format!("db: write failed: {e}")))
-                }
+                Err(e) if is_unavailable(&e) || !answers(&mut conn) => return Err(unavailable(i, DbError::Write(e))),
                 Err(e) => self.set_aside(w, &e.to_string()),
             }
         }

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use steward::{FleetSteward, Leave, Renew, SettleCap};
+pub use store::FleetError;
 use store::{CapCheck, Member};
 
 /// Least time between two renewals asked for by the registry (a burst of admissions).
@@ -46,15 +47,14 @@ pub fn instance_id(configured: &str, port: u16) -> InstanceId {
 /// `check-config`'s look at the fleet: whether this instance's fallback share and those of the live
 /// instances on the database add up to more than the fleet's cap (then, with the database down, the fleet
 /// could carry more calls than the cap). `Err` when the database cannot be asked.
-pub fn shares_problem(config: &crate::config::Config) -> Result<Option<String>, String> {
+pub fn shares_problem(config: &crate::config::Config) -> Result<Option<String>, FleetError> {
     use diesel::Connection;
     let Some(cap) = config.fleet.max_concurrent_calls else {
         return Ok(None);
     };
     let me = instance_of(config);
-    let mut conn = diesel::PgConnection::establish(&config.database.url).map_err(|e| format!("db: {e}"))?;
-    let others =
-        store::other_fallbacks(&mut conn, me.as_str(), config.fleet.lease_ttl_ms).map_err(|e| format!("db: {e}"))?;
+    let mut conn = diesel::PgConnection::establish(&config.database.url).map_err(FleetError::Connect)?;
+    let others = store::other_fallbacks(&mut conn, me.as_str(), config.fleet.lease_ttl_ms)?;
     let total = others.saturating_add(i64::try_from(config.fleet.fallback_calls).unwrap_or(i64::MAX));
     Ok((total > i64::try_from(cap).unwrap_or(i64::MAX)).then(|| {
         format!(
@@ -80,7 +80,12 @@ impl Fleet {
     /// is made before this returns (bounded by the database's connect timeout), so a gateway that answers
     /// already holds slots. Refused (`Err`, the reason) when the live fleet runs with another cap than this
     /// instance's: the fleet's cap is the database's, and two caps would leave the lower one unenforced.
-    pub async fn join(registry: &Registry, member: Member, url: &str, metrics: Arc<Metrics>) -> Result<Fleet, String> {
+    pub async fn join(
+        registry: &Registry,
+        member: Member,
+        url: &str,
+        metrics: Arc<Metrics>,
+    ) -> Result<Fleet, FleetError> {
         let (m, u, mx) = (member.clone(), url.to_string(), metrics.clone());
         let steward = SyncArbiter::start(1, move || FleetSteward::new(m.clone(), &u, mx.clone()));
         settle_cap(&steward, &member).await?;
@@ -117,7 +122,7 @@ impl Fleet {
 
 /// This instance's cap against the fleet's in the database, before it admits anything: a differing one
 /// refuses the start. A database that cannot be asked does not: the fallback share applies meanwhile.
-async fn settle_cap(steward: &Addr<FleetSteward>, me: &Member) -> Result<(), String> {
+async fn settle_cap(steward: &Addr<FleetSteward>, me: &Member) -> Result<(), FleetError> {
     match steward.send(SettleCap).await {
         Ok(Ok(CapCheck::Agreed)) => Ok(()),
         Ok(Ok(CapCheck::Set { was })) => {
@@ -127,13 +132,12 @@ async fn settle_cap(steward: &Addr<FleetSteward>, me: &Member) -> Result<(), Str
             );
             Ok(())
         }
-        Ok(Ok(CapCheck::Differs { stored, set_by, live })) => Err(format!(
-            "fleet.max_concurrent_calls: this instance's {} differs from the fleet's {stored} (set by {set_by}; \
-             {live} other instance(s) live): every instance of a fleet must use the same cap, or the lower \
-             one is not enforced. Set fleet.max_concurrent_calls = {stored}, or to change the fleet's cap, stop \
-             every instance and start them with the new one",
-            me.fleet_cap
-        )),
+        Ok(Ok(CapCheck::Differs { stored, set_by, live })) => Err(FleetError::CapDiffers {
+            mine: me.fleet_cap,
+            stored,
+            set_by,
+            live,
+        }),
         Ok(Err(why)) => {
             log::warn!("{why}; the fleet's cap is checked at the next start");
             Ok(())
@@ -174,7 +178,7 @@ impl LeaseKeeper {
             if !self.left.load(Ordering::SeqCst) {
                 // A panic fails this renewal only: the loop, and with it the lease, goes on.
                 if let Err(panic) = supervise::guard_future(Part::Steward, self.renew()).await {
-                    self.lost(&format!("fleet: {panic}"));
+                    self.lost(&FleetError::Panicked(panic.to_string()));
                 }
             }
         }
@@ -203,11 +207,11 @@ impl LeaseKeeper {
                 }
             }
             Ok(Err(why)) => self.lost(&why),
-            Err(e) => self.lost(&format!("fleet: steward unavailable: {e}")),
+            Err(e) => self.lost(&FleetError::Steward(e)),
         }
     }
 
-    fn lost(&mut self, why: &str) {
+    fn lost(&mut self, why: &FleetError) {
         log::debug!("fleet: renewal failed: {why}");
         if !std::mem::replace(&mut self.down, true) {
             log::error!(

@@ -4,7 +4,7 @@
 //! thread of its own (a `SyncArbiter`), since diesel blocks.
 
 use super::lease::{self, Ask};
-use super::store::{self, CapCheck, Grant, Member};
+use super::store::{self, CapCheck, FleetError, Grant, Member};
 use crate::db::models::now_ms;
 use crate::metrics::Metrics;
 use crate::supervise::{self, Part};
@@ -39,34 +39,30 @@ impl FleetSteward {
         }
     }
 
-    fn connection(&mut self) -> Result<&mut PgConnection, String> {
+    fn connection(&mut self) -> Result<&mut PgConnection, FleetError> {
         if self.conn.is_none() {
             // The tables are the records writer's to create (at start, or at its next replay tick once the
             // database answers); until then a renewal fails and is tried again.
-            let mut c = PgConnection::establish(&self.url).map_err(|e| format!("db: fleet: cannot connect: {e}"))?;
+            let mut c = PgConnection::establish(&self.url).map_err(FleetError::Connect)?;
             // A statement that hangs must not outlive the lease it is renewing.
             let limit = self.me.lease_ttl_ms / 2;
-            c.batch_execute(&format!("SET statement_timeout = {limit}"))
-                .map_err(|e| format!("db: fleet: {e}"))?;
+            c.batch_execute(&format!("SET statement_timeout = {limit}"))?;
             self.conn = Some(c);
         }
-        self.conn.as_mut().ok_or_else(|| "db: fleet: no connection".to_string())
+        self.conn.as_mut().ok_or(FleetError::NoConnection)
     }
 
     /// A failed statement may have left the connection broken: the next renewal makes a new one.
-    fn failed(&mut self, why: String) -> String {
+    fn failed(&mut self, why: FleetError) -> FleetError {
         self.conn = None;
         self.connected_since = None;
         self.metrics.fleet.renewal_failures.inc();
         why
     }
 
-    fn renew(&mut self, ask: Ask) -> Result<Grant, String> {
+    fn renew(&mut self, ask: Ask) -> Result<Grant, FleetError> {
         let me = self.me.clone();
-        let grant = match self
-            .connection()
-            .and_then(|c| store::renew(c, &me, ask).map_err(|e| format!("db: fleet: {e}")))
-        {
+        let grant = match self.connection().and_then(|c| Ok(store::renew(c, &me, ask)?)) {
             Ok(g) => g,
             Err(e) => return Err(self.failed(e)),
         };
@@ -121,11 +117,11 @@ pub struct Renew {
 
 impl Message for Renew {
     /// What the database granted, or why nothing was.
-    type Result = Result<Grant, String>;
+    type Result = Result<Grant, FleetError>;
 }
 
 impl Handler<Renew> for FleetSteward {
-    type Result = Result<Grant, String>;
+    type Result = Result<Grant, FleetError>;
 
     /// A panic while renewing (`crate::supervise`) fails this renewal, which the keeper retries; the steward
     /// stops and its arbiter builds a new one (a new connection; the lease itself is in the database).
@@ -137,7 +133,7 @@ impl Handler<Renew> for FleetSteward {
         renewed.unwrap_or_else(|panic| {
             log::error!("fleet: {panic}; rebuilding the steward");
             ctx.stop();
-            Err(format!("fleet: {panic}"))
+            Err(FleetError::Panicked(panic.to_string()))
         })
     }
 }
@@ -148,17 +144,15 @@ pub struct SettleCap;
 
 impl Message for SettleCap {
     /// What the database says, or why it could not be asked.
-    type Result = Result<CapCheck, String>;
+    type Result = Result<CapCheck, FleetError>;
 }
 
 impl Handler<SettleCap> for FleetSteward {
-    type Result = Result<CapCheck, String>;
+    type Result = Result<CapCheck, FleetError>;
 
     fn handle(&mut self, _: SettleCap, _: &mut SyncContext<Self>) -> Self::Result {
         let me = self.me.clone();
-        let settled = self
-            .connection()
-            .and_then(|c| store::settle_cap(c, &me).map_err(|e| format!("db: fleet: {e}")));
+        let settled = self.connection().and_then(|c| Ok(store::settle_cap(c, &me)?));
         settled.map_err(|e| self.failed(e))
     }
 }

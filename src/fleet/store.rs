@@ -8,6 +8,34 @@ use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 use diesel::PgConnection;
 use serde::Serialize;
 
+/// What failed on the fleet's side: its database, its steward, or the cap it found there.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("db: fleet: cannot connect: {0}")]
+    Connect(#[source] diesel::ConnectionError),
+    #[error("db: fleet: {0}")]
+    Statement(#[from] diesel::result::Error),
+    #[error("db: fleet: no connection")]
+    NoConnection,
+    #[error("fleet: steward unavailable: {0}")]
+    Steward(#[source] actix::MailboxError),
+    /// The steward panicked while renewing (`crate::supervise`); it is rebuilt.
+    #[error("fleet: {0}")]
+    Panicked(String),
+    #[error(
+        "fleet.max_concurrent_calls: this instance's {mine} differs from the fleet's {stored} (set by {set_by}; \
+         {live} other instance(s) live): every instance of a fleet must use the same cap, or the lower one is \
+         not enforced. Set fleet.max_concurrent_calls = {stored}, or to change the fleet's cap, stop every \
+         instance and start them with the new one"
+    )]
+    CapDiffers {
+        mine: usize,
+        stored: i32,
+        set_by: String,
+        live: i64,
+    },
+}
+
 /// This instance as the fleet sees it.
 #[derive(Debug, Clone)]
 pub struct Member {

@@ -117,14 +117,29 @@ struct ListedCall {
     rest: serde_json::Map<String, Value>,
 }
 
+/// Why an instance's calls are missing from the fleet's list: shown as that instance's `error`.
+#[derive(Debug, thiserror::Error)]
+enum PeerError {
+    /// `fleet.peers` does not allow the address it registered (`not_allowed` says so).
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error("fleet: {0} did not answer: {1}")]
+    NoAnswer(String, String),
+    #[error("fleet: {0} answered {1}")]
+    Status(String, actix_web::http::StatusCode),
+    #[error("fleet: {0} answered junk: {1}")]
+    Junk(String, String),
+}
+
 impl InstanceCalls {
-    /// Reads an instance's answer; a call whose id or carrier is not one makes the whole answer junk.
-    fn read(answer: Value) -> Result<InstanceCalls, String> {
-        let calls: InstanceCalls = serde_json::from_value(answer).map_err(|e| format!("answered junk: {e}"))?;
+    /// Reads `instance`'s answer; a call whose id or carrier is not one makes the whole answer junk.
+    fn read(instance: &str, answer: Value) -> Result<InstanceCalls, PeerError> {
+        let junk = |why: String| PeerError::Junk(instance.to_string(), why);
+        let calls: InstanceCalls = serde_json::from_value(answer).map_err(|e| junk(e.to_string()))?;
         for call in &calls.calls {
-            CallId::parse("call_id", &call.call_id).map_err(|e| format!("answered junk: {e}"))?;
+            CallId::parse("call_id", &call.call_id).map_err(|e| junk(e.to_string()))?;
             Carrier::from_path(&call.carrier)
-                .ok_or_else(|| format!("answered junk: carrier '{}'", crate::values::shown(&call.carrier)))?;
+                .ok_or_else(|| junk(format!("carrier '{}'", crate::values::shown(&call.carrier))))?;
         }
         Ok(calls)
     }
@@ -136,24 +151,25 @@ async fn ask_peer(
     client: &awc::Client,
     req: &HttpRequest,
     peer: &InstanceRow,
-) -> Result<InstanceCalls, String> {
+) -> Result<InstanceCalls, PeerError> {
     if let Some(why) = not_allowed(state, &peer.instance_id, &peer.admin_url) {
-        return Err(why);
+        return Err(PeerError::NotAllowed(why));
     }
+    let id = || peer.instance_id.clone();
     let url = format!("{}/calls", peer.admin_url.trim_end_matches('/'));
     let mut resp = forwarded(state, client.get(&url), req)
         .send()
         .await
-        .map_err(|e| format!("fleet: {} did not answer: {e}", peer.instance_id))?;
+        .map_err(|e| PeerError::NoAnswer(id(), e.to_string()))?;
     if !resp.status().is_success() {
-        return Err(format!("fleet: {} answered {}", peer.instance_id, resp.status()));
+        return Err(PeerError::Status(id(), resp.status()));
     }
     let answer = resp
         .json::<Value>()
         .limit(PEER_ANSWER_MAX)
         .await
-        .map_err(|e| format!("fleet: {} answered junk: {e}", peer.instance_id))?;
-    InstanceCalls::read(answer).map_err(|e| format!("fleet: {} {e}", peer.instance_id))
+        .map_err(|e| PeerError::Junk(id(), e.to_string()))?;
+    InstanceCalls::read(&peer.instance_id, answer)
 }
 
 /// `GET /calls?scope=fleet`: this instance's `/calls` beside every other live instance's, each call marked
@@ -172,7 +188,7 @@ pub async fn fleet_calls(req: &HttpRequest, state: &AppState, local: Value) -> H
     let mut calls = Vec::new();
     let mut instances = vec![instance_summary(
         state.instance.as_str(),
-        InstanceCalls::read(local),
+        InstanceCalls::read(state.instance.as_str(), local),
         &mut calls,
     )];
     for (peer, answer) in peers.iter().zip(answers) {
@@ -182,7 +198,7 @@ pub async fn fleet_calls(req: &HttpRequest, state: &AppState, local: Value) -> H
 }
 
 /// One instance's line of the fleet's call list; its calls, marked with it, go to `calls`.
-fn instance_summary(instance: &str, answer: Result<InstanceCalls, String>, calls: &mut Vec<Value>) -> Value {
+fn instance_summary(instance: &str, answer: Result<InstanceCalls, PeerError>, calls: &mut Vec<Value>) -> Value {
     match answer {
         Ok(list) => {
             for call in list.calls {
@@ -196,7 +212,7 @@ fn instance_summary(instance: &str, answer: Result<InstanceCalls, String>, calls
         }
         Err(e) => {
             log::warn!("{e}");
-            json!({"instance_id": instance, "error": e})
+            json!({"instance_id": instance, "error": e.to_string()})
         }
     }
 }
