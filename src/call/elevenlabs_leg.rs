@@ -6,6 +6,7 @@ use super::agent_dial::{AgentSocket, CLOSE_GRACE};
 use super::chunks::QueuedAudio;
 use super::messages::*;
 use super::turns::CallerTurns;
+use super::Role;
 use crate::audio::format::AudioFormat;
 use crate::metrics::Metrics;
 use crate::protocol::elevenlabs::{self as el, parse_agent_event, AgentEvent};
@@ -420,7 +421,10 @@ impl ElevenLabsLeg {
 fn reported(event: AgentEvent<'_>) -> Option<AgentReport> {
     Some(match event {
         AgentEvent::Interruption { event_id } => AgentReport::Interruption { event_id },
-        AgentEvent::AgentResponse { text } => AgentReport::Transcript { role: "agent", text },
+        AgentEvent::AgentResponse { text } => AgentReport::Transcript {
+            role: Role::Agent,
+            text,
+        },
         AgentEvent::AgentResponseCorrection { original, corrected } => AgentReport::Correction { original, corrected },
         AgentEvent::McpToolCall {
             tool_call_id,
@@ -432,7 +436,7 @@ fn reported(event: AgentEvent<'_>) -> Option<AgentReport> {
             state,
         },
         AgentEvent::AgentToolResponse { tool_name, is_error } => AgentReport::Transcript {
-            role: "agent_tool",
+            role: Role::AgentTool,
             text: if is_error {
                 Text::clean(&format!("{tool_name} (error)"), Text::SHORT)
             } else {
@@ -440,10 +444,10 @@ fn reported(event: AgentEvent<'_>) -> Option<AgentReport> {
             },
         },
         AgentEvent::GuardrailTriggered => AgentReport::Transcript {
-            role: "guardrail_triggered",
+            role: Role::GuardrailTriggered,
             text: Text::default(),
         },
-        AgentEvent::UserTranscript { text } => AgentReport::Transcript { role: "user", text },
+        AgentEvent::UserTranscript { text } => AgentReport::Transcript { role: Role::User, text },
         AgentEvent::ClientToolCall {
             tool_name,
             tool_call_id,

@@ -3,7 +3,7 @@
 //! the call decides. Each leg writes its own peer's wire format: the call sends typed requests.
 
 use super::turns::TurnStart;
-use super::{CallView, EndReason, RoutedAudio};
+use super::{CallView, EndReason, Role, RoutedAudio};
 use crate::audio::transcode::Transcoder;
 use crate::protocol::elevenlabs::AgentFormats;
 use crate::protocol::mcube::StreamStart;
@@ -128,7 +128,7 @@ pub enum AgentReport {
     Interruption { event_id: Option<i64> },
     /// Something was said or done: `user` (transcript), `agent` (response), `agent_tool` (a server tool
     /// ran), `guardrail_triggered`.
-    Transcript { role: &'static str, text: Text },
+    Transcript { role: Role, text: Text },
     /// The agent's last response was cut short: it now reads `corrected`.
     Correction { original: Text, corrected: Text },
     /// The agent asked for a client tool we do not have.

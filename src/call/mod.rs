@@ -246,11 +246,46 @@ impl EndReason {
     }
 }
 
+/// Who said or did a line of the call: its role in the transcript, and the kind of event it is stored as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The caller, as ElevenLabs transcribed them.
+    User,
+    /// The agent's response.
+    Agent,
+    /// A server tool the agent ran.
+    AgentTool,
+    GuardrailTriggered,
+    /// A key the caller pressed.
+    Dtmf,
+    /// A client tool the agent asked for (refused: none run on a phone gateway).
+    ToolCall,
+    McpToolCall,
+    /// The caller barged in.
+    Interruption,
+}
+
+impl Role {
+    /// The event kind a line of this role is stored as.
+    pub fn event_kind(self) -> &'static str {
+        match self {
+            Role::User => "user_transcript",
+            Role::Agent => "agent_response",
+            Role::AgentTool => "agent_tool",
+            Role::GuardrailTriggered => "guardrail_triggered",
+            Role::Dtmf => "dtmf",
+            Role::ToolCall => "tool_call",
+            Role::McpToolCall => "mcp_tool_call",
+            Role::Interruption => "interruption",
+        }
+    }
+}
+
 /// One line of what was said, kept on the call.
 #[derive(Debug, Clone, Serialize)]
 pub struct TranscriptLine {
-    /// `user` or `agent`.
-    pub role: &'static str,
+    pub role: Role,
     pub text: crate::values::Text,
     pub at_ms: u64,
     /// Its event's number, so a correction can rewrite the stored event.

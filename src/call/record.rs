@@ -1,7 +1,7 @@
 //! `CallLog`: what a call counts and says about itself — counters, events, the transcript — and the one
 //! snapshot (`CallRecord`) that both the database and `/calls` get. A plain part of the call.
 
-use super::{CallInfo, CallState, CallView, EndReason, TranscriptLine};
+use super::{CallInfo, CallState, CallView, EndReason, Role, TranscriptLine};
 use crate::db::models::{now_ms, CallEvent, CallRecord};
 use crate::metrics::{Metrics, AGENT_TO_CARRIER, CARRIER_TO_AGENT};
 use crate::protocol::elevenlabs::AgentFormats;
@@ -127,14 +127,9 @@ impl CallLog {
         self.event("error", error)
     }
 
-    /// Something said or done on the call: `user`, `agent`, `dtmf`, `tool_call`, `interruption`.
-    pub fn line(&mut self, role: &'static str, text: Text) -> bool {
-        let kind = match role {
-            "user" => "user_transcript",
-            "agent" => "agent_response",
-            other => other,
-        };
-        let flush = self.event(kind, text.to_string());
+    /// Something said or done on the call, stored as its role's kind of event.
+    pub fn line(&mut self, role: Role, text: Text) -> bool {
+        let flush = self.event(role.event_kind(), text.to_string());
         if self.transcript.len() == MAX_TRANSCRIPT_LINES {
             self.transcript.pop_front();
         }
@@ -152,7 +147,7 @@ impl CallLog {
                 .iter()
                 .enumerate()
                 .rev()
-                .filter(|(_, l)| l.role == "agent")
+                .filter(|(_, l)| l.role == Role::Agent)
         };
         let found = agent_lines()
             .find(|(_, l)| l.text == *original)
@@ -187,8 +182,8 @@ impl CallLog {
             .iter()
             .rev()
             .filter_map(|l| match l.role {
-                "user" => Some(format!("Caller: {}", l.text)),
-                "agent" => Some(format!("Agent: {}", l.text)),
+                Role::User => Some(format!("Caller: {}", l.text)),
+                Role::Agent => Some(format!("Agent: {}", l.text)),
                 _ => None,
             })
             .take_while(|t| {
@@ -200,7 +195,7 @@ impl CallLog {
         turns
     }
 
-    fn last_line(&self, role: &str) -> Option<Text> {
+    fn last_line(&self, role: Role) -> Option<Text> {
         self.transcript
             .iter()
             .rev()
@@ -301,8 +296,8 @@ impl CallLog {
     pub fn view(&self, record: CallRecord, state: CallState) -> CallView {
         let mut view = CallView::of_record(&self.info, record, state);
         view.end_reason = self.end_reason;
-        view.last_user_transcript = self.last_line("user");
-        view.last_agent_response = self.last_line("agent");
+        view.last_user_transcript = self.last_line(Role::User);
+        view.last_agent_response = self.last_line(Role::Agent);
         view
     }
 }
@@ -340,7 +335,7 @@ mod tests {
     fn a_correction_rewrites_the_agent_line_held_or_already_saved() {
         let mut l = log();
         let t = |s: &str| Text::clean(s, Text::SPEECH);
-        l.line("agent", t("Your order ships on Monday and"));
+        l.line(Role::Agent, t("Your order ships on Monday and"));
         assert!(l.correct(&t("Your order ships on Monday and"), t("Your order ships on Monday")));
         let held = l.take_events();
         assert_eq!(
@@ -348,8 +343,8 @@ mod tests {
             "a held event is rewritten in place"
         );
         assert!(l.take_revisions().is_empty());
-        l.line("user", t("when?"));
-        l.line("agent", t("It will arrive by"));
+        l.line(Role::User, t("when?"));
+        l.line(Role::Agent, t("It will arrive by"));
         let saved = l.take_events();
         assert!(
             l.correct(&t("something else"), t("It will arrive")),
@@ -362,7 +357,7 @@ mod tests {
             (saved[1].seq, "agent_response")
         );
         assert_eq!(revised[0].detail, "It will arrive");
-        assert_eq!(l.last_line("agent"), Some(t("It will arrive")));
+        assert_eq!(l.last_line(Role::Agent), Some(t("It will arrive")));
         assert_eq!(
             l.recent_turns(1000),
             vec![
@@ -383,8 +378,8 @@ mod tests {
     fn the_snapshot_and_the_view_say_the_same() {
         let mut l = log();
         l.stats.frames_in = 5;
-        l.line("user", Text::clean("hello", Text::SHORT));
-        l.line("agent", Text::clean("hi there", Text::SHORT));
+        l.line(Role::User, Text::clean("hello", Text::SHORT));
+        l.line(Role::Agent, Text::clean("hi there", Text::SHORT));
         l.error("elevenlabs: gone".into());
         l.ended(EndReason::CarrierStop);
         l.ended(EndReason::Admin);

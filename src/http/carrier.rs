@@ -19,15 +19,15 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-/// Seconds a refused carrier is asked to wait before trying again.
-const RETRY_AFTER_SECONDS: &str = "1";
+/// How long a refused carrier is asked to wait before trying again.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(super) fn refused(refusal: Refusal) -> HttpResponse {
-    refused_for(refusal, RETRY_AFTER_SECONDS)
+    refused_for(refusal, RETRY_AFTER)
 }
 
-/// `refused`, asking the carrier to come back after `retry_after` seconds.
-pub(super) fn refused_for(refusal: Refusal, retry_after: &str) -> HttpResponse {
+/// `refused`, asking the carrier to come back after `retry_after` (in whole seconds, at least one).
+pub(super) fn refused_for(refusal: Refusal, retry_after: std::time::Duration) -> HttpResponse {
     let status = match refusal {
         Refusal::NotAdmitted | Refusal::Unrouted => StatusCode::NOT_FOUND,
         Refusal::AlreadyConnected | Refusal::Duplicate => StatusCode::CONFLICT,
@@ -35,9 +35,10 @@ pub(super) fn refused_for(refusal: Refusal, retry_after: &str) -> HttpResponse {
     };
     let mut resp = error_json(status, refusal.as_str());
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        if let Ok(v) = retry_after.parse() {
-            resp.headers_mut().insert(actix_web::http::header::RETRY_AFTER, v);
-        }
+        let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        let seconds = seconds.max(1);
+        resp.headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, seconds.into());
     }
     resp
 }
@@ -108,7 +109,7 @@ fn status_report(
 fn admit(info: CallInfo, state: &AppState) -> HttpResponse {
     match admit_call(info, state) {
         Ok(call) => HttpResponse::Ok().json(serde_json::json!({ "wss_url": call.wss_url })),
-        Err(AdmissionRefused { refusal, retry_after }) => refused_for(refusal, &retry_after),
+        Err(AdmissionRefused { refusal, retry_after }) => refused_for(refusal, retry_after),
     }
 }
 
@@ -151,8 +152,8 @@ pub(super) struct AdmittedCall {
 /// Why a call was not admitted, for its carrier to answer in its own way.
 pub(super) struct AdmissionRefused {
     pub refusal: Refusal,
-    /// Seconds, for `Retry-After`.
-    pub retry_after: String,
+    /// For `Retry-After`.
+    pub retry_after: std::time::Duration,
 }
 
 /// Admits a call from any carrier's webhook: its route, its agent's and the account's breakers, then the
@@ -166,13 +167,7 @@ pub(super) fn admit_call(mut info: CallInfo, state: &AppState) -> Result<Admitte
             state.config.log.show_numbers,
         );
         let why = format!("no route takes {} calls to '{number}'", info.carrier.as_str());
-        return Err(refuse_admission(
-            state,
-            &info,
-            Refusal::Unrouted,
-            &why,
-            RETRY_AFTER_SECONDS.into(),
-        ));
+        return Err(refuse_admission(state, &info, Refusal::Unrouted, &why, RETRY_AFTER));
     }
     let agent = info.agent_id(&state.config).unwrap_or_default().to_string();
     if let Err(refused) = state.breaker.check(&agent) {
@@ -205,13 +200,7 @@ pub(super) fn admit_call(mut info: CallInfo, state: &AppState) -> Result<Admitte
                 token,
             })
         }
-        Err(refusal) => Err(refuse_admission(
-            state,
-            &info,
-            refusal,
-            refusal.as_str(),
-            RETRY_AFTER_SECONDS.into(),
-        )),
+        Err(refusal) => Err(refuse_admission(state, &info, refusal, refusal.as_str(), RETRY_AFTER)),
     }
 }
 
@@ -232,8 +221,7 @@ fn refuse_broken(state: &AppState, info: &CallInfo, agent: &str, refused: &Refus
         FailureScope::Agent => format!("agent {agent} of route '{}' unavailable", info.route_name()),
     };
     let why = format!("{whose}: {}", refused.open.reason);
-    let wait = refused.open.retry_after.as_secs_f64().ceil().max(1.0);
-    refuse_admission(state, info, breaker_refusal(refused), &why, format!("{wait}"))
+    refuse_admission(state, info, breaker_refusal(refused), &why, refused.open.retry_after)
 }
 
 /// A refused admission: logged (`why`), counted, recorded as `rejected`.
@@ -242,7 +230,7 @@ fn refuse_admission(
     info: &CallInfo,
     refusal: Refusal,
     why: &str,
-    retry_after: String,
+    retry_after: std::time::Duration,
 ) -> AdmissionRefused {
     log::info!(
         "call_id={} refused carrier={}: {} ({why})",

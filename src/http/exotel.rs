@@ -32,7 +32,7 @@ pub async fn voicebot(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     match admit_call(info, &state) {
         Ok(call) => HttpResponse::Ok().json(voicebot_answer(&call.wss_url, rate)),
         // The applet fails over on an error answer (its flow moves on); 503 with Retry-After says why.
-        Err(AdmissionRefused { refusal, retry_after }) => refused_for(refusal, &retry_after),
+        Err(AdmissionRefused { refusal, retry_after }) => refused_for(refusal, retry_after),
     }
 }
 

@@ -287,12 +287,12 @@ impl CallActor {
                 .inc();
             self.send_agent(ToAgent::McpApproval { tool_call_id, approved });
             self.line(
-                "mcp_tool_call",
+                Role::McpToolCall,
                 Text::clean(&format!("{tool_name}: approval {answer}"), Text::SHORT),
             );
         } else if state.as_str() != "loading" {
             self.line(
-                "mcp_tool_call",
+                Role::McpToolCall,
                 Text::clean(&format!("{tool_name}: {state}"), Text::SHORT),
             );
         }
@@ -310,6 +310,6 @@ impl CallActor {
         if self.stream.is_some() {
             self.send_carrier(ToCarrier::ClearAudio);
         }
-        self.line("interruption", Text::default());
+        self.line(Role::Interruption, Text::default());
     }
 }

@@ -48,7 +48,7 @@ impl CallActor {
         }
     }
 
-    pub(super) fn line(&mut self, role: &'static str, text: Text) {
+    pub(super) fn line(&mut self, role: Role, text: Text) {
         if self.log.line(role, text) {
             self.save();
         }

@@ -20,7 +20,7 @@ use crate::call::playout::{AfterPump, Playout};
 use crate::call::record::{CallLog, Facts};
 use crate::call::turns::TurnStart;
 use crate::call::upstream::CallerAudio;
-use crate::call::{CallInfo, CallState, EndReason};
+use crate::call::{CallInfo, CallState, EndReason, Role};
 use crate::config::Config;
 use crate::db::batcher::{DbBatcher, Save};
 use crate::db::models::{CallRecord, DbWrite};
@@ -342,7 +342,7 @@ impl CallActor {
             CarrierReport::Dtmf { digit } => {
                 let text = format!("The caller pressed DTMF key {digit}");
                 self.send_agent(ToAgent::Note { text });
-                self.line("dtmf", Text::clean(&digit.to_string(), 1));
+                self.line(Role::Dtmf, Text::clean(&digit.to_string(), 1));
             }
             CarrierReport::Fault(panic) => self.internal_error(ctx, panic),
             CarrierReport::Gone { reason, invalid } => {
@@ -383,11 +383,12 @@ impl CallActor {
                 ctx,
             ),
             AgentReport::Interruption { event_id } => self.on_interruption(event_id, ctx),
-            AgentReport::Transcript { role: "agent", text } if self.agent.is_greeting_muted() => {
-                self.event("greeting_muted", text.to_string())
-            }
+            AgentReport::Transcript {
+                role: Role::Agent,
+                text,
+            } if self.agent.is_greeting_muted() => self.event("greeting_muted", text.to_string()),
             AgentReport::Transcript { role, text } => {
-                if role == "user" {
+                if role == Role::User {
                     self.agent.caller_heard();
                 }
                 self.line(role, text)
@@ -413,7 +414,7 @@ impl CallActor {
                     result,
                     is_error: true,
                 });
-                self.line("tool_call", tool_name);
+                self.line(Role::ToolCall, tool_name);
             }
             AgentReport::Fault(panic) => self.internal_error(ctx, panic),
             AgentReport::Gone {
