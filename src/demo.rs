@@ -61,13 +61,22 @@ fn demo_config(base: Config, agent_url: &str, calls: usize) -> Config {
     cfg
 }
 
+/// Why the demo could not run at all (a call that fails is in its outcome instead).
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("agent simulator: {0}")]
+    Simulator(std::io::Error),
+    #[error("gateway: {0}")]
+    Gateway(std::io::Error),
+}
+
 /// Runs the demo: `calls` concurrent calls of `seconds` each.
-pub async fn run(base: Config, calls: usize, seconds: f64, carrier: Carrier) -> Result<DemoOutcome, String> {
-    let (sim, sim_server) = agent::start("127.0.0.1:0", demo_script()).map_err(|e| format!("agent simulator: {e}"))?;
+pub async fn run(base: Config, calls: usize, seconds: f64, carrier: Carrier) -> Result<DemoOutcome, DemoError> {
+    let (sim, sim_server) = agent::start("127.0.0.1:0", demo_script()).map_err(DemoError::Simulator)?;
     actix_rt::spawn(sim_server);
     let (gw, gw_server) = gateway::start(demo_config(base, &sim.url, calls), false)
         .await
-        .map_err(|e| format!("gateway: {e}"))?;
+        .map_err(DemoError::Gateway)?;
     actix_rt::spawn(gw_server);
     print_banner(&gw, &sim, carrier, calls, seconds);
 

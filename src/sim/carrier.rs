@@ -56,14 +56,14 @@ pub(super) fn client() -> awc::Client {
 }
 
 /// POSTs the Mcube connect request.
-pub async fn post_refurl(http_base: &str, call: &CallRequest) -> Result<Admission, String> {
+pub async fn post_refurl(http_base: &str, call: &CallRequest) -> Result<Admission, super::SimError> {
     let body = json!({"callId": call.call_id, "callDirection": call.direction, "fromNumber": call.from,
         "toNumber": call.to, "dialStatus": "CONNECTING", "callProvider": "MCUBE"});
     let mut resp = client()
         .post(format!("{http_base}/mcube/call"))
         .send_json(&body)
         .await
-        .map_err(|e| format!("refurl POST failed: {e}"))?;
+        .map_err(|e| super::SimError::Request("refurl POST", e.to_string()))?;
     let status = resp.status().as_u16();
     let retry_after = resp
         .headers()
@@ -78,7 +78,8 @@ pub async fn post_refurl(http_base: &str, call: &CallRequest) -> Result<Admissio
                 .get("content-type")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("none");
-            return Err(format!("refurl answer unreadable ({status}, content-type {kind}): {e}"));
+            let why = format!("{status}, content-type {kind}: {e}");
+            return Err(super::SimError::Answer("refurl answer", why));
         }
     };
     Ok(match (status, v["wss_url"].as_str()) {

@@ -3,6 +3,7 @@
 //! Media Streams events. Their streams open with `carrier::CarrierConn`.
 
 use super::carrier::{client, CallRequest};
+use super::SimError;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
@@ -85,7 +86,7 @@ fn attribute(element: &str, name: &str) -> Option<String> {
 }
 
 /// POSTs a webhook's form with `headers`; the gateway's status and body.
-async fn post_form(url: &str, form: &[(&str, &str)], headers: Vec<(&str, String)>) -> Result<XmlAnswer, String> {
+async fn post_form(url: &str, form: &[(&str, &str)], headers: Vec<(&str, String)>) -> Result<XmlAnswer, SimError> {
     let mut post = client().post(url);
     for header in headers {
         post = post.insert_header(header);
@@ -93,12 +94,12 @@ async fn post_form(url: &str, form: &[(&str, &str)], headers: Vec<(&str, String)
     let mut resp = post
         .send_form(&form)
         .await
-        .map_err(|e| format!("webhook POST failed: {e}"))?;
+        .map_err(|e| SimError::Request("webhook POST", e.to_string()))?;
     let status = resp.status().as_u16();
     let body = resp
         .body()
         .await
-        .map_err(|e| format!("webhook answer unreadable: {e}"))?;
+        .map_err(|e| SimError::Answer("webhook answer", e.to_string()))?;
     Ok(XmlAnswer {
         status,
         body: String::from_utf8_lossy(&body).into_owned(),
@@ -106,7 +107,7 @@ async fn post_form(url: &str, form: &[(&str, &str)], headers: Vec<(&str, String)
 }
 
 /// POSTs Plivo's answer-URL form (`CallUUID`, `From`, `To`, `Direction`, `CallStatus`, `Event`).
-pub async fn post_plivo_answer(req: PlivoRequest<'_>) -> Result<XmlAnswer, String> {
+pub async fn post_plivo_answer(req: PlivoRequest<'_>) -> Result<XmlAnswer, SimError> {
     use crate::protocol::plivo::{signature_v2, signature_v3};
     let form = [
         ("CallUUID", req.call.call_id.as_str()),
@@ -122,7 +123,8 @@ pub async fn post_plivo_answer(req: PlivoRequest<'_>) -> Result<XmlAnswer, Strin
         .unwrap_or_else(|| format!("{}", rand::random::<u64>()));
     let mut headers = Vec::new();
     if let Some(token) = req.auth_token {
-        let encoded = serde_urlencoded::to_string(form).map_err(|e| format!("form: {e}"))?;
+        let encoded =
+            serde_urlencoded::to_string(form).map_err(|e| SimError::Request("form encoding", e.to_string()))?;
         let signature = match (req.forged_signature, req.signing) {
             (Some(forged), _) => forged.to_string(),
             (None, PlivoSigning::V3) => signature_v3(token, &req.answer_url, &encoded, &nonce),
@@ -177,7 +179,7 @@ pub async fn get_exotel_voicebot(
     call: &CallRequest,
     authorization: Option<&str>,
     sample_rate: Option<u32>,
-) -> Result<(u16, Value), String> {
+) -> Result<(u16, Value), SimError> {
     let rate = sample_rate.map(|hz| hz.to_string()).unwrap_or_default();
     let mut query = vec![
         ("CallSid", call.call_id.as_str()),
@@ -195,12 +197,15 @@ pub async fn get_exotel_voicebot(
     if sample_rate.is_some() {
         query.push(("sample-rate", rate.as_str()));
     }
-    let query = serde_urlencoded::to_string(query).map_err(|e| e.to_string())?;
+    let query = serde_urlencoded::to_string(query).map_err(|e| SimError::Request("query encoding", e.to_string()))?;
     let mut req = client().get(format!("{http_base}/exotel/voicebot?{query}"));
     if let Some(auth) = authorization {
         req = req.insert_header(("authorization", auth));
     }
-    let mut resp = req.send().await.map_err(|e| format!("voicebot GET failed: {e}"))?;
+    let mut resp = req
+        .send()
+        .await
+        .map_err(|e| SimError::Request("voicebot GET", e.to_string()))?;
     let status = resp.status().as_u16();
     let v: Value = resp.json().await.unwrap_or(Value::Null);
     Ok((status, v))
@@ -219,7 +224,7 @@ pub struct TwilioRequest<'a> {
 }
 
 /// POSTs Twilio's voice webhook form (`CallSid`, `AccountSid`, `From`, `To`, `Direction`, `CallStatus`).
-pub async fn post_twilio_voice(req: TwilioRequest<'_>) -> Result<XmlAnswer, String> {
+pub async fn post_twilio_voice(req: TwilioRequest<'_>) -> Result<XmlAnswer, SimError> {
     use hmac::Mac as _;
     let direction = if req.call.direction == "outbound" {
         "outbound-api"
@@ -242,8 +247,8 @@ pub async fn post_twilio_voice(req: TwilioRequest<'_>) -> Result<XmlAnswer, Stri
             None => {
                 let mut sorted = form.to_vec();
                 sorted.sort();
-                let mut mac =
-                    hmac::Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).map_err(|e| format!("HMAC key: {e}"))?;
+                let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes())
+                    .map_err(|e| SimError::Request("HMAC key", e.to_string()))?;
                 mac.update(req.voice_url.as_bytes());
                 for (name, value) in sorted {
                     mac.update(name.as_bytes());

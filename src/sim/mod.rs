@@ -4,6 +4,16 @@
 //! Twilio's webhooks and events; `stream` places a call in any of the four; `sent` reads what the gateway
 //! sends in any of them; `stamp` marks load-test audio with when it was sent and heard.
 pub mod agent;
+
+/// Why a simulated carrier's request got no answer it could read.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("{0} failed: {1}")]
+    Request(&'static str, String),
+    #[error("{0} unreadable: {1}")]
+    Answer(&'static str, String),
+}
+
 pub mod carrier;
 pub mod dialects;
 pub mod sent;

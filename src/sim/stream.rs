@@ -9,6 +9,7 @@ use crate::audio::codec::{encode_pcm16le, encode_ulaw};
 use crate::audio::format::{AudioFormat, Codec};
 use crate::audio::signal::SpeechLike;
 use crate::protocol::Carrier;
+use crate::values::Invalid;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -36,24 +37,27 @@ pub enum Placed {
 }
 
 /// The carrier named on a command line (`mcube`, `plivo`, `exotel`, `twilio`).
-pub fn parse_carrier(name: &str) -> Result<Carrier, String> {
+pub fn parse_carrier(name: &str) -> Result<Carrier, Invalid> {
     Carrier::from_path(&name.to_ascii_lowercase())
-        .ok_or_else(|| format!("'{name}' is not mcube, plivo, exotel or twilio"))
+        .ok_or_else(|| Invalid::new("--carrier", format!("'{name}' is not mcube, plivo, exotel or twilio")))
 }
 
 /// A count of calls on a command line: 1 or more.
-pub fn parse_count(s: &str) -> Result<usize, String> {
+pub fn parse_count(s: &str) -> Result<usize, Invalid> {
     match s.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("'{s}' is not a count of 1 or more")),
+        _ => Err(Invalid::new("--calls", format!("'{s}' is not a count of 1 or more"))),
     }
 }
 
 /// A length on a command line: a positive number of seconds.
-pub fn parse_seconds(s: &str) -> Result<f64, String> {
+pub fn parse_seconds(s: &str) -> Result<f64, Invalid> {
     match s.parse::<f64>() {
         Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
-        _ => Err(format!("'{s}' is not a positive number of seconds")),
+        _ => Err(Invalid::new(
+            "--seconds",
+            format!("'{s}' is not a positive number of seconds"),
+        )),
     }
 }
 
@@ -79,7 +83,7 @@ pub async fn place(http_base: &str, carrier: Carrier, call: &CallRequest) -> Pla
                 opened(wss_url, vec![start], AudioFormat::ULAW_8K)
             }
             Ok(Admission::Refused { status, error, .. }) => Placed::Refused(format!("{status} {error}")),
-            Err(e) => Placed::Failed(e),
+            Err(e) => Placed::Failed(e.to_string()),
         },
         Carrier::Plivo => {
             let req = PlivoRequest::new(call, format!("{http_base}/plivo/answer"));
@@ -91,7 +95,7 @@ pub async fn place(http_base: &str, carrier: Carrier, call: &CallRequest) -> Pla
                     }
                     None => Placed::Refused(refusal(answer.status, &answer.body)),
                 },
-                Err(e) => Placed::Failed(e),
+                Err(e) => Placed::Failed(e.to_string()),
             }
         }
         Carrier::Exotel => match get_exotel_voicebot(http_base, call, None, None).await {
@@ -108,7 +112,7 @@ pub async fn place(http_base: &str, carrier: Carrier, call: &CallRequest) -> Pla
             Ok((status, answer)) => {
                 Placed::Refused(format!("{status} {}", answer["error"].as_str().unwrap_or_default()))
             }
-            Err(e) => Placed::Failed(e),
+            Err(e) => Placed::Failed(e.to_string()),
         },
         Carrier::Twilio => {
             let req = TwilioRequest {
@@ -128,7 +132,7 @@ pub async fn place(http_base: &str, carrier: Carrier, call: &CallRequest) -> Pla
                     }
                     None => Placed::Refused(refusal(answer.status, &answer.body)),
                 },
-                Err(e) => Placed::Failed(e),
+                Err(e) => Placed::Failed(e.to_string()),
             }
         }
     }
