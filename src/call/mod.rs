@@ -246,6 +246,29 @@ impl EndReason {
     }
 }
 
+/// How audio crosses from one side's format to the other's.
+#[derive(Debug, Default)]
+pub enum Crossing<T> {
+    /// Not bridged (yet, or any more): audio waits.
+    #[default]
+    Held,
+    /// Both sides speak one format: the bytes pass as they are.
+    Same,
+    /// Converted on the way.
+    Convert(T),
+}
+
+impl<T> Crossing<T> {
+    /// Bridged, with `conversion` when the formats differ.
+    pub fn bridged(conversion: Option<T>) -> Crossing<T> {
+        conversion.map_or(Crossing::Same, Crossing::Convert)
+    }
+
+    pub fn is_bridged(&self) -> bool {
+        !matches!(self, Crossing::Held)
+    }
+}
+
 /// Who said or did a line of the call: its role in the transcript, and the kind of event it is stored as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

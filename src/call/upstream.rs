@@ -4,6 +4,7 @@
 
 use super::chunks::Converter;
 use super::messages::{CarrierPayload, ToAgent};
+use super::Crossing;
 use super::RoutedAudio;
 use crate::audio::transcode::Transcoder;
 use actix::Recipient;
@@ -35,7 +36,7 @@ pub struct CallerAudio {
     /// The most held, in payload bytes (base64 counts as it came).
     hold_limit: usize,
     /// Set once both sides' formats are known; its `Option` is "no conversion".
-    bridge: Option<Option<Converter>>,
+    bridge: Crossing<Converter>,
     /// Counts of caller audio the carrier leg forwarded straight to the agent leg.
     routed: Arc<RoutedAudio>,
     /// The agent connection the carrier leg forwards to, if any.
@@ -56,7 +57,7 @@ impl CallerAudio {
             held: VecDeque::new(),
             held_bytes: 0,
             hold_limit,
-            bridge: None,
+            bridge: Crossing::Held,
             routed: Arc::default(),
             routed_to: None,
             b64: base64::engine::general_purpose::STANDARD,
@@ -70,16 +71,16 @@ impl CallerAudio {
 
     /// Both formats are known: convert with `transcoder` (`None`: pass through).
     pub fn bridge(&mut self, transcoder: Option<Transcoder>) {
-        self.bridge = Some(transcoder.map(Converter::new));
+        self.bridge = Crossing::bridged(transcoder.map(Converter::new));
     }
 
     /// The agent connection is gone: hold again until the next one is bridged.
     pub fn unbridge(&mut self) {
-        self.bridge = None;
+        self.bridge = Crossing::Held;
     }
 
     pub fn is_bridged(&self) -> bool {
-        self.bridge.is_some()
+        self.bridge.is_bridged()
     }
 
     /// Holds a payload while the agent is not ready; the oldest go first past the limit. Returns how many
@@ -107,11 +108,12 @@ impl CallerAudio {
     /// The chunk the agent gets for one payload, in its input format; `None` when there is no bridge yet or
     /// the payload cannot be read.
     pub fn to_agent(&mut self, payload: CarrierPayload, read_at: Instant) -> Option<ToAgent> {
-        let audio = match (self.bridge.as_mut()?, payload) {
-            (None, CarrierPayload::Base64(b64)) => b64,
-            (None, CarrierPayload::Raw(raw)) => ByteString::from(self.b64.encode(&raw)),
-            (Some(converter), CarrierPayload::Base64(b64)) => converter.convert(&b64)?,
-            (Some(converter), CarrierPayload::Raw(raw)) => converter.convert_raw(&raw),
+        let audio = match (&mut self.bridge, payload) {
+            (Crossing::Held, _) => return None,
+            (Crossing::Same, CarrierPayload::Base64(b64)) => b64,
+            (Crossing::Same, CarrierPayload::Raw(raw)) => ByteString::from(self.b64.encode(&raw)),
+            (Crossing::Convert(converter), CarrierPayload::Base64(b64)) => converter.convert(&b64)?,
+            (Crossing::Convert(converter), CarrierPayload::Raw(raw)) => converter.convert_raw(&raw),
         };
         Some(ToAgent::CallerAudio { audio, read_at })
     }
@@ -120,14 +122,14 @@ impl CallerAudio {
     /// (converting it on the way when the formats differ): whenever bridged. Returns the change to tell the
     /// leg, if any.
     pub fn reroute(&mut self, agent: Option<(u32, &Recipient<ToAgent>)>) -> Option<Reroute> {
-        let want = agent.filter(|_| self.bridge.is_some());
+        let want = agent.filter(|_| self.bridge.is_bridged());
         let generation = want.as_ref().map(|(g, _)| *g);
         if generation == self.routed_to {
             return None;
         }
         self.routed_to = generation;
         let convert = match (&self.bridge, &want) {
-            (Some(Some(c)), Some(_)) => {
+            (Crossing::Convert(c), Some(_)) => {
                 let tc = c.transcoder();
                 Some(Box::new(Transcoder::new(tc.from(), tc.to())))
             }

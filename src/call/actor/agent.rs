@@ -257,7 +257,7 @@ impl CallActor {
         if self.agent.is_greeting_muted() {
             return;
         }
-        if self.downstream.is_some() {
+        if self.downstream.is_bridged() {
             // An answer queued behind the agent's own earlier speech is no turn: the caller was still
             // hearing the agent when they fell silent.
             if let Some(start) = turn.filter(|_| self.playout.queued_bytes() == 0) {

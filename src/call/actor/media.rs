@@ -17,7 +17,7 @@ impl CallActor {
         self.stop_hold();
         let convert = |from: AudioFormat, to: AudioFormat| (from != to).then(|| Transcoder::new(from, to));
         self.caller.bridge(convert(carrier, agent.input));
-        self.downstream = Some(convert(agent.output, carrier));
+        self.downstream = Crossing::bridged(convert(agent.output, carrier));
         if self.phase == Phase::Connecting {
             self.phase = Phase::Active;
             self.log.answered();
@@ -44,7 +44,7 @@ impl CallActor {
     /// The agent connection is being replaced: caller audio is held and agent audio waits for the bridge.
     pub(super) fn unbridge(&mut self) {
         self.caller.unbridge();
-        self.downstream = None;
+        self.downstream = Crossing::Held;
         self.update_route();
     }
 
@@ -103,12 +103,10 @@ impl CallActor {
 
     /// Queues agent audio (read from the agent at `read_at`) for the carrier.
     pub(super) fn enqueue_downstream(&mut self, audio: &[u8], read_at: Instant, ctx: &mut Context<Self>) {
-        let Some(conversion) = self.downstream.as_mut() else {
-            return;
-        };
-        let dropped = match conversion {
-            None => self.playout.push(audio),
-            Some(tc) => {
+        let dropped = match &mut self.downstream {
+            Crossing::Held => return,
+            Crossing::Same => self.playout.push(audio),
+            Crossing::Convert(tc) => {
                 self.scratch.clear();
                 tc.convert(audio, &mut self.scratch);
                 self.playout.push(&self.scratch)

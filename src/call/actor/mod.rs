@@ -20,7 +20,7 @@ use crate::call::playout::{AfterPump, Playout};
 use crate::call::record::{CallLog, Facts};
 use crate::call::turns::TurnStart;
 use crate::call::upstream::CallerAudio;
-use crate::call::{CallInfo, CallState, EndReason, Role};
+use crate::call::{CallInfo, CallState, Crossing, EndReason, Role};
 use crate::config::Config;
 use crate::db::batcher::{DbBatcher, Save};
 use crate::db::models::{CallRecord, DbWrite};
@@ -92,8 +92,8 @@ pub struct CallActor {
     stream: Option<StreamStart>,
     agent: AgentLink,
     caller: CallerAudio,
-    /// Agent → carrier conversion once bridged (the inner `None`: none needed).
-    downstream: Option<Option<Transcoder>>,
+    /// Agent → carrier, once bridged.
+    downstream: Crossing<Transcoder>,
     /// Agent audio that arrived before the bridge, in the agent's format, bounded.
     early_agent_audio: Vec<u8>,
     playout: Playout,
@@ -131,7 +131,7 @@ impl CallActor {
             stream: None,
             agent: AgentLink::new(policy),
             caller: CallerAudio::new(Self::hold_limit(&deps.config, format)),
-            downstream: None,
+            downstream: Crossing::Held,
             early_agent_audio: Vec::new(),
             playout,
             pace_timer: None,
