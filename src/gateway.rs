@@ -159,6 +159,8 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
     let admin_addr = admin_listener.local_addr()?;
     let instance = crate::fleet::instance_of(&config);
     let database = start_database(&config, &metrics.registry, &instance).await?;
+    // After `database`, so that a failed start lets the writer's thread end before dropping it.
+    let starting = crate::supervise::Starting::new();
     let tls = match (&config.server.tls_cert, &config.server.tls_key) {
         (Some(cert), Some(key)) => Some(crate::tls::ReloadableCert::load(cert, key).map_err(std::io::Error::other)?),
         _ => None,
@@ -225,6 +227,7 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         server: server.handle(),
         admin_server: admin.handle(),
     };
+    starting.done();
     Ok((gateway, Servers { carrier: server, admin }))
 }
 

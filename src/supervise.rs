@@ -209,6 +209,39 @@ pub fn stopping() {
     STOPPING.store(true, Ordering::SeqCst);
 }
 
+/// Held while a gateway starts: a start that fails part-way (a refused fleet cap, a bad certificate) drops
+/// what it had started, the records writer's thread among them, and that is a refusal, not a crash, so
+/// the threads may end. Dropped before what it guards, it must be made after them (`Starting::done` once
+/// the start succeeded).
+pub struct Starting {
+    done: bool,
+}
+
+impl Starting {
+    pub fn new() -> Self {
+        Self { done: false }
+    }
+
+    /// The start succeeded: the threads are watched again from here on.
+    pub fn done(mut self) {
+        self.done = true;
+    }
+}
+
+impl Default for Starting {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if !self.done {
+            stopping();
+        }
+    }
+}
+
 /// Watches the calling thread (an HTTP worker, the records writer): if it ends while the gateway is not
 /// stopping, a panic got past every guard and took the thread's calls with it. The process then exits at
 /// once with 70 (EX_SOFTWARE), for systemd to restart it; the spool and start-up recovery keep the records.

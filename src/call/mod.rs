@@ -20,7 +20,11 @@ pub mod playout;
 pub mod record;
 pub mod turns;
 pub mod upstream;
+pub mod view;
 
+pub use view::CallView;
+
+use crate::db::models::{CallRecord, EventKind, RecordState};
 use crate::values::{CallId, Direction, PhoneNumber};
 use serde::Serialize;
 
@@ -129,8 +133,8 @@ impl CallInfo {
 
     /// A record of what was admitted (or refused) about this call, in `state` since `at_ms`; revision 0, so
     /// it only ever fills a missing row.
-    pub fn record(&self, state: &str, at_ms: i64) -> crate::db::models::CallRecord {
-        let mut rec = crate::db::models::CallRecord::stub(self.call_id.as_str(), self.attempt, state, at_ms);
+    pub fn record(&self, state: RecordState, at_ms: i64) -> CallRecord {
+        let mut rec = CallRecord::stub(self.call_id.as_str(), self.attempt, state, at_ms);
         rec.direction = self.direction.as_str().into();
         rec.carrier = self.carrier.as_str().into();
         rec.from_number = CallInfo::number(&self.from);
@@ -154,6 +158,18 @@ pub enum CallState {
     Active,
     Ending,
     Ended,
+}
+
+/// A call's state is one of its record's.
+impl From<CallState> for RecordState {
+    fn from(state: CallState) -> RecordState {
+        match state {
+            CallState::Connecting => RecordState::Connecting,
+            CallState::Active => RecordState::Active,
+            CallState::Ending => RecordState::Ending,
+            CallState::Ended => RecordState::Ended,
+        }
+    }
 }
 
 impl CallState {
@@ -291,16 +307,16 @@ pub enum Role {
 
 impl Role {
     /// The event kind a line of this role is stored as.
-    pub fn event_kind(self) -> &'static str {
+    pub fn event_kind(self) -> EventKind {
         match self {
-            Role::User => "user_transcript",
-            Role::Agent => "agent_response",
-            Role::AgentTool => "agent_tool",
-            Role::GuardrailTriggered => "guardrail_triggered",
-            Role::Dtmf => "dtmf",
-            Role::ToolCall => "tool_call",
-            Role::McpToolCall => "mcp_tool_call",
-            Role::Interruption => "interruption",
+            Role::User => EventKind::UserTranscript,
+            Role::Agent => EventKind::AgentResponse,
+            Role::AgentTool => EventKind::AgentTool,
+            Role::GuardrailTriggered => EventKind::GuardrailTriggered,
+            Role::Dtmf => EventKind::Dtmf,
+            Role::ToolCall => EventKind::ToolCall,
+            Role::McpToolCall => EventKind::McpToolCall,
+            Role::Interruption => EventKind::Interruption,
         }
     }
 }
@@ -314,100 +330,6 @@ pub struct TranscriptLine {
     /// Its event's number, so a correction can rewrite the stored event.
     #[serde(skip)]
     pub seq: i64,
-}
-
-/// A call as `/calls` shows it (docs/admin-api.md).
-#[derive(Debug, Clone, Serialize)]
-pub struct CallView {
-    pub call_id: CallId,
-    pub attempt: i64,
-    pub stream_id: Option<String>,
-    pub carrier: crate::protocol::Carrier,
-    /// The route it was admitted on (docs/routes.md); '' when none.
-    pub route: String,
-    /// The agent it talks to (its route's).
-    pub agent_id: Option<String>,
-    pub from: String,
-    pub to: String,
-    pub direction: Direction,
-    pub state: CallState,
-    pub started_at: String,
-    pub duration_ms: u64,
-    pub frames_in: u64,
-    pub frames_out: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub interruptions: u64,
-    pub upstream_reconnects: u64,
-    pub conversation_id: Option<String>,
-    /// Every conversation of the call, in order (a redial starts a new one).
-    pub conversation_ids: Vec<String>,
-    pub carrier_format: Option<String>,
-    pub agent_input_format: Option<String>,
-    pub agent_output_format: Option<String>,
-    pub last_user_transcript: Option<crate::values::Text>,
-    pub last_agent_response: Option<crate::values::Text>,
-    pub end_reason: Option<EndReason>,
-    /// How long the caller waited for the agent's answers (docs/metrics.md, Turn latency).
-    #[serde(flatten)]
-    pub turns: crate::call::turns::TurnSummary,
-}
-
-impl CallView {
-    /// A call's snapshot as `/calls` shows it.
-    pub fn of_record(info: &CallInfo, rec: crate::db::models::CallRecord, state: CallState) -> CallView {
-        let count = |n: i64| u64::try_from(n).unwrap_or(0);
-        let started = std::time::UNIX_EPOCH + std::time::Duration::from_millis(count(rec.started_at));
-        let turns = crate::call::turns::TurnSummary::stored(&rec);
-        CallView {
-            call_id: info.call_id.clone(),
-            attempt: info.attempt,
-            stream_id: rec.stream_id,
-            carrier: info.carrier,
-            route: rec.route,
-            agent_id: rec.agent_id,
-            from: rec.from_number,
-            to: rec.to_number,
-            direction: info.direction,
-            state,
-            started_at: humantime::format_rfc3339_millis(started).to_string(),
-            duration_ms: count(rec.duration_ms),
-            frames_in: count(rec.frames_in),
-            frames_out: count(rec.frames_out),
-            bytes_in: count(rec.bytes_in),
-            bytes_out: count(rec.bytes_out),
-            interruptions: count(rec.interruptions),
-            upstream_reconnects: count(rec.upstream_reconnects),
-            conversation_ids: CallView::conversations(&rec.conversation_ids),
-            conversation_id: rec.conversation_id,
-            carrier_format: rec.carrier_format,
-            agent_input_format: rec.agent_input_format,
-            agent_output_format: rec.agent_output_format,
-            last_user_transcript: None,
-            last_agent_response: None,
-            end_reason: None,
-            turns,
-        }
-    }
-
-    /// The stored list of conversation ids, as a list.
-    pub fn conversations(stored: &str) -> Vec<String> {
-        stored
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// A call that holds a slot but whose carrier WebSocket has not arrived yet.
-    pub fn reserved(info: &CallInfo, admitted_at: std::time::SystemTime) -> CallView {
-        let admitted_ms = admitted_at
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let mut rec = info.record(CallState::Connecting.as_str(), admitted_ms);
-        rec.duration_ms = admitted_at.elapsed().map_or(0, |d| d.as_millis() as i64);
-        CallView::of_record(info, rec, CallState::Connecting)
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! snapshot (`CallRecord`) that both the database and `/calls` get. A plain part of the call.
 
 use super::{CallInfo, CallState, CallView, EndReason, Role, TranscriptLine};
-use crate::db::models::{now_ms, CallEvent, CallRecord};
+use crate::db::models::{now_ms, CallEvent, CallRecord, EventKind};
 use crate::metrics::{Metrics, AGENT_TO_CARRIER, CARRIER_TO_AGENT};
 use crate::protocol::elevenlabs::AgentFormats;
 use crate::values::{ConversationId, Text};
@@ -107,7 +107,7 @@ impl CallLog {
     }
 
     /// Adds an event; true when enough are held that they should be saved now.
-    pub fn event(&mut self, kind: &str, detail: String) -> bool {
+    pub fn event(&mut self, kind: EventKind, detail: String) -> bool {
         self.event_seq += 1;
         self.pending_events.push(CallEvent {
             call_id: self.info.call_id.to_string(),
@@ -115,7 +115,7 @@ impl CallLog {
             attempt: self.info.attempt,
             seq: self.event_seq,
             at_ms: now_ms(),
-            kind: kind.to_string(),
+            kind: kind.as_str().to_string(),
             detail,
         });
         self.pending_events.len() >= EVENT_FLUSH_AT
@@ -124,7 +124,7 @@ impl CallLog {
     /// An error on the record (the last one stands) and in the events. `error` says which side failed.
     pub fn error(&mut self, error: String) -> bool {
         self.error_detail = Some(error.clone());
-        self.event("error", error)
+        self.event(EventKind::Error, error)
     }
 
     /// Something said or done on the call, stored as its role's kind of event.
@@ -252,13 +252,25 @@ impl CallLog {
         *r = s.clone();
     }
 
-    /// The call as it stands: the one snapshot that is saved and shown.
+    /// The call as it stands: the one snapshot that is saved and shown. Written whole, without `..`: a
+    /// field added to the record does not compile until the call says what it holds.
     pub fn snapshot(&self, facts: Facts<'_>) -> CallRecord {
         let ended = facts.state == CallState::Ended;
         let now = now_ms();
-        let s = &self.stats;
+        let (s, turns) = (&self.stats, self.turns.summary());
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let known = self.info.record(facts.state.into(), self.started.unix_ms());
         CallRecord {
+            call_id: known.call_id,
+            attempt: known.attempt,
+            carrier: known.carrier,
+            direction: known.direction,
+            from_number: known.from_number,
+            to_number: known.to_number,
+            route: known.route,
+            state: known.state,
+            started_at: known.started_at,
+            instance_id: known.instance_id,
             stream_id: facts.stream_id,
             agent_id: facts.agent_id.map(str::to_string),
             conversation_id: facts.conversation_id.map(|c| c.to_string()),
@@ -282,23 +294,22 @@ impl CallLog {
             agent_input_format: facts.agent_formats.map(|f| f.input.elevenlabs_name()),
             agent_output_format: facts.agent_formats.map(|f| f.output.elevenlabs_name()),
             error_detail: self.error_detail.clone(),
-            turns: i64::from(self.turns.summary().turns),
-            turn_p50_ms: self.turns.summary().turn_p50_ms.map(i64::from),
-            turn_p95_ms: self.turns.summary().turn_p95_ms.map(i64::from),
-            turn_elevenlabs_p50_ms: self.turns.summary().turn_elevenlabs_p50_ms.map(i64::from),
+            turns: i64::from(turns.turns),
+            turn_p50_ms: turns.turn_p50_ms.map(i64::from),
+            turn_p95_ms: turns.turn_p95_ms.map(i64::from),
+            turn_elevenlabs_p50_ms: turns.turn_elevenlabs_p50_ms.map(i64::from),
             revision: self.revision,
             updated_at: now,
-            ..self.info.record(facts.state.as_str(), self.started.unix_ms())
         }
     }
 
     /// `/calls`' view of a snapshot, with the last things said.
-    pub fn view(&self, record: CallRecord, state: CallState) -> CallView {
-        let mut view = CallView::of_record(&self.info, record, state);
-        view.end_reason = self.end_reason;
-        view.last_user_transcript = self.last_line(Role::User);
-        view.last_agent_response = self.last_line(Role::Agent);
-        view
+    pub fn view(&self, record: CallRecord) -> CallView {
+        CallView {
+            last_user_transcript: self.last_line(Role::User),
+            last_agent_response: self.last_line(Role::Agent),
+            ..CallView::of(record)
+        }
     }
 }
 
@@ -319,9 +330,9 @@ mod tests {
     fn events_are_numbered_and_ask_to_be_saved_in_batches() {
         let mut l = log();
         for i in 1..EVENT_FLUSH_AT {
-            assert!(!l.event("state", format!("{i}")), "event {i} waits");
+            assert!(!l.event(EventKind::State, format!("{i}")), "event {i} waits");
         }
-        assert!(l.event("state", "last".into()), "a batch is due");
+        assert!(l.event(EventKind::State, "last".into()), "a batch is due");
         let events = l.take_events();
         assert_eq!(events.len(), EVENT_FLUSH_AT);
         assert_eq!(
@@ -401,7 +412,7 @@ mod tests {
         );
         assert_eq!(rec.state, "ended");
         assert!(rec.ended_at.is_some() && rec.revision > 0);
-        let view = l.view(rec.clone(), CallState::Ended);
+        let view = l.view(rec.clone());
         assert_eq!(view.frames_in, 5);
         assert_eq!(view.stream_id, rec.stream_id);
         assert_eq!(view.carrier_format, rec.carrier_format);

@@ -88,14 +88,14 @@ pub struct TurnSummary {
 }
 
 impl TurnSummary {
-    /// As a record stores it.
-    pub fn stored(rec: &crate::db::models::CallRecord) -> TurnSummary {
+    /// As a record stores it (`turns`, `turn_p50_ms`, `turn_p95_ms`, `turn_elevenlabs_p50_ms`).
+    pub fn stored(turns: i64, p50: Option<i64>, p95: Option<i64>, elevenlabs_p50: Option<i64>) -> TurnSummary {
         let ms = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
         TurnSummary {
-            turns: u32::try_from(rec.turns).unwrap_or(0),
-            turn_p50_ms: ms(rec.turn_p50_ms),
-            turn_p95_ms: ms(rec.turn_p95_ms),
-            turn_elevenlabs_p50_ms: ms(rec.turn_elevenlabs_p50_ms),
+            turns: u32::try_from(turns).unwrap_or(0),
+            turn_p50_ms: ms(p50),
+            turn_p95_ms: ms(p95),
+            turn_elevenlabs_p50_ms: ms(elevenlabs_p50),
         }
     }
 }

@@ -12,7 +12,7 @@ pub mod writer;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use models::{CallEvent, CallRecord, CallRow, StatusReport};
+use models::{CallEvent, CallRecord, CallRow, RecordState, StatusReport};
 use schema::{call_events, calls};
 use std::time::Duration;
 
@@ -284,7 +284,7 @@ pub fn revise_event(conn: &mut DbConnection, event: &CallEvent) -> QueryResult<(
 /// call id from Mcube (the one carrier that reports this way: another carrier's call of the same id is
 /// another call) — creating a minimal row if the call is unknown.
 pub fn save_status(conn: &mut DbConnection, report: &StatusReport) -> QueryResult<()> {
-    let stub = CallRecord::stub(&report.call_id, 0, "reported", report.at_ms);
+    let stub = CallRecord::stub(&report.call_id, 0, RecordState::Reported, report.at_ms);
     let carrier = stub.carrier.clone();
     let attempt = match report.attempt {
         Some(a) => a,
@@ -320,7 +320,7 @@ pub fn close_abandoned(
     started_before: i64,
     instance_id: &str,
 ) -> QueryResult<usize> {
-    let open = calls::state.eq_any(["connecting", "active", "ending"]);
+    let open = calls::state.eq_any(RecordState::LIVE.map(RecordState::as_str));
     let ours = calls::instance_id.eq_any([instance_id, ""]);
     diesel::update(
         calls::table
@@ -329,7 +329,7 @@ pub fn close_abandoned(
             .filter(calls::started_at.lt(started_before)),
     )
     .set((
-        calls::state.eq("aborted"),
+        calls::state.eq(RecordState::Aborted.as_str()),
         calls::end_reason.eq("restart"),
         calls::ended_at.eq(now_ms),
         calls::updated_at.eq(now_ms),
@@ -340,7 +340,7 @@ pub fn close_abandoned(
 /// Finished (or refused, or never connected) calls, newest first; each attempt of a call id is its own entry.
 pub fn history(conn: &mut DbConnection, limit: i64, before_ms: Option<i64>) -> QueryResult<Vec<CallRow>> {
     let mut q = calls::table
-        .filter(calls::state.ne_all(["connecting", "active", "ending"]))
+        .filter(calls::state.ne_all(RecordState::LIVE.map(RecordState::as_str)))
         .select(CallRow::as_select())
         .order((calls::started_at.desc(), calls::call_id.desc(), calls::attempt.desc()))
         .limit(limit)
@@ -356,7 +356,7 @@ pub const MAX_ATTEMPTS_LISTED: i64 = 100;
 
 /// One stored call: the attempt asked for (else the latest), its events in order, and every attempt of the
 /// call id, newest first.
-pub struct StoredCall {
+pub struct CallWithEvents {
     pub row: CallRow,
     pub events: Vec<CallEvent>,
     pub attempts: Vec<AttemptSummary>,
@@ -379,7 +379,7 @@ pub fn get_call(
     call_id: &str,
     carrier: Option<&str>,
     attempt: Option<i64>,
-) -> QueryResult<Option<StoredCall>> {
+) -> QueryResult<Option<CallWithEvents>> {
     let mut listed = calls::table
         .filter(calls::call_id.eq(call_id))
         .order(calls::attempt.desc())
@@ -428,5 +428,5 @@ pub fn get_call(
         .order(call_events::seq.asc())
         .select(CallEvent::as_select())
         .load(conn)?;
-    Ok(Some(StoredCall { row, events, attempts }))
+    Ok(Some(CallWithEvents { row, events, attempts }))
 }

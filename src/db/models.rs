@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 /// upsert keyed on `(call_id, carrier, attempt)`; a lower `revision` never overwrites a higher one). The carrier's
 /// status report columns (`dial_status`, `recording_url`) are not part of it, so a snapshot never erases
 /// them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Insertable, AsChangeset, Queryable, Selectable)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Insertable, AsChangeset, Queryable, Selectable)]
 #[diesel(table_name = calls, treat_none_as_null = true)]
 pub struct CallRecord {
     pub call_id: String,
@@ -73,43 +73,88 @@ pub struct CallRecord {
 
 impl CallRecord {
     /// A row for a call the database has no record of, known by its key only (a carrier's status report
-    /// about a call it never had admitted here).
-    pub fn stub(call_id: &str, attempt: i64, state: &str, at_ms: i64) -> CallRecord {
+    /// about a call it never had admitted here); what the gateway knows is filled in by its callers.
+    pub fn stub(call_id: &str, attempt: i64, state: RecordState, at_ms: i64) -> CallRecord {
         CallRecord {
             call_id: call_id.to_string(),
             attempt,
-            stream_id: None,
             carrier: "mcube".into(),
-            direction: String::new(),
-            from_number: String::new(),
-            to_number: String::new(),
-            agent_id: None,
-            conversation_id: None,
-            state: state.to_string(),
-            end_reason: None,
+            state: state.as_str().into(),
             started_at: at_ms,
-            answered_at: None,
-            ended_at: None,
-            duration_ms: 0,
-            frames_in: 0,
-            frames_out: 0,
-            bytes_in: 0,
-            bytes_out: 0,
-            interruptions: 0,
-            upstream_reconnects: 0,
-            carrier_format: None,
-            agent_input_format: None,
-            agent_output_format: None,
-            error_detail: None,
-            revision: 0,
             updated_at: at_ms,
-            instance_id: String::new(),
-            conversation_ids: String::new(),
-            route: String::new(),
-            turns: 0,
-            turn_p50_ms: None,
-            turn_p95_ms: None,
-            turn_elevenlabs_p50_ms: None,
+            ..CallRecord::default()
+        }
+    }
+}
+
+/// The states a record is written in: a call's own (`call::CallState`), and those of calls that never
+/// became one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordState {
+    Connecting,
+    Active,
+    Ending,
+    Ended,
+    /// Refused at admission (its end reason says why).
+    Rejected,
+    /// Admitted, but its carrier's socket never came before the admission deadline.
+    Expired,
+    /// Left live by an instance that stopped without ending it; closed by the next start or a peer.
+    Aborted,
+    /// Known only from the carrier's status report.
+    Reported,
+}
+
+impl RecordState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordState::Connecting => "connecting",
+            RecordState::Active => "active",
+            RecordState::Ending => "ending",
+            RecordState::Ended => "ended",
+            RecordState::Rejected => "rejected",
+            RecordState::Expired => "expired",
+            RecordState::Aborted => "aborted",
+            RecordState::Reported => "reported",
+        }
+    }
+
+    /// The states of a call still under way somewhere.
+    pub const LIVE: [RecordState; 3] = [RecordState::Connecting, RecordState::Active, RecordState::Ending];
+}
+
+/// What a call's event is about (docs/records.md); stored as its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    State,
+    UserTranscript,
+    AgentResponse,
+    Interruption,
+    Dtmf,
+    ToolCall,
+    McpToolCall,
+    AgentTool,
+    GuardrailTriggered,
+    Resumed,
+    GreetingMuted,
+    Error,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::State => "state",
+            EventKind::UserTranscript => "user_transcript",
+            EventKind::AgentResponse => "agent_response",
+            EventKind::Interruption => "interruption",
+            EventKind::Dtmf => "dtmf",
+            EventKind::ToolCall => "tool_call",
+            EventKind::McpToolCall => "mcp_tool_call",
+            EventKind::AgentTool => "agent_tool",
+            EventKind::GuardrailTriggered => "guardrail_triggered",
+            EventKind::Resumed => "resumed",
+            EventKind::GreetingMuted => "greeting_muted",
+            EventKind::Error => "error",
         }
     }
 }
@@ -147,8 +192,7 @@ pub struct CallEvent {
     pub attempt: i64,
     pub seq: i64,
     pub at_ms: i64,
-    /// `state`, `user_transcript`, `agent_response`, `interruption`, `dtmf`, `tool_call`, `mcp_tool_call`,
-    /// `agent_tool`, `guardrail_triggered`, `resumed`, `greeting_muted`, `error` (docs/records.md).
+    /// An `EventKind`'s name (docs/records.md).
     pub kind: String,
     pub detail: String,
 }

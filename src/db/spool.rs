@@ -270,7 +270,7 @@ impl DeadLetters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::models::{CallEvent, CallRecord, StatusReport};
+    use crate::db::models::{CallEvent, CallRecord, RecordState, StatusReport};
 
     fn scratch(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("wsapi-spool-{tag}-{}", std::process::id()));
@@ -301,7 +301,7 @@ mod tests {
             detail: "active\u{0}".into(),
         };
         let writes = vec![
-            DbWrite::Call(Box::new(CallRecord::stub("c", 3, "active", 1))),
+            DbWrite::Call(Box::new(CallRecord::stub("c", 3, RecordState::Active, 1))),
             DbWrite::Events(vec![event]),
             status("c"),
         ];

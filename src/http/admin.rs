@@ -6,16 +6,15 @@ use super::reply::{bearer_token, error_json, read_db, same_secret};
 use super::state::AppState;
 use crate::call::CallView;
 use crate::call::EndReason;
-use crate::db::models::{CallEvent, CallRow};
-use crate::db::{self, AttemptSummary};
+use crate::db;
 use crate::protocol::Carrier;
 use crate::registry::SlotView;
 use crate::values::CallId;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::future::join_all;
-use serde::{Deserialize, Serialize};
-use std::time::{Duration, UNIX_EPOCH};
+use serde::Deserialize;
+use std::time::UNIX_EPOCH;
 
 /// `None` when the request may see admin data, else the refusal to send: with a token, it must be given.
 pub fn refuse_admin(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
@@ -85,11 +84,6 @@ pub struct HistoryQuery {
     before: Option<String>,
 }
 
-fn rfc3339(ms: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
 fn parse_before(s: &str) -> Option<i64> {
     s.parse::<i64>().ok().or_else(|| {
         humantime::parse_rfc3339_weak(s)
@@ -98,112 +92,6 @@ fn parse_before(s: &str) -> Option<i64> {
             .ok()
             .map(|d| d.as_millis() as i64)
     })
-}
-
-/// A stored call as the admin endpoints show it: the fields of a live call (docs/admin-api.md) plus the record.
-#[derive(Debug, Serialize)]
-pub struct StoredCall {
-    pub call_id: String,
-    pub attempt: i64,
-    pub stream_id: Option<String>,
-    /// Which carrier's webhook admitted it (`mcube`, `plivo`, `exotel`, `twilio`).
-    pub carrier: String,
-    /// The route it was admitted on (docs/routes.md); '' when none.
-    pub route: String,
-    pub from: String,
-    pub to: String,
-    pub direction: String,
-    pub state: String,
-    pub started_at: String,
-    pub answered_at: Option<String>,
-    pub ended_at: Option<String>,
-    pub duration_ms: i64,
-    pub frames_in: i64,
-    pub frames_out: i64,
-    pub bytes_in: i64,
-    pub bytes_out: i64,
-    pub interruptions: i64,
-    pub upstream_reconnects: i64,
-    pub conversation_id: Option<String>,
-    /// Every conversation of the call, in order.
-    pub conversation_ids: Vec<String>,
-    pub agent_id: Option<String>,
-    pub end_reason: Option<String>,
-    pub dial_status: Option<String>,
-    pub recording_url: Option<String>,
-    pub carrier_format: Option<String>,
-    pub agent_input_format: Option<String>,
-    pub agent_output_format: Option<String>,
-    pub error_detail: Option<String>,
-    /// How long the caller waited for the agent's answers (docs/metrics.md, Turn latency).
-    #[serde(flatten)]
-    pub turns: crate::call::turns::TurnSummary,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub events: Option<Vec<StoredEvent>>,
-    /// Every attempt of this call id, newest first (the one shown among them).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub attempts: Option<Vec<AttemptSummary>>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct StoredEvent {
-    pub seq: i64,
-    pub at: String,
-    pub kind: String,
-    pub detail: String,
-}
-
-impl StoredCall {
-    fn from_row(row: CallRow, events: Option<Vec<CallEvent>>, attempts: Option<Vec<AttemptSummary>>) -> StoredCall {
-        let CallRow {
-            call: r,
-            dial_status,
-            recording_url,
-        } = row;
-        StoredCall {
-            turns: crate::call::turns::TurnSummary::stored(&r),
-            attempts,
-            started_at: rfc3339(r.started_at),
-            answered_at: r.answered_at.map(rfc3339),
-            ended_at: r.ended_at.map(rfc3339),
-            events: events.map(|ev| {
-                ev.into_iter()
-                    .map(|e| StoredEvent {
-                        seq: e.seq,
-                        at: rfc3339(e.at_ms),
-                        kind: e.kind,
-                        detail: e.detail,
-                    })
-                    .collect()
-            }),
-            call_id: r.call_id,
-            attempt: r.attempt,
-            stream_id: r.stream_id,
-            carrier: r.carrier,
-            route: r.route,
-            from: r.from_number,
-            to: r.to_number,
-            direction: r.direction,
-            state: r.state,
-            duration_ms: r.duration_ms,
-            frames_in: r.frames_in,
-            frames_out: r.frames_out,
-            bytes_in: r.bytes_in,
-            bytes_out: r.bytes_out,
-            interruptions: r.interruptions,
-            upstream_reconnects: r.upstream_reconnects,
-            conversation_ids: crate::call::CallView::conversations(&r.conversation_ids),
-            conversation_id: r.conversation_id,
-            agent_id: r.agent_id,
-            end_reason: r.end_reason,
-            dial_status,
-            recording_url,
-            carrier_format: r.carrier_format,
-            agent_input_format: r.agent_input_format,
-            agent_output_format: r.agent_output_format,
-            error_detail: r.error_detail,
-        }
-    }
 }
 
 /// `GET /calls/history?limit=&before=`: finished and refused calls, newest first.
@@ -223,7 +111,7 @@ pub async fn call_history(
     };
     match read_db(&state.pool, move |c| db::history(c, limit, before)).await {
         Ok(rows) => {
-            let calls: Vec<StoredCall> = rows.into_iter().map(|r| StoredCall::from_row(r, None, None)).collect();
+            let calls: Vec<CallView> = rows.into_iter().map(CallView::of_row).collect();
             HttpResponse::Ok().json(serde_json::json!({ "calls": calls }))
         }
         Err(resp) => resp,
@@ -293,11 +181,11 @@ pub async fn get_call(
     }
     let (id, carrier) = (call.id, call.carrier.map(Carrier::as_str));
     match read_db(&state.pool, move |c| db::get_call(c, id.as_str(), carrier, attempt)).await {
-        Ok(Some(stored)) => HttpResponse::Ok().json(StoredCall::from_row(
-            stored.row,
-            Some(stored.events),
-            Some(stored.attempts),
-        )),
+        Ok(Some(stored)) => HttpResponse::Ok().json(
+            CallView::of_row(stored.row)
+                .with_events(stored.events)
+                .with_attempts(stored.attempts),
+        ),
         Ok(None) => error_json(StatusCode::NOT_FOUND, "unknown call"),
         Err(resp) => resp,
     }
@@ -385,6 +273,7 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use crate::config::Config;
 
     async fn state(token: Option<&str>) -> web::Data<AppState> {

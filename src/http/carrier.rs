@@ -405,7 +405,7 @@ pub fn mask_number(number: &str, show: bool) -> String {
 
 /// A call refused at the refurl: a `rejected` record of its own attempt, with the reason.
 fn rejected_record(state: &AppState, info: &CallInfo, reason: &str) -> CallRecord {
-    let mut rec = info.record("rejected", now_ms());
+    let mut rec = info.record(crate::db::models::RecordState::Rejected, now_ms());
     rec.agent_id = info.agent_id(&state.config).map(str::to_string);
     rec.end_reason = Some(reason.to_string());
     rec

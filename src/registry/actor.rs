@@ -49,7 +49,7 @@ impl RegistryClock {
                     .admitted_at
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(now, |d| d.as_millis() as i64);
-                let mut rec = c.info.record("expired", admitted_ms);
+                let mut rec = c.info.record(crate::db::models::RecordState::Expired, admitted_ms);
                 rec.agent_id = rec.agent_id.or_else(|| agent_id.clone());
                 rec.end_reason = Some(reason.as_str().into());
                 rec.ended_at = Some(now);

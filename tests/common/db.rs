@@ -93,7 +93,7 @@ impl TestDb {
     }
 
     /// A call as stored: one attempt (the latest when `attempt` is `None`), its events, every attempt.
-    pub fn stored(&self, call_id: &str, attempt: Option<i64>) -> Option<db::StoredCall> {
+    pub fn stored(&self, call_id: &str, attempt: Option<i64>) -> Option<db::CallWithEvents> {
         let pool = self.pool();
         let mut c = pool.get().expect("test db reachable");
         db::migrate(&mut c).expect("migrated");

@@ -4,10 +4,10 @@
 
 use crate::common::db::{Backend, TestDb};
 use crate::common::scratch_dir;
-use websocket_api::db::models::{now_ms, CallEvent, CallRecord, DbWrite};
+use websocket_api::db::models::{now_ms, CallEvent, CallRecord, DbWrite, RecordState};
 
 fn record(carrier: &str, end_reason: &str) -> CallRecord {
-    let mut rec = CallRecord::stub("SAME-ID", 42, "ended", now_ms());
+    let mut rec = CallRecord::stub("SAME-ID", 42, RecordState::Ended, now_ms());
     rec.carrier = carrier.into();
     rec.end_reason = Some(end_reason.into());
     rec.revision = 2;

@@ -7,7 +7,7 @@ use crate::common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::db::batcher::FlushAll;
-use websocket_api::db::models::{now_ms, CallRecord};
+use websocket_api::db::models::{now_ms, CallRecord, RecordState};
 use websocket_api::sim::agent::AgentScript;
 
 /// Places a short call that is bridged both ways, then hangs up.
@@ -174,7 +174,7 @@ async fn crash_left_rows_are_closed(backend: Backend) {
         let pool = db.pool();
         let mut c = pool.get().expect("db");
         websocket_api::db::migrate(&mut c).expect("migrate");
-        let mut rec = CallRecord::stub("CRASHED-1", 1, "active", now_ms() - 60_000);
+        let mut rec = CallRecord::stub("CRASHED-1", 1, RecordState::Active, now_ms() - 60_000);
         rec.revision = 3;
         websocket_api::db::save_call(&mut c, &rec).expect("insert");
     }

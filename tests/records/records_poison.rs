@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use websocket_api::call::CallInfo;
-use websocket_api::db::models::{now_ms, CallEvent, CallRecord, DbWrite, StatusReport};
+use websocket_api::db::models::{now_ms, CallEvent, CallRecord, DbWrite, RecordState, StatusReport};
 use websocket_api::db::spool::{DeadLetters, Spool};
 use websocket_api::db::writer::{DbStats, Replay, Writer};
 use websocket_api::protocol::mcube::{parse_event, CarrierEvent};
@@ -43,7 +43,7 @@ fn bench(backend: Backend, tag: &str) -> Bench {
 }
 
 fn call(id: &str) -> CallRecord {
-    let mut rec = CallRecord::stub(id, 1, "ended", now_ms());
+    let mut rec = CallRecord::stub(id, 1, RecordState::Ended, now_ms());
     rec.revision = 1;
     rec
 }
@@ -374,7 +374,7 @@ fn through_the_edge(field: Field, value: &str, id: &str) -> Result<Vec<DbWrite>,
             })])
         }
     };
-    let mut rec = info.record("ended", now_ms());
+    let mut rec = info.record(RecordState::Ended, now_ms());
     rec.revision = 1;
     let mut writes = Vec::new();
     match field {

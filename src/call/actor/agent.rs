@@ -233,7 +233,7 @@ impl CallActor {
             self.send_agent(ToAgent::Note { text: context });
             let id = self.agent.conversation_id().map_or("-", |c| c.as_str()).to_string();
             self.event(
-                "resumed",
+                EventKind::Resumed,
                 format!("conversation {id} seeded with the conversation so far"),
             );
         }

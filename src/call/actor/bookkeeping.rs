@@ -36,7 +36,7 @@ impl CallActor {
         self.queue_reported = now;
     }
 
-    pub(super) fn event(&mut self, kind: &str, detail: String) {
+    pub(super) fn event(&mut self, kind: EventKind, detail: String) {
         if self.log.event(kind, detail) {
             self.save();
         }

@@ -21,7 +21,7 @@ impl CallActor {
         if self.phase == Phase::Connecting {
             self.phase = Phase::Active;
             self.log.answered();
-            self.event("state", "active".into());
+            self.event(EventKind::State, "active".into());
             self.save();
         }
         log::info!(

@@ -23,7 +23,7 @@ use crate::call::upstream::CallerAudio;
 use crate::call::{CallInfo, CallState, Crossing, EndReason, Role};
 use crate::config::Config;
 use crate::db::batcher::{DbBatcher, Save};
-use crate::db::models::{CallRecord, DbWrite};
+use crate::db::models::{CallRecord, DbWrite, EventKind};
 use crate::metrics::Metrics;
 use crate::protocol::elevenlabs::{AgentFormats, ConversationInitiation};
 use crate::protocol::mcube::StreamStart;
@@ -203,7 +203,7 @@ impl CallActor {
         }
         self.phase = Phase::Ended;
         self.log.ended(reason);
-        self.event("state", format!("ended: {}", reason.as_str()));
+        self.event(EventKind::State, format!("ended: {}", reason.as_str()));
         if let Some(carrier) = self.carrier.take() {
             let terminate = reason.carrier_still_there() && self.stream.is_some();
             carrier.do_send(ToCarrier::Close { code: 1000, terminate });
@@ -386,7 +386,7 @@ impl CallActor {
             AgentReport::Transcript {
                 role: Role::Agent,
                 text,
-            } if self.agent.is_greeting_muted() => self.event("greeting_muted", text.to_string()),
+            } if self.agent.is_greeting_muted() => self.event(EventKind::GreetingMuted, text.to_string()),
             AgentReport::Transcript { role, text } => {
                 if role == Role::User {
                     self.agent.caller_heard();
@@ -444,6 +444,6 @@ impl Handler<DescribeCall> for CallActor {
         #[cfg(feature = "fault-injection")]
         supervise::fault::point(Part::Call, &format!("{}:describe", self.call_id()));
         self.absorb_routed();
-        MessageResult(self.log.view(self.snapshot(), self.phase.state()))
+        MessageResult(self.log.view(self.snapshot()))
     }
 }
