@@ -3,7 +3,7 @@
 //! Each field goes into the MAC with its length before it, so no choice of call id can make one call's
 //! fields read as another's (an id may hold `:` or `.`, which a separator would have to forbid).
 
-use crate::protocol::CallKey;
+use crate::carriers::CallKey;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
@@ -79,7 +79,7 @@ impl CallTokens {
 mod tests {
     use super::*;
 
-    use crate::protocol::Carrier;
+    use crate::carriers::Carrier;
     use crate::values::CallId;
 
     fn key(carrier: Carrier, id: &str) -> CallKey {

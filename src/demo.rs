@@ -2,10 +2,10 @@
 //! simulator, and simulated calls from a carrier (Mcube unless told) through its real webhook + WebSocket
 //! path, in its own dialect — printing what happened.
 
+use crate::carriers::Carrier;
 use crate::config::{Config, ElevenLabsAuth};
 use crate::db::batcher::FlushAll;
 use crate::gateway::{self, Gateway};
-use crate::protocol::Carrier;
 use crate::sim::agent::{self, AgentScript};
 use crate::sim::carrier::CallRequest;
 use crate::sim::stream::{run_call, CallReport};

@@ -7,22 +7,24 @@
 //! 1. foundation — `values`, `config`, `metrics`, `net`, `tls`, `supervise`: typed bounded values made
 //!    where data enters; the configuration and its validation; the Prometheus metrics; socket options; the
 //!    carrier listener's reloadable certificate; panics caught at each part's boundary, and fault points.
-//! 2. wire — `protocol`, `audio`, `ws`, `carrier_token`, `routing`: both sides' wire formats as plain
-//!    types (no I/O); codecs, resampling and the pacer's queue; WebSocket frame plumbing; per-call carrier
+//! 2. wire — `protocol`, `carriers`, `audio`, `ws`, `carrier_token`, `routing`: both sides' wire formats as
+//!    plain types (no I/O), each carrier's in its folder with its `Dialect`; codecs, resampling and the pacer's queue; WebSocket frame plumbing; per-call carrier
 //!    tokens; the routes from a carrier and number to an agent.
 //! 3. records — `db`, `capacity`: call records (SQLite or PostgreSQL), the writer, batcher and spool;
 //!    live limits × measured per-call cost.
 //! 4. call — `call`, `registry`, `fleet`: the `CallActor` per call, its parts and its two legs; the
 //!    registry that admits, counts and lists calls (the cap); the fleet's lease and share of a cap held
 //!    across instances on one PostgreSQL database.
-//! 5. edges — `http`: carrier endpoints, admin endpoints, health checks.
+//! 5. edges — `http`, `carriers::*::endpoint`: admission and the media sockets, each carrier's webhook in its
+//!    folder, admin endpoints, health checks.
 //! 6. process — `gateway`, `lifecycle`: assembling and starting it all; FD limits, systemd, signals.
-//! 7. tools — `demo`, `sim`, `loadtest`, `conformance`: the demo, the agent and carrier simulators, the
-//!    load tool, the Autobahn echo server.
+//! 7. tools — `demo`, `sim`, `loadtest`, `conformance`, `carriers::*::sim`: the demo, the agent and carrier
+//!    simulators (each carrier's own events in its folder), the load tool, the Autobahn echo server.
 pub mod audio;
 pub mod call;
 pub mod capacity;
 pub mod carrier_token;
+pub mod carriers;
 pub mod config;
 pub mod conformance;
 pub mod db;

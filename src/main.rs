@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use websocket_api::capacity::PerCallCost;
+use websocket_api::carriers::Carrier;
 use websocket_api::config::origins::Origins;
 use websocket_api::config::Config;
 use websocket_api::db::{self, DbTarget};
 use websocket_api::lifecycle;
 use websocket_api::loadtest::LoadOptions;
-use websocket_api::protocol::Carrier;
 use websocket_api::sim::agent::{self, AgentScript};
 
 /// mimalloc instead of glibc's malloc: the media path allocates a few small buffers per frame on every

@@ -2,9 +2,9 @@
 //! dynamic variables the route adds and its share of the cap. The table is built from the checked
 //! `[[routes]]` and swapped whole on SIGHUP; a call keeps the route it was admitted on.
 
+use crate::carriers::Carrier;
 use crate::config::routes::{digits, RouteConfig};
 use crate::config::Config;
-use crate::protocol::Carrier;
 use crate::values::PhoneNumber;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};

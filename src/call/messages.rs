@@ -3,10 +3,11 @@
 //! the call decides. Each leg writes its own peer's wire format: the call sends typed requests.
 
 use super::turns::TurnStart;
-use super::{CallView, EndReason, Role, RoutedAudio};
+use super::view::CallView;
+use super::{EndReason, Role, RoutedAudio};
 use crate::audio::transcode::Transcoder;
+use crate::carriers::stream::StreamStart;
 use crate::protocol::elevenlabs::AgentFormats;
-use crate::protocol::mcube::StreamStart;
 use crate::supervise::Panic;
 use crate::values::{ConversationId, DtmfDigit, Invalid, Label, Text};
 use actix::prelude::*;

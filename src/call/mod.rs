@@ -22,8 +22,6 @@ pub mod turns;
 pub mod upstream;
 pub mod view;
 
-pub use view::CallView;
-
 use crate::db::models::{CallRecord, EventKind, RecordState};
 use crate::values::{CallId, Direction, PhoneNumber};
 use serde::Serialize;
@@ -84,7 +82,7 @@ pub struct CallInfo {
     pub to: Option<PhoneNumber>,
     pub direction: Direction,
     /// Which carrier's webhook admitted it.
-    pub carrier: crate::protocol::Carrier,
+    pub carrier: crate::carriers::Carrier,
     /// The route it was admitted on (kept when the routes are reloaded); `None` for a call the carrier
     /// opened a socket for without a webhook, which goes to `elevenlabs.agent_id`.
     pub route: Option<std::sync::Arc<crate::routing::Route>>,
@@ -92,7 +90,7 @@ pub struct CallInfo {
 
 impl CallInfo {
     /// A call known by its carrier and id only.
-    pub fn bare(call: crate::protocol::CallKey, attempt: i64) -> CallInfo {
+    pub fn bare(call: crate::carriers::CallKey, attempt: i64) -> CallInfo {
         CallInfo {
             call_id: call.id,
             attempt,
@@ -105,8 +103,8 @@ impl CallInfo {
     }
 
     /// The call as the registry, tokens and records know it: its carrier and id.
-    pub fn key(&self) -> crate::protocol::CallKey {
-        crate::protocol::CallKey::new(self.carrier, self.call_id.clone())
+    pub fn key(&self) -> crate::carriers::CallKey {
+        crate::carriers::CallKey::new(self.carrier, self.call_id.clone())
     }
 
     /// The agent this call talks to: its route's, else the configured one.

@@ -1,7 +1,8 @@
 //! `CallLog`: what a call counts and says about itself — counters, events, the transcript — and the one
 //! snapshot (`CallRecord`) that both the database and `/calls` get. A plain part of the call.
 
-use super::{CallInfo, CallState, CallView, EndReason, Role, TranscriptLine};
+use super::view::CallView;
+use super::{CallInfo, CallState, EndReason, Role, TranscriptLine};
 use crate::db::models::{now_ms, CallEvent, CallRecord, EventKind};
 use crate::metrics::{Metrics, AGENT_TO_CARRIER, CARRIER_TO_AGENT};
 use crate::protocol::elevenlabs::AgentFormats;
@@ -321,7 +322,7 @@ mod tests {
     fn log() -> CallLog {
         let id = CallId::parse("call_id", "LOG-1").expect("valid");
         CallLog::new(CallInfo::bare(
-            crate::protocol::CallKey::new(crate::protocol::Carrier::Mcube, id),
+            crate::carriers::CallKey::new(crate::carriers::Carrier::Mcube, id),
             7,
         ))
     }

@@ -184,7 +184,9 @@ impl CallView {
 
     /// A call that holds a slot but whose carrier WebSocket has not arrived yet.
     pub fn reserved(info: &CallInfo, admitted_at: SystemTime) -> CallView {
-        let admitted_ms = admitted_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let admitted_ms = admitted_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
         let mut rec = info.record(RecordState::Connecting, admitted_ms);
         rec.duration_ms = admitted_at.elapsed().map_or(0, |d| d.as_millis() as i64);
         CallView::of(rec)

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The carriers a route may name (`protocol::Carrier`'s names; a test keeps the two lists equal).
+/// The carriers a route may name (`carriers::Carrier`'s names; a test keeps the two lists equal).
 pub const CARRIER_NAMES: [&str; 4] = ["mcube", "plivo", "exotel", "twilio"];
 /// The longest route name, dynamic variable name and string value we take.
 pub const MAX_ROUTE_NAME: usize = 64;

@@ -4,10 +4,10 @@
 
 use super::reply::{bearer_token, error_json, read_db, same_secret};
 use super::state::AppState;
-use crate::call::CallView;
+use crate::call::view::CallView;
 use crate::call::EndReason;
+use crate::carriers::Carrier;
 use crate::db;
-use crate::protocol::Carrier;
 use crate::registry::SlotView;
 use crate::values::CallId;
 use actix_web::http::StatusCode;
@@ -273,8 +273,8 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
     use crate::config::Config;
+    use std::time::Duration;
 
     async fn state(token: Option<&str>) -> web::Data<AppState> {
         let mut config = Config::default();

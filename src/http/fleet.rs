@@ -7,9 +7,9 @@
 
 use super::reply::{bearer_token, read_db};
 use super::state::AppState;
+use crate::carriers::Carrier;
 use crate::db::DbConnection;
 use crate::fleet::store::{self, InstanceRow};
-use crate::protocol::Carrier;
 use crate::values::CallId;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};

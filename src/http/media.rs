@@ -5,15 +5,15 @@
 //! 1008. Either way the call actor starts only once both hold, and a call is its carrier's and id's: no
 //! carrier's socket can claim another's call.
 
-use super::carrier::{refuse_carrier_token, refuse_source, refused};
+use super::admission::{refuse_carrier_token, refuse_source, refused};
 use super::reply::error_json;
 use super::state::AppState;
 use crate::call::actor::{CallActor, CallDeps};
 use crate::call::carrier_leg::{CarrierLeg, ClaimAtStart};
 use crate::call::messages::{AttachCarrier, CallHandle, EndCall, FromCarrier, ToCarrier};
 use crate::call::{CallInfo, EndReason};
-use crate::protocol::mcube::StreamClaim;
-use crate::protocol::{CallKey, Carrier};
+use crate::carriers::stream::StreamClaim;
+use crate::carriers::{CallKey, Carrier};
 use crate::registry::SlotGuard;
 use crate::values::CallId;
 use crate::ws::start_guarded_socket;
@@ -137,7 +137,7 @@ pub async fn twilio_socket(
 /// The access rules and the carrier's own credentials, before any upgrade.
 fn refuse_unauthenticated(carrier: Carrier, req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
     let exotel = (carrier == Carrier::Exotel)
-        .then(|| super::exotel::refuse_unauthenticated(req, state))
+        .then(|| crate::carriers::exotel::endpoint::refuse_unauthenticated(req, state))
         .flatten();
     let unbound = !state.config.carrier.require_token;
     exotel

@@ -4,15 +4,12 @@
 //! front of the carrier port connects from loopback, so "loopback only" would publish them.
 pub mod access;
 pub mod admin;
-pub mod carrier;
+pub mod admission;
 pub mod caught;
-pub mod exotel;
 pub mod fleet;
 pub mod health;
 pub mod media;
 pub mod nonces;
-pub mod plivo;
-pub mod twilio;
 
 pub mod reply;
 pub mod state;
@@ -30,11 +27,12 @@ macro_rules! guarded {
 
 /// The carrier-facing listener's routes; with `admin_too` (an admin token is set) the admin routes as well.
 pub fn carrier_routes(cfg: &mut web::ServiceConfig, admin_too: bool) {
+    use crate::carriers::{exotel, mcube, plivo, twilio};
     use caught::webhook;
-    cfg.service(guarded!(webhook, "/mcube/call").route(web::post().to(carrier::refurl)))
-        .service(guarded!(webhook, "/plivo/answer").route(web::post().to(plivo::answer)))
-        .service(guarded!(webhook, "/exotel/voicebot").route(web::get().to(exotel::voicebot)))
-        .service(guarded!(webhook, "/twilio/voice").route(web::post().to(twilio::voice)))
+    cfg.service(guarded!(webhook, "/mcube/call").route(web::post().to(mcube::endpoint::refurl)))
+        .service(guarded!(webhook, "/plivo/answer").route(web::post().to(plivo::endpoint::answer)))
+        .service(guarded!(webhook, "/exotel/voicebot").route(web::get().to(exotel::endpoint::voicebot)))
+        .service(guarded!(webhook, "/twilio/voice").route(web::post().to(twilio::endpoint::voice)))
         .service(guarded!(webhook, "/ws/twilio").route(web::get().to(media::twilio_socket)))
         // Before the next route, which would take it: in a fleet Twilio's stream names its instance here.
         .service(guarded!(webhook, "/ws/twilio/{instance}").route(web::get().to(media::twilio_socket)))

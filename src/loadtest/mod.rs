@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// Whose dialect the calls speak (their webhook, events and codec).
-    pub carrier: crate::protocol::Carrier,
+    pub carrier: crate::carriers::Carrier,
     /// `http://host:port` of the gateway (its carrier-facing listener).
     pub target: String,
     /// `http://host:port` of the gateway's admin listener, for its `/metrics`.

@@ -9,8 +9,8 @@ use super::share::FleetShare;
 use super::slots::{Refusal, RegistrySummary, SlotTable, SlotView};
 use crate::call::messages::CallHandle;
 use crate::call::{CallInfo, EndReason};
+use crate::carriers::CallKey;
 use crate::db::batcher::DbBatcher;
-use crate::protocol::CallKey;
 use crate::supervise::{self, Part};
 use crate::values::CallId;
 use actix::prelude::*;
@@ -147,7 +147,7 @@ impl Registry {
     }
 
     /// Each carrier's share of the cap from now on (admitted calls are untouched).
-    pub fn set_carrier_caps(&self, caps: std::collections::HashMap<crate::protocol::Carrier, usize>) {
+    pub fn set_carrier_caps(&self, caps: std::collections::HashMap<crate::carriers::Carrier, usize>) {
         lock(&self.table).set_carrier_caps(caps);
     }
 

@@ -2,7 +2,7 @@
 
 use crate::call::messages::CallHandle;
 use crate::call::{CallInfo, EndReason};
-use crate::protocol::{CallKey, Carrier};
+use crate::carriers::{CallKey, Carrier};
 
 use super::share::FleetShare;
 use crate::db::models::new_attempt;
@@ -248,8 +248,8 @@ impl SlotTable {
     /// Every call holding a slot under this id, whatever its carrier (an admin names a call by its id).
     pub fn find_id(&self, id: &crate::values::CallId) -> Vec<SlotView> {
         Carrier::ALL
-            .into_iter()
-            .filter_map(|carrier| self.slots.get(&CallKey::new(carrier, id.clone())))
+            .iter()
+            .filter_map(|carrier| self.slots.get(&CallKey::new(*carrier, id.clone())))
             .map(slot_view)
             .collect()
     }

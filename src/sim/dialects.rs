@@ -4,8 +4,10 @@
 
 use super::carrier::{client, CallRequest};
 use super::SimError;
+pub use crate::carriers::exotel::sim::*;
+pub use crate::carriers::twilio::sim::*;
 use base64::Engine as _;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Plivo's answer-URL request, signed as Plivo signs it when `auth_token` is given: `X-Plivo-Signature-V3`
 /// (the URL, the form's parameters and the nonce), or the older V2 (the URL and the nonce).
@@ -108,7 +110,7 @@ async fn post_form(url: &str, form: &[(&str, &str)], headers: Vec<(&str, String)
 
 /// POSTs Plivo's answer-URL form (`CallUUID`, `From`, `To`, `Direction`, `CallStatus`, `Event`).
 pub async fn post_plivo_answer(req: PlivoRequest<'_>) -> Result<XmlAnswer, SimError> {
-    use crate::protocol::plivo::{signature_v2, signature_v3};
+    use crate::carriers::plivo::webhook::{signature_v2, signature_v3};
     let form = [
         ("CallUUID", req.call.call_id.as_str()),
         ("From", req.call.from.trim_start_matches('+')),
@@ -138,38 +140,6 @@ pub async fn post_plivo_answer(req: PlivoRequest<'_>) -> Result<XmlAnswer, SimEr
         headers.push((nonce_header, nonce));
     }
     post_form(&req.answer_url, &form, headers).await
-}
-
-/// Exotel's `start` event, as its Voicebot applet documents it (values as strings, snake_case), for raw
-/// PCM16 at `rate` Hz.
-pub fn exotel_start_event(call_sid: &str, stream_sid: &str, rate: u32) -> String {
-    json!({"event": "start", "sequence_number": "1", "stream_sid": stream_sid,
-        "start": {"stream_sid": stream_sid, "call_sid": call_sid, "account_sid": "ACsim",
-            "from": "+919876543210", "to": "+918047491899", "custom_parameters": {},
-            "media_format": {"encoding": "audio/x-raw", "sample_rate": rate.to_string(), "bit_rate": "16"}}})
-    .to_string()
-}
-
-/// Exotel's `media` event: raw PCM16 as base64. Written out directly, as the media events of the other
-/// dialects are: the load tool sends tens of thousands a second.
-pub fn exotel_media_event(stream_sid: &str, pcm: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(pcm);
-    let sid = Value::from(stream_sid);
-    format!(
-        "{{\"event\":\"media\",\"sequence_number\":\"3\",\"stream_sid\":{sid},\"media\":{{\"chunk\":\"2\",\"timestamp\":\"200\",\"payload\":\"{b64}\"}}}}"
-    )
-}
-
-/// Exotel's `dtmf` event.
-pub fn exotel_dtmf_event(stream_sid: &str, digit: &str) -> String {
-    json!({"event": "dtmf", "sequence_number": "7", "stream_sid": stream_sid,
-        "dtmf": {"digit": digit, "duration": "100"}})
-    .to_string()
-}
-
-/// Exotel's `stop` event, before it closes the socket.
-pub fn exotel_stop_event(stream_sid: &str) -> String {
-    json!({"event": "stop", "stream_sid": stream_sid, "stop": {"call_sid": "CAsim", "reason": "callended"}}).to_string()
 }
 
 /// The Voicebot applet's dynamic-URL request: where should this call stream (at `sample_rate`, when its URL
@@ -260,45 +230,4 @@ pub async fn post_twilio_voice(req: TwilioRequest<'_>) -> Result<XmlAnswer, SimE
         headers.push(("X-Twilio-Signature", signature));
     }
     post_form(&req.voice_url, &form, headers).await
-}
-
-/// Twilio's first stream message.
-pub fn twilio_connected_event() -> String {
-    json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}).to_string()
-}
-
-/// Twilio's `start`: μ-law at 8 kHz, with the `<Parameter>`s of the TwiML as `customParameters`.
-pub fn twilio_start_event(call_sid: &str, stream_sid: &str, parameters: &[(String, String)]) -> String {
-    let custom: serde_json::Map<String, Value> = parameters
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    json!({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
-        "start": {"accountSid": "ACsim", "streamSid": stream_sid, "callSid": call_sid,
-            "tracks": ["inbound"], "customParameters": custom,
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
-    .to_string()
-}
-
-/// Twilio's `media`: μ-law as base64, numbers as strings.
-pub fn twilio_media_event(stream_sid: &str, ulaw: &[u8], chunk: u64) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(ulaw);
-    let (sid, seq, ts) = (Value::from(stream_sid), chunk + 2, chunk * 20);
-    format!(
-        "{{\"event\":\"media\",\"sequenceNumber\":\"{seq}\",\"media\":{{\"track\":\"inbound\",\"chunk\":\"{chunk}\",\"timestamp\":\"{ts}\",\"payload\":\"{b64}\"}},\"streamSid\":{sid}}}"
-    )
-}
-
-/// Twilio's `dtmf`.
-pub fn twilio_dtmf_event(stream_sid: &str, digit: &str) -> String {
-    json!({"event": "dtmf", "sequenceNumber": "50", "streamSid": stream_sid,
-        "dtmf": {"track": "inbound_track", "digit": digit}})
-    .to_string()
-}
-
-/// Twilio's `stop`, when the call ends on its side.
-pub fn twilio_stop_event(stream_sid: &str, call_sid: &str) -> String {
-    json!({"event": "stop", "sequenceNumber": "99", "streamSid": stream_sid,
-        "stop": {"accountSid": "ACsim", "callSid": call_sid}})
-    .to_string()
 }

@@ -8,7 +8,7 @@ use super::dialects::*;
 use crate::audio::codec::{encode_pcm16le, encode_ulaw};
 use crate::audio::format::{AudioFormat, Codec};
 use crate::audio::signal::SpeechLike;
-use crate::protocol::Carrier;
+use crate::carriers::Carrier;
 use crate::values::Invalid;
 use serde_json::json;
 use std::time::{Duration, Instant};

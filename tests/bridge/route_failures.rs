@@ -9,7 +9,7 @@ use crate::common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use websocket_api::protocol::Carrier;
+use websocket_api::carriers::Carrier;
 use websocket_api::sim::agent::AgentScript;
 use websocket_api::sim::carrier::{post_refurl, Admission, CallRequest};
 use websocket_api::sim::stream::{run_call, CallReport};

@@ -51,7 +51,7 @@ async fn a_v3_request_counts_once_and_covers_its_call() {
 
     // The signature captured from REPLAY-2's request, sent with another call's parameters and a fresh
     // nonce's header: V3 signs the parameters, so it does not verify.
-    let captured = websocket_api::protocol::plivo::signature_v3(
+    let captured = websocket_api::carriers::plivo::webhook::signature_v3(
         TOKEN,
         &format!("{}/plivo/answer", gw.http),
         "CallUUID=REPLAY-2",

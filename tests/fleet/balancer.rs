@@ -4,7 +4,7 @@
 
 use super::*;
 use futures_util::future::join_all;
-use websocket_api::protocol::Carrier;
+use websocket_api::carriers::Carrier;
 use websocket_api::sim::carrier::CallRequest;
 use websocket_api::sim::stream::run_call;
 

@@ -99,12 +99,21 @@ pub fn instance(n: usize) -> String {
     format!("gw{}", n + 1)
 }
 
-/// A free loopback port (bound, then let go for the child that will take it).
+/// A free loopback port (bound, then let go for the child that will take it), from below Linux's
+/// ephemeral range (32768 and up): a port from that range can be taken, before the child binds it, by any
+/// outbound connection (an instance started just before, dialling PostgreSQL), which once failed a start
+/// with "Address already in use".
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 20_000 + (std::process::id() % 600) as u16 * 20;
+    for _ in 0..12_000 {
+        let port = 20_000 + (start - 20_000 + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000")
 }
 
 fn host_port(url: &str) -> String {

@@ -6,7 +6,7 @@
 use super::*;
 use futures_util::future::join_all;
 use std::collections::{BTreeMap, HashMap};
-use websocket_api::protocol::Carrier;
+use websocket_api::carriers::Carrier;
 use websocket_api::sim::carrier::CallRequest;
 use websocket_api::sim::stream::{run_call, CallReport};
 

@@ -174,7 +174,8 @@ fn records_from_before_attempts_survive_the_upgrade(backend: Backend) {
         "{backend:?}: rows from before name no instance"
     );
     assert_eq!(old.events.len(), 2, "{backend:?}: its events too");
-    let mut again = websocket_api::db::models::CallRecord::stub("OLD-1", 7, websocket_api::db::models::RecordState::Ended, 2);
+    let mut again =
+        websocket_api::db::models::CallRecord::stub("OLD-1", 7, websocket_api::db::models::RecordState::Ended, 2);
     again.revision = 1;
     websocket_api::db::save_call(&mut c, &again).expect("a new attempt");
     let latest = db.stored("OLD-1", None).expect("stored");
@@ -188,7 +189,12 @@ fn records_from_before_attempts_survive_the_upgrade(backend: Backend) {
         Some(50),
         "{backend:?}: old attempt intact"
     );
-    let mut long = websocket_api::db::models::CallRecord::stub("LONG-INSTANCE", 1, websocket_api::db::models::RecordState::Ended, 2);
+    let mut long = websocket_api::db::models::CallRecord::stub(
+        "LONG-INSTANCE",
+        1,
+        websocket_api::db::models::RecordState::Ended,
+        2,
+    );
     long.instance_id = "i".repeat(65);
     assert!(
         websocket_api::db::save_call(&mut c, &long).is_err(),

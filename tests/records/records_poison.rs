@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use websocket_api::call::CallInfo;
+use websocket_api::carriers::mcube::refurl::{parse_refurl, Refurl};
+use websocket_api::carriers::stream::{parse_event, CarrierEvent};
 use websocket_api::db::models::{now_ms, CallEvent, CallRecord, DbWrite, RecordState, StatusReport};
 use websocket_api::db::spool::{DeadLetters, Spool};
 use websocket_api::db::writer::{DbStats, Replay, Writer};
-use websocket_api::protocol::mcube::{parse_event, CarrierEvent};
-use websocket_api::protocol::refurl::{parse_refurl, Refurl};
 
 struct Bench {
     db: TestDb,
@@ -357,7 +357,7 @@ fn through_the_edge(field: Field, value: &str, id: &str) -> Result<Vec<DbWrite>,
             from: a.from,
             to: a.to,
             direction: a.direction,
-            carrier: websocket_api::protocol::Carrier::Mcube,
+            carrier: websocket_api::carriers::Carrier::Mcube,
             route: None,
         },
         Refurl::Status {

@@ -5,7 +5,7 @@
 
 use crate::values::Invalid;
 
-const FIELDS: super::WebhookFields = super::WebhookFields {
+const FIELDS: crate::carriers::WebhookFields = crate::carriers::WebhookFields {
     call_id: "CallSid",
     from: "From",
     to: "To",
@@ -13,8 +13,8 @@ const FIELDS: super::WebhookFields = super::WebhookFields {
 };
 
 /// Reads the dynamic-URL request's query string.
-pub fn parse_voicebot(query: &str) -> Result<super::WebhookCall, Invalid> {
-    super::parse_webhook_form(query.as_bytes(), &FIELDS)
+pub fn parse_voicebot(query: &str) -> Result<crate::carriers::WebhookCall, Invalid> {
+    crate::carriers::parse_webhook_form(query.as_bytes(), &FIELDS)
 }
 
 /// The rates Exotel streams PCM16 at; 8 kHz unless the URL asks for another.

@@ -1,11 +1,11 @@
 //! Twilio's endpoints: `POST /twilio/voice` (the number's voice webhook: signature, then admission,
 //! answered in TwiML) and, in `media`, the socket `/ws/twilio` its `<Stream>` opens.
 
-use super::carrier::{admit_call, refuse_carrier_token, refuse_source, webhook_call};
-use super::reply::{error_json, same_secret};
-use super::state::AppState;
-use crate::protocol::twilio::{busy_answer, parse_voice, signature, stream_answer};
-use crate::protocol::Carrier;
+use crate::http::admission::{admit_call, refuse_carrier_token, refuse_source, webhook_call};
+use crate::http::reply::{error_json, same_secret};
+use crate::http::state::AppState;
+use super::webhook::{busy_answer, parse_voice, signature, stream_answer};
+use crate::carriers::Carrier;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -38,7 +38,7 @@ fn refuse_unsigned(req: &HttpRequest, body: &[u8], state: &AppState) -> Option<H
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let url = super::carrier::signed_url(req, state, &state.config.carriers.twilio.voice_url, "/twilio/voice");
+    let url = crate::http::admission::signed_url(req, state, &state.config.carriers.twilio.voice_url, "/twilio/voice");
     let expected = signature(token, &url, body);
     if !given.is_empty() && same_secret(given.as_bytes(), expected.as_bytes()) {
         return None;

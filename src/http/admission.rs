@@ -1,20 +1,18 @@
-//! Carrier-facing endpoints (docs/admin-api.md): the Mcube refurl webhook, which admits or refuses a call
-//! before anything else happens, and what every carrier's webhook shares (its own module answers in its
-//! dialect): the access rules, reading the call at the edge, and admission. The media sockets are `media`'s.
+//! What every carrier's webhook shares (each carrier's own endpoint, in `crate::carriers`, answers in its
+//! dialect): the access rules, reading the call at the edge, admission (route, breaker, cap and its shares,
+//! token) and the refusals. The media sockets are `media`'s.
 
 use super::access;
 use super::reply::{bearer_token, error_json, same_secret};
 use super::state::AppState;
 use crate::call::breaker::Refused;
 use crate::call::failure::FailureScope;
-use crate::call::{CallInfo, EndReason};
+use crate::call::CallInfo;
+use crate::carriers::{CallKey, Carrier};
 use crate::db::batcher::Save;
-use crate::db::models::{new_attempt, now_ms, CallRecord, DbWrite, StatusReport};
-use crate::protocol::refurl::{parse_refurl, Admission, Refurl, RefurlRefused};
-use crate::protocol::{CallKey, Carrier};
+use crate::db::models::{new_attempt, now_ms, CallRecord, DbWrite};
 use crate::registry::Refusal;
 use crate::supervise::{self, Part};
-use crate::values::{CallId, DialStatus, HttpUrl};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -22,12 +20,12 @@ use serde::Deserialize;
 /// How long a refused carrier is asked to wait before trying again.
 const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
-pub(super) fn refused(refusal: Refusal) -> HttpResponse {
+pub(crate) fn refused(refusal: Refusal) -> HttpResponse {
     refused_for(refusal, RETRY_AFTER)
 }
 
 /// `refused`, asking the carrier to come back after `retry_after` (in whole seconds, at least one).
-pub(super) fn refused_for(refusal: Refusal, retry_after: std::time::Duration) -> HttpResponse {
+pub(crate) fn refused_for(refusal: Refusal, retry_after: std::time::Duration) -> HttpResponse {
     let status = match refusal {
         Refusal::NotAdmitted | Refusal::Unrouted => StatusCode::NOT_FOUND,
         Refusal::AlreadyConnected | Refusal::Duplicate => StatusCode::CONFLICT,
@@ -43,80 +41,10 @@ pub(super) fn refused_for(refusal: Refusal, retry_after: std::time::Duration) ->
     resp
 }
 
-/// `POST /mcube/call`: admission (`dialStatus` CONNECTING or absent) or a hang-up/status report.
-pub async fn refurl(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
-    if let Some(refusal) = refuse_source(&req, &state).or_else(|| refuse_carrier_token(&req, &state)) {
-        return refusal;
-    }
-    let timer = state.metrics.refurl_seconds.start_timer();
-    let resp = match parse_refurl(&body) {
-        Ok(Refurl::Admit(a)) => admit(admitted(a), &state),
-        Ok(Refurl::Status {
-            call_id,
-            dial_status,
-            recording,
-        }) => status_report(call_id, dial_status, recording, &state),
-        Err(refused) => refuse_refurl(refused, &state),
-    };
-    timer.observe_duration();
-    resp
-}
-
-/// A body with a field out of bounds: 400 naming it, counted; an admission request for a valid call id
-/// also leaves a `rejected` record saying why.
-fn refuse_refurl(refused: RefurlRefused, state: &AppState) -> HttpResponse {
-    let RefurlRefused { admitting, invalid } = refused;
-    state.metrics.unread.invalid(invalid.field);
-    let who = admitting.as_ref().map_or_else(|| "-".to_string(), |c| c.to_string());
-    log::warn!("call_id={who} carrier: refurl refused (400): {invalid}");
-    if let Some(call_id) = admitting {
-        let info = CallInfo::bare(CallKey::new(Carrier::Mcube, call_id), new_attempt());
-        let mut rec = rejected_record(state, &info, EndReason::CarrierInvalidData.as_str());
-        rec.error_detail = Some(format!("carrier: {invalid}"));
-        save(state, DbWrite::Call(Box::new(rec)));
-    }
-    HttpResponse::BadRequest().json(serde_json::json!({
-        "error": "invalid_field", "field": invalid.field, "reason": invalid.reason,
-    }))
-}
-
-fn status_report(
-    call_id: CallId,
-    dial_status: DialStatus,
-    recording: Option<HttpUrl>,
-    state: &AppState,
-) -> HttpResponse {
-    log::info!(
-        "call_id={call_id} carrier status report: dialStatus={}",
-        dial_status.as_str()
-    );
-    // The attempt still holding a slot, if any; otherwise the database applies it to Mcube's latest one.
-    let attempt = state
-        .registry
-        .find(&CallKey::new(Carrier::Mcube, call_id.clone()))
-        .map(|s| s.info.attempt);
-    let report = StatusReport {
-        call_id: call_id.to_string(),
-        attempt,
-        dial_status: dial_status.as_str().to_string(),
-        recording_url: recording.map(|r| r.to_string()),
-        at_ms: now_ms(),
-    };
-    save(state, DbWrite::Status(report));
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
-}
-
-fn admit(info: CallInfo, state: &AppState) -> HttpResponse {
-    match admit_call(info, state) {
-        Ok(call) => HttpResponse::Ok().json(serde_json::json!({ "wss_url": call.wss_url })),
-        Err(AdmissionRefused { refusal, retry_after }) => refused_for(refusal, retry_after),
-    }
-}
-
 /// A carrier webhook's call, read at the edge: the `CallInfo` to admit, or the 400 that names the field
 /// out of bounds (counted).
-pub(super) fn webhook_call(
-    parsed: Result<crate::protocol::WebhookCall, crate::values::Invalid>,
+pub(crate) fn webhook_call(
+    parsed: Result<crate::carriers::WebhookCall, crate::values::Invalid>,
     carrier: Carrier,
     state: &AppState,
 ) -> Result<CallInfo, Box<HttpResponse>> {
@@ -139,18 +67,18 @@ pub(super) fn webhook_call(
 }
 
 /// An admitted call, for its carrier's webhook to answer with.
-pub(super) struct AdmittedCall {
+pub(crate) struct AdmittedCall {
     /// The media socket's URL with the call and its token in it.
     pub wss_url: String,
     /// The media socket's URL with neither (`…/ws/{carrier}`, and in a fleet `/{instance}`), for a carrier
     /// that passes them otherwise.
     pub stream_base: String,
-    pub call_id: CallId,
+    pub call_id: crate::values::CallId,
     pub token: String,
 }
 
 /// Why a call was not admitted, for its carrier to answer in its own way.
-pub(super) struct AdmissionRefused {
+pub(crate) struct AdmissionRefused {
     pub refusal: Refusal,
     /// For `Retry-After`.
     pub retry_after: std::time::Duration,
@@ -159,7 +87,7 @@ pub(super) struct AdmissionRefused {
 /// Admits a call from any carrier's webhook: its route, its agent's and the account's breakers, then the
 /// cap (and the carrier's and route's shares of it); a breaker's trial call is taken only by a call that
 /// gets a slot. Admitted, the `wss_url` the carrier opens; refused, it is logged, counted and recorded here.
-pub(super) fn admit_call(mut info: CallInfo, state: &AppState) -> Result<AdmittedCall, AdmissionRefused> {
+pub(crate) fn admit_call(mut info: CallInfo, state: &AppState) -> Result<AdmittedCall, AdmissionRefused> {
     info.route = state.routes().pick(info.carrier, info.our_line());
     if info.route.is_none() {
         let number = mask_number(
@@ -247,7 +175,7 @@ fn refuse_admission(
 }
 
 /// `path` on this gateway as a carrier's webhook reaches it: `server.public_url` over HTTP(S).
-pub(super) fn public_http_url(state: &AppState, path: &str) -> String {
+pub(crate) fn public_http_url(state: &AppState, path: &str) -> String {
     let base = state
         .public_url
         .replacen("wss://", "https://", 1)
@@ -257,7 +185,7 @@ pub(super) fn public_http_url(state: &AppState, path: &str) -> String {
 
 /// The URL a carrier signs a webhook request with: as `configured` at the carrier (which may carry its
 /// own query), or `server.public_url` over HTTP(S) + `path` with the request's query as the carrier sent it.
-pub(super) fn signed_url(req: &HttpRequest, state: &AppState, configured: &str, path: &str) -> String {
+pub(crate) fn signed_url(req: &HttpRequest, state: &AppState, configured: &str, path: &str) -> String {
     let base = match configured {
         "" => public_http_url(state, path),
         url => url.to_string(),
@@ -295,26 +223,13 @@ fn stream_base(state: &AppState, carrier: Carrier) -> String {
     }
 }
 
-/// The call to admit, as the refurl asked for it: a new attempt of its id.
-fn admitted(a: Admission) -> CallInfo {
-    CallInfo {
-        call_id: a.call_id,
-        attempt: new_attempt(),
-        from: a.from,
-        to: a.to,
-        direction: a.direction,
-        carrier: Carrier::Mcube,
-        route: None,
-    }
-}
-
-fn save(state: &AppState, write: DbWrite) {
+pub(crate) fn save(state: &AppState, write: DbWrite) {
     state.db.do_send(Save { writes: vec![write] });
 }
 
 /// The access rules: a source address not allowed, or a browser Origin not allowed, gets 403. Behind a
 /// trusted proxy, the source is the address it forwarded.
-pub(super) fn refuse_source(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
+pub(crate) fn refuse_source(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
     let forwarded = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok());
     let origin = req.headers().get("origin").and_then(|v| v.to_str().ok());
     let peer = req.peer_addr().map(|a| a.ip());
@@ -341,7 +256,7 @@ pub(super) fn refuse_source(req: &HttpRequest, state: &AppState) -> Option<HttpR
 /// With `WSAPI__CARRIER__STATIC_TOKEN` set, the carrier must present it: `Authorization: Bearer <t>`,
 /// `X-Carrier-Token: <t>` or `?carrier_token=<t>`. Missing or wrong gets 401, and no record is written: an
 /// unauthenticated client must not be able to add rows to the call history.
-pub(super) fn refuse_carrier_token(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
+pub(crate) fn refuse_carrier_token(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
     let expected = state.config.carrier.static_token.as_deref()?;
     let query = web::Query::<CarrierTokenQuery>::from_query(req.query_string()).ok();
     let given = bearer_token(req)
@@ -366,10 +281,10 @@ pub(super) fn refuse_carrier_token(req: &HttpRequest, state: &AppState) -> Optio
 
 /// Whose endpoint a request reached, by its path (`/plivo/answer`, `/ws/plivo/…`): for the log and the
 /// refusal counts of requests refused before their carrier is read.
-pub(super) fn carrier_of_path(path: &str) -> &'static str {
+pub(crate) fn carrier_of_path(path: &str) -> &'static str {
     let first = path.trim_start_matches("/ws").trim_start_matches('/');
     Carrier::ALL
-        .into_iter()
+        .iter()
         .find(|c| first.starts_with(c.as_str()))
         .map_or("unknown", |c| c.as_str())
 }
@@ -404,7 +319,7 @@ pub fn mask_number(number: &str, show: bool) -> String {
 }
 
 /// A call refused at the refurl: a `rejected` record of its own attempt, with the reason.
-fn rejected_record(state: &AppState, info: &CallInfo, reason: &str) -> CallRecord {
+pub(crate) fn rejected_record(state: &AppState, info: &CallInfo, reason: &str) -> CallRecord {
     let mut rec = info.record(crate::db::models::RecordState::Rejected, now_ms());
     rec.agent_id = info.agent_id(&state.config).map(str::to_string);
     rec.end_reason = Some(reason.to_string());

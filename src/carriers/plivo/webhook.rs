@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 type HmacSha256 = Hmac<sha2::Sha256>;
 
 /// The answer URL's form fields we use.
-const FIELDS: super::WebhookFields = super::WebhookFields {
+const FIELDS: crate::carriers::WebhookFields = crate::carriers::WebhookFields {
     call_id: "CallUUID",
     from: "From",
     to: "To",
@@ -19,8 +19,8 @@ const FIELDS: super::WebhookFields = super::WebhookFields {
 };
 
 /// Reads the answer URL's form body; a field we use that is out of bounds is refused with its name.
-pub fn parse_answer(body: &[u8]) -> Result<super::WebhookCall, Invalid> {
-    super::parse_webhook_form(body, &FIELDS)
+pub fn parse_answer(body: &[u8]) -> Result<crate::carriers::WebhookCall, Invalid> {
+    crate::carriers::parse_webhook_form(body, &FIELDS)
 }
 
 /// A form or query string as (name, value) pairs, decoded, sorted by name then value (byte-wise, as
@@ -118,7 +118,7 @@ pub fn stream_answer(wss_url: &str, format: AudioFormat) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response>\n  <Stream bidirectional=\"true\" keepCallAlive=\"true\" \
          contentType=\"{content_type}\">{}</Stream>\n</Response>\n",
-        super::xml_escaped(wss_url)
+        crate::carriers::xml_escaped(wss_url)
     )
 }
 

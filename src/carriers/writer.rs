@@ -1,7 +1,7 @@
 //! What we send a carrier, in its dialect: the writer of every media, mark, clear and hang-up message,
 //! with the parts that never change made once per call (the media path writes one string per frame).
 
-use super::Carrier;
+use super::{Carrier, Framing};
 use crate::audio::format::{AudioFormat, Codec};
 
 /// Writes our messages to the carrier in its dialect (Mcube and Plivo: `playAudio`, `checkpoint`,
@@ -18,13 +18,11 @@ pub struct CarrierWriter {
     stream_id_json: String,
     /// Everything of a media message before its payload, built once per call: it goes out with every frame.
     play_audio_head: String,
-    /// Exotel's framing: media shorter than this is padded with silence, and every media message is a
-    /// whole number of 320-byte blocks (Exotel breaks up otherwise).
+    /// The carrier's framing (Exotel's): media shorter than this is padded with silence, and every media
+    /// message is a whole number of `block` bytes (it breaks up otherwise). 0: no padding.
     min_media_bytes: usize,
+    block: usize,
 }
-
-/// Exotel's media messages are whole numbers of these.
-const EXOTEL_BLOCK: usize = 320;
 
 impl CarrierWriter {
     pub fn new(carrier: Carrier, stream_id: &str, format: AudioFormat) -> Self {
@@ -34,10 +32,10 @@ impl CarrierWriter {
             Codec::Alaw => "audio/x-alaw",
             Codec::Pcm16 => "audio/x-l16",
         };
-        let sid_key = match carrier {
-            Carrier::Exotel => Some("stream_sid"),
-            Carrier::Twilio => Some("streamSid"),
-            Carrier::Mcube | Carrier::Plivo => None,
+        let dialect = carrier.dialect();
+        let sid_key = match dialect.framing() {
+            Framing::Twilio { sid_key } => Some(sid_key),
+            Framing::Plivo { .. } => None,
         };
         let play_audio_head = match sid_key {
             Some(key) => format!("{{\"event\":\"media\",\"{key}\":{stream_id_json},\"media\":{{\"payload\":\""),
@@ -46,14 +44,15 @@ impl CarrierWriter {
                 format.rate.hz()
             ),
         };
-        let min_ms = carrier.min_frame_ms(format);
-        let min_media_bytes = format.bytes_for_ms(min_ms).div_ceil(EXOTEL_BLOCK) * EXOTEL_BLOCK;
+        let block = dialect.media_block_bytes().max(1);
+        let min_media_bytes = format.bytes_for_ms(dialect.min_frame_ms(format)).div_ceil(block) * block;
         CarrierWriter {
             carrier,
             sid_key,
             stream_id_json,
             play_audio_head,
             min_media_bytes,
+            block,
         }
     }
 
@@ -62,9 +61,9 @@ impl CarrierWriter {
     pub fn play_audio(&self, raw: &[u8]) -> String {
         use base64::Engine as _;
         let padded;
-        let misframed = raw.len() < self.min_media_bytes || !raw.len().is_multiple_of(EXOTEL_BLOCK);
+        let misframed = raw.len() < self.min_media_bytes || !raw.len().is_multiple_of(self.block);
         let raw = if self.min_media_bytes > 0 && misframed {
-            let len = raw.len().max(self.min_media_bytes).div_ceil(EXOTEL_BLOCK) * EXOTEL_BLOCK;
+            let len = raw.len().max(self.min_media_bytes).div_ceil(self.block) * self.block;
             let mut p = raw.to_vec();
             // Exotel streams PCM16: zero is silence.
             p.resize(len, 0);

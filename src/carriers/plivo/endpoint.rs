@@ -1,11 +1,11 @@
 //! Plivo's endpoints: `POST /plivo/answer` (the answer URL: signature, then admission, answered in Plivo
 //! XML) and, in `carrier`, the media socket `/ws/plivo/{call}` its `<Stream>` opens.
 
-use super::carrier::{admit_call, refuse_carrier_token, refuse_source, signed_url, webhook_call, AdmissionRefused};
-use super::reply::error_json;
-use super::state::AppState;
-use crate::protocol::plivo::{busy_answer, parse_answer, stream_answer, verify_v2, verify_v3};
-use crate::protocol::Carrier;
+use crate::http::admission::{admit_call, refuse_carrier_token, refuse_source, signed_url, webhook_call, AdmissionRefused};
+use crate::http::reply::error_json;
+use crate::http::state::AppState;
+use super::webhook::{busy_answer, parse_answer, stream_answer, verify_v2, verify_v3};
+use crate::carriers::Carrier;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use std::time::Instant;

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 
 /// The voice webhook's form fields we use.
-const FIELDS: super::WebhookFields = super::WebhookFields {
+const FIELDS: crate::carriers::WebhookFields = crate::carriers::WebhookFields {
     call_id: "CallSid",
     from: "From",
     to: "To",
@@ -21,8 +21,8 @@ pub const TOKEN_PARAMETER: &str = "token";
 pub const CALL_PARAMETER: &str = "call_id";
 
 /// Reads the voice webhook's form body; a field we use that is out of bounds is refused with its name.
-pub fn parse_voice(body: &[u8]) -> Result<super::WebhookCall, Invalid> {
-    super::parse_webhook_form(body, &FIELDS)
+pub fn parse_voice(body: &[u8]) -> Result<crate::carriers::WebhookCall, Invalid> {
+    crate::carriers::parse_webhook_form(body, &FIELDS)
 }
 
 /// `X-Twilio-Signature`: base64 HMAC-SHA1, keyed with the auth token, of the webhook's full URL followed
@@ -45,7 +45,7 @@ pub fn signature(auth_token: &str, url: &str, form: &[u8]) -> String {
 /// The TwiML that connects the call to our media socket `stream_url` (no query), both ways, passing the
 /// call's id and token as `<Parameter>`s.
 pub fn stream_answer(stream_url: &str, call_id: &str, token: &str) -> String {
-    let esc = super::xml_escaped;
+    let esc = crate::carriers::xml_escaped;
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response>\n  <Connect>\n    <Stream url=\"{}\">\n      \
          <Parameter name=\"{CALL_PARAMETER}\" value=\"{}\"/>\n      <Parameter name=\"{TOKEN_PARAMETER}\" value=\"{}\"/>\n    \

@@ -1,11 +1,11 @@
 //! Exotel's endpoints: `GET /exotel/voicebot` (the Voicebot applet's dynamic URL: Basic auth, then
 //! admission, answered with the `wss` URL) and, in `carrier`, the media socket `/ws/exotel/{call}` it opens.
 
-use super::carrier::{admit_call, refuse_carrier_token, refuse_source, refused_for, webhook_call, AdmissionRefused};
-use super::reply::{error_json, same_secret};
-use super::state::AppState;
-use crate::protocol::exotel::{parse_voicebot, requested_rate, voicebot_answer};
-use crate::protocol::Carrier;
+use crate::http::admission::{admit_call, refuse_carrier_token, refuse_source, refused_for, webhook_call, AdmissionRefused};
+use crate::http::reply::{error_json, same_secret};
+use crate::http::state::AppState;
+use super::webhook::{parse_voicebot, requested_rate, voicebot_answer};
+use crate::carriers::Carrier;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine as _;
@@ -38,7 +38,7 @@ pub async fn voicebot(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
 
 /// With Exotel's password set, the request (or the socket's upgrade) must carry its Basic auth: missing or
 /// wrong gets 401 and no record. Compared in constant time.
-pub(super) fn refuse_unauthenticated(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
+pub fn refuse_unauthenticated(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
     let exotel = &state.config.carriers.exotel;
     let password = exotel.password.as_deref()?;
     let expected = base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", exotel.username));
