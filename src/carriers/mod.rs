@@ -11,9 +11,24 @@ pub mod writer;
 
 use crate::audio::format::AudioFormat;
 
-/// The carriers, in one list: each `Variant => folder` is a folder of this module whose `DIALECT` says
-/// what it is like. Adding a carrier is its folder and its line here.
-macro_rules! carriers {
+/// The carriers, in one list: each `Variant => folder` is a folder of this module, whose `DIALECT` says
+/// what it is like and whose `endpoint::mount` serves its webhook. Adding a carrier is its folder and its
+/// line here. Whatever needs every carrier takes them from here, `carriers_list!(a_macro)`: the `Carrier`
+/// type below, and the carrier listener's webhooks (`http::carrier_routes`).
+macro_rules! carriers_list {
+    ($then:ident) => {
+        $then! {
+            Mcube => mcube,
+            Plivo => plivo,
+            Exotel => exotel,
+            Twilio => twilio,
+        }
+    };
+}
+pub(crate) use carriers_list;
+
+/// Declares the carriers' folders and the `Carrier` type, from `carriers_list`.
+macro_rules! declare_carriers {
     ($($variant:ident => $folder:ident),+ $(,)?) => {
         $(pub mod $folder;)+
 
@@ -37,12 +52,7 @@ macro_rules! carriers {
     };
 }
 
-carriers! {
-    Mcube => mcube,
-    Plivo => plivo,
-    Exotel => exotel,
-    Twilio => twilio,
-}
+carriers_list!(declare_carriers);
 
 /// What a carrier is like, as the generic layers need to know it.
 pub trait Dialect: Sync {

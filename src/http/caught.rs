@@ -5,10 +5,27 @@
 use super::reply::error_json;
 use crate::supervise::{self, Part};
 use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::HttpServiceFactory;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpResponse};
+use actix_web::{web, Error, FromRequest, Handler, HttpResponse, Responder};
+
+/// A carrier's webhook (`dialect.webhook()`: its method and path) served by `handler`, each request run
+/// guarded (`webhook`). For each carrier's `endpoint::mount`.
+pub fn webhook_resource<F, Args>(dialect: &dyn crate::carriers::Dialect, handler: F) -> impl HttpServiceFactory
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    let (method, path) = dialect.webhook();
+    let method = Method::from_bytes(method.as_bytes()).unwrap_or(Method::POST);
+    web::resource(path)
+        .route(web::method(method).to(handler))
+        .wrap(actix_web::middleware::from_fn(webhook))
+}
 
 /// The admin listener's guard (`middleware::from_fn`).
 pub async fn admin(

@@ -25,18 +25,23 @@ macro_rules! guarded {
     };
 }
 
+/// Makes `mount_webhooks` from the one list of carriers (`carriers::carriers_list`).
+macro_rules! mount_every_webhook {
+    ($($variant:ident => $folder:ident),+ $(,)?) => {
+        /// Every carrier's webhook, and any socket of its own, each mounted by its carrier's folder.
+        fn mount_webhooks(cfg: &mut web::ServiceConfig) {
+            $(crate::carriers::$folder::endpoint::mount(cfg);)+
+        }
+    };
+}
+crate::carriers::carriers_list!(mount_every_webhook);
+
 /// The carrier-facing listener's routes; with `admin_too` (an admin token is set) the admin routes as well.
 pub fn carrier_routes(cfg: &mut web::ServiceConfig, admin_too: bool) {
-    use crate::carriers::{exotel, mcube, plivo, twilio};
     use caught::webhook;
-    cfg.service(guarded!(webhook, "/mcube/call").route(web::post().to(mcube::endpoint::refurl)))
-        .service(guarded!(webhook, "/plivo/answer").route(web::post().to(plivo::endpoint::answer)))
-        .service(guarded!(webhook, "/exotel/voicebot").route(web::get().to(exotel::endpoint::voicebot)))
-        .service(guarded!(webhook, "/twilio/voice").route(web::post().to(twilio::endpoint::voice)))
-        .service(guarded!(webhook, "/ws/twilio").route(web::get().to(media::twilio_socket)))
-        // Before the next route, which would take it: in a fleet Twilio's stream names its instance here.
-        .service(guarded!(webhook, "/ws/twilio/{instance}").route(web::get().to(media::twilio_socket)))
-        .service(guarded!(webhook, "/ws/{carrier}/{call_id}").route(web::get().to(media::media_socket)));
+    // Before the media socket's route: a carrier's own sockets (Twilio's) would be taken by it.
+    mount_webhooks(cfg);
+    cfg.service(guarded!(webhook, "/ws/{carrier}/{call_id}").route(web::get().to(media::media_socket)));
     if admin_too {
         admin_routes(cfg);
     } else {

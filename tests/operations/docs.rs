@@ -68,7 +68,14 @@ fn the_metrics_reference_lists_every_metric() {
 
 #[test]
 fn the_endpoints_reference_lists_every_route() {
-    let code = page("src/http/mod.rs");
+    // The generic routes, and each carrier's (its dialect's webhook, any socket of its own).
+    let mut code = page("src/http/mod.rs");
+    let folders = std::fs::read_dir(root().join("src/carriers")).expect("src/carriers");
+    for folder in folders.flatten().filter(|f| f.path().is_dir()) {
+        for file in ["mod.rs", "endpoint.rs"] {
+            code.push_str(&std::fs::read_to_string(folder.path().join(file)).unwrap_or_default());
+        }
+    }
     let routes: Vec<String> = code
         .split('"')
         .skip(1)

@@ -55,3 +55,8 @@ pub fn refuse_unauthenticated(req: &HttpRequest, state: &AppState) -> Option<Htt
     state.metrics.traffic.refused("unauthorized", "exotel");
     Some(error_json(StatusCode::UNAUTHORIZED, "unauthorized"))
 }
+
+/// Serves the Voicebot applet's dynamic URL.
+pub fn mount(cfg: &mut web::ServiceConfig) {
+    cfg.service(crate::http::caught::webhook_resource(&super::DIALECT, voicebot));
+}

@@ -94,3 +94,8 @@ fn admitted(a: Admission) -> CallInfo {
         route: None,
     }
 }
+
+/// Serves the refurl webhook.
+pub fn mount(cfg: &mut web::ServiceConfig) {
+    cfg.service(crate::http::caught::webhook_resource(&super::DIALECT, refurl));
+}

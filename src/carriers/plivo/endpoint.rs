@@ -79,3 +79,8 @@ fn refuse_unsigned(req: &HttpRequest, body: &[u8], state: &AppState) -> Option<H
     state.metrics.traffic.refused("bad_signature", "plivo");
     Some(error_json(StatusCode::FORBIDDEN, "bad_signature"))
 }
+
+/// Serves the answer URL.
+pub fn mount(cfg: &mut web::ServiceConfig) {
+    cfg.service(crate::http::caught::webhook_resource(&super::DIALECT, answer));
+}

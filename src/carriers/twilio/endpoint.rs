@@ -47,3 +47,14 @@ fn refuse_unsigned(req: &HttpRequest, body: &[u8], state: &AppState) -> Option<H
     state.metrics.traffic.refused("bad_signature", "twilio");
     Some(error_json(StatusCode::FORBIDDEN, "bad_signature"))
 }
+
+/// Serves the voice webhook and the Media Stream's socket (`/ws/twilio`, and in a fleet
+/// `/ws/twilio/{instance}`: before the generic media socket's route, which would take it).
+pub fn mount(cfg: &mut web::ServiceConfig) {
+    use crate::http::caught::webhook;
+    use crate::http::media::twilio_socket;
+    let guarded = |path| web::resource(path).wrap(actix_web::middleware::from_fn(webhook));
+    cfg.service(crate::http::caught::webhook_resource(&super::DIALECT, voice))
+        .service(guarded("/ws/twilio").route(web::get().to(twilio_socket)))
+        .service(guarded("/ws/twilio/{instance}").route(web::get().to(twilio_socket)));
+}
