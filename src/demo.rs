@@ -8,9 +8,12 @@ use crate::db::batcher::FlushAll;
 use crate::gateway::{self, Gateway};
 use crate::sim::agent::{self, AgentScript};
 use crate::sim::carrier::CallRequest;
-use crate::sim::stream::{run_call, CallReport};
+use crate::sim::stream::{frame_ms, run_call, CallReport};
 use futures_util::future::join_all;
 use std::time::Duration;
+
+/// The media messages the simulated carriers send, unless theirs are longer (Exotel's 100 ms).
+const FRAME_MS: u64 = 20;
 
 /// The demo's outcome: every call bridged both ways, or not.
 pub struct DemoOutcome {
@@ -55,9 +58,7 @@ fn demo_config(base: Config, agent_url: &str, calls: usize) -> Config {
     // Its simulated carriers present no credentials: the file's carrier access is not the demo's.
     cfg.carrier.static_token = None;
     cfg.carrier.allowed_ips.clear();
-    cfg.carriers.plivo.auth_token = None;
-    cfg.carriers.exotel.password = None;
-    cfg.carriers.twilio.auth_token = None;
+    cfg.carriers.clear_secrets();
     cfg
 }
 
@@ -84,7 +85,17 @@ pub async fn run(base: Config, calls: usize, seconds: f64, carrier: Carrier) -> 
     let placed = (0..calls).map(|i| {
         let base = gw.http_url.clone();
         let id = format!("DEMO-{run}-{:03}", i + 1);
-        async move { run_call(&base, carrier, CallRequest::inbound(&id), seconds, 20, i as u64 + 1).await }
+        async move {
+            run_call(
+                &base,
+                carrier,
+                CallRequest::inbound(&id),
+                seconds,
+                FRAME_MS,
+                i as u64 + 1,
+            )
+            .await
+        }
     });
     let snapshot = async {
         tokio::time::sleep(Duration::from_secs_f64((seconds / 2.0).max(0.5))).await;
@@ -137,10 +148,7 @@ fn print_banner(gw: &Gateway, sim: &agent::AgentSimulator, carrier: Carrier, cal
         "agent sim      {} (formats pcm_16000 in/out: the gateway transcodes to/from 8 kHz μ-law)",
         sim.url
     );
-    let frames = match carrier {
-        Carrier::Exotel => "100 ms PCM16 frames",
-        _ => "20 ms μ-law frames",
-    };
+    let frames = format!("{} ms frames in its own codec", frame_ms(carrier, FRAME_MS));
     println!(
         "placing {calls} simulated {} call(s) of {seconds:.1} s each, {frames} at real time, through its own webhook\n",
         carrier.as_str()

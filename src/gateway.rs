@@ -91,8 +91,7 @@ pub async fn start_database(
 ) -> std::io::Result<Database> {
     let d = &config.database;
     let target = DbTarget::parse(&d.url).map_err(std::io::Error::other)?;
-    let pool =
-        db::pool(&target, d.pool_size, Duration::from_millis(d.connect_timeout_ms)).map_err(std::io::Error::other)?;
+    let pool = db::pool(&target, d.pool_size, d.connect_timeout()).map_err(std::io::Error::other)?;
     let stats = Arc::new(DbStats::new(metrics).map_err(std::io::Error::other)?);
     let (spool_path, dead_path, max, started) = (
         d.spool_path.clone(),
@@ -106,13 +105,8 @@ pub async fn start_database(
         let dead = DeadLetters::open(&dead_path, max);
         DbActor::new(Writer::new(p.clone(), spool, dead, st.clone(), started).for_instance(&id))
     });
-    let batcher = DbBatcher::new(
-        writer.clone(),
-        d.batch_max,
-        Duration::from_millis(d.batch_delay_ms),
-        Duration::from_millis(d.replay_interval_ms),
-    )
-    .for_instance(instance.as_str());
+    let batcher = DbBatcher::new(writer.clone(), d.batch_max, d.batch_delay(), d.replay_interval())
+        .for_instance(instance.as_str());
     let batcher = Supervisor::start(move |_| batcher);
     match writer.send(Prepare).await {
         Ok(true) => log::info!("db: {} ready", target.redacted()),
@@ -169,8 +163,8 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
     let calls = &config.calls;
     let registry = Registry::start(RegistrySetup {
         max_calls: calls.max_concurrent_calls,
-        admission_deadline: Duration::from_millis(calls.admission_deadline_ms),
-        reconcile_every: Duration::from_millis(calls.reconcile_interval_ms),
+        admission_deadline: calls.admission_deadline(),
+        reconcile_every: calls.reconcile_interval(),
         records: Some((database.batcher.clone(), config.elevenlabs.agent_id.clone())),
     });
     registry.set_carrier_caps(crate::routing::carrier_caps(&config));
@@ -182,15 +176,11 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
     sample_cost(meter.clone(), registry.clone());
     let access: SharedAccess = Arc::new(std::sync::RwLock::new(CarrierAccess::from_config(&config)));
     let breaker = crate::call::breaker::UpstreamBreaker::from_config(&config.elevenlabs, metrics.clone());
-    let plivo_nonces =
-        crate::http::nonces::SharedNonces::new(Duration::from_secs(config.carriers.plivo.replay_window_s));
+    let signed_nonces = crate::http::nonces::SharedNonces::new(config.carriers.replay_window());
     let state = web::Data::new(AppState {
         breaker: Arc::new(breaker),
-        tokens: CallTokens::new(
-            config.carrier.secret.as_deref(),
-            Duration::from_secs(config.carrier.token_ttl_seconds),
-        )
-        .map_err(std::io::Error::other)?,
+        tokens: CallTokens::new(config.carrier.secret.as_deref(), config.carrier.token_ttl())
+            .map_err(std::io::Error::other)?,
         config: Arc::new(config.clone()),
         registry: registry.clone(),
         metrics: metrics.clone(),
@@ -203,7 +193,7 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         routes: routes.clone(),
         instance: instance.clone(),
         fleet: fleet.clone(),
-        plivo_nonces,
+        signed_nonces,
     });
     let server = run_carrier_listener(listener, tls.as_ref(), state.clone(), &config, handle_signals)?;
     let admin = run_admin_listener(admin_listener, state, &config)?;
@@ -267,7 +257,7 @@ fn run_carrier_listener(
     server = server
         .backlog(4096)
         .max_connections(100_000)
-        .client_request_timeout(Duration::from_millis(config.server.request_timeout_ms))
+        .client_request_timeout(config.server.request_timeout())
         .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs());
     if config.server.workers > 0 {
         server = server.workers(config.server.workers);
@@ -286,7 +276,7 @@ fn run_admin_listener(listener: TcpListener, state: web::Data<AppState>, config:
     })
     .listen(listener)?
     .workers(1)
-    .client_request_timeout(Duration::from_millis(config.server.request_timeout_ms))
+    .client_request_timeout(config.server.request_timeout())
     .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
     .disable_signals()
     .run())

@@ -4,8 +4,9 @@
 //! Layout, by layer. A module uses only modules of its own layer or of layers below it, and no two files
 //! import each other, directly or around a circle: `scripts/layers` checks both (CI runs it).
 //!
-//! 1. foundation — `values`, `config`, `metrics`, `net`, `tls`, `supervise`: typed bounded values made
-//!    where data enters; the configuration and its validation; the Prometheus metrics; socket options; the
+//! 1. foundation — `values`, `config`, `carriers::list`, `carriers::*::config`, `metrics`, `net`, `tls`, `supervise`:
+//!    typed bounded values made where data enters; the configuration and its validation (the one list of
+//!    carriers, and each carrier's section in its folder); the Prometheus metrics; socket options; the
 //!    carrier listener's reloadable certificate; panics caught at each part's boundary, and fault points.
 //! 2. wire — `protocol`, `carriers`, `audio`, `ws`, `carrier_token`, `routing`: both sides' wire formats as
 //!    plain types (no I/O), each carrier's in its folder with its `Dialect`; codecs, resampling and the pacer's queue; WebSocket frame plumbing; per-call carrier

@@ -4,6 +4,7 @@
 //! reloads the configuration file.
 
 use crate::call::EndReason;
+use crate::config::reload::Reload;
 use crate::config::Config;
 use crate::db::batcher::FlushAll;
 use crate::gateway::{self, Gateway};
@@ -129,12 +130,12 @@ pub async fn run(config: Config, config_path: PathBuf, explicit_path: bool) -> s
         tokio::select! {
             _ = term.recv() => {
                 log::info!("SIGTERM: draining for up to {} ms", current.server.drain_timeout_ms);
-                drain(&gw, Duration::from_millis(current.server.drain_timeout_ms)).await;
+                drain(&gw, current.server.drain_timeout()).await;
                 break;
             }
             _ = int.recv() => {
                 log::info!("SIGINT: draining for up to {} ms", current.server.interrupt_drain_timeout_ms);
-                drain(&gw, Duration::from_millis(current.server.interrupt_drain_timeout_ms)).await;
+                drain(&gw, current.server.interrupt_drain_timeout()).await;
                 break;
             }
             _ = hup.recv() => reload(&gw, &config_path, explicit_path, &mut current).await,
@@ -221,36 +222,51 @@ async fn reload(gw: &Gateway, path: &std::path::Path, explicit: bool, current: &
     if changed.is_empty() {
         log::info!("SIGHUP: {} reloaded, nothing changed", path.display());
     }
-    for key in &changed {
-        match key.as_str() {
-            "calls.max_concurrent_calls" => {
-                gw.registry.set_limit(new.calls.max_concurrent_calls);
-                log::info!("SIGHUP: {key} = {} applied", new.calls.max_concurrent_calls);
+    let mut actions: std::collections::BTreeMap<Reload, Vec<String>> = Default::default();
+    for key in changed {
+        actions.entry(Reload::of(&key)).or_default().push(key);
+    }
+    for (action, keys) in actions {
+        let done = apply(gw, &new, action);
+        for key in keys {
+            match action {
+                Reload::AtRestart => log::warn!("SIGHUP: {key}{done}"),
+                _ => log::info!("SIGHUP: {key}{done}"),
             }
-            "carrier.allowed_ips" | "carrier.allowed_origins" | "server.trusted_proxies" => {
-                let rules = crate::http::access::CarrierAccess::from_config(&new);
-                crate::http::access::replace(&gw.access, rules);
-                log::info!("SIGHUP: {key} applied");
-            }
-            "routes" | "elevenlabs.agent_id" => {
-                crate::routing::reload_routes(&gw.routes, &new);
-                let table = crate::routing::current_routes(&gw.routes);
-                gw.metrics.agents_known(table.agents());
-                log::info!("SIGHUP: {key} applied to calls admitted from now on (live calls keep their route)");
-            }
-            carriers if carriers.starts_with("carriers.") => {
-                gw.registry.set_carrier_caps(crate::routing::carrier_caps(&new));
-                log::info!("SIGHUP: {key}: max_calls applied; its other keys take effect at the next restart");
-            }
-            "log.level" => {
-                let level = new.log.level.parse().unwrap_or(log::LevelFilter::Info);
-                log::set_max_level(level);
-                log::info!("SIGHUP: {key} = {} applied", new.log.level);
-            }
-            _ => log::warn!("SIGHUP: {key} changed; it takes effect at the next restart"),
         }
     }
     *current = new;
+}
+
+/// Applies one kind of change from the new configuration, once however many of its keys changed; what
+/// was done, as the end of the log line after each key.
+fn apply(gw: &Gateway, new: &Config, action: Reload) -> String {
+    match action {
+        Reload::Cap => {
+            gw.registry.set_limit(new.calls.max_concurrent_calls);
+            format!(" = {} applied", new.calls.max_concurrent_calls)
+        }
+        Reload::Access => {
+            let rules = crate::http::access::CarrierAccess::from_config(new);
+            crate::http::access::replace(&gw.access, rules);
+            " applied".into()
+        }
+        Reload::Routes => {
+            crate::routing::reload_routes(&gw.routes, new);
+            let table = crate::routing::current_routes(&gw.routes);
+            gw.metrics.agents_known(table.agents());
+            " applied to calls admitted from now on (live calls keep their route)".into()
+        }
+        Reload::CarrierCaps => {
+            gw.registry.set_carrier_caps(crate::routing::carrier_caps(new));
+            ": max_calls applied; its other keys take effect at the next restart".into()
+        }
+        Reload::LogLevel => {
+            log::set_max_level(new.log.level.parse().unwrap_or(log::LevelFilter::Info));
+            format!(" = {} applied", new.log.level)
+        }
+        Reload::AtRestart => " changed; it takes effect at the next restart".into(),
+    }
 }
 
 /// `section.key` of every value that differs (secrets are not in the serialized form).

@@ -4,7 +4,6 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 use websocket_api::capacity::PerCallCost;
 use websocket_api::carriers::Carrier;
 use websocket_api::config::origins::Origins;
@@ -336,7 +335,7 @@ fn migrate(cli_path: Option<&PathBuf>) -> ExitCode {
     private_files();
     let d = &config.database;
     let result = DbTarget::parse(&d.url).and_then(|target| {
-        let pool = db::pool(&target, 1, Duration::from_millis(d.connect_timeout_ms))?;
+        let pool = db::pool(&target, 1, d.connect_timeout())?;
         let mut conn = db::connect(&pool, &target)?;
         db::migrate(&mut conn).map(|n| (n, target))
     });
@@ -429,7 +428,7 @@ fn check_config(cli_path: Option<&PathBuf>) -> ExitCode {
     };
     print!("{}", config.redacted_toml());
     println!("\n# what to enter at each carrier");
-    for line in config.carrier_setup() {
+    for line in websocket_api::carriers::setup::setup_lines(&config) {
         println!("# {line}");
     }
     for w in config.warnings() {

@@ -77,7 +77,7 @@ thread_local! {
 }
 
 fn agent_client(cfg: &ElevenLabsConfig) -> awc::Client {
-    let timeout = Duration::from_millis(cfg.connect_timeout_ms);
+    let timeout = cfg.connect_timeout();
     CLIENT.with(|c| {
         c.borrow_mut()
             .get_or_insert_with(|| {
@@ -167,7 +167,7 @@ fn with_agent_id(url: &str, agent_id: &str) -> String {
 
 /// Dials the agent and completes the upgrade, within the connect timeout.
 pub async fn dial(cfg: &ElevenLabsConfig, agent_id: &str) -> Result<AgentSocket, DialError> {
-    let timeout = Duration::from_millis(cfg.connect_timeout_ms);
+    let timeout = cfg.connect_timeout();
     let client = agent_client(cfg);
     let url = match cfg.auth {
         ElevenLabsAuth::SignedUrl => fetch_signed_url(&client, cfg, agent_id).await?,

@@ -195,17 +195,17 @@ impl UpstreamBreaker {
     /// The breakers `elevenlabs.breaker_*` (the account's) and `elevenlabs.agent_breaker_*` (each agent's)
     /// describe.
     pub fn from_config(el: &crate::config::ElevenLabsConfig, metrics: Arc<Metrics>) -> Self {
-        let policy = |failures, window_ms, cooldown_ms| BreakerPolicy {
+        let policy = |failures, window, cooldown| BreakerPolicy {
             failures,
-            window: Duration::from_millis(window_ms),
-            cooldown: Duration::from_millis(cooldown_ms),
+            window,
+            cooldown,
         };
         UpstreamBreaker::new(
-            policy(el.breaker_failures, el.breaker_window_ms, el.breaker_cooldown_ms),
+            policy(el.breaker_failures, el.breaker_window(), el.breaker_cooldown()),
             policy(
                 el.agent_breaker_failures,
-                el.agent_breaker_window_ms,
-                el.agent_breaker_cooldown_ms,
+                el.agent_breaker_window(),
+                el.agent_breaker_cooldown(),
             ),
             metrics,
         )

@@ -11,21 +11,10 @@ pub mod writer;
 
 use crate::audio::format::AudioFormat;
 
-/// The carriers, in one list: each `Variant => folder` is a folder of this module, whose `DIALECT` says
-/// what it is like and whose `endpoint::mount` serves its webhook. Adding a carrier is its folder and its
-/// line here. Whatever needs every carrier takes them from here, `carriers_list!(a_macro)`: the `Carrier`
-/// type below, and the carrier listener's webhooks (`http::carrier_routes`).
-macro_rules! carriers_list {
-    ($then:ident) => {
-        $then! {
-            Mcube => mcube,
-            Plivo => plivo,
-            Exotel => exotel,
-            Twilio => twilio,
-        }
-    };
-}
-pub(crate) use carriers_list;
+pub mod list;
+pub mod setup;
+
+pub(crate) use list::carriers_list;
 
 /// Declares the carriers' folders and the `Carrier` type, from `carriers_list`.
 macro_rules! declare_carriers {
@@ -42,6 +31,14 @@ macro_rules! declare_carriers {
             /// Every carrier, in the order listed.
             pub const ALL: [Carrier; [$(stringify!($variant)),+].len()] = [$(Carrier::$variant),+];
 
+            /// Its name (its folder's): in media socket paths (`/ws/{name}/…`), its config section, routes,
+            /// records and metric labels.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Carrier::$variant => stringify!($folder)),+
+                }
+            }
+
             /// What the carrier is like.
             pub fn dialect(self) -> &'static dyn Dialect {
                 match self {
@@ -56,9 +53,6 @@ carriers_list!(declare_carriers);
 
 /// What a carrier is like, as the generic layers need to know it.
 pub trait Dialect: Sync {
-    /// Its name: in media socket paths (`/ws/{name}/…`), its config section, records and metric labels.
-    fn name(&self) -> &'static str;
-
     /// Its webhook on the carrier-facing listener: method and path.
     fn webhook(&self) -> (&'static str, &'static str);
 
@@ -73,6 +67,13 @@ pub trait Dialect: Sync {
     /// Media messages it takes only in whole numbers of this many bytes (1: any).
     fn media_block_bytes(&self) -> usize {
         1
+    }
+
+    /// Whether a request or media socket upgrade carrying `authorization` (its `Authorization` header)
+    /// presents the credentials `cfg` asks of this carrier (none asked: yes). Its webhook's signature is its
+    /// endpoint's to check; this is what its socket must show too.
+    fn authorized(&self, _cfg: &crate::config::Config, _authorization: Option<&str>) -> bool {
+        true
     }
 
     /// Whether its stream names its call and token only in its `start` event (its stream URL carries no
@@ -106,10 +107,6 @@ impl serde::Serialize for Carrier {
 }
 
 impl Carrier {
-    pub fn as_str(self) -> &'static str {
-        self.dialect().name()
-    }
-
     /// The carrier's webhook on the carrier-facing listener: its method and path.
     pub fn webhook(self) -> (&'static str, &'static str) {
         self.dialect().webhook()

@@ -1,96 +1,90 @@
-//! `[carriers.*]`: each carrier's own settings beside Mcube's `[carrier]` — its credentials (secrets from
-//! the environment only) and its share of the cap.
+//! `[carriers.*]`: one section per carrier, each defined in its folder (`carriers::<name>::config`) behind
+//! `section::CarrierSection`, made into `CarriersConfig` from the one list of carriers. Everything done to every
+//! section (shares of the cap, secrets from the environment, checks, setup lines) is written once here.
 
+use super::section::CarrierSection;
+use crate::carriers::list::carriers_list;
 use serde::{Deserialize, Serialize};
 
-/// Each carrier's own settings: credentials (Mcube's are `[carrier]`) and share of the cap (docs/carriers.md).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CarriersConfig {
-    pub mcube: McubeConfig,
-    pub plivo: PlivoConfig,
-    pub exotel: ExotelConfig,
-    pub twilio: TwilioConfig,
-}
-
-/// Mcube's share of the cap (its other settings are `[carrier]`'s).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct McubeConfig {
-    /// The most calls Mcube may hold at once; unset: up to the whole cap.
-    pub max_calls: Option<usize>,
-}
-
-/// Twilio Media Streams.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TwilioConfig {
-    /// The voice webhook URL as configured on the Twilio number (its signature covers it); empty derives it
-    /// from `server.public_url` (`ws` → `http`) + `/twilio/voice`.
-    pub voice_url: String,
-    /// The most calls Twilio may hold at once; unset: up to the whole cap.
-    pub max_calls: Option<usize>,
-    /// Secret, from `WSAPI__CARRIERS__TWILIO__AUTH_TOKEN` only: with it, every webhook's
-    /// `X-Twilio-Signature` must verify.
-    #[serde(skip)]
-    pub auth_token: Option<String>,
-}
-
-/// Exotel's Voicebot applet.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ExotelConfig {
-    /// The user of the Basic auth Exotel presents (the applet's URL `https://user:password@…`).
-    pub username: String,
-    /// The most calls Exotel may hold at once; unset: up to the whole cap.
-    pub max_calls: Option<usize>,
-    /// Secret, from `WSAPI__CARRIERS__EXOTEL__PASSWORD` only: with it, Exotel's requests and sockets must
-    /// present `username` and it (Basic auth).
-    #[serde(skip)]
-    pub password: Option<String>,
-}
-
-/// Plivo Audio Streams.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PlivoConfig {
-    /// The answer URL as configured in Plivo's console (its signature covers it); empty derives it from
-    /// `server.public_url` (`ws` → `http`) + `/plivo/answer`.
-    pub answer_url: String,
-    /// The most calls Plivo may hold at once; unset: up to the whole cap.
-    pub max_calls: Option<usize>,
-    /// Also take `X-Plivo-Signature-V2`, which signs the URL and nonce but not the call's parameters
-    /// (accounts that still sign that way); off, only `X-Plivo-Signature-V3` is taken.
-    pub accept_v2: bool,
-    /// How long a signature's nonce is remembered: the same nonce again within it is a replay (403).
-    /// Plivo's signatures carry no time, so a replay after it is not recognised (docs/security.md).
-    pub replay_window_s: u64,
-    /// Secret, from `WSAPI__CARRIERS__PLIVO__AUTH_TOKEN` only: with it, every webhook's
-    /// `X-Plivo-Signature-V3` (or V2 with `accept_v2`) must verify, with a nonce not seen before.
-    #[serde(skip)]
-    pub auth_token: Option<String>,
-}
-
-impl Default for PlivoConfig {
-    fn default() -> Self {
-        PlivoConfig {
-            answer_url: String::new(),
-            max_calls: None,
-            accept_v2: false,
-            replay_window_s: 3600,
-            auth_token: None,
+macro_rules! carriers_config {
+    ($($variant:ident => $folder:ident),+ $(,)?) => {
+        /// Each carrier's own settings: credentials (Mcube's are `[carrier]`) and share of the cap
+        /// (docs/carriers.md).
+        #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct CarriersConfig {
+            $(pub $folder: crate::carriers::$folder::config::Section,)+
         }
-    }
+
+        impl CarriersConfig {
+            /// Every section, by its carrier's name.
+            pub fn each(&self) -> Vec<(&'static str, &dyn CarrierSection)> {
+                vec![$((stringify!($folder), &self.$folder as &dyn CarrierSection)),+]
+            }
+
+            fn each_mut(&mut self) -> Vec<(&'static str, &mut dyn CarrierSection)> {
+                vec![$((stringify!($folder), &mut self.$folder as &mut dyn CarrierSection)),+]
+            }
+        }
+    };
+}
+carriers_list!(carriers_config);
+
+/// A carrier's secret's environment variable.
+fn secret_env(name: &str, key: &str) -> String {
+    format!(
+        "WSAPI__CARRIERS__{}__{}",
+        name.to_ascii_uppercase(),
+        key.to_ascii_uppercase()
+    )
 }
 
 impl CarriersConfig {
-    /// Each carrier's share of the cap, by its name (`config::routes::CARRIER_NAMES`).
-    pub fn caps(&self) -> [(&'static str, Option<usize>); 4] {
-        [
-            ("mcube", self.mcube.max_calls),
-            ("plivo", self.plivo.max_calls),
-            ("exotel", self.exotel.max_calls),
-            ("twilio", self.twilio.max_calls),
-        ]
+    /// Each carrier's share of the cap, by its name.
+    pub fn caps(&self) -> Vec<(&'static str, Option<usize>)> {
+        self.each().into_iter().map(|(name, s)| (name, s.max_calls())).collect()
+    }
+
+    /// Each carrier's secret: its section (`carriers.<name>`), key, environment variable and whether set.
+    pub fn secrets(&self) -> Vec<(String, &'static str, String, bool)> {
+        let with_key = |(name, s): (&'static str, &dyn CarrierSection)| {
+            let key = s.secret_key()?;
+            Some((format!("carriers.{name}"), key, secret_env(name, key), s.has_secret()))
+        };
+        self.each().into_iter().filter_map(with_key).collect()
+    }
+
+    /// Reads each carrier's secret with `get` (an environment variable's non-empty value).
+    pub fn read_secrets(&mut self, get: impl Fn(&str) -> Option<String>) {
+        for (name, section) in self.each_mut() {
+            if let Some(key) = section.secret_key() {
+                if let Some(slot) = section.secret() {
+                    *slot = get(&secret_env(name, key));
+                }
+            }
+        }
+    }
+
+    /// How long a signed request's nonce is remembered (the longest any carrier asks; an hour when none).
+    pub fn replay_window(&self) -> std::time::Duration {
+        let windows = self.each().into_iter().filter_map(|(_, s)| s.replay_window());
+        windows.max().unwrap_or(std::time::Duration::from_secs(3600))
+    }
+
+    /// Forgets every carrier's secret (the demo's simulated carriers present none).
+    pub fn clear_secrets(&mut self) {
+        self.read_secrets(|_| None);
+    }
+
+    /// Each section's checks, and that a share of the cap is at least one call.
+    pub fn validate(&self, problems: &mut Vec<String>) {
+        for (name, section) in self.each() {
+            if section.max_calls() == Some(0) {
+                problems.push(format!(
+                    "carriers.{name}.max_calls: must be at least 1 (leave it out for no share)"
+                ));
+            }
+            section.validate(problems);
+        }
     }
 }

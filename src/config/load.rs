@@ -77,9 +77,7 @@ impl Config {
         self.admin.token = get(ENV_ADMIN_TOKEN);
         self.carrier.secret = get(ENV_CARRIER_SECRET);
         self.carrier.static_token = get(ENV_CARRIER_STATIC_TOKEN);
-        self.carriers.plivo.auth_token = get(ENV_PLIVO_AUTH_TOKEN);
-        self.carriers.exotel.password = get(ENV_EXOTEL_PASSWORD);
-        self.carriers.twilio.auth_token = get(ENV_TWILIO_AUTH_TOKEN);
+        self.carriers.read_secrets(|name| get(name));
     }
 
     /// The effective configuration as TOML with secrets shown only as set/unset, and credentials inside URLs
@@ -88,23 +86,21 @@ impl Config {
         let mut value = toml::Value::try_from(self).unwrap_or(toml::Value::Table(Default::default()));
         redact_urls(&mut value);
         let body = toml::to_string_pretty(&value).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
-        let secret = |s: &Option<String>| {
-            if s.is_some() {
-                "set (redacted)"
-            } else {
-                "unset"
-            }
-        };
-        format!(
-            "{body}\n# secrets (environment only)\n# {ENV_ELEVENLABS_API_KEY}: {}\n# {ENV_ADMIN_TOKEN}: {}\n# {ENV_CARRIER_SECRET}: {}\n# {ENV_CARRIER_STATIC_TOKEN}: {}\n# {ENV_PLIVO_AUTH_TOKEN}: {}\n# {ENV_EXOTEL_PASSWORD}: {}\n# {ENV_TWILIO_AUTH_TOKEN}: {}\n",
-            secret(&self.elevenlabs.api_key),
-            secret(&self.admin.token),
-            secret(&self.carrier.secret),
-            secret(&self.carrier.static_token),
-            secret(&self.carriers.plivo.auth_token),
-            secret(&self.carriers.exotel.password),
-            secret(&self.carriers.twilio.auth_token),
-        )
+        let mut secrets = vec![
+            (ENV_ELEVENLABS_API_KEY.to_string(), self.elevenlabs.api_key.is_some()),
+            (ENV_ADMIN_TOKEN.to_string(), self.admin.token.is_some()),
+            (ENV_CARRIER_SECRET.to_string(), self.carrier.secret.is_some()),
+            (
+                ENV_CARRIER_STATIC_TOKEN.to_string(),
+                self.carrier.static_token.is_some(),
+            ),
+        ];
+        secrets.extend(self.carriers.secrets().into_iter().map(|(_, _, env, set)| (env, set)));
+        let lines: String = secrets
+            .iter()
+            .map(|(env, set)| format!("# {env}: {}\n", if *set { "set (redacted)" } else { "unset" }))
+            .collect();
+        format!("{body}\n# secrets (environment only)\n{lines}")
     }
 }
 
@@ -163,21 +159,20 @@ fn redact_urls(v: &mut toml::Value) {
 }
 
 fn check_no_secrets_in_file(table: &toml::Table, problems: &mut Vec<String>) {
-    let secrets = [
-        ("elevenlabs", "api_key"),
-        ("admin", "token"),
-        ("carrier", "secret"),
-        ("carrier", "static_token"),
-        ("carriers.plivo", "auth_token"),
-        ("carriers.exotel", "password"),
-        ("carriers.twilio", "auth_token"),
+    let mut secrets = vec![
+        ("elevenlabs".to_string(), "api_key"),
+        ("admin".to_string(), "token"),
+        ("carrier".to_string(), "secret"),
+        ("carrier".to_string(), "static_token"),
     ];
+    let carriers = super::CarriersConfig::default().secrets();
+    secrets.extend(carriers.into_iter().map(|(section, key, _, _)| (section, key)));
     for (section, key) in secrets {
         let table_of = |path: &str| {
             path.split('.')
                 .try_fold(table, |t, part| t.get(part).and_then(toml::Value::as_table))
         };
-        if table_of(section).and_then(|s| s.get(key)).is_some() {
+        if table_of(&section).and_then(|s| s.get(key)).is_some() {
             problems.push(format!(
                 "{section}.{key}: secrets are read from the environment only, remove it from the file"
             ));
@@ -185,17 +180,13 @@ fn check_no_secrets_in_file(table: &toml::Table, problems: &mut Vec<String>) {
     }
 }
 
-fn secret_env_names() -> BTreeSet<&'static str> {
-    [
-        ENV_ADMIN_TOKEN,
-        ENV_CARRIER_SECRET,
-        ENV_CARRIER_STATIC_TOKEN,
-        ENV_PLIVO_AUTH_TOKEN,
-        ENV_EXOTEL_PASSWORD,
-        ENV_TWILIO_AUTH_TOKEN,
-    ]
-    .into_iter()
-    .collect()
+fn secret_env_names() -> BTreeSet<String> {
+    let carriers = super::CarriersConfig::default().secrets();
+    [ENV_ADMIN_TOKEN, ENV_CARRIER_SECRET, ENV_CARRIER_STATIC_TOKEN]
+        .into_iter()
+        .map(String::from)
+        .chain(carriers.into_iter().map(|(_, _, env, _)| env))
+        .collect()
 }
 
 /// `WSAPI__CALLS__MAX_CONCURRENT_CALLS=500` becomes `calls.max_concurrent_calls = 500`, and a nested section
@@ -207,7 +198,7 @@ fn apply_env_overrides(table: &mut toml::Table, env: &[(String, String)], proble
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
             continue;
         };
-        if secrets.contains(name.as_str()) {
+        if secrets.contains(name) {
             continue;
         }
         let parts: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();

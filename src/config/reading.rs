@@ -91,7 +91,7 @@ fn section_problem(section: &str, message: &str, key: Option<&str>) -> String {
     };
     let mut problem = format!("{section}.{key}: {what}");
     let field = key.rsplit('.').next().unwrap_or(key);
-    if section == "carrier" && ["mcube", "plivo", "exotel", "twilio"].contains(&key) {
+    if section == "carrier" && crate::carriers::list::NAMES.contains(&key) {
         problem.push_str(&format!("; did you mean [carriers.{key}]?"));
     } else if let Some(expected) = what.split("expected one of ").nth(1) {
         let candidates = expected.split(", ").map(|c| c.trim_matches('`'));

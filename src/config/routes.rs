@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The carriers a route may name (`carriers::Carrier`'s names; a test keeps the two lists equal).
-pub const CARRIER_NAMES: [&str; 4] = ["mcube", "plivo", "exotel", "twilio"];
+/// The carriers a route may name.
+pub use crate::carriers::list::NAMES as CARRIER_NAMES;
 /// The longest route name, dynamic variable name and string value we take.
 pub const MAX_ROUTE_NAME: usize = 64;
 pub const MAX_VARIABLE_VALUE: usize = 1024;

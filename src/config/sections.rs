@@ -1,7 +1,6 @@
 //! The configuration's sections, their keys and their defaults.
 
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 /// Default location of the configuration file when neither `--config` nor `WSAPI_CONFIG` names one.
 pub const DEFAULT_CONFIG_PATH: &str = "config/websocket_api.toml";
@@ -16,12 +15,7 @@ pub const ENV_ELEVENLABS_API_KEY: &str = "ELEVENLABS_API_KEY";
 pub const ENV_ADMIN_TOKEN: &str = "WSAPI__ADMIN__TOKEN";
 pub const ENV_CARRIER_SECRET: &str = "WSAPI__CARRIER__SECRET";
 pub const ENV_CARRIER_STATIC_TOKEN: &str = "WSAPI__CARRIER__STATIC_TOKEN";
-/// Plivo's auth token: its webhooks are signed with it.
-pub const ENV_PLIVO_AUTH_TOKEN: &str = "WSAPI__CARRIERS__PLIVO__AUTH_TOKEN";
-/// The password Exotel presents (Basic auth, from the applet's `wss://user:password@…` URL).
-pub const ENV_EXOTEL_PASSWORD: &str = "WSAPI__CARRIERS__EXOTEL__PASSWORD";
-/// Twilio's account auth token: its webhooks are signed with it.
-pub const ENV_TWILIO_AUTH_TOKEN: &str = "WSAPI__CARRIERS__TWILIO__AUTH_TOKEN";
+// Each carrier's secret is `WSAPI__CARRIERS__<NAME>__<KEY>` (`CarriersConfig::secrets`).
 
 /// The whole effective configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -454,9 +448,3 @@ impl std::fmt::Display for ConfigProblems {
 }
 
 impl std::error::Error for ConfigProblems {}
-
-impl CallsConfig {
-    pub fn frame(&self) -> Duration {
-        Duration::from_millis(self.frame_ms)
-    }
-}

@@ -181,20 +181,7 @@ impl Config {
 
     /// Each carrier's keys, and the routes.
     fn validate_carriers(&self, problems: &mut Vec<String>) {
-        for (name, cap) in self.carriers.caps() {
-            if cap == Some(0) {
-                problems.push(format!(
-                    "carriers.{name}.max_calls: must be at least 1 (leave it out for no share)"
-                ));
-            }
-        }
-        let window = self.carriers.plivo.replay_window_s;
-        if !(1..=604_800).contains(&window) {
-            problems.push(format!(
-                "carriers.plivo.replay_window_s: {window} is outside 1..=604800 (a nonce must be remembered for a \
-                 while, or every replay passes)"
-            ));
-        }
+        self.carriers.validate(problems);
         super::routes::check_routes(&self.routes, problems);
     }
 

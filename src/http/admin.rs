@@ -148,7 +148,9 @@ fn named_call(
     let bad = |why: &str| Box::new(error_json(StatusCode::BAD_REQUEST, why));
     let id = call_id_of(path).map_err(|e| bad(&e.to_string()))?;
     let carrier = carrier
-        .map(|name| Carrier::from_path(name).ok_or_else(|| bad("carrier: mcube, plivo, exotel or twilio")))
+        .map(|name| {
+            Carrier::from_path(name).ok_or_else(|| bad(&format!("carrier: {}", crate::carriers::list::spoken())))
+        })
         .transpose()?;
     let mut live = state.registry.find_id(&id);
     live.retain(|s| carrier.is_none_or(|c| s.info.carrier == c));
@@ -302,7 +304,7 @@ mod tests {
                 policy,
                 metrics.clone(),
             )),
-            plivo_nonces: crate::http::nonces::SharedNonces::new(Duration::from_secs(1)),
+            signed_nonces: crate::http::nonces::SharedNonces::new(Duration::from_secs(1)),
             config: std::sync::Arc::new(config),
             registry,
             metrics,

@@ -227,6 +227,21 @@ pub(crate) fn save(state: &AppState, write: DbWrite) {
     state.db.do_send(Save { writes: vec![write] });
 }
 
+/// The carrier's own credentials (`Dialect::authorized`: Exotel's Basic auth) on its webhook or media
+/// socket: missing or wrong gets 401 and no record.
+pub(crate) fn refuse_uncredentialed(carrier: Carrier, req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
+    let authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+    if carrier.dialect().authorized(&state.config, authorization) {
+        return None;
+    }
+    log::warn!(
+        "carrier: {} request without valid credentials refused (401)",
+        carrier.as_str()
+    );
+    state.metrics.traffic.refused("unauthorized", carrier.as_str());
+    Some(error_json(StatusCode::UNAUTHORIZED, "unauthorized"))
+}
+
 /// The access rules: a source address not allowed, or a browser Origin not allowed, gets 403. Behind a
 /// trusted proxy, the source is the address it forwarded.
 pub(crate) fn refuse_source(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {

@@ -1,11 +1,12 @@
-//! Every carrier's media WebSocket: `/ws/{carrier}/{call_id}?token=…` (Mcube, Plivo, Exotel), refused
-//! before the upgrade (no 101) when the token is bad or the call holds no slot; and `/ws/twilio` (in a
-//! fleet `/ws/twilio/{instance}`, for the balancer to route on), whose URL carries no query (Twilio forbids
-//! one), so its call and token are checked when its `start` arrives and a refusal closes the socket with
-//! 1008. Either way the call actor starts only once both hold, and a call is its carrier's and id's: no
-//! carrier's socket can claim another's call.
+//! Every carrier's media WebSocket: `/ws/{carrier}/{call_id}?token=…`, refused before the upgrade (no 101)
+//! when the token is bad or the call holds no slot; and the socket of a carrier whose stream URL carries no
+//! query (`Dialect::names_call_at_start`: Twilio forbids one), mounted by its endpoint at its own path (in
+//! a fleet with the instance as the last segment, for the balancer to route on): its call and token are
+//! checked when its `start` arrives, and a refusal closes the socket with 1008. Either way the call actor
+//! starts only once both hold, and a call is its carrier's and id's: no carrier's socket can claim
+//! another's call.
 
-use super::admission::{refuse_carrier_token, refuse_source, refused};
+use super::admission::{refuse_carrier_token, refuse_source, refuse_uncredentialed, refused};
 use super::reply::error_json;
 use super::state::AppState;
 use crate::call::actor::{CallActor, CallDeps};
@@ -22,7 +23,6 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use serde::Deserialize;
-use std::time::Duration;
 
 #[derive(Debug, Deserialize)]
 pub struct MediaQuery {
@@ -33,8 +33,8 @@ pub struct MediaQuery {
     instance: Option<String>,
 }
 
-/// `GET /ws/{carrier}/{call_id}`: a carrier's media socket (`mcube`, `plivo`, `exotel`; Exotel's behind
-/// its Basic auth when set): token, then slot, then the upgrade. A refused upgrade writes no record
+/// `GET /ws/{carrier}/{call_id}`: a carrier's media socket (behind its own credentials, when its dialect
+/// asks any): token, then slot, then the upgrade. A refused upgrade writes no record
 /// (whoever sent it has not shown they are the carrier): it is counted.
 pub async fn media_socket(
     req: HttpRequest,
@@ -101,28 +101,30 @@ pub async fn media_socket(
     }
 }
 
-/// `GET /ws/twilio[/{instance}]`: Twilio's media stream. The upgrade passes the access rules (and, in a
-/// fleet, names this instance) only; the call and its token arrive in `start.customParameters`, and the
-/// call is claimed then (`claim_named_call`).
-pub async fn twilio_socket(
+/// The media stream of a carrier that names its call at `start` (Twilio's `/ws/twilio[/{instance}]`, as
+/// its endpoint mounts it). The upgrade passes the access rules (and, in a fleet, names this instance)
+/// only; the call and its token arrive in the `start` event, and the call is claimed then
+/// (`claim_named_call`).
+pub async fn named_at_start_socket(
+    carrier: Carrier,
     req: HttpRequest,
     payload: web::Payload,
     instance: Option<web::Path<String>>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Some(refusal) = refuse_unauthenticated(Carrier::Twilio, &req, &state) {
+    if let Some(refusal) = refuse_unauthenticated(carrier, &req, &state) {
         return refusal;
     }
     let wanted = instance.map(web::Path::into_inner);
-    if let Some(refusal) = refuse_misdirected(wanted.as_deref(), &state, "twilio/-") {
+    if let Some(refusal) = refuse_misdirected(wanted.as_deref(), &state, &format!("{}/-", carrier.as_str())) {
         return refusal;
     }
-    let claim = claim_named_call(state.clone());
+    let claim = claim_named_call(carrier, state.clone());
     let leg = carrier_leg(&state, "-".into(), None);
     match start_guarded_socket(
         |oversized| {
-            leg.speaking(Carrier::Twilio)
-                .claiming_at_start(claim, Duration::from_millis(state.config.calls.start_timeout_ms))
+            leg.speaking(carrier)
+                .claiming_at_start(claim, state.config.calls.start_timeout())
                 .guarded_by(oversized)
         },
         &req,
@@ -136,32 +138,36 @@ pub async fn twilio_socket(
 
 /// The access rules and the carrier's own credentials, before any upgrade.
 fn refuse_unauthenticated(carrier: Carrier, req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
-    let exotel = (carrier == Carrier::Exotel)
-        .then(|| crate::carriers::exotel::endpoint::refuse_unauthenticated(req, state))
-        .flatten();
     let unbound = !state.config.carrier.require_token;
-    exotel
+    refuse_uncredentialed(carrier, req, state)
         .or_else(|| refuse_source(req, state))
         .or_else(|| unbound.then(|| refuse_carrier_token(req, state))?)
 }
 
-/// Claims the call a Twilio stream names at `start`: its token (when tokens are required), then its slot;
-/// then the call starts with the leg attached.
-fn claim_named_call(state: web::Data<AppState>) -> ClaimAtStart {
+/// Claims the call a stream names at `start`: its token (when tokens are required), then its slot; then
+/// the call starts with the leg attached.
+fn claim_named_call(carrier: Carrier, state: web::Data<AppState>) -> ClaimAtStart {
     Box::new(move |named: &StreamClaim, leg: Recipient<ToCarrier>| {
         let call_id = &named.call_id;
-        let key = CallKey::new(Carrier::Twilio, call_id.clone());
+        let key = CallKey::new(carrier, call_id.clone());
         let require = state.config.carrier.require_token;
         let token_ok = named
             .token
             .as_ref()
             .is_some_and(|t| state.tokens.verify(&key, t.as_str()));
         if require && !token_ok {
-            log::warn!("call_id={call_id} carrier: twilio stream refused, missing or bad token");
+            log::warn!(
+                "call_id={call_id} carrier: {} stream refused, missing or bad token",
+                carrier.as_str()
+            );
             return Err("missing or bad token");
         }
         let (info, slot) = state.registry.claim(&key, !require).map_err(|refusal| {
-            log::info!("call_id={call_id} carrier: twilio stream refused: {}", refusal.as_str());
+            log::info!(
+                "call_id={call_id} carrier: {} stream refused: {}",
+                carrier.as_str(),
+                refusal.as_str()
+            );
             refusal.as_str()
         })?;
         let attempt = info.attempt;
@@ -189,10 +195,10 @@ fn carrier_leg(state: &AppState, call_id: String, call: Option<WeakRecipient<Fro
         call_id,
         call,
         state.metrics.clone(),
-        Duration::from_millis(cfg.calls.heartbeat_interval_ms),
-        Duration::from_millis(cfg.calls.peer_timeout_ms),
+        cfg.calls.heartbeat_interval(),
+        cfg.calls.peer_timeout(),
         cfg.server.max_frame_bytes,
-        Duration::from_millis(cfg.elevenlabs.user_audio_chunk_ms),
+        cfg.elevenlabs.user_audio_chunk(),
     )
 }
 
@@ -208,7 +214,8 @@ fn attach_leg(state: &AppState, call: &Addr<CallActor>, key: &CallKey, attempt: 
 }
 
 /// A media socket for a call another instance admitted (the balancer did not route on the instance its
-/// URL names: `wanted`, from the `instance` query parameter or Twilio's path segment): 421 naming both
+/// URL names: `wanted`, from the `instance` query parameter or the last path segment of a socket named at
+/// start): 421 naming both
 /// instances, never a bare 404.
 fn refuse_misdirected(wanted: Option<&str>, state: &AppState, call: &str) -> Option<HttpResponse> {
     let wanted = wanted?;
@@ -219,14 +226,15 @@ fn refuse_misdirected(wanted: Option<&str>, state: &AppState, call: &str) -> Opt
         .map_or_else(|_| "(invalid)".to_string(), |i| i.to_string());
     log::warn!(
         "call={call} carrier: media socket for instance {wanted} reached {}: check the balancer routes on \
-         the `instance` query parameter and Twilio's `/ws/twilio/<instance>` path",
+         the `instance` query parameter and on the last segment of `/ws/twilio/<instance>`",
         state.instance
     );
     state.metrics.fleet.misdirected_sockets.inc();
     Some(HttpResponse::MisdirectedRequest().json(serde_json::json!({
         "error": "wrong_instance",
         "detail": "this call was admitted by another gateway instance; the load balancer must route the media \
-                   socket on its `instance` query parameter (Twilio's: on its /ws/twilio/<instance> path)",
+                   socket on its `instance` query parameter (a socket named at start, Twilio's: on the last segment of \
+                   its path)",
         "instance": wanted,
         "this_instance": state.instance,
     })))

@@ -36,8 +36,8 @@ pub struct AppState {
     pub meter: Arc<std::sync::Mutex<crate::capacity::CostMeter>>,
     /// Which agent takes a call (reloaded on SIGHUP).
     pub routes: crate::routing::SharedRoutes,
-    /// Nonces of Plivo's signed requests seen lately: a request sent again is a replay.
-    pub plivo_nonces: super::nonces::SharedNonces,
+    /// Nonces of carriers' signed requests (Plivo's) seen lately: a request sent again is a replay.
+    pub signed_nonces: super::nonces::SharedNonces,
 }
 
 impl AppState {

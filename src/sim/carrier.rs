@@ -3,96 +3,21 @@
 //! `terminate`, the close; Exotel's `media`, `mark`, `clear` too). Used by the demo, the tests and load
 //! generation. The other carriers' webhooks and events are in `dialects`.
 
+use super::placing::client;
+pub use super::placing::CallRequest;
 use super::sent::{decoded, read_sent, Sent};
 use crate::audio::codec::decode_pcm16le;
-use crate::audio::format::{AudioFormat, Codec};
+use crate::audio::format::AudioFormat;
+pub use crate::carriers::mcube::sim::{media_event, played_stream_event, post_refurl, start_event, Admission};
 use actix_codec::Framed;
 use awc::ws::{Codec as WsCodec, Frame, Message as WsMessage};
 use awc::BoxedSocket;
-use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
-use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-/// The refurl POST's content.
-#[derive(Debug, Clone)]
-pub struct CallRequest {
-    pub call_id: String,
-    pub from: String,
-    pub to: String,
-    pub direction: String,
-}
-
-impl CallRequest {
-    pub fn inbound(call_id: &str) -> Self {
-        CallRequest {
-            call_id: call_id.into(),
-            from: "+914155551234".into(),
-            to: "+918001234567".into(),
-            direction: "inbound".into(),
-        }
-    }
-}
-
-/// The gateway's answer to the refurl.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Admission {
-    Admitted {
-        wss_url: String,
-    },
-    Refused {
-        status: u16,
-        retry_after: Option<String>,
-        error: String,
-    },
-}
-
-pub(super) fn client() -> awc::Client {
-    awc::Client::builder().timeout(Duration::from_secs(10)).finish()
-}
-
-/// POSTs the Mcube connect request.
-pub async fn post_refurl(http_base: &str, call: &CallRequest) -> Result<Admission, super::SimError> {
-    let body = json!({"callId": call.call_id, "callDirection": call.direction, "fromNumber": call.from,
-        "toNumber": call.to, "dialStatus": "CONNECTING", "callProvider": "MCUBE"});
-    let mut resp = client()
-        .post(format!("{http_base}/mcube/call"))
-        .send_json(&body)
-        .await
-        .map_err(|e| super::SimError::Request("refurl POST", e.to_string()))?;
-    let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let v: Value = match resp.json().await {
-        Ok(v) => v,
-        Err(e) => {
-            let kind = resp
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("none");
-            let why = format!("{status}, content-type {kind}: {e}");
-            return Err(super::SimError::Answer("refurl answer", why));
-        }
-    };
-    Ok(match (status, v["wss_url"].as_str()) {
-        (200, Some(url)) => Admission::Admitted {
-            wss_url: url.to_string(),
-        },
-        _ => Admission::Refused {
-            status,
-            retry_after,
-            error: v["error"].as_str().unwrap_or_default().to_string(),
-        },
-    })
-}
 
 /// What the carrier heard from the gateway.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,29 +76,6 @@ pub async fn open_media_socket_as(wss_url: &str, authorization: Option<&str>) ->
         }
     })?;
     Ok(socket)
-}
-
-/// The Mcube `start` event.
-pub fn start_event(call_id: &str, stream_id: &str, format: AudioFormat) -> String {
-    let encoding = match format.codec {
-        Codec::Ulaw => "audio/x-mulaw",
-        Codec::Alaw => "audio/x-alaw",
-        Codec::Pcm16 => "audio/x-l16",
-    };
-    json!({"event": "start", "sequenceNumber": 1, "start": {"callId": call_id, "streamId": stream_id,
-        "tracks": ["inbound"], "mediaFormat": {"encoding": encoding, "sampleRate": format.rate.hz()}}})
-    .to_string()
-}
-
-/// A `media` event carrying `audio` as base64.
-pub fn media_event(audio: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(audio);
-    format!("{{\"event\":\"media\",\"media\":{{\"track\":\"inbound\",\"payload\":\"{b64}\"}}}}")
-}
-
-/// The carrier's answer to a `checkpoint`, once the audio before it has played.
-pub fn played_stream_event(stream_id: &Value, name: &str) -> String {
-    json!({"event": "playedStream", "streamId": stream_id, "name": name}).to_string()
 }
 
 /// Why the gateway refused the WebSocket upgrade.

@@ -3,14 +3,13 @@
 //! opening events and media messages as its documentation describes them (`dialects`), in its codec:
 //! μ-law at 8 kHz, or Exotel's PCM16 in 100 ms messages.
 
-use super::carrier::{post_refurl, start_event, Admission, CallRequest, CarrierConn, Heard};
-use super::dialects::*;
+use super::carrier::{CarrierConn, Heard};
+use super::placing::{Answered, CallRequest};
 use crate::audio::codec::{encode_pcm16le, encode_ulaw};
 use crate::audio::format::{AudioFormat, Codec};
 use crate::audio::signal::SpeechLike;
 use crate::carriers::Carrier;
 use crate::values::Invalid;
-use serde_json::json;
 use std::time::{Duration, Instant};
 
 /// A call a carrier's webhook admitted: where its stream goes and what the carrier says on it.
@@ -36,10 +35,14 @@ pub enum Placed {
     Failed(String),
 }
 
-/// The carrier named on a command line (`mcube`, `plivo`, `exotel`, `twilio`).
+/// The carrier named on a command line (`carriers::list::NAMES`).
 pub fn parse_carrier(name: &str) -> Result<Carrier, Invalid> {
-    Carrier::from_path(&name.to_ascii_lowercase())
-        .ok_or_else(|| Invalid::new("--carrier", format!("'{name}' is not mcube, plivo, exotel or twilio")))
+    Carrier::from_path(&name.to_ascii_lowercase()).ok_or_else(|| {
+        Invalid::new(
+            "--carrier",
+            format!("'{name}' is not {}", crate::carriers::list::spoken()),
+        )
+    })
 }
 
 /// A count of calls on a command line: 1 or more.
@@ -61,103 +64,69 @@ pub fn parse_seconds(s: &str) -> Result<f64, Invalid> {
     }
 }
 
+/// Each carrier's simulator, from the one list of carriers: `place`, `media` and `stop` ask the carrier's
+/// folder (`carriers::<name>::sim`).
+macro_rules! each_simulator {
+    ($($variant:ident => $folder:ident),+ $(,)?) => {
+        async fn answered(http_base: &str, carrier: Carrier, call: &CallRequest, stream_sid: &str) -> Answered {
+            match carrier {
+                $(Carrier::$variant => crate::carriers::$folder::sim::place(http_base, call, stream_sid).await),+
+            }
+        }
+
+        fn sends_at_least_ms(carrier: Carrier) -> u64 {
+            match carrier {
+                $(Carrier::$variant => crate::carriers::$folder::sim::FRAME_MS),+
+            }
+        }
+
+        fn media_message(carrier: Carrier, stream_sid: &str, audio: &[u8], chunk: u64) -> String {
+            match carrier {
+                $(Carrier::$variant => crate::carriers::$folder::sim::media(stream_sid, audio, chunk)),+
+            }
+        }
+
+        fn stop_message(carrier: Carrier, stream_sid: &str, call_sid: &str) -> Option<String> {
+            match carrier {
+                $(Carrier::$variant => crate::carriers::$folder::sim::stop(stream_sid, call_sid)),+
+            }
+        }
+    };
+}
+crate::carriers::list::carriers_list!(each_simulator);
+
 /// Asks `carrier`'s webhook on the gateway at `http_base` to take `call`.
 pub async fn place(http_base: &str, carrier: Carrier, call: &CallRequest) -> Placed {
     let stream_sid = format!("MZ-{}", call.call_id);
-    let call_sid = call.call_id.clone();
-    let opened = |wss_url: String, opening: Vec<String>, format| {
-        Placed::Admitted(DialectCall {
+    match answered(http_base, carrier, call, &stream_sid).await {
+        Answered::Streams {
+            wss_url,
+            opening,
+            format,
+        } => Placed::Admitted(DialectCall {
             carrier,
             wss_url,
             opening,
             format,
-            stream_sid: stream_sid.clone(),
-            call_sid: call_sid.clone(),
+            stream_sid,
+            call_sid: call.call_id.clone(),
             chunk: 0,
-        })
-    };
-    match carrier {
-        Carrier::Mcube => match post_refurl(http_base, call).await {
-            Ok(Admission::Admitted { wss_url }) => {
-                let start = start_event(&call.call_id, &stream_sid, AudioFormat::ULAW_8K);
-                opened(wss_url, vec![start], AudioFormat::ULAW_8K)
-            }
-            Ok(Admission::Refused { status, error, .. }) => Placed::Refused(format!("{status} {error}")),
-            Err(e) => Placed::Failed(e.to_string()),
-        },
-        Carrier::Plivo => {
-            let req = PlivoRequest::new(call, format!("{http_base}/plivo/answer"));
-            match post_plivo_answer(req).await {
-                Ok(answer) => match answer.stream_url() {
-                    Some(url) => {
-                        let start = start_event(&call.call_id, &stream_sid, AudioFormat::ULAW_8K);
-                        opened(url, vec![start], AudioFormat::ULAW_8K)
-                    }
-                    None => Placed::Refused(refusal(answer.status, &answer.body)),
-                },
-                Err(e) => Placed::Failed(e.to_string()),
-            }
-        }
-        Carrier::Exotel => match get_exotel_voicebot(http_base, call, None, None).await {
-            Ok((200, answer)) => match answer["url"].as_str() {
-                Some(url) => {
-                    let opening = vec![
-                        json!({"event": "connected"}).to_string(),
-                        exotel_start_event(&call.call_id, &stream_sid, 8000),
-                    ];
-                    opened(url.to_string(), opening, pcm16_8k())
-                }
-                None => Placed::Failed(format!("no url in {answer}")),
-            },
-            Ok((status, answer)) => {
-                Placed::Refused(format!("{status} {}", answer["error"].as_str().unwrap_or_default()))
-            }
-            Err(e) => Placed::Failed(e.to_string()),
-        },
-        Carrier::Twilio => {
-            let req = TwilioRequest {
-                call,
-                voice_url: format!("{http_base}/twilio/voice"),
-                auth_token: None,
-                forged_signature: None,
-            };
-            match post_twilio_voice(req).await {
-                Ok(answer) => match answer.twiml_stream() {
-                    Some((url, parameters)) => {
-                        let opening = vec![
-                            twilio_connected_event(),
-                            twilio_start_event(&call.call_id, &stream_sid, &parameters),
-                        ];
-                        opened(url, opening, AudioFormat::ULAW_8K)
-                    }
-                    None => Placed::Refused(refusal(answer.status, &answer.body)),
-                },
-                Err(e) => Placed::Failed(e.to_string()),
-            }
-        }
+        }),
+        Answered::Refused(why) => Placed::Refused(why),
+        Answered::Failed(why) => Placed::Failed(why),
     }
 }
 
-fn pcm16_8k() -> AudioFormat {
-    AudioFormat::new("exotel", Codec::Pcm16, 8000).unwrap_or(AudioFormat::ULAW_8K)
-}
-
-/// What a refusing webhook said: the status, and a busy XML answer as such.
-fn refusal(status: u16, body: &str) -> String {
-    if body.contains("busy") {
-        format!("{status} busy")
-    } else {
-        format!("{status} {}", body.chars().take(80).collect::<String>())
-    }
+/// How long `carrier`'s media messages are when `wanted` is asked: it sends no shorter than its own least.
+pub fn frame_ms(carrier: Carrier, wanted: u64) -> u64 {
+    wanted.max(sends_at_least_ms(carrier))
 }
 
 impl DialectCall {
-    /// The shortest media message the carrier sends: Exotel's are 100 ms; the others send what they are given.
+    /// The shortest media message the carrier sends (Exotel's are 100 ms; the others send what they are
+    /// given).
     pub fn frame_ms(&self, wanted: u64) -> u64 {
-        match self.carrier {
-            Carrier::Exotel => wanted.max(100),
-            _ => wanted,
-        }
+        frame_ms(self.carrier, wanted)
     }
 
     /// Bytes of the stream's audio per millisecond.
@@ -168,20 +137,12 @@ impl DialectCall {
     /// A media message carrying `audio` (already in the stream's format).
     pub fn media(&mut self, audio: &[u8]) -> String {
         self.chunk += 1;
-        match self.carrier {
-            Carrier::Exotel => exotel_media_event(&self.stream_sid, audio),
-            Carrier::Twilio => twilio_media_event(&self.stream_sid, audio, self.chunk),
-            Carrier::Mcube | Carrier::Plivo => super::carrier::media_event(audio),
-        }
+        media_message(self.carrier, &self.stream_sid, audio, self.chunk)
     }
 
     /// The carrier's `stop` before it closes the stream, where its dialect has one.
     pub fn stop(&self) -> Option<String> {
-        match self.carrier {
-            Carrier::Exotel => Some(exotel_stop_event(&self.stream_sid)),
-            Carrier::Twilio => Some(twilio_stop_event(&self.stream_sid, &self.call_sid)),
-            Carrier::Mcube | Carrier::Plivo => None,
-        }
+        stop_message(self.carrier, &self.stream_sid, &self.call_sid)
     }
 }
 

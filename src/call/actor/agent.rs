@@ -62,7 +62,7 @@ impl CallActor {
         self.unbridge();
         let el_cfg = self.cfg().elevenlabs.clone();
         let agent_id = self.log.info.agent_id(self.cfg()).unwrap_or_default().to_string();
-        let deadline = Duration::from_millis(el_cfg.connect_timeout_ms + el_cfg.metadata_timeout_ms);
+        let deadline = el_cfg.connect_timeout() + el_cfg.metadata_timeout();
         let dialed_at = Instant::now();
         ctx.spawn(
             async move { dial(&el_cfg, &agent_id).await }
@@ -105,8 +105,8 @@ impl CallActor {
                     generation,
                     metrics: self.deps.metrics.clone(),
                     initiation: self.initiation(),
-                    heartbeat: Duration::from_millis(calls.heartbeat_interval_ms),
-                    peer_timeout: Duration::from_millis(calls.peer_timeout_ms),
+                    heartbeat: calls.heartbeat_interval(),
+                    peer_timeout: calls.peer_timeout(),
                     max_message_bytes: self.cfg().elevenlabs.max_frame_bytes,
                 };
                 self.agent.connected(ElevenLabsLeg::start(socket, setup).recipient());

@@ -236,7 +236,7 @@ impl CallActor {
         self.playout_reason = reason;
         self.phase = Phase::PlayingOut;
         let queued_ms = self.carrier_format().ms_for_bytes(self.playout.queued_bytes());
-        let limit = Duration::from_millis(queued_ms + self.cfg().calls.playout_timeout_ms);
+        let limit = Duration::from_millis(queued_ms) + self.cfg().calls.playout_timeout();
         Self::later(ctx, limit, |act, ctx| {
             log::info!(
                 "call_id={} play-out not acknowledged in time; terminating",

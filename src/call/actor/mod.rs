@@ -114,7 +114,7 @@ impl CallActor {
         let (calls, el) = (&deps.config.calls, &deps.config.elevenlabs);
         let policy = RedialPolicy {
             max: el.max_redials_per_call,
-            min_spacing: Duration::from_millis(el.redial_min_spacing_ms),
+            min_spacing: el.redial_min_spacing(),
         };
         let format = AudioFormat::ULAW_8K;
         let playout = Playout::new(
@@ -252,8 +252,8 @@ impl Actor for CallActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.deps.metrics.calls_started.inc();
         let calls = &self.cfg().calls;
-        let start_timeout = Duration::from_millis(calls.start_timeout_ms);
-        let max_len = Duration::from_secs(calls.max_call_seconds);
+        let start_timeout = calls.start_timeout();
+        let max_len = calls.max_call();
         Self::later(ctx, start_timeout, |act, ctx| {
             if act.stream.is_none() {
                 log::warn!("call_id={} carrier sent no start event in time", act.call_id());

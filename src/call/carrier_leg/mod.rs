@@ -108,7 +108,7 @@ impl CarrierLeg {
             oversized: Arc::default(),
             pings: (0, None),
             route: None,
-            carrier: Carrier::Mcube,
+            carrier: Carrier::default(),
             writer: None,
             joiner: ChunkJoiner::new(user_audio_chunk),
             join_timer: None,

@@ -1,21 +1,20 @@
 //! Exotel's endpoints: `GET /exotel/voicebot` (the Voicebot applet's dynamic URL: Basic auth, then
 //! admission, answered with the `wss` URL) and, in `carrier`, the media socket `/ws/exotel/{call}` it opens.
 
-use crate::http::admission::{admit_call, refuse_carrier_token, refuse_source, refused_for, webhook_call, AdmissionRefused};
-use crate::http::reply::{error_json, same_secret};
+use crate::http::admission::{
+    admit_call, refuse_carrier_token, refuse_source, refuse_uncredentialed, refused_for, webhook_call, AdmissionRefused,
+};
 use crate::http::state::AppState;
 use super::webhook::{parse_voicebot, requested_rate, voicebot_answer};
 use crate::carriers::Carrier;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use base64::Engine as _;
 
 /// `GET /exotel/voicebot?CallSid=…&From=…&To=…[&sample-rate=16000]`: the applet asks where to stream this
 /// call (at 8 kHz, or the rate its URL asks for).
 pub async fn voicebot(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if let Some(refusal) = refuse_source(&req, &state)
         .or_else(|| refuse_carrier_token(&req, &state))
-        .or_else(|| refuse_unauthenticated(&req, &state))
+        .or_else(|| refuse_uncredentialed(Carrier::Exotel, &req, &state))
     {
         return refusal;
     }
@@ -34,26 +33,6 @@ pub async fn voicebot(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         // The applet fails over on an error answer (its flow moves on); 503 with Retry-After says why.
         Err(AdmissionRefused { refusal, retry_after }) => refused_for(refusal, retry_after),
     }
-}
-
-/// With Exotel's password set, the request (or the socket's upgrade) must carry its Basic auth: missing or
-/// wrong gets 401 and no record. Compared in constant time.
-pub fn refuse_unauthenticated(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
-    let exotel = &state.config.carriers.exotel;
-    let password = exotel.password.as_deref()?;
-    let expected = base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", exotel.username));
-    let given = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .unwrap_or_default();
-    if !given.is_empty() && same_secret(given.trim().as_bytes(), expected.as_bytes()) {
-        return None;
-    }
-    log::warn!("carrier: exotel request without valid Basic auth refused (401)");
-    state.metrics.traffic.refused("unauthorized", "exotel");
-    Some(error_json(StatusCode::UNAUTHORIZED, "unauthorized"))
 }
 
 /// Serves the Voicebot applet's dynamic URL.

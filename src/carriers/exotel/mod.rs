@@ -2,6 +2,7 @@
 //! stream's URL, and a Twilio-style stream (`stream_sid`) that plays media only in whole 320-byte blocks of
 //! at least 100 ms and 3.2 KB.
 
+pub mod config;
 pub mod endpoint;
 pub mod sim;
 pub mod webhook;
@@ -17,10 +18,6 @@ pub struct Exotel;
 pub static DIALECT: Exotel = Exotel;
 
 impl Dialect for Exotel {
-    fn name(&self) -> &'static str {
-        "exotel"
-    }
-
     fn webhook(&self) -> (&'static str, &'static str) {
         ("GET", "/exotel/voicebot")
     }
@@ -37,5 +34,18 @@ impl Dialect for Exotel {
 
     fn media_block_bytes(&self) -> usize {
         320
+    }
+
+    /// With its password set, Exotel's requests and sockets carry `username` and it as Basic auth
+    /// (compared in constant time).
+    fn authorized(&self, cfg: &crate::config::Config, authorization: Option<&str>) -> bool {
+        use base64::Engine as _;
+        let exotel = &cfg.carriers.exotel;
+        let Some(password) = exotel.password.as_deref() else {
+            return true;
+        };
+        let expected = base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", exotel.username));
+        let given = authorization.and_then(|v| v.strip_prefix("Basic ")).unwrap_or_default();
+        !given.is_empty() && crate::carrier_token::same_secret(given.trim().as_bytes(), expected.as_bytes())
     }
 }

@@ -1,7 +1,14 @@
-//! Exotel's stream as its documentation describes it (not as our writer does), for the carrier simulator.
+//! Exotel as its documentation describes it (not as our writer does), for the carrier simulator: the
+//! Voicebot applet's dynamic-URL request, and its stream's events (raw PCM16 in 100 ms messages).
 
+use crate::audio::format::{AudioFormat, Codec};
+use crate::sim::placing::{client, Answered, CallRequest};
+use crate::sim::SimError;
 use base64::Engine as _;
 use serde_json::{json, Value};
+
+/// The shortest media message Exotel sends: 100 ms.
+pub const FRAME_MS: u64 = 100;
 
 /// Exotel's `start` event, as its Voicebot applet documents it (values as strings, snake_case), for raw
 /// PCM16 at `rate` Hz.
@@ -33,4 +40,75 @@ pub fn exotel_dtmf_event(stream_sid: &str, digit: &str) -> String {
 /// Exotel's `stop` event, before it closes the socket.
 pub fn exotel_stop_event(stream_sid: &str) -> String {
     json!({"event": "stop", "stream_sid": stream_sid, "stop": {"call_sid": "CAsim", "reason": "callended"}}).to_string()
+}
+
+/// The Voicebot applet's dynamic-URL request: where should this call stream (at `sample_rate`, when its URL
+/// asks for one)? Its status and JSON answer.
+pub async fn get_exotel_voicebot(
+    http_base: &str,
+    call: &CallRequest,
+    authorization: Option<&str>,
+    sample_rate: Option<u32>,
+) -> Result<(u16, Value), SimError> {
+    let rate = sample_rate.map(|hz| hz.to_string()).unwrap_or_default();
+    let mut query = vec![
+        ("CallSid", call.call_id.as_str()),
+        ("From", call.from.as_str()),
+        ("To", call.to.as_str()),
+        (
+            "Direction",
+            if call.direction == "outbound" {
+                "outbound-dial"
+            } else {
+                "incoming"
+            },
+        ),
+    ];
+    if sample_rate.is_some() {
+        query.push(("sample-rate", rate.as_str()));
+    }
+    let query = serde_urlencoded::to_string(query).map_err(|e| SimError::Request("query encoding", e.to_string()))?;
+    let mut req = client().get(format!("{http_base}/exotel/voicebot?{query}"));
+    if let Some(auth) = authorization {
+        req = req.insert_header(("authorization", auth));
+    }
+    let mut resp = req
+        .send()
+        .await
+        .map_err(|e| SimError::Request("voicebot GET", e.to_string()))?;
+    let status = resp.status().as_u16();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    Ok((status, v))
+}
+
+/// Places `call` through the applet's dynamic URL: its stream opens with `connected` and `start`, in
+/// PCM16 at 8 kHz.
+pub async fn place(http_base: &str, call: &CallRequest, stream_sid: &str) -> Answered {
+    match get_exotel_voicebot(http_base, call, None, None).await {
+        Ok((200, answer)) => match answer["url"].as_str() {
+            Some(url) => Answered::Streams {
+                wss_url: url.to_string(),
+                opening: vec![
+                    json!({"event": "connected"}).to_string(),
+                    exotel_start_event(&call.call_id, stream_sid, 8000),
+                ],
+                format: AudioFormat::new("exotel", Codec::Pcm16, 8000).unwrap_or(AudioFormat::ULAW_8K),
+            },
+            None => Answered::Failed(format!("no url in {answer}")),
+        },
+        Ok((status, answer)) => {
+            Answered::Refused(format!("{status} {}", answer["error"].as_str().unwrap_or_default()))
+        }
+        Err(e) => Answered::Failed(e.to_string()),
+    }
+}
+
+/// A media message carrying `audio`.
+pub fn media(stream_sid: &str, audio: &[u8], _chunk: u64) -> String {
+    exotel_media_event(stream_sid, audio)
+}
+
+/// Exotel's `stop`, before it closes the stream.
+pub fn stop(stream_sid: &str, _call_sid: &str) -> Option<String> {
+    Some(exotel_stop_event(stream_sid))
 }

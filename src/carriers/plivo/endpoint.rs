@@ -71,7 +71,7 @@ fn signed<'a>(req: &'a HttpRequest, body: &[u8], state: &AppState, token: &str) 
 fn refuse_unsigned(req: &HttpRequest, body: &[u8], state: &AppState) -> Option<HttpResponse> {
     let token = state.config.carriers.plivo.auth_token.as_deref()?;
     let why = match signed(req, body, state, token) {
-        Signed::Verified(nonce) if state.plivo_nonces.first_use(nonce, Instant::now()) => return None,
+        Signed::Verified(nonce) if state.signed_nonces.first_use(nonce, Instant::now()) => return None,
         Signed::Verified(_) => "a replay: its signature's nonce was seen already",
         Signed::Not(why) => why,
     };

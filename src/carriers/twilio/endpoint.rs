@@ -52,9 +52,10 @@ fn refuse_unsigned(req: &HttpRequest, body: &[u8], state: &AppState) -> Option<H
 /// `/ws/twilio/{instance}`: before the generic media socket's route, which would take it).
 pub fn mount(cfg: &mut web::ServiceConfig) {
     use crate::http::caught::webhook;
-    use crate::http::media::twilio_socket;
+    use crate::http::media::named_at_start_socket;
     let guarded = |path| web::resource(path).wrap(actix_web::middleware::from_fn(webhook));
+    let socket = |req, payload, instance, state| named_at_start_socket(Carrier::Twilio, req, payload, instance, state);
     cfg.service(crate::http::caught::webhook_resource(&super::DIALECT, voice))
-        .service(guarded("/ws/twilio").route(web::get().to(twilio_socket)))
-        .service(guarded("/ws/twilio/{instance}").route(web::get().to(twilio_socket)));
+        .service(guarded("/ws/twilio").route(web::get().to(socket)))
+        .service(guarded("/ws/twilio/{instance}").route(web::get().to(socket)));
 }

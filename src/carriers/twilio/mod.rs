@@ -1,6 +1,7 @@
 //! Twilio Media Streams: the voice webhook (`POST /twilio/voice`, `X-Twilio-Signature`) answered in TwiML,
 //! and a stream whose URL may carry no query, so its call and token come in `start`'s `customParameters`.
 
+pub mod config;
 pub mod endpoint;
 pub mod sim;
 pub mod webhook;
@@ -12,10 +13,6 @@ pub struct Twilio;
 pub static DIALECT: Twilio = Twilio;
 
 impl Dialect for Twilio {
-    fn name(&self) -> &'static str {
-        "twilio"
-    }
-
     fn webhook(&self) -> (&'static str, &'static str) {
         ("POST", "/twilio/voice")
     }
