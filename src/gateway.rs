@@ -15,6 +15,7 @@ use crate::http::access::{CarrierAccess, SharedAccess};
 use crate::http::{admin_routes, carrier_routes, AppState};
 use crate::metrics::Metrics;
 use crate::registry::{Registry, RegistrySetup};
+use crate::supervise::Services;
 use crate::values::InstanceId;
 use actix::{Addr, Supervisor, SyncArbiter};
 use actix_web::{dev::Server, web, App, HttpServer};
@@ -56,6 +57,8 @@ pub struct Gateway {
     pub fleet: Option<Fleet>,
     pub server: actix_web::dev::ServerHandle,
     pub admin_server: actix_web::dev::ServerHandle,
+    /// Its background work, stopped and joined by `stop`.
+    pub services: Services,
 }
 
 impl Gateway {
@@ -65,10 +68,13 @@ impl Gateway {
         self.db_writer.do_send(ReplaySpool);
     }
 
-    /// Stops both listeners (gracefully: in-flight requests finish, within `SHUTDOWN_TIMEOUT`).
+    /// Stops both listeners (gracefully: in-flight requests finish, within `SHUTDOWN_TIMEOUT`), then its
+    /// background services, each joined.
     pub async fn stop(&self) {
         crate::supervise::stopping();
         futures_util::future::join(self.admin_server.stop(true), self.server.stop(true)).await;
+        log::info!("stopping services: {}", self.services.names().join(", "));
+        self.services.stop().await;
     }
 }
 
@@ -142,24 +148,66 @@ impl std::future::Future for Servers {
     }
 }
 
-/// Starts the database side, binds and starts the gateway inside the current actix system. The returned
-/// `Servers` must be polled (spawned or awaited). `handle_signals`: let actix-web stop on SIGINT/SIGTERM by
-/// itself (`serve` handles signals with a drain instead, see `crate::lifecycle`).
+/// Starts the gateway inside the current actix system: binds its listeners (`bind`), starts what they
+/// serve (`load`), then serves (`run`). The returned `Servers` must be polled (spawned or awaited).
+/// `handle_signals`: let actix-web stop on SIGINT/SIGTERM by itself (`serve` handles signals with a drain
+/// instead, see `crate::lifecycle`).
 pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gateway, Servers)> {
-    let metrics = Arc::new(Metrics::new().map_err(std::io::Error::other)?);
-    let listener = TcpListener::bind(&config.server.listen)?;
-    let addr = listener.local_addr()?;
-    let admin_listener = TcpListener::bind(&config.admin.listen)?;
-    let admin_addr = admin_listener.local_addr()?;
-    let instance = crate::fleet::instance_of(&config);
-    let database = start_database(&config, &metrics.registry, &instance).await?;
-    // After `database`, so that a failed start lets the writer's thread end before dropping it.
-    let starting = crate::supervise::Starting::new();
+    let listeners = bind(&config)?;
+    let parts = load(&config, &listeners).await?;
+    run(&config, listeners, parts, handle_signals)
+}
+
+/// The gateway's listeners, bound before anything starts (a port in use fails the start at once), with
+/// the carrier listener's certificate and the media URL base they make.
+struct Listeners {
+    carrier: TcpListener,
+    addr: SocketAddr,
+    admin: TcpListener,
+    admin_addr: SocketAddr,
+    tls: Option<Arc<crate::tls::ReloadableCert>>,
+    public_url: String,
+}
+
+fn bind(config: &Config) -> std::io::Result<Listeners> {
+    let carrier = TcpListener::bind(&config.server.listen)?;
+    let addr = carrier.local_addr()?;
+    let admin = TcpListener::bind(&config.admin.listen)?;
+    let admin_addr = admin.local_addr()?;
     let tls = match (&config.server.tls_cert, &config.server.tls_key) {
         (Some(cert), Some(key)) => Some(crate::tls::ReloadableCert::load(cert, key).map_err(std::io::Error::other)?),
         _ => None,
     };
-    let public_url = public_url(&config, addr, tls.is_some());
+    let public_url = public_url(config, addr, tls.is_some());
+    Ok(Listeners {
+        carrier,
+        addr,
+        admin,
+        admin_addr,
+        tls,
+        public_url,
+    })
+}
+
+/// What the listeners serve, started: the database side, the registry, the routes, the fleet, the
+/// background services, and the state every handler reaches.
+struct Parts {
+    database: Database,
+    registry: Registry,
+    routes: crate::routing::SharedRoutes,
+    fleet: Option<Fleet>,
+    services: Services,
+    state: web::Data<AppState>,
+    /// Set until the start is done: a start that fails part-way is a stop (`supervise::Starting`).
+    starting: crate::supervise::Starting,
+}
+
+async fn load(config: &Config, listeners: &Listeners) -> std::io::Result<Parts> {
+    let metrics = Arc::new(Metrics::new().map_err(std::io::Error::other)?);
+    let instance = crate::fleet::instance_of(config);
+    let database = start_database(config, &metrics.registry, &instance).await?;
+    // After `database`, so that a failed start lets the writer's thread end before dropping it.
+    let starting = crate::supervise::Starting::new();
     let calls = &config.calls;
     let registry = Registry::start(RegistrySetup {
         max_calls: calls.max_concurrent_calls,
@@ -167,57 +215,76 @@ pub async fn start(config: Config, handle_signals: bool) -> std::io::Result<(Gat
         reconcile_every: calls.reconcile_interval(),
         records: Some((database.batcher.clone(), config.elevenlabs.agent_id.clone())),
     });
-    registry.set_carrier_caps(crate::routing::carrier_caps(&config));
-    let routes = crate::routing::shared_routes(&config);
-    let table = crate::routing::current_routes(&routes);
-    metrics.agents_known(table.agents());
-    let fleet = join_fleet(&config, &registry, &instance, &public_url, admin_addr, &metrics).await?;
+    registry.set_carrier_caps(crate::routing::carrier_caps(config));
+    let routes = crate::routing::shared_routes(config);
+    metrics.agents_known(crate::routing::current_routes(&routes).agents());
+    let services = Services::default();
+    let (public_url, admin_addr) = (&listeners.public_url, listeners.admin_addr);
+    let fleet = join_fleet(
+        config, &registry, &instance, public_url, admin_addr, &metrics, &services,
+    )
+    .await?;
     let meter = Arc::new(std::sync::Mutex::new(crate::capacity::CostMeter::default()));
-    sample_cost(meter.clone(), registry.clone());
-    let access: SharedAccess = Arc::new(std::sync::RwLock::new(CarrierAccess::from_config(&config)));
-    let breaker = crate::call::breaker::UpstreamBreaker::from_config(&config.elevenlabs, metrics.clone());
-    let signed_nonces = crate::http::nonces::SharedNonces::new(config.carriers.replay_window());
+    services.spawn("cost sampler", sample_cost(meter.clone(), registry.clone()));
     let state = web::Data::new(AppState {
-        breaker: Arc::new(breaker),
+        breaker: Arc::new(crate::call::breaker::UpstreamBreaker::from_config(
+            &config.elevenlabs,
+            metrics.clone(),
+        )),
         tokens: CallTokens::new(config.carrier.secret.as_deref(), config.carrier.token_ttl())
             .map_err(std::io::Error::other)?,
         config: Arc::new(config.clone()),
         registry: registry.clone(),
-        metrics: metrics.clone(),
+        metrics,
         db_stats: database.stats.clone(),
         public_url: public_url.clone(),
         db: database.batcher.clone(),
         pool: database.pool.clone(),
-        meter: meter.clone(),
-        access: access.clone(),
+        meter,
+        access: Arc::new(std::sync::RwLock::new(CarrierAccess::from_config(config))),
         routes: routes.clone(),
-        instance: instance.clone(),
-        fleet: fleet.clone(),
-        signed_nonces,
-    });
-    let server = run_carrier_listener(listener, tls.as_ref(), state.clone(), &config, handle_signals)?;
-    let admin = run_admin_listener(admin_listener, state, &config)?;
-    let gateway = Gateway {
-        addr,
-        http_url: format!("http://{addr}"),
-        admin_addr,
-        admin_url: format!("http://{admin_addr}"),
-        public_url,
-        registry,
-        metrics,
-        db: database.batcher,
-        db_writer: database.writer,
-        db_stats: database.stats,
-        pool: database.pool,
-        access,
-        routes,
-        tls,
         instance,
+        fleet: fleet.clone(),
+        signed_nonces: crate::http::nonces::SharedNonces::new(config.carriers.replay_window()),
+    });
+    Ok(Parts {
+        database,
+        registry,
+        routes,
         fleet,
+        services,
+        state,
+        starting,
+    })
+}
+
+/// Serves `parts` on `listeners`: the gateway, started.
+fn run(config: &Config, l: Listeners, parts: Parts, handle_signals: bool) -> std::io::Result<(Gateway, Servers)> {
+    let state = parts.state;
+    let server = run_carrier_listener(l.carrier, l.tls.as_ref(), state.clone(), config, handle_signals)?;
+    let admin = run_admin_listener(l.admin, state.clone(), config)?;
+    let gateway = Gateway {
+        addr: l.addr,
+        http_url: format!("http://{}", l.addr),
+        admin_addr: l.admin_addr,
+        admin_url: format!("http://{}", l.admin_addr),
+        public_url: l.public_url,
+        registry: parts.registry,
+        metrics: state.metrics.clone(),
+        db: parts.database.batcher,
+        db_writer: parts.database.writer,
+        db_stats: parts.database.stats,
+        pool: parts.database.pool,
+        access: state.access.clone(),
+        routes: parts.routes,
+        tls: l.tls,
+        instance: state.instance.clone(),
+        fleet: parts.fleet,
         server: server.handle(),
         admin_server: admin.handle(),
+        services: parts.services,
     };
-    starting.done();
+    parts.starting.done();
     Ok((gateway, Servers { carrier: server, admin }))
 }
 
@@ -292,6 +359,7 @@ async fn join_fleet(
     public_url: &str,
     admin_addr: SocketAddr,
     metrics: &Arc<Metrics>,
+    services: &Services,
 ) -> std::io::Result<Option<Fleet>> {
     let Some(fleet_cap) = config.fleet.max_concurrent_calls else {
         return Ok(None);
@@ -309,7 +377,7 @@ async fn join_fleet(
         fleet_cap,
         lease_ttl_ms: config.fleet.lease_ttl_ms,
     };
-    let joined = Fleet::join(registry, member, &config.database.url, metrics.clone()).await;
+    let joined = Fleet::join(registry, member, &config.database.url, metrics.clone(), services).await;
     joined.map(Some).map_err(|why| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -319,17 +387,15 @@ async fn join_fleet(
 }
 
 /// Every few seconds: this process's RSS, CPU and FDs with the calls then live, for `/capacity`.
-fn sample_cost(meter: Arc<std::sync::Mutex<crate::capacity::CostMeter>>, registry: Registry) {
-    actix_rt::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            let summary = registry.summary();
-            if let Ok(sample) = crate::capacity::procfs::sample_process("self") {
-                if let Ok(mut m) = meter.lock() {
-                    m.observe(sample, summary.active as u64);
-                }
+async fn sample_cost(meter: Arc<std::sync::Mutex<crate::capacity::CostMeter>>, registry: Registry) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let summary = registry.summary();
+        if let Ok(sample) = crate::capacity::procfs::sample_process("self") {
+            if let Ok(mut m) = meter.lock() {
+                m.observe(sample, summary.active as u64);
             }
         }
-    });
+    }
 }

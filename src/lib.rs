@@ -13,14 +13,16 @@
 //!    tokens; the routes from a carrier and number to an agent.
 //! 3. records — `db`, `capacity`: call records (SQLite or PostgreSQL), the writer, batcher and spool;
 //!    live limits × measured per-call cost.
-//! 4. call — `call`, `registry`, `fleet`: the `CallActor` per call, its parts and its two legs; the
-//!    registry that admits, counts and lists calls (the cap); the fleet's lease and share of a cap held
-//!    across instances on one PostgreSQL database.
-//! 5. edges — `http`, `carriers::*::endpoint`: admission and the media sockets, each carrier's webhook in its
-//!    folder, admin endpoints, health checks.
+//! 4. call — `call`, `registry`, `fleet`, `admission`: the `CallActor` per call, its parts and its two legs;
+//!    the registry that counts and lists calls (the cap); the fleet's lease and share of a cap held across
+//!    instances on one PostgreSQL database; admission, the one door every carrier's call comes in by (route,
+//!    breakers, cap and shares, token; then claim and launch).
+//! 5. edges — `http`, `carriers::*::endpoint`: the webhooks' and media sockets' HTTP side, each carrier's
+//!    webhook in its folder, admin endpoints, health checks.
 //! 6. process — `gateway`, `lifecycle`: assembling and starting it all; FD limits, systemd, signals.
 //! 7. tools — `demo`, `sim`, `loadtest`, `conformance`, `carriers::*::sim`: the demo, the agent and carrier
 //!    simulators (each carrier's own events in its folder), the load tool, the Autobahn echo server.
+pub mod admission;
 pub mod audio;
 pub mod call;
 pub mod capacity;

@@ -20,8 +20,6 @@ pub const FDS_PER_CALL: u64 = 2;
 
 /// After the drain deadline, how long calls told to end have to finish.
 const END_GRACE: Duration = Duration::from_secs(5);
-/// Time for the ended calls' final records to reach the batcher.
-const RECORD_SETTLE: Duration = Duration::from_millis(100);
 /// The longest wait for every record to be stored (or spooled).
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -34,7 +32,6 @@ pub fn worst_case_stop(config: &Config) -> Duration {
             .drain_timeout_ms
             .max(config.server.interrupt_drain_timeout_ms),
     ) + END_GRACE
-        + RECORD_SETTLE
         + FLUSH_TIMEOUT
         + gateway::SHUTDOWN_TIMEOUT
 }
@@ -154,7 +151,7 @@ fn start_watchdog(gw: &Gateway) {
     };
     let every = timeout / 2;
     let registry = gw.registry.clone();
-    actix_rt::spawn(async move {
+    gw.services.spawn("systemd watchdog", async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
@@ -186,8 +183,10 @@ pub async fn drain(gw: &Gateway, deadline: Duration) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    // Give the ended calls' final records a moment to reach the batcher, then flush them all.
-    tokio::time::sleep(RECORD_SETTLE).await;
+    // Every record is with the batcher before the flush, by waiting on what sends them rather than for a
+    // while: an ended call sends its final record before it gives its slot back (none is active now), and
+    // the registry's clock, once it answers, has sent the records of the reservations `end_all` dropped.
+    gw.registry.clock_answers().await;
     match tokio::time::timeout(FLUSH_TIMEOUT, gw.db.send(FlushAll)).await {
         Ok(Ok(Ok(true))) => log::info!("drain: every call record stored"),
         _ => log::warn!("drain: some call records are in the spool; they are replayed at the next start"),

@@ -10,7 +10,7 @@
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::{Arc, Mutex, Once};
 
 /// The parts a panic is caught in, each with its own recovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,6 +263,45 @@ pub fn watch_thread(name: &'static str) {
     }
 }
 
+/// The gateway's background work (the cost sampler, the systemd watchdog, a fleet's lease keeper), each a
+/// named task: started with the gateway and, at the end of its drain, stopped and joined by name, so none
+/// outlives the gateway it served or ends unnoticed.
+#[derive(Clone, Default)]
+pub struct Services(Arc<Mutex<Vec<Service>>>);
+
+/// A running service: its name and its task.
+type Service = (&'static str, actix_rt::task::JoinHandle<()>);
+
+impl Services {
+    /// Starts `work` on the current arbiter as the service `name`.
+    pub fn spawn(&self, name: &'static str, work: impl std::future::Future<Output = ()> + 'static) {
+        let handle = actix_rt::spawn(work);
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push((name, handle));
+    }
+
+    /// The services running, by name.
+    pub fn names(&self) -> Vec<&'static str> {
+        let tasks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        tasks
+            .iter()
+            .filter(|(_, h)| !h.is_finished())
+            .map(|(name, _)| *name)
+            .collect()
+    }
+
+    /// Stops every service and waits until each has ended: one that had ended by a panic is named.
+    pub async fn stop(&self) {
+        let tasks = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        for (name, handle) in tasks {
+            handle.abort();
+            match handle.await {
+                Err(e) if e.is_panic() => log::error!("service {name} had ended by a panic"),
+                _ => log::debug!("service {name} stopped"),
+            }
+        }
+    }
+}
+
 /// A place a test build can make panic (`fault::arm`); nothing at all in other builds.
 pub mod fault {
     use super::Part;
@@ -347,5 +386,30 @@ mod tests {
         for p in Part::ALL {
             assert_eq!(Part::parse(p.as_str()), Some(p));
         }
+    }
+
+    #[actix_rt::test]
+    async fn services_are_stopped_and_joined_by_name() {
+        struct SetOnDrop(Arc<AtomicBool>);
+        impl Drop for SetOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let services = Services::default();
+        let dropped = Arc::new(AtomicBool::new(false));
+        let held = SetOnDrop(dropped.clone());
+        services.spawn("forever", async move {
+            let _held = held;
+            std::future::pending::<()>().await;
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(services.names(), vec!["forever"]);
+        services.stop().await;
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "stop returns once the task's state is dropped"
+        );
+        assert!(services.names().is_empty());
     }
 }

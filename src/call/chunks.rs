@@ -6,16 +6,19 @@
 //! joins frames before they leave it, so each chunk (not each frame) costs a mailbox hop, a wake-up of the
 //! agent leg and a write; it takes `now` and says what to send and when held audio is due.
 
+use super::messages::CarrierPayload;
 use crate::audio::format::AudioFormat;
 use crate::audio::transcode::Transcoder;
 use base64::Engine as _;
+use bytes::Bytes;
 use bytestring::ByteString;
 use std::time::{Duration, Instant};
 
-/// Caller audio ready to leave the leg: base64, and what went into it for the call's counters.
+/// Caller audio ready to leave the leg: as it came (one frame) or raw (joined), and what went into it for
+/// the call's counters.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Chunk {
-    pub audio: ByteString,
+    pub audio: CarrierPayload,
     /// Carrier frames joined into it.
     pub frames: u64,
     /// Its size decoded.
@@ -84,7 +87,7 @@ impl ChunkJoiner {
                 return Err(NotBase64);
             }
             return Ok(Some(Chunk {
-                audio: b64,
+                audio: CarrierPayload::Base64(b64),
                 frames: 1,
                 bytes,
             }));
@@ -98,16 +101,16 @@ impl ChunkJoiner {
     }
 
     /// As `push`, for a frame of raw audio (a binary frame).
-    pub fn push_raw(&mut self, raw: &[u8], now: Instant) -> Option<Chunk> {
+    pub fn push_raw(&mut self, raw: Bytes, now: Instant) -> Option<Chunk> {
         if self.held.is_empty() && raw.len() >= self.chunk_bytes {
-            let audio = ByteString::from(self.b64.encode(raw));
+            let bytes = raw.len();
             return Some(Chunk {
-                audio,
+                audio: CarrierPayload::Raw(raw),
                 frames: 1,
-                bytes: raw.len(),
+                bytes,
             });
         }
-        self.held.extend_from_slice(raw);
+        self.held.extend_from_slice(&raw);
         self.held_one(now)
     }
 
@@ -125,13 +128,13 @@ impl ChunkJoiner {
         if self.held.is_empty() {
             return None;
         }
-        let chunk = Chunk {
-            audio: ByteString::from(self.b64.encode(&self.held)),
-            frames,
-            bytes: self.held.len(),
-        };
-        self.held.clear();
-        Some(chunk)
+        // Raw: it is encoded once, on its way to the agent, after any conversion.
+        let bytes = self.held.len();
+        let audio = CarrierPayload::Raw(Bytes::from(std::mem::replace(
+            &mut self.held,
+            Vec::with_capacity(bytes),
+        )));
+        Some(Chunk { audio, frames, bytes })
     }
 
     /// When the oldest held audio came, while any is held.
@@ -145,8 +148,22 @@ impl ChunkJoiner {
     }
 }
 
-/// Caller audio converted to the agent's format on its way out of the carrier leg: base64 in, base64 out,
-/// with the decode and encode buffers kept for the call.
+/// Caller audio in the agent's format, base64, encoded once: base64 that needs no conversion passes as it
+/// came; anything else is decoded at most once, converted by `converter` when the formats differ, and
+/// encoded. `None` when base64 somehow does not decode.
+pub fn for_agent(payload: CarrierPayload, converter: Option<&mut Converter>) -> Option<ByteString> {
+    match (converter, payload) {
+        (None, CarrierPayload::Base64(b64)) => Some(b64),
+        (None, CarrierPayload::Raw(raw)) => {
+            Some(ByteString::from(base64::engine::general_purpose::STANDARD.encode(&raw)))
+        }
+        (Some(converter), CarrierPayload::Base64(b64)) => converter.convert(&b64),
+        (Some(converter), CarrierPayload::Raw(raw)) => Some(converter.convert_raw(&raw)),
+    }
+}
+
+/// Caller audio converted to the agent's format on its way out of the carrier leg: base64 or raw in,
+/// base64 out, with the decode and encode buffers kept for the call.
 pub struct Converter {
     transcoder: Transcoder,
     raw: Vec<u8>,
@@ -280,9 +297,12 @@ mod tests {
     }
 
     fn raw(chunk: &Chunk) -> Vec<u8> {
-        let audio = base64::engine::general_purpose::STANDARD
-            .decode(chunk.audio.as_bytes())
-            .expect("base64");
+        let audio = match &chunk.audio {
+            CarrierPayload::Base64(b64) => base64::engine::general_purpose::STANDARD
+                .decode(b64.as_bytes())
+                .expect("base64"),
+            CarrierPayload::Raw(raw) => raw.to_vec(),
+        };
         assert_eq!(audio.len(), chunk.bytes, "its size counted as it is");
         audio
     }
@@ -324,7 +344,7 @@ mod tests {
         assert_eq!(
             pushed(&mut j, whole.clone(), Instant::now()),
             Some(Chunk {
-                audio: whole,
+                audio: CarrierPayload::Base64(whole),
                 frames: 1,
                 bytes: 160
             }),
@@ -357,7 +377,7 @@ mod tests {
         let mut j = ChunkJoiner::new(Duration::from_millis(60));
         let piece = b64(&[9; 10]);
         let chunk = Chunk {
-            audio: piece.clone(),
+            audio: CarrierPayload::Base64(piece.clone()),
             frames: 1,
             bytes: 10,
         };
@@ -397,11 +417,13 @@ mod tests {
     #[test]
     fn raw_pieces_are_joined_with_base64_ones() {
         let mut j = joiner(40);
-        assert!(j.push_raw(&[1; 160], Instant::now()).is_none());
+        assert!(j.push_raw(Bytes::from_static(&[1; 160]), Instant::now()).is_none());
         let chunk = pushed(&mut j, b64(&[2; 160]), Instant::now()).expect("a chunk");
         assert_eq!(raw(&chunk), [[1u8; 160], [2; 160]].concat());
         assert_eq!(
-            raw(&j.push_raw(&[3; 320], Instant::now()).expect("whole")),
+            raw(&j
+                .push_raw(Bytes::from_static(&[3; 320]), Instant::now())
+                .expect("whole")),
             vec![3; 320]
         );
     }

@@ -20,12 +20,15 @@ use std::time::{Duration, Instant};
 /// Hop latency is measured on one frame in this many: enough for the percentiles, cheap for the media path.
 pub const HOP_SAMPLE_EVERY: u32 = 8;
 
-/// Caller audio as the carrier sent it, checked by its leg: base64 here is well-formed.
-#[derive(Debug, Clone)]
+/// Caller audio in the carrier's format, checked by its leg: base64 here is well-formed. Audio stays as
+/// it came while nothing needs its samples (base64 from a `media` event passes undecoded); once decoded
+/// (joined into a chunk, or a binary frame) it stays raw, and is encoded once, on its way to the agent
+/// (`chunks::for_agent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CarrierPayload {
     /// Base64 text from a `media` event (a slice of the frame, not a copy).
     Base64(ByteString),
-    /// A binary frame of raw audio in the stream's encoding.
+    /// Raw audio in the stream's encoding: a binary frame, or frames joined into a chunk.
     Raw(Bytes),
 }
 

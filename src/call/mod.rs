@@ -71,6 +71,23 @@ pub struct RoutedAudio {
     pub bytes: std::sync::atomic::AtomicU64,
 }
 
+/// The slot a call holds under the cap, as the call sees it: held for the call's life, and given back when
+/// dropped. What it is (the registry's guard) is admission's business, so the call does not depend on the
+/// registry that lists it.
+pub struct HeldSlot {
+    /// Never read: it is held only to be dropped.
+    _guard: Box<dyn Send>,
+}
+
+impl HeldSlot {
+    /// Holds `guard` (whatever gives the slot back when dropped) for the call.
+    pub fn new(guard: impl Send + 'static) -> HeldSlot {
+        HeldSlot {
+            _guard: Box::new(guard),
+        }
+    }
+}
+
 /// Who the call is, as validated at the refurl (or at the upgrade, for a call nobody announced); feeds
 /// ElevenLabs' `dynamic_variables` and every record of the call.
 #[derive(Debug, Clone, PartialEq, Eq)]

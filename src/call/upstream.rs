@@ -2,14 +2,12 @@
 //! converted when the formats differ, and routed straight from the carrier leg to the agent leg when they
 //! do not. A plain part of the call: one `to_agent` makes every chunk the agent gets, whichever way it came.
 
-use super::chunks::Converter;
+use super::chunks::{for_agent, Converter};
 use super::messages::{CarrierPayload, ToAgent};
 use super::Crossing;
 use super::RoutedAudio;
 use crate::audio::transcode::Transcoder;
 use actix::Recipient;
-use base64::Engine as _;
-use bytestring::ByteString;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -41,13 +39,14 @@ pub struct CallerAudio {
     routed: Arc<RoutedAudio>,
     /// The agent connection the carrier leg forwards to, if any.
     routed_to: Option<u32>,
-    b64: base64::engine::GeneralPurpose,
 }
 
+/// A payload's size as base64 (raw audio counts as it will be sent), so the limit holds the same audio
+/// whichever way it came.
 fn payload_len(p: &CarrierPayload) -> usize {
     match p {
         CarrierPayload::Base64(b) => b.len(),
-        CarrierPayload::Raw(r) => r.len(),
+        CarrierPayload::Raw(r) => r.len().div_ceil(3) * 4,
     }
 }
 
@@ -60,7 +59,6 @@ impl CallerAudio {
             bridge: Crossing::Held,
             routed: Arc::default(),
             routed_to: None,
-            b64: base64::engine::general_purpose::STANDARD,
         }
     }
 
@@ -108,12 +106,10 @@ impl CallerAudio {
     /// The chunk the agent gets for one payload, in its input format; `None` when there is no bridge yet or
     /// the payload cannot be read.
     pub fn to_agent(&mut self, payload: CarrierPayload, read_at: Instant) -> Option<ToAgent> {
-        let audio = match (&mut self.bridge, payload) {
-            (Crossing::Held, _) => return None,
-            (Crossing::Same, CarrierPayload::Base64(b64)) => b64,
-            (Crossing::Same, CarrierPayload::Raw(raw)) => ByteString::from(self.b64.encode(&raw)),
-            (Crossing::Convert(converter), CarrierPayload::Base64(b64)) => converter.convert(&b64)?,
-            (Crossing::Convert(converter), CarrierPayload::Raw(raw)) => converter.convert_raw(&raw),
+        let audio = match &mut self.bridge {
+            Crossing::Held => return None,
+            Crossing::Same => for_agent(payload, None)?,
+            Crossing::Convert(converter) => for_agent(payload, Some(converter))?,
         };
         Some(ToAgent::CallerAudio { audio, read_at })
     }
@@ -156,6 +152,8 @@ impl CallerAudio {
 mod tests {
     use super::*;
     use crate::audio::format::AudioFormat;
+    use base64::Engine as _;
+    use bytestring::ByteString;
 
     fn b64(s: &str) -> CarrierPayload {
         CarrierPayload::Base64(ByteString::from(s.to_string()))

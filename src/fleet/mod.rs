@@ -85,6 +85,7 @@ impl Fleet {
         member: Member,
         url: &str,
         metrics: Arc<Metrics>,
+        services: &crate::supervise::Services,
     ) -> Result<Fleet, FleetError> {
         let (m, u, mx) = (member.clone(), url.to_string(), metrics.clone());
         let steward = SyncArbiter::start(1, move || FleetSteward::new(m.clone(), &u, mx.clone()));
@@ -102,7 +103,7 @@ impl Fleet {
             left: left.clone(),
         };
         keeper.renew().await;
-        actix_rt::spawn(keeper.run());
+        services.spawn("fleet lease keeper", keeper.run());
         log::info!(
             "fleet: {} joined (fleet cap {}, fallback share {}, lease {} ms)",
             member.instance_id,

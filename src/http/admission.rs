@@ -1,24 +1,21 @@
-//! What every carrier's webhook shares (each carrier's own endpoint, in `crate::carriers`, answers in its
-//! dialect): the access rules, reading the call at the edge, admission (route, breaker, cap and its shares,
-//! token) and the refusals. The media sockets are `media`'s.
+//! What every carrier's webhook shares at the edge (each carrier's own endpoint, in `crate::carriers`,
+//! answers in its dialect): the access rules, reading the call, handing it to admission
+//! (`crate::admission`, which decides) and the refusals in HTTP. The media sockets are `media`'s.
 
 use super::access;
 use super::reply::{bearer_token, error_json, same_secret};
 use super::state::AppState;
-use crate::call::breaker::Refused;
-use crate::call::failure::FailureScope;
 use crate::call::CallInfo;
 use crate::carriers::{CallKey, Carrier};
-use crate::db::batcher::Save;
-use crate::db::models::{new_attempt, now_ms, CallRecord, DbWrite};
+use crate::db::models::{new_attempt, CallRecord, DbWrite};
 use crate::registry::Refusal;
 use crate::supervise::{self, Part};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-/// How long a refused carrier is asked to wait before trying again.
-const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) use crate::admission::AdmissionRefused;
+use crate::admission::RETRY_AFTER;
 
 pub(crate) fn refused(refusal: Refusal) -> HttpResponse {
     refused_for(refusal, RETRY_AFTER)
@@ -77,101 +74,17 @@ pub(crate) struct AdmittedCall {
     pub token: String,
 }
 
-/// Why a call was not admitted, for its carrier to answer in its own way.
-pub(crate) struct AdmissionRefused {
-    pub refusal: Refusal,
-    /// For `Retry-After`.
-    pub retry_after: std::time::Duration,
-}
-
-/// Admits a call from any carrier's webhook: its route, its agent's and the account's breakers, then the
-/// cap (and the carrier's and route's shares of it); a breaker's trial call is taken only by a call that
-/// gets a slot. Admitted, the `wss_url` the carrier opens; refused, it is logged, counted and recorded here.
-pub(crate) fn admit_call(mut info: CallInfo, state: &AppState) -> Result<AdmittedCall, AdmissionRefused> {
-    info.route = state.routes().pick(info.carrier, info.our_line());
-    if info.route.is_none() {
-        let number = mask_number(
-            &CallInfo::number(&info.our_line().cloned()),
-            state.config.log.show_numbers,
-        );
-        let why = format!("no route takes {} calls to '{number}'", info.carrier.as_str());
-        return Err(refuse_admission(state, &info, Refusal::Unrouted, &why, RETRY_AFTER));
-    }
-    let agent = info.agent_id(&state.config).unwrap_or_default().to_string();
-    if let Err(refused) = state.breaker.check(&agent) {
-        return Err(refuse_broken(state, &info, &agent, &refused));
-    }
-    let gate = |_: &CallInfo| state.breaker.admit(&agent).map_err(|r| breaker_refusal(&r));
-    match state.registry.admit(info.clone(), gate) {
-        Ok(admitted) => {
-            state
-                .metrics
-                .traffic
-                .admitted
-                .with_label_values(&[info.carrier.as_str()])
-                .inc();
-            let key = admitted.key();
-            let token = state.tokens.issue(&key);
-            let show = state.config.log.show_numbers;
-            log::info!(
-                "call_id={} admitted carrier={} route={} agent={agent} from={} to={}",
-                key.id,
-                key.carrier.as_str(),
-                admitted.route_name(),
-                mask_number(&CallInfo::number(&admitted.from), show),
-                mask_number(&CallInfo::number(&admitted.to), show)
-            );
-            Ok(AdmittedCall {
-                wss_url: wss_url(state, &key, &token),
-                stream_base: stream_base(state, key.carrier),
-                call_id: key.id,
-                token,
-            })
-        }
-        Err(refusal) => Err(refuse_admission(state, &info, refusal, refusal.as_str(), RETRY_AFTER)),
-    }
-}
-
-/// The refusal a breaker's answer makes: the account's is `upstream_unavailable`, an agent's
-/// `agent_unavailable`.
-fn breaker_refusal(refused: &Refused) -> Refusal {
-    match refused.scope {
-        FailureScope::Account => Refusal::UpstreamUnavailable,
-        FailureScope::Agent => Refusal::AgentUnavailable,
-    }
-}
-
-/// A call refused because its agent's or the account's breaker is open: the log names the route and
-/// agent, and the carrier is asked to come back once the cool-down has passed.
-fn refuse_broken(state: &AppState, info: &CallInfo, agent: &str, refused: &Refused) -> AdmissionRefused {
-    let whose = match refused.scope {
-        FailureScope::Account => "elevenlabs breaker open".to_string(),
-        FailureScope::Agent => format!("agent {agent} of route '{}' unavailable", info.route_name()),
-    };
-    let why = format!("{whose}: {}", refused.open.reason);
-    refuse_admission(state, info, breaker_refusal(refused), &why, refused.open.retry_after)
-}
-
-/// A refused admission: logged (`why`), counted, recorded as `rejected`.
-fn refuse_admission(
-    state: &AppState,
-    info: &CallInfo,
-    refusal: Refusal,
-    why: &str,
-    retry_after: std::time::Duration,
-) -> AdmissionRefused {
-    log::info!(
-        "call_id={} refused carrier={}: {} ({why})",
-        info.call_id,
-        info.carrier.as_str(),
-        refusal.as_str()
-    );
-    state.metrics.traffic.refused(refusal.as_str(), info.carrier.as_str());
-    save(
-        state,
-        DbWrite::Call(Box::new(rejected_record(state, info, refusal.as_str()))),
-    );
-    AdmissionRefused { refusal, retry_after }
+/// Admits a call from any carrier's webhook (`admission::Gate::admit`): admitted, the URLs the carrier
+/// opens its media socket at.
+pub(crate) fn admit_call(info: CallInfo, state: &AppState) -> Result<AdmittedCall, AdmissionRefused> {
+    let admitted = state.gate().admit(info)?;
+    let key = admitted.key;
+    Ok(AdmittedCall {
+        wss_url: wss_url(state, &key, &admitted.token),
+        stream_base: stream_base(state, key.carrier),
+        call_id: key.id,
+        token: admitted.token,
+    })
 }
 
 /// `path` on this gateway as a carrier's webhook reaches it: `server.public_url` over HTTP(S).
@@ -224,7 +137,7 @@ fn stream_base(state: &AppState, carrier: Carrier) -> String {
 }
 
 pub(crate) fn save(state: &AppState, write: DbWrite) {
-    state.db.do_send(Save { writes: vec![write] });
+    state.gate().save(write);
 }
 
 /// The carrier's own credentials (`Dialect::authorized`: Exotel's Basic auth) on its webhook or media
@@ -310,46 +223,7 @@ struct CarrierTokenQuery {
     carrier_token: Option<String>,
 }
 
-/// Phone numbers in logs: all but the last 4 digits masked unless `log.show_numbers`.
-pub fn mask_number(number: &str, show: bool) -> String {
-    if show {
-        return number.to_string();
-    }
-    let digits = number.chars().filter(char::is_ascii_digit).count();
-    let mut seen = 0;
-    number
-        .chars()
-        .map(|c| {
-            if !c.is_ascii_digit() {
-                return c;
-            }
-            seen += 1;
-            if seen + 4 > digits {
-                c
-            } else {
-                '*'
-            }
-        })
-        .collect()
-}
-
 /// A call refused at the refurl: a `rejected` record of its own attempt, with the reason.
 pub(crate) fn rejected_record(state: &AppState, info: &CallInfo, reason: &str) -> CallRecord {
-    let mut rec = info.record(crate::db::models::RecordState::Rejected, now_ms());
-    rec.agent_id = info.agent_id(&state.config).map(str::to_string);
-    rec.end_reason = Some(reason.to_string());
-    rec
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mask_number;
-
-    #[test]
-    fn numbers_are_masked_but_the_last_four_digits() {
-        assert_eq!(mask_number("+914155551234", false), "+********1234");
-        assert_eq!(mask_number("+914155551234", true), "+914155551234");
-        assert_eq!(mask_number("123", false), "123");
-        assert_eq!(mask_number("", false), "");
-    }
+    state.gate().rejected_record(info, reason)
 }

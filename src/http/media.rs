@@ -9,16 +9,15 @@
 use super::admission::{refuse_carrier_token, refuse_source, refuse_uncredentialed, refused};
 use super::reply::error_json;
 use super::state::AppState;
-use crate::call::actor::{CallActor, CallDeps};
+use crate::admission::ClaimRefused;
 use crate::call::carrier_leg::{CarrierLeg, ClaimAtStart};
-use crate::call::messages::{AttachCarrier, CallHandle, EndCall, FromCarrier, ToCarrier};
-use crate::call::{CallInfo, EndReason};
+use crate::call::messages::{EndCall, FromCarrier, ToCarrier};
+use crate::call::EndReason;
 use crate::carriers::stream::StreamClaim;
 use crate::carriers::{CallKey, Carrier};
-use crate::registry::SlotGuard;
 use crate::values::CallId;
 use crate::ws::start_guarded_socket;
-use actix::{Addr, Recipient, WeakRecipient};
+use actix::{Recipient, WeakRecipient};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
@@ -59,28 +58,22 @@ pub async fn media_socket(
         }
     };
     let key = CallKey::new(carrier, call_id.clone());
-    let token_ok = query.token.as_deref().is_some_and(|t| state.tokens.verify(&key, t));
     if let Some(refusal) = refuse_misdirected(query.instance.as_deref(), &state, &key.to_string()) {
         return refusal;
     }
-    if cfg.carrier.require_token && !token_ok {
-        log::warn!("call_id={call_id} carrier: WebSocket refused, missing or bad token");
-        state.metrics.traffic.refused("unauthorized", carrier.as_str());
-        return error_json(StatusCode::UNAUTHORIZED, "unauthorized");
+    let gate = state.gate();
+    if let Err(refusal) = gate.check_token(&key, query.token.as_deref()) {
+        return claim_refused(refusal);
     }
     if let Err(e) = ws::handshake(&req) {
         return HttpResponse::from_error(e);
     }
-    let (info, slot) = match state.registry.claim(&key, !cfg.carrier.require_token) {
+    let (info, slot) = match gate.claim(&key) {
         Ok(claimed) => claimed,
-        Err(refusal) => {
-            log::info!("call_id={call_id} carrier: WebSocket refused: {}", refusal.as_str());
-            state.metrics.traffic.refused(refusal.as_str(), carrier.as_str());
-            return refused(refusal);
-        }
+        Err(refusal) => return claim_refused(refusal),
     };
     let attempt = info.attempt;
-    let call = launch_call(&state, info, slot);
+    let call = gate.launch(info, slot);
     let leg = carrier_leg(&state, call_id.to_string(), Some(call.downgrade().recipient()));
     match start_guarded_socket(
         |oversized| leg.speaking(carrier).guarded_by(oversized),
@@ -89,7 +82,7 @@ pub async fn media_socket(
         cfg.server.max_frame_bytes,
     ) {
         Ok((leg, resp)) => {
-            attach_leg(&state, &call, &key, attempt, leg.recipient());
+            gate.attach(&call, &key, attempt, leg.recipient());
             resp
         }
         Err(e) => {
@@ -144,48 +137,28 @@ fn refuse_unauthenticated(carrier: Carrier, req: &HttpRequest, state: &AppState)
         .or_else(|| unbound.then(|| refuse_carrier_token(req, state))?)
 }
 
-/// Claims the call a stream names at `start`: its token (when tokens are required), then its slot; then
-/// the call starts with the leg attached.
+/// Claims the call a stream names at `start`: its token (when tokens are required), then its slot;
+/// then the call starts with the leg attached.
 fn claim_named_call(carrier: Carrier, state: web::Data<AppState>) -> ClaimAtStart {
     Box::new(move |named: &StreamClaim, leg: Recipient<ToCarrier>| {
-        let call_id = &named.call_id;
-        let key = CallKey::new(carrier, call_id.clone());
-        let require = state.config.carrier.require_token;
-        let token_ok = named
-            .token
-            .as_ref()
-            .is_some_and(|t| state.tokens.verify(&key, t.as_str()));
-        if require && !token_ok {
-            log::warn!(
-                "call_id={call_id} carrier: {} stream refused, missing or bad token",
-                carrier.as_str()
-            );
-            return Err("missing or bad token");
-        }
-        let (info, slot) = state.registry.claim(&key, !require).map_err(|refusal| {
-            log::info!(
-                "call_id={call_id} carrier: {} stream refused: {}",
-                carrier.as_str(),
-                refusal.as_str()
-            );
-            refusal.as_str()
-        })?;
+        let key = CallKey::new(carrier, named.call_id.clone());
+        let gate = state.gate();
+        gate.check_token(&key, named.token.as_ref().map(|t| t.as_str()))
+            .map_err(ClaimRefused::as_str)?;
+        let (info, slot) = gate.claim(&key).map_err(ClaimRefused::as_str)?;
         let attempt = info.attempt;
-        let call = launch_call(&state, info, slot);
-        attach_leg(&state, &call, &key, attempt, leg);
+        let call = gate.launch(info, slot);
+        gate.attach(&call, &key, attempt, leg);
         Ok(call.downgrade().recipient())
     })
 }
 
-/// Starts the call actor of a claimed slot.
-fn launch_call(state: &AppState, info: CallInfo, slot: SlotGuard) -> Addr<CallActor> {
-    let deps = CallDeps {
-        breaker: state.breaker.clone(),
-        config: state.config.clone(),
-        metrics: state.metrics.clone(),
-        db: state.db.clone(),
-    };
-    CallActor::launch(info, slot, deps)
+/// A refused claim, before the upgrade: 401 for the token, else the registry's refusal.
+fn claim_refused(refusal: ClaimRefused) -> HttpResponse {
+    match refusal {
+        ClaimRefused::Unauthorized => error_json(StatusCode::UNAUTHORIZED, "unauthorized"),
+        ClaimRefused::Slot(refusal) => refused(refusal),
+    }
 }
 
 /// A carrier leg for `call`, as configured.
@@ -200,17 +173,6 @@ fn carrier_leg(state: &AppState, call_id: String, call: Option<WeakRecipient<Fro
         cfg.server.max_frame_bytes,
         cfg.elevenlabs.user_audio_chunk(),
     )
-}
-
-/// Ties a started leg to its call: the registry can describe and end the call, and the call writes to
-/// the leg (its only strong handle).
-fn attach_leg(state: &AppState, call: &Addr<CallActor>, key: &CallKey, attempt: i64, leg: Recipient<ToCarrier>) {
-    let handle = CallHandle {
-        describe: call.downgrade().recipient(),
-        end: call.downgrade().recipient(),
-    };
-    state.registry.attach(key, attempt, handle);
-    call.do_send(AttachCarrier { leg });
 }
 
 /// A media socket for a call another instance admitted (the balancer did not route on the instance its

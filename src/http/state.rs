@@ -41,6 +41,19 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Admission's view of the gateway, for one request.
+    pub fn gate(&self) -> crate::admission::Gate<'_> {
+        crate::admission::Gate {
+            config: &self.config,
+            registry: &self.registry,
+            metrics: &self.metrics,
+            tokens: &self.tokens,
+            db: &self.db,
+            breaker: &self.breaker,
+            routes: self.routes(),
+        }
+    }
+
     /// The routes as they stand now.
     pub fn routes(&self) -> Arc<crate::routing::RouteTable> {
         crate::routing::current_routes(&self.routes)

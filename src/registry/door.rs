@@ -174,6 +174,8 @@ impl Registry {
     }
 
     /// Whether the registry's clock answers (its ticks free slots; a wedged one must restart the service).
+    /// Its mailbox is in order, so once it answers it has also handled everything sent to it before: the
+    /// records of dropped reservations (`end_all`) are with the batcher.
     pub async fn clock_answers(&self) -> bool {
         self.clock.send(Ping).await.is_ok()
     }

@@ -27,7 +27,6 @@ use crate::db::batcher::{DbBatcher, Save};
 use crate::db::models::{CallRecord, DbWrite, EventKind};
 use crate::metrics::Metrics;
 use crate::protocol::elevenlabs::{AgentFormats, ConversationInitiation};
-use crate::registry::SlotGuard;
 use crate::supervise::{self, Panic, Part};
 use crate::values::{ConversationId, Direction, Invalid, Text};
 use actix::prelude::*;
@@ -85,7 +84,7 @@ pub struct CallActor {
     deps: CallDeps,
     phase: Phase,
     /// The call's slot under the cap; given back when dropped, in `stopped`.
-    slot: Option<SlotGuard>,
+    slot: Option<super::HeldSlot>,
     carrier: Option<Recipient<ToCarrier>>,
     /// The carrier leg's queue was found full: it stopped reading.
     carrier_stalled: bool,
@@ -110,7 +109,7 @@ pub struct CallActor {
 }
 
 impl CallActor {
-    pub fn new(info: CallInfo, slot: SlotGuard, deps: CallDeps) -> Self {
+    pub fn new(info: CallInfo, slot: super::HeldSlot, deps: CallDeps) -> Self {
         let (calls, el) = (&deps.config.calls, &deps.config.elevenlabs);
         let policy = RedialPolicy {
             max: el.max_redials_per_call,
@@ -147,7 +146,7 @@ impl CallActor {
     /// Starts the call on the current arbiter. It is not supervised: every way out of a call, a stop by
     /// the arbiter included, passes through `stopped`, which writes the final record and gives the slot
     /// back; a restart would have nothing left to do.
-    pub fn launch(info: CallInfo, slot: SlotGuard, deps: CallDeps) -> Addr<CallActor> {
+    pub fn launch(info: CallInfo, slot: super::HeldSlot, deps: CallDeps) -> Addr<CallActor> {
         CallActor::new(info, slot, deps).start()
     }
 

@@ -36,7 +36,7 @@ impl CarrierLeg {
                     return;
                 }
             },
-            CarrierPayload::Raw(raw) => self.joiner.push_raw(&raw, now),
+            CarrierPayload::Raw(raw) => self.joiner.push_raw(raw, now),
         };
         match chunk {
             Some(chunk) => self.forward(chunk, oldest, ctx),
@@ -61,16 +61,13 @@ impl CarrierLeg {
             Some(route) => {
                 route.counts.frames.fetch_add(chunk.frames, Ordering::Relaxed);
                 route.counts.bytes.fetch_add(chunk.bytes as u64, Ordering::Relaxed);
-                let audio = match &mut route.convert {
-                    Some(converter) => converter.convert(&chunk.audio),
-                    None => Some(chunk.audio),
-                };
+                let audio = crate::call::chunks::for_agent(chunk.audio, route.convert.as_mut());
                 if let Some(audio) = audio.filter(|a| !a.is_empty()) {
                     route.agent.do_send(ToAgent::CallerAudio { audio, read_at });
                 }
             }
             None => self.report(CarrierReport::Audio {
-                payload: CarrierPayload::Base64(chunk.audio),
+                payload: chunk.audio,
                 frames: chunk.frames,
                 bytes: chunk.bytes,
                 received_at: read_at,
