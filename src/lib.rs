@@ -1,5 +1,6 @@
-//! websocket_api: a media gateway that bridges carrier phone calls (Mcube, Plivo-style stream events) to
-//! ElevenLabs conversational agents over WebSocket, one actor per call, with a call cap.
+//! websocket_api: a media gateway that bridges carrier phone calls (Mcube, Plivo, Exotel, Twilio, each in
+//! its own dialect) to ElevenLabs conversational agents over WebSocket, one actor per call, under a cap
+//! measured, explained and changeable at run time, with every call recorded.
 //!
 //! Layout, by layer. A module uses only modules of its own layer or of layers below it, and no two files
 //! import each other, directly or around a circle: `scripts/layers` checks both (CI runs it).
@@ -9,8 +10,9 @@
 //!    carriers, and each carrier's section in its folder); the Prometheus metrics; socket options; the
 //!    carrier listener's reloadable certificate; panics caught at each part's boundary, and fault points.
 //! 2. wire — `protocol`, `carriers`, `audio`, `ws`, `carrier_token`, `routing`: both sides' wire formats as
-//!    plain types (no I/O), each carrier's in its folder with its `Dialect`; codecs, resampling and the pacer's queue; WebSocket frame plumbing; per-call carrier
-//!    tokens; the routes from a carrier and number to an agent.
+//!    plain types (no I/O), each carrier's in its folder with its `Dialect`; codecs, resampling and the
+//!    pacer's queue; WebSocket frame plumbing; per-call carrier tokens; the routes from a carrier and
+//!    number to an agent.
 //! 3. records — `db`, `capacity`: call records (SQLite or PostgreSQL), the writer, batcher and spool;
 //!    live limits × measured per-call cost.
 //! 4. call — `call`, `registry`, `fleet`, `admission`: the `CallActor` per call, its parts and its two legs;
@@ -20,8 +22,8 @@
 //! 5. edges — `http`, `carriers::*::endpoint`: the webhooks' and media sockets' HTTP side, each carrier's
 //!    webhook in its folder, admin endpoints, health checks.
 //! 6. process — `gateway`, `lifecycle`: assembling and starting it all; FD limits, systemd, signals.
-//! 7. tools — `demo`, `sim`, `loadtest`, `conformance`, `carriers::*::sim`: the demo, the agent and carrier
-//!    simulators (each carrier's own events in its folder), the load tool, the Autobahn echo server.
+//! 7. tools — `tools`, `carriers::*::sim`: beside the product, used by no served call: the demo, the agent
+//!    and carrier simulators (each carrier's own in its folder), the load tool, the Autobahn echo server.
 pub mod admission;
 pub mod audio;
 pub mod call;
@@ -29,21 +31,18 @@ pub mod capacity;
 pub mod carrier_token;
 pub mod carriers;
 pub mod config;
-pub mod conformance;
 pub mod db;
-pub mod demo;
 pub mod fleet;
 pub mod gateway;
 pub mod http;
 pub mod lifecycle;
-pub mod loadtest;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod registry;
 pub mod routing;
-pub mod sim;
 pub mod supervise;
 pub mod tls;
+pub mod tools;
 pub mod values;
 pub mod ws;

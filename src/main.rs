@@ -10,8 +10,8 @@ use websocket_api::config::origins::Origins;
 use websocket_api::config::Config;
 use websocket_api::db::{self, DbTarget};
 use websocket_api::lifecycle;
-use websocket_api::loadtest::LoadOptions;
-use websocket_api::sim::agent::{self, AgentScript};
+use websocket_api::tools::loadtest::LoadOptions;
+use websocket_api::tools::sim::agent::{self, AgentScript};
 
 /// mimalloc instead of glibc's malloc: the media path allocates a few small buffers per frame on every
 /// worker thread, which glibc served with more CPU and more retained memory per call (see docs/capacity.md).
@@ -55,12 +55,12 @@ enum Command {
     Serve,
     /// The whole system on this machine with nothing configured: gateway, agent simulator, simulated calls.
     Demo {
-        #[arg(long, default_value_t = 3, value_parser = websocket_api::sim::stream::parse_count)]
+        #[arg(long, default_value_t = 3, value_parser = websocket_api::tools::sim::stream::parse_count)]
         calls: usize,
-        #[arg(long, default_value_t = 6.0, value_parser = websocket_api::sim::stream::parse_seconds)]
+        #[arg(long, default_value_t = 6.0, value_parser = websocket_api::tools::sim::stream::parse_seconds)]
         seconds: f64,
         /// The carrier the simulated calls come from, in its own dialect: mcube, plivo, exotel or twilio.
-        #[arg(long, default_value = "mcube", value_parser = websocket_api::sim::stream::parse_carrier)]
+        #[arg(long, default_value = "mcube", value_parser = websocket_api::tools::sim::stream::parse_carrier)]
         carrier: Carrier,
     },
     /// A standalone ElevenLabs Agents WebSocket server speaking the real protocol.
@@ -100,7 +100,7 @@ enum Command {
     /// Simulated carriers against a running gateway (with `simulate-agent --echo` behind it).
     Loadtest {
         /// The carrier the calls come from, in its own dialect: mcube, plivo, exotel or twilio.
-        #[arg(long, default_value = "mcube", value_parser = websocket_api::sim::stream::parse_carrier)]
+        #[arg(long, default_value = "mcube", value_parser = websocket_api::tools::sim::stream::parse_carrier)]
         carrier: Carrier,
         /// The gateway's carrier-facing listener, e.g. http://127.0.0.1:7900
         #[arg(long)]
@@ -353,7 +353,7 @@ fn migrate(cli_path: Option<&PathBuf>) -> ExitCode {
 
 fn loadtest(opts: LoadOptions, json: bool) -> ExitCode {
     init_logging("warn");
-    let report = actix_rt::System::new().block_on(websocket_api::loadtest::run(opts));
+    let report = actix_rt::System::new().block_on(websocket_api::tools::loadtest::run(opts));
     if json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
@@ -461,7 +461,7 @@ fn demo(cli_path: Option<&PathBuf>, calls: usize, seconds: f64, carrier: Carrier
     };
     init_logging("warn");
     private_files();
-    let outcome = actix_rt::System::new().block_on(websocket_api::demo::run(base, calls, seconds, carrier));
+    let outcome = actix_rt::System::new().block_on(websocket_api::tools::demo::run(base, calls, seconds, carrier));
     match outcome {
         Ok(o) if o.ok => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),

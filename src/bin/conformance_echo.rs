@@ -6,7 +6,7 @@ use actix_web::{web, App, HttpServer};
 fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".into());
     actix_web::rt::System::new().block_on(async move {
-        HttpServer::new(|| App::new().route("/echo", web::get().to(websocket_api::conformance::echo_socket)))
+        HttpServer::new(|| App::new().route("/echo", web::get().to(websocket_api::tools::conformance::echo_socket)))
             .workers(1)
             .bind(&addr)?
             .run()

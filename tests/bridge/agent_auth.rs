@@ -5,7 +5,7 @@ use crate::common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::config::ElevenLabsAuth;
-use websocket_api::sim::agent::AgentScript;
+use websocket_api::tools::sim::agent::AgentScript;
 
 fn keyed() -> AgentScript {
     AgentScript {
@@ -57,7 +57,7 @@ async fn a_wrong_key_ends_the_call() {
     let mut conn = start_call(&h, "AUTH-X", "s", AudioFormat::ULAW_8K).await;
     let heard = listen(&mut conn, Duration::from_secs(5)).await;
     assert!(
-        heard.contains(&websocket_api::sim::carrier::Heard::Terminate),
+        heard.contains(&websocket_api::tools::sim::carrier::Heard::Terminate),
         "{heard:?}"
     );
     assert_eq!(h.sim.log.connection_count(), 0);

@@ -4,8 +4,8 @@
 use crate::common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
-use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::Heard;
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::Heard;
 
 #[actix_rt::test]
 async fn queued_audio_plays_out_before_terminate() {

@@ -6,8 +6,8 @@
 use crate::common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
-use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::{post_refurl, Admission};
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::{post_refurl, Admission};
 
 async fn refurl(h: &Harness, id: &str) -> Admission {
     post_refurl(&h.gw.http_url, &call(id)).await.expect("refurl answers")
@@ -78,7 +78,7 @@ async fn the_breaker_opens_refuses_new_calls_lets_one_probe_through_and_closes_o
         matches!(refurl(&h, "BRK-6").await, Admission::Refused { status: 503, .. }),
         "one probe at a time"
     );
-    let conn = websocket_api::sim::carrier::CarrierConn::connect(&wss_url, true)
+    let conn = websocket_api::tools::sim::carrier::CarrierConn::connect(&wss_url, true)
         .await
         .expect("probe's socket");
     conn.send_start("BRK-5", "s", AudioFormat::ULAW_8K);

@@ -6,9 +6,9 @@
 use crate::common::*;
 use base64::Engine as _;
 use std::time::Duration;
-use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::{CallRequest, CarrierConn, Heard};
-use websocket_api::sim::dialects::{
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::{CallRequest, CarrierConn, Heard};
+use websocket_api::tools::sim::dialects::{
     exotel_dtmf_event, exotel_media_event, exotel_start_event, exotel_stop_event, get_exotel_voicebot,
 };
 

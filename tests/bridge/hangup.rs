@@ -83,7 +83,7 @@ async fn a_call_longer_than_the_limit_is_ended_with_max_duration() {
     let mut conn = start_call(&h, "HANG-LONG", "s", AudioFormat::ULAW_8K).await;
     let heard = listen(&mut conn, Duration::from_secs(5)).await;
     assert!(
-        heard.contains(&websocket_api::sim::carrier::Heard::Terminate),
+        heard.contains(&websocket_api::tools::sim::carrier::Heard::Terminate),
         "the carrier is told to hang up: {heard:?}"
     );
     assert!(active_becomes(&h, 0, Duration::from_secs(3)).await, "slot released");

@@ -4,8 +4,8 @@
 use crate::common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
-use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::Heard;
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::Heard;
 
 fn fast_heartbeat(c: &mut websocket_api::config::Config) {
     c.calls.heartbeat_interval_ms = 200;

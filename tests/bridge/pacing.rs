@@ -7,8 +7,8 @@
 use crate::common::*;
 use std::time::{Duration, Instant};
 use websocket_api::audio::format::AudioFormat;
-use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::Heard;
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::Heard;
 
 #[actix_rt::test]
 async fn a_burst_reaches_the_carrier_in_20ms_frames_then_marked() {

@@ -74,7 +74,7 @@ async fn payload_bytes_identical_both_ways_and_initiation_first() {
     assert_eq!(down, frames.concat(), "agent audio reaches the carrier byte for byte");
     assert!(heard
         .iter()
-        .all(|h| !matches!(h, websocket_api::sim::carrier::Heard::Audio(a) if a.len() != 160)));
+        .all(|h| !matches!(h, websocket_api::tools::sim::carrier::Heard::Audio(a) if a.len() != 160)));
 
     assert!(assert_gateway_messages_valid(&h) > 1 + frames.len() / 2);
 }

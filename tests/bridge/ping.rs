@@ -3,7 +3,7 @@
 use crate::common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
-use websocket_api::sim::agent::AgentScript;
+use websocket_api::tools::sim::agent::AgentScript;
 
 #[actix_rt::test]
 async fn every_ping_gets_a_pong_with_its_event_id() {

@@ -5,9 +5,9 @@
 use crate::common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
-use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::{CallRequest, CarrierConn, Heard};
-use websocket_api::sim::dialects::{post_plivo_answer, PlivoRequest, XmlAnswer};
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::{CallRequest, CarrierConn, Heard};
+use websocket_api::tools::sim::dialects::{post_plivo_answer, PlivoRequest, XmlAnswer};
 
 const TOKEN: &str = "plivo-auth-token";
 

@@ -6,8 +6,8 @@ use crate::common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::config::McpApproval;
-use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::{post_refurl, Admission, CallRequest, CarrierConn};
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::{post_refurl, Admission, CallRequest, CarrierConn};
 
 async fn mcp_answer(approval: McpApproval) -> (Harness, CarrierConn, (String, bool)) {
     let script = AgentScript {

@@ -7,8 +7,8 @@ use crate::common::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use websocket_api::audio::format::AudioFormat;
-use websocket_api::sim::agent::{AgentScript, CORRECTED_REPLY, REPLY_TEXT};
-use websocket_api::sim::carrier::{CarrierConn, Heard};
+use websocket_api::tools::sim::agent::{AgentScript, CORRECTED_REPLY, REPLY_TEXT};
+use websocket_api::tools::sim::carrier::{CarrierConn, Heard};
 
 /// 20 ms of caller speech (not silence, so it is never mistaken for hold audio).
 const CALLER_FRAME: [u8; 160] = [0x55; 160];

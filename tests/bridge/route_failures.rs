@@ -10,9 +10,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use websocket_api::carriers::Carrier;
-use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::{post_refurl, Admission, CallRequest};
-use websocket_api::sim::stream::{run_call, CallReport};
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::{post_refurl, Admission, CallRequest};
+use websocket_api::tools::sim::stream::{run_call, CallReport};
 
 const SALES: &str = "+918047000001";
 const LEGACY: &str = "+918047000002";

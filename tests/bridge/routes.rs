@@ -7,8 +7,8 @@ use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::config::routes::RouteConfig;
 use websocket_api::config::Config;
-use websocket_api::sim::carrier::{post_refurl, Admission, CallRequest, CarrierConn};
-use websocket_api::sim::dialects::{post_plivo_answer, PlivoRequest};
+use websocket_api::tools::sim::carrier::{post_refurl, Admission, CallRequest, CarrierConn};
+use websocket_api::tools::sim::dialects::{post_plivo_answer, PlivoRequest};
 
 const SALES: &str = "+918047000001";
 const SUPPORT: &str = "+918047100200";

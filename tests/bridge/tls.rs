@@ -8,7 +8,7 @@ use crate::common::*;
 use std::path::Path;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::config::{Config, ElevenLabsAuth};
-use websocket_api::sim::agent::{self, AgentScript, TlsFiles};
+use websocket_api::tools::sim::agent::{self, AgentScript, TlsFiles};
 
 const KEY: &str = "sk_tls_test";
 

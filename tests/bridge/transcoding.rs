@@ -8,8 +8,8 @@ use websocket_api::audio::codec::{decode_alaw, decode_ulaw, encode_alaw, encode_
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::audio::signal::{dominant_frequency, tone};
 use websocket_api::protocol::elevenlabs::agent_side::{parse_client_message, ClientMessage};
-use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::pcm_samples;
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::pcm_samples;
 
 #[actix_rt::test]
 async fn a_tone_survives_the_round_trip_at_pitch_and_length() {

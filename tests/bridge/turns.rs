@@ -10,7 +10,7 @@ use std::time::Duration;
 use websocket_api::audio::codec::encode_ulaw;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::audio::signal::tone;
-use websocket_api::sim::agent::AgentScript;
+use websocket_api::tools::sim::agent::AgentScript;
 
 const DELAY_MS: i64 = 600;
 /// How far the measured turn may be from the simulator's delay plus the gateway's own hops.

@@ -5,9 +5,9 @@
 
 use crate::common::*;
 use std::time::Duration;
-use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::{CallRequest, CarrierConn, Heard};
-use websocket_api::sim::dialects::{
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::{CallRequest, CarrierConn, Heard};
+use websocket_api::tools::sim::dialects::{
     post_twilio_voice, twilio_connected_event, twilio_dtmf_event, twilio_media_event, twilio_start_event,
     twilio_stop_event, TwilioRequest, XmlAnswer,
 };

@@ -5,8 +5,8 @@
 use crate::common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
-use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::Heard;
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::Heard;
 
 async fn expect_terminate(h: &Harness, id: &str) -> Vec<Heard> {
     let mut conn = start_call(h, id, "s", AudioFormat::ULAW_8K).await;

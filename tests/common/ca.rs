@@ -4,7 +4,7 @@
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use std::path::Path;
-use websocket_api::sim::agent::TlsFiles;
+use websocket_api::tools::sim::agent::TlsFiles;
 
 /// A certificate authority made for one test.
 pub struct TestCa {

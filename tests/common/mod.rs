@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::config::{Config, ElevenLabsAuth};
 use websocket_api::gateway::{self, Gateway};
-use websocket_api::sim::agent::{self, AgentScript, AgentSimulator};
-use websocket_api::sim::carrier::{post_refurl, Admission, CallRequest, CarrierConn, Heard};
+use websocket_api::tools::sim::agent::{self, AgentScript, AgentSimulator};
+use websocket_api::tools::sim::carrier::{post_refurl, Admission, CallRequest, CarrierConn, Heard};
 
 pub struct Harness {
     pub gw: Gateway,

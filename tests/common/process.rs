@@ -181,8 +181,8 @@ impl Drop for Served {
 
 /// Places a call on a gateway at `http` (refurl + media socket + `start`) and waits until agent audio is
 /// heard: the call is bridged. The agent must greet (say something first).
-pub async fn bridged_call(http: &str, id: &str) -> websocket_api::sim::carrier::CarrierConn {
-    use websocket_api::sim::carrier::{post_refurl, Admission, CarrierConn};
+pub async fn bridged_call(http: &str, id: &str) -> websocket_api::tools::sim::carrier::CarrierConn {
+    use websocket_api::tools::sim::carrier::{post_refurl, Admission, CarrierConn};
     let Ok(Admission::Admitted { wss_url }) = post_refurl(http, &super::call(id)).await else {
         panic!("{id} not admitted")
     };

@@ -7,11 +7,11 @@ use crate::common::*;
 use serde_json::Value;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
-use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::{open_media_socket, post_refurl, Admission, CallRequest, CarrierConn};
-use websocket_api::sim::dialects::{post_plivo_answer, PlivoRequest};
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::{open_media_socket, post_refurl, Admission, CallRequest, CarrierConn};
+use websocket_api::tools::sim::dialects::{post_plivo_answer, PlivoRequest};
 
-fn gateway(tag: &str) -> (Served, websocket_api::sim::agent::AgentSimulator) {
+fn gateway(tag: &str) -> (Served, websocket_api::tools::sim::agent::AgentSimulator) {
     let sim = start_agent(AgentScript {
         greeting_ms: 200,
         echo: true,

@@ -6,7 +6,7 @@ use crate::common::process::{bridged_call, serve};
 use crate::common::*;
 use std::time::Duration;
 use websocket_api::capacity::procfs::sample_process;
-use websocket_api::sim::agent::AgentScript;
+use websocket_api::tools::sim::agent::AgentScript;
 
 /// Sets a running process's soft `RLIMIT_NOFILE` (the hard limit stays); returns the soft limit it had.
 fn set_soft_nofile(pid: u32, soft: u64) -> u64 {
@@ -78,8 +78,8 @@ async fn emfile_on_accept_spares_the_live_call_and_recovers() {
     set_soft_nofile(pid, soft);
     let mut admitted = false;
     for _ in 0..30 {
-        if let Ok(websocket_api::sim::carrier::Admission::Admitted { .. }) =
-            websocket_api::sim::carrier::post_refurl(&gw.http, &call("FD-PROBE")).await
+        if let Ok(websocket_api::tools::sim::carrier::Admission::Admitted { .. }) =
+            websocket_api::tools::sim::carrier::post_refurl(&gw.http, &call("FD-PROBE")).await
         {
             admitted = true;
             break;

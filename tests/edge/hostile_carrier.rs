@@ -5,8 +5,8 @@
 use crate::common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
-use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::Heard;
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::Heard;
 
 #[actix_rt::test]
 async fn unreadable_frames_close_the_call_with_1007() {

@@ -4,8 +4,8 @@
 
 use crate::common::process::{serve_in_with, Served};
 use crate::common::*;
-use websocket_api::sim::carrier::CallRequest;
-use websocket_api::sim::dialects::{post_plivo_answer, PlivoRequest, PlivoSigning, XmlAnswer};
+use websocket_api::tools::sim::carrier::CallRequest;
+use websocket_api::tools::sim::dialects::{post_plivo_answer, PlivoRequest, PlivoSigning, XmlAnswer};
 
 const TOKEN: &str = "plivo-auth-token";
 

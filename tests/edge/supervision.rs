@@ -8,8 +8,8 @@ use crate::common::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use websocket_api::audio::format::AudioFormat;
-use websocket_api::sim::carrier::{CarrierConn, Heard};
 use websocket_api::supervise::{fault, Part};
+use websocket_api::tools::sim::carrier::{CarrierConn, Heard};
 
 const CALLS: usize = 20;
 /// Frames each call streams after the fault is armed (2 s of 20 ms μ-law).

@@ -9,8 +9,8 @@ use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::config::Config;
 use websocket_api::db::batcher::FlushAll;
-use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::{open_media_socket, CarrierConn, Heard};
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::{open_media_socket, CarrierConn, Heard};
 
 async fn flush(h: &Harness) {
     let _ = h.gw.db.send(FlushAll).await;
@@ -140,8 +140,8 @@ async fn an_absurd_sample_rate_is_refused_and_the_gateway_lives() {
         ],
         Some(3 << 30),
     );
-    let wss = match websocket_api::sim::carrier::post_refurl(&gw.http, &call("RATE-1")).await {
-        Ok(websocket_api::sim::carrier::Admission::Admitted { wss_url }) => wss_url,
+    let wss = match websocket_api::tools::sim::carrier::post_refurl(&gw.http, &call("RATE-1")).await {
+        Ok(websocket_api::tools::sim::carrier::Admission::Admitted { wss_url }) => wss_url,
         other => panic!("not admitted: {other:?}"),
     };
     let mut conn = CarrierConn::connect(&wss, true).await.expect("media socket");
@@ -348,9 +348,9 @@ async fn a_call_id_that_is_live_is_refused_as_a_duplicate(backend: Backend) {
     let conn = start_call(&h, "LIVE-1", "s", AudioFormat::ULAW_8K).await;
     // A repeated POST while the call waits for its socket is the same admission; once it is live, a second
     // call with its id is refused, and its own record says so, next to the live one.
-    let again = websocket_api::sim::carrier::post_refurl(&h.gw.http_url, &call("LIVE-1")).await;
+    let again = websocket_api::tools::sim::carrier::post_refurl(&h.gw.http_url, &call("LIVE-1")).await;
     assert!(
-        matches!(again, Ok(websocket_api::sim::carrier::Admission::Refused { status: 409, ref error, .. }) if error == "duplicate"),
+        matches!(again, Ok(websocket_api::tools::sim::carrier::Admission::Refused { status: 409, ref error, .. }) if error == "duplicate"),
         "{again:?}"
     );
     conn.close(1000);

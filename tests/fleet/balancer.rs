@@ -5,8 +5,8 @@
 use super::*;
 use futures_util::future::join_all;
 use websocket_api::carriers::Carrier;
-use websocket_api::sim::carrier::CallRequest;
-use websocket_api::sim::stream::run_call;
+use websocket_api::tools::sim::carrier::CallRequest;
+use websocket_api::tools::sim::stream::run_call;
 
 #[actix_rt::test]
 async fn twilio_calls_bridge_on_the_instance_that_admitted_them_and_the_balancer_logs_no_token() {

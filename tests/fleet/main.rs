@@ -22,8 +22,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
-use websocket_api::sim::agent::{AgentScript, AgentSimulator};
-use websocket_api::sim::carrier::{post_refurl, Admission, CarrierConn, Heard};
+use websocket_api::tools::sim::agent::{AgentScript, AgentSimulator};
+use websocket_api::tools::sim::carrier::{post_refurl, Admission, CarrierConn, Heard};
 
 /// The fleet tests run one at a time: each is three gateways, a balancer and a simulator on 2 cores.
 static ONE_FLEET_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

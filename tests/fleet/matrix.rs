@@ -7,8 +7,8 @@ use super::*;
 use futures_util::future::join_all;
 use std::collections::{BTreeMap, HashMap};
 use websocket_api::carriers::Carrier;
-use websocket_api::sim::carrier::CallRequest;
-use websocket_api::sim::stream::{run_call, CallReport};
+use websocket_api::tools::sim::carrier::CallRequest;
+use websocket_api::tools::sim::stream::{run_call, CallReport};
 
 const SALES: &str = "+918047000001";
 

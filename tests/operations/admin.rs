@@ -6,8 +6,8 @@ use crate::common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::db::batcher::FlushAll;
-use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::{post_refurl, Admission, Heard};
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::{post_refurl, Admission, Heard};
 
 async fn request(h: &Harness, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
     request_to(&h.gw.admin_url, method, path, token, body).await

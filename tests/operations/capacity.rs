@@ -4,7 +4,7 @@
 use crate::common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
-use websocket_api::sim::carrier::{post_refurl, Admission, CarrierConn};
+use websocket_api::tools::sim::carrier::{post_refurl, Admission, CarrierConn};
 
 #[actix_rt::test]
 async fn call_over_the_cap_is_refused_until_a_slot_frees() {

@@ -6,8 +6,8 @@ use crate::common::db::{Backend, TestDb};
 use crate::common::process::{bridged_call, serve, serve_in, Served};
 use crate::common::*;
 use std::time::{Duration, Instant};
-use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::{post_refurl, Admission, Heard};
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::{post_refurl, Admission, Heard};
 
 async fn status_of(url: &str) -> u16 {
     awc::Client::default()

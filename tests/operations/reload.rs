@@ -6,7 +6,7 @@ use crate::common::*;
 use serde_json::Value;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
-use websocket_api::sim::carrier::{post_refurl, Admission, CarrierConn};
+use websocket_api::tools::sim::carrier::{post_refurl, Admission, CarrierConn};
 
 /// Writes `routes` as the config file, sends SIGHUP and waits for the gateway to say it applied them.
 async fn reload_routes(gw: &Served, dir: &std::path::Path, routes: &str) {

@@ -7,8 +7,8 @@ use crate::common::process::{serve_in_with, Served};
 use crate::common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
-use websocket_api::sim::agent::{AgentScript, TlsFiles};
-use websocket_api::sim::carrier::{CarrierConn, Heard};
+use websocket_api::tools::sim::agent::{AgentScript, TlsFiles};
+use websocket_api::tools::sim::carrier::{CarrierConn, Heard};
 
 /// Admits call `id` over HTTPS and opens its media socket over WSS, both with `client`.
 async fn tls_call(client: &awc::Client, https: &str, id: &str) -> Result<CarrierConn, String> {

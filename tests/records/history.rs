@@ -7,8 +7,8 @@ use crate::common::*;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::db::batcher::FlushAll;
-use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::{post_refurl, Admission};
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::{post_refurl, Admission};
 
 async fn flush(h: &Harness) {
     let _ = h.gw.db.send(FlushAll).await;

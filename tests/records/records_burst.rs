@@ -8,8 +8,8 @@ use crate::common::*;
 use std::time::{Duration, Instant};
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::db::batcher::FlushAll;
-use websocket_api::sim::agent::AgentScript;
-use websocket_api::sim::carrier::{CarrierConn, Heard};
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::{CarrierConn, Heard};
 
 const BURST: usize = 500;
 const PROBE_FRAMES: usize = 200;

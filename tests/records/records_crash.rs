@@ -5,7 +5,7 @@ use crate::common::db::{Backend, Proxy, TestDb};
 use crate::common::process::{self, bridged_call, Served};
 use crate::common::*;
 use std::time::Duration;
-use websocket_api::sim::agent::AgentScript;
+use websocket_api::tools::sim::agent::AgentScript;
 
 fn serve(dir: &std::path::Path, agent_url: &str, db_url: &str, spool: &str) -> Served {
     process::serve(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
 use websocket_api::db::batcher::FlushAll;
 use websocket_api::db::models::{now_ms, CallRecord, RecordState};
-use websocket_api::sim::agent::AgentScript;
+use websocket_api::tools::sim::agent::AgentScript;
 
 /// Places a short call that is bridged both ways, then hangs up.
 async fn short_call(h: &Harness, id: &str) {

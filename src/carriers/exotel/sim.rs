@@ -2,8 +2,8 @@
 //! Voicebot applet's dynamic-URL request, and its stream's events (raw PCM16 in 100 ms messages).
 
 use crate::audio::format::{AudioFormat, Codec};
-use crate::sim::placing::{client, Answered, CallRequest};
-use crate::sim::SimError;
+use crate::tools::sim::placing::{client, Answered, CallRequest};
+use crate::tools::sim::SimError;
 use base64::Engine as _;
 use serde_json::{json, Value};
 

@@ -2,8 +2,8 @@
 //! `media`, `playedStream`) that Plivo's stream shares.
 
 use crate::audio::format::{AudioFormat, Codec};
-use crate::sim::placing::{client, Answered, CallRequest};
-use crate::sim::SimError;
+use crate::tools::sim::placing::{client, Answered, CallRequest};
+use crate::tools::sim::SimError;
 use base64::Engine as _;
 use serde_json::{json, Value};
 

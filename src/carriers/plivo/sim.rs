@@ -3,8 +3,8 @@
 
 use crate::audio::format::AudioFormat;
 use crate::carriers::mcube::sim::{media_event, start_event};
-use crate::sim::placing::{post_form, refusal, Answered, CallRequest, XmlAnswer};
-use crate::sim::SimError;
+use crate::tools::sim::placing::{post_form, refusal, Answered, CallRequest, XmlAnswer};
+use crate::tools::sim::SimError;
 
 /// The shortest media message Plivo sends: whatever it is given.
 pub const FRAME_MS: u64 = 0;

@@ -2,8 +2,8 @@
 //! voice webhook, the `<Stream>` of its TwiML answer, and its Media Streams events.
 
 use crate::audio::format::AudioFormat;
-use crate::sim::placing::{post_form, refusal, Answered, CallRequest, XmlAnswer};
-use crate::sim::SimError;
+use crate::tools::sim::placing::{post_form, refusal, Answered, CallRequest, XmlAnswer};
+use crate::tools::sim::SimError;
 use base64::Engine as _;
 use serde_json::{json, Value};
 

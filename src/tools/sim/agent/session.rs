@@ -43,7 +43,7 @@ fn stamped(b64: &str) -> std::borrow::Cow<'_, str> {
     let Ok(mut raw) = engine.decode(b64) else {
         return b64.into();
     };
-    if crate::sim::stamp::mark_received(&mut raw, crate::sim::stamp::now_us()) == 0 {
+    if crate::tools::sim::stamp::mark_received(&mut raw, crate::tools::sim::stamp::now_us()) == 0 {
         return b64.into();
     }
     engine.encode(&raw).into()

@@ -5,10 +5,10 @@
 
 use crate::capacity::procfs;
 use crate::capacity::PerCallCost;
-use crate::sim::carrier::{open_media_socket, post_refurl, Admission, CallRequest, MediaSocket};
-use crate::sim::sent::{read_sent, Sent};
-use crate::sim::stamp;
-use crate::sim::stream::{place, Placed};
+use crate::tools::sim::carrier::{open_media_socket, post_refurl, Admission, CallRequest, MediaSocket};
+use crate::tools::sim::sent::{read_sent, Sent};
+use crate::tools::sim::stamp;
+use crate::tools::sim::stream::{place, Placed};
 use awc::ws::{CloseCode, Frame, Message as WsMessage};
 use base64::Engine as _;
 use futures_util::future::join_all;

@@ -6,9 +6,9 @@ use crate::carriers::Carrier;
 use crate::config::{Config, ElevenLabsAuth};
 use crate::db::batcher::FlushAll;
 use crate::gateway::{self, Gateway};
-use crate::sim::agent::{self, AgentScript};
-use crate::sim::carrier::CallRequest;
-use crate::sim::stream::{frame_ms, run_call, CallReport};
+use crate::tools::sim::agent::{self, AgentScript};
+use crate::tools::sim::carrier::CallRequest;
+use crate::tools::sim::stream::{frame_ms, run_call, CallReport};
 use futures_util::future::join_all;
 use std::time::Duration;
 
