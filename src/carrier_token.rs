@@ -75,11 +75,6 @@ impl CallTokens {
     }
 }
 
-/// Constant-time equality, so a wrong credential's timing says nothing about the right one.
-pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,13 +69,6 @@ pub trait Dialect: Sync {
         1
     }
 
-    /// Whether a request or media socket upgrade carrying `authorization` (its `Authorization` header)
-    /// presents the credentials `cfg` asks of this carrier (none asked: yes). Its webhook's signature is its
-    /// endpoint's to check; this is what its socket must show too.
-    fn authorized(&self, _cfg: &crate::config::Config, _authorization: Option<&str>) -> bool {
-        true
-    }
-
     /// Whether its stream names its call and token only in its `start` event (its stream URL carries no
     /// query): the call is claimed when `start` arrives.
     fn names_call_at_start(&self) -> bool {

@@ -40,6 +40,11 @@ fn secret_env(name: &str, key: &str) -> String {
 }
 
 impl CarriersConfig {
+    /// The section of the carrier named `name` (`carriers::Carrier::as_str`).
+    pub fn section(&self, name: &str) -> Option<&dyn CarrierSection> {
+        self.each().into_iter().find(|(n, _)| *n == name).map(|(_, s)| s)
+    }
+
     /// Each carrier's share of the cap, by its name.
     pub fn caps(&self) -> Vec<(&'static str, Option<usize>)> {
         self.each().into_iter().map(|(name, s)| (name, s.max_calls())).collect()

@@ -25,6 +25,13 @@ pub trait CarrierSection {
         None
     }
 
+    /// Whether a request or media socket upgrade carrying `authorization` (its `Authorization` header)
+    /// presents the credentials this section asks of the carrier (none asked: yes). Its webhook's signature
+    /// is its endpoint's to check; this is what its socket must show too.
+    fn authorized(&self, _authorization: Option<&str>) -> bool {
+        true
+    }
+
     /// Checks beyond the types: each problem as `carriers.<name>.<key>: why`.
     fn validate(&self, _problems: &mut Vec<String>) {}
 

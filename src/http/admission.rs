@@ -140,11 +140,12 @@ pub(crate) fn save(state: &AppState, write: DbWrite) {
     state.gate().save(write);
 }
 
-/// The carrier's own credentials (`Dialect::authorized`: Exotel's Basic auth) on its webhook or media
-/// socket: missing or wrong gets 401 and no record.
+/// The carrier's own credentials (its section's `authorized`: Exotel's Basic auth) on its webhook or
+/// media socket: missing or wrong gets 401 and no record.
 pub(crate) fn refuse_uncredentialed(carrier: Carrier, req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
     let authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok());
-    if carrier.dialect().authorized(&state.config, authorization) {
+    let section = state.config.carriers.section(carrier.as_str());
+    if section.is_none_or(|s| s.authorized(authorization)) {
         return None;
     }
     log::warn!(

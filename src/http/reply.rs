@@ -5,7 +5,7 @@ use crate::db::{DbConnection, DbPool};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
-pub use crate::carrier_token::same_secret;
+pub use crate::values::same_secret;
 
 /// 409 for an admin naming a call by an id that calls of several carriers have: `carriers` lists whose.
 pub fn ambiguous_call<S: serde::Serialize>(carriers: &[S]) -> HttpResponse {

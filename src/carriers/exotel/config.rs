@@ -25,6 +25,18 @@ impl CarrierSection for Section {
 
     secret_field!(password);
 
+    /// With the password set, Exotel's requests and sockets carry `username` and it as Basic auth
+    /// (compared in constant time).
+    fn authorized(&self, authorization: Option<&str>) -> bool {
+        use base64::Engine as _;
+        let Some(password) = self.password.as_deref() else {
+            return true;
+        };
+        let expected = base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", self.username));
+        let given = authorization.and_then(|v| v.strip_prefix("Basic ")).unwrap_or_default();
+        !given.is_empty() && crate::values::same_secret(given.trim().as_bytes(), expected.as_bytes())
+    }
+
     fn setup(&self, derived_url: &str) -> String {
         let auth = format!("Basic auth as '{}'", self.username);
         format!("Exotel Voicebot URL: {derived_url}{}", signed(self.has_secret(), &auth))

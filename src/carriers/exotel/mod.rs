@@ -35,17 +35,4 @@ impl Dialect for Exotel {
     fn media_block_bytes(&self) -> usize {
         320
     }
-
-    /// With its password set, Exotel's requests and sockets carry `username` and it as Basic auth
-    /// (compared in constant time).
-    fn authorized(&self, cfg: &crate::config::Config, authorization: Option<&str>) -> bool {
-        use base64::Engine as _;
-        let exotel = &cfg.carriers.exotel;
-        let Some(password) = exotel.password.as_deref() else {
-            return true;
-        };
-        let expected = base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", exotel.username));
-        let given = authorization.and_then(|v| v.strip_prefix("Basic ")).unwrap_or_default();
-        !given.is_empty() && crate::carrier_token::same_secret(given.trim().as_bytes(), expected.as_bytes())
-    }
 }
