@@ -4,6 +4,7 @@
 //! beside this; so do the spool and the dead-letter file.
 pub mod actor;
 pub mod batcher;
+pub mod history;
 pub mod models;
 pub mod schema;
 pub mod spool;
@@ -335,20 +336,6 @@ pub fn close_abandoned(
         calls::updated_at.eq(now_ms),
     ))
     .execute(conn)
-}
-
-/// Finished (or refused, or never connected) calls, newest first; each attempt of a call id is its own entry.
-pub fn history(conn: &mut DbConnection, limit: i64, before_ms: Option<i64>) -> QueryResult<Vec<CallRow>> {
-    let mut q = calls::table
-        .filter(calls::state.ne_all(RecordState::LIVE.map(RecordState::as_str)))
-        .select(CallRow::as_select())
-        .order((calls::started_at.desc(), calls::call_id.desc(), calls::attempt.desc()))
-        .limit(limit)
-        .into_boxed();
-    if let Some(before) = before_ms {
-        q = q.filter(calls::started_at.lt(before));
-    }
-    q.load(conn)
 }
 
 /// Most attempts of one call id listed with it.

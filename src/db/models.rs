@@ -121,6 +121,23 @@ impl RecordState {
 
     /// The states of a call still under way somewhere.
     pub const LIVE: [RecordState; 3] = [RecordState::Connecting, RecordState::Active, RecordState::Ending];
+
+    /// Every state, in a call's order.
+    pub const ALL: [RecordState; 8] = [
+        RecordState::Connecting,
+        RecordState::Active,
+        RecordState::Ending,
+        RecordState::Ended,
+        RecordState::Rejected,
+        RecordState::Expired,
+        RecordState::Aborted,
+        RecordState::Reported,
+    ];
+
+    /// The state named `name` (as records store it).
+    pub fn parse(name: &str) -> Option<RecordState> {
+        RecordState::ALL.into_iter().find(|s| s.as_str() == name)
+    }
 }
 
 /// What a call's event is about (docs/records.md); stored as its name.

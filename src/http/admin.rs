@@ -14,7 +14,6 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::future::join_all;
 use serde::Deserialize;
-use std::time::UNIX_EPOCH;
 
 /// `None` when the request may see admin data, else the refusal to send: with a token, it must be given.
 pub fn refuse_admin(req: &HttpRequest, state: &AppState) -> Option<HttpResponse> {
@@ -71,50 +70,6 @@ async fn live_view(slot: SlotView) -> CallView {
             .await
             .unwrap_or_else(|| CallView::reserved(&slot.info, slot.admitted_at)),
         None => CallView::reserved(&slot.info, slot.admitted_at),
-    }
-}
-
-/// Most calls one history page returns.
-const HISTORY_MAX: i64 = 500;
-
-#[derive(Debug, Deserialize)]
-pub struct HistoryQuery {
-    limit: Option<i64>,
-    /// Unix milliseconds or RFC 3339: only calls that started before it.
-    before: Option<String>,
-}
-
-fn parse_before(s: &str) -> Option<i64> {
-    s.parse::<i64>().ok().or_else(|| {
-        humantime::parse_rfc3339_weak(s)
-            .ok()?
-            .duration_since(UNIX_EPOCH)
-            .ok()
-            .map(|d| d.as_millis() as i64)
-    })
-}
-
-/// `GET /calls/history?limit=&before=`: finished and refused calls, newest first.
-pub async fn call_history(
-    req: HttpRequest,
-    query: web::Query<HistoryQuery>,
-    state: web::Data<AppState>,
-) -> HttpResponse {
-    if let Some(refusal) = refuse_admin(&req, &state) {
-        return refusal;
-    }
-    let limit = query.limit.unwrap_or(50).clamp(1, HISTORY_MAX);
-    let before = match query.before.as_deref().map(parse_before) {
-        Some(None) => return error_json(StatusCode::BAD_REQUEST, "before: unix milliseconds or RFC 3339"),
-        Some(Some(ms)) => Some(ms),
-        None => None,
-    };
-    match read_db(&state.pool, move |c| db::history(c, limit, before)).await {
-        Ok(rows) => {
-            let calls: Vec<CallView> = rows.into_iter().map(CallView::of_row).collect();
-            HttpResponse::Ok().json(serde_json::json!({ "calls": calls }))
-        }
-        Err(resp) => resp,
     }
 }
 

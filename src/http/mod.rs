@@ -8,6 +8,7 @@ pub mod admission;
 pub mod caught;
 pub mod fleet;
 pub mod health;
+pub mod history;
 pub mod media;
 pub mod nonces;
 
@@ -53,7 +54,8 @@ pub fn carrier_routes(cfg: &mut web::ServiceConfig, admin_too: bool) {
 pub fn admin_routes(cfg: &mut web::ServiceConfig) {
     use caught::admin as guard;
     cfg.service(guarded!(guard, "/calls").route(web::get().to(admin::list_calls)))
-        .service(guarded!(guard, "/calls/history").route(web::get().to(admin::call_history)))
+        .service(guarded!(guard, "/calls/history").route(web::get().to(history::call_history)))
+        .service(guarded!(guard, "/calls/history.csv").route(web::get().to(history::call_history_csv)))
         .service(guarded!(guard, "/calls/limit").route(web::put().to(admin::set_limit)))
         .service(
             guarded!(guard, "/calls/{call_id}")

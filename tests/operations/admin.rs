@@ -50,6 +50,7 @@ async fn every_admin_endpoint_needs_the_token_when_one_is_set() {
     let endpoints = [
         ("GET", "/calls", None, 200),
         ("GET", "/calls/history", None, 200),
+        ("GET", "/calls/history.csv", None, 200),
         ("GET", "/calls/SOME-CALL", None, 404),
         ("DELETE", "/calls/SOME-CALL", None, 404),
         ("PUT", "/calls/limit", Some(r#"{"max_concurrent_calls": 5}"#), 200),
@@ -97,6 +98,7 @@ async fn without_a_token_the_admin_api_is_on_its_own_listener_only() {
     for path in [
         "/calls",
         "/calls/history",
+        "/calls/history.csv",
         "/capacity",
         "/metrics",
         "/healthz",
@@ -108,7 +110,13 @@ async fn without_a_token_the_admin_api_is_on_its_own_listener_only() {
             "{path} on the admin listener"
         );
     }
-    for path in ["/calls", "/calls/history", "/capacity", "/metrics"] {
+    for path in [
+        "/calls",
+        "/calls/history",
+        "/calls/history.csv",
+        "/capacity",
+        "/metrics",
+    ] {
         assert_eq!(
             request_to(&h.gw.http_url, "GET", path, None, None).await.0,
             404,

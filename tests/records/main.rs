@@ -4,6 +4,7 @@
 mod common;
 
 mod history;
+mod history_filters;
 mod identity;
 mod records_burst;
 mod records_crash;

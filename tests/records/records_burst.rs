@@ -86,7 +86,7 @@ async fn a_burst_of_endings_is_recorded_while_a_live_call_hears_every_frame(back
     let _ = h.gw.db.send(FlushAll).await;
     let pool = db.pool();
     let mut conn = pool.get().expect("db");
-    let history = websocket_api::db::history(&mut conn, 500, None).expect("history");
+    let history = websocket_api::db::history::history(&mut conn, 500, &Default::default()).expect("history");
     let ended = history
         .iter()
         .filter(|r| r.call_id.starts_with("BURST-") && r.state == "ended")
