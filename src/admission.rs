@@ -7,6 +7,7 @@
 use crate::call::actor::{CallActor, CallDeps};
 use crate::call::breaker::{Refused, UpstreamBreaker};
 use crate::call::failure::FailureScope;
+use crate::call::feed::{CallFeed, FeedEvent};
 use crate::call::messages::{AttachCarrier, CallHandle, ToCarrier};
 use crate::call::{CallInfo, HeldSlot};
 use crate::carrier_token::CallTokens;
@@ -32,6 +33,8 @@ pub struct Gate<'a> {
     pub tokens: &'a CallTokens,
     pub db: &'a Addr<DbBatcher>,
     pub breaker: &'a Arc<UpstreamBreaker>,
+    /// Told each admission and refusal, for whoever watches.
+    pub feed: &'a CallFeed,
     /// The routes as they stood when the request came.
     pub routes: Arc<RouteTable>,
 }
@@ -103,6 +106,7 @@ impl Gate<'_> {
                     mask_number(&CallInfo::number(&admitted.from), show),
                     mask_number(&CallInfo::number(&admitted.to), show)
                 );
+                self.feed.publish(&FeedEvent::of(&admitted, "admitted", None, None));
                 let token = self.tokens.issue(&key);
                 Ok(Admitted { key, token })
             }
@@ -146,6 +150,7 @@ impl Gate<'_> {
             config: self.config.clone(),
             metrics: self.metrics.clone(),
             db: self.db.clone(),
+            feed: self.feed.clone(),
         };
         CallActor::launch(info, slot, deps)
     }
@@ -194,6 +199,8 @@ impl Gate<'_> {
             refusal.as_str()
         );
         self.metrics.traffic.refused(refusal.as_str(), info.carrier.as_str());
+        self.feed
+            .publish(&FeedEvent::of(info, "refused", None, Some(refusal.as_str())));
         let record = self.rejected_record(info, refusal.as_str());
         self.save(DbWrite::Call(Box::new(record)));
         AdmissionRefused { refusal, retry_after }

@@ -246,6 +246,9 @@ async fn load(config: &Config, listeners: &Listeners) -> std::io::Result<Parts> 
         instance,
         fleet: fleet.clone(),
         signed_nonces: crate::http::nonces::SharedNonces::new(config.carriers.replay_window()),
+        feed: Default::default(),
+        tickets: Default::default(),
+        watchers: Default::default(),
     });
     Ok(Parts {
         database,

@@ -13,6 +13,7 @@ pub mod carrier_leg;
 pub mod chunks;
 pub mod elevenlabs_leg;
 pub mod failure;
+pub mod feed;
 pub mod hold;
 pub mod lag;
 pub mod messages;

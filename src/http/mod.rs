@@ -6,6 +6,7 @@ pub mod access;
 pub mod admin;
 pub mod admission;
 pub mod caught;
+pub mod events;
 pub mod fleet;
 pub mod health;
 pub mod history;
@@ -14,6 +15,7 @@ pub mod nonces;
 
 pub mod reply;
 pub mod state;
+pub mod tickets;
 
 use actix_web::web;
 pub use state::AppState;
@@ -57,6 +59,8 @@ pub fn admin_routes(cfg: &mut web::ServiceConfig) {
         .service(guarded!(guard, "/calls/history").route(web::get().to(history::call_history)))
         .service(guarded!(guard, "/calls/history.csv").route(web::get().to(history::call_history_csv)))
         .service(guarded!(guard, "/calls/limit").route(web::put().to(admin::set_limit)))
+        .service(guarded!(guard, "/calls/events").route(web::get().to(events::events)))
+        .service(guarded!(guard, "/calls/events/ticket").route(web::post().to(events::ticket)))
         .service(
             guarded!(guard, "/calls/{call_id}")
                 .route(web::get().to(admin::get_call))

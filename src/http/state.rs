@@ -36,6 +36,11 @@ pub struct AppState {
     pub meter: Arc<std::sync::Mutex<crate::capacity::CostMeter>>,
     /// Which agent takes a call (reloaded on SIGHUP).
     pub routes: crate::routing::SharedRoutes,
+    /// What happens to calls, for `GET /calls/events`.
+    pub feed: crate::call::feed::CallFeed,
+    /// The event stream's tickets, and how many streams are open.
+    pub tickets: super::tickets::Tickets,
+    pub watchers: Arc<std::sync::atomic::AtomicUsize>,
     /// Nonces of carriers' signed requests (Plivo's) seen lately: a request sent again is a replay.
     pub signed_nonces: super::nonces::SharedNonces,
 }
@@ -50,6 +55,7 @@ impl AppState {
             tokens: &self.tokens,
             db: &self.db,
             breaker: &self.breaker,
+            feed: &self.feed,
             routes: self.routes(),
         }
     }

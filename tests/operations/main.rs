@@ -10,6 +10,7 @@ mod config_matrix;
 mod dialects;
 mod docs;
 mod drain;
+mod events;
 mod loadtest_smoke;
 mod reload;
 mod systemd;

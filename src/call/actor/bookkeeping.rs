@@ -6,6 +6,15 @@ use super::*;
 impl CallActor {
     // ----- housekeeping and the record ----------------------------------------------------------------
 
+    /// Tells whoever watches (`CallFeed`) the call's state now: `event` is `state` or `ended`.
+    pub(super) fn announce(&self, event: &'static str) {
+        let reason = self.log.end_reason().map(|r| r.as_str());
+        let state = Some(self.phase.state().as_str());
+        self.deps
+            .feed
+            .publish(&FeedEvent::of(&self.log.info, event, state, reason));
+    }
+
     /// Once a second: counters to the metrics, a stalled carrier, the quiet mark, the call's length.
     pub(super) fn housekeeping(&mut self, ctx: &mut Context<Self>, max_len: Duration) {
         self.flush_counters();
@@ -88,6 +97,7 @@ impl CallActor {
         self.log.ended(EndReason::Shutdown); // stopped by something other than end_call: the arbiter going
         self.phase = Phase::Finished;
         self.save();
+        self.announce("ended");
         self.flush_counters();
         let m = &self.deps.metrics;
         let reason = self.log.end_reason().map_or("unknown", |r| r.as_str());

@@ -20,6 +20,7 @@ impl CallActor {
         self.downstream = Crossing::bridged(convert(agent.output, carrier));
         if self.phase == Phase::Connecting {
             self.phase = Phase::Active;
+            self.announce("state");
             self.log.answered();
             self.event(EventKind::State, "active".into());
             self.save();
@@ -235,6 +236,7 @@ impl CallActor {
         self.stop_hold();
         self.playout_reason = reason;
         self.phase = Phase::PlayingOut;
+        self.announce("state");
         let queued_ms = self.carrier_format().ms_for_bytes(self.playout.queued_bytes());
         let limit = Duration::from_millis(queued_ms) + self.cfg().calls.playout_timeout();
         Self::later(ctx, limit, |act, ctx| {

@@ -14,6 +14,7 @@ use crate::call::agent_dial::{close_unused, dial, AgentSocket, DialError};
 use crate::call::agent_link::{AgentFailure, AgentLink, RedialPolicy};
 use crate::call::elevenlabs_leg::{ElevenLabsLeg, LegSetup};
 use crate::call::failure::{Failure, FailureScope};
+use crate::call::feed::FeedEvent;
 use crate::call::hold::HoldAudio;
 use crate::call::messages::*;
 use crate::call::playout::{AfterPump, Playout};
@@ -52,6 +53,8 @@ pub struct CallDeps {
     pub db: Addr<DbBatcher>,
     /// Told how each dial went: account-level failures open it, a conversation that starts closes it.
     pub breaker: Arc<crate::call::breaker::UpstreamBreaker>,
+    /// Told each change of the call's state, for whoever watches.
+    pub feed: crate::call::feed::CallFeed,
 }
 
 /// Where the call is in its life.
@@ -147,7 +150,9 @@ impl CallActor {
     /// the arbiter included, passes through `stopped`, which writes the final record and gives the slot
     /// back; a restart would have nothing left to do.
     pub fn launch(info: CallInfo, slot: super::HeldSlot, deps: CallDeps) -> Addr<CallActor> {
-        CallActor::new(info, slot, deps).start()
+        let actor = CallActor::new(info, slot, deps);
+        actor.announce("state");
+        actor.start()
     }
 
     /// How much caller audio is held while the agent is not ready (base64 as it came, with some slack).

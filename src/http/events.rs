@@ -1,0 +1,152 @@
+//! `GET /calls/events`: the calls as they change, for the console and for scripts. A `text/event-stream`
+//! of `call` events (the `CallFeed`: `admitted`, `refused`, `state`, `ended`) and, once a second, of
+//! `counters` (the registry's totals, as `/calls` gives them), which also keep the stream alive through
+//! proxies. A watcher that falls `FEED_DEPTH` events behind gets a last `cut` event and is closed; at most
+//! `MAX_WATCHERS` watch at once. With an admin token set, the stream takes it as `Authorization: Bearer`,
+//! or a ticket (`?ticket=`) from `POST /calls/events/ticket` for a browser's `EventSource`.
+
+use super::admin::refuse_admin;
+use super::reply::error_json;
+use super::state::AppState;
+use super::tickets::TICKET_TTL;
+use crate::registry::Registry;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
+use serde::Deserialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+
+/// The most event streams open at once.
+pub const MAX_WATCHERS: usize = 32;
+
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    ticket: Option<String>,
+}
+
+/// `POST /calls/events/ticket`: a ticket that opens the event stream for `TICKET_TTL`.
+pub async fn ticket(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(refusal) = refuse_admin(&req, &state) {
+        return refusal;
+    }
+    HttpResponse::Ok().json(serde_json::json!({
+        "ticket": state.tickets.issue(),
+        "expires_in_s": TICKET_TTL.as_secs(),
+    }))
+}
+
+/// `GET /calls/events[?ticket=]`: the stream.
+pub async fn events(req: HttpRequest, query: web::Query<EventsQuery>, state: web::Data<AppState>) -> HttpResponse {
+    let by_ticket = query.ticket.as_deref().is_some_and(|t| state.tickets.verify(t));
+    if let Some(refusal) = refuse_admin(&req, &state).filter(|_| !by_ticket) {
+        return refusal;
+    }
+    let Some(seat) = Seat::take(&state.watchers) else {
+        return error_json(StatusCode::SERVICE_UNAVAILABLE, "too_many_watchers");
+    };
+    let watch = Watch {
+        feed: state.feed.subscribe(),
+        tick: tokio::time::interval(Duration::from_secs(1)),
+        registry: state.registry.clone(),
+        _seat: seat,
+    };
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(futures_util::stream::unfold(Some(watch), Watch::next))
+}
+
+/// One watcher's place among `MAX_WATCHERS`, given back when its stream ends.
+struct Seat(Arc<AtomicUsize>);
+
+impl Seat {
+    fn take(watchers: &Arc<AtomicUsize>) -> Option<Seat> {
+        let taken = watchers.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < MAX_WATCHERS).then_some(n + 1)
+        });
+        taken.ok().map(|_| Seat(watchers.clone()))
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An open stream: the feed, the counters' clock and its seat.
+struct Watch {
+    feed: tokio::sync::broadcast::Receiver<Arc<str>>,
+    tick: tokio::time::Interval,
+    registry: Registry,
+    _seat: Seat,
+}
+
+impl Watch {
+    /// The stream's next event; `None` (after a `cut`) ends it. Nothing is made until the connection takes
+    /// the last one, so a slow reader holds at most the feed's depth.
+    async fn next(watch: Option<Watch>) -> Option<(Result<Bytes, actix_web::Error>, Option<Watch>)> {
+        let mut watch = watch?;
+        let frame = tokio::select! {
+            got = watch.feed.recv() => match got {
+                Ok(json) => format!("event: call\ndata: {json}\n\n"),
+                Err(RecvError::Lagged(missed)) => {
+                    log::warn!("admin: an event stream fell {missed} events behind and was cut off");
+                    let cut = format!("event: cut\ndata: {{\"reason\":\"too_slow\",\"missed\":{missed}}}\n\n");
+                    return Some((Ok(Bytes::from(cut)), None));
+                }
+                Err(RecvError::Closed) => return None,
+            },
+            _ = watch.tick.tick() => {
+                let summary = serde_json::to_string(&watch.registry.summary()).unwrap_or_default();
+                format!("event: counters\ndata: {summary}\n\n")
+            }
+        };
+        Some((Ok(Bytes::from(frame)), Some(watch)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::feed::{CallFeed, FeedEvent, FEED_DEPTH};
+    use crate::call::CallInfo;
+    use crate::carriers::{CallKey, Carrier};
+    use crate::registry::RegistrySetup;
+    use crate::values::CallId;
+
+    #[actix_rt::test]
+    async fn a_watcher_that_falls_behind_gets_a_cut_and_gives_its_seat_back() {
+        let feed = CallFeed::default();
+        let registry = Registry::start(RegistrySetup {
+            max_calls: 1,
+            admission_deadline: Duration::from_secs(1),
+            reconcile_every: Duration::from_secs(60),
+            records: None,
+        });
+        let watchers = Arc::new(AtomicUsize::new(0));
+        let seat = Seat::take(&watchers).expect("a seat");
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        tick.tick().await;
+        let watch = Watch {
+            feed: feed.subscribe(),
+            tick,
+            registry,
+            _seat: seat,
+        };
+        let id = CallId::parse("call_id", "SLOW-1").expect("id");
+        let info = CallInfo::bare(CallKey::new(Carrier::Mcube, id), 1);
+        for _ in 0..FEED_DEPTH + 10 {
+            feed.publish(&FeedEvent::of(&info, "admitted", None, None));
+        }
+        let (frame, rest) = Watch::next(Some(watch)).await.expect("a last frame");
+        let frame = frame.expect("bytes");
+        assert!(String::from_utf8_lossy(&frame).starts_with("event: cut"), "{frame:?}");
+        assert!(rest.is_none(), "the stream ends after the cut");
+        assert_eq!(watchers.load(Ordering::SeqCst), 0, "its seat is given back");
+    }
+}
