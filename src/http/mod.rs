@@ -6,6 +6,7 @@ pub mod access;
 pub mod admin;
 pub mod admission;
 pub mod caught;
+pub mod console;
 pub mod events;
 pub mod fleet;
 pub mod health;
@@ -68,7 +69,9 @@ pub fn admin_routes(cfg: &mut web::ServiceConfig) {
         )
         .service(guarded!(guard, "/metrics").route(web::get().to(admin::metrics)))
         .service(guarded!(guard, "/capacity").route(web::get().to(admin::capacity)))
-        .service(guarded!(guard, "/fleet").route(web::get().to(admin::fleet)));
+        .service(guarded!(guard, "/fleet").route(web::get().to(admin::fleet)))
+        .service(guarded!(guard, "/console").route(web::get().to(console::page)))
+        .service(guarded!(guard, "/console/{file}").route(web::get().to(console::file)));
     #[cfg(feature = "fault-injection")]
     cfg.route("/faults/{part}/{subject}", web::put().to(caught::arm_fault));
     health_routes(cfg);

@@ -4,9 +4,11 @@
 mod common;
 
 mod admin;
+mod browser;
 mod capacity;
 mod cli;
 mod config_matrix;
+mod console;
 mod dialects;
 mod docs;
 mod drain;

@@ -1,0 +1,145 @@
+//! The operator's console (`/console`) in a real browser, headless Chromium driven over its DevTools
+//! protocol (`browser`): its assets come from the gateway alone, under a strict CSP and 150 KB; a wrong
+//! token shows only the sign-in; signed in with `#token=`, an operator sees a call placed by the carrier
+//! simulator appear, its frames rise, hangs it up (the carrier hears `terminate`), finds it in the history
+//! with end reason `admin` and opens its timeline. Screenshots go to `target/console-*.png`.
+
+use crate::browser::Browser;
+use crate::common::*;
+use std::time::Duration;
+use websocket_api::audio::format::AudioFormat;
+use websocket_api::db::batcher::FlushAll;
+use websocket_api::http::console;
+use websocket_api::tools::sim::carrier::Heard;
+
+const TOKEN: &str = "console-token";
+
+#[actix_rt::test]
+async fn the_console_comes_from_the_gateway_alone_under_a_strict_policy() {
+    let h = start(quiet_script(), |c| c.admin.token = Some(TOKEN.into())).await;
+    let mut total = 0;
+    for (path, body) in console::assets() {
+        let resp = awc::Client::default()
+            .get(format!("{}{path}", h.gw.admin_url))
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(resp.status().as_u16(), 200, "{path} needs no token: it holds no data");
+        let csp = resp
+            .headers()
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok());
+        assert!(
+            csp.is_some_and(|c| c.starts_with("default-src 'self'")),
+            "{path}: {csp:?}"
+        );
+        assert!(
+            !body.contains("http://") && !body.contains("https://"),
+            "{path} reaches nowhere else"
+        );
+        assert!(!body.contains("innerHTML"), "{path} puts data in the page as text only");
+        total += body.len();
+    }
+    assert!(total < 150_000, "the console is {total} bytes");
+}
+
+#[actix_rt::test]
+async fn signed_in_by_its_fragment_an_operator_sees_each_live_call_and_hangs_it_up() {
+    let h = start(quiet_script(), |c| c.admin.token = Some(TOKEN.into())).await;
+    let page = format!("{}/console", h.gw.admin_url);
+    let mut browser = Browser::start().await;
+
+    browser.open(&format!("{page}#token=wrong")).await;
+    assert!(
+        browser
+            .until(
+                Duration::from_secs(5),
+                "document.querySelector('#sign-in-error').textContent.includes('refused')"
+            )
+            .await,
+        "a wrong token is refused"
+    );
+    assert_eq!(
+        browser.eval("document.querySelector('#live').hidden").await,
+        true,
+        "and nothing shows"
+    );
+    browser.screenshot("sign-in").await;
+
+    browser.open(&format!("{page}#token={TOKEN}")).await;
+    assert!(
+        browser
+            .until(Duration::from_secs(5), "!document.querySelector('#live').hidden")
+            .await,
+        "signed in"
+    );
+    assert_eq!(
+        browser.eval("location.hash").await,
+        "",
+        "the token is taken off the address"
+    );
+    let mut conn = start_call(&h, "CON-1", "stream-CON-1", AudioFormat::ULAW_8K).await;
+    let row = "document.querySelector('tr[data-call-id=\"CON-1\"]')";
+    assert!(
+        browser.until(Duration::from_secs(2), &format!("!!{row}")).await,
+        "the call appears within 2 s"
+    );
+    for _ in 0..25 {
+        conn.send_media(&[0xFF; 160]);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let frames_in = format!("parseInt({row}.querySelector('.frames').textContent)");
+    assert!(
+        browser
+            .until(Duration::from_secs(3), &format!("{frames_in} >= 25"))
+            .await,
+        "its frames rise"
+    );
+    browser.screenshot("live").await;
+
+    let press = format!("[...{row}.querySelectorAll('button')].find(b => b.textContent === 'Hang up').click()");
+    browser.eval(&press).await;
+    assert_eq!(
+        browser.eval("document.querySelector('#confirm').open").await,
+        true,
+        "asks first"
+    );
+    browser.screenshot("confirm").await;
+    browser.eval("document.querySelector('#confirm-ok').click()").await;
+    let heard = listen(&mut conn, Duration::from_secs(3)).await;
+    assert!(
+        heard.contains(&Heard::Terminate),
+        "the carrier is told to hang up: {heard:?}"
+    );
+    let _ = h.gw.db.send(FlushAll).await;
+    assert!(
+        browser.until(Duration::from_secs(3), &format!("!{row}")).await,
+        "the row goes"
+    );
+    assert!(
+        browser
+            .until(
+                Duration::from_secs(3),
+                "document.querySelector('#feed').textContent.includes('admin')"
+            )
+            .await,
+        "the feed says it ended by an admin"
+    );
+
+    browser
+        .eval("document.querySelector('nav [data-view=history]').click()")
+        .await;
+    let listed = "!!document.querySelector('#history-table tr[data-call-id=\"CON-1\"]')";
+    assert!(
+        browser.until(Duration::from_secs(3), listed).await,
+        "the call moved to the history"
+    );
+    let reason = "document.querySelector('#history-table tr[data-call-id=\"CON-1\"]').children[4].textContent";
+    assert_eq!(browser.eval(reason).await, "admin");
+    browser.screenshot("history").await;
+    browser
+        .eval("document.querySelector('#history-table tr[data-call-id=\"CON-1\"]').click()")
+        .await;
+    assert!(browser.until(Duration::from_secs(3), "!document.querySelector('#call').hidden && document.querySelectorAll('#timeline li[data-kind]').length > 0").await, "its timeline");
+    browser.screenshot("call").await;
+}
