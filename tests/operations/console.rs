@@ -2,7 +2,7 @@
 //! protocol (`browser`): its assets come from the gateway alone, under a strict CSP and 150 KB; a wrong
 //! token shows only the sign-in; signed in with `#token=`, an operator sees a call placed by the carrier
 //! simulator appear, its frames rise, hangs it up (the carrier hears `terminate`), finds it in the history
-//! with end reason `admin` and opens its timeline. Screenshots go to `target/console-*.png`.
+//! with end reason `admin`, filters the history, downloads it as CSV and opens the call's timeline. Screenshots go to `target/console-*.png`.
 
 use crate::browser::Browser;
 use crate::common::*;
@@ -137,6 +137,39 @@ async fn signed_in_by_its_fragment_an_operator_sees_each_live_call_and_hangs_it_
     let reason = "document.querySelector('#history-table tr[data-call-id=\"CON-1\"]').children[4].textContent";
     assert_eq!(browser.eval(reason).await, "admin");
     browser.screenshot("history").await;
+
+    // A second call, ended by its carrier: the filter keeps the admin's only, and so does the CSV.
+    let mut other = start_call(&h, "CON-2", "stream-CON-2", AudioFormat::ULAW_8K).await;
+    other.close(1000);
+    let _ = listen(&mut other, Duration::from_millis(300)).await;
+    let gone = eventually(Duration::from_secs(3), || h.gw.registry.summary().active == 0).await;
+    assert!(gone, "the second call ended");
+    let _ = h.gw.db.send(FlushAll).await;
+    browser
+        .eval("document.querySelector('#history-form [name=end_reason]').value = 'admin'")
+        .await;
+    browser
+        .eval("document.querySelector('#history-form').requestSubmit()")
+        .await;
+    let only_admin =
+        "[...document.querySelectorAll('#history-table tbody tr')].map(r => r.dataset.callId).join() === 'CON-1'";
+    assert!(
+        browser.until(Duration::from_secs(3), only_admin).await,
+        "filtered by end reason"
+    );
+    let downloads = scratch_dir("console-downloads");
+    let allow = serde_json::json!({"behavior": "allow", "downloadPath": downloads.display().to_string()});
+    browser.call("Page.setDownloadBehavior", allow).await;
+    browser.eval("document.querySelector('#csv').click()").await;
+    let file = downloads.join("calls-history.csv");
+    let saved = eventually(Duration::from_secs(5), || file.exists()).await;
+    assert!(saved, "the CSV is downloaded");
+    let csv = std::fs::read_to_string(&file).expect("the CSV");
+    assert!(csv.starts_with("call_id,attempt,carrier"), "{csv}");
+    assert!(
+        csv.contains("CON-1") && !csv.contains("CON-2"),
+        "the same filter: {csv}"
+    );
     browser
         .eval("document.querySelector('#history-table tr[data-call-id=\"CON-1\"]').click()")
         .await;
