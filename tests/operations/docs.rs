@@ -177,7 +177,11 @@ fn dead_links(dir: &Path, text: &str) -> Vec<String> {
             let (file, anchor) = target.split_once('#').unwrap_or((target, ""));
             let path = if file.is_empty() { None } else { Some(dir.join(file)) };
             let body = match &path {
-                Some(p) => std::fs::read_to_string(p).ok(),
+                // An image is there or not; only a page's text can hold the anchor.
+                Some(p) if !anchor.is_empty() || p.extension().is_some_and(|x| x == "md") => {
+                    std::fs::read_to_string(p).ok()
+                }
+                Some(p) => p.exists().then(String::new),
                 None => Some(text.to_string()),
             };
             match body {
