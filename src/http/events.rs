@@ -1,7 +1,7 @@
 //! `GET /calls/events`: the calls as they change, for the console and for scripts. A `text/event-stream`
 //! of `call` events (the `CallFeed`: `admitted`, `refused`, `state`, `ended`) and, once a second, of
-//! `counters` (the registry's totals, as `/calls` gives them), which also keep the stream alive through
-//! proxies. A watcher that falls `FEED_DEPTH` events behind gets a last `cut` event and is closed; at most
+//! `counters` (the registry's totals, as `/calls` gives them, and the breakers' state), which also keep the
+//! stream alive through proxies. A watcher that falls `FEED_DEPTH` events behind gets a last `cut` event and is closed; at most
 //! `MAX_WATCHERS` watch at once. With an admin token set, the stream takes it as `Authorization: Bearer`,
 //! or a ticket (`?ticket=`) from `POST /calls/events/ticket` for a browser's `EventSource`.
 
@@ -9,6 +9,7 @@ use super::admin::refuse_admin;
 use super::reply::error_json;
 use super::state::AppState;
 use super::tickets::TICKET_TTL;
+use crate::call::breaker::UpstreamBreaker;
 use crate::registry::Registry;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -51,6 +52,7 @@ pub async fn events(req: HttpRequest, query: web::Query<EventsQuery>, state: web
         feed: state.feed.subscribe(),
         tick: tokio::time::interval(Duration::from_secs(1)),
         registry: state.registry.clone(),
+        breaker: state.breaker.clone(),
         _seat: seat,
     };
     HttpResponse::Ok()
@@ -83,10 +85,29 @@ struct Watch {
     feed: tokio::sync::broadcast::Receiver<Arc<str>>,
     tick: tokio::time::Interval,
     registry: Registry,
+    breaker: Arc<UpstreamBreaker>,
     _seat: Seat,
 }
 
 impl Watch {
+    /// The registry's totals and the breakers: the account's (`closed`, or `open` with its reason) and the
+    /// agents a breaker has made unavailable.
+    fn counters(&self) -> String {
+        let mut body = serde_json::to_value(self.registry.summary()).unwrap_or_default();
+        let account = match self.breaker.refusal() {
+            Some(open) => serde_json::json!({"state": "open", "reason": open.reason}),
+            None => serde_json::json!({"state": "closed"}),
+        };
+        if let Some(map) = body.as_object_mut() {
+            let agents = self.breaker.unavailable_agents();
+            map.insert(
+                "breaker".into(),
+                serde_json::json!({"account": account, "agents_unavailable": agents}),
+            );
+        }
+        body.to_string()
+    }
+
     /// The stream's next event; `None` (after a `cut`) ends it. Nothing is made until the connection takes
     /// the last one, so a slow reader holds at most the feed's depth.
     async fn next(watch: Option<Watch>) -> Option<(Result<Bytes, actix_web::Error>, Option<Watch>)> {
@@ -101,10 +122,7 @@ impl Watch {
                 }
                 Err(RecvError::Closed) => return None,
             },
-            _ = watch.tick.tick() => {
-                let summary = serde_json::to_string(&watch.registry.summary()).unwrap_or_default();
-                format!("event: counters\ndata: {summary}\n\n")
-            }
+            _ = watch.tick.tick() => format!("event: counters\ndata: {}\n\n", watch.counters()),
         };
         Some((Ok(Bytes::from(frame)), Some(watch)))
     }
@@ -132,10 +150,17 @@ mod tests {
         let seat = Seat::take(&watchers).expect("a seat");
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         tick.tick().await;
+        let policy = crate::call::breaker::BreakerPolicy {
+            failures: 1,
+            window: Duration::from_secs(1),
+            cooldown: Duration::from_secs(1),
+        };
+        let metrics = Arc::new(crate::metrics::Metrics::new().expect("metrics"));
         let watch = Watch {
             feed: feed.subscribe(),
             tick,
             registry,
+            breaker: Arc::new(UpstreamBreaker::new(policy, policy, metrics)),
             _seat: seat,
         };
         let id = CallId::parse("call_id", "SLOW-1").expect("id");

@@ -112,7 +112,10 @@ async fn the_event_stream_tells_each_call_as_it_happens_to_whoever_the_token_let
         .await
         .expect("a ticket opens it");
 
-    let counters = |e: &[(String, Value)]| e.iter().any(|(kind, v)| kind == "counters" && v["active"] == 0);
+    let counters = |e: &[(String, Value)]| {
+        e.iter()
+            .any(|(kind, v)| kind == "counters" && v["active"] == 0 && v["breaker"]["account"]["state"] == "closed")
+    };
     assert!(
         stream.until(Duration::from_secs(3), counters).await,
         "counters at once: {}",

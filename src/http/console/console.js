@@ -181,7 +181,14 @@ async function openEvents() {
   state.events = source;
   source.addEventListener("call", (e) => feed(JSON.parse(e.data)));
   source.addEventListener("counters", (e) => {
-    const c = JSON.parse(e.data).counters || {};
+    const all = JSON.parse(e.data);
+    const b = all.breaker || {};
+    const account = b.account || {};
+    const agents = b.agents_unavailable || [];
+    $("#breaker").textContent = account.state === "open" ? "ElevenLabs: breaker open (" + account.reason + ")"
+      : agents.length ? "ElevenLabs: agents unavailable: " + agents.join(", ") : "ElevenLabs: taking calls";
+    $("#breaker").dataset.state = account.state || "";
+    const c = all.counters || {};
     const refused = {};
     for (const [k, v] of Object.entries(c)) if (k.startsWith("refused") && v) refused[k.replace(/_/g, " ")] = v;
     counts($("#refusals"), refused);
