@@ -4,13 +4,12 @@
 //! that names it.
 
 use super::admin::refuse_admin;
-use super::reply::{error_json, read_db};
+use super::reply::read_db;
 use super::state::AppState;
 use crate::call::view::CallView;
 use crate::carriers::Carrier;
 use crate::db::history::{history, HistoryFilter, Search};
 use crate::db::models::RecordState;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::Value;
@@ -62,21 +61,35 @@ impl HistoryQuery {
             before: time("before", &self.before)?,
             since: time("since", &self.since)?,
             carrier: carrier.transpose()?,
-            route: text("route", &self.route, |c| !c.is_control())?,
-            agent: text("agent", &self.agent, |c| c.is_ascii_graphic())?,
-            end_reason: text("end_reason", &self.end_reason, |c| c.is_ascii_lowercase() || c == '_')?,
+            route: text(("route", "a route's name, no control character"), &self.route, |c| {
+                !c.is_control()
+            })?,
+            agent: text(
+                ("agent", "an agent id: letters, digits and marks, no space"),
+                &self.agent,
+                |c| c.is_ascii_graphic(),
+            )?,
+            end_reason: text(
+                ("end_reason", "an end reason: lowercase letters and _"),
+                &self.end_reason,
+                |c| c.is_ascii_lowercase() || c == '_',
+            )?,
             state: state.transpose()?,
             search: search(&self.q)?,
         })
     }
 }
 
-/// A text filter: at most `MAX_FILTER` characters, each passing `ok`.
-fn text(name: &'static str, v: &Option<String>, ok: impl Fn(char) -> bool) -> Result<Option<String>, BadFilter> {
+/// A text filter: at most `MAX_FILTER` characters, each passing `ok`; refused, `(name, takes)` says why.
+fn text(
+    (name, takes): (&'static str, &'static str),
+    v: &Option<String>,
+    ok: impl Fn(char) -> bool,
+) -> Result<Option<String>, BadFilter> {
     match v.as_deref() {
         None => Ok(None),
         Some(s) if !s.is_empty() && s.chars().count() <= MAX_FILTER && s.chars().all(ok) => Ok(Some(s.into())),
-        Some(_) => Err(BadFilter(name, "at most 128 characters, none a control character")),
+        Some(_) => Err(BadFilter(name, takes)),
     }
 }
 
@@ -149,12 +162,7 @@ pub async fn call_history_csv(
             .content_type("text/csv; charset=utf-8")
             .insert_header(("content-disposition", "attachment; filename=\"calls-history.csv\""))
             .body(csv(&calls)),
-        Err(resp) => {
-            if resp.status() == StatusCode::INTERNAL_SERVER_ERROR {
-                return error_json(StatusCode::SERVICE_UNAVAILABLE, "db: history unavailable");
-            }
-            resp
-        }
+        Err(resp) => resp,
     }
 }
 

@@ -118,7 +118,10 @@ async function refreshLive() {
   $("#cap-text").textContent = list.active + " of " + cap + " (" + list.available + " available" + (list.draining ? ", draining" : "") + ")";
   if (document.activeElement !== $("#cap-input")) $("#cap-input").value = cap;
   const byCarrier = {};
-  for (const c of list.calls) byCarrier[c.carrier + (c.route ? " · " + c.route : "")] = (byCarrier[c.carrier + (c.route ? " · " + c.route : "")] || 0) + 1;
+  for (const c of list.calls) {
+    const key = c.carrier + (c.route ? " · " + c.route : "");
+    byCarrier[key] = (byCarrier[key] || 0) + 1;
+  }
   counts($("#by-carrier"), byCarrier);
   const body = $("#live-table tbody");
   body.replaceChildren();
