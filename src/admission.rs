@@ -161,6 +161,7 @@ impl Gate<'_> {
         let handle = CallHandle {
             describe: call.downgrade().recipient(),
             end: call.downgrade().recipient(),
+            listen: call.downgrade().recipient(),
         };
         self.registry.attach(key, attempt, handle);
         call.do_send(AttachCarrier { leg });

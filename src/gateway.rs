@@ -226,6 +226,7 @@ async fn load(config: &Config, listeners: &Listeners) -> std::io::Result<Parts> 
     .await?;
     let meter = Arc::new(std::sync::Mutex::new(crate::capacity::CostMeter::default()));
     services.spawn("cost sampler", sample_cost(meter.clone(), registry.clone()));
+    let watchers = crate::http::seats::Watchers::new(&metrics);
     let state = web::Data::new(AppState {
         breaker: Arc::new(crate::call::breaker::UpstreamBreaker::from_config(
             &config.elevenlabs,
@@ -247,8 +248,7 @@ async fn load(config: &Config, listeners: &Listeners) -> std::io::Result<Parts> 
         fleet: fleet.clone(),
         signed_nonces: crate::http::nonces::SharedNonces::new(config.carriers.replay_window()),
         feed: Default::default(),
-        tickets: Default::default(),
-        watchers: Default::default(),
+        watchers,
     });
     Ok(Parts {
         database,
@@ -344,6 +344,7 @@ fn run_admin_listener(listener: TcpListener, state: web::Data<AppState>, config:
         crate::supervise::watch_thread("admin worker");
         App::new().app_data(state.clone()).configure(admin_routes)
     })
+    .on_connect(crate::net::note_admin_socket)
     .listen(listener)?
     .workers(1)
     .client_request_timeout(config.server.request_timeout())

@@ -1,5 +1,5 @@
-//! Socket options the gateway sets on its TCP connections (both the carrier's and the agent's): that a write
-//! leaves at once, how long unacknowledged data may sit, and how much of it the kernel may hold.
+//! Socket options the gateway sets on its TCP connections (the carrier's, the agent's and the admin's): that
+//! a write leaves at once, how long unacknowledged data may sit, and how much of it the kernel may hold.
 
 /// Bounds how long an accepted connection may hold data we sent that the peer does not acknowledge, and
 /// (when configured) how much of it the kernel may hold.
@@ -19,6 +19,30 @@ pub fn bound_unacknowledged_data(conn: &dyn std::any::Any, ms: u64, send_buffer:
             if let Err(e) = set_send_buffer(sock, send_buffer) {
                 log::warn!("carrier: SO_SNDBUF not set: {e}");
             }
+        }
+    }
+}
+
+/// An admin connection's socket, kept with the connection (`HttpRequest::conn_data`) so that a handler
+/// that streams to it can bound what the kernel holds for it (`bound_send_buffer`).
+#[derive(Clone, Copy)]
+pub struct AdminSocket(std::os::fd::RawFd);
+
+/// On each admin connection: its events and audio leave at once, and its socket is kept for its handlers.
+pub fn note_admin_socket(conn: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
+    if let Some(sock) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        send_at_once(sock, "admin");
+        data.insert(AdminSocket(std::os::fd::AsRawFd::as_raw_fd(sock)));
+    }
+}
+
+impl AdminSocket {
+    /// Caps what the kernel holds unsent on this connection, so a peer that stops reading is noticed
+    /// after seconds of audio, not megabytes. Only while its request is served: the connection, and so
+    /// the descriptor, lives at least that long.
+    pub fn bound_send_buffer(self, bytes: usize) {
+        if let Err(e) = set_send_buffer(&self.0, bytes) {
+            log::warn!("admin: SO_SNDBUF not set: {e}");
         }
     }
 }

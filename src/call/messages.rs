@@ -2,6 +2,7 @@
 //! named here, so every side knows the others only as `Recipient`s. Legs report what their peer did; only
 //! the call decides. Each leg writes its own peer's wire format: the call sends typed requests.
 
+use super::listen::Listener;
 use super::turns::TurnStart;
 use super::view::CallView;
 use super::{EndReason, Role, RoutedAudio};
@@ -89,6 +90,8 @@ pub enum ToCarrier {
     },
     /// Close the socket with `code` and stop the leg; with `terminate`, first ask the carrier to hang up.
     Close { code: u16, terminate: bool },
+    /// Give a listener copies of both sides' audio while the call lasts (`call::listen`).
+    Listen(Listener),
 }
 
 /// The carrier's leg, as its call holds it.
@@ -187,6 +190,14 @@ pub struct EndCall {
     pub reason: EndReason,
 }
 
+/// An admin listens in (`GET /calls/{id}/listen`): the call notes who in its events and hands the listener
+/// to its carrier leg. A call that is over drops it, which closes the listener's queue.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ListenIn {
+    pub listener: Listener,
+}
+
 /// The call's current view for `/calls`.
 #[derive(Message)]
 #[rtype(result = "CallView")]
@@ -198,6 +209,7 @@ pub struct DescribeCall;
 pub struct CallHandle {
     pub describe: WeakRecipient<DescribeCall>,
     pub end: WeakRecipient<EndCall>,
+    pub listen: WeakRecipient<ListenIn>,
 }
 
 impl CallHandle {
@@ -211,6 +223,17 @@ impl CallHandle {
         match self.end.upgrade() {
             Some(call) => {
                 call.do_send(EndCall { reason });
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Hands the call a listener; false when the call is already gone.
+    pub fn listen(&self, listener: Listener) -> bool {
+        match self.listen.upgrade() {
+            Some(call) => {
+                call.do_send(ListenIn { listener });
                 true
             }
             None => false,

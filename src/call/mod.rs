@@ -16,6 +16,7 @@ pub mod failure;
 pub mod feed;
 pub mod hold;
 pub mod lag;
+pub mod listen;
 pub mod messages;
 pub mod playout;
 pub mod record;

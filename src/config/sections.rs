@@ -367,6 +367,8 @@ pub struct AdminConfig {
     /// both listeners; without it they are served on `listen` only.
     #[serde(skip)]
     pub token: Option<String>,
+    /// Whether an admin may listen in on live calls (`GET /calls/{id}/listen`).
+    pub allow_listen: bool,
 }
 
 impl Default for AdminConfig {
@@ -374,6 +376,7 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: "127.0.0.1:7901".into(),
             token: None,
+            allow_listen: true,
         }
     }
 }

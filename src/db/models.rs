@@ -154,6 +154,8 @@ pub enum EventKind {
     GuardrailTriggered,
     Resumed,
     GreetingMuted,
+    /// An admin listened in (who, from where).
+    Listen,
     Error,
 }
 
@@ -171,6 +173,7 @@ impl EventKind {
             EventKind::GuardrailTriggered => "guardrail_triggered",
             EventKind::Resumed => "resumed",
             EventKind::GreetingMuted => "greeting_muted",
+            EventKind::Listen => "listen",
             EventKind::Error => "error",
         }
     }

@@ -23,7 +23,7 @@ pub fn refuse_admin(req: &HttpRequest, state: &AppState) -> Option<HttpResponse>
 }
 
 /// A call id from an admin's path, validated like a carrier's.
-fn call_id_of(path: web::Path<String>) -> Result<CallId, crate::values::Invalid> {
+pub(super) fn call_id_of(path: web::Path<String>) -> Result<CallId, crate::values::Invalid> {
     CallId::parse("call_id", &path.into_inner())
 }
 
@@ -82,15 +82,14 @@ pub struct CallQuery {
 }
 
 /// The call an admin's request names: its id, its carrier (when named) and its live slot, if any.
-struct NamedCall {
-    id: CallId,
-    carrier: Option<Carrier>,
-    live: Option<SlotView>,
+pub(super) struct NamedCall {
+    pub id: CallId,
+    pub carrier: Option<Carrier>,
+    pub live: Option<SlotView>,
 }
 
 /// The call an admin names (`/calls/{call_id}[?carrier=]`), once the admin check passes: 400 for an id or
-/// carrier that is none. Two carriers may each have a live call of that id: then the admin must say whose
-/// (409 listing them), as acting on either could be wrong.
+/// carrier that is none.
 fn named_call(
     req: &HttpRequest,
     state: &AppState,
@@ -100,8 +99,15 @@ fn named_call(
     if let Some(refusal) = refuse_admin(req, state) {
         return Err(Box::new(refusal));
     }
+    let id = call_id_of(path).map_err(|e| Box::new(error_json(StatusCode::BAD_REQUEST, &e.to_string())))?;
+    find_call(state, id, carrier)
+}
+
+/// The call of `id` (and `carrier`, when named): 400 for a carrier that is none. Two carriers may each have
+/// a live call of that id: then the admin must say whose (409 listing them), as acting on either could be
+/// wrong.
+pub(super) fn find_call(state: &AppState, id: CallId, carrier: Option<&str>) -> Result<NamedCall, Box<HttpResponse>> {
     let bad = |why: &str| Box::new(error_json(StatusCode::BAD_REQUEST, why));
-    let id = call_id_of(path).map_err(|e| bad(&e.to_string()))?;
     let carrier = carrier
         .map(|name| {
             Carrier::from_path(name).ok_or_else(|| bad(&format!("carrier: {}", crate::carriers::list::spoken())))
@@ -261,8 +267,7 @@ mod tests {
             )),
             signed_nonces: crate::http::nonces::SharedNonces::new(Duration::from_secs(1)),
             feed: Default::default(),
-            tickets: Default::default(),
-            watchers: Default::default(),
+            watchers: crate::http::seats::Watchers::new(&metrics),
             config: std::sync::Arc::new(config),
             registry,
             metrics,

@@ -1,27 +1,25 @@
 //! `GET /calls/events`: the calls as they change, for the console and for scripts. A `text/event-stream`
 //! of `call` events (the `CallFeed`: `admitted`, `refused`, `state`, `ended`) and, once a second, of
 //! `counters` (the registry's totals, as `/calls` gives them, and the breakers' state), which also keep the
-//! stream alive through proxies. A watcher that falls `FEED_DEPTH` events behind gets a last `cut` event and is closed; at most
-//! `MAX_WATCHERS` watch at once. With an admin token set, the stream takes it as `Authorization: Bearer`,
+//! stream alive through proxies. A watcher that falls `FEED_DEPTH` events behind gets a last `cut` event and
+//! is closed; at most `MAX_EVENT_STREAMS` watch at once. With an admin token set, the stream takes it as `Authorization: Bearer`,
 //! or a ticket (`?ticket=`) from `POST /calls/events/ticket` for a browser's `EventSource`.
 
 use super::admin::refuse_admin;
 use super::reply::error_json;
+use super::seats::Seat;
 use super::state::AppState;
-use super::tickets::TICKET_TTL;
+use super::tickets::{Purpose, TICKET_TTL};
 use crate::call::breaker::UpstreamBreaker;
 use crate::registry::Registry;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
+use prometheus::IntCounter;
 use serde::Deserialize;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
-
-/// The most event streams open at once.
-pub const MAX_WATCHERS: usize = 32;
 
 #[derive(Debug, Deserialize)]
 pub struct EventsQuery {
@@ -34,18 +32,22 @@ pub async fn ticket(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         return refusal;
     }
     HttpResponse::Ok().json(serde_json::json!({
-        "ticket": state.tickets.issue(),
+        "ticket": state.watchers.tickets.issue(&Purpose::Events),
         "expires_in_s": TICKET_TTL.as_secs(),
     }))
 }
 
 /// `GET /calls/events[?ticket=]`: the stream.
 pub async fn events(req: HttpRequest, query: web::Query<EventsQuery>, state: web::Data<AppState>) -> HttpResponse {
-    let by_ticket = query.ticket.as_deref().is_some_and(|t| state.tickets.verify(t));
+    let tickets = &state.watchers.tickets;
+    let by_ticket = query
+        .ticket
+        .as_deref()
+        .is_some_and(|t| tickets.verify(&Purpose::Events, t));
     if let Some(refusal) = refuse_admin(&req, &state).filter(|_| !by_ticket) {
         return refusal;
     }
-    let Some(seat) = Seat::take(&state.watchers) else {
+    let Some(seat) = state.watchers.streams.take() else {
         return error_json(StatusCode::SERVICE_UNAVAILABLE, "too_many_watchers");
     };
     let watch = Watch {
@@ -53,6 +55,7 @@ pub async fn events(req: HttpRequest, query: web::Query<EventsQuery>, state: web
         tick: tokio::time::interval(Duration::from_secs(1)),
         registry: state.registry.clone(),
         breaker: state.breaker.clone(),
+        cuts: state.metrics.watching.event_streams_cut.clone(),
         _seat: seat,
     };
     HttpResponse::Ok()
@@ -62,30 +65,14 @@ pub async fn events(req: HttpRequest, query: web::Query<EventsQuery>, state: web
         .streaming(futures_util::stream::unfold(Some(watch), Watch::next))
 }
 
-/// One watcher's place among `MAX_WATCHERS`, given back when its stream ends.
-struct Seat(Arc<AtomicUsize>);
-
-impl Seat {
-    fn take(watchers: &Arc<AtomicUsize>) -> Option<Seat> {
-        let taken = watchers.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-            (n < MAX_WATCHERS).then_some(n + 1)
-        });
-        taken.ok().map(|_| Seat(watchers.clone()))
-    }
-}
-
-impl Drop for Seat {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
 /// An open stream: the feed, the counters' clock and its seat.
 struct Watch {
     feed: tokio::sync::broadcast::Receiver<Arc<str>>,
     tick: tokio::time::Interval,
     registry: Registry,
     breaker: Arc<UpstreamBreaker>,
+    /// Counts the streams cut off for falling behind.
+    cuts: IntCounter,
     _seat: Seat,
 }
 
@@ -117,6 +104,7 @@ impl Watch {
                 Ok(json) => format!("event: call\ndata: {json}\n\n"),
                 Err(RecvError::Lagged(missed)) => {
                     log::warn!("admin: an event stream fell {missed} events behind and was cut off");
+                    watch.cuts.inc();
                     let cut = format!("event: cut\ndata: {{\"reason\":\"too_slow\",\"missed\":{missed}}}\n\n");
                     return Some((Ok(Bytes::from(cut)), None));
                 }
@@ -146,8 +134,9 @@ mod tests {
             reconcile_every: Duration::from_secs(60),
             records: None,
         });
-        let watchers = Arc::new(AtomicUsize::new(0));
-        let seat = Seat::take(&watchers).expect("a seat");
+        let metrics = Arc::new(crate::metrics::Metrics::new().expect("metrics"));
+        let watchers = crate::http::seats::Watchers::new(&metrics);
+        let seat = watchers.streams.take().expect("a seat");
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         tick.tick().await;
         let policy = crate::call::breaker::BreakerPolicy {
@@ -155,12 +144,12 @@ mod tests {
             window: Duration::from_secs(1),
             cooldown: Duration::from_secs(1),
         };
-        let metrics = Arc::new(crate::metrics::Metrics::new().expect("metrics"));
         let watch = Watch {
             feed: feed.subscribe(),
             tick,
             registry,
-            breaker: Arc::new(UpstreamBreaker::new(policy, policy, metrics)),
+            breaker: Arc::new(UpstreamBreaker::new(policy, policy, metrics.clone())),
+            cuts: metrics.watching.event_streams_cut.clone(),
             _seat: seat,
         };
         let id = CallId::parse("call_id", "SLOW-1").expect("id");
@@ -172,6 +161,7 @@ mod tests {
         let frame = frame.expect("bytes");
         assert!(String::from_utf8_lossy(&frame).starts_with("event: cut"), "{frame:?}");
         assert!(rest.is_none(), "the stream ends after the cut");
-        assert_eq!(watchers.load(Ordering::SeqCst), 0, "its seat is given back");
+        assert_eq!(watchers.streams.taken(), 0, "its seat is given back");
+        assert_eq!(metrics.watching.event_streams_cut.get(), 1, "the cut is counted");
     }
 }

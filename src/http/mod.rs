@@ -11,10 +11,12 @@ pub mod events;
 pub mod fleet;
 pub mod health;
 pub mod history;
+pub mod listen;
 pub mod media;
 pub mod nonces;
 
 pub mod reply;
+pub mod seats;
 pub mod state;
 pub mod tickets;
 
@@ -62,6 +64,8 @@ pub fn admin_routes(cfg: &mut web::ServiceConfig) {
         .service(guarded!(guard, "/calls/limit").route(web::put().to(admin::set_limit)))
         .service(guarded!(guard, "/calls/events").route(web::get().to(events::events)))
         .service(guarded!(guard, "/calls/events/ticket").route(web::post().to(events::ticket)))
+        .service(guarded!(guard, "/calls/{call_id}/listen").route(web::get().to(listen::listen)))
+        .service(guarded!(guard, "/calls/{call_id}/listen/ticket").route(web::post().to(listen::ticket)))
         .service(
             guarded!(guard, "/calls/{call_id}")
                 .route(web::get().to(admin::get_call))

@@ -38,9 +38,8 @@ pub struct AppState {
     pub routes: crate::routing::SharedRoutes,
     /// What happens to calls, for `GET /calls/events`.
     pub feed: crate::call::feed::CallFeed,
-    /// The event stream's tickets, and how many streams are open.
-    pub tickets: super::tickets::Tickets,
-    pub watchers: Arc<std::sync::atomic::AtomicUsize>,
+    /// Event streams and listeners: their seats and the tickets that open them from a browser.
+    pub watchers: super::seats::Watchers,
     /// Nonces of carriers' signed requests (Plivo's) seen lately: a request sent again is a replay.
     pub signed_nonces: super::nonces::SharedNonces,
 }

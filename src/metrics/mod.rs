@@ -1,17 +1,19 @@
 //! Process-wide metrics (Prometheus client): bumped where things happen (atomics, no locks on the media
 //! path), gathered on `GET /metrics`. Gauges that describe state owned by an actor (active calls, the cap)
 //! are set at scrape time from that actor. The metrics come in groups (traffic, the ElevenLabs side, what
-//! was not understood, the fleet, turn latency), each registered by its own `new`; `register` holds the
+//! was not understood, the fleet, turn latency, watching), each registered by its own `new`; `register` holds the
 //! helpers and the catalog.
 
 use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 use std::sync::LazyLock;
 
 mod register;
+mod watching;
 pub use register::catalog;
 pub(crate) use register::{
     counter, counter_vec, counter_vec_by, gauge, gauge_vec, histogram, histogram_vec, registered,
 };
+pub use watching::Watching;
 
 /// Errors of the listener's accept loop (EMFILE when the descriptor limit is reached, ENFILE, ENOMEM…).
 /// actix-server only logs them, so the process's logger counts them here (`count_accept_error`); one
@@ -276,6 +278,8 @@ pub struct Metrics {
     pub unread: Unread,
     /// In a fleet: the share held, the lease, lost instances, misdirected sockets.
     pub fleet: FleetMetrics,
+    /// The console's event streams and the listeners of live calls.
+    pub watching: Watching,
     /// Time to answer the refurl's admission request, inside the gateway.
     pub refurl_seconds: Histogram,
     pub calls_started: IntCounter,
@@ -382,6 +386,7 @@ impl Metrics {
             upstream: Upstream::new(&r)?,
             unread: Unread::new(&r)?,
             fleet: FleetMetrics::new(&r)?,
+            watching: Watching::new(&r)?,
             refurl_seconds: histogram(
                 &r,
                 "refurl_seconds",

@@ -36,6 +36,7 @@ impl Browser {
                 "--headless",
                 "--no-sandbox",
                 "--disable-gpu",
+                "--autoplay-policy=no-user-gesture-required",
                 "--no-first-run",
                 "--hide-scrollbars",
             ])

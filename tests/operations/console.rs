@@ -1,16 +1,20 @@
 //! The operator's console (`/console`) in a real browser, headless Chromium driven over its DevTools
 //! protocol (`browser`): its assets come from the gateway alone, under a strict CSP and 150 KB; a wrong
 //! token shows only the sign-in; signed in with `#token=`, an operator sees a call placed by the carrier
-//! simulator appear, its frames rise, hangs it up (the carrier hears `terminate`), finds it in the history
-//! with end reason `admin`, filters the history, downloads it as CSV and opens the call's timeline. Screenshots go to `target/console-*.png`.
+//! simulator appear, its frames rise, listens in (the page hears both sides), hangs it up (the carrier
+//! hears `terminate`), finds it in the history with end reason `admin`, filters the history, downloads it
+//! as CSV and opens the call's timeline with its transcript. Screenshots go to `target/console-*.png`.
 
 use crate::browser::Browser;
 use crate::common::*;
 use std::time::Duration;
+use websocket_api::audio::codec::encode_ulaw;
 use websocket_api::audio::format::AudioFormat;
+use websocket_api::audio::signal::tone;
 use websocket_api::db::batcher::FlushAll;
 use websocket_api::http::console;
-use websocket_api::tools::sim::carrier::Heard;
+use websocket_api::tools::sim::agent::AgentScript;
+use websocket_api::tools::sim::carrier::{CarrierConn, Heard};
 
 const TOKEN: &str = "console-token";
 
@@ -45,7 +49,14 @@ async fn the_console_comes_from_the_gateway_alone_under_a_strict_policy() {
 
 #[actix_rt::test]
 async fn signed_in_by_its_fragment_an_operator_sees_each_live_call_and_hangs_it_up() {
-    let h = start(quiet_script(), |c| c.admin.token = Some(TOKEN.into())).await;
+    // The agent answers each half second of the caller's speech: half a second of a tone, and transcripts.
+    let script = AgentScript {
+        reply_after_user_ms: 500,
+        reply_ms: 500,
+        transcripts: true,
+        ..quiet_script()
+    };
+    let h = start(script, |c| c.admin.token = Some(TOKEN.into())).await;
     let page = format!("{}/console", h.gw.admin_url);
     let mut browser = Browser::start().await;
 
@@ -95,6 +106,7 @@ async fn signed_in_by_its_fragment_an_operator_sees_each_live_call_and_hangs_it_
             .await,
         "its frames rise"
     );
+    listens_in(&mut browser, &conn, row).await;
     browser.screenshot("live").await;
 
     let press = format!("[...{row}.querySelectorAll('button')].find(b => b.textContent === 'Hang up').click()");
@@ -173,6 +185,54 @@ async fn signed_in_by_its_fragment_an_operator_sees_each_live_call_and_hangs_it_
     browser
         .eval("document.querySelector('#history-table tr[data-call-id=\"CON-1\"]').click()")
         .await;
-    assert!(browser.until(Duration::from_secs(3), "!document.querySelector('#call').hidden && document.querySelectorAll('#timeline li[data-kind]').length > 0").await, "its timeline");
+    let transcript = "!document.querySelector('#call').hidden && [...document.querySelectorAll('#timeline li[data-kind=user_transcript]')].length > 0";
+    assert!(
+        browser.until(Duration::from_secs(3), transcript).await,
+        "its timeline, with its transcript"
+    );
+    let listened = "!!document.querySelector('#timeline li[data-kind=listen]')";
+    assert_eq!(browser.eval(listened).await, true, "and who listened");
     browser.screenshot("call").await;
+}
+
+/// Presses "Listen" on the call's row while the caller speaks (a 440 Hz tone) and the agent answers: the
+/// page receives both sides.
+async fn listens_in(browser: &mut Browser, conn: &CarrierConn, row: &str) {
+    let press = format!("[...{row}.querySelectorAll('button')].find(b => b.textContent === 'Listen').click()");
+    browser.eval(&press).await;
+    let both = "(d => +d.callerBytes > 1000 && +d.agentBytes > 1000)(document.querySelector('#listening').dataset)";
+    let mut heard = false;
+    for i in 0..100 {
+        let mut samples = Vec::new();
+        tone(440.0, 8000, i * 160, 160, 8000, &mut samples);
+        let mut frame = Vec::new();
+        encode_ulaw(&samples, &mut frame);
+        conn.send_media(&frame);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if i % 10 == 9 && browser.eval(both).await == true {
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "the page receives both sides of the call");
+    let shown = browser
+        .eval("document.querySelector('#listen-stats').textContent")
+        .await;
+    assert!(
+        shown
+            .as_str()
+            .is_some_and(|s| s.contains("caller") && s.contains("agent")),
+        "{shown}"
+    );
+    let level = browser.eval("document.querySelector('#level-caller').value").await;
+    let audio = browser.eval("document.querySelector('#listening').dataset.audio").await;
+    eprintln!("console: the caller's level meter reads {level} (audio output {audio})");
+    if audio == "running" {
+        assert!(
+            level.as_f64().is_some_and(|l| l > 0.05),
+            "the caller's tone shows: {level}"
+        );
+    }
+    let stop = "document.querySelector('tr[data-call-id=\"CON-1\"] button').parentElement.textContent.includes('Stop listening')";
+    assert_eq!(browser.eval(stop).await, true, "the row offers to stop");
 }

@@ -8,7 +8,7 @@ use futures_util::StreamExt as _;
 use serde_json::Value;
 use std::time::Duration;
 use websocket_api::audio::format::AudioFormat;
-use websocket_api::http::events::MAX_WATCHERS;
+use websocket_api::http::seats::MAX_EVENT_STREAMS as MAX_WATCHERS;
 use websocket_api::tools::sim::carrier::Heard;
 
 const TOKEN: &str = "events-token";

@@ -13,6 +13,7 @@ mod dialects;
 mod docs;
 mod drain;
 mod events;
+mod listen;
 mod loadtest_smoke;
 mod reload;
 mod systemd;

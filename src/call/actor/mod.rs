@@ -313,6 +313,21 @@ impl Handler<EndCall> for CallActor {
     }
 }
 
+impl Handler<ListenIn> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, ListenIn { listener }: ListenIn, ctx: &mut Context<Self>) {
+        self.supervised(ctx, |act, _| {
+            let Some(leg) = act.carrier.clone().filter(|_| !act.is_over()) else {
+                return;
+            };
+            log::info!("call_id={} admin: {} listens in", act.call_id(), listener.who);
+            act.event(EventKind::Listen, format!("{} listened in", listener.who));
+            leg.do_send(ToCarrier::Listen(listener));
+        });
+    }
+}
+
 impl CallActor {
     fn attach_carrier(&mut self, leg: Recipient<ToCarrier>) {
         if self.is_over() {

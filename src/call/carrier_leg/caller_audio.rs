@@ -57,6 +57,10 @@ impl CarrierLeg {
         if let Some(timer) = self.join_timer.take() {
             ctx.cancel_future(timer);
         }
+        match &chunk.audio {
+            CarrierPayload::Raw(raw) => self.listeners.hear(Side::Caller, raw),
+            CarrierPayload::Base64(b64) => self.listeners.hear_base64(Side::Caller, b64.as_bytes()),
+        }
         match &mut self.route {
             Some(route) => {
                 route.counts.frames.fetch_add(chunk.frames, Ordering::Relaxed);

@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { token: sessionStorage.getItem("wsapi-token") || "", events: null, timer: null, before: null };
+const state = { token: sessionStorage.getItem("wsapi-token") || "", events: null, timer: null, before: null, listen: null };
 
 // ----- the admin API -----------------------------------------------------------------------------
 
@@ -99,6 +99,7 @@ function startLive() {
 }
 
 function stopLive() {
+  stopListening();
   if (state.timer) clearInterval(state.timer);
   state.timer = null;
   if (state.events) state.events.close();
@@ -143,6 +144,8 @@ async function refreshLive() {
     cell(row, [c.last_user_transcript, c.last_agent_response].filter(Boolean).join(" — "));
     const actions = cell(row, "");
     actions.append(button("Details", () => openCall(c.call_id, c.carrier, c.attempt)));
+    const listening = state.listen && state.listen.id === c.call_id && state.listen.carrier === c.carrier;
+    actions.append(listening ? button("Stop listening", stopListening) : button("Listen", () => listen(c.call_id, c.carrier)));
     actions.append(button("Hang up", () => hangUp(c.call_id, c.carrier), "danger"));
     body.appendChild(row);
   }
@@ -225,6 +228,96 @@ async function hangUp(id, carrier) {
     await api("/calls/" + encodeURIComponent(id) + "?carrier=" + encodeURIComponent(carrier), { method: "DELETE" });
     refreshLive();
   });
+}
+
+// ----- listening in ------------------------------------------------------------------------------
+
+// The listen socket sends {"rate"} then frames: a side byte (0 caller, 1 agent) and PCM16 LE samples. Each
+// side is played on its own clock, caller left and agent right, never more than a second behind.
+const SIDES = ["caller", "agent"];
+
+async function listen(id, carrier) {
+  stopListening();
+  const path = "/calls/" + encodeURIComponent(id);
+  let query = "?carrier=" + encodeURIComponent(carrier);
+  if (state.token) {
+    try {
+      const t = await json(path + "/listen/ticket", { method: "POST" });
+      query += "&ticket=" + encodeURIComponent(t.ticket);
+    } catch (e) {
+      return;
+    }
+  }
+  const audio = new AudioContext();
+  const sides = SIDES.map((name, i) => {
+    const gain = audio.createGain();
+    const pan = new StereoPannerNode(audio, { pan: i === 0 ? -1 : 1 });
+    const analyser = audio.createAnalyser();
+    gain.connect(pan).connect(audio.destination);
+    gain.connect(analyser);
+    return { name, gain, analyser, next: 0, bytes: 0 };
+  });
+  const socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + path + "/listen" + query);
+  socket.binaryType = "arraybuffer";
+  const l = { id, carrier, socket, audio, sides, rate: 8000, levels: setInterval(showLevels, 100) };
+  state.listen = l;
+  socket.onmessage = (e) => (typeof e.data === "string" ? (l.rate = JSON.parse(e.data).rate) : play(l, e.data));
+  socket.onclose = (e) => {
+    if (state.listen === l) stopListening("Listening ended: " + (e.reason || "the connection closed") + ".");
+  };
+  $("#listening").hidden = false;
+  $("#listen-title").textContent = "Listening to call " + id + " (" + carrier + ")";
+  $("#listen-stats").textContent = "";
+  $("#listen-stop").hidden = false;
+  refreshLive();
+}
+
+function play(l, data) {
+  const view = new DataView(data);
+  const side = l.sides[view.getUint8(0)];
+  const n = (data.byteLength - 1) >> 1;
+  if (!side || !n) return;
+  side.bytes += data.byteLength - 1;
+  const buffer = l.audio.createBuffer(1, n, l.rate);
+  const samples = buffer.getChannelData(0);
+  for (let i = 0; i < n; i++) samples[i] = view.getInt16(1 + 2 * i, true) / 32768;
+  const now = l.audio.currentTime;
+  if (side.next < now || side.next > now + 1) side.next = now + 0.1;
+  const source = l.audio.createBufferSource();
+  source.buffer = buffer;
+  source.connect(side.gain);
+  source.start(side.next);
+  side.next += buffer.duration;
+}
+
+function showLevels() {
+  const l = state.listen;
+  if (!l) return;
+  const kb = (b) => (b / 1024).toFixed(1) + " KB";
+  for (const side of l.sides) {
+    const data = new Float32Array(side.analyser.fftSize);
+    side.analyser.getFloatTimeDomainData(data);
+    const rms = Math.sqrt(data.reduce((sum, x) => sum + x * x, 0) / data.length);
+    $("#level-" + side.name).value = Math.min(1, rms * 4);
+    $("#listening").dataset[side.name + "Bytes"] = side.bytes;
+  }
+  $("#listening").dataset.audio = l.audio.state;
+  $("#listen-stats").textContent = l.sides.map((s) => s.name + " " + kb(s.bytes)).join(" · ") + " heard";
+}
+
+function stopListening(why) {
+  const l = state.listen;
+  state.listen = null;
+  if (l) {
+    clearInterval(l.levels);
+    l.socket.onclose = null;
+    l.socket.close();
+    l.audio.close();
+    refreshLive();
+  }
+  $("#listen-title").textContent = typeof why === "string" ? why : "";
+  $("#listening").hidden = typeof why !== "string";
+  $("#listen-stop").hidden = typeof why === "string";
 }
 
 // ----- history -----------------------------------------------------------------------------------
@@ -366,6 +459,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#older").addEventListener("click", () => loadHistory(true));
   $("#csv").addEventListener("click", downloadCsv);
   $("#call-back").addEventListener("click", () => show("live"));
+  $("#listen-stop").addEventListener("click", () => stopListening());
   window.addEventListener("hashchange", () => {
     const token = tokenFromHash();
     if (token !== null) signIn(token);
