@@ -3,6 +3,8 @@
 //! restarted and draining instance, a database outage, the fleet's admin views and whom they trust, every
 //! carrier through the balancer (Twilio by its path), and every feature meeting in one run (`matrix`).
 
+#[path = "../operations/browser.rs"]
+mod browser;
 #[path = "../common/mod.rs"]
 mod common;
 

@@ -51,6 +51,7 @@ async fn any_instance_shows_the_fleet_lists_its_calls_and_hangs_them_up() {
         Some(0),
         "gw1's own list: {local}"
     );
+    console_shows_the_fleet(&f).await;
 
     // A hang-up sent to gw1 ends the call on gw3.
     let mut resp = awc::Client::new()
@@ -160,4 +161,21 @@ fn instances_starting_together_on_an_empty_database_migrate_it_once() {
     }
     assert!(db.stored("nothing", None).is_none(), "the schema is whole");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// gw1's console, in a browser: its Fleet view lists the three instances and the call gw3 holds.
+async fn console_shows_the_fleet(f: &Fleet) {
+    let mut browser = crate::browser::Browser::start().await;
+    browser.open(&format!("{}/console", f.gw(0).admin)).await;
+    let fleet_tab = "!document.querySelector('#fleet-tab').hidden";
+    assert!(browser.until(Duration::from_secs(5), fleet_tab).await, "a Fleet tab");
+    browser.eval("document.querySelector('#fleet-tab').click()").await;
+    let instances = "document.querySelectorAll('#fleet-table tbody tr').length === 3";
+    assert!(browser.until(Duration::from_secs(5), instances).await, "every instance");
+    let call = "document.querySelector('#fleet-calls tr[data-call-id=\"VIEW-ON-GW3\"]')?.dataset.instance === 'gw3'";
+    assert!(
+        browser.until(Duration::from_secs(5), call).await,
+        "the call of gw3, on gw1's page"
+    );
+    browser.screenshot("fleet").await;
 }

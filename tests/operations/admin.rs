@@ -18,6 +18,7 @@ async fn request_to(base: &str, method: &str, path: &str, token: Option<&str>, b
     let url = format!("{base}{path}");
     let mut req = match method {
         "PUT" => client.put(url),
+        "POST" => client.post(url),
         "DELETE" => client.delete(url),
         _ => client.get(url),
     };
@@ -56,6 +57,10 @@ async fn every_admin_endpoint_needs_the_token_when_one_is_set() {
         ("PUT", "/calls/limit", Some(r#"{"max_concurrent_calls": 5}"#), 200),
         ("GET", "/capacity", None, 200),
         ("GET", "/metrics", None, 200),
+        ("GET", "/fleet", None, 404),
+        ("POST", "/calls/events/ticket", None, 200),
+        ("POST", "/calls/SOME-CALL/listen/ticket", None, 200),
+        ("GET", "/calls/SOME-CALL/listen", None, 404),
     ];
     // With a token, both listeners serve the admin API, behind it.
     for base in [&h.gw.admin_url, &h.gw.http_url] {

@@ -94,7 +94,10 @@ function since(iso) {
 function startLive() {
   stopLive();
   refreshLive();
-  state.timer = setInterval(refreshLive, 1000);
+  state.timer = setInterval(() => {
+    refreshLive();
+    if (!$("#fleet").hidden) loadFleet();
+  }, 1000);
   openEvents();
 }
 
@@ -419,9 +422,9 @@ async function checkFleet() {
 }
 
 async function loadFleet() {
-  let f;
+  let f, all;
   try {
-    f = await json("/fleet");
+    [f, all] = await Promise.all([json("/fleet"), json("/calls?scope=fleet")]);
   } catch (e) {
     return;
   }
@@ -433,6 +436,27 @@ async function loadFleet() {
     const draining = i.expired ? "lease expired" : i.draining ? "yes" : "no";
     for (const v of [i.instance_id, seconds(i.lease_age_ms), i.live_calls, i.held_slots, draining]) cell(row, v);
     body.appendChild(row);
+  }
+  const calls = $("#fleet-calls tbody");
+  calls.replaceChildren();
+  for (const c of all.calls || []) {
+    const row = document.createElement("tr");
+    row.dataset.callId = c.call_id;
+    row.dataset.instance = c.instance_id;
+    for (const v of [c.instance_id, c.call_id, c.carrier, c.route, c.state, since(c.started_at)]) cell(row, v);
+    cell(row, c.frames_in + " / " + c.frames_out, "num frames");
+    const actions = cell(row, "");
+    actions.append(button("Details", () => openCall(c.call_id, c.carrier, c.attempt)));
+    // Hang-ups are sent on to the instance that holds the call; listening is that instance's own.
+    actions.append(button("Hang up", () => hangUp(c.call_id, c.carrier), "danger"));
+    calls.appendChild(row);
+  }
+  for (const i of all.instances || []) {
+    if (!i.error) continue;
+    const row = document.createElement("tr");
+    cell(row, i.instance_id);
+    cell(row, "unreachable: " + i.error).colSpan = 7;
+    calls.appendChild(row);
   }
 }
 
