@@ -315,6 +315,7 @@ fn run_carrier_listener(
         // The factory runs on each worker thread: each gets its loop-lag probe (`call::lag`).
         crate::call::lag::start_probe(state.metrics.loop_lag.clone());
         crate::supervise::watch_thread("carrier worker");
+        crate::supervise::name_thread("wsapi-carrier");
         App::new()
             .app_data(state.clone())
             .configure(|cfg| carrier_routes(cfg, admin_too))
@@ -342,6 +343,7 @@ fn run_carrier_listener(
 fn run_admin_listener(listener: TcpListener, state: web::Data<AppState>, config: &Config) -> std::io::Result<Server> {
     Ok(HttpServer::new(move || {
         crate::supervise::watch_thread("admin worker");
+        crate::supervise::name_thread("wsapi-admin");
         App::new().app_data(state.clone()).configure(admin_routes)
     })
     .on_connect(crate::net::note_admin_socket)

@@ -242,6 +242,16 @@ impl Drop for Starting {
     }
 }
 
+/// Names the calling thread as `top -H`, `ps -L` and /proc show it (at most 15 bytes): which listener a
+/// worker serves, so what each costs can be told apart (scripts/bench-watchers reads the admin worker's).
+pub fn name_thread(name: &str) {
+    let Ok(name) = std::ffi::CString::new(name) else { return };
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string (truncated to 16 bytes) and names this thread only.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0);
+    }
+}
+
 /// Watches the calling thread (an HTTP worker, the records writer): if it ends while the gateway is not
 /// stopping, a panic got past every guard and took the thread's calls with it. The process then exits at
 /// once with 70 (EX_SOFTWARE), for systemd to restart it; the spool and start-up recovery keep the records.

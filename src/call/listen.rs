@@ -1,8 +1,9 @@
 //! Listening in on a live call (`GET /calls/{id}/listen`). A call's `Listeners` sit on its carrier leg,
 //! where both directions pass: the caller's audio as it was read, the agent's as it was written (so cut
-//! where a barge-in cut it). Each listener gets PCM16 copies through a small queue of its own that drops
-//! for that listener only when it falls behind: a listener never slows the call, and nothing is decoded
-//! while nobody listens.
+//! where a barge-in cut it). Each listener gets PCM16 copies, `LISTEN_BATCH` of a side at a time (a tenth
+//! of the messages and wake-ups 20 ms frames would cost, for a delay no eavesdropper notices), through a
+//! small queue of its own that drops for that listener only when it falls behind: a listener never slows
+//! the call, and nothing is decoded while nobody listens.
 
 use crate::audio::format::{AudioFormat, Codec, SampleRate};
 use crate::audio::transcode::Transcoder;
@@ -11,11 +12,14 @@ use base64::Engine;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::{self, Receiver, Sender};
 
-/// What one listener may have waiting: 1 s of 20 ms frames each way. Beyond it, its frames are dropped.
-pub const LISTEN_QUEUE: usize = 100;
+/// How much of one side goes to listeners in one message.
+pub const LISTEN_BATCH: Duration = Duration::from_millis(100);
+/// What one listener may have waiting: 1 s of each side. Beyond it, what it is sent is dropped.
+pub const LISTEN_QUEUE: usize = 20;
 
 /// Which side of the call a frame is; the first byte of every audio message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +34,8 @@ pub enum Side {
 pub enum Heard {
     /// The rate of the audio that follows (the carrier's), once the carrier's `start` named it.
     Rate(SampleRate),
-    /// One frame: its `Side` as one byte, then PCM16 little-endian mono samples.
+    /// `LISTEN_BATCH` of one side (less at the end): its `Side` as one byte, then PCM16 little-endian mono
+    /// samples.
     Audio(Bytes),
 }
 
@@ -39,7 +44,7 @@ pub struct Listener {
     /// Who listens (the admin's address), for the logs.
     pub who: String,
     queue: Sender<Heard>,
-    /// Frames dropped because this listener fell behind.
+    /// Messages of audio dropped because this listener fell behind.
     pub dropped: Arc<AtomicU64>,
 }
 
@@ -56,16 +61,21 @@ impl Listener {
     }
 }
 
-/// The listeners of one call's carrier leg, and the conversion of each side to PCM16.
+/// The listeners of one call's carrier leg, and each side on its way to them.
 pub struct Listeners {
     list: Vec<Listener>,
-    /// The carrier's rate, and a conversion per side to PCM16 (each carries its odd byte), once the
-    /// carrier's `start` named its format.
-    sides: Option<(SampleRate, [Transcoder; 2])>,
-    pcm: Vec<u8>,
+    /// Once the carrier's `start` named its format: its rate, and each side's conversion and batch.
+    sides: Option<(SampleRate, [Batch; 2])>,
     /// Caller audio that came as base64, decoded.
     decoded: Vec<u8>,
     metrics: Arc<Metrics>,
+}
+
+/// One side: its conversion to PCM16 (which carries an odd byte across frames) and what waits to be sent.
+struct Batch {
+    to_pcm: Transcoder,
+    pcm: Vec<u8>,
+    full: usize,
 }
 
 impl Listeners {
@@ -73,7 +83,6 @@ impl Listeners {
         Listeners {
             list: Vec::new(),
             sides: None,
-            pcm: Vec::new(),
             decoded: Vec::new(),
             metrics,
         }
@@ -100,7 +109,12 @@ impl Listeners {
             codec: Codec::Pcm16,
             rate: format.rate,
         };
-        let side = || Transcoder::new(format, pcm);
+        let full = pcm.bytes_for_ms(LISTEN_BATCH.as_millis() as u64);
+        let side = || Batch {
+            to_pcm: Transcoder::new(format, pcm),
+            pcm: Vec::with_capacity(full + 1024),
+            full,
+        };
         self.sides = Some((format.rate, [side(), side()]));
         self.offer(Heard::Rate(format.rate));
     }
@@ -128,12 +142,25 @@ impl Listeners {
             return;
         }
         let Some((_, sides)) = &mut self.sides else { return };
-        self.pcm.clear();
-        sides[side as usize].convert(raw, &mut self.pcm);
-        let mut frame = BytesMut::with_capacity(1 + self.pcm.len());
-        frame.put_u8(side as u8);
-        frame.put_slice(&self.pcm);
-        self.offer(Heard::Audio(frame.freeze()));
+        let batch = &mut sides[side as usize];
+        batch.to_pcm.convert(raw, &mut batch.pcm);
+        if batch.pcm.len() >= batch.full {
+            self.send(side);
+        }
+    }
+
+    /// Sends what waits of `side`.
+    fn send(&mut self, side: Side) {
+        let Some((_, sides)) = &mut self.sides else { return };
+        let batch = &mut sides[side as usize];
+        if batch.pcm.is_empty() {
+            return;
+        }
+        let mut message = BytesMut::with_capacity(1 + batch.pcm.len());
+        message.put_u8(side as u8);
+        message.put_slice(&batch.pcm);
+        batch.pcm.clear();
+        self.offer(Heard::Audio(message.freeze()));
     }
 
     /// Hands `heard` to every listener: one that is behind loses it, one that has gone is let go.
@@ -152,6 +179,14 @@ impl Listeners {
     }
 }
 
+impl Drop for Listeners {
+    /// The call's last words reach its listeners too.
+    fn drop(&mut self) {
+        self.send(Side::Caller);
+        self.send(Side::Agent);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,34 +196,36 @@ mod tests {
     }
 
     #[test]
-    fn a_listener_hears_both_sides_as_pcm16_after_the_rate() {
+    fn a_listener_hears_both_sides_as_pcm16_after_the_rate_a_batch_at_a_time() {
         let mut l = listeners();
         let (listener, mut heard) = Listener::new("test".into());
         l.add(listener);
         l.hear(Side::Caller, &[0xFF; 160]);
         assert!(heard.try_recv().is_err(), "nothing before the carrier names its format");
         l.set_format(AudioFormat::ULAW_8K);
-        l.hear(Side::Caller, &[0xFF; 160]);
-        l.hear(Side::Agent, &[0x80; 160]);
         assert_eq!(heard.try_recv(), Ok(Heard::Rate(SampleRate::Hz8000)));
-        let Ok(Heard::Audio(caller)) = heard.try_recv() else {
-            panic!("caller audio")
-        };
-        assert_eq!((caller[0], caller.len()), (Side::Caller as u8, 1 + 320));
-        assert!(caller[1..].iter().all(|&b| b == 0), "μ-law silence decodes to zero");
+        for _ in 0..4 {
+            l.hear(Side::Caller, &[0xFF; 160]);
+            l.hear(Side::Agent, &[0x80; 160]);
+        }
+        assert!(heard.try_recv().is_err(), "each side waits for its 100 ms");
+        l.hear(Side::Agent, &[0x80; 160]);
         let Ok(Heard::Audio(agent)) = heard.try_recv() else {
             panic!("agent audio")
         };
-        assert_eq!(agent[0], Side::Agent as u8);
-        assert_eq!(
-            i16::from_le_bytes([agent[1], agent[2]]),
-            32124,
-            "μ-law 0x80 is the loudest sample"
-        );
+        assert_eq!((agent[0], agent.len()), (Side::Agent as u8, 1 + 1600));
+        let loudest = i16::from_le_bytes([agent[1], agent[2]]);
+        assert_eq!(loudest, 32124, "μ-law 0x80 is the loudest sample");
+        drop(l);
+        let Ok(Heard::Audio(caller)) = heard.try_recv() else {
+            panic!("the caller's last words")
+        };
+        assert_eq!((caller[0], caller.len()), (Side::Caller as u8, 1 + 1280));
+        assert!(caller[1..].iter().all(|&b| b == 0), "μ-law silence decodes to zero");
     }
 
     #[test]
-    fn a_listener_that_falls_behind_loses_frames_and_one_that_left_is_let_go() {
+    fn a_listener_that_falls_behind_loses_batches_and_one_that_left_is_let_go() {
         let mut l = listeners();
         l.set_format(AudioFormat::PCM_16K);
         let (slow, mut slow_heard) = Listener::new("slow".into());
@@ -197,19 +234,20 @@ mod tests {
         l.add(slow);
         l.add(gone);
         drop(gone_heard);
+        let tenth = [7u8; 3200];
         for _ in 0..LISTEN_QUEUE + 5 {
-            l.hear(Side::Agent, &[1, 0, 2, 0]);
+            l.hear(Side::Agent, &tenth);
         }
         assert_eq!(l.list.len(), 1, "the listener that left is let go");
         assert_eq!(
             dropped.load(Ordering::Relaxed),
             6,
-            "the rate and 99 frames fit; 6 frames do not"
+            "the rate and 19 batches fit; 6 do not"
         );
         assert_eq!(slow_heard.try_recv(), Ok(Heard::Rate(SampleRate::Hz16000)));
-        let Ok(Heard::Audio(frame)) = slow_heard.try_recv() else {
+        let Ok(Heard::Audio(batch)) = slow_heard.try_recv() else {
             panic!("audio")
         };
-        assert_eq!(&frame[..], &[1, 1, 0, 2, 0]);
+        assert_eq!((batch[0], batch.len()), (Side::Agent as u8, 1 + 3200));
     }
 }

@@ -19,7 +19,7 @@ use prometheus::IntCounter;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 #[derive(Debug, Deserialize)]
 pub struct EventsQuery {
@@ -95,25 +95,49 @@ impl Watch {
         body.to_string()
     }
 
-    /// The stream's next event; `None` (after a `cut`) ends it. Nothing is made until the connection takes
-    /// the last one, so a slow reader holds at most the feed's depth.
+    /// The stream's next events; `None` (after a `cut`) ends it. Nothing is made until the connection
+    /// takes the last, so a slow reader holds at most the feed's depth; call events that wait together
+    /// (a burst of admissions) go out in one write.
     async fn next(watch: Option<Watch>) -> Option<(Result<Bytes, actix_web::Error>, Option<Watch>)> {
         let mut watch = watch?;
-        let frame = tokio::select! {
+        let frames = tokio::select! {
             got = watch.feed.recv() => match got {
-                Ok(json) => format!("event: call\ndata: {json}\n\n"),
-                Err(RecvError::Lagged(missed)) => {
-                    log::warn!("admin: an event stream fell {missed} events behind and was cut off");
-                    watch.cuts.inc();
-                    let cut = format!("event: cut\ndata: {{\"reason\":\"too_slow\",\"missed\":{missed}}}\n\n");
-                    return Some((Ok(Bytes::from(cut)), None));
-                }
+                Ok(json) => watch.with_waiting_events(call_event(&json)),
+                Err(RecvError::Lagged(missed)) => Err(missed),
                 Err(RecvError::Closed) => return None,
             },
-            _ = watch.tick.tick() => format!("event: counters\ndata: {}\n\n", watch.counters()),
+            _ = watch.tick.tick() => Ok(format!("event: counters\ndata: {}\n\n", watch.counters())),
         };
-        Some((Ok(Bytes::from(frame)), Some(watch)))
+        match frames {
+            Ok(frames) => Some((Ok(Bytes::from(frames)), Some(watch))),
+            Err(missed) => {
+                log::warn!("admin: an event stream fell {missed} events behind and was cut off");
+                watch.cuts.inc();
+                let cut = format!("event: cut\ndata: {{\"reason\":\"too_slow\",\"missed\":{missed}}}\n\n");
+                Some((Ok(Bytes::from(cut)), None))
+            }
+        }
     }
+
+    /// `first` and the call events already waiting behind it (up to `BURST_BYTES`); `Err` with how many
+    /// were missed when the watcher fell behind the feed.
+    fn with_waiting_events(&mut self, mut first: String) -> Result<String, u64> {
+        while first.len() < BURST_BYTES {
+            match self.feed.try_recv() {
+                Ok(json) => first.push_str(&call_event(&json)),
+                Err(TryRecvError::Lagged(missed)) => return Err(missed),
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
+        Ok(first)
+    }
+}
+
+/// The most call events put in one write (a little over).
+const BURST_BYTES: usize = 16 * 1024;
+
+fn call_event(json: &str) -> String {
+    format!("event: call\ndata: {json}\n\n")
 }
 
 #[cfg(test)]

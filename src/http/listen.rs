@@ -1,6 +1,7 @@
 //! `GET /calls/{call_id}/listen`: an admin hears a live call. A WebSocket on which the gateway sends, once
 //! the carrier has named its format, a text `{"rate": <Hz>, "encoding": "pcm_s16le", "sides": ["caller",
-//! "agent"]}`, then one binary message per frame: the side's index as one byte, then PCM16 LE mono samples.
+//! "agent"]}`, then a binary message per `LISTEN_BATCH` of either side: the side's index as one byte, then
+//! PCM16 LE mono samples.
 //! Of what the admin sends only pings and the close are read. The call's carrier leg drops frames for a
 //! listener that falls behind (`call::listen`), and a listener whose socket takes nothing for
 //! `SEND_LIMIT` (its kernel buffer bounded to `SEND_BUFFER`) is let go: the call never waits, and nothing
@@ -121,7 +122,7 @@ pub async fn listen(
         let started = Instant::now();
         let (sent, why) = relay.run().await;
         log::info!(
-            "call_id={} {who} stopped listening after {:.0?} ({why}; {sent} frames heard, {} lost)",
+            "call_id={} {who} stopped listening after {:.0?} ({why}; {sent} messages of audio sent, {} lost)",
             info.call_id,
             started.elapsed(),
             dropped.load(Ordering::Relaxed)

@@ -31,7 +31,7 @@ impl Watching {
             listen_frames_dropped: counter(
                 r,
                 "listen_frames_dropped_total",
-                "Audio frames a listener lost by falling behind (the call loses none)",
+                "Audio (100 ms of a side each) a listener lost by falling behind (the call loses none)",
             )?,
         })
     }
