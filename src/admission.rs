@@ -37,6 +37,8 @@ pub struct Gate<'a> {
     pub feed: &'a CallFeed,
     /// The routes as they stood when the request came.
     pub routes: Arc<RouteTable>,
+    /// Records each call, when `recording.enabled`.
+    pub recorder: Option<&'a crate::recording::Recorder>,
 }
 
 /// An admitted call: the key it holds a slot under, and the token its media socket must present.
@@ -151,6 +153,7 @@ impl Gate<'_> {
             metrics: self.metrics.clone(),
             db: self.db.clone(),
             feed: self.feed.clone(),
+            recorder: self.recorder.cloned(),
         };
         CallActor::launch(info, slot, deps)
     }
@@ -162,6 +165,7 @@ impl Gate<'_> {
             describe: call.downgrade().recipient(),
             end: call.downgrade().recipient(),
             listen: call.downgrade().recipient(),
+            pause: call.downgrade().recipient(),
         };
         self.registry.attach(key, attempt, handle);
         call.do_send(AttachCarrier { leg });

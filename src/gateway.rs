@@ -227,6 +227,14 @@ async fn load(config: &Config, listeners: &Listeners) -> std::io::Result<Parts> 
     let meter = Arc::new(std::sync::Mutex::new(crate::capacity::CostMeter::default()));
     services.spawn("cost sampler", sample_cost(meter.clone(), registry.clone()));
     let watchers = crate::http::seats::Watchers::new(&metrics);
+    let recorder = start_recorder(config, &database.batcher, &metrics)?;
+    if recorder.is_some() && config.recording.keep_days > 0 {
+        let dir = std::path::PathBuf::from(&config.recording.dir);
+        services.spawn(
+            "recording sweeper",
+            crate::recording::keep::keep_for(dir, config.recording.keep_days),
+        );
+    }
     let state = web::Data::new(AppState {
         breaker: Arc::new(crate::call::breaker::UpstreamBreaker::from_config(
             &config.elevenlabs,
@@ -248,6 +256,7 @@ async fn load(config: &Config, listeners: &Listeners) -> std::io::Result<Parts> 
         fleet: fleet.clone(),
         signed_nonces: crate::http::nonces::SharedNonces::new(config.carriers.replay_window()),
         feed: Default::default(),
+        recorder,
         watchers,
     });
     Ok(Parts {
@@ -337,6 +346,22 @@ fn run_carrier_listener(
         server = server.disable_signals();
     }
     Ok(server.run())
+}
+
+/// With `recording.enabled`, the recordings' writer: its directory made, the files a crash cut short given
+/// their lengths. A directory it cannot make stops the start, naming it.
+fn start_recorder(
+    config: &Config,
+    db: &actix::Addr<crate::db::batcher::DbBatcher>,
+    metrics: &Arc<Metrics>,
+) -> std::io::Result<Option<crate::recording::Recorder>> {
+    if !config.recording.enabled {
+        return Ok(None);
+    }
+    let dir = std::path::Path::new(&config.recording.dir);
+    crate::recording::Recorder::start(dir, db.clone(), metrics.clone())
+        .map(Some)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("recording.dir {}: {e}", dir.display())))
 }
 
 /// The admin listener: a handful of requests, one worker.

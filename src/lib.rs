@@ -1,6 +1,6 @@
 //! websocket_api: a media gateway that bridges carrier phone calls (Mcube, Plivo, Exotel, Twilio, each in
 //! its own dialect) to ElevenLabs conversational agents over WebSocket, one actor per call, under a cap
-//! measured, explained and changeable at run time, with every call recorded.
+//! measured, explained and changeable at run time, with every call's record kept.
 //!
 //! Layout, by layer. A module uses only modules of its own layer or of layers below it, and no two files
 //! import each other, directly or around a circle: `scripts/layers` checks both (CI runs it).
@@ -13,8 +13,9 @@
 //!    plain types (no I/O), each carrier's in its folder with its `Dialect`; codecs, resampling and the
 //!    pacer's queue; WebSocket frame plumbing; per-call carrier tokens; the routes from a carrier and
 //!    number to an agent.
-//! 3. records — `db`, `capacity`: call records (SQLite or PostgreSQL), the writer, batcher and spool;
-//!    live limits × measured per-call cost.
+//! 3. records — `db`, `recording`, `capacity`: call records (SQLite or PostgreSQL), the writer, batcher
+//!    and spool; the calls' recordings (stereo WAV on the call's clock, written off its thread); live limits
+//!    × measured per-call cost.
 //! 4. call — `call`, `registry`, `fleet`, `admission`: the `CallActor` per call, its parts and its two legs;
 //!    the registry that counts and lists calls (the cap); the fleet's lease and share of a cap held across
 //!    instances on one PostgreSQL database; admission, the one door every carrier's call comes in by (route,
@@ -39,6 +40,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
+pub mod recording;
 pub mod registry;
 pub mod routing;
 pub mod supervise;

@@ -6,9 +6,7 @@
 //! the call, and nothing is decoded while nobody listens.
 
 use crate::audio::format::{AudioFormat, Codec, SampleRate};
-use crate::audio::transcode::Transcoder;
 use crate::metrics::Metrics;
-use base64::Engine;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,13 +19,8 @@ pub const LISTEN_BATCH: Duration = Duration::from_millis(100);
 /// What one listener may have waiting: 1 s of each side. Beyond it, what it is sent is dropped.
 pub const LISTEN_QUEUE: usize = 20;
 
-/// Which side of the call a frame is; the first byte of every audio message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Side {
-    Caller = 0,
-    Agent = 1,
-}
+/// Which side of the call audio is (the first byte of every audio message): the recording's channels.
+pub use crate::recording::stereo::Channel as Side;
 
 /// What a listener is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,21 +54,14 @@ impl Listener {
     }
 }
 
-/// The listeners of one call's carrier leg, and each side on its way to them.
+/// The listeners of one call's carrier leg, and each side's PCM on its way to them.
 pub struct Listeners {
     list: Vec<Listener>,
-    /// Once the carrier's `start` named its format: its rate, and each side's conversion and batch.
-    sides: Option<(SampleRate, [Batch; 2])>,
-    /// Caller audio that came as base64, decoded.
-    decoded: Vec<u8>,
-    metrics: Arc<Metrics>,
-}
-
-/// One side: its conversion to PCM16 (which carries an odd byte across frames) and what waits to be sent.
-struct Batch {
-    to_pcm: Transcoder,
-    pcm: Vec<u8>,
+    /// Once the carrier's `start` named its format: its rate, and what waits of each side.
+    sides: Option<(SampleRate, [Vec<u8>; 2])>,
+    /// Bytes of PCM16 in `LISTEN_BATCH`.
     full: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl Listeners {
@@ -83,7 +69,7 @@ impl Listeners {
         Listeners {
             list: Vec::new(),
             sides: None,
-            decoded: Vec::new(),
+            full: 0,
             metrics,
         }
     }
@@ -103,48 +89,26 @@ impl Listeners {
         }
     }
 
-    /// The carrier's format, from its `start`.
-    pub fn set_format(&mut self, format: AudioFormat) {
+    /// The carrier's rate, from its `start`.
+    pub fn set_rate(&mut self, rate: SampleRate) {
         let pcm = AudioFormat {
             codec: Codec::Pcm16,
-            rate: format.rate,
+            rate,
         };
-        let full = pcm.bytes_for_ms(LISTEN_BATCH.as_millis() as u64);
-        let side = || Batch {
-            to_pcm: Transcoder::new(format, pcm),
-            pcm: Vec::with_capacity(full + 1024),
-            full,
-        };
-        self.sides = Some((format.rate, [side(), side()]));
-        self.offer(Heard::Rate(format.rate));
+        self.full = pcm.bytes_for_ms(LISTEN_BATCH.as_millis() as u64);
+        self.sides = Some((rate, [Vec::new(), Vec::new()]));
+        self.offer(Heard::Rate(rate));
     }
 
-    /// A frame of one side that came as base64 (checked by the leg; were it not, only the listeners would
-    /// lose it).
-    pub fn hear_base64(&mut self, side: Side, b64: &[u8]) {
-        if self.list.is_empty() {
-            return;
-        }
-        let mut raw = std::mem::take(&mut self.decoded);
-        raw.clear();
-        if base64::engine::general_purpose::STANDARD
-            .decode_vec(b64, &mut raw)
-            .is_ok()
-        {
-            self.hear(side, &raw);
-        }
-        self.decoded = raw;
-    }
-
-    /// A frame of one side, raw in the carrier's format.
-    pub fn hear(&mut self, side: Side, raw: &[u8]) {
+    /// A frame of one side, PCM16 LE at the carrier's rate.
+    pub fn hear(&mut self, side: Side, pcm: &[u8]) {
         if self.list.is_empty() {
             return;
         }
         let Some((_, sides)) = &mut self.sides else { return };
         let batch = &mut sides[side as usize];
-        batch.to_pcm.convert(raw, &mut batch.pcm);
-        if batch.pcm.len() >= batch.full {
+        batch.extend_from_slice(pcm);
+        if batch.len() >= self.full {
             self.send(side);
         }
     }
@@ -153,13 +117,13 @@ impl Listeners {
     fn send(&mut self, side: Side) {
         let Some((_, sides)) = &mut self.sides else { return };
         let batch = &mut sides[side as usize];
-        if batch.pcm.is_empty() {
+        if batch.is_empty() {
             return;
         }
-        let mut message = BytesMut::with_capacity(1 + batch.pcm.len());
+        let mut message = BytesMut::with_capacity(1 + batch.len());
         message.put_u8(side as u8);
-        message.put_slice(&batch.pcm);
-        batch.pcm.clear();
+        message.put_slice(batch);
+        batch.clear();
         self.offer(Heard::Audio(message.freeze()));
     }
 
@@ -196,38 +160,36 @@ mod tests {
     }
 
     #[test]
-    fn a_listener_hears_both_sides_as_pcm16_after_the_rate_a_batch_at_a_time() {
+    fn a_listener_hears_both_sides_after_the_rate_a_batch_at_a_time() {
         let mut l = listeners();
         let (listener, mut heard) = Listener::new("test".into());
         l.add(listener);
-        l.hear(Side::Caller, &[0xFF; 160]);
+        l.hear(Side::Caller, &[0; 320]);
         assert!(heard.try_recv().is_err(), "nothing before the carrier names its format");
-        l.set_format(AudioFormat::ULAW_8K);
+        l.set_rate(SampleRate::Hz8000);
         assert_eq!(heard.try_recv(), Ok(Heard::Rate(SampleRate::Hz8000)));
         for _ in 0..4 {
-            l.hear(Side::Caller, &[0xFF; 160]);
-            l.hear(Side::Agent, &[0x80; 160]);
+            l.hear(Side::Caller, &[0; 320]);
+            l.hear(Side::Agent, &[7; 320]);
         }
         assert!(heard.try_recv().is_err(), "each side waits for its 100 ms");
-        l.hear(Side::Agent, &[0x80; 160]);
+        l.hear(Side::Agent, &[7; 320]);
         let Ok(Heard::Audio(agent)) = heard.try_recv() else {
             panic!("agent audio")
         };
         assert_eq!((agent[0], agent.len()), (Side::Agent as u8, 1 + 1600));
-        let loudest = i16::from_le_bytes([agent[1], agent[2]]);
-        assert_eq!(loudest, 32124, "μ-law 0x80 is the loudest sample");
+        assert!(agent[1..].iter().all(|&b| b == 7));
         drop(l);
         let Ok(Heard::Audio(caller)) = heard.try_recv() else {
             panic!("the caller's last words")
         };
         assert_eq!((caller[0], caller.len()), (Side::Caller as u8, 1 + 1280));
-        assert!(caller[1..].iter().all(|&b| b == 0), "μ-law silence decodes to zero");
     }
 
     #[test]
     fn a_listener_that_falls_behind_loses_batches_and_one_that_left_is_let_go() {
         let mut l = listeners();
-        l.set_format(AudioFormat::PCM_16K);
+        l.set_rate(SampleRate::Hz16000);
         let (slow, mut slow_heard) = Listener::new("slow".into());
         let dropped = slow.dropped.clone();
         let (gone, gone_heard) = Listener::new("gone".into());

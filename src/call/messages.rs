@@ -92,6 +92,10 @@ pub enum ToCarrier {
     Close { code: u16, terminate: bool },
     /// Give a listener copies of both sides' audio while the call lasts (`call::listen`).
     Listen(Listener),
+    /// Record both sides from now on (`crate::recording`); the leg's end closes the file.
+    Record(Box<crate::recording::CallRecording>),
+    /// Pause or resume the recording: paused, both sides are recorded as silence.
+    PauseRecording(bool),
 }
 
 /// The carrier's leg, as its call holds it.
@@ -198,6 +202,14 @@ pub struct ListenIn {
     pub listener: Listener,
 }
 
+/// An admin pauses the recording (payment details) or resumes it: the call notes it in its events and tells
+/// its carrier leg, which records both sides as silence while paused.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PauseRecording {
+    pub paused: bool,
+}
+
 /// The call's current view for `/calls`.
 #[derive(Message)]
 #[rtype(result = "CallView")]
@@ -210,6 +222,7 @@ pub struct CallHandle {
     pub describe: WeakRecipient<DescribeCall>,
     pub end: WeakRecipient<EndCall>,
     pub listen: WeakRecipient<ListenIn>,
+    pub pause: WeakRecipient<PauseRecording>,
 }
 
 impl CallHandle {
@@ -220,24 +233,17 @@ impl CallHandle {
 
     /// Asks the call to end; false when it is already gone.
     pub fn end(&self, reason: EndReason) -> bool {
-        match self.end.upgrade() {
-            Some(call) => {
-                call.do_send(EndCall { reason });
-                true
-            }
-            None => false,
-        }
+        tell(&self.end, EndCall { reason })
     }
 
     /// Hands the call a listener; false when the call is already gone.
     pub fn listen(&self, listener: Listener) -> bool {
-        match self.listen.upgrade() {
-            Some(call) => {
-                call.do_send(ListenIn { listener });
-                true
-            }
-            None => false,
-        }
+        tell(&self.listen, ListenIn { listener })
+    }
+
+    /// Pauses or resumes the call's recording; false when the call is already gone.
+    pub fn pause_recording(&self, paused: bool) -> bool {
+        tell(&self.pause, PauseRecording { paused })
     }
 
     /// The call's view, with a bound so a stuck call cannot stall `/calls`.
@@ -245,6 +251,15 @@ impl CallHandle {
         let request = self.describe.upgrade()?.send(DescribeCall);
         request.timeout(Duration::from_secs(1)).await.ok()
     }
+}
+
+/// Sends `msg` to a call that may have ended: false when it has.
+fn tell<M>(call: &WeakRecipient<M>, msg: M) -> bool
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    call.upgrade().map(|call| call.do_send(msg)).is_some()
 }
 
 /// A leg's report to its call. Legs hold only a weak handle, so a call that has ended is not kept alive

@@ -20,6 +20,7 @@ pub mod listen;
 pub mod messages;
 pub mod playout;
 pub mod record;
+pub mod tap;
 pub mod turns;
 pub mod upstream;
 pub mod view;

@@ -6,7 +6,7 @@
 
 use super::turns::TurnSummary;
 use super::CallInfo;
-use crate::db::models::{CallEvent, CallRecord, CallRow, RecordState};
+use crate::db::models::{CallEvent, CallRecord, CallRow, RecordState, RecordingRow};
 use crate::db::AttemptSummary;
 use crate::values::Text;
 use serde::Serialize;
@@ -61,6 +61,22 @@ pub struct CallView {
     /// `/calls/{id}` of a stored call: every attempt of this call id, newest first (the one shown among them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<AttemptSummary>>,
+    /// `/calls/{id}` of a stored call the gateway recorded (docs/recording.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<RecordingView>,
+}
+
+/// The gateway's recording of a call attempt, as shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordingView {
+    pub path: String,
+    pub bytes: i64,
+    pub duration_ms: i64,
+    pub complete: bool,
+    pub lost_ms: i64,
+    pub paused_ms: i64,
+    pub error: Option<String>,
+    pub url: Option<String>,
 }
 
 /// One of a stored call's events, as shown.
@@ -147,6 +163,7 @@ impl CallView {
             recording_url: None,
             events: None,
             attempts: None,
+            recording: None,
         }
     }
 
@@ -179,6 +196,20 @@ impl CallView {
     /// With every attempt of its call id.
     pub fn with_attempts(mut self, attempts: Vec<AttemptSummary>) -> CallView {
         self.attempts = Some(attempts);
+        self
+    }
+
+    pub fn with_recording(mut self, row: Option<RecordingRow>) -> CallView {
+        self.recording = row.map(|r| RecordingView {
+            path: r.path,
+            bytes: r.bytes,
+            duration_ms: r.duration_ms,
+            complete: r.complete,
+            lost_ms: r.lost_ms,
+            paused_ms: r.paused_ms,
+            error: r.error,
+            url: r.url,
+        });
         self
     }
 

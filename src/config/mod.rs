@@ -12,6 +12,7 @@ mod load;
 pub mod origins;
 mod peers;
 mod reading;
+mod recording;
 pub mod reload;
 pub mod routes;
 pub mod section;
@@ -20,4 +21,5 @@ mod validate;
 
 pub use carriers::*;
 pub use load::redact_url;
+pub use recording::RecordingConfig;
 pub use sections::*;

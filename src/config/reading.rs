@@ -32,7 +32,7 @@ pub(super) fn deserialize_sections(table: toml::Table, problems: &mut Vec<String
     config
 }
 
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "server",
     "calls",
     "elevenlabs",
@@ -42,6 +42,7 @@ const SECTIONS: [&str; 11] = [
     "log",
     "capacity",
     "fleet",
+    "recording",
     "carriers",
     "routes",
 ];
@@ -57,6 +58,7 @@ fn read_section(config: &mut Config, section: &str, value: toml::Value) -> Resul
         "log" => value.try_into().map(|v| config.log = v),
         "capacity" => value.try_into().map(|v| config.capacity = v),
         "fleet" => value.try_into().map(|v| config.fleet = v),
+        "recording" => value.try_into().map(|v| config.recording = v),
         "carriers" => value.try_into().map(|v| config.carriers = v),
         _ => value.try_into().map(|v| config.routes = v),
     }

@@ -30,6 +30,7 @@ pub struct Config {
     pub log: LogConfig,
     pub capacity: CapacityConfig,
     pub fleet: FleetConfig,
+    pub recording: super::recording::RecordingConfig,
     pub carriers: super::carriers::CarriersConfig,
     /// Which agent takes a call (docs/routes.md); none means every call goes to `elevenlabs.agent_id`.
     pub routes: Vec<super::routes::RouteConfig>,

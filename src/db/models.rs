@@ -5,7 +5,7 @@
 //! set aside, never retried forever), but the gateway builds records only from validated values
 //! (`CallInfo::record` in `call`), so what the carrier sent reaches a record only through them.
 
-use super::schema::{call_events, calls};
+use super::schema::{call_events, call_recordings, calls};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -156,6 +156,8 @@ pub enum EventKind {
     GreetingMuted,
     /// An admin listened in (who, from where).
     Listen,
+    /// The recording was paused or resumed.
+    Recording,
     Error,
 }
 
@@ -174,6 +176,7 @@ impl EventKind {
             EventKind::Resumed => "resumed",
             EventKind::GreetingMuted => "greeting_muted",
             EventKind::Listen => "listen",
+            EventKind::Recording => "recording",
             EventKind::Error => "error",
         }
     }
@@ -233,6 +236,30 @@ pub struct StatusReport {
     pub at_ms: i64,
 }
 
+/// The gateway's own recording of a call attempt (docs/recording.md), once its file is closed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Insertable, Queryable, Selectable, AsChangeset)]
+#[diesel(table_name = call_recordings)]
+pub struct RecordingRow {
+    pub call_id: String,
+    pub carrier: String,
+    pub attempt: i64,
+    /// The file, under `recording.dir`.
+    pub path: String,
+    pub bytes: i64,
+    pub duration_ms: i64,
+    /// Nothing was lost: every sample of both sides reached the file.
+    pub complete: bool,
+    /// Audio lost (a slow or full disk, a side running ahead of the call's clock).
+    pub lost_ms: i64,
+    /// Written as silence while the recording was paused.
+    pub paused_ms: i64,
+    /// Why it is incomplete, when the disk said.
+    pub error: Option<String>,
+    /// Where it was uploaded.
+    pub url: Option<String>,
+    pub updated_at: i64,
+}
+
 /// One unit of work for the database, as written to the spool when the database cannot take it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 // Adjacently tagged: an internally tagged enum cannot carry the list of events.
@@ -244,6 +271,8 @@ pub enum DbWrite {
     /// An event saved before whose text changed (a corrected agent response): replaces the stored one by
     /// its key, or is inserted if it never arrived.
     Revise(CallEvent),
+    /// A recording's row: replaces the one of its attempt.
+    Recording(Box<RecordingRow>),
 }
 
 impl DbWrite {

@@ -1,4 +1,4 @@
-// @generated-compatible: what `diesel print-schema` writes for migrations/*/ up to 2026-12-07-000002_turns
+// @generated-compatible: what `diesel print-schema` writes for migrations/*/ up to 2026-12-08-000001_recordings
 // (column order aside: PostgreSQL appends `attempt` and the events' `carrier`, SQLite's rebuilds put them
 // near the front).
 
@@ -55,4 +55,21 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(calls, call_events);
+diesel::table! {
+    call_recordings (call_id, carrier, attempt) {
+        call_id -> Text,
+        carrier -> Text,
+        attempt -> BigInt,
+        path -> Text,
+        bytes -> BigInt,
+        duration_ms -> BigInt,
+        complete -> Bool,
+        lost_ms -> BigInt,
+        paused_ms -> BigInt,
+        error -> Nullable<Text>,
+        url -> Nullable<Text>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(calls, call_events, call_recordings);

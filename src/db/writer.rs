@@ -408,6 +408,7 @@ fn apply(conn: &mut DbConnection, writes: &[DbWrite]) -> diesel::QueryResult<()>
                 }
                 DbWrite::Status(report) => save_status(c, report)?,
                 DbWrite::Revise(event) => revise_event(c, event)?,
+                DbWrite::Recording(row) => crate::db::save_recording(c, row)?,
             }
         }
         Ok(())

@@ -147,7 +147,8 @@ pub async fn get_call(
         Ok(Some(stored)) => HttpResponse::Ok().json(
             CallView::of_row(stored.row)
                 .with_events(stored.events)
-                .with_attempts(stored.attempts),
+                .with_attempts(stored.attempts)
+                .with_recording(stored.recording),
         ),
         Ok(None) => error_json(StatusCode::NOT_FOUND, "unknown call"),
         Err(resp) => resp,
@@ -268,6 +269,7 @@ mod tests {
             signed_nonces: crate::http::nonces::SharedNonces::new(Duration::from_secs(1)),
             feed: Default::default(),
             watchers: crate::http::seats::Watchers::new(&metrics),
+            recorder: None,
             config: std::sync::Arc::new(config),
             registry,
             metrics,

@@ -14,6 +14,7 @@ pub mod history;
 pub mod listen;
 pub mod media;
 pub mod nonces;
+pub mod recording;
 
 pub mod reply;
 pub mod seats;
@@ -66,6 +67,7 @@ pub fn admin_routes(cfg: &mut web::ServiceConfig) {
         .service(guarded!(guard, "/calls/events/ticket").route(web::post().to(events::ticket)))
         .service(guarded!(guard, "/calls/{call_id}/listen").route(web::get().to(listen::listen)))
         .service(guarded!(guard, "/calls/{call_id}/listen/ticket").route(web::post().to(listen::ticket)))
+        .service(guarded!(guard, "/calls/{call_id}/recording").route(web::post().to(recording::pause)))
         .service(
             guarded!(guard, "/calls/{call_id}")
                 .route(web::get().to(admin::get_call))

@@ -38,6 +38,8 @@ pub struct AppState {
     pub routes: crate::routing::SharedRoutes,
     /// What happens to calls, for `GET /calls/events`.
     pub feed: crate::call::feed::CallFeed,
+    /// Records each call, when `recording.enabled`.
+    pub recorder: Option<crate::recording::Recorder>,
     /// Event streams and listeners: their seats and the tickets that open them from a browser.
     pub watchers: super::seats::Watchers,
     /// Nonces of carriers' signed requests (Plivo's) seen lately: a request sent again is a replay.
@@ -56,6 +58,7 @@ impl AppState {
             breaker: &self.breaker,
             feed: &self.feed,
             routes: self.routes(),
+            recorder: self.recorder.as_ref(),
         }
     }
 

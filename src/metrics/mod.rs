@@ -1,14 +1,16 @@
 //! Process-wide metrics (Prometheus client): bumped where things happen (atomics, no locks on the media
 //! path), gathered on `GET /metrics`. Gauges that describe state owned by an actor (active calls, the cap)
 //! are set at scrape time from that actor. The metrics come in groups (traffic, the ElevenLabs side, what
-//! was not understood, the fleet, turn latency, watching), each registered by its own `new`; `register` holds the
+//! was not understood, the fleet, turn latency, watching, recording), each registered by its own `new`; `register` holds the
 //! helpers and the catalog.
 
 use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry};
 use std::sync::LazyLock;
 
+mod recording;
 mod register;
 mod watching;
+pub use recording::RecordingMetrics;
 pub use register::catalog;
 pub(crate) use register::{
     counter, counter_vec, counter_vec_by, gauge, gauge_vec, histogram, histogram_vec, registered,
@@ -280,6 +282,8 @@ pub struct Metrics {
     pub fleet: FleetMetrics,
     /// The console's event streams and the listeners of live calls.
     pub watching: Watching,
+    /// The calls' recordings.
+    pub recording: RecordingMetrics,
     /// Time to answer the refurl's admission request, inside the gateway.
     pub refurl_seconds: Histogram,
     pub calls_started: IntCounter,
@@ -387,6 +391,7 @@ impl Metrics {
             unread: Unread::new(&r)?,
             fleet: FleetMetrics::new(&r)?,
             watching: Watching::new(&r)?,
+            recording: RecordingMetrics::new(&r)?,
             refurl_seconds: histogram(
                 &r,
                 "refurl_seconds",

@@ -17,6 +17,7 @@ mod passthrough;
 mod ping;
 mod plivo;
 mod protocol;
+mod recording;
 mod resume;
 mod route_failures;
 mod routes;

@@ -435,6 +435,14 @@ fn read_back(db: &TestDb, writes: &[DbWrite]) -> Result<(), String> {
                     return Err(format!("events differ: {:?}", stored.events));
                 }
             }
+            DbWrite::Recording(row) => {
+                let mut conn = db.pool().get().map_err(|e| e.to_string())?;
+                let stored = websocket_api::db::recording_of(&mut conn, &row.call_id, &row.carrier, row.attempt)
+                    .map_err(|e| e.to_string())?;
+                if stored.as_ref() != Some(&**row) {
+                    return Err(format!("recording read back differs: {stored:?}"));
+                }
+            }
             DbWrite::Revise(event) => {
                 let stored = db.stored(&event.call_id, Some(event.attempt)).ok_or("no call")?;
                 if !stored

@@ -3,6 +3,8 @@
 //! pacing timer and the sends.
 
 use super::*;
+use crate::recording::writer::RecordingOf;
+use crate::recording::CallRecording;
 
 impl CallActor {
     // ----- bridging -----------------------------------------------------------------------------------
@@ -99,7 +101,23 @@ impl CallActor {
         );
         self.caller.set_hold_limit(Self::hold_limit(self.cfg(), format));
         self.stream = Some(start);
+        self.start_recording(format);
         self.try_bridge(ctx);
+    }
+
+    /// With `recording.enabled`, the carrier leg records the call from its `start` on.
+    fn start_recording(&mut self, format: AudioFormat) {
+        let (Some(recorder), Some(leg)) = (&self.deps.recorder, &self.carrier) else {
+            return;
+        };
+        let info = &self.log.info;
+        let of = RecordingOf {
+            carrier: info.carrier.as_str(),
+            call_id: info.call_id.to_string(),
+            attempt: info.attempt,
+        };
+        let recording = CallRecording::start(recorder, of, format.rate.hz(), Instant::now());
+        leg.do_send(ToCarrier::Record(Box::new(recording)));
     }
 
     /// Queues agent audio (read from the agent at `read_at`) for the carrier.

@@ -55,6 +55,8 @@ pub struct CallDeps {
     pub breaker: Arc<crate::call::breaker::UpstreamBreaker>,
     /// Told each change of the call's state, for whoever watches.
     pub feed: crate::call::feed::CallFeed,
+    /// Records each call, when `recording.enabled`.
+    pub recorder: Option<crate::recording::Recorder>,
 }
 
 /// Where the call is in its life.
@@ -321,9 +323,23 @@ impl Handler<ListenIn> for CallActor {
             let Some(leg) = act.carrier.clone().filter(|_| !act.is_over()) else {
                 return;
             };
-            log::info!("call_id={} admin: {} listens in", act.call_id(), listener.who);
             act.event(EventKind::Listen, format!("{} listened in", listener.who));
             leg.do_send(ToCarrier::Listen(listener));
+        });
+    }
+}
+
+impl Handler<PauseRecording> for CallActor {
+    type Result = ();
+
+    fn handle(&mut self, PauseRecording { paused }: PauseRecording, ctx: &mut Context<Self>) {
+        self.supervised(ctx, |act, _| {
+            let Some(leg) = act.carrier.clone().filter(|_| !act.is_over()) else {
+                return;
+            };
+            let what = if paused { "paused" } else { "resumed" };
+            act.event(EventKind::Recording, format!("recording {what} by an admin"));
+            leg.do_send(ToCarrier::PauseRecording(paused));
         });
     }
 }

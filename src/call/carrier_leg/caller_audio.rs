@@ -58,8 +58,8 @@ impl CarrierLeg {
             ctx.cancel_future(timer);
         }
         match &chunk.audio {
-            CarrierPayload::Raw(raw) => self.listeners.hear(Side::Caller, raw),
-            CarrierPayload::Base64(b64) => self.listeners.hear_base64(Side::Caller, b64.as_bytes()),
+            CarrierPayload::Raw(raw) => self.tap.hear(Side::Caller, raw),
+            CarrierPayload::Base64(b64) => self.tap.hear_base64(Side::Caller, b64.as_bytes()),
         }
         match &mut self.route {
             Some(route) => {

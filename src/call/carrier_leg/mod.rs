@@ -6,8 +6,9 @@
 mod caller_audio;
 
 use super::chunks::{Chunk, ChunkJoiner, Converter, NotBase64};
-use super::listen::{Listeners, Side};
+use super::listen::Side;
 use super::messages::*;
+use super::tap::Tap;
 use super::{EndReason, RoutedAudio};
 use crate::carriers::stream::{parse_event, CarrierEvent, CarrierParseError, StreamClaim, StreamStart};
 use crate::carriers::writer::CarrierWriter;
@@ -83,8 +84,9 @@ pub struct CarrierLeg {
     /// The configured join (`elevenlabs.user_audio_chunk_ms`, usually none); longer only while this
     /// thread's loop is behind (`call::lag`), by as much as it is behind.
     join: Duration,
-    /// Admins listening in: both sides pass here, the agent's as written (after any barge-in cut).
-    listeners: Listeners,
+    /// Both sides pass here, the agent's as written (after any barge-in cut): for listeners and the
+    /// recording.
+    tap: Tap,
 }
 
 impl CarrierLeg {
@@ -115,7 +117,7 @@ impl CarrierLeg {
             joiner: ChunkJoiner::new(user_audio_chunk),
             join_timer: None,
             join: user_audio_chunk,
-            listeners: Listeners::new(metrics.clone()),
+            tap: Tap::new(metrics.clone()),
             metrics,
         }
     }
@@ -214,7 +216,7 @@ impl CarrierLeg {
                     let stream_id = start.stream_id.as_ref().map_or(self.call_id.as_str(), |id| id.as_str());
                     self.writer = Some(CarrierWriter::new(self.carrier, stream_id, start.format));
                     self.joiner.set_format(start.format);
-                    self.listeners.set_format(start.format);
+                    self.tap.set_format(start.format);
                 }
                 self.report(CarrierReport::Started(start));
             }
@@ -441,7 +443,7 @@ impl CarrierLeg {
             ToCarrier::Play { frame, since } => {
                 let Some(w) = &self.writer else { return };
                 ctx.text(w.play_audio(&frame));
-                self.listeners.hear(Side::Agent, &frame);
+                self.tap.hear(Side::Agent, &frame);
                 if let Some(ready_at) = since {
                     let waited = ready_at.elapsed().as_secs_f64();
                     self.metrics.hop_agent_to_carrier.observe(waited);
@@ -465,7 +467,9 @@ impl CarrierLeg {
                     counts,
                 });
             }
-            ToCarrier::Listen(listener) => self.listeners.add(listener),
+            ToCarrier::Listen(listener) => self.tap.listen(listener),
+            ToCarrier::Record(recording) => self.tap.record(*recording),
+            ToCarrier::PauseRecording(paused) => self.tap.pause_recording(paused),
             ToCarrier::Close { code, terminate } => {
                 if let (true, Some(hang_up)) = (terminate, self.writer.as_ref().and_then(|w| w.terminate())) {
                     ctx.text(hang_up);

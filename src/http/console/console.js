@@ -397,6 +397,14 @@ async function openCall(id, carrier, attempt) {
     dd.textContent = k === "from" || k === "to" ? mask(c[k]) : Array.isArray(c[k]) ? c[k].join(", ") : String(c[k]);
     facts.append(dt, dd);
   }
+  if (c.recording) {
+    const r = c.recording;
+    const dt = document.createElement("dt");
+    const dd = document.createElement("dd");
+    dt.textContent = "recording";
+    dd.textContent = r.path + " — " + seconds(r.duration_ms) + (r.complete ? ", complete" : ", incomplete (" + r.lost_ms + " ms lost" + (r.error ? ": " + r.error : "") + ")") + (r.paused_ms ? ", " + seconds(r.paused_ms) + " paused" : "");
+    facts.append(dt, dd);
+  }
   const timeline = $("#timeline");
   timeline.replaceChildren();
   for (const e of c.events || []) {
