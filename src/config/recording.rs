@@ -22,3 +22,38 @@ impl Default for RecordingConfig {
         }
     }
 }
+
+/// The longest `recording.dir`: each file's path is kept in its record (at most 4,096 characters there).
+const MAX_DIR_CHARS: usize = 1024;
+
+impl RecordingConfig {
+    pub(super) fn validate(&self, problems: &mut Vec<String>) {
+        if self.enabled && self.dir.trim().is_empty() {
+            problems.push("recording.dir: must name a directory when recording.enabled".into());
+        }
+        if self.dir.chars().count() > MAX_DIR_CHARS {
+            problems.push(format!(
+                "recording.dir: at most {MAX_DIR_CHARS} characters (each file's path is kept in its record)"
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recording_needs_a_directory_of_a_storable_length() {
+        let mut problems = Vec::new();
+        let on = |dir: String| RecordingConfig {
+            enabled: true,
+            dir,
+            keep_days: 0,
+        };
+        on(" ".into()).validate(&mut problems);
+        on("d".repeat(1025)).validate(&mut problems);
+        on("data/recordings".into()).validate(&mut problems);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+}

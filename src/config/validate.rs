@@ -10,6 +10,7 @@ impl Config {
         self.validate_database(problems);
         self.validate_fleet(problems);
         self.validate_carriers(problems);
+        self.recording.validate(problems);
     }
 
     /// The listeners, what they say of themselves, whom they trust, and the log.

@@ -276,8 +276,12 @@ fn write(open: &mut Open, bytes: &[u8], health: &Health, metrics: &Metrics) {
 }
 
 /// The recording is incomplete from here: said once, in the log and in its row.
-fn fail(open: &mut Open, health: &Health, metrics: &Metrics, why: String) {
+fn fail(open: &mut Open, health: &Health, metrics: &Metrics, mut why: String) {
     if open.error.is_none() {
+        // What a disk says is short; the bound is the record's (details of at most 16,384 characters).
+        if let Some((cut, _)) = why.char_indices().nth(1000) {
+            why.truncate(cut);
+        }
         log::warn!(
             "recording: {}: {why}; the rest of this call is not recorded",
             open.path.display()
