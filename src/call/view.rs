@@ -6,7 +6,7 @@
 
 use super::turns::TurnSummary;
 use super::CallInfo;
-use crate::db::models::{CallEvent, CallRecord, CallRow, RecordState, RecordingRow};
+use crate::db::models::{AnalysisRow, CallEvent, CallRecord, CallRow, RecordState, RecordingRow};
 use crate::db::AttemptSummary;
 use crate::values::Text;
 use serde::Serialize;
@@ -64,6 +64,31 @@ pub struct CallView {
     /// `/calls/{id}` of a stored call the gateway recorded (docs/recording.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recording: Option<RecordingView>,
+    /// `/calls/{id}` of a stored call: ElevenLabs' verdict on each of its conversations that has one
+    /// (docs/post-call.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analyses: Option<Vec<AnalysisView>>,
+}
+
+/// ElevenLabs' verdict on one conversation, as shown (its JSON parts as JSON).
+#[derive(Debug, Clone, Serialize)]
+pub struct AnalysisView {
+    pub conversation_id: String,
+    pub kind: String,
+    pub status: Option<String>,
+    pub call_successful: Option<String>,
+    pub summary: Option<String>,
+    pub title: Option<String>,
+    pub duration_secs: Option<i64>,
+    pub cost: Option<i64>,
+    pub termination_reason: Option<String>,
+    pub main_language: Option<String>,
+    pub failure: Option<String>,
+    pub data_collection: Option<serde_json::Value>,
+    pub evaluation: Option<serde_json::Value>,
+    pub transcript: Option<serde_json::Value>,
+    /// `webhook` or `reconciler`.
+    pub source: String,
 }
 
 /// The gateway's recording of a call attempt, as shown.
@@ -164,6 +189,7 @@ impl CallView {
             events: None,
             attempts: None,
             recording: None,
+            analyses: None,
         }
     }
 
@@ -196,6 +222,29 @@ impl CallView {
     /// With every attempt of its call id.
     pub fn with_attempts(mut self, attempts: Vec<AttemptSummary>) -> CallView {
         self.attempts = Some(attempts);
+        self
+    }
+
+    pub fn with_analyses(mut self, rows: Vec<AnalysisRow>) -> CallView {
+        let json = |text: Option<String>| text.and_then(|t| serde_json::from_str(&t).ok());
+        let shown = rows.into_iter().map(|a| AnalysisView {
+            conversation_id: a.conversation_id,
+            kind: a.kind,
+            status: a.status,
+            call_successful: a.call_successful,
+            summary: a.summary,
+            title: a.title,
+            duration_secs: a.duration_secs,
+            cost: a.cost,
+            termination_reason: a.termination_reason,
+            main_language: a.main_language,
+            failure: a.failure,
+            data_collection: json(a.data_collection),
+            evaluation: json(a.evaluation),
+            transcript: json(a.transcript),
+            source: a.source,
+        });
+        self.analyses = Some(shown.collect());
         self
     }
 

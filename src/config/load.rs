@@ -73,11 +73,24 @@ impl Config {
                 .map(|(_, v)| v.clone())
                 .filter(|v| !v.is_empty())
         };
-        self.elevenlabs.api_key = get(ENV_ELEVENLABS_API_KEY);
-        self.admin.token = get(ENV_ADMIN_TOKEN);
-        self.carrier.secret = get(ENV_CARRIER_SECRET);
-        self.carrier.static_token = get(ENV_CARRIER_STATIC_TOKEN);
+        for (_, _, env) in SECRETS {
+            if let Some(slot) = self.secret_mut(env) {
+                *slot = get(env);
+            }
+        }
         self.carriers.read_secrets(|name| get(name));
+    }
+
+    /// Where the secret read from `env` (one of `SECRETS`) is kept.
+    fn secret_mut(&mut self, env: &str) -> Option<&mut Option<String>> {
+        match env {
+            ENV_ELEVENLABS_API_KEY => Some(&mut self.elevenlabs.api_key),
+            ENV_ELEVENLABS_WEBHOOK_SECRET => Some(&mut self.elevenlabs.webhook_secret),
+            ENV_ADMIN_TOKEN => Some(&mut self.admin.token),
+            ENV_CARRIER_SECRET => Some(&mut self.carrier.secret),
+            ENV_CARRIER_STATIC_TOKEN => Some(&mut self.carrier.static_token),
+            _ => None,
+        }
     }
 
     /// The effective configuration as TOML with secrets shown only as set/unset, and credentials inside URLs
@@ -86,15 +99,11 @@ impl Config {
         let mut value = toml::Value::try_from(self).unwrap_or(toml::Value::Table(Default::default()));
         redact_urls(&mut value);
         let body = toml::to_string_pretty(&value).unwrap_or_else(|e| format!("# cannot render: {e}\n"));
-        let mut secrets = vec![
-            (ENV_ELEVENLABS_API_KEY.to_string(), self.elevenlabs.api_key.is_some()),
-            (ENV_ADMIN_TOKEN.to_string(), self.admin.token.is_some()),
-            (ENV_CARRIER_SECRET.to_string(), self.carrier.secret.is_some()),
-            (
-                ENV_CARRIER_STATIC_TOKEN.to_string(),
-                self.carrier.static_token.is_some(),
-            ),
-        ];
+        let mut copy = self.clone();
+        let mut secrets: Vec<(String, bool)> = SECRETS
+            .iter()
+            .map(|(_, _, env)| (env.to_string(), copy.secret_mut(env).is_some_and(|s| s.is_some())))
+            .collect();
         secrets.extend(self.carriers.secrets().into_iter().map(|(_, _, env, set)| (env, set)));
         let lines: String = secrets
             .iter()
@@ -158,13 +167,20 @@ fn redact_urls(v: &mut toml::Value) {
     }
 }
 
+/// The secrets beside each carrier's own: (section, key, the environment variable it is read from).
+const SECRETS: [(&str, &str, &str); 5] = [
+    ("elevenlabs", "api_key", ENV_ELEVENLABS_API_KEY),
+    ("elevenlabs", "webhook_secret", ENV_ELEVENLABS_WEBHOOK_SECRET),
+    ("admin", "token", ENV_ADMIN_TOKEN),
+    ("carrier", "secret", ENV_CARRIER_SECRET),
+    ("carrier", "static_token", ENV_CARRIER_STATIC_TOKEN),
+];
+
 fn check_no_secrets_in_file(table: &toml::Table, problems: &mut Vec<String>) {
-    let mut secrets = vec![
-        ("elevenlabs".to_string(), "api_key"),
-        ("admin".to_string(), "token"),
-        ("carrier".to_string(), "secret"),
-        ("carrier".to_string(), "static_token"),
-    ];
+    let mut secrets: Vec<(String, &str)> = SECRETS
+        .iter()
+        .map(|(section, key, _)| (section.to_string(), *key))
+        .collect();
     let carriers = super::CarriersConfig::default().secrets();
     secrets.extend(carriers.into_iter().map(|(section, key, _, _)| (section, key)));
     for (section, key) in secrets {
@@ -182,9 +198,9 @@ fn check_no_secrets_in_file(table: &toml::Table, problems: &mut Vec<String>) {
 
 fn secret_env_names() -> BTreeSet<String> {
     let carriers = super::CarriersConfig::default().secrets();
-    [ENV_ADMIN_TOKEN, ENV_CARRIER_SECRET, ENV_CARRIER_STATIC_TOKEN]
-        .into_iter()
-        .map(String::from)
+    SECRETS
+        .iter()
+        .map(|(_, _, env)| env.to_string())
         .chain(carriers.into_iter().map(|(_, _, env, _)| env))
         .collect()
 }

@@ -15,6 +15,7 @@ pub const ENV_ELEVENLABS_API_KEY: &str = "ELEVENLABS_API_KEY";
 pub const ENV_ADMIN_TOKEN: &str = "WSAPI__ADMIN__TOKEN";
 pub const ENV_CARRIER_SECRET: &str = "WSAPI__CARRIER__SECRET";
 pub const ENV_CARRIER_STATIC_TOKEN: &str = "WSAPI__CARRIER__STATIC_TOKEN";
+pub const ENV_ELEVENLABS_WEBHOOK_SECRET: &str = "WSAPI__ELEVENLABS__WEBHOOK_SECRET";
 // Each carrier's secret is `WSAPI__CARRIERS__<NAME>__<KEY>` (`CarriersConfig::secrets`).
 
 /// The whole effective configuration.
@@ -280,6 +281,10 @@ pub struct ElevenLabsConfig {
     /// Secret, from `ELEVENLABS_API_KEY` only.
     #[serde(skip)]
     pub api_key: Option<String>,
+    /// Secret, from `WSAPI__ELEVENLABS__WEBHOOK_SECRET` only: the HMAC key of ElevenLabs' post-call webhook.
+    /// Without it the webhook is not served.
+    #[serde(skip)]
+    pub webhook_secret: Option<String>,
     /// `ca_file`'s certificates, read once at load.
     #[serde(skip)]
     pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
@@ -314,6 +319,7 @@ impl Default for ElevenLabsConfig {
             send_timeout_ms: 30_000,
             user_audio_chunk_ms: 0,
             api_key: None,
+            webhook_secret: None,
             extra_roots: Vec::new(),
             hold_audio: None,
         }

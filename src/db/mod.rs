@@ -3,6 +3,7 @@
 //! the `DbActor` that runs it, and the `DbBatcher` (which keeps the media path from ever waiting on it) live
 //! beside this; so do the spool and the dead-letter file.
 pub mod actor;
+pub mod after_call;
 pub mod batcher;
 pub mod history;
 pub mod models;
@@ -13,8 +14,8 @@ pub mod writer;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use models::{CallEvent, CallRecord, CallRow, RecordState, RecordingRow, StatusReport};
-use schema::{call_events, call_recordings, calls};
+use models::{CallEvent, CallRecord, CallRow, RecordState, StatusReport};
+use schema::{call_events, calls};
 use std::time::Duration;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -226,38 +227,6 @@ fn attempt_exists(conn: &mut DbConnection, rec: &CallRecord) -> QueryResult<bool
     Ok(n > 0)
 }
 
-/// Writes a recording's row, replacing the one of its attempt (a replay writes it again, unchanged).
-pub fn save_recording(conn: &mut DbConnection, row: &RecordingRow) -> QueryResult<()> {
-    let updated = diesel::update(
-        call_recordings::table
-            .filter(call_recordings::call_id.eq(&row.call_id))
-            .filter(call_recordings::carrier.eq(&row.carrier))
-            .filter(call_recordings::attempt.eq(row.attempt)),
-    )
-    .set(row)
-    .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(call_recordings::table).values(row).execute(conn)?;
-    }
-    Ok(())
-}
-
-/// The recording of a call attempt, if it has one.
-pub fn recording_of(
-    conn: &mut DbConnection,
-    call_id: &str,
-    carrier: &str,
-    attempt: i64,
-) -> QueryResult<Option<RecordingRow>> {
-    call_recordings::table
-        .filter(call_recordings::call_id.eq(call_id))
-        .filter(call_recordings::carrier.eq(carrier))
-        .filter(call_recordings::attempt.eq(attempt))
-        .select(RecordingRow::as_select())
-        .first(conn)
-        .optional()
-}
-
 /// The latest attempt recorded for a call of `carrier`.
 fn latest_attempt(conn: &mut DbConnection, call_id: &str, carrier: &str) -> QueryResult<Option<i64>> {
     calls::table
@@ -379,8 +348,6 @@ pub struct CallWithEvents {
     pub row: CallRow,
     pub events: Vec<CallEvent>,
     pub attempts: Vec<AttemptSummary>,
-    /// The gateway's own recording of it, if it made one.
-    pub recording: Option<RecordingRow>,
 }
 
 /// One attempt of a call id, as listed beside the one shown.
@@ -449,11 +416,5 @@ pub fn get_call(
         .order(call_events::seq.asc())
         .select(CallEvent::as_select())
         .load(conn)?;
-    let recording = recording_of(conn, call_id, &carrier, attempt)?;
-    Ok(Some(CallWithEvents {
-        row,
-        events,
-        attempts,
-        recording,
-    }))
+    Ok(Some(CallWithEvents { row, events, attempts }))
 }

@@ -5,7 +5,7 @@
 //! set aside, never retried forever), but the gateway builds records only from validated values
 //! (`CallInfo::record` in `call`), so what the carrier sent reaches a record only through them.
 
-use super::schema::{call_events, call_recordings, calls};
+use super::schema::{call_analyses, call_events, call_recordings, calls};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -260,6 +260,35 @@ pub struct RecordingRow {
     pub updated_at: i64,
 }
 
+/// ElevenLabs' verdict on one conversation (docs/post-call.md): from its post-call webhook or the
+/// reconciler, as `protocol::post_call` read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Insertable, Queryable, Selectable)]
+#[diesel(table_name = call_analyses)]
+pub struct AnalysisRow {
+    pub conversation_id: String,
+    /// `post_call_transcription` or `call_initiation_failure`.
+    pub kind: String,
+    pub agent_id: Option<String>,
+    /// ElevenLabs' `event_timestamp`, Unix seconds.
+    pub event_at: i64,
+    pub status: Option<String>,
+    pub call_successful: Option<String>,
+    pub summary: Option<String>,
+    pub title: Option<String>,
+    /// JSON text.
+    pub data_collection: Option<String>,
+    pub evaluation: Option<String>,
+    pub transcript: Option<String>,
+    pub duration_secs: Option<i64>,
+    pub cost: Option<i64>,
+    pub termination_reason: Option<String>,
+    pub main_language: Option<String>,
+    pub failure: Option<String>,
+    /// `webhook` or `reconciler`.
+    pub source: String,
+    pub received_at: i64,
+}
+
 /// One unit of work for the database, as written to the spool when the database cannot take it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 // Adjacently tagged: an internally tagged enum cannot carry the list of events.
@@ -273,6 +302,8 @@ pub enum DbWrite {
     Revise(CallEvent),
     /// A recording's row: replaces the one of its attempt.
     Recording(Box<RecordingRow>),
+    /// A conversation's verdict: kept unless one is already there (deliveries are retried).
+    Analysis(Box<AnalysisRow>),
 }
 
 impl DbWrite {

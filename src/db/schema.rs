@@ -1,4 +1,4 @@
-// @generated-compatible: what `diesel print-schema` writes for migrations/*/ up to 2026-12-08-000001_recordings
+// @generated-compatible: what `diesel print-schema` writes for migrations/*/ up to 2026-12-08-000002_analyses
 // (column order aside: PostgreSQL appends `attempt` and the events' `carrier`, SQLite's rebuilds put them
 // near the front).
 
@@ -72,4 +72,27 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(calls, call_events, call_recordings);
+diesel::table! {
+    call_analyses (conversation_id) {
+        conversation_id -> Text,
+        kind -> Text,
+        agent_id -> Nullable<Text>,
+        event_at -> BigInt,
+        status -> Nullable<Text>,
+        call_successful -> Nullable<Text>,
+        summary -> Nullable<Text>,
+        title -> Nullable<Text>,
+        data_collection -> Nullable<Text>,
+        evaluation -> Nullable<Text>,
+        transcript -> Nullable<Text>,
+        duration_secs -> Nullable<BigInt>,
+        cost -> Nullable<BigInt>,
+        termination_reason -> Nullable<Text>,
+        main_language -> Nullable<Text>,
+        failure -> Nullable<Text>,
+        source -> Text,
+        received_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(calls, call_events, call_recordings, call_analyses);

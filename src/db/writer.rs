@@ -408,7 +408,8 @@ fn apply(conn: &mut DbConnection, writes: &[DbWrite]) -> diesel::QueryResult<()>
                 }
                 DbWrite::Status(report) => save_status(c, report)?,
                 DbWrite::Revise(event) => revise_event(c, event)?,
-                DbWrite::Recording(row) => crate::db::save_recording(c, row)?,
+                DbWrite::Recording(row) => crate::db::after_call::save_recording(c, row)?,
+                DbWrite::Analysis(row) => crate::db::after_call::save_analysis(c, row)?,
             }
         }
         Ok(())

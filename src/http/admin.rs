@@ -143,12 +143,20 @@ pub async fn get_call(
         return HttpResponse::Ok().json(live_view(slot).await);
     }
     let (id, carrier) = (call.id, call.carrier.map(Carrier::as_str));
-    match read_db(&state.pool, move |c| db::get_call(c, id.as_str(), carrier, attempt)).await {
-        Ok(Some(stored)) => HttpResponse::Ok().json(
+    let read = move |c: &mut db::DbConnection| {
+        let Some(stored) = db::get_call(c, id.as_str(), carrier, attempt)? else {
+            return Ok(None);
+        };
+        let (recording, analyses) = db::after_call::of_call(c, &stored.row.call)?;
+        Ok(Some((stored, recording, analyses)))
+    };
+    match read_db(&state.pool, read).await {
+        Ok(Some((stored, recording, analyses))) => HttpResponse::Ok().json(
             CallView::of_row(stored.row)
                 .with_events(stored.events)
                 .with_attempts(stored.attempts)
-                .with_recording(stored.recording),
+                .with_recording(recording)
+                .with_analyses(analyses),
         ),
         Ok(None) => error_json(StatusCode::NOT_FOUND, "unknown call"),
         Err(resp) => resp,

@@ -14,6 +14,7 @@ pub mod history;
 pub mod listen;
 pub mod media;
 pub mod nonces;
+pub mod post_call;
 pub mod recording;
 
 pub mod reply;
@@ -49,6 +50,11 @@ pub fn carrier_routes(cfg: &mut web::ServiceConfig, admin_too: bool) {
     // Before the media socket's route: a carrier's own sockets (Twilio's) would be taken by it.
     mount_webhooks(cfg);
     cfg.service(guarded!(webhook, "/ws/{carrier}/{call_id}").route(web::get().to(media::media_socket)));
+    cfg.service(
+        guarded!(webhook, "/elevenlabs/post-call")
+            .app_data(post_call::body_limit())
+            .route(web::post().to(post_call::post_call)),
+    );
     if admin_too {
         admin_routes(cfg);
     } else {

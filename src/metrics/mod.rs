@@ -98,11 +98,20 @@ pub struct Upstream {
     pub reconnects: IntCounter,
     pub ping_ms: Histogram,
     pub connect_seconds: HistogramVec,
+    /// ElevenLabs' post-call webhook deliveries, by outcome (`accepted`, `ignored`, `bad_signature`,
+    /// `stale`, `unreadable`).
+    pub post_call: IntCounterVec,
 }
 
 impl Upstream {
     fn new(r: &Registry) -> prometheus::Result<Upstream> {
         Ok(Upstream {
+            post_call: counter_vec(
+                r,
+                "post_call_deliveries_total",
+                "ElevenLabs post-call webhook deliveries, by outcome (accepted, ignored, bad_signature, stale, unreadable)",
+                "outcome",
+            )?,
             connect_seconds: histogram_vec(
                 r,
                 "upstream_connect_seconds",

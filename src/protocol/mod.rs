@@ -1,6 +1,8 @@
-//! The agent's wire format (`elevenlabs`) as plain serde types, with no I/O, and what every peer's parser
-//! shares: tolerant field readers, borrowed strings, base64 by its shape. The carriers' are `crate::carriers`'.
+//! The agent's wire format (`elevenlabs`) and ElevenLabs' post-call webhook (`post_call`) as plain types,
+//! with no I/O, and what every peer's parser shares: tolerant field readers, borrowed strings, base64 by its
+//! shape. The carriers' are `crate::carriers`'.
 pub mod elevenlabs;
+pub mod post_call;
 
 /// Standard base64 by its shape (alphabet, padding, length), without decoding. Passthrough audio is spliced
 /// into the JSON sent to ElevenLabs as is, so this is also what keeps a carrier's payload from injecting JSON.

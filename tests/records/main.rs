@@ -6,6 +6,7 @@ mod common;
 mod history;
 mod history_filters;
 mod identity;
+mod post_call;
 mod recordings;
 mod records_burst;
 mod records_crash;

@@ -72,7 +72,7 @@ async fn recording_rows_hold(backend: Backend) {
     h.gw.db.send(save(&row)).await.expect("sent again, as a replay would");
     let _ = h.gw.db.send(FlushAll).await;
     let mut c = db.pool().get().expect("a connection");
-    let stored = websocket_api::db::recording_of(&mut c, "ROW-2", "plivo", 7).expect("read");
+    let stored = websocket_api::db::after_call::recording_of(&mut c, "ROW-2", "plivo", 7).expect("read");
     assert_eq!(
         stored.as_ref(),
         Some(&row),

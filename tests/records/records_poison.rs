@@ -437,10 +437,20 @@ fn read_back(db: &TestDb, writes: &[DbWrite]) -> Result<(), String> {
             }
             DbWrite::Recording(row) => {
                 let mut conn = db.pool().get().map_err(|e| e.to_string())?;
-                let stored = websocket_api::db::recording_of(&mut conn, &row.call_id, &row.carrier, row.attempt)
-                    .map_err(|e| e.to_string())?;
+                let stored =
+                    websocket_api::db::after_call::recording_of(&mut conn, &row.call_id, &row.carrier, row.attempt)
+                        .map_err(|e| e.to_string())?;
                 if stored.as_ref() != Some(&**row) {
                     return Err(format!("recording read back differs: {stored:?}"));
+                }
+            }
+            DbWrite::Analysis(row) => {
+                let mut conn = db.pool().get().map_err(|e| e.to_string())?;
+                let stored =
+                    websocket_api::db::after_call::analyses_of(&mut conn, std::slice::from_ref(&row.conversation_id))
+                        .map_err(|e| e.to_string())?;
+                if stored.first() != Some(&**row) {
+                    return Err(format!("analysis read back differs: {stored:?}"));
                 }
             }
             DbWrite::Revise(event) => {

@@ -1,0 +1,84 @@
+//! What a call leaves after it ends, beside its record: the gateway's recording of each attempt
+//! (`call_recordings`) and ElevenLabs' verdict on each conversation (`call_analyses`).
+
+use super::models::{AnalysisRow, CallRecord, RecordingRow};
+use super::schema::{call_analyses, call_recordings};
+use super::DbConnection;
+use diesel::prelude::*;
+
+/// Writes a recording's row, replacing the one of its attempt (a replay writes it again, unchanged).
+pub fn save_recording(conn: &mut DbConnection, row: &RecordingRow) -> QueryResult<()> {
+    let updated = diesel::update(
+        call_recordings::table
+            .filter(call_recordings::call_id.eq(&row.call_id))
+            .filter(call_recordings::carrier.eq(&row.carrier))
+            .filter(call_recordings::attempt.eq(row.attempt)),
+    )
+    .set(row)
+    .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(call_recordings::table).values(row).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Keeps a conversation's verdict unless it has one: ElevenLabs retries a delivery, and a retry (or the
+/// reconciler's fetch after the webhook came) changes nothing.
+pub fn save_analysis(conn: &mut DbConnection, row: &AnalysisRow) -> QueryResult<()> {
+    let known: i64 = call_analyses::table
+        .filter(call_analyses::conversation_id.eq(&row.conversation_id))
+        .count()
+        .get_result(conn)?;
+    if known == 0 {
+        diesel::insert_into(call_analyses::table).values(row).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The verdicts on `conversations` (a call's, one per dial), in their order.
+pub fn analyses_of(conn: &mut DbConnection, conversations: &[String]) -> QueryResult<Vec<AnalysisRow>> {
+    let mut found: Vec<AnalysisRow> = call_analyses::table
+        .filter(call_analyses::conversation_id.eq_any(conversations))
+        .select(AnalysisRow::as_select())
+        .load(conn)?;
+    found.sort_by_key(|a| conversations.iter().position(|c| *c == a.conversation_id));
+    Ok(found)
+}
+
+/// The recording of a call attempt, if it has one.
+pub fn recording_of(
+    conn: &mut DbConnection,
+    call_id: &str,
+    carrier: &str,
+    attempt: i64,
+) -> QueryResult<Option<RecordingRow>> {
+    call_recordings::table
+        .filter(call_recordings::call_id.eq(call_id))
+        .filter(call_recordings::carrier.eq(carrier))
+        .filter(call_recordings::attempt.eq(attempt))
+        .select(RecordingRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// What a stored call left after it ended: its attempt's recording and its conversations' verdicts.
+pub fn of_call(conn: &mut DbConnection, rec: &CallRecord) -> QueryResult<(Option<RecordingRow>, Vec<AnalysisRow>)> {
+    let recording = recording_of(conn, &rec.call_id, &rec.carrier, rec.attempt)?;
+    let analyses = analyses_of(conn, &conversations_of(rec))?;
+    Ok((recording, analyses))
+}
+
+/// A record's conversations, one per dial of the agent (`conversation_ids` holds them comma-separated;
+/// records from before it hold only `conversation_id`).
+pub fn conversations_of(rec: &CallRecord) -> Vec<String> {
+    let mut ids: Vec<String> = rec
+        .conversation_ids
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if let Some(last) = rec.conversation_id.as_ref().filter(|c| !ids.contains(c)) {
+        ids.push(last.clone());
+    }
+    ids
+}
