@@ -228,6 +228,7 @@ async fn load(config: &Config, listeners: &Listeners) -> std::io::Result<Parts> 
     services.spawn("cost sampler", sample_cost(meter.clone(), registry.clone()));
     let watchers = crate::http::seats::Watchers::new(&metrics);
     let recorder = start_recorder(config, &database.batcher, &metrics)?;
+    start_reconciler(config, &database, &metrics, &instance, &services);
     if recorder.is_some() && config.recording.keep_days > 0 {
         let dir = std::path::PathBuf::from(&config.recording.dir);
         services.spawn(
@@ -362,6 +363,32 @@ fn start_recorder(
     crate::recording::Recorder::start(dir, db.clone(), metrics.clone())
         .map(Some)
         .map_err(|e| std::io::Error::new(e.kind(), format!("recording.dir {}: {e}", dir.display())))
+}
+
+/// With the post-call webhook's secret set and `elevenlabs.reconcile_after_s` above 0, the reconciler that
+/// fetches the verdicts no webhook brought (docs/post-call.md).
+fn start_reconciler(
+    config: &Config,
+    database: &Database,
+    metrics: &Arc<Metrics>,
+    instance: &crate::values::InstanceId,
+    services: &Services,
+) {
+    let el = &config.elevenlabs;
+    if el.webhook_secret.is_none() || el.reconcile_after_s == 0 {
+        return;
+    }
+    let reconciler = crate::reconcile::Reconciler {
+        pool: database.pool.clone(),
+        db: database.batcher.clone(),
+        metrics: metrics.clone(),
+        instance: instance.to_string(),
+        api_url: el.api_url.clone(),
+        api_key: el.api_key.clone(),
+        after: std::time::Duration::from_secs(el.reconcile_after_s),
+        tls: crate::call::agent_dial::tls_config(&el.extra_roots),
+    };
+    services.spawn("reconciler", reconciler.run());
 }
 
 /// The admin listener: a handful of requests, one worker.

@@ -16,10 +16,12 @@
 //! 3. records — `db`, `recording`, `capacity`: call records (SQLite or PostgreSQL), the writer, batcher
 //!    and spool; the calls' recordings (stereo WAV on the call's clock, written off its thread); live limits
 //!    × measured per-call cost.
-//! 4. call — `call`, `registry`, `fleet`, `admission`: the `CallActor` per call, its parts and its two legs;
+//! 4. call — `call`, `registry`, `fleet`, `admission`, `reconcile`: the `CallActor` per call, its parts and
+//!    its two legs;
 //!    the registry that counts and lists calls (the cap); the fleet's lease and share of a cap held across
 //!    instances on one PostgreSQL database; admission, the one door every carrier's call comes in by (route,
-//!    breakers, cap and shares, token; then claim and launch).
+//!    breakers, cap and shares, token; then claim and launch); the reconciler that fetches the verdicts no
+//!    webhook brought.
 //! 5. edges — `http`, `carriers::*::endpoint`: the webhooks' and media sockets' HTTP side, each carrier's
 //!    webhook in its folder, admin endpoints, health checks.
 //! 6. process — `gateway`, `lifecycle`: assembling and starting it all; FD limits, systemd, signals.
@@ -40,6 +42,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
+pub mod reconcile;
 pub mod recording;
 pub mod registry;
 pub mod routing;

@@ -100,7 +100,9 @@ fn agent_client(cfg: &ElevenLabsConfig) -> awc::Client {
 
 /// The public roots plus `elevenlabs.ca_file`'s; HTTP/1.1 only, as a WebSocket cannot ride an h2
 /// connection that the server may offer over TLS.
-fn tls_config(extra_roots: &[rustls::pki_types::CertificateDer<'static>]) -> std::sync::Arc<rustls::ClientConfig> {
+pub(crate) fn tls_config(
+    extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+) -> std::sync::Arc<rustls::ClientConfig> {
     let mut roots = actix_tls::connect::rustls_0_23::webpki_roots_cert_store();
     let (added, refused) = roots.add_parsable_certificates(extra_roots.iter().cloned());
     if refused > 0 {

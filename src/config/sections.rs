@@ -230,6 +230,11 @@ pub struct ElevenLabsConfig {
     pub auth: ElevenLabsAuth,
     /// Endpoint that hands out signed URLs (`auth = "signed_url"`).
     pub signed_url_endpoint: String,
+    /// ElevenLabs' REST API: the reconciler fetches `GET <api_url>/v1/convai/conversations/{id}`.
+    pub api_url: String,
+    /// A conversation whose post-call webhook has not come this long after its call ended is fetched by the
+    /// reconciler (with the webhook secret set); 0 never fetches.
+    pub reconcile_after_s: u64,
     /// Dial + upgrade timeout.
     pub connect_timeout_ms: u64,
     /// How long to wait for `conversation_initiation_metadata` after the upgrade.
@@ -300,6 +305,8 @@ impl Default for ElevenLabsConfig {
             agent_id: None,
             auth: ElevenLabsAuth::Header,
             signed_url_endpoint: "https://api.elevenlabs.io/v1/convai/conversation/get-signed-url".into(),
+            api_url: "https://api.elevenlabs.io".into(),
+            reconcile_after_s: 300,
             connect_timeout_ms: 5_000,
             metadata_timeout_ms: 5_000,
             max_redials_per_call: 2,

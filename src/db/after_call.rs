@@ -71,14 +71,46 @@ pub fn of_call(conn: &mut DbConnection, rec: &CallRecord) -> QueryResult<(Option
 /// A record's conversations, one per dial of the agent (`conversation_ids` holds them comma-separated;
 /// records from before it hold only `conversation_id`).
 pub fn conversations_of(rec: &CallRecord) -> Vec<String> {
-    let mut ids: Vec<String> = rec
-        .conversation_ids
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    if let Some(last) = rec.conversation_id.as_ref().filter(|c| !ids.contains(c)) {
-        ids.push(last.clone());
-    }
+    let mut ids = Vec::new();
+    add_conversations(&mut ids, &rec.conversation_ids, rec.conversation_id.as_ref());
     ids
+}
+
+/// Adds the conversations a record names (`all` comma-separated, and the `last`) to `ids`, once each.
+fn add_conversations(ids: &mut Vec<String>, all: &str, last: Option<&String>) {
+    for id in all.split(',').filter(|s| !s.is_empty()).chain(last.map(String::as_str)) {
+        if !ids.iter().any(|known| known == id) {
+            ids.push(id.to_string());
+        }
+    }
+}
+
+/// The conversations of `instance`'s calls that ended between `from_ms` and `until_ms` and have no verdict
+/// yet (at most `limit` calls looked at, the oldest first): what the reconciler may fetch.
+pub fn unjudged(
+    conn: &mut DbConnection,
+    instance: &str,
+    from_ms: i64,
+    until_ms: i64,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    use super::schema::calls;
+    let ended: Vec<(Option<String>, String)> = calls::table
+        .filter(calls::instance_id.eq(instance))
+        .filter(calls::ended_at.ge(from_ms))
+        .filter(calls::ended_at.lt(until_ms))
+        .order(calls::ended_at.asc())
+        .select((calls::conversation_id, calls::conversation_ids))
+        .limit(limit)
+        .load(conn)?;
+    let mut ids: Vec<String> = Vec::new();
+    for (last, all) in ended {
+        add_conversations(&mut ids, &all, last.as_ref());
+    }
+    let judged: Vec<String> = call_analyses::table
+        .filter(call_analyses::conversation_id.eq_any(&ids))
+        .select(call_analyses::conversation_id)
+        .load(conn)?;
+    ids.retain(|id| !judged.contains(id));
+    Ok(ids)
 }

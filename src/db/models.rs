@@ -289,6 +289,32 @@ pub struct AnalysisRow {
     pub received_at: i64,
 }
 
+impl AnalysisRow {
+    /// A verdict as read at the edge, to be stored; `source` says how it came (`webhook`, `reconciler`).
+    pub fn of(p: crate::protocol::post_call::PostCall, source: &str) -> AnalysisRow {
+        AnalysisRow {
+            conversation_id: p.conversation_id,
+            kind: p.kind.to_string(),
+            agent_id: p.agent_id,
+            event_at: p.event_at,
+            status: p.status,
+            call_successful: p.call_successful,
+            summary: p.summary,
+            title: p.title,
+            data_collection: p.data_collection,
+            evaluation: p.evaluation,
+            transcript: p.transcript,
+            duration_secs: p.duration_secs,
+            cost: p.cost,
+            termination_reason: p.termination_reason,
+            main_language: p.main_language,
+            failure: p.failure,
+            source: source.to_string(),
+            received_at: now_ms(),
+        }
+    }
+}
+
 /// One unit of work for the database, as written to the spool when the database cannot take it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 // Adjacently tagged: an internally tagged enum cannot carry the list of events.

@@ -8,8 +8,8 @@
 use super::reply::{error_json, same_secret};
 use super::state::AppState;
 use crate::db::batcher::Save;
-use crate::db::models::{now_ms, AnalysisRow, DbWrite};
-use crate::protocol::post_call::{self, Delivery, PostCall};
+use crate::db::models::{AnalysisRow, DbWrite};
+use crate::protocol::post_call::{self, Delivery};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use hmac::{Hmac, Mac};
@@ -49,7 +49,7 @@ pub async fn post_call(req: HttpRequest, body: web::Bytes, state: web::Data<AppS
                 outcome.conversation_id
             );
             state.db.do_send(Save {
-                writes: vec![DbWrite::Analysis(Box::new(row_of(*outcome, "webhook")))],
+                writes: vec![DbWrite::Analysis(Box::new(AnalysisRow::of(*outcome, "webhook")))],
             });
             HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
         }
@@ -63,30 +63,6 @@ pub async fn post_call(req: HttpRequest, body: web::Bytes, state: web::Data<AppS
             log::warn!("elevenlabs: post-call webhook unreadable: {}", unreadable.0);
             error_json(StatusCode::BAD_REQUEST, &unreadable.0)
         }
-    }
-}
-
-/// A verdict as stored; `source` says how it came (`webhook`, `reconciler`).
-pub fn row_of(p: PostCall, source: &str) -> AnalysisRow {
-    AnalysisRow {
-        conversation_id: p.conversation_id,
-        kind: p.kind.to_string(),
-        agent_id: p.agent_id,
-        event_at: p.event_at,
-        status: p.status,
-        call_successful: p.call_successful,
-        summary: p.summary,
-        title: p.title,
-        data_collection: p.data_collection,
-        evaluation: p.evaluation,
-        transcript: p.transcript,
-        duration_secs: p.duration_secs,
-        cost: p.cost,
-        termination_reason: p.termination_reason,
-        main_language: p.main_language,
-        failure: p.failure,
-        source: source.to_string(),
-        received_at: now_ms(),
     }
 }
 

@@ -101,6 +101,8 @@ pub struct Upstream {
     /// ElevenLabs' post-call webhook deliveries, by outcome (`accepted`, `ignored`, `bad_signature`,
     /// `stale`, `unreadable`).
     pub post_call: IntCounterVec,
+    /// Verdicts the reconciler fetched, by outcome (`joined`, `retried`, `gave_up`, `unknown`).
+    pub reconciled: IntCounterVec,
 }
 
 impl Upstream {
@@ -110,6 +112,12 @@ impl Upstream {
                 r,
                 "post_call_deliveries_total",
                 "ElevenLabs post-call webhook deliveries, by outcome (accepted, ignored, bad_signature, stale, unreadable)",
+                "outcome",
+            )?,
+            reconciled: counter_vec(
+                r,
+                "post_call_reconciled_total",
+                "Conversations whose verdict the reconciler fetched (no webhook came), by outcome (joined, retried, gave_up, unknown)",
                 "outcome",
             )?,
             connect_seconds: histogram_vec(

@@ -173,3 +173,42 @@ async fn without_its_secret_the_webhook_is_not_served() {
     let body = delivery("conv_x", "x");
     assert_eq!(post(&h, &body, SECRET, now_s()).await, 404);
 }
+
+#[actix_rt::test]
+async fn a_call_whose_webhook_never_comes_is_completed_by_the_reconciler() {
+    let sim = start_agent(quiet_script());
+    let api = sim.api_url.clone();
+    let h = start_with_agent(sim, |c| {
+        c.elevenlabs.webhook_secret = Some(SECRET.into());
+        c.elevenlabs.api_url = api;
+        c.elevenlabs.reconcile_after_s = 1;
+    })
+    .await;
+    let mut conn = start_call(
+        &h,
+        "PC-R",
+        "stream-PC-R",
+        websocket_api::audio::format::AudioFormat::ULAW_8K,
+    )
+    .await;
+    let frames: Vec<Vec<u8>> = (0..25).map(|_| vec![0xFFu8; 160]).collect();
+    stream_frames(&conn, &frames).await;
+    conn.close(1000);
+    let _ = listen(&mut conn, Duration::from_millis(300)).await;
+    let mut joined = Vec::new();
+    for _ in 0..60 {
+        joined = analyses(&h, "PC-R").await;
+        if !joined.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let a = joined
+        .first()
+        .unwrap_or_else(|| panic!("the reconciler joined a verdict"));
+    assert_eq!(a["source"], "reconciler");
+    assert_eq!(a["call_successful"], "success");
+    assert_eq!(a["data_collection"]["order_id"]["value"], "SIM-1");
+    let joined_count = h.gw.metrics.upstream.reconciled.with_label_values(&["joined"]).get();
+    assert_eq!(joined_count, 1, "counted once; the call is not fetched again");
+}

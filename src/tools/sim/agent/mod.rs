@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod conversations;
 mod script;
 mod session;
 pub use script::*;
@@ -30,6 +31,8 @@ pub struct AgentSimulator {
     pub url: String,
     /// The signed-URL endpoint (`elevenlabs.signed_url_endpoint`).
     pub signed_url_endpoint: String,
+    /// The REST API's base (`elevenlabs.api_url`): conversation details for the reconciler.
+    pub api_url: String,
     pub log: Arc<SimLog>,
     pub server: actix_web::dev::ServerHandle,
 }
@@ -87,6 +90,7 @@ fn start_with(listen: &str, script: AgentScript, tls: Option<&TlsFiles>) -> std:
             .app_data(state.clone())
             .route("/v1/convai/conversation", web::get().to(upgrade))
             .route("/v1/convai/conversation/get-signed-url", web::get().to(signed_url))
+            .route("/v1/convai/conversations/{id}", web::get().to(conversations::details))
     });
     let server = match tls {
         Some(t) => server.listen_rustls_0_23(listener, server_tls(t)?)?,
@@ -96,6 +100,7 @@ fn start_with(listen: &str, script: AgentScript, tls: Option<&TlsFiles>) -> std:
     let sim = AgentSimulator {
         addr,
         signed_url_endpoint: format!("{http}://{host}/v1/convai/conversation/get-signed-url"),
+        api_url: format!("{http}://{host}"),
         url,
         log,
         server: server.handle(),

@@ -125,7 +125,7 @@ impl AgentSession {
     }
 
     fn send_metadata(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        let conversation_id = format!("conv_sim_{}_{}", std::process::id(), self.index);
+        let conversation_id = super::conversations::conversation_id(self.index);
         ctx.text(agent_el::metadata(
             &conversation_id,
             &self.script.output_format,
