@@ -64,6 +64,9 @@ pub struct CallView {
     /// `/calls/{id}` of a stored call the gateway recorded (docs/recording.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recording: Option<RecordingView>,
+    /// What the call came to, once stored: ElevenLabs' verdict on its last judged conversation and the
+    /// gateway's recording (on `/calls/history` and its CSV too; empty while live or not yet known).
+    pub outcome: Outcome,
     /// `/calls/{id}` of a stored call: ElevenLabs' verdict on each of its conversations that has one
     /// (docs/post-call.md).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -89,6 +92,31 @@ pub struct AnalysisView {
     pub transcript: Option<serde_json::Value>,
     /// `webhook` or `reconciler`.
     pub source: String,
+}
+
+/// What a stored call came to, in a few fields (docs/post-call.md, docs/recording.md).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Outcome {
+    /// ElevenLabs' `call_successful`: `success`, `failure` or `unknown`.
+    pub call_successful: Option<String>,
+    pub summary: Option<String>,
+    /// ElevenLabs' cost of the conversation (credits).
+    pub cost: Option<i64>,
+    /// The recording's upload URL, else its file.
+    pub recording: Option<String>,
+    pub recording_complete: Option<bool>,
+}
+
+impl Outcome {
+    pub fn of(verdict: Option<&AnalysisRow>, recording: Option<&RecordingRow>) -> Outcome {
+        Outcome {
+            call_successful: verdict.and_then(|v| v.call_successful.clone()),
+            summary: verdict.and_then(|v| v.summary.clone()),
+            cost: verdict.and_then(|v| v.cost),
+            recording: recording.map(|r| r.url.clone().unwrap_or_else(|| r.path.clone())),
+            recording_complete: recording.map(|r| r.complete),
+        }
+    }
 }
 
 /// The gateway's recording of a call attempt, as shown.
@@ -190,6 +218,7 @@ impl CallView {
             attempts: None,
             recording: None,
             analyses: None,
+            outcome: Outcome::default(),
         }
     }
 
@@ -223,6 +252,15 @@ impl CallView {
     pub fn with_attempts(mut self, attempts: Vec<AttemptSummary>) -> CallView {
         self.attempts = Some(attempts);
         self
+    }
+
+    /// What the stored call came to (`outcome`), its recording and its verdicts shown whole.
+    pub fn with_after_call(self, recording: Option<RecordingRow>, analyses: Vec<AnalysisRow>) -> CallView {
+        let outcome = Outcome::of(analyses.last(), recording.as_ref());
+        CallView {
+            outcome,
+            ..self.with_recording(recording).with_analyses(analyses)
+        }
     }
 
     pub fn with_analyses(mut self, rows: Vec<AnalysisRow>) -> CallView {

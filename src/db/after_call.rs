@@ -114,3 +114,36 @@ pub fn unjudged(
     ids.retain(|id| !judged.contains(id));
     Ok(ids)
 }
+
+/// For each of `rows` (a page of the history): its verdict (its last judged conversation's) and its
+/// recording, read in two queries for the whole page.
+pub fn outcomes(
+    conn: &mut DbConnection,
+    rows: &[CallRecord],
+) -> QueryResult<Vec<(Option<AnalysisRow>, Option<RecordingRow>)>> {
+    let conversations: Vec<Vec<String>> = rows.iter().map(conversations_of).collect();
+    let all: Vec<&String> = conversations.iter().flatten().collect();
+    let verdicts: Vec<AnalysisRow> = call_analyses::table
+        .filter(call_analyses::conversation_id.eq_any(all))
+        .select(AnalysisRow::as_select())
+        .load(conn)?;
+    let ids: Vec<&str> = rows.iter().map(|r| r.call_id.as_str()).collect();
+    let recordings: Vec<RecordingRow> = call_recordings::table
+        .filter(call_recordings::call_id.eq_any(ids))
+        .select(RecordingRow::as_select())
+        .load(conn)?;
+    Ok(rows
+        .iter()
+        .zip(&conversations)
+        .map(|(rec, convs)| {
+            let verdict = convs
+                .iter()
+                .rev()
+                .find_map(|c| verdicts.iter().find(|v| &v.conversation_id == c));
+            let recording = recordings
+                .iter()
+                .find(|r| r.call_id == rec.call_id && r.carrier == rec.carrier && r.attempt == rec.attempt);
+            (verdict.cloned(), recording.cloned())
+        })
+        .collect())
+}

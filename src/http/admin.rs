@@ -155,8 +155,7 @@ pub async fn get_call(
             CallView::of_row(stored.row)
                 .with_events(stored.events)
                 .with_attempts(stored.attempts)
-                .with_recording(recording)
-                .with_analyses(analyses),
+                .with_after_call(recording, analyses),
         ),
         Ok(None) => error_json(StatusCode::NOT_FOUND, "unknown call"),
         Err(resp) => resp,

@@ -6,7 +6,7 @@
 use super::admin::refuse_admin;
 use super::reply::read_db;
 use super::state::AppState;
-use crate::call::view::CallView;
+use crate::call::view::{CallView, Outcome};
 use crate::carriers::Carrier;
 use crate::db::history::{history, HistoryFilter, Search};
 use crate::db::models::RecordState;
@@ -133,8 +133,21 @@ async fn calls(
         HttpResponse::BadRequest().json(serde_json::json!({"error": "invalid_filter", "field": name, "takes": takes}))
     })?;
     let limit = query.limit.unwrap_or(default).clamp(1, max);
-    let rows = read_db(&state.pool, move |c| history(c, limit, &filter)).await?;
-    Ok(rows.into_iter().map(CallView::of_row).collect())
+    let read = move |c: &mut crate::db::DbConnection| {
+        let rows = history(c, limit, &filter)?;
+        let records: Vec<_> = rows.iter().map(|r| r.call.clone()).collect();
+        let outcomes = crate::db::after_call::outcomes(c, &records)?;
+        Ok((rows, outcomes))
+    };
+    let (rows, outcomes) = read_db(&state.pool, read).await?;
+    let shown = rows
+        .into_iter()
+        .zip(outcomes)
+        .map(|(row, (verdict, recording))| CallView {
+            outcome: Outcome::of(verdict.as_ref(), recording.as_ref()),
+            ..CallView::of_row(row)
+        });
+    Ok(shown.collect())
 }
 
 /// `GET /calls/history`: finished and refused calls, newest first, as JSON (`limit` up to 500; `before`

@@ -108,6 +108,23 @@ async fn the_webhook_joins_only_what_is_signed(backend: Backend) {
     assert_eq!(a["data_collection"]["order_id"]["value"], "A-42");
     assert_eq!(a["transcript"][0]["conversation_turn_metrics"]["llm_ttfb"], 0.4);
     assert_eq!(a["source"], "webhook");
+    // The history and its CSV carry the verdict too.
+    let (_, history) = get_json(&h, "/calls/history?q=PC-1").await;
+    let outcome = &history["calls"][0]["outcome"];
+    assert_eq!(outcome["call_successful"], "success", "{history}");
+    assert_eq!(outcome["cost"], 180, "{history}");
+    let mut csv = awc::Client::default()
+        .get(format!("{}/calls/history.csv?q=PC-1", h.gw.admin_url))
+        .send()
+        .await
+        .expect("answers");
+    let csv = String::from_utf8_lossy(&csv.body().await.expect("body")).into_owned();
+    let (header, row) = csv.split_once("\r\n").expect("a header and a row");
+    let column = header
+        .split(',')
+        .position(|c| c == "outcome.call_successful")
+        .expect("a column");
+    assert_eq!(row.split(',').nth(column), Some("success"), "{csv}");
 
     // Refused: another key, a stale timestamp, a body changed after it was signed.
     h.gw.db

@@ -350,7 +350,8 @@ async function loadHistory(older) {
     row.className = "link";
     row.dataset.callId = c.call_id;
     row.tabIndex = 0;
-    for (const v of [c.call_id, c.carrier, c.route, c.state, c.end_reason, c.started_at, seconds(c.duration_ms), mask(c.from), mask(c.to)]) cell(row, v);
+    const verdict = (c.outcome || {}).call_successful;
+    for (const v of [c.call_id, c.carrier, c.route, c.state, c.end_reason, c.started_at, seconds(c.duration_ms), mask(c.from), mask(c.to), verdict]) cell(row, v);
     const open = () => openCall(c.call_id, c.carrier, c.attempt);
     row.addEventListener("click", open);
     row.addEventListener("keydown", (e) => e.key === "Enter" && open());
@@ -395,6 +396,14 @@ async function openCall(id, carrier, attempt) {
     const dd = document.createElement("dd");
     dt.textContent = k.replace(/_/g, " ");
     dd.textContent = k === "from" || k === "to" ? mask(c[k]) : Array.isArray(c[k]) ? c[k].join(", ") : String(c[k]);
+    facts.append(dt, dd);
+  }
+  for (const a of c.analyses || []) {
+    const dt = document.createElement("dt");
+    const dd = document.createElement("dd");
+    dt.textContent = "verdict";
+    dd.textContent = [a.call_successful, a.title, a.summary, a.cost != null ? "cost " + a.cost : null, a.failure].filter(Boolean).join(" — ");
+    dd.dataset.conversation = a.conversation_id;
     facts.append(dt, dd);
   }
   if (c.recording) {
