@@ -59,8 +59,13 @@ fn demo_config(base: Config, agent_url: &str, calls: usize) -> Config {
     cfg.carrier.static_token = None;
     cfg.carrier.allowed_ips.clear();
     cfg.carriers.clear_secrets();
+    // The simulator signs each conversation's post-call webhook with it, as ElevenLabs would.
+    cfg.elevenlabs.webhook_secret = Some(DEMO_WEBHOOK_SECRET.into());
     cfg
 }
+
+/// The post-call webhook's secret between the demo's simulator and its gateway.
+const DEMO_WEBHOOK_SECRET: &str = "demo-webhook-secret";
 
 /// Why the demo could not run at all (a call that fails is in its outcome instead).
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +84,8 @@ pub async fn run(base: Config, calls: usize, seconds: f64, carrier: Carrier) -> 
         .await
         .map_err(DemoError::Gateway)?;
     actix_rt::spawn(gw_server);
+    sim.log
+        .deliver_to(&format!("{}/elevenlabs/post-call", gw.http_url), DEMO_WEBHOOK_SECRET);
     print_banner(&gw, &sim, carrier, calls, seconds);
 
     let run = std::process::id();
@@ -107,6 +114,8 @@ pub async fn run(base: Config, calls: usize, seconds: f64, carrier: Carrier) -> 
     let chunks = print_agent_side(&sim).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     print_calls_snapshot(&gw).await;
+    // The simulator's post-call webhooks go out as its conversations end.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = gw.db.send(FlushAll).await;
     let stats = &gw.db_stats;
     println!(
@@ -225,6 +234,13 @@ async fn print_history(gw: &Gateway, n: usize) {
         println!(
             "      turns={} turn latency p50={} p95={} ms (caller silent → answer heard; ElevenLabs' share p50={} ms)",
             c["turns"], c["turn_p50_ms"], c["turn_p95_ms"], c["turn_elevenlabs_p50_ms"]
+        );
+        let outcome = &c["outcome"];
+        println!(
+            "      ElevenLabs' verdict: {} cost={} summary: {}",
+            outcome["call_successful"].as_str().unwrap_or("(none yet)"),
+            outcome["cost"],
+            outcome["summary"].as_str().unwrap_or("-")
         );
     }
 }

@@ -191,6 +191,25 @@ async fn without_its_secret_the_webhook_is_not_served() {
     assert_eq!(post(&h, &body, SECRET, now_s()).await, 404);
 }
 
+/// Places a short call through the simulator and hangs it up: its verdicts once one has come (within
+/// `wait`), or none.
+async fn verdicts_after_a_call(h: &Harness, id: &str, wait: Duration) -> Vec<Value> {
+    let format = websocket_api::audio::format::AudioFormat::ULAW_8K;
+    let mut conn = start_call(h, id, &format!("stream-{id}"), format).await;
+    let frames: Vec<Vec<u8>> = (0..25).map(|_| vec![0xFFu8; 160]).collect();
+    stream_frames(&conn, &frames).await;
+    conn.close(1000);
+    let _ = listen(&mut conn, Duration::from_millis(300)).await;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let joined = analyses(h, id).await;
+        if !joined.is_empty() || tokio::time::Instant::now() > deadline {
+            return joined;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[actix_rt::test]
 async fn a_call_whose_webhook_never_comes_is_completed_by_the_reconciler() {
     let sim = start_agent(quiet_script());
@@ -201,25 +220,7 @@ async fn a_call_whose_webhook_never_comes_is_completed_by_the_reconciler() {
         c.elevenlabs.reconcile_after_s = 1;
     })
     .await;
-    let mut conn = start_call(
-        &h,
-        "PC-R",
-        "stream-PC-R",
-        websocket_api::audio::format::AudioFormat::ULAW_8K,
-    )
-    .await;
-    let frames: Vec<Vec<u8>> = (0..25).map(|_| vec![0xFFu8; 160]).collect();
-    stream_frames(&conn, &frames).await;
-    conn.close(1000);
-    let _ = listen(&mut conn, Duration::from_millis(300)).await;
-    let mut joined = Vec::new();
-    for _ in 0..60 {
-        joined = analyses(&h, "PC-R").await;
-        if !joined.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let joined = verdicts_after_a_call(&h, "PC-R", Duration::from_secs(12)).await;
     let a = joined
         .first()
         .unwrap_or_else(|| panic!("the reconciler joined a verdict"));
@@ -228,4 +229,20 @@ async fn a_call_whose_webhook_never_comes_is_completed_by_the_reconciler() {
     assert_eq!(a["data_collection"]["order_id"]["value"], "SIM-1");
     let joined_count = h.gw.metrics.upstream.reconciled.with_label_values(&["joined"]).get();
     assert_eq!(joined_count, 1, "counted once; the call is not fetched again");
+}
+
+#[actix_rt::test]
+async fn the_simulators_signed_webhook_joins_its_verdict() {
+    let h = start(quiet_script(), |c| c.elevenlabs.webhook_secret = Some(SECRET.into())).await;
+    h.sim
+        .log
+        .deliver_to(&format!("{}/elevenlabs/post-call", h.gw.http_url), SECRET);
+    let joined = verdicts_after_a_call(&h, "PC-W", Duration::from_secs(3)).await;
+    assert_eq!(
+        joined.first().map(|a| a["source"].clone()),
+        Some(json!("webhook")),
+        "{joined:?}"
+    );
+    let accepted = h.gw.metrics.upstream.post_call.with_label_values(&["accepted"]).get();
+    assert_eq!(accepted, 1);
 }

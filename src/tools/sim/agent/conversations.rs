@@ -1,7 +1,7 @@
 //! ElevenLabs' conversation details (`GET /v1/convai/conversations/{id}`) for the conversations the
-//! simulator held: what the gateway's reconciler fetches when no post-call webhook came. A conversation
-//! still open is `in-progress`; an ended one is `done`, with an analysis and a transcript made from what
-//! the simulator saw.
+//! simulator held: what the gateway's reconciler fetches when no post-call webhook came, and what the
+//! simulator's own signed webhook carries (`deliver`). A conversation still open is `in-progress`; an ended
+//! one is `done`, with an analysis and a transcript made from what the simulator saw.
 
 use super::script::ConnectionLog;
 use super::SimState;
@@ -25,16 +25,22 @@ pub(super) async fn details(req: HttpRequest, path: web::Path<String>, state: we
     let id = path.into_inner();
     let known = index_of(&id).and_then(|i| state.log.connections().into_iter().find(|c| c.index == i));
     match known {
-        Some(c) => HttpResponse::Ok().json(of(&id, &c)),
+        Some(c) => HttpResponse::Ok().json(of(&id, &c, input_rate(&state.script))),
         None => HttpResponse::NotFound().json(json!({"detail": "conversation not found"})),
     }
 }
 
-/// The details of one conversation, in ElevenLabs' shape.
-pub fn of(id: &str, c: &ConnectionLog) -> Value {
+/// Bytes a second of the caller's audio, in the format the simulator asks for.
+pub fn input_rate(script: &super::AgentScript) -> u64 {
+    let format = crate::audio::format::AudioFormat::from_elevenlabs(&script.input_format)
+        .unwrap_or(crate::audio::format::AudioFormat::ULAW_8K);
+    format.bytes_for_ms(1000) as u64
+}
+
+/// The details of one conversation, in ElevenLabs' shape (`per_second`: bytes a second of caller audio).
+pub fn of(id: &str, c: &ConnectionLog, per_second: u64) -> Value {
     let over = c.ended || c.client_close.is_some();
-    // The caller's audio it received, as μ-law 8 kHz would be (what the simulator is usually given).
-    let secs = c.audio_bytes / 8000;
+    let secs = c.audio_bytes / per_second.max(1);
     json!({
         "agent_id": c.agent_id,
         "conversation_id": id,
@@ -53,4 +59,42 @@ pub fn of(id: &str, c: &ConnectionLog) -> Value {
             "evaluation_criteria_results": {"greeted": {"result": "success"}}
         }
     })
+}
+
+/// Waits before each try of a delivery: ElevenLabs retries one that is not answered 2xx.
+const RETRIES: [std::time::Duration; 4] = [
+    std::time::Duration::ZERO,
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(2),
+    std::time::Duration::from_secs(4),
+];
+
+/// Posts a conversation's `post_call_transcription` to `url`, signed as ElevenLabs signs it
+/// (`ElevenLabs-Signature: t=<unix>,v0=<HMAC-SHA256 of "t.body">`), retried until one is answered 2xx.
+pub async fn deliver(url: String, secret: String, details: Value) {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    };
+    let body = json!({"type": "post_call_transcription", "event_timestamp": now(), "data": details}).to_string();
+    let client = awc::Client::default();
+    for wait in RETRIES {
+        actix_rt::time::sleep(wait).await;
+        let t = now();
+        let signature = format!("t={t},v0={}", crate::http::post_call::sign(&secret, t, body.as_bytes()));
+        let sent = client
+            .post(&url)
+            .insert_header(("ElevenLabs-Signature", signature))
+            .content_type("application/json")
+            .send_body(body.clone())
+            .await;
+        if sent.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+    }
+    log::warn!(
+        "simulator: the post-call webhook to {url} was not taken after {} tries",
+        RETRIES.len()
+    );
 }

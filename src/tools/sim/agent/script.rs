@@ -147,9 +147,26 @@ pub struct ConnectionLog {
 pub struct SimLog {
     connections: Mutex<Vec<ConnectionLog>>,
     pub(super) upgrades_refused: AtomicU32,
+    /// Where each ended conversation's post-call webhook goes, and the secret it is signed with.
+    webhook: Mutex<Option<(String, String)>>,
 }
 
 impl SimLog {
+    /// Sends each conversation's signed post-call webhook to `url` once it ends, as ElevenLabs does.
+    pub fn deliver_to(&self, url: &str, secret: &str) {
+        if let Ok(mut w) = self.webhook.lock() {
+            *w = Some((url.to_string(), secret.to_string()));
+        }
+    }
+
+    pub(super) fn webhook(&self) -> Option<(String, String)> {
+        self.webhook.lock().ok().and_then(|w| w.clone())
+    }
+
+    pub(super) fn connection(&self, index: u32) -> Option<ConnectionLog> {
+        self.connections.lock().ok()?.get(index as usize).cloned()
+    }
+
     pub fn connections(&self) -> Vec<ConnectionLog> {
         self.connections.lock().map(|c| c.clone()).unwrap_or_default()
     }

@@ -382,6 +382,16 @@ impl AgentSession {
 
 impl Actor for AgentSession {
     type Context = ws::WebsocketContext<Self>;
+
+    /// The conversation is over: its post-call webhook goes out, if one is wanted.
+    fn stopped(&mut self, _: &mut Self::Context) {
+        let (Some((url, secret)), Some(conn)) = (self.log.webhook(), self.log.connection(self.index)) else {
+            return;
+        };
+        let id = super::conversations::conversation_id(self.index);
+        let details = super::conversations::of(&id, &conn, self.input.bytes_for_ms(1000) as u64);
+        actix_rt::spawn(super::conversations::deliver(url, secret, details));
+    }
 }
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for AgentSession {
