@@ -176,6 +176,10 @@ struct Open {
 
 impl Writer {
     fn run(mut self, jobs: Receiver<(Job, Arc<Health>)>) {
+        let repaired = repair_all(&self.dir);
+        if repaired > 0 {
+            log::warn!("recording: {repaired} recordings cut short by a crash were given their lengths");
+        }
         while let Ok((job, health)) = jobs.recv() {
             match job {
                 Job::Open { id, path, rate } => {

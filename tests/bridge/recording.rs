@@ -1,7 +1,8 @@
 //! The gateway's own recording (docs/recording.md), read back as a WAV: the caller's 440 Hz tone on the left
 //! only, the agent's 1 kHz on the right only, both on the call's clock (the file as long as the call), the
 //! agent's greeting cut where the caller barged in, and a span an admin paused silent on both sides; and a
-//! recording the disk refuses, which its record says is incomplete while the call loses nothing.
+//! recording the disk refuses, which its record says is incomplete while the call loses nothing; and a file
+//! a crash cut short, which the next start makes playable.
 
 use crate::common::*;
 use std::time::Duration;
@@ -186,5 +187,31 @@ async fn a_recording_the_disk_refuses_is_marked_incomplete_and_the_call_loses_no
     assert_eq!(stored["frames_in"], 50, "the call itself lost nothing");
     assert_eq!(h.gw.metrics.recording.incomplete.get(), 1);
     assert_eq!(h.gw.metrics.recording.failures.get(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[actix_rt::test]
+async fn a_recording_a_crash_cut_short_plays_after_the_next_start() {
+    let dir = scratch_dir("recordings-crashed");
+    let day = dir.join("2026/12/01/mcube");
+    std::fs::create_dir_all(&day).expect("dirs");
+    let cut = day.join("CRASHED-1-1.wav");
+    let mut bytes = wav::header(8000, u32::MAX).to_vec();
+    bytes.extend_from_slice(&[7u8; 4 * 800 + 2]);
+    std::fs::write(&cut, &bytes).expect("a file as a crash leaves it");
+    let recordings = dir.clone();
+    let _h = start(quiet_script(), move |c| {
+        c.recording.enabled = true;
+        c.recording.dir = recordings.display().to_string();
+    })
+    .await;
+    let repaired = eventually(Duration::from_secs(3), || {
+        std::fs::read(&cut).is_ok_and(|b| wav::read_header(&b) == Some((8000, 3200)) && b.len() == 44 + 3200)
+    })
+    .await;
+    assert!(
+        repaired,
+        "its header says the whole samples it holds, and the torn one is cut off"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
