@@ -121,13 +121,32 @@ fn number(v: &Value) -> Option<i64> {
 }
 
 /// A JSON part kept as text when present and not too large (a larger one is dropped, not cut: cut JSON
-/// would not read back).
+/// would not read back), with NULs taken out of its strings (PostgreSQL's text refuses them).
 fn json(v: &Value) -> Option<String> {
     if v.is_null() {
         return None;
     }
-    let text = v.to_string().replace("\\u0000", "");
+    let mut clean = v.clone();
+    drop_nuls(&mut clean);
+    let text = clean.to_string();
     (text.len() <= MAX_JSON_BYTES).then_some(text)
+}
+
+fn drop_nuls(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains('\0') => *s = s.replace('\0', ""),
+        Value::Array(items) => items.iter_mut().for_each(drop_nuls),
+        Value::Object(fields) => {
+            let keys: Vec<String> = fields.keys().filter(|k| k.contains('\0')).cloned().collect();
+            for key in keys {
+                if let Some(value) = fields.remove(&key) {
+                    fields.insert(key.replace('\0', ""), value);
+                }
+            }
+            fields.values_mut().for_each(drop_nuls);
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +184,19 @@ mod tests {
         assert!(!p.summary.unwrap_or_default().contains('\0'));
         assert!(p.transcript.is_some_and(|t| t.contains("conversation_turn_metrics")));
         assert_eq!(p.data_collection.as_deref(), Some(r#"{"order":{"value":"42"}}"#));
+    }
+
+    #[test]
+    fn nuls_leave_json_parts_and_an_escape_written_out_stays_as_written() {
+        let body = serde_json::json!({
+            "type": "post_call_transcription",
+            "data": {"conversation_id": "c", "analysis": {"data_collection_results": {"k\u{0}ey": "a\u{0}b", "t": "x\\u0000y"}}}
+        });
+        let Ok(Delivery::Outcome(p)) = parse(body.to_string().as_bytes()) else {
+            panic!("read")
+        };
+        let kept: Value = serde_json::from_str(p.data_collection.as_deref().unwrap_or("null")).expect("JSON");
+        assert_eq!(kept, serde_json::json!({"key": "ab", "t": "x\\u0000y"}));
     }
 
     #[test]

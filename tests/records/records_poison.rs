@@ -3,8 +3,8 @@
 //! spool but not valid for the column — goes to the dead-letter file with the database's error and is
 //! counted, and the rows around it are stored. A database that is unavailable is told apart: everything is
 //! spooled, nothing set aside, and replayed when it is back. And the property behind the edge: any string
-//! in any carrier field is either refused with a reason or stored and read back, and never blocks a later
-//! record.
+//! in any carrier field, or in any field of ElevenLabs' post-call webhook, is either refused with a reason
+//! or stored and read back, and never blocks a later record.
 
 use crate::common::db::{Backend, Proxy, TestDb};
 use crate::common::scratch_dir;
@@ -533,6 +533,64 @@ fn sqlite_any_carrier_string_is_refused_or_kept() {
 #[test]
 fn postgres_any_carrier_string_is_refused_or_kept() {
     any_carrier_string_is_refused_or_kept(Backend::Postgres);
+}
+
+/// Any string in any field of ElevenLabs' post-call webhook is read at the edge (cut to its bound, NULs
+/// taken out) and then stored and read back as read, or the body is refused with a reason; and never blocks
+/// a later record.
+fn any_webhook_string_is_stored_as_read(backend: Backend) {
+    use websocket_api::db::models::AnalysisRow;
+    use websocket_api::protocol::post_call::{parse, Delivery};
+    let b = std::cell::RefCell::new(bench(backend, "webhook-property"));
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 64,
+        failure_persistence: None,
+        ..Default::default()
+    });
+    let n = std::cell::Cell::new(0u32);
+    let result = runner.run(&any_string(), |value| {
+        n.set(n.get() + 1);
+        let body = serde_json::json!({
+            "type": "post_call_transcription", "event_timestamp": value,
+            "data": {
+                "conversation_id": format!("conv-prop-{}", n.get()), "agent_id": value, "status": value,
+                "analysis": {"call_successful": value, "transcript_summary": value, "call_summary_title": value,
+                             "data_collection_results": {value.clone(): value}},
+                "metadata": {"termination_reason": value, "main_language": value, "cost": value},
+                "transcript": [{"role": "user", "message": value}]
+            }
+        });
+        let b = &mut *b.borrow_mut();
+        match parse(body.to_string().as_bytes()) {
+            Err(reason) => prop_assert!(!reason.0.is_empty(), "refused without a reason"),
+            Ok(Delivery::Other(kind)) => prop_assert!(false, "read as another type: {}", kind),
+            Ok(Delivery::Outcome(outcome)) => {
+                let writes = vec![DbWrite::Analysis(Box::new(AnalysisRow::of(*outcome, "webhook")))];
+                b.writer.write(writes.clone());
+                prop_assert_eq!(b.stats.dead_letter.get(), 0, "{:?}: refused by the database", value);
+                if let Err(e) = read_back(&b.db, &writes) {
+                    prop_assert!(false, "{:?}: {}", value, e);
+                }
+            }
+        }
+        let sentinel = format!("SENTINEL-W-{}", n.get());
+        b.writer.write(vec![boxed(call(&sentinel))]);
+        prop_assert!(b.db.get_call(&sentinel).is_some(), "{:?} blocked a later record", value);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{backend:?}: {e}");
+    }
+}
+
+#[test]
+fn sqlite_any_webhook_string_is_stored_as_read() {
+    any_webhook_string_is_stored_as_read(Backend::Sqlite);
+}
+
+#[test]
+fn postgres_any_webhook_string_is_stored_as_read() {
+    any_webhook_string_is_stored_as_read(Backend::Postgres);
 }
 
 /// The route a call was admitted on is stored at its bound (64 characters: what config allows) on both
