@@ -106,6 +106,16 @@ async fn signed_in_by_its_fragment_an_operator_sees_each_live_call_and_hangs_it_
             .await,
         "its frames rise"
     );
+    // By keyboard: the focus on a row's button survives the table's refresh each second.
+    let focus = format!("[...{row}.querySelectorAll('button')].find(b => b.textContent === 'Hang up').focus()");
+    browser.eval(&focus).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let still = format!("document.activeElement.textContent === 'Hang up' && {row}.contains(document.activeElement)");
+    assert_eq!(
+        browser.eval(&still).await,
+        true,
+        "the focus stays on the row's Hang up button"
+    );
     listens_in(&mut browser, &conn, row).await;
     browser.screenshot("live").await;
 

@@ -128,6 +128,7 @@ async function refreshLive() {
   }
   counts($("#by-carrier"), byCarrier);
   const body = $("#live-table tbody");
+  const focus = focusedAction(body);
   body.replaceChildren();
   for (const c of list.calls) {
     const row = document.createElement("tr");
@@ -152,6 +153,22 @@ async function refreshLive() {
     actions.append(button("Hang up", () => hangUp(c.call_id, c.carrier), "danger"));
     body.appendChild(row);
   }
+  restoreFocus(body, focus);
+}
+
+/// The row and button that have the keyboard's focus, so a refresh of the table does not take it away.
+function focusedAction(body) {
+  const el = document.activeElement;
+  const row = el && body.contains(el) ? el.closest("tr") : null;
+  return row ? { callId: row.dataset.callId, label: el.textContent } : null;
+}
+
+function restoreFocus(body, focus) {
+  if (!focus) return;
+  const row = [...body.querySelectorAll("tr")].find((r) => r.dataset.callId === focus.callId);
+  const buttons = row ? [...row.querySelectorAll("button")] : [];
+  const again = buttons.find((b) => b.textContent === focus.label) || buttons[0];
+  if (again) again.focus();
 }
 
 function counts(dl, values) {
