@@ -22,9 +22,10 @@ pub fn refuse_admin(req: &HttpRequest, state: &AppState) -> Option<HttpResponse>
     (!same_secret(given.as_bytes(), token.as_bytes())).then(|| error_json(StatusCode::UNAUTHORIZED, "unauthorized"))
 }
 
-/// A call id from an admin's path, validated like a carrier's.
-pub(super) fn call_id_of(path: web::Path<String>) -> Result<CallId, crate::values::Invalid> {
+/// A call id from an admin's path, validated like a carrier's; a 400 naming what is wrong with it.
+pub(super) fn call_id_of(path: web::Path<String>) -> Result<CallId, Box<HttpResponse>> {
     CallId::parse("call_id", &path.into_inner())
+        .map_err(|e| Box::new(error_json(StatusCode::BAD_REQUEST, &e.to_string())))
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,7 +100,7 @@ fn named_call(
     if let Some(refusal) = refuse_admin(req, state) {
         return Err(Box::new(refusal));
     }
-    let id = call_id_of(path).map_err(|e| Box::new(error_json(StatusCode::BAD_REQUEST, &e.to_string())))?;
+    let id = call_id_of(path)?;
     find_call(state, id, carrier)
 }
 

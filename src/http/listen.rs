@@ -45,7 +45,7 @@ pub async fn ticket(req: HttpRequest, path: web::Path<String>, state: web::Data<
     }
     let id = match call_id_of(path) {
         Ok(id) => id,
-        Err(e) => return error_json(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(refused) => return *refused,
     };
     HttpResponse::Ok().json(serde_json::json!({
         "ticket": state.watchers.tickets.issue(&Purpose::Listen(&id)),
@@ -64,7 +64,7 @@ pub async fn listen(
 ) -> HttpResponse {
     let id = match call_id_of(path) {
         Ok(id) => id,
-        Err(e) => return error_json(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(refused) => return *refused,
     };
     let tickets = &state.watchers.tickets;
     let by_ticket = query

@@ -34,7 +34,7 @@ pub async fn pause(
     }
     let id = match call_id_of(path) {
         Ok(id) => id,
-        Err(e) => return error_json(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(refused) => return *refused,
     };
     let Ok(PauseBody { paused }) = serde_json::from_slice(&body) else {
         return error_json(StatusCode::BAD_REQUEST, "body must be {\"paused\": true | false}");
